@@ -1,0 +1,24 @@
+//! The messages the command side publishes and the query side consumes.
+//!
+//! Both services compile against this crate, so it is the single definition of the wire format:
+//! an [`EventEnvelope`] carrying metadata (event id, type, schema version, aggregate id and
+//! version, correlation id) around a versioned payload. It does no I/O: ids and clocks are passed
+//! in by the caller.
+//!
+//! The JSON encoding is pinned by the golden files in `fixtures/`, checked by this crate's tests.
+
+mod envelope;
+mod ids;
+mod order;
+
+pub mod fixtures;
+
+pub use envelope::{DecodeError, EventEnvelope, EventMetadata, RawEnvelope};
+pub use ids::{EventId, OrderId};
+pub use order::{CustomerDetails, OnNewOrder, OrderEvent};
+
+/// Name of the durable topic exchange every event is published to.
+pub const ORDER_EVENTS_EXCHANGE: &str = "orders.events";
+
+/// Binding pattern that matches every order event's routing key.
+pub const ORDER_EVENTS_BINDING: &str = "order.#";
