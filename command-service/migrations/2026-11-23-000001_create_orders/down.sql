@@ -1,0 +1,3 @@
+DROP TABLE outbox;
+DROP TABLE orders;
+DROP TABLE customers;

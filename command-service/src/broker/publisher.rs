@@ -1,0 +1,115 @@
+use futures::future::join_all;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use shared_events::ORDER_EVENTS_EXCHANGE;
+
+use crate::store::OutboxMessage;
+
+/// Why one event was not accepted by the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("the broker connection failed: {0}")]
+    Connection(#[from] lapin::Error),
+    #[error("no queue is bound for routing key {0:?}; the event stays in the outbox")]
+    Unroutable(String),
+    #[error("the broker refused the message (nack)")]
+    Nacked,
+    #[error("the stored envelope could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// A confirm-mode channel to the order events exchange.
+pub struct EventPublisher {
+    _connection: Connection,
+    channel: Channel,
+}
+
+impl EventPublisher {
+    /// Connects, enables publisher confirms and declares the durable topic exchange.
+    pub async fn connect(url: &str) -> Result<Self, lapin::Error> {
+        let connection = Connection::connect(
+            url,
+            ConnectionProperties::default().with_connection_name("command-service".into()),
+        )
+        .await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        channel
+            .exchange_declare(
+                ORDER_EVENTS_EXCHANGE.into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(Self {
+            _connection: connection,
+            channel,
+        })
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.channel.status().connected()
+    }
+
+    /// Publishes every message as persistent and mandatory, then awaits all confirms
+    /// together. The result for each message is in the same position as the message.
+    pub async fn publish_all(&self, messages: &[OutboxMessage]) -> Vec<Result<(), PublishError>> {
+        let mut confirms = Vec::with_capacity(messages.len());
+        for message in messages {
+            confirms.push(self.publish(message).await);
+        }
+        join_all(
+            confirms
+                .into_iter()
+                .zip(messages)
+                .map(|(sent, message)| async move {
+                    match sent?.await? {
+                        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+                        Confirmation::Ack(Some(_returned)) => {
+                            Err(PublishError::Unroutable(message.routing_key.clone()))
+                        }
+                        Confirmation::Nack(_) => Err(PublishError::Nacked),
+                    }
+                }),
+        )
+        .await
+    }
+
+    async fn publish(
+        &self,
+        message: &OutboxMessage,
+    ) -> Result<lapin::PublisherConfirm, PublishError> {
+        let body = serde_json::to_vec(&message.envelope)?;
+        let correlation_id = message.envelope["correlationId"]
+            .as_str()
+            .unwrap_or_default();
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(message.event_id.to_string().into())
+            .with_type(message.event_type.as_str().into())
+            .with_correlation_id(correlation_id.into());
+        Ok(self
+            .channel
+            .basic_publish(
+                ORDER_EVENTS_EXCHANGE.into(),
+                message.routing_key.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &body,
+                properties,
+            )
+            .await?)
+    }
+}

@@ -1,0 +1,160 @@
+use std::str::FromStr;
+
+const MAX_DESCRIPTION_CHARS: usize = 500;
+const MAX_NAME_CHARS: usize = 100;
+const MAX_EMAIL_CHARS: usize = 254;
+const QUANTITY_RANGE: std::ops::RangeInclusive<i64> = 1..=10_000;
+
+/// What was ordered: non-blank, at most 500 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+/// How many were ordered: 1 to 10 000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity(u16);
+
+/// A first or last name: non-blank, at most 100 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonName(String);
+
+/// A syntactically valid email address, trimmed and lower-cased: it identifies the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAddress(String);
+
+fn text(value: String, max_chars: usize) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err("must not be blank".to_owned());
+    }
+    if value.contains('\0') {
+        return Err("must not contain NUL characters".to_owned());
+    }
+    let length = value.chars().count();
+    if length > max_chars {
+        return Err(format!(
+            "must be at most {max_chars} characters, got {length}"
+        ));
+    }
+    Ok(value)
+}
+
+impl Description {
+    pub fn parse(value: String) -> Result<Self, String> {
+        text(value, MAX_DESCRIPTION_CHARS).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Quantity {
+    pub fn parse(value: i64) -> Result<Self, String> {
+        if !QUANTITY_RANGE.contains(&value) {
+            return Err(format!(
+                "must be between {} and {}, got {value}",
+                QUANTITY_RANGE.start(),
+                QUANTITY_RANGE.end()
+            ));
+        }
+        u16::try_from(value)
+            .map(Self)
+            .map_err(|_| "is out of range".to_owned())
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl PersonName {
+    pub fn parse(value: String) -> Result<Self, String> {
+        text(value, MAX_NAME_CHARS).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl EmailAddress {
+    pub fn parse(value: String) -> Result<Self, String> {
+        let value = value.trim().to_lowercase();
+        if value.chars().count() > MAX_EMAIL_CHARS {
+            return Err(format!("must be at most {MAX_EMAIL_CHARS} characters"));
+        }
+        email_address::EmailAddress::from_str(&value)
+            .map_err(|error| format!("is not a valid email address ({error})"))?;
+        Ok(Self(value))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_description_must_not_be_blank() {
+        assert!(Description::parse("   ".into()).is_err());
+        assert!(Description::parse(String::new()).is_err());
+        assert!(Description::parse("Tea".into()).is_ok());
+    }
+
+    #[test]
+    fn a_description_may_have_500_characters_but_not_501() {
+        assert!(Description::parse("é".repeat(500)).is_ok());
+        let error = Description::parse("é".repeat(501)).unwrap_err();
+        assert!(error.contains("501"), "{error}");
+    }
+
+    #[test]
+    fn text_with_a_nul_character_is_rejected() {
+        assert!(PersonName::parse("Ada\0".into()).is_err());
+    }
+
+    #[test]
+    fn quantity_accepts_its_bounds_and_rejects_beyond_them() {
+        assert_eq!(Quantity::parse(1).map(Quantity::get), Ok(1));
+        assert_eq!(Quantity::parse(10_000).map(Quantity::get), Ok(10_000));
+        for out_of_range in [0, -1, 10_001, i64::MAX, i64::MIN] {
+            assert!(Quantity::parse(out_of_range).is_err(), "{out_of_range}");
+        }
+    }
+
+    #[test]
+    fn names_are_limited_to_100_characters() {
+        assert!(PersonName::parse("a".repeat(100)).is_ok());
+        assert!(PersonName::parse("a".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn an_email_is_trimmed_and_lower_cased() {
+        let email = EmailAddress::parse("  Ada@Example.COM ".into()).unwrap();
+        assert_eq!(email.as_str(), "ada@example.com");
+    }
+
+    #[test]
+    fn malformed_emails_are_rejected() {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@@example.com",
+            "a b@example.com",
+        ] {
+            assert!(
+                EmailAddress::parse(bad.into()).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn an_operator_looking_email_is_not_an_email() {
+        assert!(EmailAddress::parse("{\"$gt\": \"\"}".into()).is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! Commands and the rules they must satisfy. A value of a type here is valid by construction:
+//! the `parse` functions are the only way to make one.
+
+mod fields;
+mod order;
+
+pub use fields::{Description, EmailAddress, PersonName, Quantity};
+pub use order::{Customer, NewOrder, PlacedOrder};
+
+/// One rule a field of a command broke.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// Every rule a command broke, so a client can fix all of them at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationErrors(Vec<FieldError>);
+
+impl ValidationErrors {
+    /// Keeps the value, or records why `field` was rejected.
+    pub fn check<T>(&mut self, field: &'static str, result: Result<T, String>) -> Option<T> {
+        result
+            .map_err(|message| self.0.push(FieldError { field, message }))
+            .ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn fields(&self) -> &[FieldError] {
+        &self.0
+    }
+}

@@ -1,0 +1,112 @@
+//! PostgreSQL through diesel. Diesel's connections are synchronous, so every query runs on
+//! tokio's blocking pool ([`Store::run`]) with a connection from an r2d2 pool: the async
+//! runtime never waits on the database, and the pool size bounds the blocking threads in use.
+
+mod orders;
+mod outbox;
+#[rustfmt::skip]
+mod schema;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::DatabaseSettings;
+
+pub use outbox::{OutboxMessage, OutboxMessageId};
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+/// Errors of the persistence layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no database connection could be obtained")]
+    Unavailable(#[from] diesel::r2d2::PoolError),
+    #[error("the database connection was lost")]
+    ConnectionLost(#[source] DieselError),
+    #[error("a database query failed")]
+    Query(#[source] DieselError),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    #[error("the database task was cancelled")]
+    TaskCancelled(#[from] tokio::task::JoinError),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => Self::ConnectionLost(error),
+            error => Self::Query(error),
+        }
+    }
+}
+
+impl StoreError {
+    /// True when the database could not be reached, as opposed to a query it refused.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::ConnectionLost(_))
+    }
+}
+
+/// Caps every statement so a stuck database turns into an error rather than a hung request.
+#[derive(Debug)]
+struct StatementTimeout(u64);
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for StatementTimeout {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(&format!("SET statement_timeout = {}", self.0))
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Handle to the write model; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Creates the pool without connecting: the first query connects.
+    pub fn new(settings: &DatabaseSettings) -> Self {
+        let pool = Pool::builder()
+            .max_size(settings.pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(settings.acquire_timeout())
+            .connection_customizer(Box::new(StatementTimeout(settings.statement_timeout_ms)))
+            .build_unchecked(ConnectionManager::new(&settings.url));
+        Self { pool }
+    }
+
+    /// Runs `work` with a pooled connection on the blocking thread pool.
+    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PooledConnection<ConnectionManager<PgConnection>>) -> Result<T, StoreError>
+            + Send
+            + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || work(&mut pool.get()?)).await?
+    }
+
+    pub async fn run_migrations(&self) -> Result<(), StoreError> {
+        self.run(|conn| {
+            conn.run_pending_migrations(MIGRATIONS)
+                .map(|_| ())
+                .map_err(|error| StoreError::Migration(error.to_string()))
+        })
+        .await
+    }
+
+    /// Succeeds when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|conn| Ok(conn.batch_execute("SELECT 1")?)).await
+    }
+}

@@ -1,0 +1,139 @@
+use std::time::Duration;
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Jsonb, Text, Uuid as SqlUuid};
+use shared_events::EventEnvelope;
+use uuid::Uuid;
+
+use super::schema::outbox;
+use super::{Store, StoreError};
+
+/// Position of a row in the outbox; increases with every event written.
+pub type OutboxMessageId = i64;
+
+/// A pending event claimed by a relay for publishing.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct OutboxMessage {
+    #[diesel(sql_type = BigInt)]
+    pub id: OutboxMessageId,
+    #[diesel(sql_type = SqlUuid)]
+    pub event_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub event_type: String,
+    #[diesel(sql_type = Text)]
+    pub routing_key: String,
+    #[diesel(sql_type = Jsonb)]
+    pub envelope: serde_json::Value,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = outbox)]
+struct NewOutboxRow<'a> {
+    event_id: Uuid,
+    aggregate_id: Uuid,
+    event_type: &'a str,
+    routing_key: &'a str,
+    envelope: serde_json::Value,
+}
+
+/// Writes `event` to the outbox on `conn`, inside the caller's transaction.
+pub(super) fn append(conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), StoreError> {
+    let envelope = serde_json::to_value(event).map_err(|error| {
+        StoreError::Query(diesel::result::Error::SerializationError(error.into()))
+    })?;
+    diesel::insert_into(outbox::table)
+        .values(NewOutboxRow {
+            event_id: event.event_id.as_uuid(),
+            aggregate_id: event.aggregate_id.as_uuid(),
+            event_type: &event.event_type,
+            routing_key: &event.routing_key(),
+            envelope,
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Claims up to `limit` unpublished rows, oldest first, for `lease`. Rows another relay
+    /// holds are skipped (`SKIP LOCKED` while claiming, the lease afterwards), so replicas
+    /// share the backlog instead of publishing the same rows.
+    pub async fn claim_outbox_batch(
+        &self,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.run(move |conn| {
+            let mut claimed: Vec<OutboxMessage> = diesel::sql_query(
+                "UPDATE outbox
+                    SET claimed_until = now() + $2 * interval '1 millisecond',
+                        publish_attempts = publish_attempts + 1
+                  WHERE id IN (SELECT id FROM outbox
+                                WHERE published_at IS NULL
+                                  AND (claimed_until IS NULL OR claimed_until < now())
+                                ORDER BY id
+                                LIMIT $1
+                                FOR UPDATE SKIP LOCKED)
+              RETURNING id, event_id, event_type, routing_key, envelope",
+            )
+            .bind::<BigInt, _>(i64::from(limit))
+            .bind::<BigInt, _>(millis(lease))
+            .load(conn)?;
+            claimed.sort_by_key(|message| message.id);
+            Ok(claimed)
+        })
+        .await
+    }
+
+    /// Marks rows as published; called only after the broker confirmed them.
+    pub async fn mark_published(&self, ids: Vec<OutboxMessageId>) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
+                .set((
+                    outbox::published_at.eq(diesel::dsl::now),
+                    outbox::claimed_until.eq(None::<chrono::DateTime<chrono::Utc>>),
+                    outbox::last_error.eq(None::<String>),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Hands a row back for another attempt after `delay`, recording why this one failed.
+    pub async fn release_for_retry(
+        &self,
+        id: OutboxMessageId,
+        error: String,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            diesel::sql_query(
+                "UPDATE outbox
+                    SET claimed_until = now() + $2 * interval '1 millisecond', last_error = $3
+                  WHERE id = $1",
+            )
+            .bind::<BigInt, _>(id)
+            .bind::<BigInt, _>(millis(delay))
+            .bind::<Text, _>(error)
+            .execute(conn)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Number of events not yet confirmed by the broker.
+    pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        self.run(|conn| {
+            Ok(outbox::table
+                .filter(outbox::published_at.is_null())
+                .count()
+                .get_result(conn)?)
+        })
+        .await
+    }
+}

@@ -1,0 +1,42 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    customers (email) {
+        email -> Text,
+        first_name -> Text,
+        last_name -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Uuid,
+        customer_email -> Text,
+        description -> Text,
+        quantity -> Int4,
+        version -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        event_id -> Uuid,
+        aggregate_id -> Uuid,
+        event_type -> Text,
+        routing_key -> Text,
+        envelope -> Jsonb,
+        created_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+        claimed_until -> Nullable<Timestamptz>,
+        publish_attempts -> Int4,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(orders -> customers (customer_email));
+
+diesel::allow_tables_to_appear_in_same_query!(customers, orders, outbox,);

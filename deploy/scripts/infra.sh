@@ -1,0 +1,150 @@
+# shellcheck shell=bash
+# Installs (when missing) and starts the local infrastructure: PostgreSQL, RabbitMQ with its
+# management plugin, nginx, and FerretDB as the MongoDB-wire server unless MONGODB_URI points
+# elsewhere. Sourced by deploy/up and deploy/test; every function is safe to call twice.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+STATE_DIR="${CQRS_STATE_DIR:-$REPO_ROOT/.stack}"
+FERRETDB_VERSION="v1.24.2"
+FERRETDB_BIN="${FERRETDB_BIN:-$STATE_DIR/bin/ferretdb}"
+PG_ROLE="cqrs"
+PG_PASSWORD="cqrs"
+RABBIT_USER="cqrs"
+RABBIT_PASSWORD="cqrs"
+MONGO_WIRE_ADDR="127.0.0.1:27017"
+
+export POSTGRES_ADMIN_URL="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/postgres"
+export AMQP_BASE_URL="amqp://$RABBIT_USER:$RABBIT_PASSWORD@127.0.0.1:5672"
+export RABBITMQ_API_URL="http://127.0.0.1:15672"
+export RABBITMQ_API_USER="$RABBIT_USER"
+export RABBITMQ_API_PASSWORD="$RABBIT_PASSWORD"
+
+mkdir -p "$STATE_DIR/logs" "$STATE_DIR/run" "$STATE_DIR/bin"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# wait_for_port HOST PORT SECONDS NAME
+wait_for_port() {
+  local deadline=$((SECONDS + $3))
+  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      echo "error: $4 did not listen on $1:$2 within $3 s" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+ensure_packages() {
+  local missing=()
+  command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+  command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+  command -v nginx >/dev/null || missing+=(nginx-light)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
+  [ -e /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+  if ((${#missing[@]})); then
+    say "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" ca-certificates >/dev/null
+  fi
+  command -v cargo >/dev/null || {
+    echo "error: cargo not found; install Rust (rustup) first" >&2
+    return 1
+  }
+}
+
+# FerretDB is installed with `go install …@v1.24.2`. Where the module proxy refuses the version
+# list that `go install` reads for deprecation notices, the same module version is downloaded
+# and built directly (its embedded version file is written first, as FerretDB's docs ask).
+ensure_ferretdb() {
+  [ -x "$FERRETDB_BIN" ] && return 0
+  command -v go >/dev/null || {
+    echo "error: Go is needed to build FerretDB (the MongoDB-wire server); set MONGODB_URI to use an existing MongoDB instead" >&2
+    return 1
+  }
+  say "installing FerretDB $FERRETDB_VERSION"
+  if GOBIN="$STATE_DIR/bin" go install "github.com/FerretDB/FerretDB/cmd/ferretdb@$FERRETDB_VERSION" 2>"$STATE_DIR/logs/ferretdb-install.log" &&
+    "$FERRETDB_BIN" --version >/dev/null 2>&1; then
+    return 0
+  fi
+  local module_dir build_dir
+  module_dir="$(cd "$STATE_DIR" && go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  build_dir="$(mktemp -d)"
+  cp -r "$module_dir/." "$build_dir"
+  chmod -R u+w "$build_dir"
+  echo "$FERRETDB_VERSION" >"$build_dir/build/version/version.txt"
+  (cd "$build_dir" && go build -trimpath -o "$FERRETDB_BIN" ./cmd/ferretdb)
+  rm -rf "$build_dir"
+  "$FERRETDB_BIN" --version | head -1
+}
+
+start_postgres() {
+  if ! pg_lsclusters --no-header | grep -q .; then
+    local version
+    version="$(ls /usr/lib/postgresql | sort -n | tail -1)"
+    pg_createcluster "$version" main >/dev/null
+  fi
+  local version cluster status
+  read -r version cluster _ status _ < <(pg_lsclusters --no-header | head -1)
+  if [ "$status" != "online" ]; then
+    say "starting PostgreSQL $version/$cluster"
+    pg_ctlcluster "$version" "$cluster" start
+  fi
+  wait_for_port 127.0.0.1 5432 60 PostgreSQL
+  runuser -u postgres -- psql -qtAX -c "SELECT 1 FROM pg_roles WHERE rolname = '$PG_ROLE'" | grep -q 1 ||
+    runuser -u postgres -- psql -q -c "CREATE ROLE $PG_ROLE LOGIN CREATEDB PASSWORD '$PG_PASSWORD'"
+}
+
+# create_postgres_database NAME
+create_postgres_database() {
+  runuser -u postgres -- psql -qtAX -c "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1 ||
+    runuser -u postgres -- psql -q -c "CREATE DATABASE \"$1\" OWNER $PG_ROLE"
+}
+
+start_rabbitmq() {
+  if ! rabbitmqctl -q status >/dev/null 2>&1; then
+    say "starting RabbitMQ"
+    rabbitmq-plugins enable --offline rabbitmq_management >/dev/null
+    rabbitmq-server -detached
+    rabbitmqctl -q wait --timeout 120 /var/lib/rabbitmq/mnesia/rabbit@"$(hostname -s)".pid >/dev/null 2>&1 ||
+      rabbitmqctl -q await_startup --timeout 120
+  fi
+  wait_for_port 127.0.0.1 5672 120 RabbitMQ
+  if ! rabbitmqctl -q list_users 2>/dev/null | grep -q "^$RABBIT_USER\b"; then
+    rabbitmqctl -q add_user "$RABBIT_USER" "$RABBIT_PASSWORD" >/dev/null
+    rabbitmqctl -q set_user_tags "$RABBIT_USER" administrator >/dev/null
+    rabbitmqctl -q set_permissions -p / "$RABBIT_USER" '.*' '.*' '.*' >/dev/null
+  fi
+  wait_for_port 127.0.0.1 15672 120 "RabbitMQ management"
+}
+
+start_ferretdb() {
+  if [ -n "${MONGODB_URI:-}" ]; then
+    return 0
+  fi
+  ensure_ferretdb
+  if ! port_open 127.0.0.1 27017; then
+    say "starting FerretDB $FERRETDB_VERSION (SQLite backend) on $MONGO_WIRE_ADDR"
+    mkdir -p "$STATE_DIR/ferretdb"
+    nohup "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$STATE_DIR/ferretdb/" \
+      --state-dir="$STATE_DIR/ferretdb" --listen-addr="$MONGO_WIRE_ADDR" --telemetry=disable \
+      --log-level=WARN >>"$STATE_DIR/logs/ferretdb.log" 2>&1 &
+    echo $! >"$STATE_DIR/run/ferretdb.pid"
+    wait_for_port 127.0.0.1 27017 60 FerretDB
+  fi
+  export MONGODB_URI="mongodb://$MONGO_WIRE_ADDR"
+}
+
+start_infrastructure() {
+  ensure_packages
+  start_postgres
+  start_rabbitmq
+  start_ferretdb
+}
