@@ -1,0 +1,92 @@
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::paging::{page_response, PageParams};
+use super::ApiError;
+use crate::store::{OrderDocument, Page, ReadStore};
+
+/// An order as the API returns it, with its customer embedded.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    id: String,
+    description: String,
+    quantity: i64,
+    status: String,
+    customer: CustomerRef,
+    created_at: DateTime<Utc>,
+    version: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CustomerRef {
+    email: String,
+    first_name: String,
+    last_name: String,
+}
+
+impl From<OrderDocument> for OrderView {
+    fn from(order: OrderDocument) -> Self {
+        Self {
+            id: order.id,
+            description: order.description,
+            quantity: order.quantity,
+            status: order.status,
+            customer: CustomerRef {
+                email: order.customer.email,
+                first_name: order.customer.first_name,
+                last_name: order.customer.last_name,
+            },
+            created_at: DateTime::from_timestamp_millis(order.created_at.timestamp_millis())
+                .unwrap_or_default(),
+            version: order.version,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    email: Option<String>,
+    #[serde(flatten)]
+    page: PageParams,
+}
+
+/// `GET /orders?limit=&offset=&email=`: newest first.
+pub async fn list(
+    request: HttpRequest,
+    params: web::Query<ListParams>,
+    store: web::Data<ReadStore>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::try_from(&params.page)?;
+    let email = params.email.as_deref().map(normalise_email);
+    let orders = store.list_orders(email.as_deref(), page).await?;
+    let extra: Vec<(&str, &str)> = email
+        .iter()
+        .map(|email| ("email", email.as_str()))
+        .collect();
+    Ok(page_response(
+        &request,
+        page,
+        &extra,
+        orders.into_iter().map(OrderView::from).collect(),
+    ))
+}
+
+/// `GET /orders/{id}`.
+pub async fn get(
+    id: web::Path<String>,
+    store: web::Data<ReadStore>,
+) -> Result<HttpResponse, ApiError> {
+    let order = store
+        .find_order(&id.to_lowercase())
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
+    Ok(HttpResponse::Ok().json(OrderView::from(order)))
+}
+
+/// Emails are stored trimmed and lower-cased by the command side.
+pub fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}

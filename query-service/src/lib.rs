@@ -1,0 +1,9 @@
+//! The query side of the order system: projects order events from RabbitMQ into MongoDB read
+//! models shaped for the queries, and serves every read.
+
+pub mod broker;
+pub mod config;
+pub mod http;
+pub mod projection;
+pub mod startup;
+pub mod store;

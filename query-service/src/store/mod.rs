@@ -1,0 +1,182 @@
+//! The read models in MongoDB (or any server speaking its wire protocol, such as FerretDB).
+//! Only single-document writes are used: no transactions, no change streams.
+
+mod documents;
+mod summaries;
+
+pub use documents::{CustomerDocument, EmbeddedCustomer, OrderDocument};
+pub use summaries::CountedOrder;
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Document};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, Database, IndexModel};
+
+use crate::config::MongoSettings;
+
+const DUPLICATE_KEY: i32 = 11000;
+
+/// Errors of the read store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the read database is unavailable: {0}")]
+    Unavailable(#[source] mongodb::error::Error),
+    #[error("a read-database operation failed: {0}")]
+    Operation(#[source] mongodb::error::Error),
+}
+
+impl From<mongodb::error::Error> for StoreError {
+    fn from(error: mongodb::error::Error) -> Self {
+        match *error.kind {
+            ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. } => Self::Unavailable(error),
+            _ => Self::Operation(error),
+        }
+    }
+}
+
+/// Leaves the summary's bookkeeping out of customer reads.
+fn customer_fields() -> Document {
+    doc! { "countedOrderIds": 0, "namesAsOf": 0 }
+}
+
+/// The document's fields for a `$set`; `_id` is left out, the filter supplies it on insert.
+fn fields_without_id<T: serde::Serialize>(document: &T) -> Result<Document, StoreError> {
+    let mut fields = mongodb::bson::to_document(document)
+        .map_err(|error| StoreError::Operation(error.into()))?;
+    fields.remove("_id");
+    Ok(fields)
+}
+
+fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    matches!(
+        &*error.kind,
+        ErrorKind::Write(WriteFailure::WriteError(write)) if write.code == DUPLICATE_KEY
+    )
+}
+
+/// A page of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// Handle to the read models; cheap to clone.
+#[derive(Clone)]
+pub struct ReadStore {
+    database: Database,
+    orders: Collection<OrderDocument>,
+    customers: Collection<CustomerDocument>,
+}
+
+impl ReadStore {
+    /// Prepares the client; it connects lazily, so the service starts while MongoDB is down.
+    pub async fn new(settings: &MongoSettings) -> Result<Self, StoreError> {
+        let mut options = ClientOptions::parse(&settings.uri).await?;
+        options.app_name = Some("query-service".to_owned());
+        options.server_selection_timeout = Some(settings.timeout());
+        options.connect_timeout = Some(settings.timeout());
+        let database = Client::with_options(options)?.database(&settings.database);
+        Ok(Self {
+            orders: database.collection("orders"),
+            customers: database.collection("customers"),
+            database,
+        })
+    }
+
+    /// Creates the indexes the queries rely on; safe to run on every start.
+    pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let index = |keys: Document, name: &str| {
+            IndexModel::builder()
+                .keys(keys)
+                .options(IndexOptions::builder().name(name.to_owned()).build())
+                .build()
+        };
+        // One index per command: FerretDB 1.24 (SQLite backend) fails when a single
+        // createIndexes command names several indexes that already exist.
+        for model in [
+            index(doc! { "createdAt": -1, "_id": -1 }, "newest_first"),
+            index(
+                doc! { "customer.email": 1, "createdAt": -1, "_id": -1 },
+                "by_customer_newest_first",
+            ),
+        ] {
+            self.orders.create_index(model).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.database.run_command(doc! { "ping": 1 }).await?;
+        Ok(())
+    }
+
+    pub async fn find_order(&self, id: &str) -> Result<Option<OrderDocument>, StoreError> {
+        Ok(self.orders.find_one(doc! { "_id": id }).await?)
+    }
+
+    /// Orders newest first, optionally only those of one customer.
+    pub async fn list_orders(
+        &self,
+        customer_email: Option<&str>,
+        page: Page,
+    ) -> Result<Vec<OrderDocument>, StoreError> {
+        let filter =
+            customer_email.map_or_else(Document::new, |email| doc! { "customer.email": email });
+        Ok(self
+            .orders
+            .find(filter)
+            .sort(doc! { "createdAt": -1, "_id": -1 })
+            .skip(page.offset)
+            .limit(i64::from(page.limit))
+            .await?
+            .try_collect()
+            .await?)
+    }
+
+    pub async fn find_customer(&self, email: &str) -> Result<Option<CustomerDocument>, StoreError> {
+        Ok(self
+            .customers
+            .find_one(doc! { "_id": email })
+            .projection(customer_fields())
+            .await?)
+    }
+
+    /// Customers in email order.
+    pub async fn list_customers(&self, page: Page) -> Result<Vec<CustomerDocument>, StoreError> {
+        Ok(self
+            .customers
+            .find(doc! {})
+            .projection(customer_fields())
+            .sort(doc! { "_id": 1 })
+            .skip(page.offset)
+            .limit(i64::from(page.limit))
+            .await?
+            .try_collect()
+            .await?)
+    }
+
+    /// Writes `order` unless the stored copy already reflects its version or a later one.
+    /// Returns whether anything was written.
+    pub async fn upsert_order(&self, order: &OrderDocument) -> Result<bool, StoreError> {
+        let replacement = fields_without_id(order)?;
+        let result = self
+            .orders
+            .update_one(
+                doc! { "_id": &order.id, "version": { "$lt": order.version } },
+                doc! { "$set": replacement },
+            )
+            .upsert(true)
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            // The filter missed because a copy at this version or later exists; the upsert
+            // then collided with it on `_id`.
+            Err(error) if is_duplicate_key(&error) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+use mongodb::bson::{doc, DateTime};
+
+use super::{is_duplicate_key, ReadStore, StoreError};
+
+/// One order's contribution to its customer's summary.
+#[derive(Debug, Clone)]
+pub struct CountedOrder<'a> {
+    pub order_id: &'a str,
+    pub email: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub quantity: i64,
+    pub created_at: DateTime,
+}
+
+impl ReadStore {
+    /// Adds an order to its customer's summary exactly once, and keeps the names of the
+    /// customer's most recent order.
+    ///
+    /// Only single-document atomic updates are used (no aggregation, no transactions). The
+    /// customer document lists the ids of the orders it counts, and the increment is
+    /// conditional on the id not being listed yet: a redelivered or duplicated event finds it
+    /// listed, the upsert then collides on `_id`, and nothing is counted twice. Names are
+    /// replaced only by those of an order at least as recent, so a late event cannot bring back
+    /// old names. Each step is idempotent, so a crash between them is healed by the redelivery.
+    pub async fn count_order_for_customer(
+        &self,
+        order: &CountedOrder<'_>,
+    ) -> Result<(), StoreError> {
+        let counted = self
+            .customers
+            .update_one(
+                doc! { "_id": order.email, "countedOrderIds": { "$ne": order.order_id } },
+                doc! {
+                    "$inc": { "orderCount": 1_i64, "totalQuantity": order.quantity },
+                    "$push": { "countedOrderIds": order.order_id },
+                    "$max": { "lastOrderAt": order.created_at },
+                    "$setOnInsert": {
+                        "firstName": order.first_name,
+                        "lastName": order.last_name,
+                        "namesAsOf": order.created_at,
+                    },
+                },
+            )
+            .upsert(true)
+            .await;
+        match counted {
+            Ok(_) => {}
+            Err(error) if is_duplicate_key(&error) => {}
+            Err(error) => return Err(error.into()),
+        }
+        self.customers
+            .update_one(
+                doc! { "_id": order.email, "namesAsOf": { "$not": { "$gt": order.created_at } } },
+                doc! { "$set": {
+                    "firstName": order.first_name,
+                    "lastName": order.last_name,
+                    "namesAsOf": order.created_at,
+                }},
+            )
+            .await?;
+        Ok(())
+    }
+}
