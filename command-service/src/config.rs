@@ -3,6 +3,7 @@
 //! (`APP_DATABASE__POOL_SIZE=20`). `DATABASE_URL` and `AMQP_URL` are accepted as the
 //! conventional names for the two connection strings.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use config::{Config, ConfigError, Environment, File, FileFormat};
@@ -49,19 +50,25 @@ pub struct OutboxSettings {
 impl Settings {
     /// Reads the layered configuration from the process environment.
     pub fn load() -> Result<Self, ConfigError> {
+        Self::from_env(std::env::vars().collect())
+    }
+
+    /// Reads the layered configuration from `vars`, standing for the environment.
+    pub fn from_env(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        if let Ok(path) = std::env::var("APP_CONFIG_FILE") {
-            builder = builder.add_source(File::with_name(&path).required(true));
+        if let Some(path) = vars.get("APP_CONFIG_FILE") {
+            builder = builder.add_source(File::with_name(path).required(true));
         }
         let settings: Settings = builder
             .add_source(
                 Environment::with_prefix("APP")
                     .prefix_separator("_")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .source(Some(vars.clone())),
             )
-            .set_override_option("database.url", std::env::var("DATABASE_URL").ok())?
-            .set_override_option("broker.url", std::env::var("AMQP_URL").ok())?
+            .set_override_option("database.url", vars.get("DATABASE_URL").cloned())?
+            .set_override_option("broker.url", vars.get("AMQP_URL").cloned())?
             .build()?
             .try_deserialize()?;
         settings.validate()?;
@@ -107,5 +114,59 @@ impl OutboxSettings {
 
     pub fn retry_delay(&self) -> Duration {
         Duration::from_millis(self.retry_delay_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_built_in_defaults_are_valid() {
+        let settings = Settings::from_env(HashMap::new()).unwrap();
+        assert_eq!(settings.http.host, "127.0.0.1");
+    }
+
+    #[test]
+    fn prefixed_variables_override_nested_keys() {
+        let settings = Settings::from_env(vars(&[("APP_HTTP__PORT", "9123")])).unwrap();
+        assert_eq!(settings.http.port, 9123);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_refused_with_its_key() {
+        let error = Settings::from_env(vars(&[("APP_HTTP__PORT", "eighty")])).unwrap_err();
+        assert!(error.to_string().contains("port"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_config_file_is_refused() {
+        let error = Settings::from_env(vars(&[("APP_CONFIG_FILE", "/nonexistent/settings.toml")]))
+            .unwrap_err();
+        assert!(error.to_string().contains("nonexistent"), "{error}");
+    }
+
+    #[test]
+    fn database_url_and_amqp_url_are_honoured() {
+        let settings = Settings::from_env(vars(&[
+            ("DATABASE_URL", "postgres://db.example/orders"),
+            ("AMQP_URL", "amqp://broker.example/%2f"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.database.url, "postgres://db.example/orders");
+        assert_eq!(settings.broker.url, "amqp://broker.example/%2f");
+    }
+
+    #[test]
+    fn an_empty_pool_is_refused() {
+        let error = Settings::from_env(vars(&[("APP_DATABASE__POOL_SIZE", "0")])).unwrap_err();
+        assert!(error.to_string().contains("database.pool_size"), "{error}");
     }
 }

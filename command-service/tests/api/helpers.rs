@@ -1,0 +1,87 @@
+use std::collections::HashMap;
+
+use command_service::config::Settings;
+use command_service::startup::Application;
+use diesel::{Connection, PgConnection};
+use serde_json::{json, Value};
+
+pub struct TestApp {
+    pub address: String,
+    pub database_url: String,
+    pub amqp_url: String,
+    pub client: reqwest::Client,
+}
+
+/// Settings for a test: the defaults, pointed at this test's own database and vhost.
+pub fn test_settings(database_url: &str, amqp_url: &str) -> Settings {
+    let mut settings = Settings::from_env(HashMap::new()).expect("default settings");
+    settings.http.port = 0;
+    settings.database.url = database_url.to_owned();
+    settings.broker.url = amqp_url.to_owned();
+    settings.outbox.poll_interval_ms = 100;
+    settings.outbox.retry_delay_ms = 100;
+    settings
+}
+
+/// The real application on a random port, with a fresh database and vhost of its own.
+pub async fn spawn_app() -> TestApp {
+    let database_url = harness::fresh_postgres_database();
+    let amqp_url = harness::fresh_vhost().await;
+    spawn_app_on(&database_url, &amqp_url).await
+}
+
+/// Another instance of the application on the given database and vhost.
+pub async fn spawn_app_on(database_url: &str, amqp_url: &str) -> TestApp {
+    init_logging();
+    let application = Application::build(test_settings(database_url, amqp_url))
+        .await
+        .expect("build application");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        database_url: database_url.to_owned(),
+        amqp_url: amqp_url.to_owned(),
+        client: reqwest::Client::new(),
+    }
+}
+
+fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = env_logger::builder().is_test(true).try_init();
+    }
+}
+
+/// A valid order body for `email`.
+pub fn order_body(email: &str) -> Value {
+    json!({
+        "description": "Analytical engine punch cards",
+        "quantity": 3,
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "email": email,
+    })
+}
+
+impl TestApp {
+    pub async fn post_order(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/orders", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("POST /orders")
+    }
+
+    /// Posts a valid order and returns its id.
+    pub async fn place_order(&self, email: &str) -> String {
+        let response = self.post_order(&order_body(email)).await;
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn database(&self) -> PgConnection {
+        PgConnection::establish(&self.database_url).expect("connect to the test database")
+    }
+}

@@ -1,0 +1,181 @@
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use command_service::domain::{
+    Customer, Description, EmailAddress, NewOrder, PersonName, Quantity,
+};
+use command_service::store::Store;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use harness::{eventually, EventTap};
+use shared_events::{EventEnvelope, EventId, EventMetadata, OrderEvent, OrderId};
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app, spawn_app_on, test_settings};
+
+#[derive(QueryableByName, Debug)]
+struct OutboxState {
+    #[diesel(sql_type = BigInt)]
+    pending: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    last_error: Option<String>,
+}
+
+fn outbox_state(conn: &mut PgConnection) -> OutboxState {
+    diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE published_at IS NULL) AS pending, max(last_error) AS last_error FROM outbox",
+    )
+    .get_result(conn)
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_accepted_order_is_published_and_then_marked_published() {
+    let app = spawn_app().await;
+    let mut tap = EventTap::attach(&app.amqp_url).await;
+
+    let id = app.place_order("ada@example.com").await;
+
+    let (body, properties) = tap
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the event is published");
+    let envelope = EventEnvelope::decode(&body).expect("a valid envelope");
+    assert_eq!(envelope.aggregate_id.to_string(), id);
+    let OrderEvent::OnNewOrder(event) = &envelope.payload;
+    assert_eq!(event.customer.email, "ada@example.com");
+    assert_eq!(event.quantity, 3);
+    assert_eq!(properties.delivery_mode(), &Some(2), "persistent delivery");
+    assert_eq!(
+        properties.message_id().as_ref().map(ToString::to_string),
+        Some(envelope.event_id.to_string())
+    );
+
+    let mut conn = app.database();
+    eventually(
+        "the row to be marked published",
+        Duration::from_secs(5),
+        || {
+            let pending = outbox_state(&mut conn).pending;
+            async move { (pending == 0).then_some(()) }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn events_wait_in_the_outbox_until_a_queue_is_bound() {
+    let app = spawn_app().await;
+    app.place_order("ada@example.com").await;
+
+    let mut conn = app.database();
+    let state = eventually(
+        "the broker to return the unroutable event",
+        Duration::from_secs(10),
+        || {
+            let state = outbox_state(&mut conn);
+            async move { state.last_error.is_some().then_some(state) }
+        },
+    )
+    .await;
+    assert_eq!(
+        state.pending, 1,
+        "the event must stay pending, not be dropped"
+    );
+    assert!(state.last_error.unwrap().contains("no queue is bound"));
+
+    let mut tap = EventTap::attach(&app.amqp_url).await;
+    assert!(
+        tap.next(Duration::from_secs(10)).await.is_some(),
+        "the event is published once a queue is bound"
+    );
+    eventually(
+        "the row to be marked published",
+        Duration::from_secs(5),
+        || {
+            let pending = outbox_state(&mut conn).pending;
+            async move { (pending == 0).then_some(()) }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn two_replicas_share_the_outbox_without_publishing_twice() {
+    let first = spawn_app().await;
+    let second = spawn_app_on(&first.database_url, &first.amqp_url).await;
+    let mut tap = EventTap::attach(&first.amqp_url).await;
+
+    let mut placed = HashSet::new();
+    for n in 0..40 {
+        let app = if n % 2 == 0 { &first } else { &second };
+        placed.insert(app.place_order(&format!("customer{n}@example.com")).await);
+    }
+
+    let mut published = Vec::new();
+    while let Some((body, _)) = tap.next(Duration::from_secs(2)).await {
+        published.push(
+            EventEnvelope::decode(&body)
+                .unwrap()
+                .aggregate_id
+                .to_string(),
+        );
+    }
+    let distinct: HashSet<String> = published.iter().cloned().collect();
+    assert_eq!(distinct, placed, "every order's event is published");
+    assert_eq!(published.len(), placed.len(), "no event is published twice");
+}
+
+#[tokio::test]
+async fn a_rolled_back_order_leaves_no_event() {
+    let app = spawn_app().await;
+    let store = Store::new(&test_settings(&app.database_url, &app.amqp_url).database);
+    let order = |last_name: &str| NewOrder {
+        description: Description::parse("Tea".into()).unwrap(),
+        quantity: Quantity::parse(2).unwrap(),
+        customer: Customer {
+            email: EmailAddress::parse("ada@example.com".into()).unwrap(),
+            first_name: PersonName::parse("Ada".into()).unwrap(),
+            last_name: PersonName::parse(last_name.into()).unwrap(),
+        },
+    };
+    let id = OrderId::from_uuid(Uuid::now_v7());
+    let now = Utc::now();
+    let event = |placed: &command_service::domain::PlacedOrder| {
+        placed.on_new_order(EventMetadata {
+            event_id: EventId::from_uuid(Uuid::now_v7()),
+            occurred_at: now,
+            correlation_id: "test".into(),
+        })
+    };
+    let placed = order("Lovelace").place(id, now);
+    store
+        .place_order(placed.clone(), event(&placed))
+        .await
+        .unwrap();
+
+    // Same order id again: the order insert fails, so the customer rename and the event
+    // written before and after it in the same transaction must not survive either.
+    let again = order("King").place(id, now);
+    assert!(store
+        .place_order(again.clone(), event(&again))
+        .await
+        .is_err());
+
+    let mut conn = app.database();
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        events: i64,
+        #[diesel(sql_type = Text)]
+        last_name: String,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT (SELECT count(*) FROM outbox) AS events, (SELECT last_name FROM customers) AS last_name",
+    )
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(row.events, 1);
+    assert_eq!(row.last_name, "Lovelace");
+}

@@ -1,0 +1,211 @@
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Int4, Text};
+use serde_json::{json, Value};
+
+use crate::helpers::{order_body, spawn_app};
+
+#[derive(QueryableByName, Debug)]
+struct OrderRow {
+    #[diesel(sql_type = Text)]
+    customer_email: String,
+    #[diesel(sql_type = Text)]
+    description: String,
+    #[diesel(sql_type = Int4)]
+    quantity: i32,
+}
+
+#[derive(QueryableByName, Debug)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+fn count(conn: &mut PgConnection, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .unwrap()
+        .count
+}
+
+#[tokio::test]
+async fn a_valid_order_is_accepted_with_its_id_and_location() {
+    let app = spawn_app().await;
+
+    let response = app.post_order(&order_body("Ada@Example.com")).await;
+
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = response.json().await.unwrap();
+    let id = body["id"].as_str().expect("an id in the body");
+    assert_eq!(location, format!("/orders/{id}"));
+    uuid::Uuid::parse_str(id).expect("the id is a UUID");
+
+    let mut conn = app.database();
+    let row: OrderRow = diesel::sql_query(
+        "SELECT customer_email, description, quantity FROM orders WHERE id = $1::uuid",
+    )
+    .bind::<Text, _>(id)
+    .get_result(&mut conn)
+    .expect("the order is stored");
+    assert_eq!(row.customer_email, "ada@example.com");
+    assert_eq!(row.description, "Analytical engine punch cards");
+    assert_eq!(row.quantity, 3);
+}
+
+#[tokio::test]
+async fn the_order_its_customer_and_its_event_are_committed_together() {
+    let app = spawn_app().await;
+    let id = app.place_order("grace@example.com").await;
+
+    let mut conn = app.database();
+    #[derive(QueryableByName)]
+    struct Envelope {
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        envelope: Value,
+    }
+    let stored: Envelope =
+        diesel::sql_query("SELECT envelope FROM outbox WHERE aggregate_id = $1::uuid")
+            .bind::<Text, _>(&id)
+            .get_result(&mut conn)
+            .expect("one outbox row for the order");
+    let envelope = stored.envelope;
+    assert_eq!(envelope["eventType"], "OnNewOrder");
+    assert_eq!(envelope["schemaVersion"], 1);
+    assert_eq!(envelope["aggregateVersion"], 1);
+    assert_eq!(envelope["payload"]["orderId"], id.as_str());
+    assert_eq!(
+        envelope["payload"]["customer"]["email"],
+        "grace@example.com"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS count FROM customers WHERE email = 'grace@example.com'"
+        ),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_returning_customer_keeps_the_latest_names() {
+    let app = spawn_app().await;
+    app.place_order("ada@example.com").await;
+    let mut renamed = order_body("ADA@example.com");
+    renamed["lastName"] = json!("King");
+    assert_eq!(app.post_order(&renamed).await.status(), 202);
+
+    let mut conn = app.database();
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS count FROM customers"),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS count FROM customers WHERE last_name = 'King'"
+        ),
+        1
+    );
+    assert_eq!(count(&mut conn, "SELECT count(*) AS count FROM orders"), 2);
+}
+
+#[tokio::test]
+async fn every_invalid_field_is_reported_at_once() {
+    let app = spawn_app().await;
+    let response = app
+        .post_order(&json!({
+            "description": "  ",
+            "quantity": 0,
+            "firstName": "",
+            "lastName": "x".repeat(101),
+            "email": "not-an-email",
+        }))
+        .await;
+
+    assert_eq!(response.status(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "validation_failed");
+    let fields: Vec<&str> = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|field| field["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["description", "quantity", "firstName", "lastName", "email"]
+    );
+    let mut conn = app.database();
+    assert_eq!(count(&mut conn, "SELECT count(*) AS count FROM outbox"), 0);
+}
+
+#[tokio::test]
+async fn wrong_types_and_missing_fields_are_reported_per_field() {
+    let app = spawn_app().await;
+    let cases = [
+        (json!({"quantity": "3"}), "quantity", "must be a number"),
+        (json!({"quantity": 1.5}), "quantity", "whole number"),
+        (json!({"quantity": 1e300}), "quantity", "whole number"),
+        (
+            json!({"quantity": serde_json::from_str::<Value>("99999999999999999999").unwrap()}),
+            "quantity",
+            "whole number",
+        ),
+        (json!({"quantity": -4}), "quantity", "between 1 and 10000"),
+        (
+            json!({"description": 42}),
+            "description",
+            "must be a string",
+        ),
+        (json!({"email": null}), "email", "is required"),
+        (json!({"email": ["a@b.c"]}), "email", "must be a string"),
+    ];
+    for (patch, field, expected) in cases {
+        let mut body = order_body("ada@example.com");
+        for (key, value) in patch.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let response = app.post_order(&body).await;
+        assert_eq!(response.status(), 422, "{patch}");
+        let body: Value = response.json().await.unwrap();
+        let reported = &body["fields"][0];
+        assert_eq!(reported["field"], field, "{patch}");
+        assert!(
+            reported["message"].as_str().unwrap().contains(expected),
+            "{patch}: {reported}"
+        );
+        assert_eq!(body["fields"].as_array().unwrap().len(), 1, "{patch}");
+    }
+}
+
+#[tokio::test]
+async fn operator_and_sql_looking_text_is_stored_literally() {
+    let app = spawn_app().await;
+    let mut body = order_body("ada@example.com");
+    body["description"] = json!("{\"$gt\": \"\"}'; DROP TABLE orders; --");
+    body["firstName"] = json!("$where");
+    body["lastName"] = json!("a.b.c");
+    let response = app.post_order(&body).await;
+    assert_eq!(response.status(), 202);
+
+    let mut conn = app.database();
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS count FROM orders WHERE description = '{\"$gt\": \"\"}''; DROP TABLE orders; --'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS count FROM customers WHERE first_name = '$where' AND last_name = 'a.b.c'"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn unknown_fields_are_ignored() {
+    let app = spawn_app().await;
+    let mut body = order_body("ada@example.com");
+    body["giftWrap"] = json!(true);
+    assert_eq!(app.post_order(&body).await.status(), 202);
+}

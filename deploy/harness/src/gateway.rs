@@ -1,0 +1,95 @@
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::{eventually, free_port, unique_name};
+
+fn deploy_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Replaces each `${NAME}` in `template` with its value.
+fn render(template: &Path, values: &[(&str, &str)]) -> String {
+    let mut text = std::fs::read_to_string(template)
+        .unwrap_or_else(|error| panic!("read {}: {error}", template.display()));
+    for (name, value) in values {
+        text = text.replace(&format!("${{{name}}}"), value);
+    }
+    text
+}
+
+/// The real nginx, running `deploy/nginx/gateway.conf.template` in front of two services.
+pub struct Gateway {
+    child: Child,
+    state_dir: PathBuf,
+    pub port: u16,
+}
+
+impl Gateway {
+    pub async fn start(command_service: &str, query_service: &str) -> Self {
+        let port = free_port();
+        let state_dir = std::env::temp_dir().join(unique_name());
+        std::fs::create_dir_all(&state_dir).expect("gateway state dir");
+        let state = state_dir.to_str().expect("utf-8 temp path");
+        let port_text = port.to_string();
+        let nginx_dir = deploy_dir().join("nginx");
+        std::fs::write(
+            state_dir.join("gateway.conf"),
+            render(
+                &nginx_dir.join("gateway.conf.template"),
+                &[
+                    ("COMMAND_SERVICE_ADDR", command_service),
+                    ("QUERY_SERVICE_ADDR", query_service),
+                    ("GATEWAY_PORT", &format!("127.0.0.1:{port_text}")),
+                ],
+            ),
+        )
+        .expect("write gateway.conf");
+        let main_config = state_dir.join("nginx.conf");
+        std::fs::write(
+            &main_config,
+            render(
+                &nginx_dir.join("nginx-local.conf.template"),
+                &[("GATEWAY_STATE_DIR", state)],
+            ),
+        )
+        .expect("write nginx.conf");
+        let child = Command::new(std::env::var("NGINX_BIN").unwrap_or_else(|_| "nginx".into()))
+            .arg("-c")
+            .arg(&main_config)
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start nginx (is it installed? deploy/test installs it)");
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/health");
+        eventually(
+            "the nginx gateway to answer",
+            Duration::from_secs(10),
+            || {
+                let request = client.get(&url).send();
+                async move { request.await.ok().filter(|r| r.status().is_success()) }
+            },
+        )
+        .await;
+        Self {
+            child,
+            state_dir,
+            port,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}

@@ -1,0 +1,110 @@
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use harness::{eventually, TestPublisher};
+use query_service::config::Settings;
+use query_service::startup::Application;
+use serde_json::Value;
+use shared_events::fixtures::new_order_event;
+use shared_events::{EventEnvelope, EventId, OrderId};
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub address: String,
+    pub amqp_url: String,
+    pub queue: String,
+    pub client: reqwest::Client,
+    pub publisher: TestPublisher,
+}
+
+/// The real application on a random port, with its own vhost and read database.
+pub async fn spawn_app() -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = env_logger::builder().is_test(true).try_init();
+    }
+    let amqp_url = harness::fresh_vhost().await;
+    let (mongodb_uri, database) = harness::fresh_mongo_database();
+    let mut settings = Settings::from_env(HashMap::new()).expect("default settings");
+    settings.http.port = 0;
+    settings.mongodb.uri = mongodb_uri;
+    settings.mongodb.database = database;
+    settings.broker.url = amqp_url.clone();
+    let queue = settings.broker.queue.clone();
+    let application = Application::build(settings)
+        .await
+        .expect("build application");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    let app = TestApp {
+        address,
+        publisher: TestPublisher::connect(&amqp_url).await,
+        amqp_url,
+        queue,
+        client: reqwest::Client::new(),
+    };
+    // Events published before the consumer declared its queue would be unroutable.
+    let ready_url = format!("{}/health/ready", app.address);
+    eventually("the consumer to attach", Duration::from_secs(10), || {
+        let request = app.client.get(&ready_url).send();
+        async move {
+            let body: Value = request.await.ok()?.json().await.ok()?;
+            (body["checks"]["rabbitmq"] == "up").then_some(())
+        }
+    })
+    .await;
+    app
+}
+
+/// An `OnNewOrder` event with fresh ids.
+pub fn new_order(email: &str, quantity: u32, created_at: DateTime<Utc>) -> EventEnvelope {
+    new_order_event(
+        OrderId::from_uuid(Uuid::now_v7()),
+        EventId::from_uuid(Uuid::now_v7()),
+        email,
+        quantity,
+        created_at,
+    )
+}
+
+impl TestApp {
+    pub async fn publish(&self, event: &EventEnvelope) {
+        self.publisher
+            .publish(&event.routing_key(), &serde_json::to_vec(event).unwrap())
+            .await;
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// Waits until `GET path` answers 200 and returns its body.
+    pub async fn get_eventually(&self, path: &str) -> Value {
+        eventually(
+            &format!("GET {path} to answer 200"),
+            Duration::from_secs(10),
+            || async {
+                let response = self.get(path).await;
+                if response.status() == 200 {
+                    response.json().await.ok()
+                } else {
+                    None
+                }
+            },
+        )
+        .await
+    }
+
+    /// Publishes a sentinel order and waits until it is readable: the single consumer applies
+    /// events in queue order, so everything published before it has been processed.
+    pub async fn wait_until_processed(&self) {
+        let sentinel = new_order("sentinel@example.com", 1, Utc::now());
+        self.publish(&sentinel).await;
+        self.get_eventually(&format!("/orders/{}", sentinel.aggregate_id))
+            .await;
+    }
+}

@@ -1,0 +1,143 @@
+use std::time::Duration;
+
+use chrono::{SubsecRound, TimeDelta, Utc};
+use harness::{eventually, take_message};
+use serde_json::{json, Value};
+use shared_events::fixtures::{on_new_order_v1, ON_NEW_ORDER_V1_JSON};
+use shared_events::OrderEvent;
+
+use crate::helpers::{new_order, spawn_app};
+
+#[tokio::test]
+async fn a_published_order_becomes_readable_with_its_customer_embedded() {
+    let app = spawn_app().await;
+    let event = new_order("ada@example.com", 3, Utc::now());
+    app.publish(&event).await;
+
+    let order = app
+        .get_eventually(&format!("/orders/{}", event.aggregate_id))
+        .await;
+    assert_eq!(order["id"], event.aggregate_id.to_string());
+    assert_eq!(order["description"], "Analytical engine punch cards");
+    assert_eq!(order["quantity"], 3);
+    assert_eq!(order["status"], "placed");
+    assert_eq!(order["version"], 1);
+    assert_eq!(
+        order["customer"],
+        json!({"email": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace"})
+    );
+
+    let customer = app.get_eventually("/customers/ada@example.com").await;
+    assert_eq!(customer["orderCount"], 1);
+    assert_eq!(customer["totalQuantity"], 3);
+    assert!(
+        customer.get("countedOrderIds").is_none(),
+        "bookkeeping stays internal"
+    );
+}
+
+#[tokio::test]
+async fn the_golden_v1_message_is_projected() {
+    let app = spawn_app().await;
+    app.publisher
+        .publish("order.OnNewOrder", ON_NEW_ORDER_V1_JSON.as_bytes())
+        .await;
+
+    let expected = on_new_order_v1();
+    let order = app
+        .get_eventually(&format!("/orders/{}", expected.aggregate_id))
+        .await;
+    assert_eq!(order["createdAt"], "2026-11-23T09:30:00Z");
+    assert_eq!(order["quantity"], 3);
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_twice_is_counted_once() {
+    let app = spawn_app().await;
+    let first = new_order("ada@example.com", 3, Utc::now());
+    let second = new_order("ada@example.com", 4, Utc::now());
+    for event in [&first, &first, &second, &first, &second] {
+        app.publish(event).await;
+    }
+    app.wait_until_processed().await;
+
+    let customer = app.get_eventually("/customers/ada@example.com").await;
+    assert_eq!(customer["orderCount"], 2);
+    assert_eq!(customer["totalQuantity"], 7);
+    let orders: Vec<Value> = app
+        .get("/orders?email=ada@example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(orders.len(), 2);
+}
+
+#[tokio::test]
+async fn an_older_version_never_overwrites_a_newer_one() {
+    let app = spawn_app().await;
+    let mut newer = new_order("ada@example.com", 3, Utc::now());
+    newer.aggregate_version = 2;
+    let OrderEvent::OnNewOrder(payload) = &mut newer.payload;
+    payload.description = "Version two".into();
+    let mut older = newer.clone();
+    older.aggregate_version = 1;
+    let OrderEvent::OnNewOrder(payload) = &mut older.payload;
+    payload.description = "Version one".into();
+
+    app.publish(&newer).await;
+    app.publish(&older).await;
+    app.wait_until_processed().await;
+
+    let order = app
+        .get_eventually(&format!("/orders/{}", newer.aggregate_id))
+        .await;
+    assert_eq!(order["description"], "Version two");
+    assert_eq!(order["version"], 2);
+}
+
+#[tokio::test]
+async fn the_customer_keeps_the_names_of_the_latest_order_whatever_the_arrival_order() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    let mut latest = new_order("ada@example.com", 1, now);
+    let OrderEvent::OnNewOrder(payload) = &mut latest.payload;
+    payload.customer.last_name = "King".into();
+    let earlier = new_order("ada@example.com", 1, now - TimeDelta::minutes(5));
+
+    app.publish(&latest).await;
+    app.publish(&earlier).await;
+    app.wait_until_processed().await;
+
+    let customer = app.get_eventually("/customers/ada@example.com").await;
+    assert_eq!(customer["lastName"], "King");
+    assert_eq!(customer["orderCount"], 2);
+    assert_eq!(
+        customer["lastOrderAt"],
+        serde_json::to_value(now.trunc_subsecs(3)).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn unusable_messages_are_dead_lettered_and_do_not_block_the_queue() {
+    let app = spawn_app().await;
+    let mut unknown_type: Value = serde_json::from_str(ON_NEW_ORDER_V1_JSON).unwrap();
+    unknown_type["eventType"] = json!("OnOrderTeleported");
+    let poison = [
+        b"not json".to_vec(),
+        serde_json::to_vec(&unknown_type).unwrap(),
+    ];
+    for body in &poison {
+        app.publisher.publish("order.Garbage", body).await;
+    }
+    app.wait_until_processed().await;
+
+    let dead_letter_queue = format!("{}.dead-letter", app.queue);
+    for expected in &poison {
+        let (body, _) = eventually("a dead-lettered message", Duration::from_secs(10), || {
+            take_message(&app.amqp_url, &dead_letter_queue)
+        })
+        .await;
+        assert_eq!(&body, expected);
+    }
+}
