@@ -5,7 +5,11 @@ use command_service::startup::Application;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // lapin logs every returned message at WARN; the relay already reports it in one line.
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,lapin::returned_messages=error"),
+    )
+    .init();
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {

@@ -8,12 +8,15 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STATE_DIR="${CQRS_STATE_DIR:-$REPO_ROOT/.stack}"
 FERRETDB_VERSION="v1.24.2"
-FERRETDB_BIN="${FERRETDB_BIN:-$STATE_DIR/bin/ferretdb}"
+FERRETDB_BIN="${FERRETDB_BIN:-$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin/ferretdb}"
 PG_ROLE="cqrs"
 PG_PASSWORD="cqrs"
 RABBIT_USER="cqrs"
 RABBIT_PASSWORD="cqrs"
 MONGO_WIRE_ADDR="127.0.0.1:27017"
+# A MONGODB_URI set by the caller means "use that server": FerretDB is then neither installed
+# nor started.
+MONGODB_URI_GIVEN="${MONGODB_URI:-}"
 
 export POSTGRES_ADMIN_URL="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/postgres"
 export AMQP_BASE_URL="amqp://$RABBIT_USER:$RABBIT_PASSWORD@127.0.0.1:5672"
@@ -21,7 +24,7 @@ export RABBITMQ_API_URL="http://127.0.0.1:15672"
 export RABBITMQ_API_USER="$RABBIT_USER"
 export RABBITMQ_API_PASSWORD="$RABBIT_PASSWORD"
 
-mkdir -p "$STATE_DIR/logs" "$STATE_DIR/run" "$STATE_DIR/bin"
+mkdir -p "$STATE_DIR/logs" "$STATE_DIR/run"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -69,11 +72,13 @@ ensure_ferretdb() {
     return 1
   }
   say "installing FerretDB $FERRETDB_VERSION"
-  if GOBIN="$STATE_DIR/bin" go install "github.com/FerretDB/FerretDB/cmd/ferretdb@$FERRETDB_VERSION" 2>"$STATE_DIR/logs/ferretdb-install.log" &&
+  mkdir -p "$(dirname "$FERRETDB_BIN")"
+  if GOBIN="$(dirname "$FERRETDB_BIN")" go install "github.com/FerretDB/FerretDB/cmd/ferretdb@$FERRETDB_VERSION" 2>"$STATE_DIR/logs/ferretdb-install.log" &&
     "$FERRETDB_BIN" --version >/dev/null 2>&1; then
     return 0
   fi
   local module_dir build_dir
+  say "the module proxy refused go install's version lookup; building the same module version directly"
   module_dir="$(cd "$STATE_DIR" && go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
   build_dir="$(mktemp -d)"
@@ -126,7 +131,7 @@ start_rabbitmq() {
 }
 
 start_ferretdb() {
-  if [ -n "${MONGODB_URI:-}" ]; then
+  if [ -n "${MONGODB_URI_GIVEN:-}" ]; then
     return 0
   fi
   ensure_ferretdb
@@ -147,4 +152,45 @@ start_infrastructure() {
   start_postgres
   start_rabbitmq
   start_ferretdb
+}
+
+# Drops what earlier test runs left: databases and vhosts named test_*, and the FerretDB
+# databases of that name (FerretDB is stopped while its SQLite files are removed).
+remove_test_leftovers() {
+  local name
+  for name in $(runuser -u postgres -- psql -qtAX -c "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'"); do
+    runuser -u postgres -- psql -q -c "DROP DATABASE \"$name\" WITH (FORCE)" >/dev/null
+  done
+  for name in $(curl -fsS -u "$RABBIT_USER:$RABBIT_PASSWORD" "$RABBITMQ_API_URL/api/vhosts?columns=name" |
+    grep -o '"name":"test_[0-9a-f]*"' | cut -d'"' -f4); do
+    curl -fsS -u "$RABBIT_USER:$RABBIT_PASSWORD" -X DELETE "$RABBITMQ_API_URL/api/vhosts/$name" >/dev/null
+  done
+  if [ -z "${MONGODB_URI_GIVEN:-}" ] && compgen -G "$STATE_DIR/ferretdb/test_*" >/dev/null; then
+    stop_pidfile ferretdb
+    rm -f "$STATE_DIR"/ferretdb/test_*
+    start_ferretdb
+  fi
+}
+
+# stop_pidfile NAME: stops the process recorded in $STATE_DIR/run/NAME.pid, if it runs.
+stop_pidfile() {
+  local pidfile="$STATE_DIR/run/$1.pid" pid
+  [ -f "$pidfile" ] || return 0
+  pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  fi
+  rm -f "$pidfile"
+}
+
+GATEWAY_DIR="$STATE_DIR/gateway"
+
+# Stops the gateway deploy/up started, through its own pid file.
+stop_gateway() {
+  if [ -f "$GATEWAY_DIR/nginx.pid" ] && kill -0 "$(cat "$GATEWAY_DIR/nginx.pid")" 2>/dev/null; then
+    nginx -c "$GATEWAY_DIR/nginx.conf" -s quit
+    for _ in $(seq 100); do [ -f "$GATEWAY_DIR/nginx.pid" ] || break; sleep 0.1; done
+  fi
 }

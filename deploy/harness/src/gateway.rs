@@ -59,7 +59,8 @@ impl Gateway {
         let child = Command::new(std::env::var("NGINX_BIN").unwrap_or_else(|_| "nginx".into()))
             .arg("-c")
             .arg(&main_config)
-            .args(["-g", "daemon off;"])
+            // One process, so that killing it leaves no worker holding the port.
+            .args(["-g", "daemon off; master_process off;"])
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()

@@ -46,7 +46,7 @@ impl ServiceProcess {
             .env("APP_HTTP__PORT", port.to_string())
             .env(
                 "RUST_LOG",
-                std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "warn".into()),
+                std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "warn,lapin=error".into()),
             )
             .envs(env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())

@@ -1,0 +1,231 @@
+//! One order's whole journey through the deployed shape of the system: the nginx gateway in
+//! front of both services running as their real binaries, on real PostgreSQL, RabbitMQ and the
+//! MongoDB-wire server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Jsonb, Text};
+use harness::{eventually, Gateway, ServiceProcess, TestPublisher};
+use serde_json::{json, Value};
+
+struct Stack {
+    gateway: Gateway,
+    database_url: String,
+    amqp_url: String,
+    client: reqwest::Client,
+    _command: ServiceProcess,
+    _query: ServiceProcess,
+}
+
+async fn start_stack() -> Stack {
+    let database_url = harness::fresh_postgres_database();
+    let amqp_url = harness::fresh_vhost().await;
+    let (mongodb_uri, mongo_database) = harness::fresh_mongo_database();
+    let command = ServiceProcess::start(
+        "command-service",
+        &[
+            ("DATABASE_URL", database_url.clone()),
+            ("AMQP_URL", amqp_url.clone()),
+        ],
+    )
+    .await;
+    let query = ServiceProcess::start(
+        "query-service",
+        &[
+            ("MONGODB_URI", mongodb_uri),
+            ("APP_MONGODB__DATABASE", mongo_database),
+            ("AMQP_URL", amqp_url.clone()),
+        ],
+    )
+    .await;
+    let gateway = Gateway::start(&command.address(), &query.address()).await;
+    Stack {
+        gateway,
+        database_url,
+        amqp_url,
+        client: reqwest::Client::new(),
+        _command: command,
+        _query: query,
+    }
+}
+
+impl Stack {
+    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.gateway.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.gateway.url(path))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get_eventually(&self, path: &str) -> Value {
+        eventually(
+            &format!("GET {path} through the gateway"),
+            Duration::from_secs(15),
+            || async {
+                let response = self.get(path).await;
+                if response.status() == 200 {
+                    response.json().await.ok()
+                } else {
+                    None
+                }
+            },
+        )
+        .await
+    }
+
+    /// Places an order through the gateway and waits until the gateway serves it back.
+    async fn place_and_read(&self, body: &Value) -> Value {
+        let response = self.post("/orders", body).await;
+        assert_eq!(response.status(), 202);
+        let id = response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.get_eventually(&format!("/orders/{id}")).await
+    }
+}
+
+fn order(email: &str, quantity: u32) -> Value {
+    json!({
+        "description": "Difference engine, model 2",
+        "quantity": quantity,
+        "firstName": "Charles",
+        "lastName": "Babbage",
+        "email": email,
+    })
+}
+
+#[tokio::test]
+async fn an_order_posted_through_the_gateway_is_read_back_through_it() {
+    let stack = start_stack().await;
+
+    let response = stack
+        .post("/orders", &order("charles@example.com", 2))
+        .await;
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(location, format!("/orders/{id}"));
+
+    let read = stack.get_eventually(&location).await;
+    assert_eq!(read["id"], id.as_str());
+    assert_eq!(read["description"], "Difference engine, model 2");
+    assert_eq!(read["quantity"], 2);
+    assert_eq!(read["status"], "placed");
+    assert_eq!(
+        read["customer"],
+        json!({"email": "charles@example.com", "firstName": "Charles", "lastName": "Babbage"})
+    );
+    assert!(read["createdAt"].as_str().is_some());
+
+    let customer = stack.get_eventually("/customers/charles@example.com").await;
+    assert_eq!(customer["orderCount"], 1);
+    assert_eq!(customer["totalQuantity"], 2);
+
+    let listed: Vec<Value> = stack.get("/orders").await.json().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let customers: Vec<Value> = stack.get("/customers").await.json().await.unwrap();
+    assert_eq!(customers.len(), 1);
+    let their_orders: Vec<Value> = stack
+        .get("/customers/charles@example.com/orders")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(their_orders[0]["id"], id.as_str());
+}
+
+#[tokio::test]
+async fn an_invalid_order_is_rejected_through_the_gateway_naming_the_field() {
+    let stack = start_stack().await;
+    let mut body = order("charles@example.com", 2);
+    body["quantity"] = json!(0);
+
+    let response = stack.post("/orders", &body).await;
+
+    assert_eq!(response.status(), 422);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["fields"][0]["field"], "quantity");
+}
+
+#[tokio::test]
+async fn the_gateway_answers_unknown_routes_and_methods_with_json() {
+    let stack = start_stack().await;
+    let response = stack.get("/admin").await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "not_found"
+    );
+
+    let response = stack.post("/customers", &json!({})).await;
+    assert_eq!(response.status(), 405);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"],
+        "method_not_allowed"
+    );
+
+    let response = stack
+        .client
+        .put(stack.gateway.url("/orders"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+}
+
+#[tokio::test]
+async fn publishing_the_same_event_again_changes_nothing() {
+    let stack = start_stack().await;
+    let first = stack.place_and_read(&order("charles@example.com", 2)).await;
+    let id = first["id"].as_str().unwrap();
+
+    #[derive(QueryableByName)]
+    struct Stored {
+        #[diesel(sql_type = Jsonb)]
+        envelope: Value,
+    }
+    let mut conn = PgConnection::establish(&stack.database_url).unwrap();
+    let stored: Stored =
+        diesel::sql_query("SELECT envelope FROM outbox WHERE aggregate_id = $1::uuid")
+            .bind::<Text, _>(id)
+            .get_result(&mut conn)
+            .unwrap();
+    let publisher = TestPublisher::connect(&stack.amqp_url).await;
+    let body = serde_json::to_vec(&stored.envelope).unwrap();
+    publisher.publish("order.OnNewOrder", &body).await;
+    publisher.publish("order.OnNewOrder", &body).await;
+
+    // A later order through the same queue: once it is readable, the duplicates before it
+    // have been consumed.
+    stack.place_and_read(&order("ada@example.com", 1)).await;
+
+    let customer = stack.get_eventually("/customers/charles@example.com").await;
+    assert_eq!(customer["orderCount"], 1);
+    assert_eq!(customer["totalQuantity"], 2);
+    let orders: Vec<Value> = stack
+        .get("/orders?email=charles@example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0], first);
+}
