@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)] // test code: a failed expectation should panic
+
 use serde_json::json;
 use shared_events::fixtures::{on_new_order_v1, ON_NEW_ORDER_V1_JSON};
 use shared_events::{DecodeError, EventEnvelope};

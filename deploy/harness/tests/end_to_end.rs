@@ -2,7 +2,7 @@
 //! front of both services running as their real binaries, on real PostgreSQL, RabbitMQ and the
 //! MongoDB-wire server.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
 use std::time::Duration;
 
