@@ -36,6 +36,8 @@ pub struct BrokerSettings {
     pub url: String,
     pub queue: String,
     pub prefetch: u16,
+    pub max_attempts: u32,
+    pub retry_delay_ms: u64,
 }
 
 impl Settings {
@@ -74,6 +76,9 @@ impl Settings {
         };
         if self.broker.prefetch == 0 {
             return invalid("broker.prefetch", "must be at least 1");
+        }
+        if self.broker.max_attempts == 0 {
+            return invalid("broker.max_attempts", "must be at least 1");
         }
         if self.mongodb.database.is_empty() {
             return invalid("mongodb.database", "must not be empty");

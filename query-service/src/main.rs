@@ -1,7 +1,12 @@
 use std::process::ExitCode;
 
+use query_service::broker::{dead_letter_queue_name, replay_dead_letters};
 use query_service::config::Settings;
 use query_service::startup::Application;
+
+const USAGE: &str = "usage: query-service [replay-dead-letters]
+  (no argument)        serve reads and project events
+  replay-dead-letters  move every parked message back to the projection's queue";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -13,6 +18,17 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match std::env::args().nth(1).as_deref() {
+        None => serve(settings).await,
+        Some("replay-dead-letters") => replay(settings).await,
+        Some(_) => {
+            eprintln!("{USAGE}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> ExitCode {
     let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(error) => {
@@ -25,6 +41,23 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log::error!("query service failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn replay(settings: Settings) -> ExitCode {
+    let from = dead_letter_queue_name(&settings.broker.queue);
+    match replay_dead_letters(&settings.broker).await {
+        Ok(count) => {
+            println!(
+                "replayed {count} messages from {from} to {}",
+                settings.broker.queue
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            log::error!("replay from {from} failed: {error}");
             ExitCode::FAILURE
         }
     }

@@ -110,10 +110,20 @@ impl TestPublisher {
 
     /// Publishes `body` persistently with `routing_key` and waits for the broker's confirm.
     pub async fn publish(&self, routing_key: &str, body: &[u8]) {
+        self.publish_via(ORDER_EVENTS_EXCHANGE, routing_key, body)
+            .await;
+    }
+
+    /// Puts `body` straight into `queue` (through the default exchange).
+    pub async fn publish_to_queue(&self, queue: &str, body: &[u8]) {
+        self.publish_via("", queue, body).await;
+    }
+
+    async fn publish_via(&self, exchange: &str, routing_key: &str, body: &[u8]) {
         let confirmation = self
             .channel
             .basic_publish(
-                ORDER_EVENTS_EXCHANGE.into(),
+                exchange.into(),
                 routing_key.into(),
                 BasicPublishOptions::default(),
                 body,

@@ -1,11 +1,12 @@
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
+use lapin::{Channel, Connection, ConnectionProperties};
 use shared_events::EventEnvelope;
 use tokio_util::sync::CancellationToken;
 
+use super::unusable::{route_unusable, Disposition, RepublishError};
 use super::{declare_topology, retry_backoff, BrokerStatus};
 use crate::config::BrokerSettings;
 use crate::projection::{Outcome, Projector};
@@ -16,6 +17,8 @@ enum ConsumeError {
     Broker(#[from] lapin::Error),
     #[error("the broker cancelled the consumer")]
     Cancelled,
+    #[error("cannot move an unusable message: {0}")]
+    Republish(#[from] RepublishError),
 }
 
 /// Feeds the projection from the queue. A delivery is acknowledged only after its event is
@@ -65,6 +68,10 @@ impl EventConsumer {
         .await?;
         let channel = connection.create_channel().await?;
         declare_topology(&channel, &self.settings.queue).await?;
+        let republisher = connection.create_channel().await?;
+        republisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         channel
             .basic_qos(self.settings.prefetch, BasicQosOptions::default())
             .await?;
@@ -84,7 +91,7 @@ impl EventConsumer {
                 next = deliveries.next() => next,
             };
             match next {
-                Some(delivery) => self.handle(delivery?, shutdown).await?,
+                Some(delivery) => self.handle(delivery?, &republisher, shutdown).await?,
                 None => return Err(ConsumeError::Cancelled),
             }
         }
@@ -96,21 +103,23 @@ impl EventConsumer {
     async fn handle(
         &self,
         delivery: Delivery,
+        republisher: &Channel,
         shutdown: &CancellationToken,
     ) -> Result<(), ConsumeError> {
         let envelope = match EventEnvelope::decode(&delivery.data) {
             Ok(envelope) => envelope,
             Err(error) => {
-                log::error!(
-                    "dead-lettering an unusable message ({}): {error}",
-                    error.reason_code()
-                );
-                delivery
-                    .nack(BasicNackOptions {
-                        requeue: false,
-                        ..BasicNackOptions::default()
-                    })
-                    .await?;
+                match route_unusable(republisher, &self.settings, &delivery, &error).await? {
+                    Disposition::Retry { attempt } => log::warn!(
+                        "unusable message ({error}); attempt {attempt} of {}, retrying in {} ms",
+                        self.settings.max_attempts,
+                        self.settings.retry_delay_ms
+                    ),
+                    Disposition::DeadLettered { attempts } => log::error!(
+                        "unusable message ({error}); dead-lettered after {attempts} attempts"
+                    ),
+                }
+                delivery.ack(BasicAckOptions::default()).await?;
                 return Ok(());
             }
         };

@@ -1,10 +1,14 @@
 //! RabbitMQ through lapin: the queue topology and the consumer that feeds the projection.
 
 mod consumer;
+mod replay;
 mod topology;
+mod unusable;
 
 pub use consumer::EventConsumer;
-pub use topology::{dead_letter_queue_name, declare_topology};
+pub use replay::replay_dead_letters;
+pub use topology::{dead_letter_queue_name, declare_topology, retry_queue_name};
+pub use unusable::{ATTEMPTS_HEADER, ERROR_HEADER, ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

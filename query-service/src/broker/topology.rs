@@ -1,72 +1,57 @@
+//! Queues of the projection, all declared by every replica (declarations are idempotent):
+//!
+//! - `<queue>`: quorum queue bound to every order event; the replicas compete for it.
+//! - `<queue>.retry`: where an unusable message waits `retry_delay_ms` (per-message TTL) before
+//!   RabbitMQ dead-letters it back to `<queue>` through the default exchange: a delayed retry,
+//!   not a hot loop.
+//! - `<queue>.dead-letter`: quorum queue where a message is parked after its last attempt,
+//!   with headers saying why, for an operator to inspect and replay.
+
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 use shared_events::{ORDER_EVENTS_BINDING, ORDER_EVENTS_EXCHANGE};
 
-/// Exchange that receives messages the projection cannot use.
-pub const DEAD_LETTER_EXCHANGE: &str = "orders.dead-letter";
+/// The queue where `queue`'s unusable messages wait before their next attempt.
+pub fn retry_queue_name(queue: &str) -> String {
+    format!("{queue}.retry")
+}
 
 /// The queue where `queue`'s unusable messages are parked for an operator.
 pub fn dead_letter_queue_name(queue: &str) -> String {
     format!("{queue}.dead-letter")
 }
 
-fn durable_queue() -> QueueDeclareOptions {
+fn durable() -> QueueDeclareOptions {
     QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
     }
 }
 
-/// Declares the event exchange, the projection's quorum queue bound to every order event, and
-/// its dead-letter exchange and queue. Declarations are idempotent, so every replica runs this.
+fn arguments(entries: &[(&str, &str)]) -> FieldTable {
+    let mut table = FieldTable::default();
+    for (key, value) in entries {
+        table.insert((*key).into(), AMQPValue::LongString((*value).into()));
+    }
+    table
+}
+
 pub async fn declare_topology(channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
-    let durable_exchange = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
     channel
         .exchange_declare(
             ORDER_EVENTS_EXCHANGE.into(),
             ExchangeKind::Topic,
-            durable_exchange,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
             FieldTable::default(),
         )
         .await?;
+    let quorum = [("x-queue-type", "quorum")];
     channel
-        .exchange_declare(
-            DEAD_LETTER_EXCHANGE.into(),
-            ExchangeKind::Direct,
-            durable_exchange,
-            FieldTable::default(),
-        )
-        .await?;
-
-    let dead_letter_queue = dead_letter_queue_name(queue);
-    channel
-        .queue_declare(dead_letter_queue.as_str().into(), durable_queue(), quorum())
-        .await?;
-    channel
-        .queue_bind(
-            dead_letter_queue.as_str().into(),
-            DEAD_LETTER_EXCHANGE.into(),
-            dead_letter_queue.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-
-    let mut arguments = quorum();
-    arguments.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(DEAD_LETTER_EXCHANGE.into()),
-    );
-    arguments.insert(
-        "x-dead-letter-routing-key".into(),
-        AMQPValue::LongString(dead_letter_queue.as_str().into()),
-    );
-    channel
-        .queue_declare(queue.into(), durable_queue(), arguments)
+        .queue_declare(queue.into(), durable(), arguments(&quorum))
         .await?;
     channel
         .queue_bind(
@@ -77,14 +62,22 @@ pub async fn declare_topology(channel: &Channel, queue: &str) -> Result<(), lapi
             FieldTable::default(),
         )
         .await?;
+    channel
+        .queue_declare(
+            retry_queue_name(queue).as_str().into(),
+            durable(),
+            arguments(&[
+                ("x-dead-letter-exchange", ""),
+                ("x-dead-letter-routing-key", queue),
+            ]),
+        )
+        .await?;
+    channel
+        .queue_declare(
+            dead_letter_queue_name(queue).as_str().into(),
+            durable(),
+            arguments(&quorum),
+        )
+        .await?;
     Ok(())
-}
-
-fn quorum() -> FieldTable {
-    let mut arguments = FieldTable::default();
-    arguments.insert(
-        ShortString::from("x-queue-type"),
-        AMQPValue::LongString("quorum".into()),
-    );
-    arguments
 }

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use harness::{eventually, TestPublisher};
-use query_service::config::Settings;
+use query_service::config::{BrokerSettings, Settings};
 use query_service::startup::Application;
 use serde_json::Value;
 use shared_events::fixtures::new_order_event;
@@ -13,7 +13,7 @@ use uuid::Uuid;
 pub struct TestApp {
     pub address: String,
     pub amqp_url: String,
-    pub queue: String,
+    pub broker: BrokerSettings,
     pub client: reqwest::Client,
     pub publisher: TestPublisher,
 }
@@ -30,7 +30,9 @@ pub async fn spawn_app() -> TestApp {
     settings.mongodb.uri = mongodb_uri;
     settings.mongodb.database = database;
     settings.broker.url = amqp_url.clone();
-    let queue = settings.broker.queue.clone();
+    settings.broker.max_attempts = 3;
+    settings.broker.retry_delay_ms = 50;
+    let broker = settings.broker.clone();
     let application = Application::build(settings)
         .await
         .expect("build application");
@@ -40,7 +42,7 @@ pub async fn spawn_app() -> TestApp {
         address,
         publisher: TestPublisher::connect(&amqp_url).await,
         amqp_url,
-        queue,
+        broker,
         client: reqwest::Client::new(),
     };
     // Events published before the consumer declared its queue would be unroutable.

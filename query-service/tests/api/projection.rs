@@ -6,6 +6,11 @@ use serde_json::{json, Value};
 use shared_events::fixtures::{on_new_order_v1, ON_NEW_ORDER_V1_JSON};
 use shared_events::OrderEvent;
 
+use query_service::broker::{
+    dead_letter_queue_name, replay_dead_letters, ATTEMPTS_HEADER, ERROR_HEADER,
+    ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER,
+};
+
 use crate::helpers::{new_order, spawn_app};
 
 #[tokio::test]
@@ -118,26 +123,95 @@ async fn the_customer_keeps_the_names_of_the_latest_order_whatever_the_arrival_o
     );
 }
 
-#[tokio::test]
-async fn unusable_messages_are_dead_lettered_and_do_not_block_the_queue() {
-    let app = spawn_app().await;
-    let mut unknown_type: Value = serde_json::from_str(ON_NEW_ORDER_V1_JSON).unwrap();
-    unknown_type["eventType"] = json!("OnOrderTeleported");
-    let poison = [
-        b"not json".to_vec(),
-        serde_json::to_vec(&unknown_type).unwrap(),
-    ];
-    for body in &poison {
-        app.publisher.publish("order.Garbage", body).await;
+fn header(properties: &lapin::BasicProperties, name: &str) -> String {
+    match properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(name).cloned())
+    {
+        Some(lapin::types::AMQPValue::LongString(text)) => text.to_string(),
+        Some(lapin::types::AMQPValue::LongLongInt(n)) => n.to_string(),
+        other => panic!("header {name}: {other:?}"),
     }
-    app.wait_until_processed().await;
+}
 
-    let dead_letter_queue = format!("{}.dead-letter", app.queue);
-    for expected in &poison {
-        let (body, _) = eventually("a dead-lettered message", Duration::from_secs(10), || {
-            take_message(&app.amqp_url, &dead_letter_queue)
-        })
-        .await;
-        assert_eq!(&body, expected);
+#[tokio::test]
+async fn unusable_messages_are_retried_then_parked_with_the_reason() {
+    let app = spawn_app().await;
+    let golden: Value = serde_json::from_str(ON_NEW_ORDER_V1_JSON).unwrap();
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut value = golden.clone();
+        edit(&mut value);
+        serde_json::to_vec(&value).unwrap()
+    };
+    let poison = [
+        (b"not json".to_vec(), "malformed-envelope"),
+        (
+            with(&|v| v["eventType"] = json!("OnOrderTeleported")),
+            "unknown-event-type",
+        ),
+        (
+            with(&|v| v["schemaVersion"] = json!(99)),
+            "unsupported-schema-version",
+        ),
+        (
+            with(&|v| v["payload"]["quantity"] = json!("three")),
+            "invalid-payload",
+        ),
+    ];
+    for (body, _) in &poison {
+        app.publisher.publish("order.OnNewOrder", body).await;
     }
+
+    let dead_letter_queue = dead_letter_queue_name(&app.broker.queue);
+    let mut parked = Vec::new();
+    while parked.len() < poison.len() {
+        parked.push(
+            eventually("a dead-lettered message", Duration::from_secs(15), || {
+                take_message(&app.amqp_url, &dead_letter_queue)
+            })
+            .await,
+        );
+    }
+    for (body, reason) in &poison {
+        let (_, properties) = parked
+            .iter()
+            .find(|(parked_body, _)| parked_body == body)
+            .unwrap_or_else(|| panic!("{reason}: not in the dead-letter queue"));
+        assert_eq!(header(properties, REASON_HEADER), *reason);
+        assert_eq!(header(properties, ATTEMPTS_HEADER), "3");
+        assert!(!header(properties, ERROR_HEADER).is_empty());
+        assert_eq!(
+            header(properties, ORIGINAL_ROUTING_KEY_HEADER),
+            "order.OnNewOrder"
+        );
+    }
+
+    // The queue was never blocked: a good event behind them is applied.
+    app.wait_until_processed().await;
+}
+
+#[tokio::test]
+async fn replaying_the_dead_letter_queue_brings_parked_events_back() {
+    let app = spawn_app().await;
+    let event = new_order("ada@example.com", 5, Utc::now());
+    app.publisher
+        .publish_to_queue(
+            &dead_letter_queue_name(&app.broker.queue),
+            &serde_json::to_vec(&event).unwrap(),
+        )
+        .await;
+
+    let replayed = replay_dead_letters(&app.broker).await.unwrap();
+
+    assert_eq!(replayed, 1);
+    let order = app
+        .get_eventually(&format!("/orders/{}", event.aggregate_id))
+        .await;
+    assert_eq!(order["quantity"], 5);
+    assert!(
+        take_message(&app.amqp_url, &dead_letter_queue_name(&app.broker.queue))
+            .await
+            .is_none()
+    );
 }

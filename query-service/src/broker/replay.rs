@@ -1,0 +1,54 @@
+use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions};
+use lapin::{Connection, ConnectionProperties};
+
+use super::topology::dead_letter_queue_name;
+use super::unusable::{
+    copy_properties, publish_to_queue, RepublishError, ORIGINAL_ROUTING_KEY_HEADER,
+};
+use crate::config::BrokerSettings;
+
+/// Moves every message parked in the dead-letter queue back to the projection's queue, with
+/// its attempt count reset (the failure headers are dropped; the original routing key is kept
+/// for reference). Each message is acknowledged in the dead-letter queue only after the broker
+/// confirmed its copy, so a crash mid-way loses nothing. Returns how many were moved.
+pub async fn replay_dead_letters(settings: &BrokerSettings) -> Result<u64, RepublishError> {
+    let connection = Connection::connect(
+        &settings.url,
+        ConnectionProperties::default().with_connection_name("query-service replay".into()),
+    )
+    .await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let dead_letter_queue = dead_letter_queue_name(&settings.queue);
+    let mut replayed = 0_u64;
+    while let Some(message) = channel
+        .basic_get(
+            dead_letter_queue.as_str().into(),
+            BasicGetOptions { no_ack: false },
+        )
+        .await?
+    {
+        let delivery = message.delivery;
+        let mut properties = copy_properties(&delivery.properties);
+        if let Some(routing_key) = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|headers| headers.inner().get(ORIGINAL_ROUTING_KEY_HEADER).cloned())
+        {
+            let mut headers = lapin::types::FieldTable::default();
+            headers.insert(ORIGINAL_ROUTING_KEY_HEADER.into(), routing_key);
+            properties = properties.with_headers(headers);
+        }
+        publish_to_queue(&channel, &settings.queue, &delivery.data, properties).await?;
+        delivery.ack(BasicAckOptions::default()).await?;
+        replayed += 1;
+        if replayed % 100 == 0 {
+            log::info!("replayed {replayed} messages so far");
+        }
+    }
+    connection.close(200, "replay done".into()).await?;
+    Ok(replayed)
+}
