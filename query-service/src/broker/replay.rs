@@ -45,7 +45,7 @@ pub async fn replay_dead_letters(settings: &BrokerSettings) -> Result<u64, Repub
         publish_to_queue(&channel, &settings.queue, &delivery.data, properties).await?;
         delivery.ack(BasicAckOptions::default()).await?;
         replayed += 1;
-        if replayed % 100 == 0 {
+        if replayed.is_multiple_of(100) {
             log::info!("replayed {replayed} messages so far");
         }
     }

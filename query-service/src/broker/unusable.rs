@@ -68,11 +68,7 @@ pub async fn route_unusable(
         )
     };
 
-    let mut headers = delivery
-        .properties
-        .headers()
-        .clone()
-        .unwrap_or_else(FieldTable::default);
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
     headers.insert(
         ATTEMPTS_HEADER.into(),
         AMQPValue::LongLongInt(i64::from(attempts)),
