@@ -4,7 +4,7 @@
 
 use lapin::message::Delivery;
 use lapin::options::BasicPublishOptions;
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::AMQPValue;
 use lapin::{BasicProperties, Channel, Confirmation};
 use shared_events::DecodeError;
 
