@@ -23,6 +23,7 @@ pub struct Settings {
 pub struct HttpSettings {
     pub host: String,
     pub port: u16,
+    pub shutdown_timeout_secs: u64,
     pub max_body_bytes: usize,
 }
 

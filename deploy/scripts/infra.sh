@@ -139,7 +139,7 @@ start_ferretdb() {
     say "starting FerretDB $FERRETDB_VERSION (SQLite backend) on $MONGO_WIRE_ADDR"
     mkdir -p "$STATE_DIR/ferretdb"
     nohup "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$STATE_DIR/ferretdb/" \
-      --state-dir="$STATE_DIR/ferretdb" --listen-addr="$MONGO_WIRE_ADDR" --telemetry=disable \
+      --state-dir="$STATE_DIR/ferretdb" --listen-addr="$MONGO_WIRE_ADDR" --telemetry=disable --debug-addr=- \
       --log-level=WARN >>"$STATE_DIR/logs/ferretdb.log" 2>&1 &
     echo $! >"$STATE_DIR/run/ferretdb.pid"
     wait_for_port 127.0.0.1 27017 60 FerretDB

@@ -22,6 +22,7 @@ pub struct Settings {
 pub struct HttpSettings {
     pub host: String,
     pub port: u16,
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +37,7 @@ pub struct BrokerSettings {
     pub url: String,
     pub queue: String,
     pub prefetch: u16,
+    pub lanes: usize,
     pub max_attempts: u32,
     pub retry_delay_ms: u64,
 }
@@ -76,6 +78,9 @@ impl Settings {
         };
         if self.broker.prefetch == 0 {
             return invalid("broker.prefetch", "must be at least 1");
+        }
+        if !(1..=256).contains(&self.broker.lanes) {
+            return invalid("broker.lanes", "must be between 1 and 256");
         }
         if self.broker.max_attempts == 0 {
             return invalid("broker.max_attempts", "must be at least 1");

@@ -56,6 +56,7 @@ impl Application {
                 .configure(http::routes)
         })
         .listen(listener)?
+        .shutdown_timeout(settings.http.shutdown_timeout_secs)
         .run();
 
         Ok(Self {

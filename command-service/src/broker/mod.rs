@@ -24,11 +24,11 @@ impl BrokerStatus {
     }
 }
 
-/// Delays between reconnection attempts: exponential from 100 ms, capped at 10 s, with jitter.
+/// Delays between reconnection attempts: exponential from 100 ms, capped at 5 s, with jitter.
 pub fn reconnect_backoff() -> ExponentialBackoff {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(10))
+        .with_max_delay(Duration::from_secs(5))
         .with_jitter()
         .without_max_times()
         .build()

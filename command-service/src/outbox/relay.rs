@@ -104,6 +104,11 @@ impl OutboxRelay {
                         () = self.wakeup.woken() => {}
                         () = tokio::time::sleep(self.settings.poll_interval()) => {}
                     }
+                    // Notice a connection that died while idle, so readiness tells the truth.
+                    if !publisher.is_connected() {
+                        log::warn!("outbox relay lost the broker connection; reconnecting");
+                        return;
+                    }
                 }
                 Err(PassError::BrokerDown) => {
                     log::warn!("outbox relay lost the broker connection; reconnecting");

@@ -10,11 +10,13 @@
 mod amqp;
 mod gateway;
 mod polling;
+mod private;
 mod process;
 
 pub use amqp::{take_message, EventTap, TestPublisher};
 pub use gateway::Gateway;
 pub use polling::eventually;
+pub use private::{PrivateFerret, PrivatePostgres, PrivateRabbit};
 pub use process::{free_port, ServiceProcess};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};

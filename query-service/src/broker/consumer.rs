@@ -1,9 +1,13 @@
+use std::hash::{DefaultHasher, Hash, Hasher};
+
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::{Connection, ConnectionProperties};
 use shared_events::EventEnvelope;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::unusable::{route_unusable, Disposition, RepublishError};
@@ -21,14 +25,21 @@ enum ConsumeError {
     Republish(#[from] RepublishError),
 }
 
-/// Feeds the projection from the queue. A delivery is acknowledged only after its event is
-/// in MongoDB; while MongoDB fails, the same delivery is retried with backoff, so nothing is
-/// dropped and later deliveries wait (up to the prefetch count) in order behind it.
+/// Feeds the projection from the queue.
+///
+/// Deliveries are spread over `lanes` by the event's ordering key (the customer), so one
+/// customer's events are applied one after another while different customers proceed in
+/// parallel. A delivery is acknowledged only after its event is in MongoDB; while MongoDB
+/// fails, its lane retries the same event with backoff, so nothing is dropped and the
+/// customer's later events wait behind it. Unacknowledged deliveries (at most `prefetch`) go
+/// back to the queue if the connection is lost, and are then applied idempotently.
 pub struct EventConsumer {
     settings: BrokerSettings,
     projector: Projector,
     status: BrokerStatus,
 }
+
+type Lane = mpsc::Sender<(Delivery, EventEnvelope)>;
 
 impl EventConsumer {
     pub fn new(settings: BrokerSettings, projector: Projector, status: BrokerStatus) -> Self {
@@ -85,65 +96,93 @@ impl EventConsumer {
             .await?;
         self.status.set_connected(true);
         log::info!("event consumer attached to queue {}", self.settings.queue);
+
+        let mut lanes = JoinSet::new();
+        let senders: Vec<Lane> = (0..self.settings.lanes)
+            .map(|_| {
+                let (sender, receiver) = mpsc::channel(usize::from(self.settings.prefetch));
+                lanes.spawn(apply_in_order(
+                    receiver,
+                    self.projector.clone(),
+                    shutdown.clone(),
+                ));
+                sender
+            })
+            .collect();
         loop {
-            let next = tokio::select! {
+            tokio::select! {
                 () = shutdown.cancelled() => break,
-                next = deliveries.next() => next,
-            };
-            match next {
-                Some(delivery) => self.handle(delivery?, &republisher, shutdown).await?,
-                None => return Err(ConsumeError::Cancelled),
+                Some(ended) = lanes.join_next() => {
+                    // A lane only ends early when it could not acknowledge: the channel is gone.
+                    ended.unwrap_or(Ok(()))?;
+                }
+                next = deliveries.next() => match next {
+                    Some(delivery) => {
+                        let delivery = delivery?;
+                        match EventEnvelope::decode(&delivery.data) {
+                            Ok(envelope) => {
+                                let lane = &senders[lane_for(&envelope, senders.len())];
+                                if lane.send((delivery, envelope)).await.is_err() {
+                                    return Err(ConsumeError::Cancelled);
+                                }
+                            }
+                            Err(error) => self.set_aside(&republisher, delivery, &error).await?,
+                        }
+                    }
+                    None => return Err(ConsumeError::Cancelled),
+                },
             }
         }
-        // Unacknowledged deliveries go back to the queue when the connection closes.
+        // Stop taking deliveries; let the lanes finish what they hold, then close. Whatever is
+        // still unacknowledged goes back to the queue.
+        drop(senders);
+        while let Some(ended) = lanes.join_next().await {
+            if let Ok(Err(error)) = ended {
+                log::warn!("a lane stopped with an error during shutdown: {error}");
+            }
+        }
         connection.close(200, "shutting down".into()).await?;
         Ok(())
     }
 
-    async fn handle(
+    async fn set_aside(
         &self,
+        republisher: &lapin::Channel,
         delivery: Delivery,
-        republisher: &Channel,
-        shutdown: &CancellationToken,
+        error: &shared_events::DecodeError,
     ) -> Result<(), ConsumeError> {
-        let envelope = match EventEnvelope::decode(&delivery.data) {
-            Ok(envelope) => envelope,
-            Err(error) => {
-                match route_unusable(republisher, &self.settings, &delivery, &error).await? {
-                    Disposition::Retry { attempt } => log::warn!(
-                        "unusable message ({error}); attempt {attempt} of {}, retrying in {} ms",
-                        self.settings.max_attempts,
-                        self.settings.retry_delay_ms
-                    ),
-                    Disposition::DeadLettered { attempts } => log::error!(
-                        "unusable message ({error}); dead-lettered after {attempts} attempts"
-                    ),
-                }
-                delivery.ack(BasicAckOptions::default()).await?;
-                return Ok(());
+        match route_unusable(republisher, &self.settings, &delivery, error).await? {
+            Disposition::Retry { attempt } => log::warn!(
+                "unusable message ({error}); attempt {attempt} of {}, retrying in {} ms",
+                self.settings.max_attempts,
+                self.settings.retry_delay_ms
+            ),
+            Disposition::DeadLettered { attempts } => {
+                log::error!("unusable message ({error}); dead-lettered after {attempts} attempts");
             }
-        };
+        }
+        delivery.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+}
+
+fn lane_for(envelope: &EventEnvelope, lanes: usize) -> usize {
+    let mut hasher = DefaultHasher::new();
+    Projector::ordering_key(envelope).hash(&mut hasher);
+    usize::try_from(hasher.finish() % lanes as u64).unwrap_or(0)
+}
+
+/// Applies one lane's events in delivery order, acknowledging each after it is stored.
+async fn apply_in_order(
+    mut receiver: mpsc::Receiver<(Delivery, EventEnvelope)>,
+    projector: Projector,
+    shutdown: CancellationToken,
+) -> Result<(), lapin::Error> {
+    while let Some((delivery, envelope)) = receiver.recv().await {
         let mut backoff = retry_backoff();
-        loop {
-            match self.projector.apply(&envelope).await {
-                Ok(outcome) => {
-                    delivery.ack(BasicAckOptions::default()).await?;
-                    match outcome {
-                        Outcome::Applied => log::info!(
-                            "applied {} v{} {} for order {}",
-                            envelope.event_type,
-                            envelope.schema_version,
-                            envelope.event_id,
-                            envelope.aggregate_id
-                        ),
-                        Outcome::AlreadyApplied => log::info!(
-                            "skipped {} {}: already applied",
-                            envelope.event_type,
-                            envelope.event_id
-                        ),
-                    }
-                    return Ok(());
-                }
+        let outcome = loop {
+            match projector.apply(&envelope).await {
+                Ok(outcome) => break outcome,
                 Err(error) => {
                     let delay = backoff.next().unwrap_or_default();
                     log::warn!(
@@ -157,6 +196,22 @@ impl EventConsumer {
                     }
                 }
             }
+        };
+        delivery.ack(BasicAckOptions::default()).await?;
+        match outcome {
+            Outcome::Applied => log::info!(
+                "applied {} v{} {} for order {}",
+                envelope.event_type,
+                envelope.schema_version,
+                envelope.event_id,
+                envelope.aggregate_id
+            ),
+            Outcome::AlreadyApplied => log::info!(
+                "skipped {} {}: already applied",
+                envelope.event_type,
+                envelope.event_id
+            ),
         }
     }
+    Ok(())
 }

@@ -30,6 +30,14 @@ impl Projector {
         Self { store }
     }
 
+    /// Events with the same key must be applied one after another; others may run in
+    /// parallel. The key is the customer, whose summary each order event updates.
+    pub fn ordering_key(envelope: &EventEnvelope) -> &str {
+        match &envelope.payload {
+            OrderEvent::OnNewOrder(event) => &event.customer.email,
+        }
+    }
+
     pub async fn apply(&self, envelope: &EventEnvelope) -> Result<Outcome, StoreError> {
         match &envelope.payload {
             OrderEvent::OnNewOrder(event) => {

@@ -1,0 +1,361 @@
+//! Servers owned by one test, for tests that stop and restart them: a PostgreSQL cluster, a
+//! RabbitMQ node and a FerretDB instance, each on its own free ports and in its own directory,
+//! so breaking them cannot disturb tests running in parallel on the shared servers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tokio::process::Child;
+
+use crate::{eventually, free_port, unique_name};
+
+fn run(command: &mut Command, what: &str) {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("{what}: {error}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn scratch_dir(kind: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{}_{kind}", unique_name()));
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// A PostgreSQL cluster of its own, with trust authentication on 127.0.0.1.
+pub struct PrivatePostgres {
+    dir: PathBuf,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+impl PrivatePostgres {
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed (deploy/test installs it)")
+            .filter_map(Result::ok)
+            .map(|entry| entry.path().join("bin"))
+            .max()
+            .expect("a PostgreSQL version");
+        let dir = scratch_dir("postgres");
+        run(
+            Command::new("chown").args(["postgres:postgres"]).arg(&dir),
+            "chown the cluster directory",
+        );
+        let cluster = Self {
+            port: free_port(),
+            dir,
+            bin,
+        };
+        run(
+            cluster
+                .as_postgres("initdb")
+                .args(["-A", "trust", "-U", "postgres", "-D"])
+                .arg(cluster.data()),
+            "initdb",
+        );
+        cluster.start_server();
+        run(
+            cluster.as_postgres("psql").args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &cluster.port.to_string(),
+                "-U",
+                "postgres",
+                "-qc",
+                "CREATE DATABASE orders",
+            ]),
+            "create the orders database",
+        );
+        cluster
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn as_postgres(&self, program: &str) -> Command {
+        let mut command = Command::new("runuser");
+        command
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join(program));
+        command
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.display()
+        );
+        run(
+            self.as_postgres("pg_ctl")
+                .args(["-D"])
+                .arg(self.data())
+                .args(["-l"])
+                .arg(self.dir.join("server.log"))
+                .args(["-o", &options, "-w", "-m", "fast", action]),
+            &format!("pg_ctl {action}"),
+        );
+    }
+
+    fn start_server(&self) {
+        self.pg_ctl("start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/orders", self.port)
+    }
+
+    pub fn stop(&self) {
+        self.pg_ctl("stop");
+    }
+
+    pub fn start_again(&self) {
+        self.start_server();
+    }
+
+    pub fn restart(&self) {
+        self.pg_ctl("restart");
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = self
+            .as_postgres("pg_ctl")
+            .args(["-D"])
+            .arg(self.data())
+            .args(["-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Ports the RabbitMQ command-line tools use for their own distribution connections.
+const RABBITMQ_CLI_PORTS: std::ops::RangeInclusive<u16> = 35672..=35682;
+
+fn free_port_outside_cli_range() -> u16 {
+    loop {
+        let port = free_port();
+        if !RABBITMQ_CLI_PORTS.contains(&port) {
+            return port;
+        }
+    }
+}
+
+/// A RabbitMQ node of its own (user `guest`, loopback only), with the management plugin.
+pub struct PrivateRabbit {
+    dir: PathBuf,
+    node: String,
+    pub amqp_port: u16,
+    dist_port: u16,
+    pub management_port: u16,
+}
+
+impl PrivateRabbit {
+    pub async fn start() -> Self {
+        let dir = scratch_dir("rabbitmq");
+        let node = Self {
+            node: format!("{}@localhost", unique_name()),
+            amqp_port: free_port_outside_cli_range(),
+            dist_port: free_port_outside_cli_range(),
+            management_port: free_port_outside_cli_range(),
+            dir,
+        };
+        node.start_node().await;
+        node
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let dir = &self.dir;
+        let mut command = Command::new(Path::new("/usr/lib/rabbitmq/bin").join(program));
+        command
+            .current_dir(dir)
+            .env("HOME", dir)
+            .env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_PORT", self.amqp_port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_PID_FILE", dir.join("node.pid"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_ENABLED_PLUGINS", "rabbitmq_management")
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
+            .env(
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+                format!(
+                    "-rabbitmq_management tcp_config [{{port,{}}}]",
+                    self.management_port
+                ),
+            );
+        command
+    }
+
+    fn ctl(&self, action: &str) {
+        run(
+            self.command("rabbitmqctl")
+                .args(["-q", "-n", &self.node, action]),
+            &format!("rabbitmqctl {action}"),
+        );
+    }
+
+    async fn start_node(&self) {
+        run(
+            self.command("rabbitmq-server").arg("-detached"),
+            "start a RabbitMQ node",
+        );
+        self.wait_until_serving().await;
+    }
+
+    async fn wait_until_serving(&self) {
+        let url = format!("http://127.0.0.1:{}/api/overview", self.management_port);
+        let client = reqwest::Client::new();
+        eventually(
+            "the private RabbitMQ node to serve",
+            Duration::from_secs(60),
+            || {
+                let request = client.get(&url).basic_auth("guest", Some("guest")).send();
+                async move { request.await.ok().filter(|r| r.status().is_success()) }
+            },
+        )
+        .await;
+        let amqp_port = self.amqp_port;
+        eventually(
+            "the private RabbitMQ node to accept AMQP",
+            Duration::from_secs(60),
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", amqp_port))
+                    .await
+                    .ok()
+            },
+        )
+        .await;
+    }
+
+    pub fn amqp_url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.amqp_port)
+    }
+
+    /// `rabbitmqctl stop_app`: the node stays up, the broker inside it stops.
+    pub fn stop_app(&self) {
+        self.ctl("stop_app");
+    }
+
+    pub async fn start_app(&self) {
+        self.ctl("start_app");
+        self.wait_until_serving().await;
+    }
+
+    /// Stops the whole node and starts it again on the same data.
+    pub async fn restart(&self) {
+        self.ctl("stop");
+        self.start_node().await;
+    }
+}
+
+impl Drop for PrivateRabbit {
+    fn drop(&mut self) {
+        let _ = self
+            .command("rabbitmqctl")
+            .args(["-q", "-n", &self.node, "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A FerretDB of its own (SQLite backend).
+pub struct PrivateFerret {
+    dir: PathBuf,
+    child: Option<Child>,
+    pub port: u16,
+}
+
+fn log_file(path: &Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
+fn ferretdb_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FERRETDB_BIN") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    home.join("go/bin/ferretdb")
+}
+
+impl PrivateFerret {
+    pub async fn start() -> Self {
+        let mut ferret = Self {
+            dir: scratch_dir("ferretdb"),
+            child: None,
+            port: free_port(),
+        };
+        ferret.start_again().await;
+        ferret
+    }
+
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn start_again(&mut self) {
+        let binary = ferretdb_binary();
+        let child = tokio::process::Command::new(&binary)
+            .arg("--handler=sqlite")
+            .arg(format!("--sqlite-url=file:{}/", self.dir.display()))
+            .arg(format!("--state-dir={}", self.dir.display()))
+            .arg(format!("--listen-addr=127.0.0.1:{}", self.port))
+            // No debug listener: its fixed default port would clash with other instances.
+            .args(["--telemetry=disable", "--log-level=warn", "--debug-addr=-"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file(&self.dir.join("ferretdb.log")))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "start FerretDB at {} (deploy/test installs it): {error}",
+                    binary.display()
+                )
+            });
+        self.child = Some(child);
+        let port = self.port;
+        eventually(
+            "the private FerretDB to listen",
+            Duration::from_secs(30),
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+            },
+        )
+        .await;
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("stop FerretDB");
+        }
+    }
+}
+
+impl Drop for PrivateFerret {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,684 @@
+//! Nothing lost, nothing doubled: the whole system under a steady stream of orders while real
+//! processes are broken, one scenario at a time. The stack runs on servers owned by this test
+//! (its own PostgreSQL cluster, RabbitMQ node and FerretDB), so stopping them disturbs no other
+//! test. After each scenario the test waits for quiet and checks every accepted order against
+//! the read model and PostgreSQL; the table it prints is written to `target/fault-suite.md`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Jsonb, Text};
+use harness::{
+    eventually, take_message, Gateway, PrivateFerret, PrivatePostgres, PrivateRabbit,
+    ServiceProcess, TestPublisher,
+};
+use serde_json::{json, Value};
+
+// A steady stream the read side sustains on FerretDB in a debug build (about 25 orders/s), so
+// that after each fault the backlog drains and the checks measure recovery, not saturation.
+const CUSTOMERS_PER_SCENARIO: usize = 8;
+const WORKERS: usize = 2;
+const PACE: Duration = Duration::from_millis(70);
+const QUIET_DEADLINE: Duration = Duration::from_secs(60);
+const MAX_ATTEMPTS: u32 = 2;
+
+struct Stack {
+    postgres: PrivatePostgres,
+    rabbit: PrivateRabbit,
+    ferret: PrivateFerret,
+    command: ServiceProcess,
+    query: ServiceProcess,
+    gateway: Gateway,
+    client: reqwest::Client,
+}
+
+async fn ready(client: &reqwest::Client, service: &ServiceProcess, dependency: &str) {
+    let url = format!("http://{}/health/ready", service.address());
+    eventually(
+        &format!("{url} to report {dependency} up"),
+        Duration::from_secs(30),
+        || {
+            let request = client.get(&url).send();
+            async move {
+                let body: Value = request.await.ok()?.json().await.ok()?;
+                (body["checks"][dependency] == "up").then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let postgres = tokio::task::spawn_blocking(PrivatePostgres::start)
+            .await
+            .unwrap();
+        let rabbit = PrivateRabbit::start().await;
+        let ferret = PrivateFerret::start().await;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let query = ServiceProcess::start(
+            "query-service",
+            &[
+                ("MONGODB_URI", ferret.uri()),
+                ("AMQP_URL", rabbit.amqp_url()),
+                ("APP_MONGODB__TIMEOUT_MS", "1000".into()),
+                ("APP_BROKER__MAX_ATTEMPTS", MAX_ATTEMPTS.to_string()),
+                ("APP_BROKER__RETRY_DELAY_MS", "100".into()),
+            ],
+        )
+        .await;
+        // The projection's queue must exist before the first event is published.
+        ready(&client, &query, "rabbitmq").await;
+        let command = ServiceProcess::start(
+            "command-service",
+            &[
+                ("DATABASE_URL", postgres.url()),
+                ("AMQP_URL", rabbit.amqp_url()),
+                ("APP_DATABASE__ACQUIRE_TIMEOUT_MS", "1000".into()),
+                ("APP_OUTBOX__POLL_INTERVAL_MS", "100".into()),
+                ("APP_OUTBOX__RETRY_DELAY_MS", "200".into()),
+                // A killed relay's claims pass to its successor after this lease.
+                ("APP_OUTBOX__CLAIM_LEASE_MS", "2000".into()),
+            ],
+        )
+        .await;
+        let gateway = Gateway::start(&command.address(), &query.address()).await;
+        Self {
+            postgres,
+            rabbit,
+            ferret,
+            command,
+            query,
+            gateway,
+            client,
+        }
+    }
+
+    fn database(&self) -> PgConnection {
+        PgConnection::establish(&self.postgres.url()).unwrap()
+    }
+
+    async fn get_json(&self, path: &str) -> Option<Value> {
+        let response = self.client.get(self.gateway.url(path)).send().await.ok()?;
+        if response.status() != 200 {
+            return None;
+        }
+        response.json().await.ok()
+    }
+}
+
+/// What the load generator saw for one scenario.
+#[derive(Default)]
+struct Outcomes {
+    /// order id → (email, quantity), for every 202.
+    accepted: HashMap<String, (String, i64)>,
+    /// Descriptions of orders refused with an error status: none may ever become visible.
+    refused: HashSet<String>,
+    /// Requests that got no answer at all (connection reset while a service died): their
+    /// outcome is unknown to the client, so they may or may not exist.
+    unanswered: usize,
+    statuses: BTreeMap<u16, usize>,
+    sent: usize,
+}
+
+struct Load {
+    stop: Arc<AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    outcomes: Arc<Mutex<Outcomes>>,
+}
+
+impl Load {
+    /// Starts `WORKERS` clients posting orders through the gateway for the customers of
+    /// `scenario`, each pausing `PACE` between requests.
+    fn start(stack: &Stack, scenario: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let outcomes = Arc::new(Mutex::new(Outcomes::default()));
+        let counter = Arc::new(AtomicUsize::new(0));
+        let workers = (0..WORKERS)
+            .map(|_| {
+                let (stop, outcomes, counter) = (stop.clone(), outcomes.clone(), counter.clone());
+                let (client, url) = (stack.client.clone(), stack.gateway.url("/orders"));
+                let scenario = scenario.to_owned();
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let n = counter.fetch_add(1, Ordering::Relaxed);
+                        let email = customer_email(&scenario, n % CUSTOMERS_PER_SCENARIO);
+                        let quantity = 1 + (n % 5) as i64;
+                        let description = format!("{scenario} #{n}");
+                        let answer = client
+                            .post(&url)
+                            .json(&json!({
+                                "description": description,
+                                "quantity": quantity,
+                                "firstName": "Load",
+                                "lastName": "Generator",
+                                "email": email,
+                            }))
+                            .send()
+                            .await;
+                        let answer = match answer {
+                            Ok(response) => {
+                                let status = response.status().as_u16();
+                                Some((status, response.json::<Value>().await.unwrap_or_default()))
+                            }
+                            Err(_) => None,
+                        };
+                        {
+                            let mut record = outcomes.lock().unwrap();
+                            record.sent += 1;
+                            match answer {
+                                Some((202, body)) => {
+                                    *record.statuses.entry(202).or_default() += 1;
+                                    let id = body["id"].as_str().unwrap_or_default().to_owned();
+                                    record.accepted.insert(id, (email, quantity));
+                                }
+                                Some((status, _)) => {
+                                    *record.statuses.entry(status).or_default() += 1;
+                                    record.refused.insert(description);
+                                }
+                                None => record.unanswered += 1,
+                            }
+                        }
+                        tokio::time::sleep(PACE).await;
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            workers,
+            outcomes,
+        }
+    }
+}
+
+impl Load {
+    async fn finish(self) -> Outcomes {
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in self.workers {
+            worker.await.unwrap();
+        }
+        Arc::try_unwrap(self.outcomes)
+            .ok()
+            .expect("workers finished")
+            .into_inner()
+            .unwrap()
+    }
+}
+
+fn customer_email(scenario: &str, n: usize) -> String {
+    format!("{scenario}-c{n}@faults.example")
+}
+
+/// One line of the report.
+struct Row {
+    scenario: String,
+    sent: usize,
+    accepted: usize,
+    refused: usize,
+    unanswered: usize,
+    visible: usize,
+    duplicates: i64,
+    lost: usize,
+    recovery: Duration,
+    note: String,
+}
+
+#[derive(QueryableByName)]
+struct CustomerTotals {
+    #[diesel(sql_type = Text)]
+    email: String,
+    #[diesel(sql_type = BigInt)]
+    orders: i64,
+    #[diesel(sql_type = BigInt)]
+    quantity: i64,
+}
+
+/// What the read side shows for one scenario's customers.
+struct ReadSide {
+    visible: HashMap<String, Value>,
+    summaries: HashMap<String, (i64, i64)>,
+}
+
+async fn read_side(stack: &Stack, scenario: &str) -> ReadSide {
+    let mut visible = HashMap::new();
+    let mut summaries = HashMap::new();
+    for n in 0..CUSTOMERS_PER_SCENARIO {
+        let email = customer_email(scenario, n);
+        if let Some(orders) = stack
+            .get_json(&format!("/orders?limit=500&email={email}"))
+            .await
+        {
+            for order in orders.as_array().unwrap() {
+                visible.insert(order["id"].as_str().unwrap().to_owned(), order.clone());
+            }
+        }
+        if let Some(customer) = stack.get_json(&format!("/customers/{email}")).await {
+            summaries.insert(
+                email,
+                (
+                    customer["orderCount"].as_i64().unwrap(),
+                    customer["totalQuantity"].as_i64().unwrap(),
+                ),
+            );
+        }
+    }
+    ReadSide { visible, summaries }
+}
+
+fn write_side(stack: &Stack, scenario: &str) -> HashMap<String, (i64, i64)> {
+    diesel::sql_query(
+        "SELECT customer_email AS email, count(*) AS orders, sum(quantity)::bigint AS quantity
+           FROM orders WHERE customer_email LIKE $1 GROUP BY customer_email",
+    )
+    .bind::<Text, _>(format!("{scenario}-%"))
+    .load::<CustomerTotals>(&mut stack.database())
+    .unwrap()
+    .into_iter()
+    .map(|row| (row.email, (row.orders, row.quantity)))
+    .collect()
+}
+
+/// Waits until every accepted order is visible and the read side agrees with PostgreSQL,
+/// then checks that nothing refused became visible and nothing was counted twice.
+async fn settle(
+    stack: &Stack,
+    scenario: &str,
+    outcomes: Outcomes,
+    healed: Instant,
+    note: String,
+) -> Row {
+    let started = Instant::now();
+    let (read, written) = loop {
+        let read = read_side(stack, scenario).await;
+        let written = write_side(stack, scenario);
+        let complete = outcomes
+            .accepted
+            .keys()
+            .all(|id| read.visible.contains_key(id));
+        if (complete && read.summaries == written) || started.elapsed() > QUIET_DEADLINE {
+            break (read, written);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let recovery = healed.elapsed();
+    let lost = outcomes
+        .accepted
+        .keys()
+        .filter(|id| !read.visible.contains_key(*id))
+        .count();
+    let ghosts: Vec<&str> = read
+        .visible
+        .values()
+        .filter_map(|order| order["description"].as_str())
+        .filter(|description| outcomes.refused.contains(*description))
+        .collect();
+    let counted: i64 = read.summaries.values().map(|(orders, _)| orders).sum();
+    let duplicates = counted - read.visible.len() as i64;
+    let row = Row {
+        scenario: scenario.to_owned(),
+        sent: outcomes.sent,
+        accepted: outcomes.accepted.len(),
+        refused: outcomes.refused.len(),
+        unanswered: outcomes.unanswered,
+        visible: read.visible.len(),
+        duplicates,
+        lost,
+        recovery,
+        note,
+    };
+    assert_eq!(
+        lost,
+        0,
+        "{scenario}: accepted orders never became visible; {}",
+        diagnosis(stack).await
+    );
+    assert_eq!(duplicates, 0, "{scenario}: orders counted twice");
+    assert!(
+        ghosts.is_empty(),
+        "{scenario}: refused orders are visible: {ghosts:?}"
+    );
+    assert_eq!(
+        read.summaries, written,
+        "{scenario}: customer counts and totals differ from PostgreSQL"
+    );
+    let committed: i64 = written.values().map(|(orders, _)| orders).sum();
+    assert_eq!(
+        committed,
+        read.visible.len() as i64,
+        "{scenario}: read model ≠ write model"
+    );
+    assert!(
+        !outcomes.statuses.contains_key(&500),
+        "{scenario}: a 500 was answered: {:?}",
+        outcomes.statuses
+    );
+    assert!(
+        !outcomes.accepted.is_empty(),
+        "{scenario}: no order was accepted at all"
+    );
+    row
+}
+
+fn outbox_pending(stack: &Stack) -> i64 {
+    diesel::sql_query("SELECT count(*) AS count FROM outbox WHERE published_at IS NULL")
+        .get_result::<Count>(&mut stack.database())
+        .unwrap()
+        .count
+}
+
+/// Where events are stuck: the outbox backlog and what each service says of its dependencies.
+async fn diagnosis(stack: &Stack) -> String {
+    let mut text = format!("outbox pending: {}", outbox_pending(stack));
+    for service in [&stack.command, &stack.query] {
+        let url = format!("http://{}/health/ready", service.address());
+        let body = match stack.client.get(&url).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(error) => error.to_string(),
+        };
+        let _ = write!(text, "; {url}: {body}");
+    }
+    text
+}
+
+/// Runs load, breaks something with `fault` part-way, and settles.
+macro_rules! scenario {
+    ($stack:expr, $name:expr, |$s:ident| $fault:block) => {{
+        let load = Load::start(&$stack, $name);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let note: String = {
+            let $s = &mut $stack;
+            $fault
+        };
+        let healed = Instant::now();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let outcomes = load.finish().await;
+        settle(&$stack, $name, outcomes, healed, note).await
+    }};
+}
+
+/// A GET during an outage: 503 with a JSON body and Retry-After, within a bound.
+async fn unavailable_read(stack: &Stack) -> String {
+    let started = Instant::now();
+    let response = stack
+        .client
+        .get(stack.gateway.url("/orders"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response.headers().contains_key("retry-after");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 503, "a read while MongoDB is down: {body}");
+    assert!(retry_after, "503 without Retry-After");
+    format!(
+        "GET → 503 + Retry-After in {} ms",
+        started.elapsed().as_millis()
+    )
+}
+
+async fn unavailable_write(stack: &Stack) -> String {
+    let started = Instant::now();
+    let response = stack
+        .client
+        .post(stack.gateway.url("/orders"))
+        .json(
+            &json!({"description": "during outage", "quantity": 1, "firstName": "A",
+                      "lastName": "B", "email": "outage@faults.example"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response.headers().contains_key("retry-after");
+    assert_eq!(status, 503, "a write while PostgreSQL is down");
+    assert!(retry_after, "503 without Retry-After");
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "503 took {elapsed:?}");
+    format!("POST → 503 + Retry-After in {} ms", elapsed.as_millis())
+}
+
+async fn inject_duplicates_out_of_order(stack: &Stack) -> Row {
+    #[derive(QueryableByName)]
+    struct Stored {
+        #[diesel(sql_type = Jsonb)]
+        envelope: Value,
+    }
+    let stored: Vec<Stored> =
+        diesel::sql_query("SELECT envelope FROM outbox ORDER BY id DESC LIMIT 25")
+            .load(&mut stack.database())
+            .unwrap();
+    let publisher = TestPublisher::connect(&stack.rabbit.amqp_url()).await;
+    let healed = Instant::now();
+    for event in &stored {
+        let body = serde_json::to_vec(&event.envelope).unwrap();
+        publisher.publish("order.OnNewOrder", &body).await;
+        publisher.publish("order.OnNewOrder", &body).await;
+    }
+    // A fresh order behind them: once it is visible the injected copies were consumed.
+    let load = Load::start(stack, "after-duplicates");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let outcomes = load.finish().await;
+    let mut row = settle(stack, "after-duplicates", outcomes, healed, String::new()).await;
+    // Every order of every scenario so far must still be counted once.
+    let all: i64 = diesel::sql_query("SELECT count(*) AS count FROM orders")
+        .get_result::<Count>(&mut stack.database())
+        .unwrap()
+        .count;
+    let customers: Vec<Value> =
+        serde_json::from_value(stack.get_json("/customers?limit=500").await.unwrap()).unwrap();
+    let counted: i64 = customers
+        .iter()
+        .map(|c| c["orderCount"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        counted, all,
+        "after duplicates: summaries count {counted}, PostgreSQL has {all}"
+    );
+    row.scenario = "duplicates + reordering".into();
+    row.note = format!(
+        "{} events published twice, newest first; all {all} orders counted once",
+        stored.len()
+    );
+    row
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+async fn inject_poison(stack: &Stack) -> Row {
+    let started = Instant::now();
+    let golden: Value =
+        serde_json::from_str(shared_events::fixtures::ON_NEW_ORDER_V1_JSON).unwrap();
+    let variant = |field: &str, value: Value| {
+        let mut event = golden.clone();
+        if field == "quantity" {
+            event["payload"][field] = value;
+        } else {
+            event[field] = value;
+        }
+        serde_json::to_vec(&event).unwrap()
+    };
+    let poison = [
+        (b"{\"truncated\": ".to_vec(), "malformed-envelope"),
+        (
+            variant("eventType", json!("OnOrderTeleported")),
+            "unknown-event-type",
+        ),
+        (
+            variant("schemaVersion", json!(7)),
+            "unsupported-schema-version",
+        ),
+        (variant("quantity", json!(-1)), "invalid-payload"),
+    ];
+    let publisher = TestPublisher::connect(&stack.rabbit.amqp_url()).await;
+    for (body, _) in &poison {
+        publisher.publish("order.OnNewOrder", body).await;
+    }
+    let dead_letters = "orders.query-projection.dead-letter";
+    let amqp_url = stack.rabbit.amqp_url();
+    let mut parked = Vec::new();
+    while parked.len() < poison.len() {
+        parked.push(
+            eventually(
+                "a poison message in the dead-letter queue",
+                QUIET_DEADLINE,
+                || take_message(&amqp_url, dead_letters),
+            )
+            .await,
+        );
+    }
+    for (body, reason) in &poison {
+        let (_, properties) = parked
+            .iter()
+            .find(|(parked, _)| parked == body)
+            .unwrap_or_else(|| panic!("{reason} was not dead-lettered"));
+        let headers = properties.headers().as_ref().unwrap().inner();
+        assert_eq!(
+            headers.get("x-error-reason").map(|v| format!("{v:?}")),
+            Some(format!(
+                "{:?}",
+                lapin::types::AMQPValue::LongString((*reason).into())
+            ))
+        );
+        assert_eq!(
+            headers.get("x-attempts").map(|v| format!("{v:?}")),
+            Some(format!(
+                "{:?}",
+                lapin::types::AMQPValue::LongLongInt(MAX_ATTEMPTS.into())
+            ))
+        );
+    }
+    Row {
+        scenario: "poison messages".into(),
+        sent: poison.len(),
+        accepted: 0,
+        refused: 0,
+        unanswered: 0,
+        visible: 0,
+        duplicates: 0,
+        lost: 0,
+        recovery: started.elapsed(),
+        note: format!(
+            "all {} kinds parked after {MAX_ATTEMPTS} attempts with x-error-reason",
+            poison.len()
+        ),
+    }
+}
+
+fn report(rows: &[Row]) -> String {
+    let mut table = String::from(
+        "| scenario | sent | accepted | refused | unanswered | visible | duplicates | lost | recovery | note |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+    );
+    for row in rows {
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} |",
+            row.scenario,
+            row.sent,
+            row.accepted,
+            row.refused,
+            row.unanswered,
+            row.visible,
+            row.duplicates,
+            row.lost,
+            row.recovery.as_secs_f64(),
+            row.note
+        );
+    }
+    table
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_accepted_order_is_read_exactly_once_whatever_fails() {
+    let mut stack = Stack::start().await;
+    let mut rows = Vec::new();
+
+    rows.push(scenario!(stack, "baseline", |_s| { String::new() }));
+    rows.push(scenario!(stack, "rabbitmq-stop-app", |s| {
+        s.rabbit.stop_app();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        s.rabbit.start_app().await;
+        "stop_app, 2 s, start_app".to_owned()
+    }));
+    rows.push(scenario!(stack, "rabbitmq-restart", |s| {
+        s.rabbit.restart().await;
+        "whole node stopped and started".to_owned()
+    }));
+    rows.push(scenario!(stack, "query-service-sigkill", |s| {
+        s.query.kill().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        s.query.start_again().await;
+        "SIGKILL mid-stream, restarted after 1 s".to_owned()
+    }));
+    rows.push(scenario!(stack, "command-service-sigkill", |s| {
+        // Hold the broker back so that committed orders wait in the outbox, then kill the
+        // service between their commit and their publish.
+        s.rabbit.stop_app();
+        let pending = eventually(
+            "committed orders waiting in the outbox",
+            Duration::from_secs(10),
+            || {
+                let pending = outbox_pending(s);
+                async move { (pending >= 5).then_some(pending) }
+            },
+        )
+        .await;
+        s.command.kill().await;
+        s.rabbit.start_app().await;
+        s.command.start_again().await;
+        format!("SIGKILL with {pending} committed events unpublished; restarted")
+    }));
+    rows.push(scenario!(stack, "mongodb-restart", |s| {
+        s.ferret.stop().await;
+        let read = unavailable_read(s).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        s.ferret.start_again().await;
+        read
+    }));
+    rows.push(scenario!(stack, "postgres-restart", |s| {
+        s.postgres.stop();
+        let write = unavailable_write(s).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        s.postgres.start_again();
+        write
+    }));
+    rows.push(scenario!(stack, "command-service-sigterm", |s| {
+        let status = s.command.terminate(Duration::from_secs(15)).await;
+        assert!(
+            status.success(),
+            "command-service exited with {status} on SIGTERM"
+        );
+        s.command.start_again().await;
+        format!("exited {status} after draining")
+    }));
+    rows.push(scenario!(stack, "query-service-sigterm", |s| {
+        let status = s.query.terminate(Duration::from_secs(15)).await;
+        assert!(
+            status.success(),
+            "query-service exited with {status} on SIGTERM"
+        );
+        s.query.start_again().await;
+        format!("exited {status}")
+    }));
+    rows.push(inject_duplicates_out_of_order(&stack).await);
+    rows.push(inject_poison(&stack).await);
+
+    let table = report(&rows);
+    println!("{table}");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/fault-suite.md");
+    std::fs::write(&path, &table).unwrap();
+}
