@@ -203,9 +203,17 @@ async fn operator_and_sql_looking_text_is_stored_literally() {
 }
 
 #[tokio::test]
-async fn unknown_fields_are_ignored() {
+async fn unknown_fields_are_ignored_even_operator_or_dotted_ones() {
     let app = spawn_app().await;
     let mut body = order_body("ada@example.com");
     body["giftWrap"] = json!(true);
+    body["$set"] = json!({"quantity": 9999});
+    body["customer.email"] = json!("mallory@example.com");
     assert_eq!(app.post_order(&body).await.status(), 202);
+
+    let mut conn = app.database();
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS count FROM orders WHERE quantity = 3 AND customer_email = 'ada@example.com'"),
+        1
+    );
 }

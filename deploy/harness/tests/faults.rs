@@ -420,10 +420,25 @@ async fn unavailable_read(stack: &Stack) -> String {
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, 503, "a read while MongoDB is down: {body}");
     assert!(retry_after, "503 without Retry-After");
+    let elapsed = started.elapsed();
+    assert_not_ready(stack, &stack.query, "mongodb").await;
     format!(
-        "GET → 503 + Retry-After in {} ms",
-        started.elapsed().as_millis()
+        "GET → 503 + Retry-After in {} ms; readiness names mongodb",
+        elapsed.as_millis()
     )
+}
+
+/// Readiness answers 503 and names the dependency that is down.
+async fn assert_not_ready(stack: &Stack, service: &ServiceProcess, dependency: &str) {
+    let response = stack
+        .client
+        .get(format!("http://{}/health/ready", service.address()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["checks"][dependency], "down", "{body}");
 }
 
 async fn unavailable_write(stack: &Stack) -> String {
@@ -444,7 +459,11 @@ async fn unavailable_write(stack: &Stack) -> String {
     assert!(retry_after, "503 without Retry-After");
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(5), "503 took {elapsed:?}");
-    format!("POST → 503 + Retry-After in {} ms", elapsed.as_millis())
+    assert_not_ready(stack, &stack.command, "postgres").await;
+    format!(
+        "POST → 503 + Retry-After in {} ms; readiness names postgres",
+        elapsed.as_millis()
+    )
 }
 
 async fn inject_duplicates_out_of_order(stack: &Stack) -> Row {
