@@ -12,12 +12,14 @@ mod gateway;
 mod polling;
 mod private;
 mod process;
+mod stack;
 
 pub use amqp::{take_message, EventTap, TestPublisher};
 pub use gateway::Gateway;
 pub use polling::eventually;
 pub use private::{PrivateFerret, PrivatePostgres, PrivateRabbit};
 pub use process::{free_port, ServiceProcess};
+pub use stack::ServiceStack;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use uuid::Uuid;

@@ -8,54 +8,25 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{Jsonb, Text};
-use harness::{eventually, Gateway, ServiceProcess, TestPublisher};
+use harness::{eventually, ServiceStack, TestPublisher};
 use serde_json::{json, Value};
 
 struct Stack {
-    gateway: Gateway,
-    database_url: String,
-    amqp_url: String,
+    services: ServiceStack,
     client: reqwest::Client,
-    _command: ServiceProcess,
-    _query: ServiceProcess,
 }
 
 async fn start_stack() -> Stack {
-    let database_url = harness::fresh_postgres_database();
-    let amqp_url = harness::fresh_vhost().await;
-    let (mongodb_uri, mongo_database) = harness::fresh_mongo_database();
-    let command = ServiceProcess::start(
-        "command-service",
-        &[
-            ("DATABASE_URL", database_url.clone()),
-            ("AMQP_URL", amqp_url.clone()),
-        ],
-    )
-    .await;
-    let query = ServiceProcess::start(
-        "query-service",
-        &[
-            ("MONGODB_URI", mongodb_uri),
-            ("APP_MONGODB__DATABASE", mongo_database),
-            ("AMQP_URL", amqp_url.clone()),
-        ],
-    )
-    .await;
-    let gateway = Gateway::start(&command.address(), &query.address()).await;
     Stack {
-        gateway,
-        database_url,
-        amqp_url,
+        services: ServiceStack::start().await,
         client: reqwest::Client::new(),
-        _command: command,
-        _query: query,
     }
 }
 
 impl Stack {
     async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
-            .post(self.gateway.url(path))
+            .post(self.services.gateway.url(path))
             .json(body)
             .send()
             .await
@@ -64,7 +35,7 @@ impl Stack {
 
     async fn get(&self, path: &str) -> reqwest::Response {
         self.client
-            .get(self.gateway.url(path))
+            .get(self.services.gateway.url(path))
             .send()
             .await
             .unwrap()
@@ -183,7 +154,7 @@ async fn the_gateway_answers_unknown_routes_and_methods_with_json() {
 
     let response = stack
         .client
-        .put(stack.gateway.url("/orders"))
+        .put(stack.services.gateway.url("/orders"))
         .json(&json!({}))
         .send()
         .await
@@ -202,13 +173,13 @@ async fn publishing_the_same_event_again_changes_nothing() {
         #[diesel(sql_type = Jsonb)]
         envelope: Value,
     }
-    let mut conn = PgConnection::establish(&stack.database_url).unwrap();
+    let mut conn = PgConnection::establish(&stack.services.database_url).unwrap();
     let stored: Stored =
         diesel::sql_query("SELECT envelope FROM outbox WHERE aggregate_id = $1::uuid")
             .bind::<Text, _>(id)
             .get_result(&mut conn)
             .unwrap();
-    let publisher = TestPublisher::connect(&stack.amqp_url).await;
+    let publisher = TestPublisher::connect(&stack.services.amqp_url).await;
     let body = serde_json::to_vec(&stored.envelope).unwrap();
     publisher.publish("order.OnNewOrder", &body).await;
     publisher.publish("order.OnNewOrder", &body).await;

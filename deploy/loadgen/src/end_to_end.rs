@@ -1,0 +1,295 @@
+//! Orders through the gateway: POST throughput and latency, projection lag, read latency under
+//! the write load, and the drain time until every accepted order is readable.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+
+use crate::stats::{Latencies, Summary};
+use crate::Options;
+
+const CUSTOMERS: usize = 1000;
+const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
+/// Lag probes in flight at once: each polls the read side, so more would disturb what it measures.
+const MAX_PROBES: usize = 2;
+const READ_PACE: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EndToEnd {
+    pub concurrency: usize,
+    pub sent: u64,
+    pub accepted: u64,
+    pub failed: u64,
+    pub posting_secs: f64,
+    /// Accepted orders per second while posting.
+    pub accepted_per_sec: f64,
+    /// Seconds after the last POST until every accepted order was readable.
+    pub drain_secs: f64,
+    /// Accepted orders per second counting until the last one was readable: the end-to-end rate.
+    pub end_to_end_per_sec: f64,
+    pub post_latency: Summary,
+    /// From the 202 to the order being readable through the gateway (sampled orders).
+    pub projection_lag: Summary,
+    pub get_by_id_latency: Summary,
+    pub get_by_email_latency: Summary,
+}
+
+#[derive(Default)]
+struct Shared {
+    post: Latencies,
+    lag: Latencies,
+    get_by_id: Latencies,
+    get_by_email: Latencies,
+    accepted_ids: Vec<String>,
+}
+
+fn order(n: u64) -> Value {
+    json!({
+        "description": format!("benchmark order {n}"),
+        "quantity": 1 + n % 9,
+        "firstName": "Bench",
+        "lastName": "Mark",
+        "email": format!("bench{}@loadgen.example", n as usize % CUSTOMERS),
+    })
+}
+
+pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let counter = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let posting = Arc::new(AtomicBool::new(true));
+    let probes = Arc::new(tokio::sync::Semaphore::new(MAX_PROBES));
+    let started = Instant::now();
+    let deadline = options
+        .duration
+        .map(|secs| started + Duration::from_secs_f64(secs));
+    let per_worker_interval = options
+        .rate
+        .map(|rate| Duration::from_secs_f64(options.concurrency as f64 / rate));
+
+    let mut workers = JoinSet::new();
+    for _ in 0..options.concurrency {
+        let (client, shared, counter, failed, accepted) = (
+            client.clone(),
+            shared.clone(),
+            counter.clone(),
+            failed.clone(),
+            accepted.clone(),
+        );
+        let probes = probes.clone();
+        let url = format!("{}/orders", options.gateway);
+        let gateway = options.gateway.clone();
+        let (count, lag_every) = (options.count, options.lag_sample_every);
+        workers.spawn(async move {
+            let mut next_slot = Instant::now();
+            loop {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                if count.is_some_and(|count| n >= count)
+                    || deadline.is_some_and(|d| Instant::now() >= d)
+                {
+                    break;
+                }
+                if let Some(interval) = per_worker_interval {
+                    tokio::time::sleep_until(next_slot.into()).await;
+                    next_slot += interval;
+                }
+                let sent = Instant::now();
+                let response = client.post(&url).json(&order(n)).send().await;
+                let latency = sent.elapsed();
+                let id = match response {
+                    Ok(response) if response.status() == 202 => response
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|body| body["id"].as_str().map(str::to_owned)),
+                    _ => None,
+                };
+                let Some(id) = id else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let accepted_at = Instant::now();
+                let sequence = accepted.fetch_add(1, Ordering::Relaxed);
+                {
+                    let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+                    shared.post.record(latency);
+                    shared.accepted_ids.push(id.clone());
+                }
+                let probe = sequence
+                    .is_multiple_of(lag_every)
+                    .then(|| probes.clone().try_acquire_owned().ok())
+                    .flatten();
+                if let Some(permit) = probe {
+                    let (client, shared, gateway) =
+                        (client.clone(), shared.clone(), gateway.clone());
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        if let Some(lag) =
+                            time_until_readable(&client, &gateway, &id, accepted_at).await
+                        {
+                            shared
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .lag
+                                .record(lag);
+                        }
+                    });
+                }
+            }
+        });
+    }
+
+    let readers = tokio::spawn(read_while_posting(
+        client.clone(),
+        options.gateway.clone(),
+        shared.clone(),
+        posting.clone(),
+    ));
+    let progress = tokio::spawn(report_progress(
+        accepted.clone(),
+        failed.clone(),
+        posting.clone(),
+        started,
+    ));
+    while workers.join_next().await.is_some() {}
+    let posting_secs = started.elapsed().as_secs_f64();
+    posting.store(false, Ordering::Relaxed);
+    let _ = readers.await;
+    let _ = progress.await;
+
+    let last = shared
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .accepted_ids
+        .last()
+        .cloned();
+    let drained = Instant::now();
+    if let Some(last) = last {
+        let _ = time_until_within(client, &options.gateway, &last, drained, DRAIN_DEADLINE).await;
+    }
+    let drain_secs = drained.elapsed().as_secs_f64();
+    // Sampled lag probes may still be polling; give them the drain deadline at most.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+    let accepted = accepted.load(Ordering::Relaxed);
+    EndToEnd {
+        concurrency: options.concurrency,
+        sent: accepted + failed.load(Ordering::Relaxed),
+        accepted,
+        failed: failed.load(Ordering::Relaxed),
+        posting_secs,
+        accepted_per_sec: accepted as f64 / posting_secs,
+        drain_secs,
+        end_to_end_per_sec: accepted as f64 / (posting_secs + drain_secs),
+        post_latency: shared.post.summary(),
+        projection_lag: shared.lag.summary(),
+        get_by_id_latency: shared.get_by_id.summary(),
+        get_by_email_latency: shared.get_by_email.summary(),
+    }
+}
+
+async fn time_until_readable(
+    client: &reqwest::Client,
+    gateway: &str,
+    id: &str,
+    since: Instant,
+) -> Option<Duration> {
+    time_until_within(client, gateway, id, since, DRAIN_DEADLINE).await
+}
+
+/// Polls `GET /orders/{id}` until it is 200, waiting 1 ms, then 2, 4, … up to 32 ms between
+/// polls (a few requests per order, at most 1 ms late while the lag is small); the time since
+/// `since`.
+async fn time_until_within(
+    client: &reqwest::Client,
+    gateway: &str,
+    id: &str,
+    since: Instant,
+    deadline: Duration,
+) -> Option<Duration> {
+    let url = format!("{gateway}/orders/{id}");
+    let mut pause = Duration::from_millis(1);
+    while since.elapsed() < deadline {
+        if let Ok(response) = client.get(&url).send().await {
+            if response.status() == 200 {
+                return Some(since.elapsed());
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(32));
+    }
+    None
+}
+
+/// One reader alternating `GET /orders/{id}` and `GET /orders?email=` on known data, every 20 ms.
+async fn read_while_posting(
+    client: reqwest::Client,
+    gateway: String,
+    shared: Arc<Mutex<Shared>>,
+    posting: Arc<AtomicBool>,
+) {
+    let mut n = 0_usize;
+    while posting.load(Ordering::Relaxed) {
+        tokio::time::sleep(READ_PACE).await;
+        let known = {
+            let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let ids = &shared.accepted_ids;
+            // An order old enough to be projected already.
+            ids.len()
+                .checked_sub(10)
+                .map(|i| ids[i * 7919 % (i + 1)].clone())
+        };
+        let Some(id) = known else { continue };
+        n += 1;
+        let by_email = n.is_multiple_of(2);
+        let url = if by_email {
+            format!(
+                "{gateway}/orders?limit=10&email=bench{}@loadgen.example",
+                n % CUSTOMERS
+            )
+        } else {
+            format!("{gateway}/orders/{id}")
+        };
+        let sent = Instant::now();
+        let ok = client
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ok {
+            let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+            let histogram = if by_email {
+                &mut shared.get_by_email
+            } else {
+                &mut shared.get_by_id
+            };
+            histogram.record(sent.elapsed());
+        }
+    }
+}
+
+async fn report_progress(
+    accepted: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    posting: Arc<AtomicBool>,
+    started: Instant,
+) {
+    let mut previous = 0;
+    while posting.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = accepted.load(Ordering::Relaxed);
+        eprintln!(
+            "  {:>5.1} s  accepted {now:>7} ({:>6}/s)  failed {}",
+            started.elapsed().as_secs_f64(),
+            now - previous,
+            failed.load(Ordering::Relaxed)
+        );
+        previous = now;
+    }
+}

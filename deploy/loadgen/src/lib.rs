@@ -1,0 +1,268 @@
+//! The benchmark behind `cargo run --release -p loadgen`: drives orders through the gateway
+//! and compares the end-to-end rate with each component's own rate, measured in the same run
+//! with the same number of clients.
+
+mod baselines;
+mod end_to_end;
+mod stats;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Serialize;
+
+pub use baselines::Baselines;
+pub use end_to_end::EndToEnd;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    about = "Orders/s through the gateway, projection lag, read latency, and each component's ceiling"
+)]
+pub struct Options {
+    /// The gateway's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub gateway: String,
+    /// Clients posting at once (and clients per component baseline).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Stop after this many orders.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after this many seconds (default 10 when no --count is given).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Hold the total posting rate at this many orders/s (default: as fast as answered).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Measure the projection lag of one accepted order in this many.
+    #[arg(long, default_value_t = 10)]
+    pub lag_sample_every: u64,
+    /// Seconds each component baseline runs; 0 skips them.
+    #[arg(long, default_value_t = 5.0)]
+    pub baseline_secs: f64,
+    /// PostgreSQL URL allowed to create and drop a scratch database.
+    #[arg(
+        long,
+        env = "POSTGRES_ADMIN_URL",
+        default_value = "postgres://cqrs:cqrs@127.0.0.1:5432/postgres"
+    )]
+    pub postgres_admin_url: String,
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://cqrs:cqrs@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+    #[arg(long, env = "MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]
+    pub mongodb_uri: String,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+}
+
+/// Resident memory of one service process at the end of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessMemory {
+    pub name: String,
+    pub pid: u32,
+    pub rss_mib: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub end_to_end: EndToEnd,
+    pub baselines: Option<Baselines>,
+    /// End-to-end orders/s divided by the slowest component's rate.
+    pub ratio_to_slowest: Option<f64>,
+    pub slowest_component: Option<String>,
+    pub memory: Vec<ProcessMemory>,
+}
+
+/// Runs the end-to-end load, then the baselines, and returns the report.
+pub async fn run(mut options: Options) -> anyhow::Result<Report> {
+    if options.count.is_none() && options.duration.is_none() {
+        options.duration = Some(10.0);
+    }
+    anyhow::ensure!(options.concurrency > 0, "--concurrency must be at least 1");
+    anyhow::ensure!(
+        options.lag_sample_every > 0,
+        "--lag-sample-every must be at least 1"
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.concurrency + 4)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    eprintln!(
+        "end to end: {} clients through {} ({})",
+        options.concurrency,
+        options.gateway,
+        options.count.map_or_else(
+            || format!("{} s", options.duration.unwrap_or_default()),
+            |count| format!("{count} orders")
+        )
+    );
+    let end_to_end = end_to_end::run(&options, &client).await;
+    eprintln!(
+        "posted for {:.1} s; every accepted order readable {:.1} s after the last POST",
+        end_to_end.posting_secs, end_to_end.drain_secs
+    );
+    let memory = service_memory();
+
+    let baselines = if options.baseline_secs > 0.0 {
+        let duration = Duration::from_secs_f64(options.baseline_secs);
+        let clients = options.concurrency;
+        eprintln!(
+            "baselines: {clients} clients, {:.1} s each",
+            options.baseline_secs
+        );
+        let timed = std::time::Instant::now();
+        let postgres = baselines::postgres(&options.postgres_admin_url, clients, duration).await?;
+        eprintln!(
+            "  PostgreSQL alone: {postgres:.0} command transactions/s ({:.1} s)",
+            timed.elapsed().as_secs_f64()
+        );
+        let timed = std::time::Instant::now();
+        let rabbitmq = baselines::rabbitmq(&options.amqp_url, clients, duration).await?;
+        eprintln!(
+            "  RabbitMQ alone: {rabbitmq:.0} confirmed publishes/s ({:.1} s)",
+            timed.elapsed().as_secs_f64()
+        );
+        let timed = std::time::Instant::now();
+        let mongodb = baselines::mongodb(&options.mongodb_uri, clients, duration).await?;
+        eprintln!(
+            "  MongoDB-wire alone: {mongodb:.0} inserts/s ({:.1} s)",
+            timed.elapsed().as_secs_f64()
+        );
+        Some(Baselines {
+            postgres_orders_per_sec: postgres,
+            rabbitmq_confirmed_per_sec: rabbitmq,
+            mongodb_inserts_per_sec: mongodb,
+        })
+    } else {
+        None
+    };
+    let slowest = baselines.as_ref().map(Baselines::slowest);
+    let report = Report {
+        ratio_to_slowest: slowest.map(|(_, rate)| end_to_end.end_to_end_per_sec / rate),
+        slowest_component: slowest.map(|(name, _)| name.to_owned()),
+        end_to_end,
+        baselines,
+        memory,
+    };
+    if let Some(path) = &options.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(report)
+}
+
+/// Every running command-service and query-service process, by scanning /proc.
+fn service_memory() -> Vec<ProcessMemory> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut found: Vec<ProcessMemory> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let name = status
+                .lines()
+                .next()?
+                .strip_prefix("Name:")?
+                .trim()
+                .to_owned();
+            if name != "command-service" && name != "query-service" {
+                return None;
+            }
+            let kib: f64 = status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(ProcessMemory {
+                name,
+                pid,
+                rss_mib: kib / 1024.0,
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name).then(a.pid.cmp(&b.pid)));
+    found
+}
+
+impl Report {
+    /// The report as a Markdown table.
+    pub fn table(&self) -> String {
+        let e = &self.end_to_end;
+        let mut text = String::new();
+        let _ = writeln!(text, "| measure | value |\n| --- | ---: |");
+        let _ = writeln!(text, "| clients | {} |", e.concurrency);
+        let _ = writeln!(
+            text,
+            "| orders accepted / failed | {} / {} |",
+            e.accepted, e.failed
+        );
+        let _ = writeln!(
+            text,
+            "| accepted orders/s (while posting) | {:.0} |",
+            e.accepted_per_sec
+        );
+        let _ = writeln!(
+            text,
+            "| drain after the last POST | {:.2} s |",
+            e.drain_secs
+        );
+        let _ = writeln!(
+            text,
+            "| **end-to-end orders/s** (accepted and readable) | **{:.0}** |",
+            e.end_to_end_per_sec
+        );
+        let row = |text: &mut String, name: &str, s: &stats::Summary| {
+            let _ = writeln!(
+                text,
+                "| {name} p50 / p90 / p99 / max (ms) | {:.1} / {:.1} / {:.1} / {:.1} (n={}) |",
+                s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms, s.count
+            );
+        };
+        row(&mut text, "POST latency", &e.post_latency);
+        row(&mut text, "projection lag", &e.projection_lag);
+        row(&mut text, "GET /orders/{id}", &e.get_by_id_latency);
+        row(&mut text, "GET /orders?email=", &e.get_by_email_latency);
+        if let Some(b) = &self.baselines {
+            let _ = writeln!(
+                text,
+                "| PostgreSQL alone: command transactions/s | {:.0} |",
+                b.postgres_orders_per_sec
+            );
+            let _ = writeln!(
+                text,
+                "| RabbitMQ alone: persistent confirmed publishes/s | {:.0} |",
+                b.rabbitmq_confirmed_per_sec
+            );
+            let _ = writeln!(
+                text,
+                "| MongoDB-wire alone: inserts/s | {:.0} |",
+                b.mongodb_inserts_per_sec
+            );
+        }
+        if let (Some(ratio), Some(slowest)) = (self.ratio_to_slowest, &self.slowest_component) {
+            let _ = writeln!(
+                text,
+                "| end-to-end ÷ slowest component ({slowest}) | {:.0} % |",
+                ratio * 100.0
+            );
+        }
+        for process in &self.memory {
+            let _ = writeln!(
+                text,
+                "| RSS {} (pid {}) | {:.1} MiB |",
+                process.name, process.pid, process.rss_mib
+            );
+        }
+        text
+    }
+}

@@ -1,0 +1,51 @@
+//! A two-second run of the benchmark against the real stack, so the tool cannot rot. It checks
+//! that every part of the report is measured, not how fast anything is.
+
+use harness::ServiceStack;
+use loadgen::Options;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_benchmark_run_measures_every_part_of_the_report() {
+    let stack = ServiceStack::start().await;
+    let options = Options {
+        gateway: stack.gateway.url(""),
+        concurrency: 4,
+        count: None,
+        duration: Some(2.0),
+        // Held well below what a debug build's read side drains on FerretDB, so the run ends
+        // soon after its two seconds.
+        rate: Some(20.0),
+        lag_sample_every: 5,
+        baseline_secs: 0.5,
+        postgres_admin_url: std::env::var("POSTGRES_ADMIN_URL")
+            .unwrap_or_else(|_| "postgres://cqrs:cqrs@127.0.0.1:5432/postgres".into()),
+        amqp_url: stack.amqp_url.clone(),
+        mongodb_uri: stack.mongodb_uri.clone(),
+        json: None,
+    };
+
+    let report = loadgen::run(options).await.expect("the benchmark runs");
+
+    let e2e = &report.end_to_end;
+    assert!(e2e.accepted > 0, "no order was accepted");
+    assert_eq!(e2e.failed, 0);
+    assert_eq!(e2e.post_latency.count, e2e.accepted);
+    assert!(
+        e2e.projection_lag.count > 0,
+        "no projection lag was measured"
+    );
+    assert!(e2e.get_by_id_latency.count > 0, "no read was measured");
+    assert!(e2e.end_to_end_per_sec > 0.0);
+    let baselines = report.baselines.expect("baselines ran");
+    assert!(baselines.postgres_orders_per_sec > 0.0);
+    assert!(baselines.rabbitmq_confirmed_per_sec > 0.0);
+    assert!(baselines.mongodb_inserts_per_sec > 0.0);
+    assert!(report.ratio_to_slowest.is_some());
+    assert!(
+        report.memory.iter().any(|p| p.name == "command-service")
+            && report.memory.iter().any(|p| p.name == "query-service"),
+        "RSS of both services: {:?}",
+        report.memory
+    );
+    assert!(report.table().contains("end-to-end orders/s"));
+}
