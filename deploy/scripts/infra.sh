@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Installs (when missing) and starts the local infrastructure: PostgreSQL, RabbitMQ with its
-# management plugin, nginx, and FerretDB as the MongoDB-wire server unless MONGODB_URI points
-# elsewhere. Sourced by deploy/up and deploy/test; every function is safe to call twice.
+# management plugin, nginx, and FerretDB (on PostgreSQL) as the MongoDB-wire server unless
+# MONGODB_URI points elsewhere. Sourced by deploy/up and deploy/test; every function is safe to call twice.
 
 set -euo pipefail
 
@@ -135,10 +135,12 @@ start_ferretdb() {
     return 0
   fi
   ensure_ferretdb
+  create_postgres_database ferretdb
   if ! port_open 127.0.0.1 27017; then
-    say "starting FerretDB $FERRETDB_VERSION (SQLite backend) on $MONGO_WIRE_ADDR"
+    say "starting FerretDB $FERRETDB_VERSION (PostgreSQL backend) on $MONGO_WIRE_ADDR"
     mkdir -p "$STATE_DIR/ferretdb"
-    nohup "$FERRETDB_BIN" --handler=sqlite --sqlite-url="file:$STATE_DIR/ferretdb/" \
+    nohup "$FERRETDB_BIN" --handler=postgresql \
+      --postgresql-url="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/ferretdb" \
       --state-dir="$STATE_DIR/ferretdb" --listen-addr="$MONGO_WIRE_ADDR" --telemetry=disable --debug-addr=- \
       --log-level=WARN >>"$STATE_DIR/logs/ferretdb.log" 2>&1 &
     echo $! >"$STATE_DIR/run/ferretdb.pid"
@@ -155,7 +157,8 @@ start_infrastructure() {
 }
 
 # Drops what earlier test runs left: databases and vhosts named test_*, and the FerretDB
-# databases of that name (FerretDB is stopped while its SQLite files are removed).
+# databases of that name, which are schemas of the ferretdb database (FerretDB is stopped
+# meanwhile: it caches what databases exist).
 remove_test_leftovers() {
   local name
   for name in $(runuser -u postgres -- psql -qtAX -c "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'"); do
@@ -165,9 +168,14 @@ remove_test_leftovers() {
     grep -o '"name":"test_[0-9a-f]*"' | cut -d'"' -f4); do
     curl -fsS -u "$RABBIT_USER:$RABBIT_PASSWORD" -X DELETE "$RABBITMQ_API_URL/api/vhosts/$name" >/dev/null
   done
-  if [ -z "${MONGODB_URI_GIVEN:-}" ] && compgen -G "$STATE_DIR/ferretdb/test_*" >/dev/null; then
+  local schemas
+  schemas="$(runuser -u postgres -- psql -qtAX -d ferretdb \
+    -c "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'test\\_%'" 2>/dev/null || true)"
+  if [ -z "${MONGODB_URI_GIVEN:-}" ] && [ -n "$schemas" ]; then
     stop_pidfile ferretdb
-    rm -f "$STATE_DIR"/ferretdb/test_*
+    for name in $schemas; do
+      runuser -u postgres -- psql -q -d ferretdb -c "DROP SCHEMA \"$name\" CASCADE" >/dev/null
+    done
     start_ferretdb
   fi
 }
@@ -193,4 +201,13 @@ stop_gateway() {
     nginx -c "$GATEWAY_DIR/nginx.conf" -s quit
     for _ in $(seq 100); do [ -f "$GATEWAY_DIR/nginx.pid" ] || break; sleep 0.1; done
   fi
+}
+
+# Stops every service replica deploy/up started.
+stop_services() {
+  local pidfile
+  for pidfile in "$STATE_DIR"/run/command-service*.pid "$STATE_DIR"/run/query-service*.pid; do
+    [ -e "$pidfile" ] && stop_pidfile "$(basename "$pidfile" .pid)"
+  done
+  return 0
 }

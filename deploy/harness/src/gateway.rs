@@ -40,8 +40,11 @@ impl Gateway {
             render(
                 &nginx_dir.join("gateway.conf.template"),
                 &[
-                    ("COMMAND_SERVICE_ADDR", command_service),
-                    ("QUERY_SERVICE_ADDR", query_service),
+                    (
+                        "COMMAND_SERVICE_SERVERS",
+                        &format!("server {command_service};"),
+                    ),
+                    ("QUERY_SERVICE_SERVERS", &format!("server {query_service};")),
                     ("GATEWAY_PORT", &format!("127.0.0.1:{port_text}")),
                 ],
             ),

@@ -272,9 +272,11 @@ impl Drop for PrivateRabbit {
     }
 }
 
-/// A FerretDB of its own (SQLite backend).
+/// A FerretDB of its own, storing into a fresh database of the shared PostgreSQL (so stopping
+/// it is a MongoDB outage that leaves PostgreSQL alone).
 pub struct PrivateFerret {
     dir: PathBuf,
+    storage_url: String,
     child: Option<Child>,
     pub port: u16,
 }
@@ -299,6 +301,7 @@ impl PrivateFerret {
     pub async fn start() -> Self {
         let mut ferret = Self {
             dir: scratch_dir("ferretdb"),
+            storage_url: crate::fresh_postgres_database(),
             child: None,
             port: free_port(),
         };
@@ -313,8 +316,8 @@ impl PrivateFerret {
     pub async fn start_again(&mut self) {
         let binary = ferretdb_binary();
         let child = tokio::process::Command::new(&binary)
-            .arg("--handler=sqlite")
-            .arg(format!("--sqlite-url=file:{}/", self.dir.display()))
+            .arg("--handler=postgresql")
+            .arg(format!("--postgresql-url={}", self.storage_url))
             .arg(format!("--state-dir={}", self.dir.display()))
             .arg(format!("--listen-addr=127.0.0.1:{}", self.port))
             // No debug listener: its fixed default port would clash with other instances.

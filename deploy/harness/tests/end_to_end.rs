@@ -184,19 +184,18 @@ async fn publishing_the_same_event_again_changes_nothing() {
     publisher.publish("order.OnNewOrder", &body).await;
     publisher.publish("order.OnNewOrder", &body).await;
 
-    // A later order through the same queue: once it is readable, the duplicates before it
-    // have been consumed.
-    stack.place_and_read(&order("ada@example.com", 1)).await;
+    // A later order of the same customer: events of one customer are applied in queue order,
+    // so once it is readable the duplicates before it have been consumed.
+    let later = stack.place_and_read(&order("charles@example.com", 5)).await;
 
     let customer = stack.get_eventually("/customers/charles@example.com").await;
-    assert_eq!(customer["orderCount"], 1);
-    assert_eq!(customer["totalQuantity"], 2);
+    assert_eq!(customer["orderCount"], 2);
+    assert_eq!(customer["totalQuantity"], 7);
     let orders: Vec<Value> = stack
         .get("/orders?email=charles@example.com")
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(orders.len(), 1);
-    assert_eq!(orders[0], first);
+    assert_eq!(orders, [later, first]);
 }

@@ -32,6 +32,8 @@ pub async fn spawn_app() -> TestApp {
     settings.broker.url = amqp_url.clone();
     settings.broker.max_attempts = 3;
     settings.broker.retry_delay_ms = 50;
+    // One lane applies everything in delivery order, which `wait_until_processed` relies on.
+    settings.broker.lanes = 1;
     let broker = settings.broker.clone();
     let application = Application::build(settings)
         .await
@@ -101,8 +103,8 @@ impl TestApp {
         .await
     }
 
-    /// Publishes a sentinel order and waits until it is readable: the single consumer applies
-    /// events in queue order, so everything published before it has been processed.
+    /// Publishes a sentinel order and waits until it is readable: with one lane, events are
+    /// applied in queue order, so everything published before it has been processed.
     pub async fn wait_until_processed(&self) {
         let sentinel = new_order("sentinel@example.com", 1, Utc::now());
         self.publish(&sentinel).await;
