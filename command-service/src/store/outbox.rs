@@ -125,15 +125,4 @@ impl Store {
         })
         .await
     }
-
-    /// Number of events not yet confirmed by the broker.
-    pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
-        self.run(|conn| {
-            Ok(outbox::table
-                .filter(outbox::published_at.is_null())
-                .count()
-                .get_result(conn)?)
-        })
-        .await
-    }
 }

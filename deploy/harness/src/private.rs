@@ -122,10 +122,6 @@ impl PrivatePostgres {
     pub fn start_again(&self) {
         self.start_server();
     }
-
-    pub fn restart(&self) {
-        self.pg_ctl("restart");
-    }
 }
 
 impl Drop for PrivatePostgres {
