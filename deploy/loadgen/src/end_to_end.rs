@@ -130,7 +130,8 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
                     tokio::spawn(async move {
                         let _permit = permit;
                         if let Some(lag) =
-                            time_until_readable(&client, &gateway, &id, accepted_at).await
+                            time_until_readable(&client, &gateway, &id, accepted_at, DRAIN_DEADLINE)
+                                .await
                         {
                             shared
                                 .lock()
@@ -170,11 +171,11 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
         .cloned();
     let drained = Instant::now();
     if let Some(last) = last {
-        let _ = time_until_within(client, &options.gateway, &last, drained, DRAIN_DEADLINE).await;
+        let _ = time_until_readable(client, &options.gateway, &last, drained, DRAIN_DEADLINE).await;
     }
     let drain_secs = drained.elapsed().as_secs_f64();
-    // Sampled lag probes may still be polling; give them the drain deadline at most.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Lag probes still polling hold permits; each ends within DRAIN_DEADLINE.
+    let _ = probes.acquire_many(MAX_PROBES as u32).await;
 
     let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
     let accepted = accepted.load(Ordering::Relaxed);
@@ -194,19 +195,10 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
     }
 }
 
-async fn time_until_readable(
-    client: &reqwest::Client,
-    gateway: &str,
-    id: &str,
-    since: Instant,
-) -> Option<Duration> {
-    time_until_within(client, gateway, id, since, DRAIN_DEADLINE).await
-}
-
 /// Polls `GET /orders/{id}` until it is 200, waiting 1 ms, then 2, 4, … up to 32 ms between
 /// polls (a few requests per order, at most 1 ms late while the lag is small); the time since
 /// `since`.
-async fn time_until_within(
+async fn time_until_readable(
     client: &reqwest::Client,
     gateway: &str,
     id: &str,
