@@ -233,6 +233,24 @@ struct Row {
     note: String,
 }
 
+impl Row {
+    /// A scenario that publishes messages itself rather than posting orders under load.
+    fn injected(scenario: &str, sent: usize, recovery: Duration, note: String) -> Self {
+        Self {
+            scenario: scenario.to_owned(),
+            sent,
+            accepted: 0,
+            refused: 0,
+            unanswered: 0,
+            visible: 0,
+            duplicates: 0,
+            lost: 0,
+            recovery,
+            note,
+        }
+    }
+}
+
 #[derive(QueryableByName)]
 struct CustomerTotals {
     #[diesel(sql_type = Text)]
@@ -512,18 +530,7 @@ async fn inject_duplicates_out_of_order(stack: &Stack) -> Row {
         })
         .await;
     }
-    let mut row = Row {
-        scenario: String::new(),
-        sent: stored.len() * 2,
-        accepted: 0,
-        refused: 0,
-        unanswered: 0,
-        visible: 0,
-        duplicates: 0,
-        lost: 0,
-        recovery: healed.elapsed(),
-        note: String::new(),
-    };
+    let recovery = healed.elapsed();
     // Every order of every scenario so far must still be counted once.
     let all: i64 = diesel::sql_query("SELECT count(*) AS count FROM orders")
         .get_result::<Count>(&mut stack.database())
@@ -539,12 +546,19 @@ async fn inject_duplicates_out_of_order(stack: &Stack) -> Row {
         counted, all,
         "after duplicates: summaries count {counted}, PostgreSQL has {all}"
     );
-    row.scenario = "duplicates + reordering".into();
-    row.note = format!(
-        "{} events published twice, newest first; all {all} orders counted once",
-        stored.len()
-    );
-    row
+    Row {
+        accepted: emails.len(),
+        visible: usize::try_from(counted).unwrap(),
+        ..Row::injected(
+            "duplicates + reordering",
+            stored.len() * 2,
+            recovery,
+            format!(
+                "{} events published twice, newest first; all {all} orders counted once",
+                stored.len()
+            ),
+        )
+    }
 }
 
 #[derive(QueryableByName)]
@@ -616,21 +630,23 @@ async fn inject_poison(stack: &Stack) -> Row {
             ))
         );
     }
-    Row {
-        scenario: "poison messages".into(),
-        sent: poison.len(),
-        accepted: 0,
-        refused: 0,
-        unanswered: 0,
-        visible: 0,
-        duplicates: 0,
-        lost: 0,
-        recovery: started.elapsed(),
-        note: format!(
+    Row::injected(
+        "poison messages",
+        poison.len(),
+        started.elapsed(),
+        format!(
             "all {} kinds parked after {MAX_ATTEMPTS} attempts with x-error-reason",
             poison.len()
         ),
-    }
+    )
+}
+
+/// SIGTERM under load: the service must drain and exit 0 within 15 s; then it is restarted.
+async fn terminate_and_restart(service: &mut ServiceProcess, name: &str) -> String {
+    let status = service.terminate(Duration::from_secs(15)).await;
+    assert!(status.success(), "{name} exited with {status} on SIGTERM");
+    service.start_again().await;
+    format!("{status} after draining")
 }
 
 fn report(rows: &[Row]) -> String {
@@ -712,22 +728,10 @@ async fn every_accepted_order_is_read_exactly_once_whatever_fails() {
         write
     }));
     rows.push(scenario!(stack, "command-service-sigterm", |s| {
-        let status = s.command.terminate(Duration::from_secs(15)).await;
-        assert!(
-            status.success(),
-            "command-service exited with {status} on SIGTERM"
-        );
-        s.command.start_again().await;
-        format!("exited {status} after draining")
+        terminate_and_restart(&mut s.command, "command-service").await
     }));
     rows.push(scenario!(stack, "query-service-sigterm", |s| {
-        let status = s.query.terminate(Duration::from_secs(15)).await;
-        assert!(
-            status.success(),
-            "query-service exited with {status} on SIGTERM"
-        );
-        s.query.start_again().await;
-        format!("exited {status}")
+        terminate_and_restart(&mut s.query, "query-service").await
     }));
     rows.push(inject_duplicates_out_of_order(&stack).await);
     rows.push(inject_poison(&stack).await);
