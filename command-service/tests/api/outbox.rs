@@ -30,6 +30,18 @@ fn outbox_state(conn: &mut PgConnection) -> OutboxState {
     .unwrap()
 }
 
+async fn wait_until_all_published(conn: &mut PgConnection) {
+    eventually(
+        "every outbox row to be marked published",
+        Duration::from_secs(5),
+        || {
+            let pending = outbox_state(conn).pending;
+            async move { (pending == 0).then_some(()) }
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn an_accepted_order_is_published_and_then_marked_published() {
     let app = spawn_app().await;
@@ -53,15 +65,7 @@ async fn an_accepted_order_is_published_and_then_marked_published() {
     );
 
     let mut conn = app.database();
-    eventually(
-        "the row to be marked published",
-        Duration::from_secs(5),
-        || {
-            let pending = outbox_state(&mut conn).pending;
-            async move { (pending == 0).then_some(()) }
-        },
-    )
-    .await;
+    wait_until_all_published(&mut conn).await;
 }
 
 #[tokio::test]
@@ -90,15 +94,7 @@ async fn events_wait_in_the_outbox_until_a_queue_is_bound() {
         tap.next(Duration::from_secs(10)).await.is_some(),
         "the event is published once a queue is bound"
     );
-    eventually(
-        "the row to be marked published",
-        Duration::from_secs(5),
-        || {
-            let pending = outbox_state(&mut conn).pending;
-            async move { (pending == 0).then_some(()) }
-        },
-    )
-    .await;
+    wait_until_all_published(&mut conn).await;
 }
 
 #[tokio::test]

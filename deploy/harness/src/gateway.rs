@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::{eventually, free_port, unique_name};
+use crate::{free_port, json_when_ok, unique_name};
 
 fn deploy_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -70,15 +70,7 @@ impl Gateway {
             .expect("start nginx (is it installed? deploy/test installs it)");
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{port}/health");
-        eventually(
-            "the nginx gateway to answer",
-            Duration::from_secs(10),
-            || {
-                let request = client.get(&url).send();
-                async move { request.await.ok().filter(|r| r.status().is_success()) }
-            },
-        )
-        .await;
+        json_when_ok(&client, &url, Duration::from_secs(10)).await;
         Self {
             child,
             state_dir,

@@ -16,7 +16,7 @@ mod stack;
 
 pub use amqp::{take_message, EventTap, TestPublisher};
 pub use gateway::Gateway;
-pub use polling::eventually;
+pub use polling::{eventually, json_when_ok};
 pub use private::{PrivateFerret, PrivatePostgres, PrivateRabbit};
 pub use process::{free_port, ServiceProcess};
 pub use stack::ServiceStack;

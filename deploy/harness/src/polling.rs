@@ -19,3 +19,20 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Polls `GET url` until it answers 200 (refused connections included, for a server still
+/// starting) and returns the JSON body; panics after `deadline`.
+pub async fn json_when_ok(
+    client: &reqwest::Client,
+    url: &str,
+    deadline: Duration,
+) -> serde_json::Value {
+    eventually(&format!("GET {url} to answer 200"), deadline, || async {
+        let response = client.get(url).send().await.ok()?;
+        if response.status() != 200 {
+            return None;
+        }
+        response.json().await.ok()
+    })
+    .await
+}

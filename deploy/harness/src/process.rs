@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::eventually;
+use crate::json_when_ok;
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
@@ -72,15 +72,7 @@ impl ServiceProcess {
         self.child = Some(child);
         let client = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{port}/health/live");
-        eventually(
-            &format!("{} to answer {url}", self.name),
-            Duration::from_secs(30),
-            || {
-                let request = client.get(&url).send();
-                async move { request.await.ok().filter(|r| r.status().is_success()) }
-            },
-        )
-        .await;
+        json_when_ok(&client, &url, Duration::from_secs(30)).await;
     }
 
     pub fn address(&self) -> String {

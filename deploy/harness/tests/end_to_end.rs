@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{Jsonb, Text};
-use harness::{eventually, ServiceStack, TestPublisher};
+use harness::{json_when_ok, ServiceStack, TestPublisher};
 use serde_json::{json, Value};
 
 struct Stack {
@@ -42,17 +42,10 @@ impl Stack {
     }
 
     async fn get_eventually(&self, path: &str) -> Value {
-        eventually(
-            &format!("GET {path} through the gateway"),
+        json_when_ok(
+            &self.client,
+            &self.services.gateway.url(path),
             Duration::from_secs(15),
-            || async {
-                let response = self.get(path).await;
-                if response.status() == 200 {
-                    response.json().await.ok()
-                } else {
-                    None
-                }
-            },
         )
         .await
     }

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use harness::{eventually, TestPublisher};
+use harness::{eventually, json_when_ok, TestPublisher};
 use query_service::config::{BrokerSettings, Settings};
 use query_service::startup::Application;
 use serde_json::Value;
@@ -88,17 +88,10 @@ impl TestApp {
 
     /// Waits until `GET path` answers 200 and returns its body.
     pub async fn get_eventually(&self, path: &str) -> Value {
-        eventually(
-            &format!("GET {path} to answer 200"),
+        json_when_ok(
+            &self.client,
+            &format!("{}{path}", self.address),
             Duration::from_secs(10),
-            || async {
-                let response = self.get(path).await;
-                if response.status() == 200 {
-                    response.json().await.ok()
-                } else {
-                    None
-                }
-            },
         )
         .await
     }
