@@ -121,10 +121,12 @@ impl Stack {
 struct Outcomes {
     /// order id → (email, quantity), for every 202.
     accepted: HashMap<String, (String, i64)>,
-    /// Descriptions of orders refused with an error status: none may ever become visible.
+    /// Descriptions of orders a service refused with an error status: none may ever become
+    /// visible.
     refused: HashSet<String>,
-    /// Requests that got no answer at all (connection reset while a service died): their
-    /// outcome is unknown to the client, so they may or may not exist.
+    /// Requests whose outcome the client cannot know: no answer at all, or the gateway's
+    /// `upstream_unavailable` (the service went away mid-request, perhaps after its commit).
+    /// They may or may not exist; the comparison with PostgreSQL covers them.
     unanswered: usize,
     statuses: BTreeMap<u16, usize>,
     sent: usize,
@@ -180,6 +182,12 @@ impl Load {
                                     *record.statuses.entry(202).or_default() += 1;
                                     let id = body["id"].as_str().unwrap_or_default().to_owned();
                                     record.accepted.insert(id, (email, quantity));
+                                }
+                                // The gateway lost the service mid-request: as unknown
+                                // an outcome as no answer at all.
+                                Some((status, body)) if body["error"] == "upstream_unavailable" => {
+                                    *record.statuses.entry(status).or_default() += 1;
+                                    record.unanswered += 1;
                                 }
                                 Some((status, _)) => {
                                     *record.statuses.entry(status).or_default() += 1;
