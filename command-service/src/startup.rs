@@ -56,6 +56,7 @@ impl Application {
             App::new()
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
                 .app_data(http::json_config(max_body_bytes))
+                .app_data(web::Data::new(http::BodyLimit(max_body_bytes)))
                 .app_data(store.clone())
                 .app_data(wakeup.clone())
                 .app_data(broker_status.clone())

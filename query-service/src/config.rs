@@ -15,6 +15,7 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 pub struct Settings {
     pub http: HttpSettings,
     pub mongodb: MongoSettings,
+    pub consistency: ConsistencySettings,
     pub broker: BrokerSettings,
 }
 
@@ -30,6 +31,12 @@ pub struct MongoSettings {
     pub uri: String,
     pub database: String,
     pub timeout_ms: u64,
+    pub generation_refresh_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsistencySettings {
+    pub max_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,6 +98,12 @@ impl Settings {
         if self.mongodb.timeout_ms == 0 {
             return invalid("mongodb.timeout_ms", "must be at least 1");
         }
+        if self.mongodb.generation_refresh_ms == 0 {
+            return invalid("mongodb.generation_refresh_ms", "must be at least 1");
+        }
+        if self.consistency.max_wait_ms > 60_000 {
+            return invalid("consistency.max_wait_ms", "must be at most 60000");
+        }
         Ok(())
     }
 }
@@ -98,6 +111,16 @@ impl Settings {
 impl MongoSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn generation_refresh(&self) -> Duration {
+        Duration::from_millis(self.generation_refresh_ms)
+    }
+}
+
+impl ConsistencySettings {
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.max_wait_ms)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Wiring: builds the HTTP server and the event consumer from [`Settings`].
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::Logger;
@@ -27,6 +28,8 @@ pub struct Application {
     port: u16,
     server: Server,
     consumer: EventConsumer,
+    store: ReadStore,
+    generation_refresh: Duration,
 }
 
 impl Application {
@@ -34,7 +37,10 @@ impl Application {
     /// and the consumer. Nothing is served or consumed until [`Application::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let store = ReadStore::new(&settings.mongodb).await?;
+        store.follow_active_generation().await?;
         store.ensure_indexes().await?;
+        let generation_refresh = settings.mongodb.generation_refresh();
+        let max_wait = http::MaxConsistencyWait(settings.consistency.max_wait());
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
         let port = listener.local_addr()?.port();
 
@@ -45,13 +51,14 @@ impl Application {
             broker_status.clone(),
         );
 
-        let store = web::Data::new(store);
+        let store_data = web::Data::new(store.clone());
         let broker_status = web::Data::new(broker_status);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
                 .app_data(http::query_config())
-                .app_data(store.clone())
+                .app_data(store_data.clone())
+                .app_data(max_wait)
                 .app_data(broker_status.clone())
                 .configure(http::routes)
         })
@@ -63,6 +70,8 @@ impl Application {
             port,
             server,
             consumer,
+            store,
+            generation_refresh,
         })
     }
 
@@ -75,6 +84,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = CancellationToken::new();
         let consumer = tokio::spawn(self.consumer.run(shutdown.clone()));
+        tokio::spawn(follow_generations(
+            self.store,
+            self.generation_refresh,
+            shutdown.clone(),
+        ));
         let served = self.server.await;
         log::info!("HTTP server stopped; stopping the event consumer");
         shutdown.cancel();
@@ -82,5 +96,22 @@ impl Application {
             log::error!("event consumer task failed: {error}");
         }
         served
+    }
+}
+
+/// Keeps the store on the active generation of the read models until `shutdown`.
+async fn follow_generations(store: ReadStore, every: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match store.follow_active_generation().await {
+            Ok(Some(generation)) => log::info!("now on read-model generation {generation}"),
+            Ok(None) => {}
+            Err(error) => log::warn!("cannot check the active read-model generation: {error}"),
+        }
     }
 }

@@ -1,10 +1,12 @@
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{EventId, OnNewOrder, OrderEvent, OrderId};
+use crate::{EventId, OnNewOrder, OnNewOrderV1, OrderCancelled, OrderEvent, OrderId};
 
 /// Metadata and payload of one event, as it travels on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventEnvelope<P = OrderEvent> {
     pub event_id: EventId,
@@ -12,6 +14,8 @@ pub struct EventEnvelope<P = OrderEvent> {
     pub schema_version: u32,
     pub occurred_at: DateTime<Utc>,
     pub aggregate_id: OrderId,
+    /// The order's version once this event is applied: 1 when it is placed, then one more
+    /// with each event.
     pub aggregate_version: u64,
     pub correlation_id: String,
     pub payload: P,
@@ -58,14 +62,15 @@ impl DecodeError {
 }
 
 impl EventEnvelope<OrderEvent> {
-    pub fn seal(event: OrderEvent, metadata: EventMetadata) -> Self {
+    /// Wraps `event`, which brings the order to `aggregate_version`.
+    pub fn seal(event: OrderEvent, aggregate_version: u64, metadata: EventMetadata) -> Self {
         Self {
             event_id: metadata.event_id,
             event_type: event.event_type().to_owned(),
             schema_version: event.schema_version(),
             occurred_at: metadata.occurred_at,
             aggregate_id: event.order_id(),
-            aggregate_version: event.aggregate_version(),
+            aggregate_version,
             correlation_id: metadata.correlation_id,
             payload: event,
         }
@@ -84,18 +89,20 @@ impl RawEnvelope {
         serde_json::from_slice(bytes).map_err(DecodeError::Malformed)
     }
 
-    /// Interprets the payload according to the event type and schema version.
+    /// Interprets the payload according to the event type and schema version, upcasting an
+    /// older version to the current one.
     pub fn into_typed(self) -> Result<EventEnvelope<OrderEvent>, DecodeError> {
         let payload = match (self.event_type.as_str(), self.schema_version) {
-            (OnNewOrder::EVENT_TYPE, OnNewOrder::SCHEMA_VERSION) => {
-                serde_json::from_value(self.payload)
-                    .map(OrderEvent::OnNewOrder)
-                    .map_err(|source| DecodeError::InvalidPayload {
-                        event_type: self.event_type.clone(),
-                        source,
-                    })?
+            (OnNewOrder::EVENT_TYPE, OnNewOrderV1::SCHEMA_VERSION) => {
+                OrderEvent::OnNewOrder(self.payload_as::<OnNewOrderV1>()?.into())
             }
-            (OnNewOrder::EVENT_TYPE, version) => {
+            (OnNewOrder::EVENT_TYPE, OnNewOrder::SCHEMA_VERSION) => {
+                OrderEvent::OnNewOrder(self.payload_as()?)
+            }
+            (OrderCancelled::EVENT_TYPE, OrderCancelled::SCHEMA_VERSION) => {
+                OrderEvent::OrderCancelled(self.payload_as()?)
+            }
+            (OnNewOrder::EVENT_TYPE | OrderCancelled::EVENT_TYPE, version) => {
                 return Err(DecodeError::UnsupportedSchemaVersion {
                     event_type: self.event_type,
                     version,
@@ -106,12 +113,19 @@ impl RawEnvelope {
         Ok(EventEnvelope {
             event_id: self.event_id,
             event_type: self.event_type,
-            schema_version: self.schema_version,
+            schema_version: payload.schema_version(),
             occurred_at: self.occurred_at,
             aggregate_id: self.aggregate_id,
             aggregate_version: self.aggregate_version,
             correlation_id: self.correlation_id,
             payload,
+        })
+    }
+
+    fn payload_as<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
+        T::deserialize(&self.payload).map_err(|source| DecodeError::InvalidPayload {
+            event_type: self.event_type.clone(),
+            source,
         })
     }
 }

@@ -4,25 +4,71 @@ use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
 use crate::{
-    CustomerDetails, EventEnvelope, EventId, EventMetadata, OnNewOrder, OrderEvent, OrderId,
+    CustomerDetails, EventEnvelope, EventId, EventMetadata, Money, OnNewOrder, OnNewOrderV1,
+    OrderCancelled, OrderDetails, OrderEvent, OrderId,
 };
 
-/// The golden encoding of [`on_new_order_v1`]: an `OnNewOrder` event, schema version 1.
+/// The golden encoding of [`on_new_order_v1`], as the first release published it.
 pub const ON_NEW_ORDER_V1_JSON: &str = include_str!("../fixtures/on_new_order_v1.json");
 
-/// The event encoded in [`ON_NEW_ORDER_V1_JSON`].
-pub fn on_new_order_v1() -> EventEnvelope {
+/// The golden encoding of [`on_new_order_v2`].
+pub const ON_NEW_ORDER_V2_JSON: &str = include_str!("../fixtures/on_new_order_v2.json");
+
+/// The golden encoding of [`order_cancelled_v1`].
+pub const ORDER_CANCELLED_V1_JSON: &str = include_str!("../fixtures/order_cancelled_v1.json");
+
+const FIXTURE_ORDER: u128 = 0x0193_5f3a_1c00_7000_8000_0000_0000_0001;
+
+/// An `OnNewOrder` of schema version 1, built the way the first release built it.
+pub fn on_new_order_v1() -> EventEnvelope<OnNewOrderV1> {
     let created_at = fixed_time();
+    let event_id = EventId::from_uuid(Uuid::from_u128(0x0193_5f3a_1c00_7000_8000_0000_0000_0002));
+    let order_id = OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER));
+    EventEnvelope {
+        event_id,
+        event_type: OnNewOrder::EVENT_TYPE.to_owned(),
+        schema_version: OnNewOrderV1::SCHEMA_VERSION,
+        occurred_at: created_at,
+        aggregate_id: order_id,
+        aggregate_version: 1,
+        correlation_id: format!("fixture-{event_id}"),
+        payload: OnNewOrderV1 {
+            order_id,
+            description: "Analytical engine punch cards".to_owned(),
+            quantity: 3,
+            customer: ada("ada@example.com"),
+            created_at,
+        },
+    }
+}
+
+/// The event encoded in [`ON_NEW_ORDER_V2_JSON`].
+pub fn on_new_order_v2() -> EventEnvelope {
     new_order_event(
-        OrderId::from_uuid(Uuid::from_u128(0x0193_5f3a_1c00_7000_8000_0000_0000_0001)),
-        EventId::from_uuid(Uuid::from_u128(0x0193_5f3a_1c00_7000_8000_0000_0000_0002)),
+        OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
+        EventId::from_uuid(Uuid::from_u128(0x0193_5f3a_1c00_7000_8000_0000_0000_0003)),
         "ada@example.com",
         3,
-        created_at,
+        fixed_time(),
     )
 }
 
-/// An `OnNewOrder` envelope for the given order, customer email and quantity.
+/// The event encoded in [`ORDER_CANCELLED_V1_JSON`]: the order of [`on_new_order_v2`],
+/// cancelled an hour later.
+pub fn order_cancelled_v1() -> EventEnvelope {
+    let created_at = fixed_time();
+    cancelled_order_event(
+        OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
+        EventId::from_uuid(Uuid::from_u128(0x0193_5f3a_1c00_7000_8000_0000_0000_0004)),
+        "ada@example.com",
+        3,
+        created_at,
+        created_at + chrono::Duration::hours(1),
+    )
+}
+
+/// An `OnNewOrder` envelope (current version) for the given order, customer and quantity, at
+/// 12.50 EUR a unit.
 pub fn new_order_event(
     order_id: OrderId,
     event_id: EventId,
@@ -33,21 +79,61 @@ pub fn new_order_event(
     EventEnvelope::seal(
         OrderEvent::OnNewOrder(OnNewOrder {
             order_id,
-            description: "Analytical engine punch cards".to_owned(),
-            quantity,
-            customer: CustomerDetails {
-                email: email.to_owned(),
-                first_name: "Ada".to_owned(),
-                last_name: "Lovelace".to_owned(),
-            },
-            created_at,
+            order: order_details(email, quantity, created_at),
         }),
-        EventMetadata {
-            event_id,
-            occurred_at: created_at,
-            correlation_id: format!("fixture-{event_id}"),
-        },
+        1,
+        metadata(event_id, created_at),
     )
+}
+
+/// The `OrderCancelled` envelope of the order [`new_order_event`] makes with the same values.
+pub fn cancelled_order_event(
+    order_id: OrderId,
+    event_id: EventId,
+    email: &str,
+    quantity: u32,
+    created_at: DateTime<Utc>,
+    cancelled_at: DateTime<Utc>,
+) -> EventEnvelope {
+    EventEnvelope::seal(
+        OrderEvent::OrderCancelled(OrderCancelled {
+            order_id,
+            reason: Some("Ordered twice by mistake".to_owned()),
+            cancelled_at,
+            order: order_details(email, quantity, created_at),
+        }),
+        2,
+        metadata(event_id, cancelled_at),
+    )
+}
+
+fn order_details(email: &str, quantity: u32, created_at: DateTime<Utc>) -> OrderDetails {
+    OrderDetails {
+        description: "Analytical engine punch cards".to_owned(),
+        quantity,
+        unit_price: Some(Money {
+            amount_minor: 1250,
+            currency: "EUR".to_owned(),
+        }),
+        customer: ada(email),
+        created_at,
+    }
+}
+
+fn ada(email: &str) -> CustomerDetails {
+    CustomerDetails {
+        email: email.to_owned(),
+        first_name: "Ada".to_owned(),
+        last_name: "Lovelace".to_owned(),
+    }
+}
+
+fn metadata(event_id: EventId, occurred_at: DateTime<Utc>) -> EventMetadata {
+    EventMetadata {
+        event_id,
+        occurred_at,
+        correlation_id: format!("fixture-{event_id}"),
+    }
 }
 
 fn fixed_time() -> DateTime<Utc> {

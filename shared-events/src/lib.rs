@@ -5,17 +5,24 @@
 //! version, correlation id) around a versioned payload. It does no I/O: ids and clocks are passed
 //! in by the caller.
 //!
-//! The JSON encoding is pinned by the golden files in `fixtures/`, checked by this crate's tests.
+//! The JSON encoding is pinned by the golden files in `fixtures/`, and published as JSON
+//! Schemas in `schemas/`; this crate's tests check both. A change to a payload is a new schema
+//! version: the old one stays decodable and is upcast to the new one (see `upcast.rs`).
 
+mod consistency;
 mod envelope;
 mod ids;
 mod order;
+mod upcast;
 
 pub mod fixtures;
+pub mod schemas;
 
+pub use consistency::{ConsistencyToken, InvalidConsistencyToken, CONSISTENCY_TOKEN_HEADER};
 pub use envelope::{DecodeError, EventEnvelope, EventMetadata, RawEnvelope};
 pub use ids::{EventId, OrderId};
-pub use order::{CustomerDetails, OnNewOrder, OrderEvent};
+pub use order::{CustomerDetails, Money, OnNewOrder, OrderCancelled, OrderDetails, OrderEvent};
+pub use upcast::OnNewOrderV1;
 
 /// Name of the durable topic exchange every event is published to.
 pub const ORDER_EVENTS_EXCHANGE: &str = "orders.events";

@@ -1,31 +1,73 @@
 #![allow(clippy::unwrap_used)] // test code: a failed expectation should panic
 
+use serde::Serialize;
 use serde_json::json;
-use shared_events::fixtures::{on_new_order_v1, ON_NEW_ORDER_V1_JSON};
-use shared_events::{DecodeError, EventEnvelope};
+use shared_events::fixtures::{
+    on_new_order_v1, on_new_order_v2, order_cancelled_v1, ON_NEW_ORDER_V1_JSON,
+    ON_NEW_ORDER_V2_JSON, ORDER_CANCELLED_V1_JSON,
+};
+use shared_events::{DecodeError, EventEnvelope, OnNewOrder, OrderEvent};
+
+fn encode<T: Serialize>(event: &T) -> String {
+    serde_json::to_string_pretty(event).unwrap() + "\n"
+}
+
+const CHANGED: &str =
+    "the wire format changed: add a new schema version instead of editing this one";
 
 #[test]
-fn on_new_order_v1_encodes_exactly_as_the_golden_file() {
-    let encoded = serde_json::to_string_pretty(&on_new_order_v1()).unwrap() + "\n";
+fn each_event_version_encodes_exactly_as_its_golden_file() {
     assert_eq!(
-        encoded, ON_NEW_ORDER_V1_JSON,
-        "the wire format changed: add a new schema version instead of editing this one"
+        encode(&on_new_order_v1()),
+        ON_NEW_ORDER_V1_JSON,
+        "{CHANGED}"
+    );
+    assert_eq!(
+        encode(&on_new_order_v2()),
+        ON_NEW_ORDER_V2_JSON,
+        "{CHANGED}"
+    );
+    assert_eq!(
+        encode(&order_cancelled_v1()),
+        ORDER_CANCELLED_V1_JSON,
+        "{CHANGED}"
     );
 }
 
 #[test]
-fn the_golden_on_new_order_v1_decodes_to_the_same_event() {
-    let decoded = EventEnvelope::decode(ON_NEW_ORDER_V1_JSON.as_bytes()).unwrap();
-    assert_eq!(decoded, on_new_order_v1());
+fn the_current_golden_files_decode_to_the_same_events() {
+    let placed = EventEnvelope::decode(ON_NEW_ORDER_V2_JSON.as_bytes()).unwrap();
+    assert_eq!(placed, on_new_order_v2());
+    let cancelled = EventEnvelope::decode(ORDER_CANCELLED_V1_JSON.as_bytes()).unwrap();
+    assert_eq!(cancelled, order_cancelled_v1());
+}
+
+#[test]
+fn a_version_1_order_is_upcast_to_version_2_without_a_price() {
+    let upcast = EventEnvelope::decode(ON_NEW_ORDER_V1_JSON.as_bytes()).unwrap();
+    let v1 = on_new_order_v1();
+    assert_eq!(upcast.schema_version, OnNewOrder::SCHEMA_VERSION);
+    assert_eq!(upcast.event_id, v1.event_id);
+    assert_eq!(upcast.aggregate_version, 1);
+    let OrderEvent::OnNewOrder(event) = upcast.payload else {
+        panic!("not an OnNewOrder: {upcast:?}");
+    };
+    assert_eq!(event.order_id, v1.payload.order_id);
+    assert_eq!(event.order.description, v1.payload.description);
+    assert_eq!(event.order.quantity, v1.payload.quantity);
+    assert_eq!(event.order.customer, v1.payload.customer);
+    assert_eq!(event.order.created_at, v1.payload.created_at);
+    assert_eq!(event.order.unit_price, None);
 }
 
 #[test]
 fn the_routing_key_names_the_event_type() {
-    assert_eq!(on_new_order_v1().routing_key(), "order.OnNewOrder");
+    assert_eq!(on_new_order_v2().routing_key(), "order.OnNewOrder");
+    assert_eq!(order_cancelled_v1().routing_key(), "order.OrderCancelled");
 }
 
-fn golden_with(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
-    let mut value: serde_json::Value = serde_json::from_str(ON_NEW_ORDER_V1_JSON).unwrap();
+fn golden_with(golden: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let mut value: serde_json::Value = serde_json::from_str(golden).unwrap();
     edit(&mut value);
     serde_json::to_vec(&value).unwrap()
 }
@@ -41,7 +83,9 @@ fn bytes_that_are_not_an_envelope_are_malformed() {
 
 #[test]
 fn an_unknown_event_type_is_reported_by_name() {
-    let bytes = golden_with(|v| v["eventType"] = json!("OnOrderTeleported"));
+    let bytes = golden_with(ON_NEW_ORDER_V2_JSON, |v| {
+        v["eventType"] = json!("OnOrderTeleported")
+    });
     let error = EventEnvelope::decode(&bytes).unwrap_err();
     assert!(matches!(&error, DecodeError::UnknownEventType(t) if t == "OnOrderTeleported"));
     assert_eq!(error.reason_code(), "unknown-event-type");
@@ -49,23 +93,30 @@ fn an_unknown_event_type_is_reported_by_name() {
 
 #[test]
 fn an_unknown_schema_version_is_reported() {
-    let bytes = golden_with(|v| v["schemaVersion"] = json!(99));
-    let error = EventEnvelope::decode(&bytes).unwrap_err();
-    assert!(matches!(
-        error,
-        DecodeError::UnsupportedSchemaVersion { version: 99, .. }
-    ));
+    for golden in [ON_NEW_ORDER_V2_JSON, ORDER_CANCELLED_V1_JSON] {
+        let bytes = golden_with(golden, |v| v["schemaVersion"] = json!(99));
+        let error = EventEnvelope::decode(&bytes).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                DecodeError::UnsupportedSchemaVersion { version: 99, .. }
+            ),
+            "{error:?}"
+        );
+    }
 }
 
 #[test]
 fn a_payload_missing_a_field_is_invalid() {
-    let bytes = golden_with(|v| {
-        v["payload"].as_object_mut().unwrap().remove("quantity");
-    });
-    let error = EventEnvelope::decode(&bytes).unwrap_err();
-    assert!(
-        matches!(error, DecodeError::InvalidPayload { .. }),
-        "{error:?}"
-    );
-    assert!(error.to_string().contains("quantity"), "{error}");
+    for golden in [ON_NEW_ORDER_V1_JSON, ON_NEW_ORDER_V2_JSON] {
+        let bytes = golden_with(golden, |v| {
+            v["payload"].as_object_mut().unwrap().remove("quantity");
+        });
+        let error = EventEnvelope::decode(&bytes).unwrap_err();
+        assert!(
+            matches!(error, DecodeError::InvalidPayload { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("quantity"), "{error}");
+    }
 }

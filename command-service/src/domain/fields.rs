@@ -4,6 +4,10 @@ const MAX_DESCRIPTION_CHARS: usize = 500;
 const MAX_NAME_CHARS: usize = 100;
 const MAX_EMAIL_CHARS: usize = 254;
 const QUANTITY_RANGE: std::ops::RangeInclusive<i64> = 1..=10_000;
+const MAX_REASON_CHARS: usize = 500;
+/// Ten billion in the major unit of any two-decimal currency: far above any real unit price,
+/// far below where totals could overflow.
+const UNIT_PRICE_RANGE: std::ops::RangeInclusive<i64> = 0..=1_000_000_000_000;
 
 /// What was ordered: non-blank, at most 500 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +20,18 @@ pub struct Quantity(u16);
 /// A first or last name: non-blank, at most 100 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonName(String);
+
+/// Why an order is cancelled: non-blank, at most 500 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancellationReason(String);
+
+/// An amount in minor units (cents), 0 to 10^12.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinorUnits(i64);
+
+/// An ISO 4217 alphabetic currency code: three letters, kept upper-case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrencyCode(String);
 
 /// A syntactically valid email address, trimmed and lower-cased: it identifies the customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +108,51 @@ impl EmailAddress {
     }
 }
 
+impl CancellationReason {
+    pub fn parse(value: String) -> Result<Self, String> {
+        text(value, MAX_REASON_CHARS).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl MinorUnits {
+    pub fn parse(value: i64) -> Result<Self, String> {
+        if UNIT_PRICE_RANGE.contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(format!(
+                "must be between {} and {} minor units (cents), got {value}",
+                UNIT_PRICE_RANGE.start(),
+                UNIT_PRICE_RANGE.end()
+            ))
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl CurrencyCode {
+    pub fn parse(value: String) -> Result<Self, String> {
+        let code = value.trim().to_ascii_uppercase();
+        if code.len() == 3 && code.bytes().all(|byte| byte.is_ascii_uppercase()) {
+            Ok(Self(code))
+        } else {
+            Err(format!(
+                "must be a three-letter ISO 4217 code such as EUR, got {value:?}"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +212,29 @@ mod tests {
                 "{bad:?} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn a_unit_price_is_zero_to_ten_to_the_twelve_minor_units() {
+        assert_eq!(MinorUnits::parse(0).map(MinorUnits::get), Ok(0));
+        assert!(MinorUnits::parse(1_000_000_000_000).is_ok());
+        assert!(MinorUnits::parse(-1).is_err());
+        assert!(MinorUnits::parse(1_000_000_000_001).is_err());
+    }
+
+    #[test]
+    fn a_currency_is_three_letters_kept_upper_case() {
+        assert_eq!(CurrencyCode::parse(" eur ".into()).unwrap().as_str(), "EUR");
+        for bad in ["", "EU", "EURO", "E1R", "€€€"] {
+            assert!(CurrencyCode::parse(bad.into()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_cancellation_reason_is_limited_to_500_characters() {
+        assert!(CancellationReason::parse("x".repeat(500)).is_ok());
+        assert!(CancellationReason::parse("x".repeat(501)).is_err());
+        assert!(CancellationReason::parse(" ".into()).is_err());
     }
 
     #[test]

@@ -4,8 +4,13 @@
 mod fields;
 mod order;
 
-pub use fields::{Description, EmailAddress, PersonName, Quantity};
-pub use order::{Customer, NewOrder, PlacedOrder};
+pub use fields::{
+    CancellationReason, CurrencyCode, Description, EmailAddress, MinorUnits, PersonName, Quantity,
+};
+pub use order::{
+    CancelOrder, CancelRejection, Customer, NewOrder, OrderRecord, OrderStatus, PlacedOrder,
+    UnitPrice,
+};
 
 /// One rule a field of a command broke.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

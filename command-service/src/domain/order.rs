@@ -1,9 +1,12 @@
 use chrono::{DateTime, Utc};
 use shared_events::{
-    CustomerDetails, EventEnvelope, EventMetadata, OnNewOrder, OrderEvent, OrderId,
+    CustomerDetails, EventEnvelope, EventMetadata, Money, OnNewOrder, OrderCancelled, OrderDetails,
+    OrderEvent, OrderId,
 };
 
-use super::{Description, EmailAddress, PersonName, Quantity};
+use super::{
+    CancellationReason, CurrencyCode, Description, EmailAddress, MinorUnits, PersonName, Quantity,
+};
 
 /// The customer as named on a command; the email identifies them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,11 +16,20 @@ pub struct Customer {
     pub last_name: PersonName,
 }
 
+/// The price of one unit of an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitPrice {
+    pub amount: MinorUnits,
+    pub currency: CurrencyCode,
+}
+
 /// A valid request to place an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
     pub description: Description,
     pub quantity: Quantity,
+    /// Optional, so that clients of the original API, which sends no price, keep working.
+    pub unit_price: Option<UnitPrice>,
     pub customer: Customer,
 }
 
@@ -28,6 +40,9 @@ pub struct PlacedOrder {
     pub created_at: DateTime<Utc>,
     pub order: NewOrder,
 }
+
+/// The version of a newly placed order.
+pub const FIRST_VERSION: u64 = 1;
 
 impl NewOrder {
     pub fn place(self, id: OrderId, created_at: DateTime<Utc>) -> PlacedOrder {
@@ -46,16 +61,205 @@ impl PlacedOrder {
         EventEnvelope::seal(
             OrderEvent::OnNewOrder(OnNewOrder {
                 order_id: self.id,
-                description: order.description.as_str().to_owned(),
-                quantity: u32::from(order.quantity.get()),
-                customer: CustomerDetails {
-                    email: order.customer.email.as_str().to_owned(),
-                    first_name: order.customer.first_name.as_str().to_owned(),
-                    last_name: order.customer.last_name.as_str().to_owned(),
+                order: OrderDetails {
+                    description: order.description.as_str().to_owned(),
+                    quantity: u32::from(order.quantity.get()),
+                    unit_price: order.unit_price.as_ref().map(|price| Money {
+                        amount_minor: price.amount.get(),
+                        currency: price.currency.as_str().to_owned(),
+                    }),
+                    customer: CustomerDetails {
+                        email: order.customer.email.as_str().to_owned(),
+                        first_name: order.customer.first_name.as_str().to_owned(),
+                        last_name: order.customer.last_name.as_str().to_owned(),
+                    },
+                    created_at: self.created_at,
                 },
-                created_at: self.created_at,
             }),
+            FIRST_VERSION,
             metadata,
         )
+    }
+}
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    Placed,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placed => "placed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "placed" => Some(Self::Placed),
+            "cancelled" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// An order as the write model holds it, loaded to decide a command against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRecord {
+    pub id: OrderId,
+    pub status: OrderStatus,
+    pub version: u64,
+    pub details: OrderDetails,
+}
+
+/// A valid request to cancel an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelOrder {
+    pub order_id: OrderId,
+    pub reason: Option<CancellationReason>,
+    /// The version the caller last saw (`If-Match`); `None` cancels whatever the version.
+    pub expected_version: Option<u64>,
+}
+
+/// Why an order cannot be cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CancelRejection {
+    #[error("the order is at version {actual}, not the expected version {expected}")]
+    VersionMismatch { expected: u64, actual: u64 },
+    #[error("the order is already cancelled")]
+    AlreadyCancelled,
+}
+
+impl OrderRecord {
+    /// Decides `command`: the `OrderCancelled` event, or why the order cannot be cancelled.
+    /// A stale expected version is reported before the status, so a client that acted on
+    /// an old read learns that first.
+    pub fn cancel(
+        &self,
+        command: &CancelOrder,
+        cancelled_at: DateTime<Utc>,
+        metadata: EventMetadata,
+    ) -> Result<EventEnvelope, CancelRejection> {
+        if let Some(expected) = command.expected_version {
+            if expected != self.version {
+                return Err(CancelRejection::VersionMismatch {
+                    expected,
+                    actual: self.version,
+                });
+            }
+        }
+        if self.status == OrderStatus::Cancelled {
+            return Err(CancelRejection::AlreadyCancelled);
+        }
+        Ok(EventEnvelope::seal(
+            OrderEvent::OrderCancelled(OrderCancelled {
+                order_id: self.id,
+                reason: command
+                    .reason
+                    .as_ref()
+                    .map(|reason| reason.as_str().to_owned()),
+                cancelled_at,
+                order: self.details.clone(),
+            }),
+            self.version + 1,
+            metadata,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use shared_events::EventId;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn record(status: OrderStatus, version: u64) -> OrderRecord {
+        let created_at = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
+        OrderRecord {
+            id: OrderId::from_uuid(Uuid::now_v7()),
+            status,
+            version,
+            details: OrderDetails {
+                description: "Tea".to_owned(),
+                quantity: 2,
+                unit_price: None,
+                customer: CustomerDetails {
+                    email: "ada@example.com".to_owned(),
+                    first_name: "Ada".to_owned(),
+                    last_name: "Lovelace".to_owned(),
+                },
+                created_at,
+            },
+        }
+    }
+
+    fn cancel(record: &OrderRecord, expected_version: Option<u64>) -> CancelOrder {
+        CancelOrder {
+            order_id: record.id,
+            reason: Some(CancellationReason::parse("changed my mind".into()).unwrap()),
+            expected_version,
+        }
+    }
+
+    fn metadata() -> EventMetadata {
+        EventMetadata {
+            event_id: EventId::from_uuid(Uuid::now_v7()),
+            occurred_at: Utc::now(),
+            correlation_id: "test".to_owned(),
+        }
+    }
+
+    #[test]
+    fn cancelling_a_placed_order_yields_the_next_version_with_the_whole_order() {
+        let placed = record(OrderStatus::Placed, 1);
+        let event = placed
+            .cancel(&cancel(&placed, Some(1)), Utc::now(), metadata())
+            .unwrap();
+        assert_eq!(event.aggregate_version, 2);
+        assert_eq!(event.event_type, "OrderCancelled");
+        let OrderEvent::OrderCancelled(cancelled) = event.payload else {
+            panic!("not an OrderCancelled");
+        };
+        assert_eq!(cancelled.order, placed.details);
+        assert_eq!(cancelled.reason.as_deref(), Some("changed my mind"));
+    }
+
+    #[test]
+    fn without_an_expected_version_any_version_may_be_cancelled() {
+        let placed = record(OrderStatus::Placed, 7);
+        assert!(placed
+            .cancel(&cancel(&placed, None), Utc::now(), metadata())
+            .is_ok());
+    }
+
+    #[test]
+    fn a_stale_expected_version_is_rejected_with_both_versions() {
+        let placed = record(OrderStatus::Placed, 2);
+        let rejection = placed
+            .cancel(&cancel(&placed, Some(1)), Utc::now(), metadata())
+            .unwrap_err();
+        assert_eq!(
+            rejection,
+            CancelRejection::VersionMismatch {
+                expected: 1,
+                actual: 2
+            }
+        );
+    }
+
+    #[test]
+    fn a_cancelled_order_cannot_be_cancelled_again() {
+        let cancelled = record(OrderStatus::Cancelled, 2);
+        for expected in [None, Some(2)] {
+            let rejection = cancelled
+                .cancel(&cancel(&cancelled, expected), Utc::now(), metadata())
+                .unwrap_err();
+            assert_eq!(rejection, CancelRejection::AlreadyCancelled);
+        }
     }
 }

@@ -7,8 +7,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::domain::ValidationErrors;
-use crate::store::StoreError;
+use crate::domain::{CancelRejection, ValidationErrors};
+use crate::store::{CancelOrderError, StoreError};
 
 const RETRY_AFTER_SECONDS: &str = "2";
 
@@ -22,8 +22,14 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("the request is invalid")]
     Validation(ValidationErrors),
+    #[error("header {name}: {message}")]
+    InvalidHeader { name: &'static str, message: String },
     #[error("no such resource")]
     NotFound,
+    #[error("no order with that id")]
+    OrderNotFound,
+    #[error("the order cannot be changed: {0}")]
+    Conflict(CancelRejection),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the order database is unavailable; try again shortly")]
@@ -39,7 +45,10 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Validation(_) => "validation_failed",
-            Self::NotFound => "not_found",
+            Self::InvalidHeader { .. } => "invalid_header",
+            Self::NotFound | Self::OrderNotFound => "not_found",
+            Self::Conflict(CancelRejection::AlreadyCancelled) => "order_already_cancelled",
+            Self::Conflict(CancelRejection::VersionMismatch { .. }) => "version_mismatch",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "unavailable",
             Self::Unexpected(_) => "internal_error",
@@ -57,6 +66,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<CancelOrderError> for ApiError {
+    fn from(error: CancelOrderError) -> Self {
+        match error {
+            CancelOrderError::NotFound => Self::OrderNotFound,
+            CancelOrderError::Rejected(rejection) => Self::Conflict(rejection),
+            CancelOrderError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -64,7 +83,12 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::InvalidHeader { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound | Self::OrderNotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(CancelRejection::AlreadyCancelled) => StatusCode::CONFLICT,
+            Self::Conflict(CancelRejection::VersionMismatch { .. }) => {
+                StatusCode::PRECONDITION_FAILED
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -77,12 +101,18 @@ impl ResponseError for ApiError {
             log::error!("{}", error_chain(self));
         }
         let mut body = json!({ "error": self.code(), "message": self.to_string() });
-        if let Self::Validation(errors) = self {
-            body["fields"] = json!(errors.fields());
-        }
         let mut response = HttpResponse::build(status);
-        if let Self::Unavailable(_) = self {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+        match self {
+            Self::Validation(errors) => body["fields"] = json!(errors.fields()),
+            Self::InvalidHeader { name, .. } => body["header"] = json!(name),
+            Self::Conflict(CancelRejection::VersionMismatch { actual, .. }) => {
+                body["currentVersion"] = json!(actual);
+                response.insert_header((header::ETAG, format!("\"{actual}\"")));
+            }
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+            }
+            _ => {}
         }
         response.json(body)
     }

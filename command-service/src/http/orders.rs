@@ -3,12 +3,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{SubsecRound, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared_events::{EventId, EventMetadata, OrderId};
+use shared_events::{
+    ConsistencyToken, EventEnvelope, EventId, EventMetadata, OrderId, CONSISTENCY_TOKEN_HEADER,
+};
 use uuid::Uuid;
 
-use super::ApiError;
+use super::{ApiError, BodyLimit};
 use crate::domain::{
-    Customer, Description, EmailAddress, NewOrder, PersonName, Quantity, ValidationErrors,
+    CancelOrder, CancellationReason, CurrencyCode, Customer, Description, EmailAddress, MinorUnits,
+    NewOrder, OrderStatus, PersonName, Quantity, UnitPrice, ValidationErrors,
 };
 use crate::outbox::RelayWakeup;
 use crate::store::Store;
@@ -27,6 +30,14 @@ pub struct PlaceOrderBody {
     first_name: Option<Value>,
     last_name: Option<Value>,
     email: Option<Value>,
+    unit_price_minor: Option<Value>,
+    currency: Option<Value>,
+}
+
+/// The optional body of `POST /orders/{id}/cancel`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CancelOrderBody {
+    reason: Option<Value>,
 }
 
 fn string(value: Option<Value>) -> Result<String, String> {
@@ -44,6 +55,43 @@ fn integer(value: Option<Value>) -> Result<i64, String> {
             .ok_or_else(|| format!("must be a whole number, got {number}")),
         None => Err("is required".to_owned()),
         Some(_) => Err("must be a number".to_owned()),
+    }
+}
+
+/// `unitPriceMinor` and `currency` come together or not at all.
+fn unit_price(
+    errors: &mut ValidationErrors,
+    amount: Option<Value>,
+    currency: Option<Value>,
+) -> Option<UnitPrice> {
+    let absent = |value: &Option<Value>| matches!(value, None | Some(Value::Null));
+    match (absent(&amount), absent(&currency)) {
+        (true, true) => None,
+        (false, true) => {
+            errors.check::<()>(
+                "currency",
+                Err("is required with unitPriceMinor".to_owned()),
+            );
+            None
+        }
+        (true, false) => {
+            errors.check::<()>(
+                "unitPriceMinor",
+                Err("is required with currency".to_owned()),
+            );
+            None
+        }
+        (false, false) => {
+            let amount = errors.check(
+                "unitPriceMinor",
+                integer(amount).and_then(MinorUnits::parse),
+            );
+            let currency = errors.check("currency", string(currency).and_then(CurrencyCode::parse));
+            Some(UnitPrice {
+                amount: amount?,
+                currency: currency?,
+            })
+        }
     }
 }
 
@@ -66,11 +114,16 @@ impl TryFrom<PlaceOrderBody> for NewOrder {
             string(body.last_name).and_then(PersonName::parse),
         );
         let email = errors.check("email", string(body.email).and_then(EmailAddress::parse));
+        let unit_price = unit_price(&mut errors, body.unit_price_minor, body.currency);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         match (description, quantity, first_name, last_name, email) {
             (Some(description), Some(quantity), Some(first_name), Some(last_name), Some(email)) => {
                 Ok(NewOrder {
                     description,
                     quantity,
+                    unit_price,
                     customer: Customer {
                         email,
                         first_name,
@@ -93,6 +146,37 @@ fn correlation_id(request: &HttpRequest) -> String {
         .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned)
 }
 
+/// The 202 every command answers: the order's location, its new version as `ETag` (for a
+/// later `If-Match`), and the consistency token a read can present to see this command's
+/// effect.
+fn accepted(event: &EventEnvelope, status: &str) -> HttpResponse {
+    let id = event.aggregate_id;
+    let version = event.aggregate_version;
+    let token = ConsistencyToken {
+        order_id: id,
+        version,
+    }
+    .to_string();
+    HttpResponse::Accepted()
+        .insert_header((header::LOCATION, format!("/orders/{id}")))
+        .insert_header((header::ETAG, format!("\"{version}\"")))
+        .insert_header((CONSISTENCY_TOKEN_HEADER, token.as_str()))
+        .json(json!({
+            "id": id,
+            "status": status,
+            "version": version,
+            "consistencyToken": token,
+        }))
+}
+
+fn metadata(request: &HttpRequest, occurred_at: chrono::DateTime<Utc>) -> EventMetadata {
+    EventMetadata {
+        event_id: EventId::from_uuid(Uuid::now_v7()),
+        occurred_at,
+        correlation_id: correlation_id(request),
+    }
+}
+
 /// `POST /orders`: validates, commits the order with its event, answers 202 with the id.
 pub async fn place_order(
     request: HttpRequest,
@@ -104,17 +188,79 @@ pub async fn place_order(
     // PostgreSQL keeps microseconds; the event must carry the same instant as the row.
     let now = Utc::now().trunc_subsecs(6);
     let order = new_order.place(OrderId::from_uuid(Uuid::now_v7()), now);
-    let event = order.on_new_order(EventMetadata {
-        event_id: EventId::from_uuid(Uuid::now_v7()),
-        occurred_at: now,
-        correlation_id: correlation_id(&request),
-    });
-    let id = order.id;
+    let event = order.on_new_order(metadata(&request, now));
     let email = order.order.customer.email.as_str().to_owned();
-    store.place_order(order, event).await?;
+    store.place_order(order, event.clone()).await?;
     relay.wake();
-    log::info!("accepted order {id} for {email}");
-    Ok(HttpResponse::Accepted()
-        .insert_header((header::LOCATION, format!("/orders/{id}")))
-        .json(json!({ "id": id, "status": "accepted" })))
+    log::info!("accepted order {} for {email}", event.aggregate_id);
+    // "accepted" is what the original API answered; clients may depend on it.
+    Ok(accepted(&event, "accepted"))
+}
+
+/// `POST /orders/{id}/cancel` with an optional `{"reason": …}` and an optional `If-Match`.
+pub async fn cancel_order(
+    request: HttpRequest,
+    id: web::Path<String>,
+    body: web::Payload,
+    store: web::Data<Store>,
+    relay: web::Data<RelayWakeup>,
+    limit: web::Data<BodyLimit>,
+) -> Result<HttpResponse, ApiError> {
+    let order_id: OrderId = id.parse().map_err(|_| ApiError::NotFound)?;
+    let body = read_cancel_body(body, limit.0).await?;
+    let mut errors = ValidationErrors::default();
+    let reason = match body.reason {
+        None | Some(Value::Null) => None,
+        reason => errors.check("reason", string(reason).and_then(CancellationReason::parse)),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let command = CancelOrder {
+        order_id,
+        reason,
+        expected_version: expected_version(&request)?,
+    };
+    let now = Utc::now().trunc_subsecs(6);
+    let event = store
+        .cancel_order(command, now, metadata(&request, now))
+        .await?;
+    relay.wake();
+    log::info!("cancelled order {order_id}");
+    Ok(accepted(&event, OrderStatus::Cancelled.as_str()))
+}
+
+/// The body is optional: empty means no reason. When present it must be a JSON object.
+async fn read_cancel_body(body: web::Payload, limit: usize) -> Result<CancelOrderBody, ApiError> {
+    let bytes = body
+        .to_bytes_limited(limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit })?
+        .map_err(|error| ApiError::MalformedJson(error.to_string()))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CancelOrderBody::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|error| ApiError::MalformedJson(error.to_string()))
+}
+
+/// The version named by `If-Match`: `"3"` (as `ETag` gives it), `W/"3"` or `3`. `*` or no
+/// header means any version.
+fn expected_version(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    let Some(value) = request.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    text.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .map(Some)
+        .map_err(|_| ApiError::InvalidHeader {
+            name: "If-Match",
+            message: format!(
+                "must be one entity tag with the order's version, such as \"2\", got {text:?}"
+            ),
+        })
 }

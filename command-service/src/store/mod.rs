@@ -15,6 +15,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::DatabaseSettings;
 
+pub use orders::CancelOrderError;
 pub use outbox::{OutboxMessage, OutboxMessageId};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
@@ -85,15 +86,18 @@ impl Store {
     }
 
     /// Runs `work` with a pooled connection on the blocking thread pool.
-    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    async fn run<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&mut PooledConnection<ConnectionManager<PgConnection>>) -> Result<T, StoreError>
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut PooledConnection<ConnectionManager<PgConnection>>) -> Result<T, E>
             + Send
             + 'static,
     {
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || work(&mut pool.get()?)).await?
+        tokio::task::spawn_blocking(move || work(&mut pool.get().map_err(StoreError::from)?))
+            .await
+            .map_err(StoreError::from)?
     }
 
     pub async fn run_migrations(&self) -> Result<(), StoreError> {

@@ -18,6 +18,11 @@ diesel::table! {
         quantity -> Int4,
         version -> Int8,
         created_at -> Timestamptz,
+        status -> Text,
+        cancelled_at -> Nullable<Timestamptz>,
+        cancellation_reason -> Nullable<Text>,
+        unit_price_minor -> Nullable<Int8>,
+        currency -> Nullable<Text>,
     }
 }
 

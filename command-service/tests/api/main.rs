@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
+mod cancel_order;
 mod helpers;
 mod outbox;
 mod place_order;

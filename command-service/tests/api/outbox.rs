@@ -55,9 +55,12 @@ async fn an_accepted_order_is_published_and_then_marked_published() {
         .expect("the event is published");
     let envelope = EventEnvelope::decode(&body).expect("a valid envelope");
     assert_eq!(envelope.aggregate_id.to_string(), id);
-    let OrderEvent::OnNewOrder(event) = &envelope.payload;
-    assert_eq!(event.customer.email, "ada@example.com");
-    assert_eq!(event.quantity, 3);
+    let OrderEvent::OnNewOrder(event) = &envelope.payload else {
+        panic!("not an OnNewOrder: {envelope:?}");
+    };
+    assert_eq!(event.order.customer.email, "ada@example.com");
+    assert_eq!(event.order.quantity, 3);
+    assert_eq!(envelope.schema_version, 2);
     assert_eq!(properties.delivery_mode(), &Some(2), "persistent delivery");
     assert_eq!(
         properties.message_id().as_ref().map(ToString::to_string),
@@ -130,6 +133,7 @@ async fn a_rolled_back_order_leaves_no_event() {
     let order = |last_name: &str| NewOrder {
         description: Description::parse("Tea".into()).unwrap(),
         quantity: Quantity::parse(2).unwrap(),
+        unit_price: None,
         customer: Customer {
             email: EmailAddress::parse("ada@example.com".into()).unwrap(),
             first_name: PersonName::parse("Ada".into()).unwrap(),

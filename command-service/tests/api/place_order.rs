@@ -70,8 +70,9 @@ async fn the_order_its_customer_and_its_event_are_committed_together() {
             .expect("one outbox row for the order");
     let envelope = stored.envelope;
     assert_eq!(envelope["eventType"], "OnNewOrder");
-    assert_eq!(envelope["schemaVersion"], 1);
+    assert_eq!(envelope["schemaVersion"], 2);
     assert_eq!(envelope["aggregateVersion"], 1);
+    assert_eq!(envelope["payload"]["unitPrice"], Value::Null);
     assert_eq!(envelope["payload"]["orderId"], id.as_str());
     assert_eq!(
         envelope["payload"]["customer"]["email"],

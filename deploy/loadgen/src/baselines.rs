@@ -90,6 +90,7 @@ pub async fn postgres(admin_url: &str, clients: usize, duration: Duration) -> an
                 description: Description::parse(format!("baseline order {n}"))
                     .map_err(anyhow::Error::msg)?,
                 quantity: Quantity::parse(1 + (n % 9) as i64).map_err(anyhow::Error::msg)?,
+                unit_price: None,
                 customer: Customer {
                     email: EmailAddress::parse(format!("bench{}@loadgen.example", n % 1000))
                         .map_err(anyhow::Error::msg)?,

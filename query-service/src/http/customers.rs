@@ -2,12 +2,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::consistency::ConsistentRead;
 use super::orders::{normalise_email, OrderView};
 use super::paging::{page_response, PageParams};
 use super::ApiError;
 use crate::store::{CustomerDocument, Page, ReadStore};
 
-/// A customer with the summary of their orders.
+/// A customer with the summary of their orders. `orderCount` and `totalQuantity` count live
+/// orders only; cancelled ones are counted apart.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerView {
@@ -16,6 +18,7 @@ pub struct CustomerView {
     last_name: String,
     order_count: i64,
     total_quantity: i64,
+    cancelled_order_count: i64,
     last_order_at: DateTime<Utc>,
 }
 
@@ -25,8 +28,9 @@ impl From<CustomerDocument> for CustomerView {
             email: customer.email,
             first_name: customer.first_name,
             last_name: customer.last_name,
-            order_count: customer.order_count,
-            total_quantity: customer.total_quantity,
+            order_count: customer.placed_order_count - customer.cancelled_order_count,
+            total_quantity: customer.placed_quantity - customer.cancelled_quantity,
+            cancelled_order_count: customer.cancelled_order_count,
             last_order_at: DateTime::from_timestamp_millis(
                 customer.last_order_at.timestamp_millis(),
             )
@@ -37,6 +41,7 @@ impl From<CustomerDocument> for CustomerView {
 
 /// `GET /customers?limit=&offset=`: in email order.
 pub async fn list(
+    _: ConsistentRead,
     request: HttpRequest,
     params: web::Query<PageParams>,
     store: web::Data<ReadStore>,
@@ -53,6 +58,7 @@ pub async fn list(
 
 /// `GET /customers/{email}`.
 pub async fn get(
+    _: ConsistentRead,
     email: web::Path<String>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
@@ -65,6 +71,7 @@ pub async fn get(
 
 /// `GET /customers/{email}/orders?limit=&offset=`: that customer's orders, newest first.
 pub async fn orders(
+    _: ConsistentRead,
     request: HttpRequest,
     email: web::Path<String>,
     params: web::Query<PageParams>,

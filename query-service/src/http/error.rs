@@ -22,6 +22,11 @@ pub enum ApiError {
     UnknownRoute,
     #[error("method not allowed: this service only answers reads")]
     MethodNotAllowed,
+    #[error("the read model has not applied {token} yet after waiting {} ms; retry, or read without the token", waited.as_millis())]
+    NotYetConsistent {
+        token: shared_events::ConsistencyToken,
+        waited: std::time::Duration,
+    },
     #[error("the read database is unavailable; try again shortly")]
     Unavailable(#[source] StoreError),
     #[error("an unexpected error occurred")]
@@ -34,6 +39,7 @@ impl ApiError {
             Self::InvalidParameter { .. } | Self::InvalidQuery(_) => "invalid_parameter",
             Self::NotFound(_) | Self::UnknownRoute => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::NotYetConsistent { .. } => "not_yet_consistent",
             Self::Unavailable(_) => "unavailable",
             Self::Unexpected(_) => "internal_error",
         }
@@ -55,7 +61,7 @@ impl ResponseError for ApiError {
             Self::InvalidParameter { .. } | Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) | Self::UnknownRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotYetConsistent { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -66,12 +72,17 @@ impl ResponseError for ApiError {
             log::error!("{self}: {:?}", std::error::Error::source(self));
         }
         let mut body = json!({ "error": self.code(), "message": self.to_string() });
-        if let Self::InvalidParameter { name, .. } = self {
-            body["parameter"] = json!(name);
-        }
         let mut response = HttpResponse::build(status);
-        if let Self::Unavailable(_) = self {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+        match self {
+            Self::InvalidParameter { name, .. } => body["parameter"] = json!(name),
+            Self::NotYetConsistent { token, .. } => {
+                body["consistencyToken"] = json!(token.to_string());
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+            }
+            _ => {}
         }
         response.json(body)
     }

@@ -1,11 +1,13 @@
 //! HTTP endpoints: reads only. Nothing here writes to the read models.
 
+mod consistency;
 mod customers;
 mod error;
 mod health;
 mod orders;
 mod paging;
 
+pub use consistency::MaxConsistencyWait;
 pub use error::ApiError;
 
 use actix_web::web;

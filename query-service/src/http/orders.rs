@@ -1,10 +1,12 @@
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::consistency::ConsistentRead;
 use super::paging::{page_response, PageParams};
 use super::ApiError;
-use crate::store::{OrderDocument, Page, ReadStore};
+use crate::store::{OrderDocument, Page, PriceDocument, ReadStore};
 
 /// An order as the API returns it, with its customer embedded.
 #[derive(Debug, Serialize)]
@@ -13,10 +15,21 @@ pub struct OrderView {
     id: String,
     description: String,
     quantity: i64,
+    /// `null` for orders placed before prices were recorded.
+    unit_price: Option<PriceView>,
     status: String,
     customer: CustomerRef,
     created_at: DateTime<Utc>,
+    cancelled_at: Option<DateTime<Utc>>,
+    cancellation_reason: Option<String>,
     version: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PriceView {
+    amount_minor: i64,
+    currency: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -27,20 +40,36 @@ struct CustomerRef {
     last_name: String,
 }
 
+fn utc(time: mongodb::bson::DateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(time.timestamp_millis()).unwrap_or_default()
+}
+
 impl From<OrderDocument> for OrderView {
     fn from(order: OrderDocument) -> Self {
         Self {
             id: order.id,
             description: order.description,
             quantity: order.quantity,
+            unit_price: order.unit_price.map(
+                |PriceDocument {
+                     amount_minor,
+                     currency,
+                 }| {
+                    PriceView {
+                        amount_minor,
+                        currency,
+                    }
+                },
+            ),
             status: order.status,
             customer: CustomerRef {
                 email: order.customer.email,
                 first_name: order.customer.first_name,
                 last_name: order.customer.last_name,
             },
-            created_at: DateTime::from_timestamp_millis(order.created_at.timestamp_millis())
-                .unwrap_or_default(),
+            created_at: utc(order.created_at),
+            cancelled_at: order.cancelled_at.map(utc),
+            cancellation_reason: order.cancellation_reason,
             version: order.version,
         }
     }
@@ -55,6 +84,7 @@ pub struct ListParams {
 
 /// `GET /orders?limit=&offset=&email=`: newest first.
 pub async fn list(
+    _: ConsistentRead,
     request: HttpRequest,
     params: web::Query<ListParams>,
     store: web::Data<ReadStore>,
@@ -74,8 +104,9 @@ pub async fn list(
     ))
 }
 
-/// `GET /orders/{id}`.
+/// `GET /orders/{id}`, with the version as `ETag` for a later command's `If-Match`.
 pub async fn get(
+    _: ConsistentRead,
     id: web::Path<String>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
@@ -83,7 +114,9 @@ pub async fn get(
         .find_order(&id.to_lowercase())
         .await?
         .ok_or(ApiError::NotFound("order"))?;
-    Ok(HttpResponse::Ok().json(OrderView::from(order)))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, format!("\"{}\"", order.version)))
+        .json(OrderView::from(order)))
 }
 
 /// Emails are stored trimmed and lower-cased by the command side.

@@ -9,11 +9,26 @@ pub struct OrderDocument {
     pub id: String,
     pub description: String,
     pub quantity: i64,
+    /// `None` for orders placed before prices were recorded.
+    #[serde(default)]
+    pub unit_price: Option<PriceDocument>,
+    /// `placed` or `cancelled`.
     pub status: String,
     pub customer: EmbeddedCustomer,
     pub created_at: DateTime,
+    #[serde(default)]
+    pub cancelled_at: Option<DateTime>,
+    #[serde(default)]
+    pub cancellation_reason: Option<String>,
     /// The order's aggregate version: the number of its events applied so far.
     pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceDocument {
+    pub amount_minor: i64,
+    pub currency: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,9 +39,11 @@ pub struct EmbeddedCustomer {
     pub last_name: String,
 }
 
-/// A customer's order summary in the `customers` collection, keyed by email. The document
-/// also holds `countedOrderIds` and `namesAsOf`, the bookkeeping that keeps the summary
-/// idempotent (see `ReadStore::count_order_for_customer`); reads leave them out.
+/// A customer's order summary in the `customers` collection, keyed by email. The counts of
+/// placed and of cancelled orders are kept apart, each idempotent on its own (see
+/// `ReadStore::count_order_for_customer`), so that they commute: a cancellation applied before
+/// its placement still sums up right. The document also holds `countedOrderIds`,
+/// `cancelledOrderIds` and `namesAsOf`, the bookkeeping behind that; reads leave them out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerDocument {
@@ -34,7 +51,15 @@ pub struct CustomerDocument {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
-    pub order_count: i64,
-    pub total_quantity: i64,
+    /// Every order placed, cancelled or not. Stored as `orderCount`, the name it had when
+    /// orders could not be cancelled.
+    #[serde(rename = "orderCount")]
+    pub placed_order_count: i64,
+    #[serde(rename = "totalQuantity")]
+    pub placed_quantity: i64,
+    #[serde(default)]
+    pub cancelled_order_count: i64,
+    #[serde(default)]
+    pub cancelled_quantity: i64,
     pub last_order_at: DateTime,
 }

@@ -1,17 +1,24 @@
 //! The read models in MongoDB (or any server speaking its wire protocol, such as FerretDB).
 //! Only single-document writes are used: no transactions, no change streams.
+//!
+//! The read models come in generations, so that a rebuild can fill fresh collections while
+//! the live ones keep serving and then take over in one atomic step (see [`generations`]).
 
 mod documents;
+mod generations;
 mod summaries;
 
-pub use documents::{CustomerDocument, EmbeddedCustomer, OrderDocument};
+pub use documents::{CustomerDocument, EmbeddedCustomer, OrderDocument, PriceDocument};
+pub use generations::{Generation, ReadModels};
 pub use summaries::CountedOrder;
+
+use std::sync::{Arc, RwLock};
 
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
-use mongodb::{Client, Collection, Database, IndexModel};
+use mongodb::{Client, Database, IndexModel};
 
 use crate::config::MongoSettings;
 
@@ -39,7 +46,7 @@ impl From<mongodb::error::Error> for StoreError {
 
 /// Leaves the summary's bookkeeping out of customer reads.
 fn customer_fields() -> Document {
-    doc! { "countedOrderIds": 0, "namesAsOf": 0 }
+    doc! { "countedOrderIds": 0, "cancelledOrderIds": 0, "namesAsOf": 0 }
 }
 
 /// The document's fields for a `$set`; `_id` is left out, the filter supplies it on insert.
@@ -64,27 +71,48 @@ pub struct Page {
     pub offset: u64,
 }
 
-/// Handle to the read models; cheap to clone.
+/// Handle to the read models; cheap to clone. It follows the active generation, or stays on
+/// one generation when made by [`ReadStore::pinned`].
 #[derive(Clone)]
 pub struct ReadStore {
     database: Database,
-    orders: Collection<OrderDocument>,
-    customers: Collection<CustomerDocument>,
+    models: Arc<RwLock<ReadModels>>,
 }
 
 impl ReadStore {
-    /// Prepares the client; it connects lazily, so the service starts while MongoDB is down.
+    /// Prepares the client and reads which generation is active. The client connects lazily,
+    /// so the service starts while MongoDB is down; generation 0 is assumed until it is up.
     pub async fn new(settings: &MongoSettings) -> Result<Self, StoreError> {
         let mut options = ClientOptions::parse(&settings.uri).await?;
         options.app_name = Some("query-service".to_owned());
         options.server_selection_timeout = Some(settings.timeout());
         options.connect_timeout = Some(settings.timeout());
         let database = Client::with_options(options)?.database(&settings.database);
+        let models = ReadModels::of(&database, Generation::FIRST);
         Ok(Self {
-            orders: database.collection("orders"),
-            customers: database.collection("customers"),
             database,
+            models: Arc::new(RwLock::new(models)),
         })
+    }
+
+    /// A store on `generation`'s collections that never moves to another.
+    pub fn pinned(&self, generation: Generation) -> Self {
+        Self {
+            database: self.database.clone(),
+            models: Arc::new(RwLock::new(ReadModels::of(&self.database, generation))),
+        }
+    }
+
+    /// The collections reads and writes go to now.
+    fn collections(&self) -> ReadModels {
+        match self.models.read() {
+            Ok(models) => models.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn generation(&self) -> Generation {
+        self.collections().generation
     }
 
     /// Creates the indexes the queries rely on; safe to run on every start.
@@ -95,6 +123,7 @@ impl ReadStore {
                 .options(IndexOptions::builder().name(name.to_owned()).build())
                 .build()
         };
+        let orders = self.collections().orders;
         // One index per command: FerretDB 1.24 (SQLite backend) fails when a single
         // createIndexes command names several indexes that already exist.
         for model in [
@@ -104,7 +133,7 @@ impl ReadStore {
                 "by_customer_newest_first",
             ),
         ] {
-            self.orders.create_index(model).await?;
+            orders.create_index(model).await?;
         }
         Ok(())
     }
@@ -115,7 +144,11 @@ impl ReadStore {
     }
 
     pub async fn find_order(&self, id: &str) -> Result<Option<OrderDocument>, StoreError> {
-        Ok(self.orders.find_one(doc! { "_id": id }).await?)
+        Ok(self
+            .collections()
+            .orders
+            .find_one(doc! { "_id": id })
+            .await?)
     }
 
     /// Orders newest first, optionally only those of one customer.
@@ -127,6 +160,7 @@ impl ReadStore {
         let filter =
             customer_email.map_or_else(Document::new, |email| doc! { "customer.email": email });
         Ok(self
+            .collections()
             .orders
             .find(filter)
             .sort(doc! { "createdAt": -1, "_id": -1 })
@@ -139,6 +173,7 @@ impl ReadStore {
 
     pub async fn find_customer(&self, email: &str) -> Result<Option<CustomerDocument>, StoreError> {
         Ok(self
+            .collections()
             .customers
             .find_one(doc! { "_id": email })
             .projection(customer_fields())
@@ -148,6 +183,7 @@ impl ReadStore {
     /// Customers in email order.
     pub async fn list_customers(&self, page: Page) -> Result<Vec<CustomerDocument>, StoreError> {
         Ok(self
+            .collections()
             .customers
             .find(doc! {})
             .projection(customer_fields())
@@ -164,6 +200,7 @@ impl ReadStore {
     pub async fn upsert_order(&self, order: &OrderDocument) -> Result<bool, StoreError> {
         let replacement = fields_without_id(order)?;
         let result = self
+            .collections()
             .orders
             .update_one(
                 doc! { "_id": &order.id, "version": { "$lt": order.version } },
@@ -178,5 +215,17 @@ impl ReadStore {
             Err(error) if is_duplicate_key(&error) => Ok(false),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// The version of order `id` in the read model, if it is there at all.
+    pub async fn order_version(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        let found = self
+            .collections()
+            .orders
+            .clone_with_type::<Document>()
+            .find_one(doc! { "_id": id })
+            .projection(doc! { "version": 1 })
+            .await?;
+        Ok(found.and_then(|order| order.get_i64("version").ok()))
     }
 }

@@ -27,8 +27,8 @@ impl ReadStore {
         &self,
         order: &CountedOrder<'_>,
     ) -> Result<(), StoreError> {
-        let counted = self
-            .customers
+        let customers = self.collections().customers;
+        let counted = customers
             .update_one(
                 doc! { "_id": order.email, "countedOrderIds": { "$ne": order.order_id } },
                 doc! {
@@ -49,7 +49,7 @@ impl ReadStore {
             Err(error) if is_duplicate_key(&error) => {}
             Err(error) => return Err(error.into()),
         }
-        self.customers
+        customers
             .update_one(
                 doc! { "_id": order.email, "namesAsOf": { "$not": { "$gt": order.created_at } } },
                 doc! { "$set": {
@@ -57,6 +57,26 @@ impl ReadStore {
                     "lastName": order.last_name,
                     "namesAsOf": order.created_at,
                 }},
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records an order's cancellation in its customer's summary exactly once, the same way
+    /// [`ReadStore::count_order_for_customer`] records its placement. The customer document
+    /// must exist: the projection counts the placement first.
+    pub async fn count_cancellation_for_customer(
+        &self,
+        order: &CountedOrder<'_>,
+    ) -> Result<(), StoreError> {
+        self.collections()
+            .customers
+            .update_one(
+                doc! { "_id": order.email, "cancelledOrderIds": { "$ne": order.order_id } },
+                doc! {
+                    "$inc": { "cancelledOrderCount": 1_i64, "cancelledQuantity": order.quantity },
+                    "$push": { "cancelledOrderIds": order.order_id },
+                },
             )
             .await?;
         Ok(())

@@ -6,9 +6,12 @@ use harness::{eventually, json_when_ok, TestPublisher};
 use query_service::config::{BrokerSettings, Settings};
 use query_service::startup::Application;
 use serde_json::Value;
-use shared_events::fixtures::new_order_event;
-use shared_events::{EventEnvelope, EventId, OrderId};
+use shared_events::fixtures::{cancelled_order_event, new_order_event};
+use shared_events::{EventEnvelope, EventId, OrderEvent, OrderId};
 use uuid::Uuid;
+
+/// Short, so that the test of a read that never becomes consistent is quick.
+pub const CONSISTENCY_WAIT_MS: u64 = 500;
 
 pub struct TestApp {
     pub address: String,
@@ -34,6 +37,7 @@ pub async fn spawn_app() -> TestApp {
     settings.broker.retry_delay_ms = 50;
     // One lane applies everything in delivery order, which `wait_until_processed` relies on.
     settings.broker.lanes = 1;
+    settings.consistency.max_wait_ms = CONSISTENCY_WAIT_MS;
     let broker = settings.broker.clone();
     let application = Application::build(settings)
         .await
@@ -68,6 +72,20 @@ pub fn new_order(email: &str, quantity: u32, created_at: DateTime<Utc>) -> Event
         email,
         quantity,
         created_at,
+    )
+}
+
+/// The `OrderCancelled` event of an order made by [`new_order`], a minute after it.
+pub fn cancellation_of(placed: &EventEnvelope) -> EventEnvelope {
+    let order = placed.payload.order();
+    assert!(matches!(placed.payload, OrderEvent::OnNewOrder(_)));
+    cancelled_order_event(
+        placed.aggregate_id,
+        EventId::from_uuid(Uuid::now_v7()),
+        &order.customer.email,
+        order.quantity,
+        order.created_at,
+        order.created_at + chrono::TimeDelta::minutes(1),
     )
 }
 

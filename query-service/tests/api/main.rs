@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
+mod consistency;
 mod helpers;
 mod projection;
 mod queries;

@@ -11,7 +11,7 @@ use query_service::broker::{
     ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER,
 };
 
-use crate::helpers::{new_order, spawn_app};
+use crate::helpers::{cancellation_of, new_order, spawn_app};
 
 #[tokio::test]
 async fn a_published_order_becomes_readable_with_its_customer_embedded() {
@@ -42,7 +42,7 @@ async fn a_published_order_becomes_readable_with_its_customer_embedded() {
 }
 
 #[tokio::test]
-async fn the_golden_v1_message_is_projected() {
+async fn a_version_1_message_of_the_first_release_is_projected_without_a_price() {
     let app = spawn_app().await;
     app.publisher
         .publish("order.OnNewOrder", ON_NEW_ORDER_V1_JSON.as_bytes())
@@ -54,6 +54,71 @@ async fn the_golden_v1_message_is_projected() {
         .await;
     assert_eq!(order["createdAt"], "2026-11-23T09:30:00Z");
     assert_eq!(order["quantity"], 3);
+    assert_eq!(order["description"], "Analytical engine punch cards");
+    assert_eq!(order["customer"]["email"], "ada@example.com");
+    assert_eq!(order["unitPrice"], Value::Null);
+    let customer = app.get_eventually("/customers/ada@example.com").await;
+    assert_eq!(customer["orderCount"], 1);
+}
+
+#[tokio::test]
+async fn a_version_2_order_shows_its_unit_price() {
+    let app = spawn_app().await;
+    let event = new_order("ada@example.com", 3, Utc::now());
+    app.publish(&event).await;
+    let order = app
+        .get_eventually(&format!("/orders/{}", event.aggregate_id))
+        .await;
+    assert_eq!(
+        order["unitPrice"],
+        json!({"amountMinor": 1250, "currency": "EUR"})
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_order_leaves_the_live_counts_and_is_counted_apart() {
+    let app = spawn_app().await;
+    let created_at = Utc::now();
+    let kept = new_order("ada@example.com", 2, created_at);
+    let placed = new_order("ada@example.com", 3, created_at);
+    let cancelled = cancellation_of(&placed);
+    for event in [&kept, &placed, &cancelled, &cancelled, &placed] {
+        app.publish(event).await;
+    }
+    app.wait_until_processed().await;
+
+    let order = app
+        .get_eventually(&format!("/orders/{}", placed.aggregate_id))
+        .await;
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["version"], 2);
+    assert_eq!(order["cancellationReason"], "Ordered twice by mistake");
+    assert!(order["cancelledAt"].is_string(), "{order}");
+    let customer = app.get_eventually("/customers/ada@example.com").await;
+    assert_eq!(customer["orderCount"], 1, "{customer}");
+    assert_eq!(customer["totalQuantity"], 2, "{customer}");
+    assert_eq!(customer["cancelledOrderCount"], 1, "{customer}");
+    assert!(customer.get("cancelledOrderIds").is_none());
+}
+
+#[tokio::test]
+async fn a_cancellation_arriving_before_its_order_still_builds_the_whole_order() {
+    let app = spawn_app().await;
+    let placed = new_order("ada@example.com", 3, Utc::now());
+    let cancelled = cancellation_of(&placed);
+    app.publish(&cancelled).await;
+    app.publish(&placed).await;
+    app.wait_until_processed().await;
+
+    let order = app
+        .get_eventually(&format!("/orders/{}", placed.aggregate_id))
+        .await;
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["description"], "Analytical engine punch cards");
+    assert_eq!(order["quantity"], 3);
+    let customer = app.get_eventually("/customers/ada@example.com").await;
+    assert_eq!(customer["orderCount"], 0, "{customer}");
+    assert_eq!(customer["cancelledOrderCount"], 1, "{customer}");
 }
 
 #[tokio::test]
@@ -83,12 +148,16 @@ async fn an_older_version_never_overwrites_a_newer_one() {
     let app = spawn_app().await;
     let mut newer = new_order("ada@example.com", 3, Utc::now());
     newer.aggregate_version = 2;
-    let OrderEvent::OnNewOrder(payload) = &mut newer.payload;
-    payload.description = "Version two".into();
+    let OrderEvent::OnNewOrder(payload) = &mut newer.payload else {
+        unreachable!("new_order makes an OnNewOrder")
+    };
+    payload.order.description = "Version two".into();
     let mut older = newer.clone();
     older.aggregate_version = 1;
-    let OrderEvent::OnNewOrder(payload) = &mut older.payload;
-    payload.description = "Version one".into();
+    let OrderEvent::OnNewOrder(payload) = &mut older.payload else {
+        unreachable!("new_order makes an OnNewOrder")
+    };
+    payload.order.description = "Version one".into();
 
     app.publish(&newer).await;
     app.publish(&older).await;
@@ -106,8 +175,10 @@ async fn the_customer_keeps_the_names_of_the_latest_order_whatever_the_arrival_o
     let app = spawn_app().await;
     let now = Utc::now();
     let mut latest = new_order("ada@example.com", 1, now);
-    let OrderEvent::OnNewOrder(payload) = &mut latest.payload;
-    payload.customer.last_name = "King".into();
+    let OrderEvent::OnNewOrder(payload) = &mut latest.payload else {
+        unreachable!("new_order makes an OnNewOrder")
+    };
+    payload.order.customer.last_name = "King".into();
     let earlier = new_order("ada@example.com", 1, now - TimeDelta::minutes(5));
 
     app.publish(&latest).await;

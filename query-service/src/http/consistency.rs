@@ -1,0 +1,108 @@
+//! Read-your-writes. A command's response carries a consistency token (the order and the
+//! version the command produced); a read that presents it, in the `X-Consistency-Token`
+//! header or the `consistencyToken` query parameter, first waits until the read model holds
+//! that order at that version or later. The wait is bounded (`consistency.max_wait_ms`); past
+//! it the read answers 503 `not_yet_consistent` rather than stale data. Reads without a token
+//! do not wait at all.
+//!
+//! Checking the order document is enough for every read, summaries included, because the
+//! projection writes the order last (see `projection`).
+
+use std::time::Duration;
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures::future::LocalBoxFuture;
+use serde::Deserialize;
+use shared_events::{ConsistencyToken, CONSISTENCY_TOKEN_HEADER};
+use tokio::time::Instant;
+
+use super::ApiError;
+use crate::store::ReadStore;
+
+const FIRST_POLL: Duration = Duration::from_millis(2);
+const LONGEST_POLL: Duration = Duration::from_millis(50);
+
+/// How long a read with a consistency token may wait for the read model.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxConsistencyWait(pub Duration);
+
+/// Extracting it performs the wait; a handler that takes one reads only after the token's
+/// point, if the request named one.
+pub struct ConsistentRead;
+
+#[derive(Deserialize)]
+struct TokenParameter {
+    #[serde(rename = "consistencyToken")]
+    token: Option<String>,
+}
+
+fn requested_token(request: &HttpRequest) -> Result<Option<ConsistencyToken>, ApiError> {
+    let header = request
+        .headers()
+        .get(CONSISTENCY_TOKEN_HEADER)
+        .map(|value| value.to_str().unwrap_or_default().to_owned());
+    let text = match header {
+        Some(text) => Some(text),
+        None => web::Query::<TokenParameter>::from_query(request.query_string())
+            .ok()
+            .and_then(|parameter| parameter.into_inner().token),
+    };
+    text.map(|text| {
+        text.trim()
+            .parse()
+            .map_err(|error| ApiError::InvalidParameter {
+                name: "consistencyToken",
+                message: format!("{error}; got {text:?}"),
+            })
+    })
+    .transpose()
+}
+
+async fn wait_for(
+    store: &ReadStore,
+    token: ConsistencyToken,
+    max_wait: Duration,
+) -> Result<(), ApiError> {
+    let deadline = Instant::now() + max_wait;
+    let order_id = token.order_id.to_string();
+    let wanted = i64::try_from(token.version).unwrap_or(i64::MAX);
+    let mut pause = FIRST_POLL;
+    loop {
+        if store
+            .order_version(&order_id)
+            .await?
+            .is_some_and(|version| version >= wanted)
+        {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(ApiError::NotYetConsistent {
+                token,
+                waited: max_wait,
+            });
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(LONGEST_POLL);
+    }
+}
+
+impl FromRequest for ConsistentRead {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let token = requested_token(request);
+        let store = request.app_data::<web::Data<ReadStore>>().cloned();
+        let max_wait = request
+            .app_data::<MaxConsistencyWait>()
+            .map_or(Duration::ZERO, |wait| wait.0);
+        Box::pin(async move {
+            if let (Some(token), Some(store)) = (token?, store) {
+                wait_for(&store, token, max_wait).await?;
+            }
+            Ok(Self)
+        })
+    }
+}

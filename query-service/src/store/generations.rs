@@ -1,0 +1,148 @@
+//! Generations of the read models. Generation 0 is the `orders` and `customers` collections;
+//! generation n > 0 is `orders_g<n>` and `customers_g<n>`. One document in
+//! `readModelGenerations`, `{_id: "active", generation: n}`, names the generation that reads
+//! and the live projection use, and every replica follows it.
+//!
+//! A rebuild fills the next generation and then switches that document: a single-document
+//! write, so the switch is atomic and reads never see a half-built model. (Renaming the new
+//! collections over the old ones would need `renameCollection` with `dropTarget`, which
+//! FerretDB does not implement; a rename in two steps would leave a moment with no
+//! collection at all.)
+
+use std::fmt;
+
+use mongodb::bson::{doc, Document};
+use mongodb::{Collection, Database};
+
+use super::{is_duplicate_key, CustomerDocument, OrderDocument, ReadStore, StoreError};
+
+const GENERATIONS_COLLECTION: &str = "readModelGenerations";
+const ACTIVE: &str = "active";
+
+/// Which set of read-model collections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Generation(u64);
+
+impl Generation {
+    pub const FIRST: Self = Self(0);
+
+    pub fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
+
+    /// The generation before this one, if any.
+    pub fn previous(self) -> Option<Self> {
+        self.0.checked_sub(1).map(Self)
+    }
+
+    fn collection_name(self, base: &str) -> String {
+        match self.0 {
+            0 => base.to_owned(),
+            n => format!("{base}_g{n}"),
+        }
+    }
+}
+
+impl fmt::Display for Generation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The collections of one generation.
+#[derive(Clone)]
+pub struct ReadModels {
+    pub generation: Generation,
+    pub(super) orders: Collection<OrderDocument>,
+    pub(super) customers: Collection<CustomerDocument>,
+}
+
+impl ReadModels {
+    pub(super) fn of(database: &Database, generation: Generation) -> Self {
+        Self {
+            generation,
+            orders: database.collection(&generation.collection_name("orders")),
+            customers: database.collection(&generation.collection_name("customers")),
+        }
+    }
+}
+
+impl ReadStore {
+    fn generations(&self) -> Collection<Document> {
+        self.database.collection(GENERATIONS_COLLECTION)
+    }
+
+    /// The generation the database names as active; the first one until a rebuild happened.
+    pub async fn active_generation(&self) -> Result<Generation, StoreError> {
+        let active = self.generations().find_one(doc! { "_id": ACTIVE }).await?;
+        Ok(active
+            .and_then(|pointer| pointer.get_i64("generation").ok())
+            .and_then(|generation| u64::try_from(generation).ok())
+            .map_or(Generation::FIRST, Generation))
+    }
+
+    /// Moves this store to the active generation if that changed; returns the new one.
+    pub async fn follow_active_generation(&self) -> Result<Option<Generation>, StoreError> {
+        let active = self.active_generation().await?;
+        if active == self.generation() {
+            return Ok(None);
+        }
+        let models = ReadModels::of(&self.database, active);
+        match self.models.write() {
+            Ok(mut current) => *current = models,
+            Err(poisoned) => *poisoned.into_inner() = models,
+        }
+        Ok(Some(active))
+    }
+
+    /// Makes `next` the active generation if `current` still is; false when another switch
+    /// got there first.
+    pub async fn activate(
+        &self,
+        current: Generation,
+        next: Generation,
+    ) -> Result<bool, StoreError> {
+        let to_i64 = |generation: Generation| i64::try_from(generation.0).unwrap_or(i64::MAX);
+        let filter = if current == Generation::FIRST {
+            // Before the first switch the pointer document may not exist yet.
+            doc! { "_id": ACTIVE, "generation": { "$in": [0_i64, null] } }
+        } else {
+            doc! { "_id": ACTIVE, "generation": to_i64(current) }
+        };
+        let switched = self
+            .generations()
+            .update_one(filter, doc! { "$set": { "generation": to_i64(next) } })
+            .upsert(true)
+            .await;
+        match switched {
+            Ok(_) => Ok(true),
+            Err(error) if is_duplicate_key(&error) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Drops both collections of this store's generation.
+    pub async fn drop_collections(&self) -> Result<(), StoreError> {
+        let models = self.collections();
+        models.orders.drop().await?;
+        models.customers.drop().await?;
+        Ok(())
+    }
+
+    pub async fn count_orders(&self) -> Result<u64, StoreError> {
+        Ok(self.collections().orders.count_documents(doc! {}).await?)
+    }
+
+    /// Every customer summary, bookkeeping left out; for verification after a rebuild.
+    pub async fn all_customers(&self) -> Result<Vec<CustomerDocument>, StoreError> {
+        use futures::TryStreamExt;
+        Ok(self
+            .collections()
+            .customers
+            .find(doc! {})
+            .projection(super::customer_fields())
+            .await?
+            .try_collect()
+            .await?)
+    }
+}

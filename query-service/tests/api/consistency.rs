@@ -1,0 +1,87 @@
+use std::time::Instant;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::helpers::{cancellation_of, new_order, spawn_app, CONSISTENCY_WAIT_MS};
+
+fn token_of(event: &shared_events::EventEnvelope) -> String {
+    format!("{}.{}", event.aggregate_id, event.aggregate_version)
+}
+
+#[tokio::test]
+async fn a_read_with_a_token_waits_until_the_event_is_applied() {
+    let app = spawn_app().await;
+    let placed = new_order("ada@example.com", 3, Utc::now());
+    // The read starts before the event is even published, so without waiting it would 404.
+    let read = app
+        .client
+        .get(format!("{}/orders/{}", app.address, placed.aggregate_id))
+        .header("X-Consistency-Token", token_of(&placed))
+        .send();
+    let publish = app.publish(&placed);
+    let (response, ()) = tokio::join!(read, publish);
+    let response = response.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["etag"], "\"1\"");
+    let order: Value = response.json().await.unwrap();
+    assert_eq!(order["version"], 1);
+}
+
+#[tokio::test]
+async fn a_token_in_the_query_string_covers_the_customer_summary_too() {
+    let app = spawn_app().await;
+    let placed = new_order("ada@example.com", 3, Utc::now());
+    app.publish(&placed).await;
+    let cancelled = cancellation_of(&placed);
+    app.publish(&cancelled).await;
+
+    let response = app
+        .get(&format!(
+            "/customers/ada@example.com?consistencyToken={}",
+            token_of(&cancelled)
+        ))
+        .await;
+    assert_eq!(response.status(), 200);
+    let customer: Value = response.json().await.unwrap();
+    assert_eq!(customer["cancelledOrderCount"], 1, "{customer}");
+    assert_eq!(customer["orderCount"], 0, "{customer}");
+}
+
+#[tokio::test]
+async fn a_token_the_read_model_never_reaches_is_answered_503_after_the_bounded_wait() {
+    let app = spawn_app().await;
+    let never_published = new_order("ada@example.com", 3, Utc::now());
+    let started = Instant::now();
+    let response = app
+        .client
+        .get(format!("{}/orders", app.address))
+        .header("X-Consistency-Token", token_of(&never_published))
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "not_yet_consistent");
+    assert_eq!(body["consistencyToken"], token_of(&never_published));
+    assert!(
+        waited.as_millis() >= u128::from(CONSISTENCY_WAIT_MS),
+        "answered after {waited:?}, before the configured wait"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_token_is_a_400_naming_the_parameter() {
+    let app = spawn_app().await;
+    for path in [
+        "/orders?consistencyToken=not-a-token",
+        "/customers?consistencyToken=01935f3a-1c00-7000-8000-000000000001.0",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["parameter"], "consistencyToken", "{path}");
+    }
+}
