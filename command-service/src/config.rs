@@ -17,6 +17,13 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub broker: BrokerSettings,
     pub outbox: OutboxSettings,
+    pub admin: AdminSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminSettings {
+    /// Empty: the operator endpoints are disabled.
+    pub token: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +77,7 @@ impl Settings {
             )
             .set_override_option("database.url", vars.get("DATABASE_URL").cloned())?
             .set_override_option("broker.url", vars.get("AMQP_URL").cloned())?
+            .set_override_option("admin.token", vars.get("ADMIN_TOKEN").cloned())?
             .build()?
             .try_deserialize()?;
         settings.validate()?;

@@ -52,6 +52,7 @@ impl Application {
         let wakeup = web::Data::new(wakeup);
         let broker_status = web::Data::new(broker_status);
         let max_body_bytes = settings.http.max_body_bytes;
+        let admin_token = web::Data::new(http::AdminToken(settings.admin.token.clone()));
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
@@ -60,6 +61,7 @@ impl Application {
                 .app_data(store.clone())
                 .app_data(wakeup.clone())
                 .app_data(broker_status.clone())
+                .app_data(admin_token.clone())
                 .configure(http::routes)
         })
         .listen(listener)?

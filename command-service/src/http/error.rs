@@ -22,6 +22,12 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("the request is invalid")]
     Validation(ValidationErrors),
+    #[error("query parameter {name}: {message}")]
+    InvalidParameter { name: &'static str, message: String },
+    #[error("the admin API is disabled: set admin.token (ADMIN_TOKEN) to enable it")]
+    AdminDisabled,
+    #[error("a valid bearer token is required")]
+    Unauthorized,
     #[error("header {name}: {message}")]
     InvalidHeader { name: &'static str, message: String },
     #[error("no such resource")]
@@ -46,6 +52,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::Validation(_) => "validation_failed",
             Self::InvalidHeader { .. } => "invalid_header",
+            Self::InvalidParameter { .. } => "invalid_parameter",
+            Self::AdminDisabled => "admin_disabled",
+            Self::Unauthorized => "unauthorized",
             Self::NotFound | Self::OrderNotFound => "not_found",
             Self::Conflict(CancelRejection::AlreadyCancelled) => "order_already_cancelled",
             Self::Conflict(CancelRejection::VersionMismatch { .. }) => "version_mismatch",
@@ -83,7 +92,9 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::InvalidHeader { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidHeader { .. } | Self::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
+            Self::AdminDisabled => StatusCode::FORBIDDEN,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound | Self::OrderNotFound => StatusCode::NOT_FOUND,
             Self::Conflict(CancelRejection::AlreadyCancelled) => StatusCode::CONFLICT,
             Self::Conflict(CancelRejection::VersionMismatch { .. }) => {
@@ -105,6 +116,10 @@ impl ResponseError for ApiError {
         match self {
             Self::Validation(errors) => body["fields"] = json!(errors.fields()),
             Self::InvalidHeader { name, .. } => body["header"] = json!(name),
+            Self::InvalidParameter { name, .. } => body["parameter"] = json!(name),
+            Self::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
             Self::Conflict(CancelRejection::VersionMismatch { actual, .. }) => {
                 body["currentVersion"] = json!(actual);
                 response.insert_header((header::ETAG, format!("\"{actual}\"")));

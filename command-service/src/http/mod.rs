@@ -1,9 +1,11 @@
 //! HTTP endpoints: thin handlers that turn requests into commands and store calls.
 
+mod admin;
 mod error;
 mod health;
 mod orders;
 
+pub use admin::AdminToken;
 pub use error::ApiError;
 
 use actix_web::web;
@@ -19,6 +21,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/orders/{id}/cancel")
                 .route(web::post().to(orders::cancel_order))
+                .default_service(web::to(error::method_not_allowed)),
+        )
+        .service(
+            web::resource("/admin/events")
+                .route(web::get().to(admin::events))
                 .default_service(web::to(error::method_not_allowed)),
         )
         .service(web::resource("/health/live").route(web::get().to(health::live)))

@@ -2,6 +2,7 @@
 //! tokio's blocking pool ([`Store::run`]) with a connection from an r2d2 pool: the async
 //! runtime never waits on the database, and the pool size bounds the blocking threads in use.
 
+mod event_log;
 mod orders;
 mod outbox;
 #[rustfmt::skip]
@@ -15,6 +16,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::DatabaseSettings;
 
+pub use event_log::{EventLogPage, LoggedEvent};
 pub use orders::CancelOrderError;
 pub use outbox::{OutboxMessage, OutboxMessageId};
 

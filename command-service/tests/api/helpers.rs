@@ -20,8 +20,12 @@ pub fn test_settings(database_url: &str, amqp_url: &str) -> Settings {
     settings.broker.url = amqp_url.to_owned();
     settings.outbox.poll_interval_ms = 100;
     settings.outbox.retry_delay_ms = 100;
+    settings.admin.token = ADMIN_TOKEN.to_owned();
     settings
 }
+
+/// The admin token every test app is configured with.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// The real application on a random port, with a fresh database and vhost of its own.
 pub async fn spawn_app() -> TestApp {
@@ -32,8 +36,19 @@ pub async fn spawn_app() -> TestApp {
 
 /// Another instance of the application on the given database and vhost.
 pub async fn spawn_app_on(database_url: &str, amqp_url: &str) -> TestApp {
+    spawn_app_with(database_url, amqp_url, |_| {}).await
+}
+
+/// An instance on the given database and vhost, with the test settings changed by `adjust`.
+pub async fn spawn_app_with(
+    database_url: &str,
+    amqp_url: &str,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
     init_logging();
-    let application = Application::build(test_settings(database_url, amqp_url))
+    let mut settings = test_settings(database_url, amqp_url);
+    adjust(&mut settings);
+    let application = Application::build(settings)
         .await
         .expect("build application");
     let address = format!("http://127.0.0.1:{}", application.port());
