@@ -16,7 +16,15 @@ pub struct Settings {
     pub http: HttpSettings,
     pub mongodb: MongoSettings,
     pub consistency: ConsistencySettings,
+    pub rebuild: RebuildSettings,
     pub broker: BrokerSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RebuildSettings {
+    pub event_log_url: String,
+    pub event_log_token: String,
+    pub page_size: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +79,7 @@ impl Settings {
             )
             .set_override_option("mongodb.uri", vars.get("MONGODB_URI").cloned())?
             .set_override_option("broker.url", vars.get("AMQP_URL").cloned())?
+            .set_override_option("rebuild.event_log_token", vars.get("ADMIN_TOKEN").cloned())?
             .build()?
             .try_deserialize()?;
         settings.validate()?;
@@ -100,6 +109,9 @@ impl Settings {
         }
         if self.mongodb.generation_refresh_ms == 0 {
             return invalid("mongodb.generation_refresh_ms", "must be at least 1");
+        }
+        if !(1..=1000).contains(&self.rebuild.page_size) {
+            return invalid("rebuild.page_size", "must be between 1 and 1000");
         }
         if self.consistency.max_wait_ms > 60_000 {
             return invalid("consistency.max_wait_ms", "must be at most 60000");

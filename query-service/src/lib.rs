@@ -5,5 +5,6 @@ pub mod broker;
 pub mod config;
 pub mod http;
 pub mod projection;
+pub mod rebuild;
 pub mod startup;
 pub mod store;

@@ -19,7 +19,7 @@ pub use gateway::Gateway;
 pub use polling::{eventually, json_when_ok};
 pub use private::{PrivateFerret, PrivatePostgres, PrivateRabbit};
 pub use process::{free_port, ServiceProcess};
-pub use stack::ServiceStack;
+pub use stack::{ServiceStack, STACK_ADMIN_TOKEN};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use uuid::Uuid;

@@ -16,7 +16,7 @@ pub fn free_port() -> u16 {
 }
 
 /// The workspace's binary `name`, as `cargo build` leaves it.
-fn binary(name: &str) -> PathBuf {
+pub(crate) fn binary(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
         PathBuf::from,

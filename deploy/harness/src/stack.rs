@@ -1,4 +1,10 @@
+use std::process::Output;
+
+use crate::process::binary;
 use crate::{fresh_mongo_database, fresh_postgres_database, fresh_vhost, Gateway, ServiceProcess};
+
+/// The admin token both services of a [`ServiceStack`] are configured with.
+pub const STACK_ADMIN_TOKEN: &str = "stack-admin-token";
 
 /// Both services as their real binaries behind the real nginx gateway, on this stack's own
 /// PostgreSQL database, RabbitMQ vhost and MongoDB database.
@@ -7,8 +13,10 @@ pub struct ServiceStack {
     pub database_url: String,
     pub amqp_url: String,
     pub mongodb_uri: String,
+    pub mongo_database: String,
     pub command: ServiceProcess,
     pub query: ServiceProcess,
+    query_env: Vec<(&'static str, String)>,
 }
 
 impl ServiceStack {
@@ -16,31 +24,48 @@ impl ServiceStack {
         let database_url = fresh_postgres_database();
         let amqp_url = fresh_vhost().await;
         let (mongodb_uri, mongo_database) = fresh_mongo_database();
-        let query = ServiceProcess::start(
-            "query-service",
-            &[
-                ("MONGODB_URI", mongodb_uri.clone()),
-                ("APP_MONGODB__DATABASE", mongo_database),
-                ("AMQP_URL", amqp_url.clone()),
-            ],
-        )
-        .await;
         let command = ServiceProcess::start(
             "command-service",
             &[
                 ("DATABASE_URL", database_url.clone()),
                 ("AMQP_URL", amqp_url.clone()),
+                ("ADMIN_TOKEN", STACK_ADMIN_TOKEN.to_owned()),
             ],
         )
         .await;
+        let query_env = vec![
+            ("MONGODB_URI", mongodb_uri.clone()),
+            ("APP_MONGODB__DATABASE", mongo_database.clone()),
+            ("APP_MONGODB__GENERATION_REFRESH_MS", "200".to_owned()),
+            ("AMQP_URL", amqp_url.clone()),
+            ("ADMIN_TOKEN", STACK_ADMIN_TOKEN.to_owned()),
+            (
+                "APP_REBUILD__EVENT_LOG_URL",
+                format!("http://{}", command.address()),
+            ),
+        ];
+        let query = ServiceProcess::start("query-service", &query_env).await;
         let gateway = Gateway::start(&command.address(), &query.address()).await;
         Self {
             gateway,
             database_url,
             amqp_url,
             mongodb_uri,
+            mongo_database,
             command,
             query,
+            query_env,
         }
+    }
+
+    /// Runs `query-service rebuild-read-models` against this stack, as an operator would.
+    pub async fn rebuild_read_models(&self) -> Output {
+        tokio::process::Command::new(binary("query-service"))
+            .arg("rebuild-read-models")
+            .envs(self.query_env.iter().map(|(key, value)| (*key, value)))
+            .env("RUST_LOG", "info,lapin=warn")
+            .output()
+            .await
+            .expect("run query-service rebuild-read-models")
     }
 }

@@ -7,7 +7,7 @@ mod unusable;
 
 pub use consumer::EventConsumer;
 pub use replay::replay_dead_letters;
-pub use topology::{dead_letter_queue_name, declare_topology};
+pub use topology::{dead_letter_queue_name, declare_capture_queue, declare_topology};
 pub use unusable::{ATTEMPTS_HEADER, ERROR_HEADER, ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER};
 
 use std::sync::atomic::{AtomicBool, Ordering};

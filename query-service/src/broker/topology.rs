@@ -37,7 +37,7 @@ fn arguments(entries: &[(&str, &str)]) -> FieldTable {
     table
 }
 
-pub async fn declare_topology(channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
+async fn declare_exchange(channel: &Channel) -> Result<(), lapin::Error> {
     channel
         .exchange_declare(
             ORDER_EVENTS_EXCHANGE.into(),
@@ -48,11 +48,10 @@ pub async fn declare_topology(channel: &Channel, queue: &str) -> Result<(), lapi
             },
             FieldTable::default(),
         )
-        .await?;
-    let quorum = [("x-queue-type", "quorum")];
-    channel
-        .queue_declare(queue.into(), durable(), arguments(&quorum))
-        .await?;
+        .await
+}
+
+async fn bind_to_every_event(channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
     channel
         .queue_bind(
             queue.into(),
@@ -61,7 +60,16 @@ pub async fn declare_topology(channel: &Channel, queue: &str) -> Result<(), lapi
             QueueBindOptions::default(),
             FieldTable::default(),
         )
+        .await
+}
+
+pub async fn declare_topology(channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
+    declare_exchange(channel).await?;
+    let quorum = [("x-queue-type", "quorum")];
+    channel
+        .queue_declare(queue.into(), durable(), arguments(&quorum))
         .await?;
+    bind_to_every_event(channel, queue).await?;
     channel
         .queue_declare(
             retry_queue_name(queue).as_str().into(),
@@ -80,4 +88,22 @@ pub async fn declare_topology(channel: &Channel, queue: &str) -> Result<(), lapi
         )
         .await?;
     Ok(())
+}
+
+/// A queue that receives a copy of every event from now on, for as long as `channel`'s
+/// connection lives (exclusive: it disappears with the connection, so a crashed rebuild leaves
+/// nothing collecting messages).
+pub async fn declare_capture_queue(channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
+    declare_exchange(channel).await?;
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    bind_to_every_event(channel, queue).await
 }

@@ -133,6 +133,18 @@ impl ReadStore {
         Ok(self.collections().orders.count_documents(doc! {}).await?)
     }
 
+    /// How many of the orders `ids` exist.
+    pub async fn count_orders_among(&self, ids: &[String]) -> Result<u64, StoreError> {
+        let orders = self.collections().orders;
+        let mut found = 0;
+        for chunk in ids.chunks(1000) {
+            found += orders
+                .count_documents(doc! { "_id": { "$in": chunk } })
+                .await?;
+        }
+        Ok(found)
+    }
+
     /// Every customer summary, bookkeeping left out; for verification after a rebuild.
     pub async fn all_customers(&self) -> Result<Vec<CustomerDocument>, StoreError> {
         use futures::TryStreamExt;

@@ -1,0 +1,260 @@
+//! Rebuilding the read models from the write side's event log, while live events keep flowing.
+//!
+//! 1. A capture queue is bound to every event first, so that whatever is published from then
+//!    on is also seen by the rebuild.
+//! 2. The event log is replayed into the next generation's fresh collections. Every event
+//!    committed before the replay read it is in the log; every event committed later is
+//!    published later, hence captured. The projection is idempotent, so events seen both ways
+//!    are harmless.
+//! 3. The captured events are applied, then the next generation is made active in one
+//!    single-document write (see `store::generations`): reads switch from the complete old
+//!    models to the complete new ones, never to a half-built one.
+//! 4. Replicas notice the switch within `mongodb.generation_refresh_ms`. Until then they may
+//!    still apply events to the old generation, so the rebuild keeps applying captured events
+//!    to the new one for three refresh intervals.
+//! 5. The counts are verified against the events applied, the generation before the retired
+//!    one is dropped, and the retired one is kept for a rollback.
+
+mod event_log;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicAckOptions, BasicGetOptions};
+use lapin::{Channel, Connection, ConnectionProperties};
+use shared_events::{DecodeError, EventEnvelope, OrderEvent, OrderId};
+
+use crate::broker::declare_capture_queue;
+use crate::config::Settings;
+use crate::projection::Projector;
+use crate::store::{Generation, ReadStore, StoreError};
+use event_log::EventLogClient;
+
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+const CAPTURE_POLL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("cannot read the event log: {0}")]
+    EventLog(#[from] reqwest::Error),
+    #[error("the event log answered {status}: {body}")]
+    EventLogRefused { status: u16, body: String },
+    #[error("event {position} of the log cannot be decoded by this version: {source}")]
+    Undecodable {
+        position: i64,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("the read database failed: {0}")]
+    Store(#[from] StoreError),
+    #[error("the broker failed: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("generation {0} is no longer the active one: another rebuild switched first")]
+    Superseded(Generation),
+    #[error("verification failed: {0}")]
+    Verification(String),
+}
+
+/// Where a rebuild is, for the progress line.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub replayed: u64,
+    /// The end of the log when the last page was read.
+    pub total: u64,
+    pub per_second: f64,
+}
+
+/// What a finished rebuild did.
+#[derive(Debug, Clone)]
+pub struct RebuildReport {
+    pub generation: Generation,
+    pub replayed: u64,
+    pub captured: u64,
+    pub orders: u64,
+    pub customers: u64,
+    pub elapsed: Duration,
+}
+
+/// What the applied events say the rebuilt models must contain.
+#[derive(Default)]
+struct Expected {
+    orders: HashSet<OrderId>,
+    cancelled: HashSet<OrderId>,
+    customers: HashSet<String>,
+}
+
+impl Expected {
+    fn record(&mut self, envelope: &EventEnvelope) {
+        let order_id = envelope.payload.order_id();
+        self.orders.insert(order_id);
+        self.customers
+            .insert(envelope.payload.order().customer.email.clone());
+        if let OrderEvent::OrderCancelled(_) = envelope.payload {
+            self.cancelled.insert(order_id);
+        }
+    }
+}
+
+/// Rebuilds the read models into the next generation and makes it active.
+pub async fn rebuild_read_models(
+    settings: &Settings,
+    mut progress: impl FnMut(Progress),
+) -> Result<RebuildReport, RebuildError> {
+    let started = Instant::now();
+    let live = ReadStore::new(&settings.mongodb).await?;
+    let current = live.active_generation().await?;
+    let next = current.next();
+    let target = live.pinned(next);
+    target.drop_collections().await?;
+    target.ensure_indexes().await?;
+    let projector = Projector::new(target.clone());
+    let mut expected = Expected::default();
+
+    let connection = Connection::connect(
+        &settings.broker.url,
+        ConnectionProperties::default().with_connection_name("query-service rebuild".into()),
+    )
+    .await?;
+    let channel = connection.create_channel().await?;
+    let capture_queue = format!("{}.rebuild-g{next}", settings.broker.queue);
+    declare_capture_queue(&channel, &capture_queue).await?;
+    log::info!("rebuilding generation {next} (active: {current}); capturing live events in {capture_queue}");
+
+    let replayed = replay_log(settings, &projector, &mut expected, &mut progress).await?;
+    let mut captured = apply_captured(&channel, &capture_queue, &projector, &mut expected).await?;
+
+    if !live.activate(current, next).await? {
+        return Err(RebuildError::Superseded(current));
+    }
+    log::info!("generation {next} is active; applying live events until every replica follows");
+    let grace_end = Instant::now() + 3 * settings.mongodb.generation_refresh();
+    while Instant::now() < grace_end {
+        let applied = apply_captured(&channel, &capture_queue, &projector, &mut expected).await?;
+        captured += applied;
+        if applied == 0 {
+            tokio::time::sleep(CAPTURE_POLL).await;
+        }
+    }
+    connection.close(200, "rebuild done".into()).await?;
+
+    let (orders, customers) = verify(&target, &expected).await?;
+    if let Some(old) = current.previous() {
+        live.pinned(old).drop_collections().await?;
+    }
+    Ok(RebuildReport {
+        generation: next,
+        replayed,
+        captured,
+        orders,
+        customers,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Applies the whole event log, in position order, reporting progress about once a second.
+async fn replay_log(
+    settings: &Settings,
+    projector: &Projector,
+    expected: &mut Expected,
+    progress: &mut impl FnMut(Progress),
+) -> Result<u64, RebuildError> {
+    let log = EventLogClient::new(&settings.rebuild);
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut position = 0;
+    let mut replayed = 0_u64;
+    loop {
+        let page = log.page_after(position).await?;
+        if page.events.is_empty() {
+            break;
+        }
+        for logged in page.events {
+            let envelope =
+                logged
+                    .envelope
+                    .into_typed()
+                    .map_err(|source| RebuildError::Undecodable {
+                        position: logged.position,
+                        source,
+                    })?;
+            projector.apply(&envelope).await?;
+            expected.record(&envelope);
+            position = logged.position;
+            replayed += 1;
+            if last_report.elapsed() >= PROGRESS_EVERY {
+                last_report = Instant::now();
+                progress(Progress {
+                    replayed,
+                    total: u64::try_from(page.last_position).unwrap_or_default(),
+                    per_second: replayed as f64 / started.elapsed().as_secs_f64(),
+                });
+            }
+        }
+    }
+    Ok(replayed)
+}
+
+/// Applies what the capture queue holds now; returns how many events that was. A message
+/// that is not a usable event is left to the live consumer's dead-letter handling.
+async fn apply_captured(
+    channel: &Channel,
+    queue: &str,
+    projector: &Projector,
+    expected: &mut Expected,
+) -> Result<u64, RebuildError> {
+    let mut applied = 0;
+    while let Some(message) = channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+        .await?
+    {
+        let delivery = message.delivery;
+        if let Ok(envelope) = EventEnvelope::decode(&delivery.data) {
+            projector.apply(&envelope).await?;
+            expected.record(&envelope);
+            applied += 1;
+        }
+        delivery.ack(BasicAckOptions::default()).await?;
+    }
+    Ok(applied)
+}
+
+/// Checks the rebuilt models against the events applied: every order and customer is there,
+/// and the summaries count at least those orders and cancellations. "At least", because once
+/// the new generation is active, live replicas keep adding to it. Returns the order and
+/// customer counts.
+async fn verify(target: &ReadStore, expected: &Expected) -> Result<(u64, u64), RebuildError> {
+    let order_ids: Vec<String> = expected.orders.iter().map(ToString::to_string).collect();
+    let present = target.count_orders_among(&order_ids).await?;
+    let customers = target.all_customers().await?;
+    let emails: HashSet<&str> = customers.iter().map(|c| c.email.as_str()).collect();
+    let placed: i64 = customers.iter().map(|c| c.placed_order_count).sum();
+    let cancelled: i64 = customers.iter().map(|c| c.cancelled_order_count).sum();
+    let mut problems = Vec::new();
+    if present != order_ids.len() as u64 {
+        problems.push(format!(
+            "{} of {} replayed orders are missing",
+            order_ids.len() as u64 - present.min(order_ids.len() as u64),
+            order_ids.len()
+        ));
+    }
+    let missing_customers = expected
+        .customers
+        .iter()
+        .filter(|email| !emails.contains(email.as_str()))
+        .count();
+    if missing_customers > 0 {
+        problems.push(format!("{missing_customers} customers are missing"));
+    }
+    if placed < expected.orders.len() as i64 || cancelled < expected.cancelled.len() as i64 {
+        problems.push(format!(
+            "summaries count {placed} orders and {cancelled} cancellations, the events {} and {}",
+            expected.orders.len(),
+            expected.cancelled.len()
+        ));
+    }
+    if problems.is_empty() {
+        Ok((target.count_orders().await?, customers.len() as u64))
+    } else {
+        Err(RebuildError::Verification(problems.join("; ")))
+    }
+}
