@@ -17,6 +17,7 @@ MONGO_WIRE_ADDR="127.0.0.1:27017"
 # A MONGODB_URI set by the caller means "use that server": FerretDB is then neither installed
 # nor started.
 MONGODB_URI_GIVEN="${MONGODB_URI:-}"
+export MONGODB_URI="${MONGODB_URI_GIVEN:-mongodb://$MONGO_WIRE_ADDR}"
 
 export POSTGRES_ADMIN_URL="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/postgres"
 export AMQP_BASE_URL="amqp://$RABBIT_USER:$RABBIT_PASSWORD@127.0.0.1:5672"
@@ -38,6 +39,22 @@ wait_for_port() {
     fi
     sleep 0.2
   done
+}
+
+# The operator token of the local stack, made once and kept in the state directory.
+admin_token() {
+  local file="$STATE_DIR/admin-token"
+  if [ ! -s "$file" ]; then
+    (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
+  fi
+  cat "$file"
+}
+
+# query_service_env COMMAND_PORT: the environment of a local query-service process (and of its
+# operator subcommands), one VAR=VALUE per word.
+query_service_env() {
+  echo "MONGODB_URI=$MONGODB_URI AMQP_URL=$AMQP_BASE_URL/%2f ADMIN_TOKEN=$(admin_token)" \
+    "APP_REBUILD__EVENT_LOG_URL=http://127.0.0.1:$1"
 }
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
