@@ -29,6 +29,10 @@ pub struct CancellationReason(String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MinorUnits(i64);
 
+/// A client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
 /// An ISO 4217 alphabetic currency code: three letters, kept upper-case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrencyCode(String);
@@ -136,6 +140,20 @@ impl MinorUnits {
     }
 }
 
+impl IdempotencyKey {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if (1..=255).contains(&value.len()) && value.bytes().all(|byte| byte.is_ascii_graphic()) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err("must be 1 to 255 visible ASCII characters, such as a UUID".to_owned())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl CurrencyCode {
     pub fn parse(value: String) -> Result<Self, String> {
         let code = value.trim().to_ascii_uppercase();
@@ -227,6 +245,15 @@ mod tests {
         assert_eq!(CurrencyCode::parse(" eur ".into()).unwrap().as_str(), "EUR");
         for bad in ["", "EU", "EURO", "E1R", "€€€"] {
             assert!(CurrencyCode::parse(bad.into()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_idempotency_key_is_visible_ascii_up_to_255_characters() {
+        assert!(IdempotencyKey::parse("0193-abc_DEF").is_ok());
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+        for bad in [String::new(), "k".repeat(256), "a b".into(), "ключ".into()] {
+            assert!(IdempotencyKey::parse(&bad).is_err(), "{bad:?}");
         }
     }
 

@@ -5,11 +5,12 @@ mod fields;
 mod order;
 
 pub use fields::{
-    CancellationReason, CurrencyCode, Description, EmailAddress, MinorUnits, PersonName, Quantity,
+    CancellationReason, CurrencyCode, Description, EmailAddress, IdempotencyKey, MinorUnits,
+    PersonName, Quantity,
 };
 pub use order::{
     CancelOrder, CancelRejection, Customer, NewOrder, OrderRecord, OrderStatus, PlacedOrder,
-    UnitPrice,
+    UnitPrice, FIRST_VERSION,
 };
 
 /// One rule a field of a command broke.

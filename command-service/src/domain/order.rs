@@ -45,6 +45,19 @@ pub struct PlacedOrder {
 pub const FIRST_VERSION: u64 = 1;
 
 impl NewOrder {
+    /// The request in canonical form: a retry with the same idempotency key must match it.
+    pub fn fingerprint(&self) -> serde_json::Value {
+        serde_json::json!({
+            "description": self.description.as_str(),
+            "quantity": self.quantity.get(),
+            "unitPriceMinor": self.unit_price.as_ref().map(|price| price.amount.get()),
+            "currency": self.unit_price.as_ref().map(|price| price.currency.as_str()),
+            "email": self.customer.email.as_str(),
+            "firstName": self.customer.first_name.as_str(),
+            "lastName": self.customer.last_name.as_str(),
+        })
+    }
+
     pub fn place(self, id: OrderId, created_at: DateTime<Utc>) -> PlacedOrder {
         PlacedOrder {
             id,

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::domain::{CancelRejection, ValidationErrors};
-use crate::store::{CancelOrderError, StoreError};
+use crate::store::{CancelOrderError, PlaceOrderError, StoreError};
 
 const RETRY_AFTER_SECONDS: &str = "2";
 
@@ -34,6 +34,8 @@ pub enum ApiError {
     NotFound,
     #[error("no order with that id")]
     OrderNotFound,
+    #[error("the Idempotency-Key was already used for a different request; use a new key")]
+    IdempotencyKeyReused,
     #[error("the order cannot be changed: {0}")]
     Conflict(CancelRejection),
     #[error("method not allowed")]
@@ -53,6 +55,7 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::InvalidHeader { .. } => "invalid_header",
             Self::InvalidParameter { .. } => "invalid_parameter",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::AdminDisabled => "admin_disabled",
             Self::Unauthorized => "unauthorized",
             Self::NotFound | Self::OrderNotFound => "not_found",
@@ -75,6 +78,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<PlaceOrderError> for ApiError {
+    fn from(error: PlaceOrderError) -> Self {
+        match error {
+            PlaceOrderError::KeyReused => Self::IdempotencyKeyReused,
+            PlaceOrderError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<CancelOrderError> for ApiError {
     fn from(error: CancelOrderError) -> Self {
         match error {
@@ -91,7 +103,7 @@ impl ResponseError for ApiError {
             Self::MalformedJson(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidHeader { .. } | Self::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             Self::AdminDisabled => StatusCode::FORBIDDEN,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,

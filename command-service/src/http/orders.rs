@@ -3,21 +3,23 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{SubsecRound, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared_events::{
-    ConsistencyToken, EventEnvelope, EventId, EventMetadata, OrderId, CONSISTENCY_TOKEN_HEADER,
-};
+use shared_events::{ConsistencyToken, EventId, EventMetadata, OrderId, CONSISTENCY_TOKEN_HEADER};
 use uuid::Uuid;
 
 use super::{ApiError, BodyLimit};
 use crate::domain::{
-    CancelOrder, CancellationReason, CurrencyCode, Customer, Description, EmailAddress, MinorUnits,
-    NewOrder, OrderStatus, PersonName, Quantity, UnitPrice, ValidationErrors,
+    CancelOrder, CancellationReason, CurrencyCode, Customer, Description, EmailAddress,
+    IdempotencyKey, MinorUnits, NewOrder, OrderStatus, PersonName, Quantity, UnitPrice,
+    ValidationErrors, FIRST_VERSION,
 };
 use crate::outbox::RelayWakeup;
-use crate::store::Store;
+use crate::store::{Placement, Store};
 
 const REQUEST_ID_HEADER: &str = "x-request-id";
 const MAX_REQUEST_ID_CHARS: usize = 128;
+const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Set on the answer to a retry that an idempotency key matched to an earlier order.
+const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// The body of `POST /orders`, as the original API's clients send it. Each field is taken as
 /// any JSON value so that a wrong type is reported against its field; unknown fields are
@@ -149,9 +151,7 @@ fn correlation_id(request: &HttpRequest) -> String {
 /// The 202 every command answers: the order's location, its new version as `ETag` (for a
 /// later `If-Match`), and the consistency token a read can present to see this command's
 /// effect.
-fn accepted(event: &EventEnvelope, status: &str) -> HttpResponse {
-    let id = event.aggregate_id;
-    let version = event.aggregate_version;
+fn accepted(id: OrderId, version: u64, status: &str) -> HttpResponse {
     let token = ConsistencyToken {
         order_id: id,
         version,
@@ -190,11 +190,24 @@ pub async fn place_order(
     let order = new_order.place(OrderId::from_uuid(Uuid::now_v7()), now);
     let event = order.on_new_order(metadata(&request, now));
     let email = order.order.customer.email.as_str().to_owned();
-    store.place_order(order, event.clone()).await?;
-    relay.wake();
-    log::info!("accepted order {} for {email}", event.aggregate_id);
+    let key = idempotency_key(&request)?;
     // "accepted" is what the original API answered; clients may depend on it.
-    Ok(accepted(&event, "accepted"))
+    match store.place_order(order, event.clone(), key).await? {
+        Placement::Placed => {
+            relay.wake();
+            log::info!("accepted order {} for {email}", event.aggregate_id);
+            Ok(accepted(event.aggregate_id, FIRST_VERSION, "accepted"))
+        }
+        Placement::Replayed(id) => {
+            log::info!("idempotent retry of order {id} for {email}");
+            let mut response = accepted(id, FIRST_VERSION, "accepted");
+            response.headers_mut().insert(
+                header::HeaderName::from_static(REPLAYED_HEADER),
+                header::HeaderValue::from_static("true"),
+            );
+            Ok(response)
+        }
+    }
 }
 
 /// `POST /orders/{id}/cancel` with an optional `{"reason": …}` and an optional `If-Match`.
@@ -227,7 +240,11 @@ pub async fn cancel_order(
         .await?;
     relay.wake();
     log::info!("cancelled order {order_id}");
-    Ok(accepted(&event, OrderStatus::Cancelled.as_str()))
+    Ok(accepted(
+        event.aggregate_id,
+        event.aggregate_version,
+        OrderStatus::Cancelled.as_str(),
+    ))
 }
 
 /// The body is optional: empty means no reason. When present it must be a JSON object.
@@ -241,6 +258,22 @@ async fn read_cancel_body(body: web::Payload, limit: usize) -> Result<CancelOrde
         return Ok(CancelOrderBody::default());
     }
     serde_json::from_slice(&bytes).map_err(|error| ApiError::MalformedJson(error.to_string()))
+}
+
+/// The `Idempotency-Key` header, if the client sent one.
+fn idempotency_key(request: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+    request
+        .headers()
+        .get(IDEMPOTENCY_KEY_HEADER)
+        .map(|value| {
+            IdempotencyKey::parse(value.to_str().unwrap_or_default()).map_err(|message| {
+                ApiError::InvalidHeader {
+                    name: "Idempotency-Key",
+                    message,
+                }
+            })
+        })
+        .transpose()
 }
 
 /// The version named by `If-Match`: `"3"` (as `ETag` gives it), `W/"3"` or `3`. `*` or no

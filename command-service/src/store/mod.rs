@@ -17,7 +17,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use crate::config::DatabaseSettings;
 
 pub use event_log::{EventLogPage, LoggedEvent};
-pub use orders::CancelOrderError;
+pub use orders::{CancelOrderError, PlaceOrderError, Placement};
 pub use outbox::{OutboxMessage, OutboxMessageId};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");

@@ -5,9 +5,11 @@ use diesel::upsert::excluded;
 use shared_events::{CustomerDetails, EventEnvelope, EventMetadata, Money, OrderDetails, OrderId};
 use uuid::Uuid;
 
-use super::schema::{customers, orders};
+use super::schema::{customers, idempotency_keys, orders};
 use super::{outbox, Store, StoreError};
-use crate::domain::{CancelOrder, CancelRejection, OrderRecord, OrderStatus, PlacedOrder};
+use crate::domain::{
+    CancelOrder, CancelRejection, IdempotencyKey, OrderRecord, OrderStatus, PlacedOrder,
+};
 
 #[derive(Insertable)]
 #[diesel(table_name = customers)]
@@ -42,6 +44,30 @@ struct OrderRow {
     created_at: DateTime<Utc>,
 }
 
+/// What `place_order` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    Placed,
+    /// The idempotency key was used before for the same request: nothing new was written, and
+    /// this is the order it placed.
+    Replayed(OrderId),
+}
+
+/// Why an order was not placed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceOrderError {
+    #[error("the idempotency key was already used for a different request")]
+    KeyReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<DieselError> for PlaceOrderError {
+    fn from(error: DieselError) -> Self {
+        Self::Store(error.into())
+    }
+}
+
 /// Why a cancellation was not committed.
 #[derive(Debug, thiserror::Error)]
 pub enum CancelOrderError {
@@ -66,13 +92,23 @@ fn corrupt(what: String) -> StoreError {
 impl Store {
     /// Persists the order, the customer's latest names and the order's event in one
     /// transaction: either all three are committed or none is.
+    ///
+    /// With an idempotency key, the key is looked up first under a transaction-scoped lock
+    /// of the key and recorded with the order, so however often (or however concurrently) a
+    /// request is retried, one order is placed.
     pub async fn place_order(
         &self,
         order: PlacedOrder,
         event: EventEnvelope,
-    ) -> Result<(), StoreError> {
+        key: Option<IdempotencyKey>,
+    ) -> Result<Placement, PlaceOrderError> {
         self.run(move |conn| {
             conn.transaction(|conn| {
+                if let Some(key) = &key {
+                    if let Some(placement) = claim_key(conn, key, &order)? {
+                        return Ok(placement);
+                    }
+                }
                 let customer = &order.order.customer;
                 diesel::insert_into(customers::table)
                     .values(NewCustomerRow {
@@ -100,7 +136,17 @@ impl Store {
                         created_at: order.created_at,
                     })
                     .execute(conn)?;
-                outbox::append(conn, &event)
+                if let Some(key) = &key {
+                    diesel::insert_into(idempotency_keys::table)
+                        .values((
+                            idempotency_keys::key.eq(key.as_str()),
+                            idempotency_keys::request.eq(order.order.fingerprint()),
+                            idempotency_keys::order_id.eq(order.id.as_uuid()),
+                        ))
+                        .execute(conn)?;
+                }
+                outbox::append(conn, &event)?;
+                Ok(Placement::Placed)
             })
         })
         .await
@@ -136,6 +182,31 @@ impl Store {
             })
         })
         .await
+    }
+}
+
+/// The earlier placement under `key`, if there is one. Taking the advisory lock of the key
+/// makes a concurrent request with the same key wait here until the first one committed or
+/// rolled back.
+fn claim_key(
+    conn: &mut PgConnection,
+    key: &IdempotencyKey,
+    order: &PlacedOrder,
+) -> Result<Option<Placement>, PlaceOrderError> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<diesel::sql_types::Text, _>(key.as_str())
+        .execute(conn)?;
+    let earlier: Option<(serde_json::Value, Uuid)> = idempotency_keys::table
+        .find(key.as_str())
+        .select((idempotency_keys::request, idempotency_keys::order_id))
+        .first(conn)
+        .optional()?;
+    match earlier {
+        None => Ok(None),
+        Some((request, order_id)) if request == order.order.fingerprint() => {
+            Ok(Some(Placement::Replayed(OrderId::from_uuid(order_id))))
+        }
+        Some(_) => Err(PlaceOrderError::KeyReused),
     }
 }
 

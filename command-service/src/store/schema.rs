@@ -11,6 +11,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    idempotency_keys (key) {
+        key -> Text,
+        request -> Jsonb,
+        order_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     orders (id) {
         id -> Uuid,
         customer_email -> Text,
@@ -42,6 +51,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(idempotency_keys -> orders (order_id));
 diesel::joinable!(orders -> customers (customer_email));
 
-diesel::allow_tables_to_appear_in_same_query!(customers, orders, outbox,);
+diesel::allow_tables_to_appear_in_same_query!(customers, idempotency_keys, orders, outbox,);

@@ -3,6 +3,7 @@
 mod cancel_order;
 mod event_log;
 mod helpers;
+mod idempotency;
 mod outbox;
 mod place_order;
 mod robustness;

@@ -151,7 +151,7 @@ async fn a_rolled_back_order_leaves_no_event() {
     };
     let placed = order("Lovelace").place(id, now);
     store
-        .place_order(placed.clone(), event(&placed))
+        .place_order(placed.clone(), event(&placed), None)
         .await
         .unwrap();
 
@@ -159,7 +159,7 @@ async fn a_rolled_back_order_leaves_no_event() {
     // written before and after it in the same transaction must not survive either.
     let again = order("King").place(id, now);
     assert!(store
-        .place_order(again.clone(), event(&again))
+        .place_order(again.clone(), event(&again), None)
         .await
         .is_err());
 

@@ -104,7 +104,8 @@ pub async fn postgres(admin_url: &str, clients: usize, duration: Duration) -> an
                 occurred_at: now,
                 correlation_id: "loadgen".into(),
             });
-            Ok(store.place_order(order, event).await?)
+            store.place_order(order, event, None).await?;
+            Ok(())
         }
     })
     .await;
