@@ -345,4 +345,16 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
         })
         .collect();
     assert_ne!(customers["c1@example.com"]["orderCount"], 999);
+
+    // A second rebuild moves on from generation 1 and drops generation 0, which nothing uses.
+    let output = stack.services.rebuild_read_models().await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "second rebuild failed: {stdout}");
+    assert!(stdout.contains("generation 2 is active"), "{stdout}");
+    let collections = mongo.list_collection_names().await.unwrap();
+    assert!(
+        !collections.iter().any(|name| name == "orders"),
+        "{collections:?}"
+    );
+    assert_read_models_match_postgres(&stack).await;
 }
