@@ -80,8 +80,8 @@ pub struct ReadStore {
 }
 
 impl ReadStore {
-    /// Prepares the client and reads which generation is active. The client connects lazily,
-    /// so the service starts while MongoDB is down; generation 0 is assumed until it is up.
+    /// Prepares the client on generation 0; [`ReadStore::follow_active_generation`] moves it
+    /// to the active one. The client connects lazily, on the first operation.
     pub async fn new(settings: &MongoSettings) -> Result<Self, StoreError> {
         let mut options = ClientOptions::parse(&settings.uri).await?;
         options.app_name = Some("query-service".to_owned());
