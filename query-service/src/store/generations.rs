@@ -9,8 +9,10 @@
 //! FerretDB does not implement; a rename in two steps would leave a moment with no
 //! collection at all.)
 
+use std::collections::HashSet;
 use std::fmt;
 
+use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::{Collection, Database};
 
@@ -129,25 +131,26 @@ impl ReadStore {
         Ok(())
     }
 
-    pub async fn count_orders(&self) -> Result<u64, StoreError> {
-        Ok(self.collections().orders.count_documents(doc! {}).await?)
-    }
-
-    /// How many of the orders `ids` exist.
-    pub async fn count_orders_among(&self, ids: &[String]) -> Result<u64, StoreError> {
-        let orders = self.collections().orders;
-        let mut found = 0;
-        for chunk in ids.chunks(1000) {
-            found += orders
-                .count_documents(doc! { "_id": { "$in": chunk } })
-                .await?;
+    /// The id of every order, read in one pass; for verification after a rebuild.
+    pub async fn order_ids(&self) -> Result<HashSet<String>, StoreError> {
+        let mut ids = HashSet::new();
+        let mut cursor = self
+            .collections()
+            .orders
+            .clone_with_type::<Document>()
+            .find(doc! {})
+            .projection(doc! { "_id": 1 })
+            .await?;
+        while let Some(order) = cursor.try_next().await? {
+            if let Ok(id) = order.get_str("_id") {
+                ids.insert(id.to_owned());
+            }
         }
-        Ok(found)
+        Ok(ids)
     }
 
     /// Every customer summary, bookkeeping left out; for verification after a rebuild.
     pub async fn all_customers(&self) -> Result<Vec<CustomerDocument>, StoreError> {
-        use futures::TryStreamExt;
         Ok(self
             .collections()
             .customers
