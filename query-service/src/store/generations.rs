@@ -16,7 +16,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::{Collection, Database};
 
-use super::{is_duplicate_key, CustomerDocument, OrderDocument, ReadStore, StoreError};
+use super::{guarded_upsert_written, CustomerDocument, OrderDocument, ReadStore, StoreError};
 
 const GENERATIONS_COLLECTION: &str = "readModelGenerations";
 const ACTIVE: &str = "active";
@@ -116,11 +116,7 @@ impl ReadStore {
             .update_one(filter, doc! { "$set": { "generation": to_i64(next) } })
             .upsert(true)
             .await;
-        match switched {
-            Ok(_) => Ok(true),
-            Err(error) if is_duplicate_key(&error) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
+        guarded_upsert_written(switched)
     }
 
     /// Drops both collections of this store's generation.

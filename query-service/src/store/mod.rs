@@ -57,11 +57,25 @@ fn fields_without_id<T: serde::Serialize>(document: &T) -> Result<Document, Stor
     Ok(fields)
 }
 
-fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
-    matches!(
-        &*error.kind,
-        ErrorKind::Write(WriteFailure::WriteError(write)) if write.code == DUPLICATE_KEY
-    )
+/// The outcome of a guarded upsert (an update whose filter holds a condition besides `_id`,
+/// with `upsert`): true if it wrote. When the condition is false for an existing document,
+/// the upsert tries to insert a second one with the same `_id` and collides: that is the
+/// "already applied" answer, not an error.
+fn guarded_upsert_written(
+    result: Result<mongodb::results::UpdateResult, mongodb::error::Error>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(error)
+            if matches!(
+                &*error.kind,
+                ErrorKind::Write(WriteFailure::WriteError(write)) if write.code == DUPLICATE_KEY
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// A page of a listing.
@@ -208,13 +222,8 @@ impl ReadStore {
             )
             .upsert(true)
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            // The filter missed because a copy at this version or later exists; the upsert
-            // then collided with it on `_id`.
-            Err(error) if is_duplicate_key(&error) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
+        // Not written when a copy at this version or later exists.
+        guarded_upsert_written(result)
     }
 
     /// The version of order `id` in the read model, if it is there at all.

@@ -1,6 +1,6 @@
 use mongodb::bson::{doc, DateTime};
 
-use super::{is_duplicate_key, ReadStore, StoreError};
+use super::{guarded_upsert_written, ReadStore, StoreError};
 
 /// One order's contribution to its customer's summary.
 #[derive(Debug, Clone)]
@@ -44,11 +44,7 @@ impl ReadStore {
             )
             .upsert(true)
             .await;
-        match counted {
-            Ok(_) => {}
-            Err(error) if is_duplicate_key(&error) => {}
-            Err(error) => return Err(error.into()),
-        }
+        guarded_upsert_written(counted)?;
         customers
             .update_one(
                 doc! { "_id": order.email, "namesAsOf": { "$not": { "$gt": order.created_at } } },
