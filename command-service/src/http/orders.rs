@@ -189,14 +189,15 @@ pub async fn place_order(
     let now = Utc::now().trunc_subsecs(6);
     let order = new_order.place(OrderId::from_uuid(Uuid::now_v7()), now);
     let event = order.on_new_order(metadata(&request, now));
+    let id = order.id;
     let email = order.order.customer.email.as_str().to_owned();
     let key = idempotency_key(&request)?;
     // "accepted" is what the original API answered; clients may depend on it.
-    match store.place_order(order, event.clone(), key).await? {
+    match store.place_order(order, event, key).await? {
         Placement::Placed => {
             relay.wake();
-            log::info!("accepted order {} for {email}", event.aggregate_id);
-            Ok(accepted(event.aggregate_id, FIRST_VERSION, "accepted"))
+            log::info!("accepted order {id} for {email}");
+            Ok(accepted(id, FIRST_VERSION, "accepted"))
         }
         Placement::Replayed(id) => {
             log::info!("idempotent retry of order {id} for {email}");

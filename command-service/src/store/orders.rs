@@ -102,10 +102,11 @@ impl Store {
         event: EventEnvelope,
         key: Option<IdempotencyKey>,
     ) -> Result<Placement, PlaceOrderError> {
+        let keyed = key.map(|key| (key, order.order.fingerprint()));
         self.run(move |conn| {
             conn.transaction(|conn| {
-                if let Some(key) = &key {
-                    if let Some(placement) = claim_key(conn, key, &order)? {
+                if let Some((key, request)) = &keyed {
+                    if let Some(placement) = earlier_placement(conn, key, request)? {
                         return Ok(placement);
                     }
                 }
@@ -136,11 +137,11 @@ impl Store {
                         created_at: order.created_at,
                     })
                     .execute(conn)?;
-                if let Some(key) = &key {
+                if let Some((key, request)) = &keyed {
                     diesel::insert_into(idempotency_keys::table)
                         .values((
                             idempotency_keys::key.eq(key.as_str()),
-                            idempotency_keys::request.eq(order.order.fingerprint()),
+                            idempotency_keys::request.eq(request),
                             idempotency_keys::order_id.eq(order.id.as_uuid()),
                         ))
                         .execute(conn)?;
@@ -185,13 +186,13 @@ impl Store {
     }
 }
 
-/// The earlier placement under `key`, if there is one. Taking the advisory lock of the key
-/// makes a concurrent request with the same key wait here until the first one committed or
-/// rolled back.
-fn claim_key(
+/// The earlier placement under `key`, if there is one, for the same `request`. Taking the
+/// advisory lock of the key makes a concurrent request with the same key wait here until the
+/// first one committed or rolled back.
+fn earlier_placement(
     conn: &mut PgConnection,
     key: &IdempotencyKey,
-    order: &PlacedOrder,
+    request: &serde_json::Value,
 ) -> Result<Option<Placement>, PlaceOrderError> {
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind::<diesel::sql_types::Text, _>(key.as_str())
@@ -203,7 +204,7 @@ fn claim_key(
         .optional()?;
     match earlier {
         None => Ok(None),
-        Some((request, order_id)) if request == order.order.fingerprint() => {
+        Some((earlier_request, order_id)) if earlier_request == *request => {
             Ok(Some(Placement::Replayed(OrderId::from_uuid(order_id))))
         }
         Some(_) => Err(PlaceOrderError::KeyReused),
