@@ -5,6 +5,7 @@ pub mod broker;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod outbox;
 pub mod startup;
 pub mod store;

@@ -5,11 +5,7 @@ use command_service::startup::Application;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // lapin logs every returned message at WARN; the relay already reports it in one line.
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,lapin::returned_messages=error"),
-    )
-    .init();
+    service_support::logging::init();
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
@@ -24,7 +20,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    log::info!("command service listening on port {}", application.port());
+    log::info!(
+        "command service listening on port {} (metrics on port {})",
+        application.port(),
+        application.metrics_port()
+    );
     match application.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

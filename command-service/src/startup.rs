@@ -3,13 +3,18 @@
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::middleware::Logger;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use service_support::auth::{AuthConfigError, Authenticator};
+use service_support::docs::OpenApiJson;
+use service_support::telemetry;
 use tokio_util::sync::CancellationToken;
+use utoipa_actix_web::AppExt;
 
 use crate::broker::BrokerStatus;
 use crate::config::Settings;
 use crate::http;
+use crate::metrics::CommandMetrics;
 use crate::outbox::{OutboxRelay, RelayWakeup};
 use crate::store::{Store, StoreError};
 
@@ -18,36 +23,52 @@ use crate::store::{Store, StoreError};
 pub enum StartupError {
     #[error("cannot prepare the database: {0}")]
     Database(#[from] StoreError),
-    #[error("cannot listen on the HTTP port: {0}")]
+    #[error("cannot listen on the HTTP or metrics port: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("invalid auth settings: {0}")]
+    Auth(#[from] AuthConfigError),
+    #[error("cannot render the OpenAPI document: {0}")]
+    Document(#[from] serde_json::Error),
 }
 
-/// The command service, bound to its port and ready to run.
+/// The command service, bound to its ports and ready to run.
 pub struct Application {
     port: u16,
+    metrics_port: u16,
     server: Server,
+    metrics_server: Server,
     relay: OutboxRelay,
 }
 
 impl Application {
-    /// Runs pending migrations, binds the listener (port 0 picks a free one) and builds the
-    /// server and the relay. Nothing is served until [`Application::run_until_stopped`].
+    /// Runs pending migrations, binds the listeners (port 0 picks a free one) and builds the
+    /// servers and the relay. Nothing is served until [`Application::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let authenticator = web::Data::new(Authenticator::from_settings(&settings.auth)?);
+        let document = web::Data::new(OpenApiJson::render(&http::openapi())?);
         let store = Store::new(&settings.database);
         store.run_migrations().await?;
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
         let port = listener.local_addr()?.port();
+        let metrics_listener =
+            TcpListener::bind((settings.metrics.host.as_str(), settings.metrics.port))?;
+        let metrics_port = metrics_listener.local_addr()?.port();
 
         let wakeup = RelayWakeup::default();
         let broker_status = BrokerStatus::default();
+        let metrics = CommandMetrics::new(store.clone(), broker_status.clone());
         let relay = OutboxRelay::new(
             store.clone(),
             settings.broker.clone(),
             settings.outbox.clone(),
             wakeup.clone(),
             broker_status.clone(),
+            metrics.relay.clone(),
         );
+        let metrics_server =
+            service_support::metrics::serve(metrics_listener, metrics.registry, metrics.sampler)?;
 
+        let http_metrics = web::Data::new(metrics.http);
         let store = web::Data::new(store);
         let wakeup = web::Data::new(wakeup);
         let broker_status = web::Data::new(broker_status);
@@ -55,14 +76,19 @@ impl Application {
         let admin_token = web::Data::new(http::AdminToken(settings.admin.token.clone()));
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .wrap(from_fn(telemetry::observe))
+                .app_data(http_metrics.clone())
+                .app_data(authenticator.clone())
+                .app_data(document.clone())
                 .app_data(http::json_config(max_body_bytes))
                 .app_data(web::Data::new(http::BodyLimit(max_body_bytes)))
                 .app_data(store.clone())
                 .app_data(wakeup.clone())
                 .app_data(broker_status.clone())
                 .app_data(admin_token.clone())
+                .into_utoipa_app()
                 .configure(http::routes)
+                .into_app()
         })
         .listen(listener)?
         .shutdown_timeout(settings.http.shutdown_timeout_secs)
@@ -70,7 +96,9 @@ impl Application {
 
         Ok(Self {
             port,
+            metrics_port,
             server,
+            metrics_server,
             relay,
         })
     }
@@ -79,12 +107,19 @@ impl Application {
         self.port
     }
 
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
     /// Serves until the server stops (SIGINT or SIGTERM: in-flight requests finish first),
     /// then lets the relay publish what is pending and stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = CancellationToken::new();
         let relay = tokio::spawn(self.relay.run(shutdown.clone()));
+        let metrics_server = self.metrics_server.handle();
+        tokio::spawn(self.metrics_server);
         let served = self.server.await;
+        metrics_server.stop(true).await;
         log::info!("HTTP server stopped; stopping the outbox relay");
         shutdown.cancel();
         if let Err(error) = relay.await {

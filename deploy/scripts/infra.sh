@@ -41,19 +41,26 @@ wait_for_port() {
   done
 }
 
-# The operator token of the local stack, made once and kept in the state directory.
-admin_token() {
-  local file="$STATE_DIR/admin-token"
+# state_secret NAME: a random secret made once and kept in the state directory.
+state_secret() {
+  local file="$STATE_DIR/$1"
   if [ ! -s "$file" ]; then
     (umask 077 && head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$file")
   fi
   cat "$file"
 }
 
+# The operator token of the local stack.
+admin_token() { state_secret admin-token; }
+
+# The AMQP URLs of the services' own RabbitMQ users (see create_service_users).
+publisher_amqp_url() { echo "amqp://orders-publisher:$(state_secret rabbitmq-publisher-password)@127.0.0.1:5672/%2f"; }
+consumer_amqp_url() { echo "amqp://orders-consumer:$(state_secret rabbitmq-consumer-password)@127.0.0.1:5672/%2f"; }
+
 # query_service_env COMMAND_PORT: the environment of a local query-service process (and of its
 # operator subcommands), one VAR=VALUE per word.
 query_service_env() {
-  echo "MONGODB_URI=$MONGODB_URI AMQP_URL=$AMQP_BASE_URL/%2f ADMIN_TOKEN=$(admin_token)" \
+  echo "MONGODB_URI=$MONGODB_URI AMQP_URL=$(consumer_amqp_url) ADMIN_TOKEN=$(admin_token)" \
     "APP_REBUILD__EVENT_LOG_URL=http://127.0.0.1:$1"
 }
 
@@ -147,6 +154,33 @@ start_rabbitmq() {
   wait_for_port 127.0.0.1 15672 120 "RabbitMQ management"
 }
 
+# The command service publishes and the query service consumes as users of their own, each
+# allowed only that (deploy/rabbitmq/service-users.sh); $RABBIT_USER stays the administrator.
+create_service_users() {
+  RABBITMQ_API_URL="$RABBITMQ_API_URL" RABBITMQ_API_USER="$RABBIT_USER" \
+    RABBITMQ_API_PASSWORD="$RABBIT_PASSWORD" RABBITMQ_VHOST=/ \
+    PUBLISHER_USER=orders-publisher PUBLISHER_PASSWORD="$(state_secret rabbitmq-publisher-password)" \
+    CONSUMER_USER=orders-consumer CONSUMER_PASSWORD="$(state_secret rabbitmq-consumer-password)" \
+    sh "$REPO_ROOT/deploy/rabbitmq/service-users.sh" >/dev/null
+}
+
+# The validators the tests run on the OpenAPI documents and the Kubernetes manifests, pinned,
+# in a virtualenv of the state directory; exports VALIDATORS_BIN.
+install_validators() {
+  local venv="$STATE_DIR/validators"
+  if ! "$venv/bin/python" -c 'import openapi_spec_validator, kubernetes_validate' 2>/dev/null; then
+    say "installing openapi-spec-validator and kubernetes-validate (PyPI)"
+    python3 -m venv "$venv" 2>/dev/null || {
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+      python3 -m venv "$venv"
+    }
+    "$venv/bin/pip" install -q --disable-pip-version-check \
+      openapi-spec-validator==0.9.0 kubernetes-validate==1.37.0
+  fi
+  export VALIDATORS_BIN="$venv/bin"
+}
+
 start_ferretdb() {
   if [ -n "${MONGODB_URI_GIVEN:-}" ]; then
     return 0
@@ -170,10 +204,11 @@ start_infrastructure() {
   ensure_packages
   start_postgres
   start_rabbitmq
+  create_service_users
   start_ferretdb
 }
 
-# Drops what earlier test runs left: databases and vhosts named test_*, and the FerretDB
+# Drops what earlier test runs left: databases, vhosts and RabbitMQ users named test_*, and the FerretDB
 # databases of that name, which are schemas of the ferretdb database (FerretDB is stopped
 # meanwhile: it caches what databases exist).
 remove_test_leftovers() {
@@ -184,6 +219,10 @@ remove_test_leftovers() {
   for name in $(curl -fsS -u "$RABBIT_USER:$RABBIT_PASSWORD" "$RABBITMQ_API_URL/api/vhosts?columns=name" |
     grep -o '"name":"test_[0-9a-f]*"' | cut -d'"' -f4); do
     curl -fsS -u "$RABBIT_USER:$RABBIT_PASSWORD" -X DELETE "$RABBITMQ_API_URL/api/vhosts/$name" >/dev/null
+  done
+  for name in $(curl -fsS -u "$RABBIT_USER:$RABBIT_PASSWORD" "$RABBITMQ_API_URL/api/users?columns=name" |
+    grep -o '"name":"test_[0-9a-z_]*"' | cut -d'"' -f4); do
+    curl -fsS -u "$RABBIT_USER:$RABBIT_PASSWORD" -X DELETE "$RABBITMQ_API_URL/api/users/$name" >/dev/null
   done
   local schemas
   schemas="$(runuser -u postgres -- psql -qtAX -d ferretdb \

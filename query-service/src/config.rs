@@ -8,12 +8,16 @@ use std::time::Duration;
 
 use config::{Config, ConfigError, Environment, File, FileFormat};
 use serde::Deserialize;
+use service_support::auth::AuthSettings;
+use service_support::metrics::MetricsSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub http: HttpSettings,
+    pub metrics: MetricsSettings,
+    pub auth: AuthSettings,
     pub mongodb: MongoSettings,
     pub consistency: ConsistencySettings,
     pub rebuild: RebuildSettings,

@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod projection;
 pub mod rebuild;
 pub mod startup;

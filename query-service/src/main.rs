@@ -13,7 +13,7 @@ const USAGE: &str = "usage: query-service [replay-dead-letters | rebuild-read-mo
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    service_support::logging::init();
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
@@ -40,7 +40,11 @@ async fn serve(settings: Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    log::info!("query service listening on port {}", application.port());
+    log::info!(
+        "query service listening on port {} (metrics on port {})",
+        application.port(),
+        application.metrics_port()
+    );
     match application.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

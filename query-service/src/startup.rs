@@ -4,13 +4,18 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::Logger;
+use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use service_support::auth::{AuthConfigError, Authenticator};
+use service_support::docs::OpenApiJson;
+use service_support::telemetry;
 use tokio_util::sync::CancellationToken;
+use utoipa_actix_web::AppExt;
 
 use crate::broker::{BrokerStatus, EventConsumer};
 use crate::config::Settings;
 use crate::http;
+use crate::metrics::QueryMetrics;
 use crate::projection::Projector;
 use crate::store::{ReadStore, StoreError};
 
@@ -19,23 +24,32 @@ use crate::store::{ReadStore, StoreError};
 pub enum StartupError {
     #[error("cannot prepare the read database: {0}")]
     Database(#[from] StoreError),
-    #[error("cannot listen on the HTTP port: {0}")]
+    #[error("cannot listen on the HTTP or metrics port: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("invalid auth settings: {0}")]
+    Auth(#[from] AuthConfigError),
+    #[error("cannot render the OpenAPI document: {0}")]
+    Document(#[from] serde_json::Error),
 }
 
-/// The query service, bound to its port and ready to run.
+/// The query service, bound to its ports and ready to run.
 pub struct Application {
     port: u16,
+    metrics_port: u16,
     server: Server,
+    metrics_server: Server,
     consumer: EventConsumer,
     store: ReadStore,
     generation_refresh: Duration,
 }
 
 impl Application {
-    /// Creates the indexes, binds the listener (port 0 picks a free one) and builds the server
-    /// and the consumer. Nothing is served or consumed until [`Application::run_until_stopped`].
+    /// Creates the indexes, binds the listeners (port 0 picks a free one) and builds the
+    /// servers and the consumer. Nothing is served or consumed until
+    /// [`Application::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let authenticator = web::Data::new(Authenticator::from_settings(&settings.auth)?);
+        let document = web::Data::new(OpenApiJson::render(&http::openapi())?);
         let store = ReadStore::new(&settings.mongodb).await?;
         store.follow_active_generation().await?;
         store.ensure_indexes().await?;
@@ -43,24 +57,37 @@ impl Application {
         let max_wait = http::MaxConsistencyWait(settings.consistency.max_wait());
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
         let port = listener.local_addr()?.port();
+        let metrics_listener =
+            TcpListener::bind((settings.metrics.host.as_str(), settings.metrics.port))?;
+        let metrics_port = metrics_listener.local_addr()?.port();
 
         let broker_status = BrokerStatus::default();
+        let metrics = QueryMetrics::new(store.clone(), broker_status.clone());
         let consumer = EventConsumer::new(
             settings.broker.clone(),
             Projector::new(store.clone()),
             broker_status.clone(),
+            metrics.projection,
         );
+        let metrics_server =
+            service_support::metrics::serve(metrics_listener, metrics.registry, metrics.sampler)?;
+        let http_metrics = web::Data::new(metrics.http);
 
         let store_data = web::Data::new(store.clone());
         let broker_status = web::Data::new(broker_status);
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .wrap(from_fn(telemetry::observe))
+                .app_data(http_metrics.clone())
+                .app_data(authenticator.clone())
+                .app_data(document.clone())
                 .app_data(http::query_config())
                 .app_data(store_data.clone())
                 .app_data(max_wait)
                 .app_data(broker_status.clone())
+                .into_utoipa_app()
                 .configure(http::routes)
+                .into_app()
         })
         .listen(listener)?
         .shutdown_timeout(settings.http.shutdown_timeout_secs)
@@ -68,7 +95,9 @@ impl Application {
 
         Ok(Self {
             port,
+            metrics_port,
             server,
+            metrics_server,
             consumer,
             store,
             generation_refresh,
@@ -77,6 +106,10 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
     }
 
     /// Serves and consumes until the server stops (SIGINT or SIGTERM: in-flight requests
@@ -89,7 +122,10 @@ impl Application {
             self.generation_refresh,
             shutdown.clone(),
         ));
+        let metrics_server = self.metrics_server.handle();
+        tokio::spawn(self.metrics_server);
         let served = self.server.await;
+        metrics_server.stop(true).await;
         log::info!("HTTP server stopped; stopping the event consumer");
         shutdown.cancel();
         if let Err(error) = consumer.await {

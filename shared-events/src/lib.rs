@@ -29,3 +29,7 @@ pub const ORDER_EVENTS_EXCHANGE: &str = "orders.events";
 
 /// Binding pattern that matches every order event's routing key.
 pub const ORDER_EVENTS_BINDING: &str = "order.#";
+
+/// AMQP header carrying the id of the HTTP request that caused the event (also the message's
+/// `correlation_id` property and the envelope's `correlationId`).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";

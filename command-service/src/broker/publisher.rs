@@ -1,10 +1,12 @@
+use std::collections::BTreeMap;
+
 use futures::future::join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
-use shared_events::ORDER_EVENTS_EXCHANGE;
+use shared_events::{ORDER_EVENTS_EXCHANGE, REQUEST_ID_HEADER};
 
 use crate::store::OutboxMessage;
 
@@ -89,15 +91,20 @@ impl EventPublisher {
         message: &OutboxMessage,
     ) -> Result<lapin::PublisherConfirm, PublishError> {
         let body = serde_json::to_vec(&message.envelope)?;
-        let correlation_id = message.envelope["correlationId"]
-            .as_str()
+        let correlation_id = message
+            .request_id()
+            .map(|id| id.to_string())
             .unwrap_or_default();
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_message_id(message.event_id.to_string().into())
             .with_type(message.event_type.as_str().into())
-            .with_correlation_id(correlation_id.into());
+            .with_correlation_id(correlation_id.as_str().into())
+            .with_headers(FieldTable::from(BTreeMap::from([(
+                REQUEST_ID_HEADER.into(),
+                AMQPValue::LongString(correlation_id.into()),
+            )])));
         Ok(self
             .channel
             .basic_publish(

@@ -170,12 +170,12 @@ pub fn json_payload_error(error: JsonPayloadError, _request: &HttpRequest) -> ac
     .into()
 }
 
-/// Answers routes that do not exist.
-pub async fn not_found() -> HttpResponse {
-    ApiError::NotFound.error_response()
-}
-
-/// Answers known routes called with a method they do not take.
-pub async fn method_not_allowed() -> HttpResponse {
-    ApiError::MethodNotAllowed.error_response()
+/// Answers what no route took: 405 for a known path called with a method it does not take,
+/// 404 otherwise.
+pub async fn no_route(request: HttpRequest) -> HttpResponse {
+    if request.resource_map().has_resource(request.path()) {
+        ApiError::MethodNotAllowed.error_response()
+    } else {
+        ApiError::NotFound.error_response()
+    }
 }

@@ -1,4 +1,6 @@
-//! HTTP endpoints: thin handlers that turn requests into commands and store calls.
+//! HTTP endpoints: thin handlers that turn requests into commands and store calls. Each
+//! handler carries its OpenAPI description, and [`routes`] registers it and documents it in
+//! the same call, so a route cannot be served without being in the document.
 
 mod admin;
 mod error;
@@ -9,28 +11,48 @@ pub use admin::AdminToken;
 pub use error::ApiError;
 
 use actix_web::web;
+use service_support::docs::{BearerSecurity, ErrorBody, COMMAND_DOCUMENT_PATH};
+use utoipa::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::AppExt;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Order commands",
+        description = "The command side: place and cancel orders. Reads are served by the \
+                       query side.",
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerSecurity),
+    tags((name = "orders", description = "Commands on orders"),
+         (name = "operations", description = "Probes and operator endpoints")),
+)]
+struct CommandApi;
 
 /// Registers every route of the command service.
-pub fn routes(config: &mut web::ServiceConfig) {
+pub fn routes(config: &mut ServiceConfig) {
     config
-        .service(
-            web::resource("/orders")
-                .route(web::post().to(orders::place_order))
-                .default_service(web::to(error::method_not_allowed)),
+        .service(orders::place_order)
+        .service(orders::cancel_order)
+        .service(admin::events)
+        .service(health::live)
+        .service(health::ready)
+        .route(
+            COMMAND_DOCUMENT_PATH,
+            web::get().to(service_support::docs::serve_document),
         )
-        .service(
-            web::resource("/orders/{id}/cancel")
-                .route(web::post().to(orders::cancel_order))
-                .default_service(web::to(error::method_not_allowed)),
-        )
-        .service(
-            web::resource("/admin/events")
-                .route(web::get().to(admin::events))
-                .default_service(web::to(error::method_not_allowed)),
-        )
-        .service(web::resource("/health/live").route(web::get().to(health::live)))
-        .service(web::resource("/health/ready").route(web::get().to(health::ready)))
-        .default_service(web::to(error::not_found));
+        .default_service(web::to(error::no_route));
+}
+
+/// The OpenAPI document of every route [`routes`] registers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(CommandApi::openapi())
+        .configure(routes)
+        .split_for_parts()
+        .1
 }
 
 /// The largest request body a command may have, in bytes.

@@ -1,9 +1,13 @@
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use chrono::{SubsecRound, Utc};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use service_support::auth::{Granted, Write};
+use service_support::docs::ErrorBody;
+use service_support::RequestId;
 use shared_events::{ConsistencyToken, EventId, EventMetadata, OrderId, CONSISTENCY_TOKEN_HEADER};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{ApiError, BodyLimit};
@@ -15,8 +19,6 @@ use crate::domain::{
 use crate::outbox::RelayWakeup;
 use crate::store::{Placement, Store};
 
-const REQUEST_ID_HEADER: &str = "x-request-id";
-const MAX_REQUEST_ID_CHARS: usize = 128;
 const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// Set on the answer to a retry that an idempotency key matched to an earlier order.
 const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -24,22 +26,53 @@ const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// The body of `POST /orders`, as the original API's clients send it. Each field is taken as
 /// any JSON value so that a wrong type is reported against its field; unknown fields are
 /// ignored, for clients that send more than this API needs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PlaceOrderBody {
+    /// 1 to 500 characters.
+    #[schema(value_type = String, required = true, example = "Blue mug")]
     description: Option<Value>,
+    /// 1 to 10 000.
+    #[schema(value_type = i64, required = true, example = 2)]
     quantity: Option<Value>,
+    /// 1 to 100 characters.
+    #[schema(value_type = String, required = true, example = "Ada")]
     first_name: Option<Value>,
+    #[schema(value_type = String, required = true, example = "Lovelace")]
     last_name: Option<Value>,
+    /// Stored trimmed and lower-cased.
+    #[schema(value_type = String, required = true, example = "ada@example.com")]
     email: Option<Value>,
+    /// The price of one unit in the currency's minor units (cents); with `currency`.
+    #[schema(value_type = Option<i64>, example = 1250)]
     unit_price_minor: Option<Value>,
+    /// ISO 4217 code; with `unitPriceMinor`.
+    #[schema(value_type = Option<String>, example = "EUR")]
     currency: Option<Value>,
 }
 
 /// The optional body of `POST /orders/{id}/cancel`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CancelOrderBody {
+    /// Up to 500 characters.
+    #[schema(value_type = Option<String>, example = "ordered twice")]
     reason: Option<Value>,
+}
+
+/// What every accepted command answers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandAccepted {
+    #[schema(value_type = String, format = Uuid)]
+    id: OrderId,
+    /// `accepted` for a new order, `cancelled` after a cancellation.
+    status: &'static str,
+    /// The order's version after the command, also given as `ETag`.
+    version: u64,
+    /// Present it to a read (`X-Consistency-Token` or `?consistencyToken=`) to see this
+    /// command's effect.
+    #[schema(example = "0193a4e2-7c1d-7b3a-9f00-5e8d1c2b4a6f.1")]
+    consistency_token: String,
 }
 
 fn string(value: Option<Value>) -> Result<String, String> {
@@ -138,20 +171,10 @@ impl TryFrom<PlaceOrderBody> for NewOrder {
     }
 }
 
-/// The caller's `X-Request-Id` when it is usable, otherwise a new one.
-fn correlation_id(request: &HttpRequest) -> String {
-    request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= MAX_REQUEST_ID_CHARS)
-        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned)
-}
-
 /// The 202 every command answers: the order's location, its new version as `ETag` (for a
 /// later `If-Match`), and the consistency token a read can present to see this command's
 /// effect.
-fn accepted(id: OrderId, version: u64, status: &str) -> HttpResponse {
+fn accepted(id: OrderId, version: u64, status: &'static str) -> HttpResponse {
     let token = ConsistencyToken {
         order_id: id,
         version,
@@ -161,24 +184,49 @@ fn accepted(id: OrderId, version: u64, status: &str) -> HttpResponse {
         .insert_header((header::LOCATION, format!("/orders/{id}")))
         .insert_header((header::ETAG, format!("\"{version}\"")))
         .insert_header((CONSISTENCY_TOKEN_HEADER, token.as_str()))
-        .json(json!({
-            "id": id,
-            "status": status,
-            "version": version,
-            "consistencyToken": token,
-        }))
+        .json(CommandAccepted {
+            id,
+            status,
+            version,
+            consistency_token: token,
+        })
 }
 
-fn metadata(request: &HttpRequest, occurred_at: chrono::DateTime<Utc>) -> EventMetadata {
+fn metadata(request_id: &RequestId, occurred_at: chrono::DateTime<Utc>) -> EventMetadata {
     EventMetadata {
         event_id: EventId::from_uuid(Uuid::now_v7()),
         occurred_at,
-        correlation_id: correlation_id(request),
+        correlation_id: request_id.to_string(),
     }
 }
 
 /// `POST /orders`: validates, commits the order with its event, answers 202 with the id.
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrderBody,
+    description = "Places an order. Send `Idempotency-Key` to retry safely: a retry with the \
+                   same key and body answers the first answer (`Idempotent-Replayed: true`).",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible characters"),
+        ("X-Request-Id" = Option<String>, Header,
+            description = "Carried into the event and every log line; generated when absent"),
+    ),
+    responses(
+        (status = 202, body = CommandAccepted, description = "Committed with its event",
+            headers(("Location" = String), ("ETag" = String, description = "The new version"),
+                    ("X-Consistency-Token" = String))),
+        (status = 400, body = ErrorBody, description = "Malformed JSON or header"),
+        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
+        (status = 403, body = ErrorBody, description = "The token lacks the orders:write scope"),
+        (status = 413, body = ErrorBody, description = "Body larger than http.max_body_bytes"),
+        (status = 415, body = ErrorBody, description = "Not application/json"),
+        (status = 422, body = ErrorBody,
+            description = "Invalid fields (`fields` names each), or an Idempotency-Key reused"),
+        (status = 503, body = ErrorBody, description = "PostgreSQL unavailable; see Retry-After"),
+    ),
+    security(("bearer" = ["orders:write"])),
+)]
+#[post("/orders")]
 pub async fn place_order(
+    _: Granted<Write>,
     request: HttpRequest,
     body: web::Json<PlaceOrderBody>,
     store: web::Data<Store>,
@@ -188,7 +236,7 @@ pub async fn place_order(
     // PostgreSQL keeps microseconds; the event must carry the same instant as the row.
     let now = Utc::now().trunc_subsecs(6);
     let order = new_order.place(OrderId::from_uuid(Uuid::now_v7()), now);
-    let event = order.on_new_order(metadata(&request, now));
+    let event = order.on_new_order(metadata(&RequestId::of(&request), now));
     let id = order.id;
     let email = order.order.customer.email.as_str().to_owned();
     let key = idempotency_key(&request)?;
@@ -212,7 +260,34 @@ pub async fn place_order(
 }
 
 /// `POST /orders/{id}/cancel` with an optional `{"reason": …}` and an optional `If-Match`.
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders",
+    request_body(content = Option<CancelOrderBody>, description = "Optional"),
+    params(
+        ("id" = String, Path, description = "The order's id"),
+        ("If-Match" = Option<String>, Header,
+            description = "The version the cancellation expects, as ETag gives it (\"1\")"),
+        ("X-Request-Id" = Option<String>, Header,
+            description = "Carried into the event and every log line; generated when absent"),
+    ),
+    responses(
+        (status = 202, body = CommandAccepted, description = "Committed with its event",
+            headers(("Location" = String), ("ETag" = String, description = "The new version"),
+                    ("X-Consistency-Token" = String))),
+        (status = 400, body = ErrorBody, description = "Malformed JSON or If-Match"),
+        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
+        (status = 403, body = ErrorBody, description = "The token lacks the orders:write scope"),
+        (status = 404, body = ErrorBody, description = "No such order"),
+        (status = 409, body = ErrorBody, description = "Already cancelled"),
+        (status = 412, body = ErrorBody,
+            description = "If-Match names another version; `currentVersion` and ETag give it"),
+        (status = 422, body = ErrorBody, description = "Invalid reason"),
+        (status = 503, body = ErrorBody, description = "PostgreSQL unavailable; see Retry-After"),
+    ),
+    security(("bearer" = ["orders:write"])),
+)]
+#[post("/orders/{id}/cancel")]
 pub async fn cancel_order(
+    _: Granted<Write>,
     request: HttpRequest,
     id: web::Path<String>,
     body: web::Payload,
@@ -237,7 +312,7 @@ pub async fn cancel_order(
     };
     let now = Utc::now().trunc_subsecs(6);
     let event = store
-        .cancel_order(command, now, metadata(&request, now))
+        .cancel_order(command, now, metadata(&RequestId::of(&request), now))
         .await?;
     relay.wake();
     log::info!("cancelled order {order_id}");

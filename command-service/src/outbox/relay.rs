@@ -1,11 +1,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use service_support::RequestId;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{reconnect_backoff, BrokerStatus, EventPublisher};
 use crate::config::{BrokerSettings, OutboxSettings};
+use crate::metrics::RelayMetrics;
 use crate::store::{Store, StoreError};
 
 /// Wakes the relay right after a commit, so events leave without waiting for the next poll.
@@ -37,6 +39,7 @@ pub struct OutboxRelay {
     settings: OutboxSettings,
     wakeup: RelayWakeup,
     status: BrokerStatus,
+    metrics: RelayMetrics,
 }
 
 impl OutboxRelay {
@@ -46,6 +49,7 @@ impl OutboxRelay {
         settings: OutboxSettings,
         wakeup: RelayWakeup,
         status: BrokerStatus,
+        metrics: RelayMetrics,
     ) -> Self {
         Self {
             store,
@@ -53,6 +57,7 @@ impl OutboxRelay {
             settings,
             wakeup,
             status,
+            metrics,
         }
     }
 
@@ -144,20 +149,25 @@ impl OutboxRelay {
             match outcome {
                 Ok(()) => published.push(message.id),
                 Err(error) => {
-                    log::warn!("event {} not published: {error}", message.event_id);
-                    self.store
-                        .release_for_retry(
-                            message.id,
-                            error.to_string(),
-                            self.settings.retry_delay(),
-                        )
-                        .await?;
+                    self.metrics.failed.inc();
+                    RequestId::scope_if(message.request_id(), async {
+                        log::warn!("event {} not published: {error}", message.event_id);
+                        self.store
+                            .release_for_retry(
+                                message.id,
+                                error.to_string(),
+                                self.settings.retry_delay(),
+                            )
+                            .await
+                    })
+                    .await?;
                 }
             }
         }
         let published_count = published.len();
         if !published.is_empty() {
             self.store.mark_published(published).await?;
+            self.metrics.confirmed.inc_by(published_count as u64);
             log::debug!("outbox relay published {published_count} events");
         }
         if !publisher.is_connected() {

@@ -18,7 +18,7 @@ use crate::config::DatabaseSettings;
 
 pub use event_log::{EventLogPage, LoggedEvent};
 pub use orders::{CancelOrderError, PlaceOrderError, Placement};
-pub use outbox::{OutboxMessage, OutboxMessageId};
+pub use outbox::{OutboxBacklog, OutboxMessage, OutboxMessageId};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 

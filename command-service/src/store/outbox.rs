@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Jsonb, Text, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Double, Jsonb, Text, Uuid as SqlUuid};
+use service_support::RequestId;
 use shared_events::EventEnvelope;
 use uuid::Uuid;
 
@@ -25,6 +26,24 @@ pub struct OutboxMessage {
     pub routing_key: String,
     #[diesel(sql_type = Jsonb)]
     pub envelope: serde_json::Value,
+}
+
+/// The events waiting for the broker.
+#[derive(Debug, Clone, Copy, QueryableByName)]
+pub struct OutboxBacklog {
+    #[diesel(sql_type = BigInt)]
+    pub pending: i64,
+    #[diesel(sql_type = Double)]
+    pub oldest_age_seconds: f64,
+}
+
+impl OutboxMessage {
+    /// The request that caused the event, as its envelope names it.
+    pub fn request_id(&self) -> Option<RequestId> {
+        self.envelope["correlationId"]
+            .as_str()
+            .and_then(RequestId::parse)
+    }
 }
 
 #[derive(Insertable)]
@@ -85,6 +104,21 @@ impl Store {
             .load(conn)?;
             claimed.sort_by_key(|message| message.id);
             Ok(claimed)
+        })
+        .await
+    }
+
+    /// How many events wait for the broker, and for how long the oldest has.
+    pub async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        self.run(|conn| {
+            Ok(diesel::sql_query(
+                "SELECT count(*) AS pending,
+                        COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+                            AS oldest_age_seconds
+                   FROM outbox
+                  WHERE published_at IS NULL",
+            )
+            .get_result(conn)?)
         })
         .await
     }

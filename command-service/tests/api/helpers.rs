@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 pub struct TestApp {
     pub address: String,
+    pub metrics_address: String,
     pub database_url: String,
     pub amqp_url: String,
     pub client: reqwest::Client,
@@ -16,6 +17,7 @@ pub struct TestApp {
 pub fn test_settings(database_url: &str, amqp_url: &str) -> Settings {
     let mut settings = Settings::from_env(HashMap::new()).expect("default settings");
     settings.http.port = 0;
+    settings.metrics.port = 0;
     settings.database.url = database_url.to_owned();
     settings.broker.url = amqp_url.to_owned();
     settings.outbox.poll_interval_ms = 100;
@@ -52,9 +54,11 @@ pub async fn spawn_app_with(
         .await
         .expect("build application");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let metrics_address = format!("http://127.0.0.1:{}", application.metrics_port());
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         database_url: database_url.to_owned(),
         amqp_url: amqp_url.to_owned(),
         client: reqwest::Client::new(),

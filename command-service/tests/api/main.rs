@@ -1,9 +1,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
+mod auth;
 mod cancel_order;
 mod event_log;
 mod helpers;
 mod idempotency;
+mod operability;
 mod outbox;
 mod place_order;
 mod robustness;

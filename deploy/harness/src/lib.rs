@@ -12,14 +12,20 @@ mod gateway;
 mod polling;
 mod private;
 mod process;
+mod scrape;
 mod stack;
+mod validators;
 
 pub use amqp::{take_message, EventTap, TestPublisher};
 pub use gateway::Gateway;
 pub use polling::{eventually, json_when_ok};
 pub use private::{PrivateFerret, PrivatePostgres, PrivateRabbit};
 pub use process::{free_port, ServiceProcess};
+pub use scrape::{metric, scrape_metrics};
 pub use stack::{ServiceStack, STACK_ADMIN_TOKEN};
+pub use validators::{
+    concrete_path, openapi_operations, openapi_problems, run_validator, validator,
+};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -82,3 +88,56 @@ pub fn fresh_mongo_database() -> (String, String) {
         unique_name(),
     )
 }
+
+/// The AMQP URLs of the two least-privileged users `deploy/rabbitmq/service-users.sh` creates
+/// in a test vhost, named after it.
+#[derive(Debug, Clone)]
+pub struct ServiceUsers {
+    pub publisher_url: String,
+    pub consumer_url: String,
+}
+
+/// Runs the same script as `deploy/up` and docker-compose for `vhost_url`'s vhost (a URL from
+/// [`fresh_vhost`]), with `queue` as the projection queue.
+pub fn service_users(vhost_url: &str, queue: &str) -> ServiceUsers {
+    let (base, vhost) = vhost_url.rsplit_once('/').expect("a vhost URL");
+    let host = base.rsplit_once('@').map_or(base, |(_, host)| host);
+    let password = Uuid::new_v4().simple().to_string();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rabbitmq/service-users.sh");
+    let output = std::process::Command::new("sh")
+        .arg(script)
+        .env(
+            "RABBITMQ_API_URL",
+            env_or("RABBITMQ_API_URL", "http://127.0.0.1:15672"),
+        )
+        .env("RABBITMQ_API_USER", env_or("RABBITMQ_API_USER", "cqrs"))
+        .env(
+            "RABBITMQ_API_PASSWORD",
+            env_or("RABBITMQ_API_PASSWORD", "cqrs"),
+        )
+        .env("RABBITMQ_VHOST", vhost)
+        .env("PUBLISHER_USER", format!("{vhost}_publisher"))
+        .env("CONSUMER_USER", format!("{vhost}_consumer"))
+        .env("PUBLISHER_PASSWORD", &password)
+        .env("CONSUMER_PASSWORD", &password)
+        .env("PROJECTION_QUEUE", queue)
+        .output()
+        .expect("run deploy/rabbitmq/service-users.sh");
+    assert!(
+        output.status.success(),
+        "service-users.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let url = |role: &str| format!("amqp://{vhost}_{role}:{password}@{host}/{vhost}");
+    ServiceUsers {
+        publisher_url: url("publisher"),
+        consumer_url: url("consumer"),
+    }
+}
+
+/// A key pair made for the tests of RS256 tokens only; it signs nothing real.
+pub const TEST_RS256_PRIVATE_KEY: &str = include_str!("../keys/test-rs256-private.pem");
+pub const TEST_RS256_PUBLIC_KEY: &str = include_str!("../keys/test-rs256-public.pem");
+/// An HS256 secret for tests (32 bytes, the least the services accept).
+pub const TEST_HS256_SECRET: &str = "test-secret-of-thirty-two-bytes!";

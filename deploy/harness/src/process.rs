@@ -15,13 +15,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The workspace's binary `name`, as `cargo build` leaves it.
-pub(crate) fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
         PathBuf::from,
-    );
-    let path = target.join("debug").join(name);
+    )
+}
+
+/// The workspace's binary `name`, as `cargo build` leaves it.
+pub(crate) fn binary(name: &str) -> PathBuf {
+    let path = target_dir().join("debug").join(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --workspace --bins` first (deploy/test does)",
@@ -30,12 +33,14 @@ pub(crate) fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// One of the services, running as its real binary on its own port; killed when dropped.
+/// One of the services, running as its real binary on its own port; killed when dropped. It
+/// logs JSON lines (`LOG_FORMAT=json`) to `target/service-logs/<name>-<port>.log`.
 pub struct ServiceProcess {
     name: String,
     env: Vec<(String, String)>,
     child: Option<Child>,
     pub port: u16,
+    pub metrics_port: u16,
 }
 
 impl ServiceProcess {
@@ -50,6 +55,7 @@ impl ServiceProcess {
                 .collect(),
             child: None,
             port: free_port(),
+            metrics_port: free_port(),
         };
         service.start_again().await;
         service
@@ -58,14 +64,26 @@ impl ServiceProcess {
     /// Starts the process again, on the same port and with the same environment.
     pub async fn start_again(&mut self) {
         let port = self.port;
+        let log_path = self.log_path();
+        std::fs::create_dir_all(log_path.parent().expect("the log directory"))
+            .expect("create target/service-logs");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("open the service's log file");
         let child = Command::new(binary(&self.name))
             .env("APP_HTTP__PORT", port.to_string())
+            .env("APP_METRICS__PORT", self.metrics_port.to_string())
+            .env("LOG_FORMAT", "json")
             .env(
                 "RUST_LOG",
-                std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "warn,lapin=error".into()),
+                std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "info,lapin=error".into()),
             )
             .envs(self.env.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("share the log file"))
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .expect("start service process");
@@ -77,6 +95,21 @@ impl ServiceProcess {
 
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        target_dir()
+            .join("service-logs")
+            .join(format!("{}-{}.log", self.name, self.port))
+    }
+
+    /// Every JSON log line the process wrote so far (lines that are not JSON are skipped).
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 
     /// Sends SIGKILL and waits for the process to be gone.

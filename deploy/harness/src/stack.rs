@@ -1,17 +1,26 @@
 use std::process::Output;
 
 use crate::process::binary;
-use crate::{fresh_mongo_database, fresh_postgres_database, fresh_vhost, Gateway, ServiceProcess};
+use crate::{
+    fresh_mongo_database, fresh_postgres_database, fresh_vhost, service_users, Gateway,
+    ServiceProcess, ServiceUsers,
+};
+
+/// The projection queue of the query service's built-in defaults.
+const PROJECTION_QUEUE: &str = "orders.query-projection";
 
 /// The admin token both services of a [`ServiceStack`] are configured with.
 pub const STACK_ADMIN_TOKEN: &str = "stack-admin-token";
 
 /// Both services as their real binaries behind the real nginx gateway, on this stack's own
-/// PostgreSQL database, RabbitMQ vhost and MongoDB database.
+/// PostgreSQL database, RabbitMQ vhost and MongoDB database. Each service connects to RabbitMQ
+/// as its own least-privileged user, as deployed.
 pub struct ServiceStack {
     pub gateway: Gateway,
     pub database_url: String,
+    /// The vhost as the administrator, for tests that inspect or publish themselves.
     pub amqp_url: String,
+    pub users: ServiceUsers,
     pub mongodb_uri: String,
     pub mongo_database: String,
     pub command: ServiceProcess,
@@ -23,12 +32,13 @@ impl ServiceStack {
     pub async fn start() -> Self {
         let database_url = fresh_postgres_database();
         let amqp_url = fresh_vhost().await;
+        let users = service_users(&amqp_url, PROJECTION_QUEUE);
         let (mongodb_uri, mongo_database) = fresh_mongo_database();
         let command = ServiceProcess::start(
             "command-service",
             &[
                 ("DATABASE_URL", database_url.clone()),
-                ("AMQP_URL", amqp_url.clone()),
+                ("AMQP_URL", users.publisher_url.clone()),
                 ("ADMIN_TOKEN", STACK_ADMIN_TOKEN.to_owned()),
             ],
         )
@@ -37,7 +47,7 @@ impl ServiceStack {
             ("MONGODB_URI", mongodb_uri.clone()),
             ("APP_MONGODB__DATABASE", mongo_database.clone()),
             ("APP_MONGODB__GENERATION_REFRESH_MS", "200".to_owned()),
-            ("AMQP_URL", amqp_url.clone()),
+            ("AMQP_URL", users.consumer_url.clone()),
             ("ADMIN_TOKEN", STACK_ADMIN_TOKEN.to_owned()),
             (
                 "APP_REBUILD__EVENT_LOG_URL",
@@ -50,6 +60,7 @@ impl ServiceStack {
             gateway,
             database_url,
             amqp_url,
+            users,
             mongodb_uri,
             mongo_database,
             command,

@@ -5,6 +5,7 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
+use service_support::RequestId;
 use shared_events::EventEnvelope;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::unusable::{route_unusable, Disposition, RepublishError};
 use super::{declare_topology, retry_backoff, BrokerStatus};
 use crate::config::BrokerSettings;
+use crate::metrics::ProjectionMetrics;
 use crate::projection::{Outcome, Projector};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,16 +39,23 @@ pub struct EventConsumer {
     settings: BrokerSettings,
     projector: Projector,
     status: BrokerStatus,
+    metrics: ProjectionMetrics,
 }
 
 type Lane = mpsc::Sender<(Delivery, EventEnvelope)>;
 
 impl EventConsumer {
-    pub fn new(settings: BrokerSettings, projector: Projector, status: BrokerStatus) -> Self {
+    pub fn new(
+        settings: BrokerSettings,
+        projector: Projector,
+        status: BrokerStatus,
+        metrics: ProjectionMetrics,
+    ) -> Self {
         Self {
             settings,
             projector,
             status,
+            metrics,
         }
     }
 
@@ -104,6 +113,7 @@ impl EventConsumer {
                 lanes.spawn(apply_in_order(
                     receiver,
                     self.projector.clone(),
+                    self.metrics.clone(),
                     shutdown.clone(),
                 ));
                 sender
@@ -119,6 +129,7 @@ impl EventConsumer {
                 next = deliveries.next() => match next {
                     Some(delivery) => {
                         let delivery = delivery?;
+                        self.metrics.consumed();
                         match EventEnvelope::decode(&delivery.data) {
                             Ok(envelope) => {
                                 let lane = &senders[lane_for(&envelope, senders.len())];
@@ -151,16 +162,31 @@ impl EventConsumer {
         delivery: Delivery,
         error: &shared_events::DecodeError,
     ) -> Result<(), ConsumeError> {
-        match route_unusable(republisher, &self.settings, &delivery, error).await? {
-            Disposition::Retry { attempt } => log::warn!(
-                "unusable message ({error}); attempt {attempt} of {}, retrying in {} ms",
-                self.settings.max_attempts,
-                self.settings.retry_delay_ms
-            ),
-            Disposition::DeadLettered { attempts } => {
-                log::error!("unusable message ({error}); dead-lettered after {attempts} attempts");
+        let request_id = delivery
+            .properties
+            .correlation_id()
+            .as_ref()
+            .and_then(|id| RequestId::parse(id.as_str()));
+        let disposition = route_unusable(republisher, &self.settings, &delivery, error).await?;
+        RequestId::scope_if(request_id, async {
+            match disposition {
+                Disposition::Retry { attempt } => {
+                    self.metrics.retried("unusable");
+                    log::warn!(
+                        "unusable message ({error}); attempt {attempt} of {}, retrying in {} ms",
+                        self.settings.max_attempts,
+                        self.settings.retry_delay_ms
+                    );
+                }
+                Disposition::DeadLettered { attempts } => {
+                    self.metrics.dead_lettered();
+                    log::error!(
+                        "unusable message ({error}); dead-lettered after {attempts} attempts"
+                    );
+                }
             }
-        }
+        })
+        .await;
         delivery.ack(BasicAckOptions::default()).await?;
         Ok(())
     }
@@ -176,42 +202,70 @@ fn lane_for(envelope: &EventEnvelope, lanes: usize) -> usize {
 async fn apply_in_order(
     mut receiver: mpsc::Receiver<(Delivery, EventEnvelope)>,
     projector: Projector,
+    metrics: ProjectionMetrics,
     shutdown: CancellationToken,
 ) -> Result<(), lapin::Error> {
     while let Some((delivery, envelope)) = receiver.recv().await {
-        let mut backoff = retry_backoff();
-        let outcome = loop {
-            match projector.apply(&envelope).await {
-                Ok(outcome) => break outcome,
-                Err(error) => {
-                    let delay = backoff.next().unwrap_or_default();
-                    log::warn!(
-                        "cannot apply event {} ({error}); retrying in {delay:?}",
-                        envelope.event_id
-                    );
-                    tokio::select! {
-                        // Left unacknowledged: the broker redelivers it to whoever consumes next.
-                        () = shutdown.cancelled() => return Ok(()),
-                        () = tokio::time::sleep(delay) => {}
-                    }
+        let request_id = RequestId::parse(&envelope.correlation_id);
+        let applied = RequestId::scope_if(
+            request_id,
+            apply_one(delivery, &envelope, &projector, &metrics, &shutdown),
+        );
+        if !applied.await? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Applies one event, retrying while MongoDB fails, and acknowledges it. `false` when
+/// shutdown came first: the event is left unacknowledged for the broker to redeliver.
+async fn apply_one(
+    delivery: Delivery,
+    envelope: &EventEnvelope,
+    projector: &Projector,
+    metrics: &ProjectionMetrics,
+    shutdown: &CancellationToken,
+) -> Result<bool, lapin::Error> {
+    let mut backoff = retry_backoff();
+    let outcome = loop {
+        match projector.apply(envelope).await {
+            Ok(outcome) => break outcome,
+            Err(error) => {
+                metrics.retried("store_unavailable");
+                let delay = backoff.next().unwrap_or_default();
+                log::warn!(
+                    "cannot apply event {} ({error}); retrying in {delay:?}",
+                    envelope.event_id
+                );
+                tokio::select! {
+                    // Left unacknowledged: the broker redelivers it to whoever consumes next.
+                    () = shutdown.cancelled() => return Ok(false),
+                    () = tokio::time::sleep(delay) => {}
                 }
             }
-        };
-        delivery.ack(BasicAckOptions::default()).await?;
-        match outcome {
-            Outcome::Applied => log::info!(
+        }
+    };
+    delivery.ack(BasicAckOptions::default()).await?;
+    match outcome {
+        Outcome::Applied => {
+            metrics.applied(envelope);
+            log::info!(
                 "applied {} v{} {} for order {}",
                 envelope.event_type,
                 envelope.schema_version,
                 envelope.event_id,
                 envelope.aggregate_id
-            ),
-            Outcome::AlreadyApplied => log::info!(
+            );
+        }
+        Outcome::AlreadyApplied => {
+            metrics.duplicate();
+            log::info!(
                 "skipped {} {}: already applied",
                 envelope.event_type,
                 envelope.event_id
-            ),
+            );
         }
     }
-    Ok(())
+    Ok(true)
 }

@@ -16,6 +16,7 @@ use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use shared_events::{ConsistencyToken, CONSISTENCY_TOKEN_HEADER};
 use tokio::time::Instant;
+use utoipa::IntoParams;
 
 use super::ApiError;
 use crate::store::ReadStore;
@@ -31,9 +32,14 @@ pub struct MaxConsistencyWait(pub Duration);
 /// point, if the request named one.
 pub struct ConsistentRead;
 
-#[derive(Deserialize)]
-struct TokenParameter {
+/// Documents the query parameter; the `X-Consistency-Token` header does the same.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenParameter {
+    /// A command's consistency token (`<order id>.<version>`): the read first waits until the
+    /// read model holds it, at most `consistency.max_wait_ms`, else answers 503.
     #[serde(rename = "consistencyToken")]
+    #[param(rename = "consistencyToken")]
     token: Option<String>,
 }
 

@@ -1,8 +1,11 @@
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use service_support::auth::{Granted, Read};
+use service_support::docs::ErrorBody;
+use utoipa::ToSchema;
 
-use super::consistency::ConsistentRead;
+use super::consistency::{ConsistentRead, TokenParameter};
 use super::orders::{normalise_email, OrderView};
 use super::paging::{page_response, PageParams};
 use super::ApiError;
@@ -10,7 +13,7 @@ use crate::store::{CustomerDocument, Page, ReadStore};
 
 /// A customer with the summary of their orders. `orderCount` and `totalQuantity` count live
 /// orders only; cancelled ones are counted apart.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerView {
     email: String,
@@ -40,7 +43,20 @@ impl From<CustomerDocument> for CustomerView {
 }
 
 /// `GET /customers?limit=&offset=`: in email order.
+#[utoipa::path(get, path = "/customers", operation_id = "list_customers", tag = "customers", params(PageParams, TokenParameter),
+    responses(
+        (status = 200, body = Vec<CustomerView>, description = "In email order"),
+        (status = 400, body = ErrorBody, description = "Invalid parameter or consistency token"),
+        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
+        (status = 403, body = ErrorBody, description = "The token lacks the orders:read scope"),
+        (status = 503, body = ErrorBody,
+            description = "MongoDB unavailable, or not_yet_consistent; see Retry-After"),
+    ),
+    security(("bearer" = ["orders:read"])),
+)]
+#[get("/customers")]
 pub async fn list(
+    _: Granted<Read>,
     _: ConsistentRead,
     request: HttpRequest,
     params: web::Query<PageParams>,
@@ -57,7 +73,23 @@ pub async fn list(
 }
 
 /// `GET /customers/{email}`.
+#[utoipa::path(get, path = "/customers/{email}", operation_id = "get_customer", tag = "customers",
+    params(("email" = String, Path, description = "Matched trimmed and lower-cased"),
+           TokenParameter),
+    responses(
+        (status = 200, body = CustomerView, description = "The customer's summary"),
+        (status = 404, body = ErrorBody, description = "No such customer (yet)"),
+        (status = 400, body = ErrorBody, description = "Invalid parameter or consistency token"),
+        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
+        (status = 403, body = ErrorBody, description = "The token lacks the orders:read scope"),
+        (status = 503, body = ErrorBody,
+            description = "MongoDB unavailable, or not_yet_consistent; see Retry-After"),
+    ),
+    security(("bearer" = ["orders:read"])),
+)]
+#[get("/customers/{email}")]
 pub async fn get(
+    _: Granted<Read>,
     _: ConsistentRead,
     email: web::Path<String>,
     store: web::Data<ReadStore>,
@@ -70,7 +102,23 @@ pub async fn get(
 }
 
 /// `GET /customers/{email}/orders?limit=&offset=`: that customer's orders, newest first.
+#[utoipa::path(get, path = "/customers/{email}/orders", operation_id = "list_customer_orders", tag = "customers",
+    params(("email" = String, Path, description = "Matched trimmed and lower-cased"),
+           PageParams, TokenParameter),
+    responses(
+        (status = 200, body = Vec<OrderView>, description = "Newest first"),
+        (status = 404, body = ErrorBody, description = "No such customer (yet)"),
+        (status = 400, body = ErrorBody, description = "Invalid parameter or consistency token"),
+        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
+        (status = 403, body = ErrorBody, description = "The token lacks the orders:read scope"),
+        (status = 503, body = ErrorBody,
+            description = "MongoDB unavailable, or not_yet_consistent; see Retry-After"),
+    ),
+    security(("bearer" = ["orders:read"])),
+)]
+#[get("/customers/{email}/orders")]
 pub async fn orders(
+    _: Granted<Read>,
     _: ConsistentRead,
     request: HttpRequest,
     email: web::Path<String>,

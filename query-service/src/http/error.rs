@@ -93,12 +93,12 @@ pub fn query_error(error: QueryPayloadError, _request: &HttpRequest) -> actix_we
     ApiError::InvalidQuery(error.to_string()).into()
 }
 
-/// Answers routes that do not exist.
-pub async fn not_found() -> HttpResponse {
-    ApiError::UnknownRoute.error_response()
-}
-
-/// Answers known routes called with a method they do not take.
-pub async fn method_not_allowed() -> HttpResponse {
-    ApiError::MethodNotAllowed.error_response()
+/// Answers what no route took: 405 for a known path called with a method it does not take,
+/// 404 otherwise.
+pub async fn no_route(request: HttpRequest) -> HttpResponse {
+    if request.resource_map().has_resource(request.path()) {
+        ApiError::MethodNotAllowed.error_response()
+    } else {
+        ApiError::UnknownRoute.error_response()
+    }
 }

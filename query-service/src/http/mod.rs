@@ -1,4 +1,6 @@
-//! HTTP endpoints: reads only. Nothing here writes to the read models.
+//! HTTP endpoints: reads only. Nothing here writes to the read models. Each handler carries
+//! its OpenAPI description, and [`routes`] registers it and documents it in the same call, so
+//! a route cannot be served without being in the document.
 
 mod consistency;
 mod customers;
@@ -11,26 +13,49 @@ pub use consistency::MaxConsistencyWait;
 pub use error::ApiError;
 
 use actix_web::web;
+use service_support::docs::{self, BearerSecurity, ErrorBody, QUERY_DOCUMENT_PATH};
+use utoipa::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::AppExt;
 
-/// Registers every route of the query service.
-pub fn routes(config: &mut web::ServiceConfig) {
-    let read = |path: &str, route: actix_web::Route| {
-        web::resource(path)
-            .route(route)
-            .default_service(web::to(error::method_not_allowed))
-    };
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Order queries",
+        description = "The query side: orders and customer summaries, projected from the \
+                       command side's events. Commands are served by the command side.",
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerSecurity),
+    tags((name = "orders", description = "Orders, each with its customer embedded"),
+         (name = "customers", description = "Customers with the summary of their orders"),
+         (name = "operations", description = "Probes")),
+)]
+struct QueryApi;
+
+/// Registers every route of the query service, and the docs page for both services.
+pub fn routes(config: &mut ServiceConfig) {
     config
-        .service(read("/orders", web::get().to(orders::list)))
-        .service(read("/orders/{id}", web::get().to(orders::get)))
-        .service(read("/customers", web::get().to(customers::list)))
-        .service(read("/customers/{email}", web::get().to(customers::get)))
-        .service(read(
-            "/customers/{email}/orders",
-            web::get().to(customers::orders),
-        ))
-        .service(read("/health/live", web::get().to(health::live)))
-        .service(read("/health/ready", web::get().to(health::ready)))
-        .default_service(web::to(error::not_found));
+        .service(orders::list)
+        .service(orders::get)
+        .service(customers::list)
+        .service(customers::get)
+        .service(customers::orders)
+        .service(health::live)
+        .service(health::ready)
+        .route(QUERY_DOCUMENT_PATH, web::get().to(docs::serve_document))
+        .map(|config| config.service(docs::swagger_ui()))
+        .default_service(web::to(error::no_route));
+}
+
+/// The OpenAPI document of every route [`routes`] registers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(QueryApi::openapi())
+        .configure(routes)
+        .split_for_parts()
+        .1
 }
 
 /// The query-string extractor settings: JSON error bodies.

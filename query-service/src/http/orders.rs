@@ -1,15 +1,18 @@
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_support::auth::{Granted, Read};
+use service_support::docs::ErrorBody;
+use utoipa::{IntoParams, ToSchema};
 
-use super::consistency::ConsistentRead;
+use super::consistency::{ConsistentRead, TokenParameter};
 use super::paging::{page_response, PageParams};
 use super::ApiError;
 use crate::store::{OrderDocument, Page, PriceDocument, ReadStore};
 
 /// An order as the API returns it, with its customer embedded.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
     id: String,
@@ -25,14 +28,14 @@ pub struct OrderView {
     version: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PriceView {
     amount_minor: i64,
     currency: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CustomerRef {
     email: String,
@@ -75,15 +78,32 @@ impl From<OrderDocument> for OrderView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only this customer's orders.
     email: Option<String>,
+    /// Documented as [`PageParams`] of its own.
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageParams,
 }
 
 /// `GET /orders?limit=&offset=&email=`: newest first.
+#[utoipa::path(get, path = "/orders", operation_id = "list_orders", tag = "orders", params(ListParams, PageParams, TokenParameter),
+    responses(
+        (status = 200, body = Vec<OrderView>, description = "Newest first"),
+        (status = 400, body = ErrorBody, description = "Invalid parameter or consistency token"),
+        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
+        (status = 403, body = ErrorBody, description = "The token lacks the orders:read scope"),
+        (status = 503, body = ErrorBody,
+            description = "MongoDB unavailable, or not_yet_consistent; see Retry-After"),
+    ),
+    security(("bearer" = ["orders:read"])),
+)]
+#[get("/orders")]
 pub async fn list(
+    _: Granted<Read>,
     _: ConsistentRead,
     request: HttpRequest,
     params: web::Query<ListParams>,
@@ -105,7 +125,23 @@ pub async fn list(
 }
 
 /// `GET /orders/{id}`, with the version as `ETag` for a later command's `If-Match`.
+#[utoipa::path(get, path = "/orders/{id}", operation_id = "get_order", tag = "orders",
+    params(("id" = String, Path, description = "The order's id"), TokenParameter),
+    responses(
+        (status = 200, body = OrderView, description = "The order", headers(("ETag" = String,
+            description = "The order's version, for a cancellation's If-Match"))),
+        (status = 404, body = ErrorBody, description = "No such order (yet)"),
+        (status = 400, body = ErrorBody, description = "Invalid parameter or consistency token"),
+        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
+        (status = 403, body = ErrorBody, description = "The token lacks the orders:read scope"),
+        (status = 503, body = ErrorBody,
+            description = "MongoDB unavailable, or not_yet_consistent; see Retry-After"),
+    ),
+    security(("bearer" = ["orders:read"])),
+)]
+#[get("/orders/{id}")]
 pub async fn get(
+    _: Granted<Read>,
     _: ConsistentRead,
     id: web::Path<String>,
     store: web::Data<ReadStore>,

@@ -1,6 +1,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
 
 use super::ApiError;
 use crate::store::Page;
@@ -9,9 +10,14 @@ const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
 /// `limit` (1..=500, default 50) and `offset` (default 0), as given in the query string.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// Items per page, 1 to 500 (default 50). A full page answers `Link: <…>; rel="next"`.
+    #[param(value_type = Option<u32>)]
     limit: Option<String>,
+    /// Items to skip (default 0).
+    #[param(value_type = Option<u64>)]
     offset: Option<String>,
 }
 

@@ -15,6 +15,7 @@ pub const CONSISTENCY_WAIT_MS: u64 = 500;
 
 pub struct TestApp {
     pub address: String,
+    pub metrics_address: String,
     pub amqp_url: String,
     pub broker: BrokerSettings,
     pub client: reqwest::Client,
@@ -23,6 +24,11 @@ pub struct TestApp {
 
 /// The real application on a random port, with its own vhost and read database.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// The same, with the test settings changed by `adjust`.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = env_logger::builder().is_test(true).try_init();
     }
@@ -30,6 +36,7 @@ pub async fn spawn_app() -> TestApp {
     let (mongodb_uri, database) = harness::fresh_mongo_database();
     let mut settings = Settings::from_env(HashMap::new()).expect("default settings");
     settings.http.port = 0;
+    settings.metrics.port = 0;
     settings.mongodb.uri = mongodb_uri;
     settings.mongodb.database = database;
     settings.broker.url = amqp_url.clone();
@@ -38,14 +45,17 @@ pub async fn spawn_app() -> TestApp {
     // One lane applies everything in delivery order, which `wait_until_processed` relies on.
     settings.broker.lanes = 1;
     settings.consistency.max_wait_ms = CONSISTENCY_WAIT_MS;
+    adjust(&mut settings);
     let broker = settings.broker.clone();
     let application = Application::build(settings)
         .await
         .expect("build application");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let metrics_address = format!("http://127.0.0.1:{}", application.metrics_port());
     tokio::spawn(application.run_until_stopped());
     let app = TestApp {
         address,
+        metrics_address,
         publisher: TestPublisher::connect(&amqp_url).await,
         amqp_url,
         broker,

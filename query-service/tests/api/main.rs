@@ -2,5 +2,6 @@
 
 mod consistency;
 mod helpers;
+mod operability;
 mod projection;
 mod queries;

@@ -1,0 +1,185 @@
+//! Bearer tokens with scopes, when `auth.enabled`.
+
+use std::time::Duration;
+
+use command_service::config::Settings;
+use harness::{
+    concrete_path, openapi_operations, TEST_HS256_SECRET, TEST_RS256_PRIVATE_KEY,
+    TEST_RS256_PUBLIC_KEY,
+};
+use reqwest::header::WWW_AUTHENTICATE;
+use serde_json::Value;
+use service_support::auth::{TokenAlgorithm, TokenIssuer, READ_SCOPE, WRITE_SCOPE};
+use uuid::Uuid;
+
+use crate::helpers::{order_body, spawn_app_with, TestApp};
+
+const AUDIENCE: &str = "orders-api";
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn hs256(settings: &mut Settings) {
+    settings.auth.enabled = true;
+    settings.auth.algorithm = TokenAlgorithm::HS256;
+    TEST_HS256_SECRET.clone_into(&mut settings.auth.hs256_secret);
+}
+
+async fn spawn_with_auth(adjust: fn(&mut Settings)) -> TestApp {
+    let database_url = harness::fresh_postgres_database();
+    let amqp_url = harness::fresh_vhost().await;
+    spawn_app_with(&database_url, &amqp_url, adjust).await
+}
+
+async fn post_order_with(app: &TestApp, token: Option<&str>) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(format!("{}/orders", app.address))
+        .json(&order_body("auth@example.com"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+async fn error_of(response: reqwest::Response, status: u16) -> (Value, String) {
+    assert_eq!(response.status(), status);
+    let challenge = response
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (response.json().await.unwrap(), challenge)
+}
+
+#[tokio::test]
+async fn a_command_without_a_token_is_401_with_a_bearer_challenge() {
+    let app = spawn_with_auth(hs256).await;
+
+    let (body, challenge) = error_of(post_order_with(&app, None).await, 401).await;
+
+    assert_eq!(body["error"], "unauthorized");
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+}
+
+#[tokio::test]
+async fn a_token_with_the_write_scope_places_the_order() {
+    let app = spawn_with_auth(hs256).await;
+    let token = TokenIssuer::hs256(TEST_HS256_SECRET, AUDIENCE)
+        .issue("shop-frontend", &[READ_SCOPE, WRITE_SCOPE], HOUR)
+        .unwrap();
+
+    assert_eq!(post_order_with(&app, Some(&token)).await.status(), 202);
+}
+
+#[tokio::test]
+async fn a_read_only_token_is_403_insufficient_scope() {
+    let app = spawn_with_auth(hs256).await;
+    let token = TokenIssuer::hs256(TEST_HS256_SECRET, AUDIENCE)
+        .issue("reporting", &[READ_SCOPE], HOUR)
+        .unwrap();
+
+    let (body, challenge) = error_of(post_order_with(&app, Some(&token)).await, 403).await;
+
+    assert_eq!(body["error"], "insufficient_scope");
+    assert_eq!(body["scope"], WRITE_SCOPE);
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+}
+
+#[tokio::test]
+async fn expired_forged_and_foreign_tokens_are_401_invalid_token() {
+    let app = spawn_with_auth(hs256).await;
+    let issuer = TokenIssuer::hs256(TEST_HS256_SECRET, AUDIENCE);
+    let two_hours_ago = chrono::Utc::now().timestamp().unsigned_abs() - 7200;
+    let expired = issuer
+        .issue_at("late", &[WRITE_SCOPE], two_hours_ago, two_hours_ago + 3600)
+        .unwrap();
+    let forged = TokenIssuer::hs256("another-secret-of-thirty-two-byte", AUDIENCE)
+        .issue("forger", &[WRITE_SCOPE], HOUR)
+        .unwrap();
+    let other_audience = TokenIssuer::hs256(TEST_HS256_SECRET, "another-api")
+        .issue("elsewhere", &[WRITE_SCOPE], HOUR)
+        .unwrap();
+
+    for token in [
+        expired.as_str(),
+        forged.as_str(),
+        other_audience.as_str(),
+        "not-a-jwt",
+    ] {
+        let (body, _) = error_of(post_order_with(&app, Some(token)).await, 401).await;
+        assert_eq!(body["error"], "invalid_token", "{token}");
+    }
+}
+
+#[tokio::test]
+async fn rs256_tokens_are_checked_with_the_issuers_public_key() {
+    let app = spawn_with_auth(|settings| {
+        settings.auth.enabled = true;
+        settings.auth.algorithm = TokenAlgorithm::RS256;
+        TEST_RS256_PUBLIC_KEY.clone_into(&mut settings.auth.rs256_public_key);
+    })
+    .await;
+    let signed = TokenIssuer::rs256(TEST_RS256_PRIVATE_KEY, AUDIENCE)
+        .unwrap()
+        .issue("shop-frontend", &[WRITE_SCOPE], HOUR)
+        .unwrap();
+    // An HS256 token "signed" with the public key: the algorithm confusion attack.
+    let confused = TokenIssuer::hs256(TEST_RS256_PUBLIC_KEY, AUDIENCE)
+        .issue("attacker", &[WRITE_SCOPE], HOUR)
+        .unwrap();
+
+    assert_eq!(post_order_with(&app, Some(&signed)).await.status(), 202);
+    assert_eq!(post_order_with(&app, Some(&confused)).await.status(), 401);
+}
+
+#[tokio::test]
+async fn every_documented_command_needs_the_write_scope_and_probes_need_none() {
+    let app = spawn_with_auth(hs256).await;
+    let document: Value = app
+        .client
+        .get(format!("{}/openapi/command.json", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    for (method, template) in openapi_operations(&document) {
+        let path = concrete_path(&template, &Uuid::now_v7().to_string());
+        let status = app
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        let operation = &document["paths"][&template][method.to_lowercase()];
+        let scopes = &operation["security"][0]["bearer"];
+        match (template.as_str(), scopes.as_array().map(Vec::len)) {
+            // The operator endpoint has its own token (admin.token), tested with the event log.
+            ("/admin/events", _) => assert_eq!(status, 401, "{method} {path}"),
+            (_, Some(1)) => {
+                assert_eq!(scopes[0], WRITE_SCOPE, "{method} {template}");
+                assert_eq!(status, 401, "{method} {path} answered without a token");
+            }
+            (_, _) => {
+                assert!(
+                    template.starts_with("/health/"),
+                    "{method} {template} is open"
+                );
+                assert_eq!(status, 200, "{method} {path}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_short_hs256_secret_is_refused_at_start_up() {
+    let mut settings = Settings::from_env(std::collections::HashMap::new()).unwrap();
+    hs256(&mut settings);
+    settings.auth.hs256_secret = "too-short".to_owned();
+
+    let refused = service_support::auth::Authenticator::from_settings(&settings.auth);
+
+    assert!(refused.is_err());
+}

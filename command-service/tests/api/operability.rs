@@ -1,0 +1,207 @@
+//! The OpenAPI document, the metrics port and request ids.
+
+use std::time::Duration;
+
+use harness::{
+    concrete_path, eventually, metric, openapi_operations, openapi_problems, scrape_metrics,
+    EventTap,
+};
+use serde_json::Value;
+use shared_events::REQUEST_ID_HEADER;
+use uuid::Uuid;
+
+use crate::helpers::{order_body, spawn_app, TestApp};
+
+/// The router's own answer to a path it does not know.
+const NO_ROUTE_MESSAGE: &str = "no such resource";
+
+async fn document(app: &TestApp) -> Value {
+    let response = app
+        .client
+        .get(format!("{}/openapi/command.json", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_route_is_in_a_valid_openapi_document_and_every_documented_route_is_served() {
+    let app = spawn_app().await;
+    let document = document(&app).await;
+
+    openapi_problems(&document).unwrap_or_else(|problems| panic!("invalid document: {problems}"));
+    let operations = openapi_operations(&document);
+    let expected = [
+        ("GET", "/admin/events"),
+        ("GET", "/health/live"),
+        ("GET", "/health/ready"),
+        ("POST", "/orders"),
+        ("POST", "/orders/{id}/cancel"),
+    ];
+    assert_eq!(
+        operations,
+        expected.map(|(method, path)| (method.to_owned(), path.to_owned()))
+    );
+    for (method, template) in &operations {
+        let path = concrete_path(template, &Uuid::now_v7().to_string());
+        let response = app
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or_default();
+        assert!(
+            status != 405 && body["message"] != NO_ROUTE_MESSAGE,
+            "{method} {path} is documented but not served: {status} {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_broken_document_is_refused_by_the_validator() {
+    let app = spawn_app().await;
+    let mut document = document(&app).await;
+    document["paths"]["/orders"]["post"]["responses"] = Value::Null;
+
+    assert!(openapi_problems(&document).is_err());
+}
+
+async fn metrics_page(app: &TestApp) -> String {
+    scrape_metrics(&app.client, &app.metrics_address).await
+}
+
+#[tokio::test]
+async fn metrics_count_requests_confirms_and_the_backlog_on_their_own_port() {
+    let app = spawn_app().await;
+    let _tap = EventTap::attach(&app.amqp_url).await;
+    app.place_order("metrics@example.com").await;
+    let invalid = app.post_order(&serde_json::json!({})).await;
+    assert_eq!(invalid.status(), 422);
+
+    let page = eventually(
+        "the event to be confirmed",
+        Duration::from_secs(10),
+        || async {
+            let page = metrics_page(&app).await;
+            (metric(&page, "outbox_publish_confirms_total") == Some(1.0)).then_some(page)
+        },
+    )
+    .await;
+
+    let requests = |status: u16| {
+        metric(
+            &page,
+            &format!(r#"http_requests_total{{method="POST",route="/orders",status="{status}"}}"#),
+        )
+    };
+    assert_eq!(requests(202), Some(1.0));
+    assert_eq!(requests(422), Some(1.0));
+    assert_eq!(
+        metric(
+            &page,
+            r#"http_request_duration_seconds_count{method="POST",route="/orders"}"#
+        ),
+        Some(2.0)
+    );
+    assert_eq!(metric(&page, "outbox_publish_failures_total"), Some(0.0));
+    assert_eq!(metric(&page, "outbox_pending_events"), Some(0.0));
+    assert_eq!(
+        metric(&page, "outbox_oldest_pending_age_seconds"),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&page, r#"dependency_up{dependency="postgres"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&page, r#"dependency_up{dependency="rabbitmq"}"#),
+        Some(1.0)
+    );
+
+    let on_api_port = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_api_port.status(), 404, "metrics are not on the API port");
+}
+
+#[tokio::test]
+async fn an_unpublishable_event_shows_as_backlog_and_failures() {
+    // No queue is bound in this vhost, so the broker returns every event.
+    let app = spawn_app().await;
+    app.place_order("backlog@example.com").await;
+
+    let page = eventually("a failed publish", Duration::from_secs(10), || async {
+        let page = metrics_page(&app).await;
+        (metric(&page, "outbox_publish_failures_total") >= Some(1.0)).then_some(page)
+    })
+    .await;
+
+    assert_eq!(metric(&page, "outbox_pending_events"), Some(1.0));
+    assert!(metric(&page, "outbox_oldest_pending_age_seconds") > Some(0.0));
+    assert_eq!(metric(&page, "outbox_publish_confirms_total"), Some(0.0));
+}
+
+#[tokio::test]
+async fn the_request_id_is_answered_and_carried_into_the_event_and_its_amqp_headers() {
+    let app = spawn_app().await;
+    let mut tap = EventTap::attach(&app.amqp_url).await;
+    let request_id = format!("req-{}", Uuid::new_v4());
+
+    let response = app
+        .client
+        .post(format!("{}/orders", app.address))
+        .header(REQUEST_ID_HEADER, &request_id)
+        .json(&order_body("correlated@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.headers()[REQUEST_ID_HEADER], request_id.as_str());
+
+    let (body, properties) = tap.next(Duration::from_secs(10)).await.expect("the event");
+    let envelope: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(envelope["correlationId"], request_id.as_str());
+    assert_eq!(
+        properties.correlation_id().as_ref().map(|id| id.as_str()),
+        Some(request_id.as_str())
+    );
+    let header = properties
+        .headers()
+        .as_ref()
+        .and_then(|headers| headers.inner().get(REQUEST_ID_HEADER).cloned());
+    assert_eq!(
+        header.and_then(|value| value.as_long_string().map(|text| text.to_string())),
+        Some(request_id)
+    );
+}
+
+#[tokio::test]
+async fn a_request_without_a_usable_id_gets_a_new_one_that_the_event_carries() {
+    let app = spawn_app().await;
+    let mut tap = EventTap::attach(&app.amqp_url).await;
+
+    let response = app
+        .client
+        .post(format!("{}/orders", app.address))
+        .header(REQUEST_ID_HEADER, "has spaces")
+        .json(&order_body("generated@example.com"))
+        .send()
+        .await
+        .unwrap();
+    let generated = response.headers()[REQUEST_ID_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(Uuid::parse_str(&generated).is_ok(), "{generated}");
+
+    let (body, _) = tap.next(Duration::from_secs(10)).await.expect("the event");
+    let envelope: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(envelope["correlationId"], generated.as_str());
+}

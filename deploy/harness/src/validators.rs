@@ -1,0 +1,83 @@
+//! The validators `deploy/test` installs (`install_validators`): openapi-spec-validator for the
+//! OpenAPI documents, kubernetes-validate for the manifests under `deploy/k8s/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// A validator's executable, from `VALIDATORS_BIN`.
+pub fn validator(name: &str) -> PathBuf {
+    let dir = std::env::var_os("VALIDATORS_BIN").unwrap_or_else(|| {
+        panic!("VALIDATORS_BIN is not set: run the tests with deploy/test, which installs {name}")
+    });
+    let path = Path::new(&dir).join(name);
+    assert!(
+        path.exists(),
+        "{} is missing; deploy/test installs it",
+        path.display()
+    );
+    path
+}
+
+/// Runs `validator` on `args`; the output when it refuses.
+pub fn run_validator(name: &str, args: &[&Path]) -> Result<(), String> {
+    let output = Command::new(validator(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {name}: {error}"));
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// Checks `document` against the OpenAPI specification with openapi-spec-validator.
+pub fn openapi_problems(document: &Value) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(crate::unique_name());
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    let file = dir.join("openapi.json");
+    std::fs::write(&file, document.to_string()).expect("write the document");
+    let checked = run_validator("openapi-spec-validator", &[&file]);
+    let _ = std::fs::remove_dir_all(&dir);
+    checked
+}
+
+/// Every operation of `document`, as (upper-case method, path template).
+pub fn openapi_operations(document: &Value) -> Vec<(String, String)> {
+    let mut operations: Vec<(String, String)> = document["paths"]
+        .as_object()
+        .expect("the document has paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .into_iter()
+                .flat_map(|methods| methods.keys())
+                .filter(|key| {
+                    ["get", "put", "post", "delete", "patch", "head", "options"]
+                        .contains(&key.as_str())
+                })
+                .map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    operations.sort();
+    operations
+}
+
+/// `template` with each `{parameter}` replaced by `value`.
+pub fn concrete_path(template: &str, value: &str) -> String {
+    let mut path = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        path.push_str(&rest[..start]);
+        path.push_str(value);
+        rest = rest[start..].split_once('}').map_or("", |(_, after)| after);
+    }
+    path.push_str(rest);
+    path
+}

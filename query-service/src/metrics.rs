@@ -1,0 +1,143 @@
+//! The query side's Prometheus metrics, beside the HTTP ones every service has.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use service_support::metrics::{seconds_histogram, DependencyStatus, HttpMetrics, Sampler};
+use shared_events::EventEnvelope;
+
+use crate::broker::BrokerStatus;
+use crate::store::ReadStore;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    /// `unusable`: the message went to the retry queue; `store_unavailable`: MongoDB failed
+    /// and the lane tries the same event again.
+    pub reason: &'static str,
+}
+
+/// What the consumer counts, one counter per fate of a delivery.
+#[derive(Debug, Clone)]
+pub struct ProjectionMetrics {
+    consumed: Counter,
+    applied: Counter,
+    duplicates: Counter,
+    retried: Family<RetryLabels, Counter>,
+    dead_lettered: Counter,
+    lag: Histogram,
+}
+
+impl ProjectionMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            consumed: Counter::default(),
+            applied: Counter::default(),
+            duplicates: Counter::default(),
+            retried: Family::default(),
+            dead_lettered: Counter::default(),
+            lag: seconds_histogram(),
+        };
+        registry.register(
+            "events_consumed",
+            "Deliveries taken from the queue",
+            metrics.consumed.clone(),
+        );
+        registry.register(
+            "events_applied",
+            "Events that changed the read models",
+            metrics.applied.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Redelivered or duplicate events that changed nothing",
+            metrics.duplicates.clone(),
+        );
+        registry.register(
+            "events_retried",
+            "Attempts to be made again, by reason",
+            metrics.retried.clone(),
+        );
+        registry.register(
+            "events_dead_lettered",
+            "Unusable messages parked in the dead-letter queue",
+            metrics.dead_lettered.clone(),
+        );
+        registry.register(
+            "projection_lag_seconds",
+            "From an event's occurredAt to its application to the read models",
+            metrics.lag.clone(),
+        );
+        metrics
+    }
+
+    pub fn consumed(&self) {
+        self.consumed.inc();
+    }
+
+    pub fn applied(&self, envelope: &EventEnvelope) {
+        self.applied.inc();
+        let lag = Utc::now() - envelope.occurred_at;
+        self.lag
+            .observe(lag.to_std().unwrap_or_default().as_secs_f64());
+    }
+
+    pub fn duplicate(&self) {
+        self.duplicates.inc();
+    }
+
+    pub fn retried(&self, reason: &'static str) {
+        self.retried.get_or_create(&RetryLabels { reason }).inc();
+    }
+
+    pub fn dead_lettered(&self) {
+        self.dead_lettered.inc();
+    }
+}
+
+/// Whether MongoDB and the broker answer, read when Prometheus scrapes.
+#[derive(Clone)]
+pub struct ScrapeSampler {
+    store: ReadStore,
+    broker: BrokerStatus,
+    dependencies: DependencyStatus,
+}
+
+impl Sampler for ScrapeSampler {
+    async fn sample(&self) {
+        self.dependencies
+            .set("rabbitmq", self.broker.is_connected());
+        self.dependencies
+            .set("mongodb", self.store.ping().await.is_ok());
+    }
+}
+
+pub struct QueryMetrics {
+    pub registry: Arc<Registry>,
+    pub http: HttpMetrics,
+    pub projection: ProjectionMetrics,
+    pub sampler: ScrapeSampler,
+}
+
+impl QueryMetrics {
+    pub fn new(store: ReadStore, broker: BrokerStatus) -> Self {
+        let mut registry = Registry::default();
+        let http = HttpMetrics::register(&mut registry);
+        let projection = ProjectionMetrics::register(&mut registry);
+        let sampler = ScrapeSampler {
+            store,
+            broker,
+            dependencies: DependencyStatus::register(&mut registry),
+        };
+        Self {
+            registry: Arc::new(registry),
+            http,
+            projection,
+            sampler,
+        }
+    }
+}

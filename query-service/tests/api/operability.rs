@@ -1,0 +1,176 @@
+//! The OpenAPI document and docs page, the metrics port, request ids and bearer scopes.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use harness::{
+    concrete_path, eventually, metric, openapi_operations, openapi_problems, scrape_metrics,
+    TEST_HS256_SECRET,
+};
+use query_service::config::Settings;
+use serde_json::Value;
+use service_support::auth::{TokenAlgorithm, TokenIssuer, READ_SCOPE, WRITE_SCOPE};
+use uuid::Uuid;
+
+use crate::helpers::{new_order, spawn_app, spawn_app_with, TestApp};
+
+const NO_ROUTE_MESSAGE: &str = "no such resource";
+
+async fn document(app: &TestApp) -> Value {
+    let response = app.get("/openapi/query.json").await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_route_is_in_a_valid_openapi_document_and_every_documented_route_is_served() {
+    let app = spawn_app().await;
+    let document = document(&app).await;
+
+    openapi_problems(&document).unwrap_or_else(|problems| panic!("invalid document: {problems}"));
+    let operations = openapi_operations(&document);
+    let expected = [
+        "/customers",
+        "/customers/{email}",
+        "/customers/{email}/orders",
+        "/health/live",
+        "/health/ready",
+        "/orders",
+        "/orders/{id}",
+    ];
+    assert_eq!(
+        operations,
+        expected.map(|path| ("GET".to_owned(), path.to_owned()))
+    );
+    for (_, template) in &operations {
+        let path = concrete_path(template, "nobody@example.com");
+        let response = app.get(&path).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or_default();
+        assert!(
+            status != 405 && body["message"] != NO_ROUTE_MESSAGE,
+            "GET {path} is documented but not served: {status} {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_docs_page_is_served_locally_over_both_documents() {
+    let app = spawn_app().await;
+
+    let page = app.get("/docs/").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("swagger-ui"));
+    let initializer = app.get("/docs/swagger-initializer.js").await;
+    assert_eq!(initializer.status(), 200);
+    let script = initializer.text().await.unwrap();
+    assert!(script.contains("/openapi/command.json"), "{script}");
+    assert!(script.contains("/openapi/query.json"), "{script}");
+    assert_eq!(app.get("/docs/swagger-ui-bundle.js").await.status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_count_applied_duplicate_retried_and_dead_lettered_events() {
+    let app = spawn_app().await;
+    let placed = new_order("metrics@example.com", 2, Utc::now());
+    app.publish(&placed).await;
+    app.publish(&placed).await;
+    app.publisher
+        .publish("order.garbage", b"not an envelope")
+        .await;
+
+    let page = eventually("every delivery's fate", Duration::from_secs(10), || async {
+        let page = scrape_metrics(&app.client, &app.metrics_address).await;
+        (metric(&page, "events_dead_lettered_total") == Some(1.0)
+            && metric(&page, "events_duplicate_total") == Some(1.0))
+        .then_some(page)
+    })
+    .await;
+
+    // Three attempts of the garbage (max_attempts = 3) and two copies of the order.
+    assert_eq!(metric(&page, "events_consumed_total"), Some(5.0));
+    assert_eq!(metric(&page, "events_applied_total"), Some(1.0));
+    assert_eq!(
+        metric(&page, r#"events_retried_total{reason="unusable"}"#),
+        Some(2.0)
+    );
+    assert_eq!(metric(&page, "projection_lag_seconds_count"), Some(1.0));
+    assert_eq!(
+        metric(&page, r#"dependency_up{dependency="mongodb"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&page, r#"dependency_up{dependency="rabbitmq"}"#),
+        Some(1.0)
+    );
+    app.get_eventually(&format!("/orders/{}", placed.aggregate_id))
+        .await;
+    let page = scrape_metrics(&app.client, &app.metrics_address).await;
+    assert_eq!(
+        metric(
+            &page,
+            r#"http_requests_total{method="GET",route="/orders/{id}",status="200"}"#
+        ),
+        Some(1.0)
+    );
+}
+
+fn hs256(settings: &mut Settings) {
+    settings.auth.enabled = true;
+    settings.auth.algorithm = TokenAlgorithm::HS256;
+    TEST_HS256_SECRET.clone_into(&mut settings.auth.hs256_secret);
+}
+
+fn token(scopes: &[&str]) -> String {
+    TokenIssuer::hs256(TEST_HS256_SECRET, "orders-api")
+        .issue("reader", scopes, Duration::from_secs(3600))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reads_need_the_read_scope_when_auth_is_enabled() {
+    let app = spawn_app_with(hs256).await;
+    let read = |token: Option<String>| {
+        let mut request = app.client.get(format!("{}/orders", app.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap() }
+    };
+
+    let anonymous = read(None).await;
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.json::<Value>().await.unwrap()["error"],
+        "unauthorized"
+    );
+    let writer = read(Some(token(&[WRITE_SCOPE]))).await;
+    assert_eq!(writer.status(), 403);
+    assert_eq!(
+        writer.json::<Value>().await.unwrap()["error"],
+        "insufficient_scope"
+    );
+    assert_eq!(read(Some(token(&[READ_SCOPE]))).await.status(), 200);
+}
+
+#[tokio::test]
+async fn every_documented_read_needs_the_read_scope_and_probes_need_none() {
+    let app = spawn_app_with(hs256).await;
+    let document = document(&app).await;
+
+    for (method, template) in openapi_operations(&document) {
+        let path = concrete_path(&template, &Uuid::now_v7().to_string());
+        let status = app.get(&path).await.status();
+        let scopes = &document["paths"][&template]["get"]["security"][0]["bearer"];
+        if scopes.as_array().is_some_and(|scopes| !scopes.is_empty()) {
+            assert_eq!(scopes[0], READ_SCOPE, "{method} {template}");
+            assert_eq!(status, 401, "{method} {path} answered without a token");
+        } else {
+            assert!(
+                template.starts_with("/health/"),
+                "{method} {template} is open"
+            );
+            assert_eq!(status, 200, "{method} {path}");
+        }
+    }
+}

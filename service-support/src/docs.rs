@@ -1,0 +1,70 @@
+//! The OpenAPI documents and the docs page. Each service serves its own document, generated
+//! from its handlers, at `/openapi/<service>.json`; the gateway routes both paths and the
+//! Swagger UI (`/docs/`, served from files compiled into the query service, no CDN), which
+//! shows the two documents side by side.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi;
+use utoipa::{Modify, ToSchema};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+pub const COMMAND_DOCUMENT_PATH: &str = "/openapi/command.json";
+pub const QUERY_DOCUMENT_PATH: &str = "/openapi/query.json";
+/// The name operations use in `security(("bearer" = [...]))`.
+pub const BEARER_SCHEME: &str = "bearer";
+
+/// Adds the bearer (JWT) security scheme that operations refer to.
+pub struct BearerSecurity;
+
+impl Modify for BearerSecurity {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "Required when the service runs with auth.enabled; the scope is named \
+                         per operation.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code such as `validation_failed`.
+    #[schema(example = "validation_failed")]
+    pub error: String,
+    /// For people.
+    pub message: String,
+}
+
+/// A service's OpenAPI document, rendered once at start-up.
+#[derive(Debug, Clone)]
+pub struct OpenApiJson(String);
+
+impl OpenApiJson {
+    pub fn render(document: &OpenApi) -> Result<Self, serde_json::Error> {
+        document.to_json().map(Self)
+    }
+}
+
+/// Serves the document held in the app data.
+pub async fn serve_document(document: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.0.clone())
+}
+
+/// The Swagger UI at `/docs/`, over both services' documents as the gateway routes them.
+pub fn swagger_ui() -> SwaggerUi {
+    SwaggerUi::new("/docs/{_:.*}").config(Config::new([COMMAND_DOCUMENT_PATH, QUERY_DOCUMENT_PATH]))
+}

@@ -1,0 +1,12 @@
+//! What both services need to be operated and nothing of their domain: request ids that follow
+//! a request into its events and log lines, JSON or text logs, Prometheus metrics served on a
+//! port of their own, bearer-token scopes, and the OpenAPI documents with their docs page.
+
+pub mod auth;
+pub mod docs;
+pub mod logging;
+pub mod metrics;
+pub mod request_id;
+pub mod telemetry;
+
+pub use request_id::RequestId;

@@ -1,0 +1,153 @@
+//! Prometheus metrics in the OpenMetrics text format, served by a server of their own on a
+//! port that the gateway never routes (`metrics.port`), so that only the scraper reaches them.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// 1 ms to about 16 s, doubling: request latencies and projection lag both fall in it.
+pub fn seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpRequestLabels {
+    pub method: String,
+    /// The route's pattern (`/orders/{id}`), never the raw path, so ids do not become series.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpRouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+/// Requests by route and status, and their latency.
+#[derive(Debug, Clone)]
+pub struct HttpMetrics {
+    requests: Family<HttpRequestLabels, Counter>,
+    duration: Family<HttpRouteLabels, Histogram, fn() -> Histogram>,
+}
+
+impl HttpMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(seconds_histogram),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route and status",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route",
+            metrics.duration.clone(),
+        );
+        metrics
+    }
+
+    pub fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&HttpRequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.duration
+            .get_or_create(&HttpRouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DependencyLabels {
+    pub dependency: &'static str,
+}
+
+/// `dependency_up{dependency="…"}`: 1 while a dependency answers, 0 while it does not.
+#[derive(Debug, Clone, Default)]
+pub struct DependencyStatus(Family<DependencyLabels, Gauge>);
+
+impl DependencyStatus {
+    pub fn register(registry: &mut Registry) -> Self {
+        let status = Self::default();
+        registry.register(
+            "dependency_up",
+            "Whether a dependency answered at the last scrape (1) or not (0)",
+            status.0.clone(),
+        );
+        status
+    }
+
+    pub fn set(&self, dependency: &'static str, up: bool) {
+        self.0
+            .get_or_create(&DependencyLabels { dependency })
+            .set(i64::from(up));
+    }
+}
+
+/// Reads what is measured at scrape time (a backlog, whether a database answers) into gauges.
+pub trait Sampler: Send + Sync + 'static {
+    fn sample(&self) -> impl Future<Output = ()>;
+}
+
+/// `GET /metrics` on `listener`, sampling first.
+pub fn serve<S: Sampler>(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    sampler: S,
+) -> std::io::Result<Server> {
+    let registry = web::Data::from(registry);
+    let sampler = web::Data::new(sampler);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(registry.clone())
+            .app_data(sampler.clone())
+            .route("/metrics", web::get().to(scrape::<S>))
+    })
+    .workers(1)
+    .listen(listener)?
+    .shutdown_timeout(1)
+    .run())
+}
+
+async fn scrape<S: Sampler>(registry: web::Data<Registry>, sampler: web::Data<S>) -> HttpResponse {
+    sampler.sample().await;
+    let mut body = String::new();
+    match encode(&mut body, &registry) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type(OPENMETRICS_CONTENT_TYPE)
+            .body(body),
+        Err(error) => {
+            log::error!("cannot encode the metrics: {error}");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+/// Where the metrics server listens.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct MetricsSettings {
+    pub host: String,
+    pub port: u16,
+}
