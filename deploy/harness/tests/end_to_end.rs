@@ -192,3 +192,111 @@ async fn publishing_the_same_event_again_changes_nothing() {
         .unwrap();
     assert_eq!(orders, [later, first]);
 }
+
+#[tokio::test]
+async fn one_request_id_names_the_log_lines_of_both_services() {
+    let stack = start_stack().await;
+    let request_id = format!("e2e-{}", uuid::Uuid::new_v4());
+
+    let response = stack
+        .client
+        .post(stack.services.gateway.url("/orders"))
+        .header("x-request-id", &request_id)
+        .json(&order("traced@example.com", 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.headers()["x-request-id"], request_id.as_str());
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stack.get_eventually(&format!("/orders/{id}")).await;
+
+    let messages_of = |service: &harness::ServiceProcess| -> Vec<String> {
+        service
+            .log_lines()
+            .into_iter()
+            .filter(|line| line["requestId"] == request_id.as_str())
+            .map(|line| line["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let command_lines = messages_of(&stack.services.command);
+    assert!(
+        command_lines.iter().any(|line| line.contains("accepted order")),
+        "{command_lines:?}"
+    );
+    assert!(
+        command_lines.iter().any(|line| line.starts_with("POST /orders 202")),
+        "{command_lines:?}"
+    );
+    let query_lines = messages_of(&stack.services.query);
+    assert!(
+        query_lines.iter().any(|line| line.starts_with("applied OnNewOrder")),
+        "{query_lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_gateway_serves_the_docs_and_both_documents_but_never_the_metrics() {
+    let stack = start_stack().await;
+
+    let page = stack.get("/docs/").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("swagger-ui"));
+    let command = stack.get_eventually("/openapi/command.json").await;
+    assert!(command["paths"]["/orders"]["post"].is_object());
+    let query = stack.get_eventually("/openapi/query.json").await;
+    assert!(query["paths"]["/orders"]["get"].is_object());
+    assert_eq!(stack.get("/metrics").await.status(), 404);
+    assert_eq!(stack.get("/admin/events").await.status(), 404);
+
+    let metrics = format!("http://127.0.0.1:{}", stack.services.command.metrics_port);
+    let page = harness::scrape_metrics(&stack.client, &metrics).await;
+    assert!(page.contains("outbox_pending_events"), "{page}");
+}
+
+#[tokio::test]
+async fn each_service_holds_only_its_own_rabbitmq_permissions() {
+    let stack = start_stack().await;
+    let users = &stack.services.users;
+
+    let publisher = lapin::Connection::connect(&users.publisher_url, Default::default())
+        .await
+        .unwrap();
+    let channel = publisher.create_channel().await.unwrap();
+    let consumed = channel
+        .basic_get(
+            "orders.query-projection".into(),
+            lapin::options::BasicGetOptions::default(),
+        )
+        .await;
+    assert!(
+        consumed.is_err(),
+        "the command side's user read the projection queue"
+    );
+
+    let consumer = lapin::Connection::connect(&users.consumer_url, Default::default())
+        .await
+        .unwrap();
+    let channel = consumer.create_channel().await.unwrap();
+    let published = channel
+        .basic_publish(
+            shared_events::ORDER_EVENTS_EXCHANGE.into(),
+            "order.placed".into(),
+            lapin::options::BasicPublishOptions::default(),
+            b"{}",
+            lapin::BasicProperties::default(),
+        )
+        .await;
+    let refused = match published {
+        Err(_) => true,
+        // The refusal closes the channel; the next operation shows it.
+        Ok(_) => channel
+            .basic_qos(1, lapin::options::BasicQosOptions::default())
+            .await
+            .is_err(),
+    };
+    assert!(refused, "the query side's user published an event");
+}
