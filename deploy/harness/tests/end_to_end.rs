@@ -224,16 +224,22 @@ async fn one_request_id_names_the_log_lines_of_both_services() {
     };
     let command_lines = messages_of(&stack.services.command);
     assert!(
-        command_lines.iter().any(|line| line.contains("accepted order")),
+        command_lines
+            .iter()
+            .any(|line| line.contains("accepted order")),
         "{command_lines:?}"
     );
     assert!(
-        command_lines.iter().any(|line| line.starts_with("POST /orders 202")),
+        command_lines
+            .iter()
+            .any(|line| line.starts_with("POST /orders 202")),
         "{command_lines:?}"
     );
     let query_lines = messages_of(&stack.services.query);
     assert!(
-        query_lines.iter().any(|line| line.starts_with("applied OnNewOrder")),
+        query_lines
+            .iter()
+            .any(|line| line.starts_with("applied OnNewOrder")),
         "{query_lines:?}"
     );
 }

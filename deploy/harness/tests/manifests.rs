@@ -1,0 +1,283 @@
+//! The Kubernetes manifests under `deploy/k8s/`: validated against the Kubernetes API schemas
+//! by kubernetes-validate (strict: unknown fields are errors), then checked for what a schema
+//! cannot see: references between resources, probes and resources on every container, an
+//! autoscaler per service, each service holding only its own credentials, and the gateway's
+//! configuration matching `deploy/nginx/gateway.conf.template`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use harness::{run_validator, validator};
+use serde_json::Value;
+
+const KUBERNETES_VERSION: &str = "1.31.0";
+const GATEWAY_CONFIG_MAP: &str = "gateway-template.yaml";
+
+fn k8s_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s")
+}
+
+fn manifest_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(k8s_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "yaml")
+        })
+        .filter(|path| !path.ends_with("kustomization.yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every document of a YAML file, parsed by the validators' own PyYAML.
+fn documents(file: &Path) -> Vec<Value> {
+    let output = Command::new(validator("python"))
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}: {output:?}", file.display());
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Every resource, by (kind, name).
+fn resources() -> HashMap<(String, String), Value> {
+    manifest_files()
+        .iter()
+        .flat_map(|file| documents(file))
+        .map(|resource| {
+            let key = (
+                resource["kind"].as_str().unwrap().to_owned(),
+                resource["metadata"]["name"].as_str().unwrap().to_owned(),
+            );
+            (key, resource)
+        })
+        .collect()
+}
+
+fn named<'a>(resources: &'a HashMap<(String, String), Value>, kind: &str) -> Vec<&'a Value> {
+    resources
+        .iter()
+        .filter(|((found, _), _)| found == kind)
+        .map(|(_, resource)| resource)
+        .collect()
+}
+
+#[test]
+fn every_manifest_is_valid_against_the_kubernetes_schemas() {
+    let files = manifest_files();
+    let mut args: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let version_flag = [
+        Path::new("--strict"),
+        Path::new("-k"),
+        Path::new(KUBERNETES_VERSION),
+    ];
+    args.splice(0..0, version_flag);
+
+    run_validator("kubernetes-validate", &args).unwrap_or_else(|problems| panic!("{problems}"));
+}
+
+#[test]
+fn the_validator_refuses_an_unknown_field() {
+    let dir = std::env::temp_dir().join(harness::unique_name());
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("broken.yaml");
+    let text = std::fs::read_to_string(k8s_dir().join("command-service.yaml"))
+        .unwrap()
+        .replacen("readinessProbe:", "readinesProbe:", 1);
+    std::fs::write(&file, text).unwrap();
+
+    let checked = run_validator(
+        "kubernetes-validate",
+        &[
+            Path::new("--strict"),
+            Path::new("-k"),
+            Path::new(KUBERNETES_VERSION),
+            &file,
+        ],
+    );
+
+    assert!(checked.is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_kustomization_lists_every_manifest() {
+    let kustomization = documents(&k8s_dir().join("kustomization.yaml")).remove(0);
+    let listed: BTreeSet<String> = kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap().to_owned())
+        .collect();
+    let present: BTreeSet<String> = manifest_files()
+        .iter()
+        .map(|path| path.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, present);
+}
+
+#[test]
+fn every_container_has_probes_on_its_ports_and_resource_requests() {
+    let resources = resources();
+    for deployment in named(&resources, "Deployment") {
+        let name = &deployment["metadata"]["name"];
+        for container in deployment["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+        {
+            let ports: Vec<&Value> = container["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|port| &port["name"])
+                .collect();
+            for probe in ["readinessProbe", "livenessProbe"] {
+                let port = &container[probe]["httpGet"]["port"];
+                assert!(
+                    ports.contains(&port),
+                    "{name}: {probe} on undeclared port {port}"
+                );
+            }
+            let resources = &container["resources"];
+            for request in ["cpu", "memory"] {
+                assert!(
+                    resources["requests"][request].is_string(),
+                    "{name}: no {request} request"
+                );
+            }
+            assert!(
+                resources["limits"]["memory"].is_string(),
+                "{name}: no memory limit"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_service_has_an_autoscaler_and_a_service_that_select_its_pods() {
+    let resources = resources();
+    let deployments: HashMap<&str, &Value> = named(&resources, "Deployment")
+        .into_iter()
+        .map(|deployment| (deployment["metadata"]["name"].as_str().unwrap(), deployment))
+        .collect();
+    for name in ["command-service", "query-service", "gateway"] {
+        let deployment = deployments[name];
+        let autoscaler = &resources[&("HorizontalPodAutoscaler".to_owned(), name.to_owned())];
+        assert_eq!(autoscaler["spec"]["scaleTargetRef"]["name"], name);
+        assert_eq!(autoscaler["spec"]["scaleTargetRef"]["kind"], "Deployment");
+        let service = &resources[&("Service".to_owned(), name.to_owned())];
+        let labels = deployment["spec"]["template"]["metadata"]["labels"]
+            .as_object()
+            .unwrap();
+        for (key, value) in service["spec"]["selector"].as_object().unwrap() {
+            assert_eq!(
+                labels.get(key),
+                Some(value),
+                "{name}: the Service selects no pod"
+            );
+        }
+    }
+}
+
+/// The keys a Deployment's first container gets from its ConfigMaps and Secrets, each of
+/// which must exist.
+fn environment_keys(resources: &HashMap<(String, String), Value>, name: &str) -> BTreeSet<String> {
+    let deployment = &resources[&("Deployment".to_owned(), name.to_owned())];
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let mut keys = BTreeSet::new();
+    for source in container["envFrom"].as_array().unwrap() {
+        let (kind, reference, data) = if source["configMapRef"].is_object() {
+            ("ConfigMap", &source["configMapRef"]["name"], "data")
+        } else {
+            ("Secret", &source["secretRef"]["name"], "stringData")
+        };
+        let referenced = resources
+            .get(&(kind.to_owned(), reference.as_str().unwrap().to_owned()))
+            .unwrap_or_else(|| panic!("{name} refers to a missing {kind} {reference}"));
+        keys.extend(referenced[data].as_object().unwrap().keys().cloned());
+    }
+    keys
+}
+
+#[test]
+fn each_service_gets_only_its_own_credentials_and_auth_is_on() {
+    let resources = resources();
+    let command = environment_keys(&resources, "command-service");
+    let query = environment_keys(&resources, "query-service");
+
+    assert!(command.contains("DATABASE_URL") && command.contains("AMQP_URL"));
+    assert!(
+        !command.contains("MONGODB_URI"),
+        "the command side has MongoDB credentials"
+    );
+    assert!(query.contains("MONGODB_URI") && query.contains("AMQP_URL"));
+    assert!(
+        !query.contains("DATABASE_URL"),
+        "the query side has PostgreSQL credentials"
+    );
+    for (name, config) in [
+        ("command-service-config", "command"),
+        ("query-service-config", "query"),
+    ] {
+        let map = &resources[&("ConfigMap".to_owned(), name.to_owned())];
+        assert_eq!(
+            map["data"]["APP_AUTH__ENABLED"], "true",
+            "{config} side without auth"
+        );
+    }
+    let secrets = |name: &str| {
+        resources[&("Secret".to_owned(), name.to_owned())]["stringData"]["AMQP_URL"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(secrets("command-service-secrets").contains("orders-publisher"));
+    assert!(secrets("query-service-secrets").contains("orders-consumer"));
+}
+
+/// The ConfigMap that mounts the gateway's template, as it must be written.
+fn gateway_config_map(template: &str) -> String {
+    let mut text = String::from(
+        "# Generated from deploy/nginx/gateway.conf.template by the manifests test; rerun it with\n\
+         # UPDATE_K8S=1 after changing the template.\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gateway-template\ndata:\n  gateway.conf.template: |\n",
+    );
+    for line in template.lines() {
+        if !line.is_empty() {
+            text.push_str("    ");
+            text.push_str(line);
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn the_gateway_config_map_is_the_gateway_template() {
+    let template = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../nginx/gateway.conf.template"),
+    )
+    .unwrap();
+    let expected = gateway_config_map(&template);
+    let path = k8s_dir().join(GATEWAY_CONFIG_MAP);
+    if std::env::var_os("UPDATE_K8S").is_some() {
+        std::fs::write(&path, &expected).unwrap();
+    }
+    let written = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        written == expected,
+        "{} differs from the gateway template; rerun this test with UPDATE_K8S=1",
+        path.display()
+    );
+    let parsed = documents(&path).remove(0);
+    assert_eq!(parsed["data"]["gateway.conf.template"], template.as_str());
+}
