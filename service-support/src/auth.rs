@@ -106,10 +106,6 @@ impl Authenticator {
         })
     }
 
-    pub fn is_enabled(&self) -> bool {
-        self.verifier.is_some()
-    }
-
     /// Checks the request's bearer token and that it grants `scope`.
     pub fn authorize(&self, request: &HttpRequest, scope: &'static str) -> Result<(), AuthError> {
         let Some((key, validation)) = &self.verifier else {
@@ -252,8 +248,7 @@ impl TokenIssuer {
         self
     }
 
-    /// A token for `subject` holding `scopes`, valid for `lifetime` (negative lifetimes are
-    /// not needed: an already expired token is one issued with a zero lifetime an hour ago).
+    /// A token for `subject` holding `scopes`, valid from now for `lifetime`.
     pub fn issue(
         &self,
         subject: &str,
@@ -267,6 +262,7 @@ impl TokenIssuer {
         self.issue_at(subject, scopes, now, now + lifetime.as_secs())
     }
 
+    /// A token valid between two Unix times, such as one that has already expired.
     pub fn issue_at(
         &self,
         subject: &str,
@@ -283,5 +279,81 @@ impl TokenIssuer {
             scope: scopes.join(" "),
         };
         jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    const SECRET: &str = "unit-test-secret-of-thirty-two-by";
+
+    fn settings(issuer: &str) -> AuthSettings {
+        AuthSettings {
+            enabled: true,
+            algorithm: TokenAlgorithm::HS256,
+            hs256_secret: SECRET.to_owned(),
+            rs256_public_key: String::new(),
+            audience: "orders-api".to_owned(),
+            issuer: issuer.to_owned(),
+        }
+    }
+
+    fn check(settings: &AuthSettings, token: &str) -> Result<(), AuthError> {
+        let request = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+            .to_http_request();
+        Authenticator::from_settings(settings)
+            .unwrap()
+            .authorize(&request, READ_SCOPE)
+    }
+
+    fn token(issuer: &str) -> String {
+        TokenIssuer::hs256(SECRET, "orders-api")
+            .with_issuer(issuer)
+            .issue("someone", &[READ_SCOPE], Duration::from_secs(60))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_configured_issuer_must_match() {
+        let settings = settings("https://id.example.com");
+
+        assert!(check(&settings, &token("https://id.example.com")).is_ok());
+        assert!(matches!(
+            check(&settings, &token("https://elsewhere.example.com")),
+            Err(AuthError::InvalidToken(_))
+        ));
+    }
+
+    #[test]
+    fn without_a_configured_issuer_any_is_accepted() {
+        assert!(check(&settings(""), &token("https://anyone.example.com")).is_ok());
+    }
+
+    #[test]
+    fn a_scope_must_be_a_whole_word_of_the_claim() {
+        let token = TokenIssuer::hs256(SECRET, "orders-api")
+            .issue("someone", &["orders:readonly"], Duration::from_secs(60))
+            .unwrap();
+
+        assert!(matches!(
+            check(&settings(""), &token),
+            Err(AuthError::InsufficientScope { .. })
+        ));
+    }
+
+    #[test]
+    fn disabled_auth_lets_a_request_without_a_token_through() {
+        let mut settings = settings("");
+        settings.enabled = false;
+        let request = TestRequest::default().to_http_request();
+
+        assert!(Authenticator::from_settings(&settings)
+            .unwrap()
+            .authorize(&request, WRITE_SCOPE)
+            .is_ok());
     }
 }
