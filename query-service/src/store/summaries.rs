@@ -22,7 +22,9 @@ impl ReadStore {
     /// conditional on the id not being listed yet: a redelivered or duplicated event finds it
     /// listed, the upsert then collides on `_id`, and nothing is counted twice. Names are
     /// replaced only by those of an order at least as recent, so a late event cannot bring back
-    /// old names. Each step is idempotent, so a crash between them is healed by the redelivery.
+    /// old names. When the first step created the document it also set the names, and the
+    /// second is skipped: a customer's first order costs one write, not two. Each step is
+    /// idempotent, so a crash between them is healed by the redelivery.
     pub async fn count_order_for_customer(
         &self,
         order: &CountedOrder<'_>,
@@ -44,7 +46,11 @@ impl ReadStore {
             )
             .upsert(true)
             .await;
+        let created = matches!(&counted, Ok(result) if result.upserted_id.is_some());
         guarded_upsert_written(counted)?;
+        if created {
+            return Ok(());
+        }
         customers
             .update_one(
                 doc! { "_id": order.email, "namesAsOf": { "$not": { "$gt": order.created_at } } },
