@@ -3,10 +3,14 @@
 //! Swagger UI (`/docs/`, served from files compiled into the query service, no CDN), which
 //! shows the two documents side by side.
 
+use std::collections::BTreeMap;
+
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
+use utoipa::openapi::content::Content;
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::OpenApi;
+use utoipa::openapi::{OpenApi, Ref, RefOr};
 use utoipa::{Modify, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -45,6 +49,22 @@ pub struct ErrorBody {
     pub error: String,
     /// For people.
     pub message: String,
+}
+
+/// Error answers, each with an [`ErrorBody`], for a `utoipa::IntoResponses` impl that lists
+/// the errors many operations share: `(status, description)` pairs.
+pub fn error_responses(errors: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
+    errors
+        .iter()
+        .map(|(status, description)| {
+            let body = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content("application/json", body)
+                .build();
+            (status.to_string(), RefOr::T(response))
+        })
+        .collect()
 }
 
 /// A service's OpenAPI document, rendered once at start-up.

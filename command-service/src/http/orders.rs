@@ -1,12 +1,16 @@
+use std::collections::BTreeMap;
+
 use actix_web::http::header;
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use service_support::auth::{Granted, Write};
-use service_support::docs::ErrorBody;
+use service_support::docs::{self, ErrorBody};
 use service_support::RequestId;
 use shared_events::{ConsistencyToken, EventId, EventMetadata, OrderId, CONSISTENCY_TOKEN_HEADER};
+use utoipa::openapi::response::Response;
+use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -200,6 +204,19 @@ fn metadata(request_id: &RequestId, occurred_at: chrono::DateTime<Utc>) -> Event
     }
 }
 
+/// The errors every command may answer, documented once for all of them.
+pub struct CommandErrors;
+
+impl utoipa::IntoResponses for CommandErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        docs::error_responses(&[
+            (401, "No valid bearer token (auth enabled)"),
+            (403, "The token lacks the orders:write scope"),
+            (503, "PostgreSQL unavailable; see Retry-After"),
+        ])
+    }
+}
+
 /// `POST /orders`: validates, commits the order with its event, answers 202 with the id.
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrderBody,
     description = "Places an order. Send `Idempotency-Key` to retry safely: a retry with the \
@@ -214,13 +231,11 @@ fn metadata(request_id: &RequestId, occurred_at: chrono::DateTime<Utc>) -> Event
             headers(("Location" = String), ("ETag" = String, description = "The new version"),
                     ("X-Consistency-Token" = String))),
         (status = 400, body = ErrorBody, description = "Malformed JSON or header"),
-        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
-        (status = 403, body = ErrorBody, description = "The token lacks the orders:write scope"),
+        CommandErrors,
         (status = 413, body = ErrorBody, description = "Body larger than http.max_body_bytes"),
         (status = 415, body = ErrorBody, description = "Not application/json"),
         (status = 422, body = ErrorBody,
             description = "Invalid fields (`fields` names each), or an Idempotency-Key reused"),
-        (status = 503, body = ErrorBody, description = "PostgreSQL unavailable; see Retry-After"),
     ),
     security(("bearer" = ["orders:write"])),
 )]
@@ -274,14 +289,12 @@ pub async fn place_order(
             headers(("Location" = String), ("ETag" = String, description = "The new version"),
                     ("X-Consistency-Token" = String))),
         (status = 400, body = ErrorBody, description = "Malformed JSON or If-Match"),
-        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
-        (status = 403, body = ErrorBody, description = "The token lacks the orders:write scope"),
+        CommandErrors,
         (status = 404, body = ErrorBody, description = "No such order"),
         (status = 409, body = ErrorBody, description = "Already cancelled"),
         (status = 412, body = ErrorBody,
             description = "If-Match names another version; `currentVersion` and ETag give it"),
         (status = 422, body = ErrorBody, description = "Invalid reason"),
-        (status = 503, body = ErrorBody, description = "PostgreSQL unavailable; see Retry-After"),
     ),
     security(("bearer" = ["orders:write"])),
 )]

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::consistency::{ConsistentRead, TokenParameter};
 use super::orders::{normalise_email, OrderView};
 use super::paging::{page_response, PageParams};
-use super::ApiError;
+use super::{ApiError, ReadErrors};
 use crate::store::{CustomerDocument, Page, ReadStore};
 
 /// A customer with the summary of their orders. `orderCount` and `totalQuantity` count live
@@ -46,11 +46,7 @@ impl From<CustomerDocument> for CustomerView {
 #[utoipa::path(get, path = "/customers", operation_id = "list_customers", tag = "customers", params(PageParams, TokenParameter),
     responses(
         (status = 200, body = Vec<CustomerView>, description = "In email order"),
-        (status = 400, body = ErrorBody, description = "Invalid parameter or consistency token"),
-        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
-        (status = 403, body = ErrorBody, description = "The token lacks the orders:read scope"),
-        (status = 503, body = ErrorBody,
-            description = "MongoDB unavailable, or not_yet_consistent; see Retry-After"),
+        ReadErrors,
     ),
     security(("bearer" = ["orders:read"])),
 )]
@@ -79,11 +75,7 @@ pub async fn list(
     responses(
         (status = 200, body = CustomerView, description = "The customer's summary"),
         (status = 404, body = ErrorBody, description = "No such customer (yet)"),
-        (status = 400, body = ErrorBody, description = "Invalid parameter or consistency token"),
-        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
-        (status = 403, body = ErrorBody, description = "The token lacks the orders:read scope"),
-        (status = 503, body = ErrorBody,
-            description = "MongoDB unavailable, or not_yet_consistent; see Retry-After"),
+        ReadErrors,
     ),
     security(("bearer" = ["orders:read"])),
 )]
@@ -108,11 +100,7 @@ pub async fn get(
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),
         (status = 404, body = ErrorBody, description = "No such customer (yet)"),
-        (status = 400, body = ErrorBody, description = "Invalid parameter or consistency token"),
-        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
-        (status = 403, body = ErrorBody, description = "The token lacks the orders:read scope"),
-        (status = 503, body = ErrorBody,
-            description = "MongoDB unavailable, or not_yet_consistent; see Retry-After"),
+        ReadErrors,
     ),
     security(("bearer" = ["orders:read"])),
 )]

@@ -12,8 +12,12 @@ mod paging;
 pub use consistency::MaxConsistencyWait;
 pub use error::ApiError;
 
+use std::collections::BTreeMap;
+
 use actix_web::web;
 use service_support::docs::{self, BearerSecurity, ErrorBody, QUERY_DOCUMENT_PATH};
+use utoipa::openapi::response::Response;
+use utoipa::openapi::RefOr;
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
@@ -32,6 +36,23 @@ use utoipa_actix_web::AppExt;
          (name = "operations", description = "Probes")),
 )]
 struct QueryApi;
+
+/// The errors every read may answer, documented once for all of them.
+pub struct ReadErrors;
+
+impl utoipa::IntoResponses for ReadErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        docs::error_responses(&[
+            (400, "Invalid parameter or consistency token"),
+            (401, "No valid bearer token (auth enabled)"),
+            (403, "The token lacks the orders:read scope"),
+            (
+                503,
+                "MongoDB unavailable, or not_yet_consistent; see Retry-After",
+            ),
+        ])
+    }
+}
 
 /// Registers every route of the query service, and the docs page for both services.
 pub fn routes(config: &mut ServiceConfig) {

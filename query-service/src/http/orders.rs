@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::consistency::{ConsistentRead, TokenParameter};
 use super::paging::{page_response, PageParams};
-use super::ApiError;
+use super::{ApiError, ReadErrors};
 use crate::store::{OrderDocument, Page, PriceDocument, ReadStore};
 
 /// An order as the API returns it, with its customer embedded.
@@ -93,11 +93,7 @@ pub struct ListParams {
 #[utoipa::path(get, path = "/orders", operation_id = "list_orders", tag = "orders", params(ListParams, PageParams, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),
-        (status = 400, body = ErrorBody, description = "Invalid parameter or consistency token"),
-        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
-        (status = 403, body = ErrorBody, description = "The token lacks the orders:read scope"),
-        (status = 503, body = ErrorBody,
-            description = "MongoDB unavailable, or not_yet_consistent; see Retry-After"),
+        ReadErrors,
     ),
     security(("bearer" = ["orders:read"])),
 )]
@@ -131,11 +127,7 @@ pub async fn list(
         (status = 200, body = OrderView, description = "The order", headers(("ETag" = String,
             description = "The order's version, for a cancellation's If-Match"))),
         (status = 404, body = ErrorBody, description = "No such order (yet)"),
-        (status = 400, body = ErrorBody, description = "Invalid parameter or consistency token"),
-        (status = 401, body = ErrorBody, description = "No valid bearer token (auth enabled)"),
-        (status = 403, body = ErrorBody, description = "The token lacks the orders:read scope"),
-        (status = 503, body = ErrorBody,
-            description = "MongoDB unavailable, or not_yet_consistent; see Retry-After"),
+        ReadErrors,
     ),
     security(("bearer" = ["orders:read"])),
 )]
