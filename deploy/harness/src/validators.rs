@@ -81,3 +81,34 @@ pub fn concrete_path(template: &str, value: &str) -> String {
     path.push_str(rest);
     path
 }
+
+/// The service's router answer to a path it does not know.
+const NO_ROUTE_MESSAGE: &str = "no such resource";
+
+/// The operations of `document` that the service at `base_url` does not serve: its router
+/// answers them 405, or 404 as a path it does not know. Path parameters get `parameter`.
+pub async fn unserved_operations(
+    client: &reqwest::Client,
+    base_url: &str,
+    document: &Value,
+    parameter: &str,
+) -> Vec<String> {
+    let mut unserved = Vec::new();
+    for (method, template) in openapi_operations(document) {
+        let path = concrete_path(&template, parameter);
+        let response = client
+            .request(
+                method.parse().expect("an HTTP method"),
+                format!("{base_url}{path}"),
+            )
+            .send()
+            .await
+            .expect("request a documented operation");
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or_default();
+        if status == 405 || body["message"] == NO_ROUTE_MESSAGE {
+            unserved.push(format!("{method} {path}: {status} {body}"));
+        }
+    }
+    unserved
+}
