@@ -117,6 +117,10 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = CancellationToken::new();
         let consumer = tokio::spawn(self.consumer.run(shutdown.clone()));
+        tokio::spawn(backfill_customer_email(
+            self.store.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(follow_generations(
             self.store,
             self.generation_refresh,
@@ -132,6 +136,28 @@ impl Application {
             log::error!("event consumer task failed: {error}");
         }
         served
+    }
+}
+
+/// Upgrades orders written before `customerEmail` existed; until it has, email filters use
+/// the nested field (correct, only slower on FerretDB).
+async fn backfill_customer_email(store: ReadStore, shutdown: CancellationToken) {
+    const RETRY_AFTER: Duration = Duration::from_secs(10);
+    loop {
+        match store.backfill_customer_email().await {
+            Ok(0) => return,
+            Ok(filled) => {
+                log::info!("customerEmail backfilled on {filled} orders");
+                return;
+            }
+            Err(error) => {
+                log::warn!("customerEmail backfill failed ({error}); retrying in {RETRY_AFTER:?}")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RETRY_AFTER) => {}
+        }
     }
 }
 

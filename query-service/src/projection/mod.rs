@@ -96,6 +96,7 @@ fn order_document(envelope: &EventEnvelope) -> OrderDocument {
             first_name: order.customer.first_name.clone(),
             last_name: order.customer.last_name.clone(),
         },
+        customer_email: Some(order.customer.email.clone()),
         created_at: bson_time(order.created_at),
         cancelled_at,
         cancellation_reason,

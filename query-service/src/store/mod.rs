@@ -12,7 +12,9 @@ pub use documents::{CustomerDocument, EmbeddedCustomer, OrderDocument, PriceDocu
 pub use generations::{Generation, ReadModels};
 pub use summaries::CountedOrder;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
@@ -23,6 +25,10 @@ use mongodb::{Client, Database, IndexModel};
 use crate::config::MongoSettings;
 
 const DUPLICATE_KEY: i32 = 11000;
+const INDEX_NOT_FOUND: i32 = 27;
+/// The index of releases that filtered orders on the nested `customer.email`.
+const RETIRED_EMAIL_INDEX: &str = "by_customer_newest_first";
+const BACKFILL_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// Errors of the read store.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +97,8 @@ pub struct Page {
 pub struct ReadStore {
     database: Database,
     models: Arc<RwLock<ReadModels>>,
+    /// Whether every order has `customerEmail`, so that filters may use it.
+    customer_email_complete: Arc<AtomicBool>,
 }
 
 impl ReadStore {
@@ -106,14 +114,17 @@ impl ReadStore {
         Ok(Self {
             database,
             models: Arc::new(RwLock::new(models)),
+            customer_email_complete: Arc::default(),
         })
     }
 
-    /// A store on `generation`'s collections that never moves to another.
+    /// A store on `generation`'s collections that never moves to another. It is for writing a
+    /// new generation, whose orders all get `customerEmail`.
     pub fn pinned(&self, generation: Generation) -> Self {
         Self {
             database: self.database.clone(),
             models: Arc::new(RwLock::new(ReadModels::of(&self.database, generation))),
+            customer_email_complete: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -143,13 +154,56 @@ impl ReadStore {
         for model in [
             index(doc! { "createdAt": -1, "_id": -1 }, "newest_first"),
             index(
-                doc! { "customer.email": 1, "createdAt": -1, "_id": -1 },
-                "by_customer_newest_first",
+                doc! { "customerEmail": 1, "createdAt": -1, "_id": -1 },
+                "by_customer_email_newest_first",
             ),
         ] {
             orders.create_index(model).await?;
         }
+        // The index on the nested `customer.email`, which queries no longer use.
+        if let Err(error) = orders.drop_index(RETIRED_EMAIL_INDEX).await {
+            if !matches!(&*error.kind, ErrorKind::Command(failure) if failure.code == INDEX_NOT_FOUND)
+            {
+                return Err(error.into());
+            }
+        }
         Ok(())
+    }
+
+    /// Gives `customerEmail` to every order written before it existed, one update each, and
+    /// then lets email filters use it. Idempotent, so replicas starting together may all run
+    /// it; an order's customer never changes, so a concurrent projection cannot disagree.
+    pub async fn backfill_customer_email(&self) -> Result<u64, StoreError> {
+        let orders = self.collections().orders.clone_with_type::<Document>();
+        let missing = doc! { "customerEmail": { "$exists": false } };
+        let mut legacy = orders
+            .find(missing.clone())
+            .projection(doc! { "customer.email": 1 })
+            .await?;
+        let mut filled = 0_u64;
+        let mut last_report = std::time::Instant::now();
+        while let Some(order) = legacy.try_next().await? {
+            let (Ok(id), Ok(email)) = (
+                order.get_str("_id"),
+                order
+                    .get_document("customer")
+                    .and_then(|customer| customer.get_str("email")),
+            ) else {
+                continue;
+            };
+            let mut filter = missing.clone();
+            filter.insert("_id", id);
+            orders
+                .update_one(filter, doc! { "$set": { "customerEmail": email } })
+                .await?;
+            filled += 1;
+            if last_report.elapsed() >= BACKFILL_REPORT_EVERY {
+                log::info!("customerEmail backfill: {filled} orders so far");
+                last_report = std::time::Instant::now();
+            }
+        }
+        self.customer_email_complete.store(true, Ordering::Relaxed);
+        Ok(filled)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -171,8 +225,12 @@ impl ReadStore {
         customer_email: Option<&str>,
         page: Page,
     ) -> Result<Vec<OrderDocument>, StoreError> {
-        let filter =
-            customer_email.map_or_else(Document::new, |email| doc! { "customer.email": email });
+        let field = if self.customer_email_complete.load(Ordering::Relaxed) {
+            "customerEmail"
+        } else {
+            "customer.email"
+        };
+        let filter = customer_email.map_or_else(Document::new, |email| doc! { field: email });
         Ok(self
             .collections()
             .orders
