@@ -67,13 +67,13 @@ pub fn error_responses(errors: &[(u16, &str)]) -> BTreeMap<String, RefOr<Respons
         .collect()
 }
 
-/// A service's OpenAPI document, rendered once at start-up.
+/// A service's OpenAPI document, rendered once at start-up; serving it copies no bytes.
 #[derive(Debug, Clone)]
-pub struct OpenApiJson(String);
+pub struct OpenApiJson(web::Bytes);
 
 impl OpenApiJson {
     pub fn render(document: &OpenApi) -> Result<Self, serde_json::Error> {
-        document.to_json().map(Self)
+        document.to_json().map(|json| Self(web::Bytes::from(json)))
     }
 }
 
