@@ -7,6 +7,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use service_support::auth::{AuthConfigError, Authenticator};
 use service_support::docs::OpenApiJson;
+use service_support::metrics::MetricsEndpoint;
 use service_support::telemetry;
 use tokio_util::sync::CancellationToken;
 use utoipa_actix_web::AppExt;
@@ -34,9 +35,8 @@ pub enum StartupError {
 /// The command service, bound to its ports and ready to run.
 pub struct Application {
     port: u16,
-    metrics_port: u16,
     server: Server,
-    metrics_server: Server,
+    metrics_endpoint: MetricsEndpoint,
     relay: OutboxRelay,
 }
 
@@ -50,9 +50,6 @@ impl Application {
         store.run_migrations().await?;
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
         let port = listener.local_addr()?.port();
-        let metrics_listener =
-            TcpListener::bind((settings.metrics.host.as_str(), settings.metrics.port))?;
-        let metrics_port = metrics_listener.local_addr()?.port();
 
         let wakeup = RelayWakeup::default();
         let broker_status = BrokerStatus::default();
@@ -65,8 +62,8 @@ impl Application {
             broker_status.clone(),
             metrics.relay.clone(),
         );
-        let metrics_server =
-            service_support::metrics::serve(metrics_listener, metrics.registry, metrics.sampler)?;
+        let metrics_endpoint =
+            MetricsEndpoint::bind(&settings.metrics, metrics.registry, metrics.sampler)?;
 
         let http_metrics = web::Data::new(metrics.http);
         let store = web::Data::new(store);
@@ -96,9 +93,8 @@ impl Application {
 
         Ok(Self {
             port,
-            metrics_port,
             server,
-            metrics_server,
+            metrics_endpoint,
             relay,
         })
     }
@@ -108,7 +104,7 @@ impl Application {
     }
 
     pub fn metrics_port(&self) -> u16 {
-        self.metrics_port
+        self.metrics_endpoint.port()
     }
 
     /// Serves until the server stops (SIGINT or SIGTERM: in-flight requests finish first),
@@ -116,8 +112,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = CancellationToken::new();
         let relay = tokio::spawn(self.relay.run(shutdown.clone()));
-        let metrics_server = self.metrics_server.handle();
-        tokio::spawn(self.metrics_server);
+        let metrics_server = self.metrics_endpoint.spawn();
         let served = self.server.await;
         metrics_server.stop(true).await;
         log::info!("HTTP server stopped; stopping the outbox relay");

@@ -8,6 +8,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use service_support::auth::{AuthConfigError, Authenticator};
 use service_support::docs::OpenApiJson;
+use service_support::metrics::MetricsEndpoint;
 use service_support::telemetry;
 use tokio_util::sync::CancellationToken;
 use utoipa_actix_web::AppExt;
@@ -35,9 +36,8 @@ pub enum StartupError {
 /// The query service, bound to its ports and ready to run.
 pub struct Application {
     port: u16,
-    metrics_port: u16,
     server: Server,
-    metrics_server: Server,
+    metrics_endpoint: MetricsEndpoint,
     consumer: EventConsumer,
     store: ReadStore,
     generation_refresh: Duration,
@@ -57,9 +57,6 @@ impl Application {
         let max_wait = http::MaxConsistencyWait(settings.consistency.max_wait());
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
         let port = listener.local_addr()?.port();
-        let metrics_listener =
-            TcpListener::bind((settings.metrics.host.as_str(), settings.metrics.port))?;
-        let metrics_port = metrics_listener.local_addr()?.port();
 
         let broker_status = BrokerStatus::default();
         let metrics = QueryMetrics::new(store.clone(), broker_status.clone());
@@ -69,8 +66,8 @@ impl Application {
             broker_status.clone(),
             metrics.projection,
         );
-        let metrics_server =
-            service_support::metrics::serve(metrics_listener, metrics.registry, metrics.sampler)?;
+        let metrics_endpoint =
+            MetricsEndpoint::bind(&settings.metrics, metrics.registry, metrics.sampler)?;
         let http_metrics = web::Data::new(metrics.http);
 
         let store_data = web::Data::new(store.clone());
@@ -95,9 +92,8 @@ impl Application {
 
         Ok(Self {
             port,
-            metrics_port,
             server,
-            metrics_server,
+            metrics_endpoint,
             consumer,
             store,
             generation_refresh,
@@ -109,7 +105,7 @@ impl Application {
     }
 
     pub fn metrics_port(&self) -> u16 {
-        self.metrics_port
+        self.metrics_endpoint.port()
     }
 
     /// Serves and consumes until the server stops (SIGINT or SIGTERM: in-flight requests
@@ -126,8 +122,7 @@ impl Application {
             self.generation_refresh,
             shutdown.clone(),
         ));
-        let metrics_server = self.metrics_server.handle();
-        tokio::spawn(self.metrics_server);
+        let metrics_server = self.metrics_endpoint.spawn();
         let served = self.server.await;
         metrics_server.stop(true).await;
         log::info!("HTTP server stopped; stopping the event consumer");

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -111,24 +111,47 @@ pub trait Sampler: Send + Sync + 'static {
     fn sample(&self) -> impl Future<Output = ()>;
 }
 
-/// `GET /metrics` on `listener`, sampling first.
-pub fn serve<S: Sampler>(
-    listener: TcpListener,
-    registry: Arc<Registry>,
-    sampler: S,
-) -> std::io::Result<Server> {
-    let registry = web::Data::from(registry);
-    let sampler = web::Data::new(sampler);
-    Ok(HttpServer::new(move || {
-        App::new()
-            .app_data(registry.clone())
-            .app_data(sampler.clone())
-            .route("/metrics", web::get().to(scrape::<S>))
-    })
-    .workers(1)
-    .listen(listener)?
-    .shutdown_timeout(1)
-    .run())
+/// `GET /metrics` on a port of its own, sampling first.
+pub struct MetricsEndpoint {
+    port: u16,
+    server: Server,
+}
+
+impl MetricsEndpoint {
+    /// Binds `settings`' address (port 0 picks a free one); nothing is served until
+    /// [`MetricsEndpoint::spawn`].
+    pub fn bind<S: Sampler>(
+        settings: &MetricsSettings,
+        registry: Arc<Registry>,
+        sampler: S,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind((settings.host.as_str(), settings.port))?;
+        let port = listener.local_addr()?.port();
+        let registry = web::Data::from(registry);
+        let sampler = web::Data::new(sampler);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(registry.clone())
+                .app_data(sampler.clone())
+                .route("/metrics", web::get().to(scrape::<S>))
+        })
+        .workers(1)
+        .listen(listener)?
+        .shutdown_timeout(1)
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves on a task of its own; the handle stops it.
+    pub fn spawn(self) -> ServerHandle {
+        let handle = self.server.handle();
+        tokio::spawn(self.server);
+        handle
+    }
 }
 
 async fn scrape<S: Sampler>(registry: web::Data<Registry>, sampler: web::Data<S>) -> HttpResponse {
