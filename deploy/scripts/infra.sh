@@ -146,8 +146,16 @@ start_rabbitmq() {
       rabbitmqctl -q await_startup --timeout 120
   fi
   wait_for_port 127.0.0.1 5672 120 RabbitMQ
-  if ! rabbitmqctl -q list_users 2>/dev/null | grep -q "^$RABBIT_USER\b"; then
-    rabbitmqctl -q add_user "$RABBIT_USER" "$RABBIT_PASSWORD" >/dev/null
+  # list_users can come back empty on a busy machine (seen once in a fresh-clone run: the user
+  # existed and add_user failed the run), so an existing user is also recognised by add_user's answer.
+  local users added
+  users="$(rabbitmqctl -q list_users 2>/dev/null || true)"
+  if ! grep -q "^$RABBIT_USER\b" <<<"$users"; then
+    if ! added="$(rabbitmqctl -q add_user "$RABBIT_USER" "$RABBIT_PASSWORD" 2>&1)" &&
+      ! grep -q "already exists" <<<"$added"; then
+      echo "error: cannot create the RabbitMQ user $RABBIT_USER: $added" >&2
+      return 1
+    fi
     rabbitmqctl -q set_user_tags "$RABBIT_USER" administrator >/dev/null
     rabbitmqctl -q set_permissions -p / "$RABBIT_USER" '.*' '.*' '.*' >/dev/null
   fi
