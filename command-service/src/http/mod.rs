@@ -23,7 +23,7 @@ use utoipa_actix_web::AppExt;
         description = "The command side: place and cancel orders. Reads are served by the \
                        query side.",
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, orders::CommandAccepted)),
     modifiers(&BearerSecurity),
     tags((name = "orders", description = "Commands on orders"),
          (name = "operations", description = "Probes and operator endpoints")),

@@ -9,8 +9,10 @@ use service_support::auth::{Granted, Write};
 use service_support::docs::{self, ErrorBody};
 use service_support::RequestId;
 use shared_events::{ConsistencyToken, EventId, EventMetadata, OrderId, CONSISTENCY_TOKEN_HEADER};
-use utoipa::openapi::response::Response;
-use utoipa::openapi::RefOr;
+use utoipa::openapi::content::Content;
+use utoipa::openapi::header::Header;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -204,16 +206,31 @@ fn metadata(request_id: &RequestId, occurred_at: chrono::DateTime<Utc>) -> Event
     }
 }
 
-/// The errors every command may answer, documented once for all of them.
-pub struct CommandErrors;
+/// What every command may answer, documented once for all of them: the 202 with its headers
+/// and the errors that do not depend on the command.
+pub struct CommandResponses;
 
-impl utoipa::IntoResponses for CommandErrors {
+impl utoipa::IntoResponses for CommandResponses {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        docs::error_responses(&[
+        let mut responses = docs::error_responses(&[
             (401, "No valid bearer token (auth enabled)"),
             (403, "The token lacks the orders:write scope"),
             (503, "PostgreSQL unavailable; see Retry-After"),
-        ])
+        ]);
+        let mut etag = Header::default();
+        etag.description = Some("The order's new version".to_owned());
+        let accepted = ResponseBuilder::new()
+            .description("Committed with its event")
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("CommandAccepted"))),
+            )
+            .header("Location", Header::default())
+            .header("ETag", etag)
+            .header(CONSISTENCY_TOKEN_HEADER, Header::default())
+            .build();
+        responses.insert("202".to_owned(), RefOr::T(accepted));
+        responses
     }
 }
 
@@ -227,11 +244,8 @@ impl utoipa::IntoResponses for CommandErrors {
             description = "Carried into the event and every log line; generated when absent"),
     ),
     responses(
-        (status = 202, body = CommandAccepted, description = "Committed with its event",
-            headers(("Location" = String), ("ETag" = String, description = "The new version"),
-                    ("X-Consistency-Token" = String))),
         (status = 400, body = ErrorBody, description = "Malformed JSON or header"),
-        CommandErrors,
+        CommandResponses,
         (status = 413, body = ErrorBody, description = "Body larger than http.max_body_bytes"),
         (status = 415, body = ErrorBody, description = "Not application/json"),
         (status = 422, body = ErrorBody,
@@ -285,11 +299,8 @@ pub async fn place_order(
             description = "Carried into the event and every log line; generated when absent"),
     ),
     responses(
-        (status = 202, body = CommandAccepted, description = "Committed with its event",
-            headers(("Location" = String), ("ETag" = String, description = "The new version"),
-                    ("X-Consistency-Token" = String))),
         (status = 400, body = ErrorBody, description = "Malformed JSON or If-Match"),
-        CommandErrors,
+        CommandResponses,
         (status = 404, body = ErrorBody, description = "No such order"),
         (status = 409, body = ErrorBody, description = "Already cancelled"),
         (status = 412, body = ErrorBody,
