@@ -30,6 +30,11 @@ pub struct ServiceStack {
 
 impl ServiceStack {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A stack whose services both get `extra` in their environment, after the stack's own.
+    pub async fn start_with(extra: &[(&'static str, String)]) -> Self {
         let database_url = fresh_postgres_database();
         let amqp_url = fresh_vhost().await;
         let users = service_users(&amqp_url, PROJECTION_QUEUE);
@@ -40,10 +45,13 @@ impl ServiceStack {
                 ("DATABASE_URL", database_url.clone()),
                 ("AMQP_URL", users.publisher_url.clone()),
                 ("ADMIN_TOKEN", STACK_ADMIN_TOKEN.to_owned()),
-            ],
+            ]
+            .into_iter()
+            .chain(extra.iter().cloned())
+            .collect::<Vec<_>>(),
         )
         .await;
-        let query_env = vec![
+        let mut query_env = vec![
             ("MONGODB_URI", mongodb_uri.clone()),
             ("APP_MONGODB__DATABASE", mongo_database.clone()),
             ("APP_MONGODB__GENERATION_REFRESH_MS", "200".to_owned()),
@@ -54,6 +62,7 @@ impl ServiceStack {
                 format!("http://{}", command.address()),
             ),
         ];
+        query_env.extend(extra.iter().cloned());
         let query = ServiceProcess::start("query-service", &query_env).await;
         let gateway = Gateway::start(&command.address(), &query.address()).await;
         Self {

@@ -59,6 +59,10 @@ pub struct Options {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Bearer token sent with every request, for a stack with auth enabled (it needs both
+    /// scopes, as `issue-token` gives by default).
+    #[arg(long, env = "LOADGEN_TOKEN")]
+    pub token: Option<String>,
 }
 
 /// Resident memory of one service process at the end of the run.
@@ -89,7 +93,15 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
         options.lag_sample_every > 0,
         "--lag-sample-every must be at least 1"
     );
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = &options.token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| anyhow::anyhow!("--token is not a valid header value"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let client = reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(options.concurrency + 4)
         .timeout(Duration::from_secs(30))
         .build()?;

@@ -1,12 +1,28 @@
 //! A two-second run of the benchmark against the real stack, so the tool cannot rot. It checks
-//! that every part of the report is measured, not how fast anything is.
+//! that every part of the report is measured, not how fast anything is. The stack requires
+//! bearer tokens, as in compose, so the run also proves that the tool sends one and that both
+//! services accept it through the gateway.
 
-use harness::ServiceStack;
+use std::time::Duration;
+
+use harness::{ServiceStack, TEST_HS256_SECRET};
 use loadgen::Options;
+use service_support::auth::{TokenIssuer, READ_SCOPE, WRITE_SCOPE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_benchmark_run_measures_every_part_of_the_report() {
-    let stack = ServiceStack::start().await;
+    let stack = ServiceStack::start_with(&[
+        ("APP_AUTH__ENABLED", "true".to_owned()),
+        ("APP_AUTH__HS256_SECRET", TEST_HS256_SECRET.to_owned()),
+    ])
+    .await;
+    let token = TokenIssuer::hs256(TEST_HS256_SECRET, "orders-api")
+        .issue(
+            "loadgen",
+            &[READ_SCOPE, WRITE_SCOPE],
+            Duration::from_secs(600),
+        )
+        .expect("a token");
     let options = Options {
         gateway: stack.gateway.url(""),
         concurrency: 4,
@@ -22,6 +38,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         amqp_url: stack.amqp_url.clone(),
         mongodb_uri: stack.mongodb_uri.clone(),
         json: None,
+        token: Some(token),
     };
 
     let report = loadgen::run(options).await.expect("the benchmark runs");
