@@ -6,6 +6,7 @@ pub mod auth;
 pub mod docs;
 pub mod logging;
 pub mod metrics;
+pub mod params;
 pub mod request_id;
 pub mod telemetry;
 

@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use service_support::docs::ErrorBody;
+use service_support::params::page_limit;
 use utoipa::IntoParams;
 
 use super::ApiError;
@@ -88,16 +89,11 @@ pub async fn events(
                 message: format!("must be a position from 0, got {text:?}"),
             })?,
     };
-    let limit = match &params.limit {
-        None => DEFAULT_PAGE,
-        Some(text) => text
-            .parse()
-            .ok()
-            .filter(|limit| (1..=MAX_PAGE).contains(limit))
-            .ok_or_else(|| ApiError::InvalidParameter {
-                name: "limit",
-                message: format!("must be a whole number from 1 to {MAX_PAGE}, got {text:?}"),
-            })?,
-    };
+    let limit = page_limit(params.limit.as_deref(), DEFAULT_PAGE, MAX_PAGE).map_err(|message| {
+        ApiError::InvalidParameter {
+            name: "limit",
+            message,
+        }
+    })?;
     Ok(HttpResponse::Ok().json(store.event_log_page(after, limit).await?))
 }

@@ -1,6 +1,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use service_support::params::page_limit;
 use utoipa::IntoParams;
 
 use super::ApiError;
@@ -25,17 +26,13 @@ impl TryFrom<&PageParams> for Page {
     type Error = ApiError;
 
     fn try_from(params: &PageParams) -> Result<Self, Self::Error> {
-        let limit = match &params.limit {
-            None => DEFAULT_LIMIT,
-            Some(text) => text
-                .parse()
-                .ok()
-                .filter(|limit| (1..=MAX_LIMIT).contains(limit))
-                .ok_or_else(|| ApiError::InvalidParameter {
+        let limit =
+            page_limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT).map_err(|message| {
+                ApiError::InvalidParameter {
                     name: "limit",
-                    message: format!("must be a whole number from 1 to {MAX_LIMIT}, got {text:?}"),
-                })?,
-        };
+                    message,
+                }
+            })?;
         let offset = match &params.offset {
             None => 0,
             Some(text) => text.parse().map_err(|_| ApiError::InvalidParameter {
