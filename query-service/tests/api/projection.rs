@@ -14,7 +14,7 @@ use query_service::broker::{
 use crate::helpers::{cancellation_of, new_order, spawn_app};
 
 #[tokio::test]
-async fn a_published_order_becomes_readable_with_its_customer_embedded() {
+async fn a_published_order_becomes_readable_with_its_customer_embedded_and_its_price() {
     let app = spawn_app().await;
     let event = new_order("ada@example.com", 3, Utc::now());
     app.publish(&event).await;
@@ -27,6 +27,11 @@ async fn a_published_order_becomes_readable_with_its_customer_embedded() {
     assert_eq!(order["quantity"], 3);
     assert_eq!(order["status"], "placed");
     assert_eq!(order["version"], 1);
+    assert_eq!(
+        order["unitPrice"],
+        json!({"amountMinor": 1250, "currency": "EUR"}),
+        "a version 2 event's unit price"
+    );
     assert_eq!(
         order["customer"],
         json!({"email": "ada@example.com", "firstName": "Ada", "lastName": "Lovelace"})
@@ -59,20 +64,6 @@ async fn a_version_1_message_of_the_first_release_is_projected_without_a_price()
     assert_eq!(order["unitPrice"], Value::Null);
     let customer = app.get_eventually("/customers/ada@example.com").await;
     assert_eq!(customer["orderCount"], 1);
-}
-
-#[tokio::test]
-async fn a_version_2_order_shows_its_unit_price() {
-    let app = spawn_app().await;
-    let event = new_order("ada@example.com", 3, Utc::now());
-    app.publish(&event).await;
-    let order = app
-        .get_eventually(&format!("/orders/{}", event.aggregate_id))
-        .await;
-    assert_eq!(
-        order["unitPrice"],
-        json!({"amountMinor": 1250, "currency": "EUR"})
-    );
 }
 
 #[tokio::test]
