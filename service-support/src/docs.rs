@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::openapi::content::Content;
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{OpenApi, Ref, RefOr};
+use utoipa::openapi::{OpenApi, Ref, RefOr, Required};
 use utoipa::{Modify, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -82,6 +84,27 @@ pub async fn serve_document(document: web::Data<OpenApiJson>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(document.0.clone())
+}
+
+/// Documents the `X-Request-Id` header on every path of `document`: every route takes it and
+/// answers it (see [`crate::telemetry`]). Call it on the finished document, after the routes
+/// have added their paths.
+pub fn document_request_id(document: &mut OpenApi) {
+    let header = ParameterBuilder::new()
+        .name("X-Request-Id")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "1 to 128 visible ASCII characters, generated when absent or unusable; answered in \
+             X-Request-Id, carried into the events and every log line",
+        ))
+        .schema(Some(Object::with_type(Type::String)))
+        .build();
+    for item in document.paths.paths.values_mut() {
+        item.parameters
+            .get_or_insert_with(Vec::new)
+            .push(RefOr::T(header.clone()));
+    }
 }
 
 /// The Swagger UI at `/docs/`, over both services' documents as the gateway routes them.

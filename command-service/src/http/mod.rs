@@ -11,7 +11,7 @@ pub use admin::AdminToken;
 pub use error::ApiError;
 
 use actix_web::web;
-use service_support::docs::{BearerSecurity, ErrorBody, COMMAND_DOCUMENT_PATH};
+use service_support::docs::{self, BearerSecurity, ErrorBody, COMMAND_DOCUMENT_PATH};
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
@@ -47,12 +47,13 @@ pub fn routes(config: &mut ServiceConfig) {
 
 /// The OpenAPI document of every route [`routes`] registers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    actix_web::App::new()
+    let (_, mut document) = actix_web::App::new()
         .into_utoipa_app()
         .openapi(CommandApi::openapi())
         .configure(routes)
-        .split_for_parts()
-        .1
+        .split_for_parts();
+    docs::document_request_id(&mut document);
+    document
 }
 
 /// The largest request body a command may have, in bytes.

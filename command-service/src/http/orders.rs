@@ -240,8 +240,6 @@ impl utoipa::IntoResponses for CommandResponses {
                    same key and body answers the first answer (`Idempotent-Replayed: true`).",
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible characters"),
-        ("X-Request-Id" = Option<String>, Header,
-            description = "Carried into the event and every log line; generated when absent"),
     ),
     responses(
         (status = 400, body = ErrorBody, description = "Malformed JSON or header"),
@@ -295,8 +293,6 @@ pub async fn place_order(
         ("id" = String, Path, description = "The order's id"),
         ("If-Match" = Option<String>, Header,
             description = "The version the cancellation expects, as ETag gives it (\"1\")"),
-        ("X-Request-Id" = Option<String>, Header,
-            description = "Carried into the event and every log line; generated when absent"),
     ),
     responses(
         (status = 400, body = ErrorBody, description = "Malformed JSON or If-Match"),

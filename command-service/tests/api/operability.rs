@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use harness::{
-    eventually, metric, openapi_operations, openapi_problems, scrape_metrics, unserved_operations,
-    EventTap,
+    eventually, metric, openapi_operations, openapi_problems, paths_without_header, scrape_metrics,
+    unserved_operations, EventTap,
 };
 use serde_json::Value;
 use shared_events::REQUEST_ID_HEADER;
@@ -51,6 +51,11 @@ async fn every_route_is_in_a_valid_openapi_document_and_every_documented_route_i
     assert!(
         unserved.is_empty(),
         "documented but not served: {unserved:?}"
+    );
+    let undocumented = paths_without_header(&document, "X-Request-Id");
+    assert!(
+        undocumented.is_empty(),
+        "X-Request-Id not documented on {undocumented:?}"
     );
 }
 

@@ -24,8 +24,8 @@ pub use process::{free_port, ServiceProcess};
 pub use scrape::{metric, scrape_metrics};
 pub use stack::{ServiceStack, STACK_ADMIN_TOKEN};
 pub use validators::{
-    concrete_path, openapi_operations, openapi_problems, run_validator, unserved_operations,
-    validator,
+    concrete_path, openapi_operations, openapi_problems, paths_without_header, run_validator,
+    unserved_operations, validator,
 };
 
 use diesel::{Connection, PgConnection, RunQueryDsl};

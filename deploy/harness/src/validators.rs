@@ -112,3 +112,20 @@ pub async fn unserved_operations(
     }
     unserved
 }
+
+/// The paths of `document` that do not document the header `name` for all their operations.
+pub fn paths_without_header(document: &Value, name: &str) -> Vec<String> {
+    document["paths"]
+        .as_object()
+        .expect("the document has paths")
+        .iter()
+        .filter(|(_, item)| {
+            !item["parameters"].as_array().is_some_and(|parameters| {
+                parameters
+                    .iter()
+                    .any(|parameter| parameter["in"] == "header" && parameter["name"] == name)
+            })
+        })
+        .map(|(path, _)| path.clone())
+        .collect()
+}

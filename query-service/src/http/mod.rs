@@ -71,12 +71,13 @@ pub fn routes(config: &mut ServiceConfig) {
 
 /// The OpenAPI document of every route [`routes`] registers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    actix_web::App::new()
+    let (_, mut document) = actix_web::App::new()
         .into_utoipa_app()
         .openapi(QueryApi::openapi())
         .configure(routes)
-        .split_for_parts()
-        .1
+        .split_for_parts();
+    docs::document_request_id(&mut document);
+    document
 }
 
 /// The query-string extractor settings: JSON error bodies.

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use harness::{
-    concrete_path, eventually, metric, openapi_operations, openapi_problems, scrape_metrics,
-    unserved_operations, TEST_HS256_SECRET,
+    concrete_path, eventually, metric, openapi_operations, openapi_problems, paths_without_header,
+    scrape_metrics, unserved_operations, TEST_HS256_SECRET,
 };
 use query_service::config::Settings;
 use serde_json::Value;
@@ -45,6 +45,11 @@ async fn every_route_is_in_a_valid_openapi_document_and_every_documented_route_i
     assert!(
         unserved.is_empty(),
         "documented but not served: {unserved:?}"
+    );
+    let undocumented = paths_without_header(&document, "X-Request-Id");
+    assert!(
+        undocumented.is_empty(),
+        "X-Request-Id not documented on {undocumented:?}"
     );
 }
 
