@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{EventId, OnNewOrder, OnNewOrderV1, OrderCancelled, OrderEvent, OrderId};
 
+/// An order's version once its first event (its placement) is applied.
+pub const FIRST_AGGREGATE_VERSION: u64 = 1;
+
 /// Metadata and payload of one event, as it travels on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::{
     CustomerDetails, EventEnvelope, EventId, EventMetadata, Money, OnNewOrder, OnNewOrderV1,
-    OrderCancelled, OrderDetails, OrderEvent, OrderId,
+    OrderCancelled, OrderDetails, OrderEvent, OrderId, FIRST_AGGREGATE_VERSION,
 };
 
 /// The golden encoding of [`on_new_order_v1`], as the first release published it.
@@ -30,7 +30,7 @@ pub fn on_new_order_v1() -> EventEnvelope<OnNewOrderV1> {
         schema_version: OnNewOrderV1::SCHEMA_VERSION,
         occurred_at: created_at,
         aggregate_id: order_id,
-        aggregate_version: 1,
+        aggregate_version: FIRST_AGGREGATE_VERSION,
         correlation_id: format!("fixture-{event_id}"),
         payload: OnNewOrderV1 {
             order_id,

@@ -19,7 +19,9 @@ pub mod fixtures;
 pub mod schemas;
 
 pub use consistency::{ConsistencyToken, InvalidConsistencyToken, CONSISTENCY_TOKEN_HEADER};
-pub use envelope::{DecodeError, EventEnvelope, EventMetadata, RawEnvelope};
+pub use envelope::{
+    DecodeError, EventEnvelope, EventMetadata, RawEnvelope, FIRST_AGGREGATE_VERSION,
+};
 pub use ids::{EventId, OrderId};
 pub use order::{CustomerDetails, Money, OnNewOrder, OrderCancelled, OrderDetails, OrderEvent};
 pub use upcast::OnNewOrderV1;

@@ -10,7 +10,7 @@ pub use fields::{
 };
 pub use order::{
     CancelOrder, CancelRejection, Customer, NewOrder, OrderRecord, OrderStatus, PlacedOrder,
-    UnitPrice, FIRST_VERSION,
+    UnitPrice,
 };
 
 /// One rule a field of a command broke.

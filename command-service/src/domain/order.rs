@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use shared_events::{
     CustomerDetails, EventEnvelope, EventMetadata, Money, OnNewOrder, OrderCancelled, OrderDetails,
-    OrderEvent, OrderId,
+    OrderEvent, OrderId, FIRST_AGGREGATE_VERSION,
 };
 
 use super::{
@@ -40,9 +40,6 @@ pub struct PlacedOrder {
     pub created_at: DateTime<Utc>,
     pub order: NewOrder,
 }
-
-/// The version of a newly placed order.
-pub const FIRST_VERSION: u64 = 1;
 
 impl NewOrder {
     /// The request in canonical form: a retry with the same idempotency key must match it.
@@ -89,7 +86,7 @@ impl PlacedOrder {
                     created_at: self.created_at,
                 },
             }),
-            FIRST_VERSION,
+            FIRST_AGGREGATE_VERSION,
             metadata,
         )
     }

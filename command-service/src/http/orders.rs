@@ -8,7 +8,10 @@ use serde_json::Value;
 use service_support::auth::{Granted, Write};
 use service_support::docs::{self, ErrorBody};
 use service_support::RequestId;
-use shared_events::{ConsistencyToken, EventId, EventMetadata, OrderId, CONSISTENCY_TOKEN_HEADER};
+use shared_events::{
+    ConsistencyToken, EventId, EventMetadata, OrderId, CONSISTENCY_TOKEN_HEADER,
+    FIRST_AGGREGATE_VERSION,
+};
 use utoipa::openapi::content::Content;
 use utoipa::openapi::header::Header;
 use utoipa::openapi::response::{Response, ResponseBuilder};
@@ -20,7 +23,7 @@ use super::{ApiError, BodyLimit};
 use crate::domain::{
     CancelOrder, CancellationReason, CurrencyCode, Customer, Description, EmailAddress,
     IdempotencyKey, MinorUnits, NewOrder, OrderStatus, PersonName, Quantity, UnitPrice,
-    ValidationErrors, FIRST_VERSION,
+    ValidationErrors,
 };
 use crate::outbox::RelayWakeup;
 use crate::store::{Placement, Store};
@@ -272,11 +275,11 @@ pub async fn place_order(
         Placement::Placed => {
             relay.wake();
             log::info!("accepted order {id} for {email}");
-            Ok(accepted(id, FIRST_VERSION, "accepted"))
+            Ok(accepted(id, FIRST_AGGREGATE_VERSION, "accepted"))
         }
         Placement::Replayed(id) => {
             log::info!("idempotent retry of order {id} for {email}");
-            let mut response = accepted(id, FIRST_VERSION, "accepted");
+            let mut response = accepted(id, FIRST_AGGREGATE_VERSION, "accepted");
             response.headers_mut().insert(
                 header::HeaderName::from_static(REPLAYED_HEADER),
                 header::HeaderValue::from_static("true"),

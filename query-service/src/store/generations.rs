@@ -16,7 +16,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::{Collection, Database};
 
-use super::{guarded_upsert_written, CustomerDocument, OrderDocument, ReadStore, StoreError};
+use super::{written_unless_duplicate, CustomerDocument, OrderDocument, ReadStore, StoreError};
 
 const GENERATIONS_COLLECTION: &str = "readModelGenerations";
 const ACTIVE: &str = "active";
@@ -116,7 +116,7 @@ impl ReadStore {
             .update_one(filter, doc! { "$set": { "generation": to_i64(next) } })
             .upsert(true)
             .await;
-        guarded_upsert_written(switched)
+        written_unless_duplicate(switched)
     }
 
     /// Drops both collections of this store's generation.

@@ -22,10 +22,13 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Database, IndexModel};
 
+use shared_events::FIRST_AGGREGATE_VERSION;
+
 use crate::config::MongoSettings;
 
 const DUPLICATE_KEY: i32 = 11000;
 const INDEX_NOT_FOUND: i32 = 27;
+const FIRST_ORDER_VERSION: i64 = FIRST_AGGREGATE_VERSION as i64;
 /// The index of releases that filtered orders on the nested `customer.email`.
 const RETIRED_EMAIL_INDEX: &str = "by_customer_newest_first";
 const BACKFILL_REPORT_EVERY: Duration = Duration::from_secs(5);
@@ -63,12 +66,12 @@ fn fields_without_id<T: serde::Serialize>(document: &T) -> Result<Document, Stor
     Ok(fields)
 }
 
-/// The outcome of a guarded upsert (an update whose filter holds a condition besides `_id`,
-/// with `upsert`): true if it wrote. When the condition is false for an existing document,
-/// the upsert tries to insert a second one with the same `_id` and collides: that is the
-/// "already applied" answer, not an error.
-fn guarded_upsert_written(
-    result: Result<mongodb::results::UpdateResult, mongodb::error::Error>,
+/// Whether a write that a duplicate `_id` may refuse wrote. A refusal is an answer, not an
+/// error: a guarded upsert (an update whose filter holds a condition besides `_id`, with
+/// `upsert`) whose condition is false for the existing document tries to insert a second one
+/// and collides, and so does an insert of a document that is already there.
+fn written_unless_duplicate<T>(
+    result: Result<T, mongodb::error::Error>,
 ) -> Result<bool, StoreError> {
     match result {
         Ok(_) => Ok(true),
@@ -270,18 +273,22 @@ impl ReadStore {
     /// Writes `order` unless the stored copy already reflects its version or a later one.
     /// Returns whether anything was written.
     pub async fn upsert_order(&self, order: &OrderDocument) -> Result<bool, StoreError> {
-        let replacement = fields_without_id(order)?;
-        let result = self
-            .collections()
-            .orders
+        let orders = self.collections().orders;
+        if order.version == FIRST_ORDER_VERSION {
+            // Any stored copy is at this version or later, so the first version is written
+            // only where there is none, which the unique `_id` index decides on insert. A
+            // guarded upsert would look the order up first, and on FerretDB that lookup scans
+            // the collection (see the README, "MongoDB and FerretDB").
+            return written_unless_duplicate(orders.insert_one(order).await);
+        }
+        let result = orders
             .update_one(
                 doc! { "_id": &order.id, "version": { "$lt": order.version } },
-                doc! { "$set": replacement },
+                doc! { "$set": fields_without_id(order)? },
             )
             .upsert(true)
             .await;
-        // Not written when a copy at this version or later exists.
-        guarded_upsert_written(result)
+        written_unless_duplicate(result)
     }
 
     /// The version of order `id` in the read model, if it is there at all.

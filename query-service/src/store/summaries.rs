@@ -1,6 +1,6 @@
 use mongodb::bson::{doc, DateTime};
 
-use super::{guarded_upsert_written, ReadStore, StoreError};
+use super::{written_unless_duplicate, ReadStore, StoreError};
 
 /// One order's contribution to its customer's summary.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ impl ReadStore {
             .upsert(true)
             .await;
         let created = matches!(&counted, Ok(result) if result.upserted_id.is_some());
-        guarded_upsert_written(counted)?;
+        written_unless_duplicate(counted)?;
         if created {
             return Ok(());
         }
