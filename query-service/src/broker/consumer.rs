@@ -1,5 +1,3 @@
-use std::hash::{DefaultHasher, Hash, Hasher};
-
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
@@ -132,7 +130,7 @@ impl EventConsumer {
                         self.metrics.consumed();
                         match EventEnvelope::decode(&delivery.data) {
                             Ok(envelope) => {
-                                let lane = &senders[lane_for(&envelope, senders.len())];
+                                let lane = &senders[Projector::lane(&envelope, senders.len())];
                                 if lane.send((delivery, envelope)).await.is_err() {
                                     return Err(ConsumeError::Cancelled);
                                 }
@@ -190,12 +188,6 @@ impl EventConsumer {
         delivery.ack(BasicAckOptions::default()).await?;
         Ok(())
     }
-}
-
-fn lane_for(envelope: &EventEnvelope, lanes: usize) -> usize {
-    let mut hasher = DefaultHasher::new();
-    Projector::ordering_key(envelope).hash(&mut hasher);
-    usize::try_from(hasher.finish() % lanes as u64).unwrap_or(0)
 }
 
 /// Applies one lane's events in delivery order, acknowledging each after it is stored.

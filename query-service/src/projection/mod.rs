@@ -8,6 +8,8 @@
 //! document last: once a read sees an order at some version, its customer's summary already
 //! reflects that event. Read-your-writes (`http::consistency`) relies on this.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
+
 use mongodb::bson::DateTime;
 use shared_events::{EventEnvelope, OrderEvent};
 
@@ -37,10 +39,13 @@ impl Projector {
         Self { store }
     }
 
-    /// Events with the same key must be applied one after another; others may run in
-    /// parallel. The key is the customer, whose summary each order event updates.
-    pub fn ordering_key(envelope: &EventEnvelope) -> &str {
-        &envelope.payload.order().customer.email
+    /// Which of `lanes` parallel lanes applies `envelope`. Events of one customer, whose
+    /// summary each order event updates, share a lane and are applied one after another;
+    /// other customers' proceed in parallel.
+    pub fn lane(envelope: &EventEnvelope, lanes: usize) -> usize {
+        let mut hasher = DefaultHasher::new();
+        envelope.payload.order().customer.email.hash(&mut hasher);
+        usize::try_from(hasher.finish() % lanes as u64).unwrap_or(0)
     }
 
     pub async fn apply(&self, envelope: &EventEnvelope) -> Result<Outcome, StoreError> {
