@@ -41,6 +41,7 @@ pub struct Application {
     consumer: EventConsumer,
     store: ReadStore,
     generation_refresh: Duration,
+    customer_email_recorded: bool,
 }
 
 impl Application {
@@ -53,6 +54,7 @@ impl Application {
         let store = ReadStore::new(&settings.mongodb).await?;
         store.follow_active_generation().await?;
         store.ensure_indexes().await?;
+        let customer_email_recorded = store.customer_email_recorded().await?;
         let generation_refresh = settings.mongodb.generation_refresh();
         let max_wait = http::MaxConsistencyWait(settings.consistency.max_wait());
         let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
@@ -97,6 +99,7 @@ impl Application {
             consumer,
             store,
             generation_refresh,
+            customer_email_recorded,
         })
     }
 
@@ -113,10 +116,12 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = CancellationToken::new();
         let consumer = tokio::spawn(self.consumer.run(shutdown.clone()));
-        tokio::spawn(backfill_customer_email(
-            self.store.clone(),
-            shutdown.clone(),
-        ));
+        if !self.customer_email_recorded {
+            tokio::spawn(backfill_customer_email(
+                self.store.clone(),
+                shutdown.clone(),
+            ));
+        }
         tokio::spawn(follow_generations(
             self.store,
             self.generation_refresh,
@@ -134,8 +139,8 @@ impl Application {
     }
 }
 
-/// Upgrades orders written before `customerEmail` existed; until it has, email filters use
-/// the nested field (correct, only slower on FerretDB).
+/// Upgrades orders written before `customerEmail` existed, once per generation; until it
+/// has, email filters use the nested field (correct, only slower on FerretDB).
 async fn backfill_customer_email(store: ReadStore, shutdown: CancellationToken) {
     const RETRY_AFTER: Duration = Duration::from_secs(10);
     loop {

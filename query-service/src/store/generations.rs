@@ -119,12 +119,12 @@ impl ReadStore {
         written_unless_duplicate(switched)
     }
 
-    /// Drops both collections of this store's generation.
+    /// Drops both collections of this store's generation, and the records of their upgrades.
     pub async fn drop_collections(&self) -> Result<(), StoreError> {
         let models = self.collections();
         models.orders.drop().await?;
         models.customers.drop().await?;
-        Ok(())
+        self.forget_upgrades().await
     }
 
     /// The id of every order, read in one pass; for verification after a rebuild.

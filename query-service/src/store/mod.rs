@@ -7,6 +7,7 @@
 mod documents;
 mod generations;
 mod summaries;
+mod upgrades;
 
 pub use documents::{CustomerDocument, EmbeddedCustomer, OrderDocument, PriceDocument};
 pub use generations::{Generation, ReadModels};
@@ -14,7 +15,6 @@ pub use summaries::CountedOrder;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
@@ -31,7 +31,6 @@ const INDEX_NOT_FOUND: i32 = 27;
 const FIRST_ORDER_VERSION: i64 = FIRST_AGGREGATE_VERSION as i64;
 /// The index of releases that filtered orders on the nested `customer.email`.
 const RETIRED_EMAIL_INDEX: &str = "by_customer_newest_first";
-const BACKFILL_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// Errors of the read store.
 #[derive(Debug, thiserror::Error)]
@@ -171,42 +170,6 @@ impl ReadStore {
             }
         }
         Ok(())
-    }
-
-    /// Gives `customerEmail` to every order written before it existed, one update each, and
-    /// then lets email filters use it. Idempotent, so replicas starting together may all run
-    /// it; an order's customer never changes, so a concurrent projection cannot disagree.
-    pub async fn backfill_customer_email(&self) -> Result<u64, StoreError> {
-        let orders = self.collections().orders.clone_with_type::<Document>();
-        let missing = doc! { "customerEmail": { "$exists": false } };
-        let mut legacy = orders
-            .find(missing.clone())
-            .projection(doc! { "customer.email": 1 })
-            .await?;
-        let mut filled = 0_u64;
-        let mut last_report = std::time::Instant::now();
-        while let Some(order) = legacy.try_next().await? {
-            let (Ok(id), Ok(email)) = (
-                order.get_str("_id"),
-                order
-                    .get_document("customer")
-                    .and_then(|customer| customer.get_str("email")),
-            ) else {
-                continue;
-            };
-            let mut filter = missing.clone();
-            filter.insert("_id", id);
-            orders
-                .update_one(filter, doc! { "$set": { "customerEmail": email } })
-                .await?;
-            filled += 1;
-            if last_report.elapsed() >= BACKFILL_REPORT_EVERY {
-                log::info!("customerEmail backfill: {filled} orders so far");
-                last_report = std::time::Instant::now();
-            }
-        }
-        self.customer_email_complete.store(true, Ordering::Relaxed);
-        Ok(filled)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -5,3 +5,4 @@ mod helpers;
 mod operability;
 mod projection;
 mod queries;
+mod upgrades;

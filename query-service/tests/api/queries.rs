@@ -1,11 +1,7 @@
-use std::time::Duration;
-
 use chrono::{TimeDelta, Utc};
-use harness::eventually;
-use mongodb::bson::{doc, DateTime, Document};
 use serde_json::Value;
 
-use crate::helpers::{new_order, spawn_app, spawn_app_with};
+use crate::helpers::{new_order, spawn_app};
 
 async fn json_error(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
@@ -116,54 +112,5 @@ async fn writes_are_not_served_by_the_query_side() {
     assert_eq!(
         json_error(response, 405).await["error"],
         "method_not_allowed"
-    );
-}
-
-#[tokio::test]
-async fn orders_stored_before_customer_email_existed_are_backfilled_and_found_by_email() {
-    let (uri, database) = harness::fresh_mongo_database();
-    let orders = mongodb::Client::with_uri_str(&uri)
-        .await
-        .unwrap()
-        .database(&database)
-        .collection::<Document>("orders");
-    // An order as the previous release stored it: the email only inside `customer`.
-    orders
-        .insert_one(doc! {
-            "_id": "legacy-order",
-            "description": "Stored by the previous release",
-            "quantity": 1_i64,
-            "status": "placed",
-            "customer": { "email": "legacy@example.com", "firstName": "Old", "lastName": "Timer" },
-            "createdAt": DateTime::now(),
-            "version": 1_i64,
-        })
-        .await
-        .unwrap();
-
-    let app = spawn_app_with(|settings| {
-        settings.mongodb.uri = uri;
-        settings.mongodb.database = database;
-    })
-    .await;
-
-    eventually("the backfill", Duration::from_secs(10), || async {
-        orders
-            .find_one(doc! { "_id": "legacy-order", "customerEmail": "legacy@example.com" })
-            .await
-            .unwrap()
-    })
-    .await;
-    let listed: Vec<Value> = app
-        .get("/orders?email=legacy@example.com")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0]["id"], "legacy-order");
-    assert!(
-        listed[0].get("customerEmail").is_none(),
-        "an internal field"
     );
 }
