@@ -3,6 +3,7 @@
 //! with the same number of clients.
 
 mod baselines;
+mod cpu;
 mod end_to_end;
 mod stats;
 
@@ -13,6 +14,7 @@ use clap::Parser;
 use serde::Serialize;
 
 pub use baselines::Baselines;
+pub use cpu::CpuUse;
 pub use end_to_end::EndToEnd;
 
 #[derive(Debug, Clone, Parser)]
@@ -81,6 +83,10 @@ pub struct Report {
     pub ratio_to_slowest: Option<f64>,
     pub slowest_component: Option<String>,
     pub memory: Vec<ProcessMemory>,
+    /// CPU time by process group while posting and draining, most first.
+    pub cpu: Vec<CpuUse>,
+    /// Cores those groups kept busy on average over the same time.
+    pub cores_busy: f64,
 }
 
 /// Runs the end-to-end load, then the baselines, and returns the report.
@@ -114,7 +120,9 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
             |count| format!("{count} orders")
         )
     );
+    let cpu_before = cpu::CpuSnapshot::take();
     let end_to_end = end_to_end::run(&options, &client).await;
+    let (cpu, cores_busy) = cpu_before.used_since(end_to_end.accepted);
     eprintln!(
         "posted for {:.1} s; every accepted order readable {:.1} s after the last POST",
         end_to_end.posting_secs, end_to_end.drain_secs
@@ -161,6 +169,8 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
         end_to_end,
         baselines,
         memory,
+        cpu,
+        cores_busy,
     };
     if let Some(path) = &options.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
@@ -273,6 +283,23 @@ impl Report {
                 text,
                 "| RSS {} (pid {}) | {:.1} MiB |",
                 process.name, process.pid, process.rss_mib
+            );
+        }
+        if !self.cpu.is_empty() {
+            let _ = writeln!(
+                text,
+                "| cores busy while posting and draining | {:.2} |",
+                self.cores_busy
+            );
+        }
+        for group in &self.cpu {
+            let _ = writeln!(
+                text,
+                "| CPU {} | {:.2} s, {:.0} %, {:.2} ms/order |",
+                group.group,
+                group.cpu_secs,
+                group.share * 100.0,
+                group.ms_per_order
             );
         }
         text

@@ -64,5 +64,13 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         "RSS of both services: {:?}",
         report.memory
     );
+    assert!(
+        ["command-service", "query-service"]
+            .iter()
+            .all(|group| report.cpu.iter().any(|used| used.group == *group)),
+        "CPU of the stack's processes: {:?}",
+        report.cpu
+    );
+    assert!(report.cores_busy > 0.0);
     assert!(report.table().contains("end-to-end orders/s"));
 }
