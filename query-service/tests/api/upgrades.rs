@@ -8,7 +8,7 @@ use query_service::config::Settings;
 use query_service::store::{Generation, ReadStore};
 use serde_json::Value;
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{spawn_app_with, TestApp};
 
 const UPGRADES: &str = "readModelUpgrades";
 
@@ -20,6 +20,16 @@ async fn fresh_database() -> (String, Database) {
         .unwrap()
         .database(&name);
     (uri, database)
+}
+
+/// The application on an existing read database.
+async fn spawn_app_on(uri: String, database: &Database) -> TestApp {
+    let name = database.name().to_owned();
+    spawn_app_with(|settings| {
+        settings.mongodb.uri = uri;
+        settings.mongodb.database = name;
+    })
+    .await
 }
 
 /// An order as the release before `customerEmail` stored it: the email only inside `customer`.
@@ -52,12 +62,7 @@ async fn orders_stored_before_customer_email_existed_are_backfilled_once_and_fou
     let orders = database.collection::<Document>("orders");
     insert_legacy_order(&orders, "legacy-order", "legacy@example.com").await;
 
-    let name = database.name().to_owned();
-    let app = spawn_app_with(|settings| {
-        settings.mongodb.uri = uri;
-        settings.mongodb.database = name;
-    })
-    .await;
+    let app = spawn_app_on(uri, &database).await;
 
     let record = eventually("the backfill's record", Duration::from_secs(10), || async {
         database
@@ -90,12 +95,7 @@ async fn a_recorded_backfill_is_not_repeated_and_email_filters_use_customer_emai
     // a filter on the nested field. With the record trusted, neither happens.
     insert_legacy_order(&orders, "unrecorded-order", "legacy@example.com").await;
 
-    let name = database.name().to_owned();
-    let app = spawn_app_with(|settings| {
-        settings.mongodb.uri = uri;
-        settings.mongodb.database = name;
-    })
-    .await;
+    let app = spawn_app_on(uri, &database).await;
 
     let response = app.get("/orders?email=legacy@example.com").await;
     assert_eq!(listed_ids(response).await, Vec::<String>::new());
