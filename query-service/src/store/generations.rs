@@ -124,7 +124,7 @@ impl ReadStore {
         let models = self.collections();
         models.orders.drop().await?;
         models.customers.drop().await?;
-        self.forget_upgrades().await
+        self.forget_upgrades(&models).await
     }
 
     /// The id of every order, read in one pass; for verification after a rebuild.

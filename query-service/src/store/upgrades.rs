@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, DateTime, Document};
 use mongodb::Collection;
 
-use super::{written_unless_duplicate, ReadStore, StoreError};
+use super::{written_unless_duplicate, ReadModels, ReadStore, StoreError};
 
 const UPGRADES_COLLECTION: &str = "readModelUpgrades";
 const BACKFILL_REPORT_EVERY: Duration = Duration::from_secs(5);
@@ -20,17 +20,12 @@ impl ReadStore {
         self.database.collection(UPGRADES_COLLECTION)
     }
 
-    /// The record of the `customerEmail` backfill of this generation's orders.
-    fn customer_email_record_id(&self) -> String {
-        format!("{}.customerEmail", self.collections().orders.name())
-    }
-
     /// Whether every order of this generation is recorded as having `customerEmail`; if so,
     /// email filters use it from now on.
     pub async fn customer_email_recorded(&self) -> Result<bool, StoreError> {
         let recorded = self
             .upgrades()
-            .find_one(doc! { "_id": self.customer_email_record_id() })
+            .find_one(doc! { "_id": customer_email_record_id(&self.collections()) })
             .await?
             .is_some();
         if recorded {
@@ -42,7 +37,8 @@ impl ReadStore {
     /// Records that every order of this generation has `customerEmail`: all the orders this
     /// release writes do.
     pub async fn record_customer_email_complete(&self) -> Result<(), StoreError> {
-        self.record_upgrade(self.customer_email_record_id()).await
+        self.record_upgrade(customer_email_record_id(&self.collections()))
+            .await
     }
 
     /// Replicas may record an upgrade concurrently; the first record stays.
@@ -52,10 +48,10 @@ impl ReadStore {
         Ok(())
     }
 
-    /// Forgets the records of this generation, whose collections are being dropped.
-    pub(super) async fn forget_upgrades(&self) -> Result<(), StoreError> {
+    /// Forgets the records of `models`, whose collections are being dropped.
+    pub(super) async fn forget_upgrades(&self, models: &ReadModels) -> Result<(), StoreError> {
         self.upgrades()
-            .delete_one(doc! { "_id": self.customer_email_record_id() })
+            .delete_one(doc! { "_id": customer_email_record_id(models) })
             .await?;
         Ok(())
     }
@@ -65,8 +61,9 @@ impl ReadStore {
     /// together may all run it; an order's customer never changes, so a concurrent projection
     /// cannot disagree.
     pub async fn backfill_customer_email(&self) -> Result<u64, StoreError> {
-        let record_id = self.customer_email_record_id();
-        let orders = self.collections().orders.clone_with_type::<Document>();
+        let models = self.collections();
+        let record_id = customer_email_record_id(&models);
+        let orders = models.orders.clone_with_type::<Document>();
         let missing = doc! { "customerEmail": { "$exists": false } };
         let mut legacy = orders
             .find(missing.clone())
@@ -98,4 +95,9 @@ impl ReadStore {
         self.customer_email_complete.store(true, Ordering::Relaxed);
         Ok(filled)
     }
+}
+
+/// The record of the `customerEmail` backfill of `models`' orders.
+fn customer_email_record_id(models: &ReadModels) -> String {
+    format!("{}.customerEmail", models.orders.name())
 }
