@@ -22,43 +22,56 @@ impl ReadStore {
     /// conditional on the id not being listed yet: a redelivered or duplicated event finds it
     /// listed, the upsert then collides on `_id`, and nothing is counted twice. Names are
     /// replaced only by those of an order at least as recent, so a late event cannot bring back
-    /// old names. When the first step created the document it also set the names, and the
-    /// second is skipped: a customer's first order costs one write, not two. Each step is
-    /// idempotent, so a crash between them is healed by the redelivery.
+    /// old names.
+    ///
+    /// The usual event, a customer's first order or a newer one not counted yet, costs one
+    /// write that counts it and takes its names. Any other collides, and is then applied in two
+    /// steps, each idempotent on its own: the count, then the names if they are older. A crash
+    /// between them is healed by the redelivery.
     pub async fn count_order_for_customer(
         &self,
         order: &CountedOrder<'_>,
     ) -> Result<(), StoreError> {
         let customers = self.collections().customers;
-        let counted = customers
+        let count = doc! {
+            "$inc": { "orderCount": 1_i64, "totalQuantity": order.quantity },
+            "$push": { "countedOrderIds": order.order_id },
+            "$max": { "lastOrderAt": order.created_at },
+        };
+        let names = doc! {
+            "firstName": order.first_name,
+            "lastName": order.last_name,
+            "namesAsOf": order.created_at,
+        };
+        let not_counted = doc! { "$ne": order.order_id };
+        let names_not_newer = doc! { "$not": { "$gt": order.created_at } };
+
+        let mut count_with_names = count.clone();
+        count_with_names.insert("$set", names.clone());
+        let in_one_write = customers
             .update_one(
-                doc! { "_id": order.email, "countedOrderIds": { "$ne": order.order_id } },
                 doc! {
-                    "$inc": { "orderCount": 1_i64, "totalQuantity": order.quantity },
-                    "$push": { "countedOrderIds": order.order_id },
-                    "$max": { "lastOrderAt": order.created_at },
-                    "$setOnInsert": {
-                        "firstName": order.first_name,
-                        "lastName": order.last_name,
-                        "namesAsOf": order.created_at,
-                    },
+                    "_id": order.email,
+                    "countedOrderIds": not_counted.clone(),
+                    "namesAsOf": names_not_newer.clone(),
                 },
+                count_with_names,
             )
             .upsert(true)
             .await;
-        let created = matches!(&counted, Ok(result) if result.upserted_id.is_some());
-        written_unless_duplicate(counted)?;
-        if created {
+        if written_unless_duplicate(in_one_write)? {
             return Ok(());
         }
         customers
             .update_one(
-                doc! { "_id": order.email, "namesAsOf": { "$not": { "$gt": order.created_at } } },
-                doc! { "$set": {
-                    "firstName": order.first_name,
-                    "lastName": order.last_name,
-                    "namesAsOf": order.created_at,
-                }},
+                doc! { "_id": order.email, "countedOrderIds": not_counted },
+                count,
+            )
+            .await?;
+        customers
+            .update_one(
+                doc! { "_id": order.email, "namesAsOf": names_not_newer },
+                doc! { "$set": names },
             )
             .await?;
         Ok(())

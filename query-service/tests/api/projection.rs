@@ -172,17 +172,28 @@ async fn the_customer_keeps_the_names_of_the_latest_order_whatever_the_arrival_o
     payload.order.customer.last_name = "King".into();
     let earlier = new_order("ada@example.com", 1, now - TimeDelta::minutes(5));
 
-    app.publish(&latest).await;
-    app.publish(&earlier).await;
+    // The same two orders of another customer, arriving in the order they were placed.
+    let grace_earlier = new_order("grace@example.com", 1, now - TimeDelta::minutes(5));
+    let mut grace_latest = new_order("grace@example.com", 1, now);
+    let OrderEvent::OnNewOrder(payload) = &mut grace_latest.payload else {
+        unreachable!("new_order makes an OnNewOrder")
+    };
+    payload.order.customer.last_name = "King".into();
+
+    for event in [&latest, &earlier, &grace_earlier, &grace_latest] {
+        app.publish(event).await;
+    }
     app.wait_until_processed().await;
 
-    let customer = app.get_eventually("/customers/ada@example.com").await;
-    assert_eq!(customer["lastName"], "King");
-    assert_eq!(customer["orderCount"], 2);
-    assert_eq!(
-        customer["lastOrderAt"],
-        serde_json::to_value(now.trunc_subsecs(3)).unwrap()
-    );
+    for email in ["ada@example.com", "grace@example.com"] {
+        let customer = app.get_eventually(&format!("/customers/{email}")).await;
+        assert_eq!(customer["lastName"], "King", "{customer}");
+        assert_eq!(customer["orderCount"], 2, "{customer}");
+        assert_eq!(
+            customer["lastOrderAt"],
+            serde_json::to_value(now.trunc_subsecs(3)).unwrap()
+        );
+    }
 }
 
 fn header(properties: &lapin::BasicProperties, name: &str) -> String {
