@@ -25,9 +25,10 @@ impl ReadStore {
     /// old names.
     ///
     /// The usual event, a customer's first order or a newer one not counted yet, costs one
-    /// write that counts it and takes its names. Any other collides, and is then applied in two
-    /// steps, each idempotent on its own: the count, then the names if they are older. A crash
-    /// between them is healed by the redelivery.
+    /// write that counts it and takes its names. Any other collides (a redelivery, an older
+    /// order, or a cancellation, whose order is normally counted already), and is then applied
+    /// in two steps, each idempotent on its own: the count, then the names if they are older. A
+    /// crash between them is healed by the redelivery.
     pub async fn count_order_for_customer(
         &self,
         order: &CountedOrder<'_>,
