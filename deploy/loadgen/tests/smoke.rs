@@ -64,13 +64,10 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         "RSS of both services: {:?}",
         report.memory
     );
-    assert!(
-        ["command-service", "query-service"]
-            .iter()
-            .all(|group| report.cpu.iter().any(|used| used.group == *group)),
-        "CPU of the stack's processes: {:?}",
-        report.cpu
-    );
+    // Which groups show up is not checked: at 20 orders/s for 2 s a debug service may use
+    // less than one 10 ms clock tick. The grouping itself has unit tests.
+    assert!(!report.cpu.is_empty(), "no CPU time was read from /proc");
     assert!(report.cores_busy > 0.0);
+    assert!(report.table().contains("| CPU "));
     assert!(report.table().contains("end-to-end orders/s"));
 }
