@@ -12,18 +12,11 @@ FERRETDB_BIN="${FERRETDB_BIN:-$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bi
 PG_ROLE="cqrs"
 PG_PASSWORD="cqrs"
 RABBIT_USER="cqrs"
-RABBIT_PASSWORD="cqrs"
 MONGO_WIRE_ADDR="127.0.0.1:27017"
 # A MONGODB_URI set by the caller means "use that server": FerretDB is then neither installed
 # nor started.
 MONGODB_URI_GIVEN="${MONGODB_URI:-}"
 export MONGODB_URI="${MONGODB_URI_GIVEN:-mongodb://$MONGO_WIRE_ADDR}"
-
-export POSTGRES_ADMIN_URL="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/postgres"
-export AMQP_BASE_URL="amqp://$RABBIT_USER:$RABBIT_PASSWORD@127.0.0.1:5672"
-export RABBITMQ_API_URL="http://127.0.0.1:15672"
-export RABBITMQ_API_USER="$RABBIT_USER"
-export RABBITMQ_API_PASSWORD="$RABBIT_PASSWORD"
 
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/run"
 
@@ -52,6 +45,14 @@ state_secret() {
 
 # The operator token of the local stack.
 admin_token() { state_secret admin-token; }
+
+# The broker's administrator has a password made for this checkout, never a documented one.
+RABBIT_PASSWORD="$(state_secret rabbitmq-admin-password)"
+export POSTGRES_ADMIN_URL="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/postgres"
+export AMQP_BASE_URL="amqp://$RABBIT_USER:$RABBIT_PASSWORD@127.0.0.1:5672"
+export RABBITMQ_API_URL="http://127.0.0.1:15672"
+export RABBITMQ_API_USER="$RABBIT_USER"
+export RABBITMQ_API_PASSWORD="$RABBIT_PASSWORD"
 
 # The AMQP URLs of the services' own RabbitMQ users (see create_service_users).
 publisher_amqp_url() { echo "amqp://orders-publisher:$(state_secret rabbitmq-publisher-password)@127.0.0.1:5672/%2f"; }
@@ -137,7 +138,40 @@ create_postgres_database() {
     runuser -u postgres -- psql -q -c "CREATE DATABASE \"$1\" OWNER $PG_ROLE"
 }
 
+# The local broker listens on loopback only: AMQP, the management UI, Erlang distribution and
+# epmd (rabbitmq-env.conf), and its administrator may log in from loopback only
+# (rabbitmq.conf). Written where Debian's package reads them, since the broker is the
+# machine's; a broker started with other files is restarted.
+RABBITMQ_ENV_CONF='# Written by deploy/scripts/infra.sh: every listener on loopback.
+NODE_IP_ADDRESS=127.0.0.1
+export ERL_EPMD_ADDRESS=127.0.0.1
+SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"'
+RABBITMQ_CONF="# Written by deploy/scripts/infra.sh.
+listeners.tcp.default = 127.0.0.1:5672
+management.tcp.ip = 127.0.0.1
+management.tcp.port = 15672
+loopback_users.$RABBIT_USER = true"
+
+# write_if_changed FILE CONTENT: writes CONTENT to FILE unless it holds it; succeeds when written.
+write_if_changed() {
+  [ "$(cat "$1" 2>/dev/null)" = "$2" ] && return 1
+  mkdir -p "$(dirname "$1")"
+  printf '%s\n' "$2" >"$1"
+}
+
 start_rabbitmq() {
+  local changed=""
+  write_if_changed /etc/rabbitmq/rabbitmq-env.conf "$RABBITMQ_ENV_CONF" && changed=1
+  write_if_changed /etc/rabbitmq/rabbitmq.conf "$RABBITMQ_CONF" && changed=1
+  if [ -n "$changed" ] && rabbitmqctl -q status >/dev/null 2>&1; then
+    say "restarting RabbitMQ to listen on loopback only"
+    rabbitmqctl -q stop >/dev/null
+  fi
+  # An epmd started before the configuration listens on every interface.
+  if [ -n "$changed" ] && pgrep -x epmd >/dev/null; then
+    epmd -kill >/dev/null 2>&1 || pkill -x epmd || true
+  fi
   if ! rabbitmqctl -q status >/dev/null 2>&1; then
     say "starting RabbitMQ"
     rabbitmq-plugins enable --offline rabbitmq_management >/dev/null
@@ -159,7 +193,12 @@ start_rabbitmq() {
     rabbitmqctl -q set_user_tags "$RABBIT_USER" administrator >/dev/null
     rabbitmqctl -q set_permissions -p / "$RABBIT_USER" '.*' '.*' '.*' >/dev/null
   fi
+  # The administrator of an older stack had the documented password "cqrs".
+  rabbitmqctl -q authenticate_user "$RABBIT_USER" "$RABBIT_PASSWORD" >/dev/null 2>&1 ||
+    rabbitmqctl -q change_password "$RABBIT_USER" "$RABBIT_PASSWORD" >/dev/null
   wait_for_port 127.0.0.1 15672 120 "RabbitMQ management"
+  # Debian's broker comes with guest/guest, an administrator; the local stack has no use for it.
+  curl -sS -o /dev/null -u "$RABBIT_USER:$RABBIT_PASSWORD" -X DELETE "$RABBITMQ_API_URL/api/users/guest"
 }
 
 # The command service publishes and the query service consumes as users of their own, each
@@ -189,20 +228,39 @@ install_validators() {
   export VALIDATORS_BIN="$venv/bin"
 }
 
+# FerretDB's storage: its PostgreSQL database, with custom plans forced for every statement
+# (pgx sends the parameter at connect): a cached generic plan cannot use the GIN twins of
+# deploy/ferretdb/index-twins.sql, since it does not know which field `_jsonb -> $1` names.
+export FERRETDB_POSTGRESQL_URL="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/ferretdb?plan_cache_mode=force_custom_plan"
+
+# install_index_twins DATABASE: FerretDB's indexes get GIN twins there (see the SQL file).
+install_index_twins() {
+  runuser -u postgres -- psql -qtAX -v ON_ERROR_STOP=1 -d "$1" -o /dev/null \
+    -c 'SET client_min_messages = warning' -f "$REPO_ROOT/deploy/ferretdb/index-twins.sql"
+}
+
 start_ferretdb() {
   if [ -n "${MONGODB_URI_GIVEN:-}" ]; then
     return 0
   fi
   ensure_ferretdb
   create_postgres_database ferretdb
+  install_index_twins ferretdb
+  # Databases created later, such as the tests' private FerretDB storage, are copies of it.
+  install_index_twins template1
+  # A FerretDB started by an older script, with other settings, is replaced.
+  local arguments=(--handler=postgresql --postgresql-url="$FERRETDB_POSTGRESQL_URL"
+    --state-dir="$STATE_DIR/ferretdb" --listen-addr="$MONGO_WIRE_ADDR" --telemetry=disable
+    --debug-addr=- --log-level=WARN)
+  if port_open 127.0.0.1 27017 && [ "$(cat "$STATE_DIR/run/ferretdb.args" 2>/dev/null)" != "${arguments[*]}" ]; then
+    stop_pidfile ferretdb
+  fi
   if ! port_open 127.0.0.1 27017; then
     say "starting FerretDB $FERRETDB_VERSION (PostgreSQL backend) on $MONGO_WIRE_ADDR"
     mkdir -p "$STATE_DIR/ferretdb"
-    nohup "$FERRETDB_BIN" --handler=postgresql \
-      --postgresql-url="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/ferretdb" \
-      --state-dir="$STATE_DIR/ferretdb" --listen-addr="$MONGO_WIRE_ADDR" --telemetry=disable --debug-addr=- \
-      --log-level=WARN >>"$STATE_DIR/logs/ferretdb.log" 2>&1 &
+    nohup "$FERRETDB_BIN" "${arguments[@]}" >>"$STATE_DIR/logs/ferretdb.log" 2>&1 &
     echo $! >"$STATE_DIR/run/ferretdb.pid"
+    echo "${arguments[*]}" >"$STATE_DIR/run/ferretdb.args"
     wait_for_port 127.0.0.1 27017 60 FerretDB
   fi
   export MONGODB_URI="mongodb://$MONGO_WIRE_ADDR"

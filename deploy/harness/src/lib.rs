@@ -13,6 +13,7 @@ mod polling;
 mod private;
 mod process;
 mod scrape;
+mod sockets;
 mod stack;
 mod validators;
 
@@ -22,6 +23,7 @@ pub use polling::{eventually, json_when_ok};
 pub use private::{PrivateFerret, PrivatePostgres, PrivateRabbit};
 pub use process::{free_port, ServiceProcess};
 pub use scrape::{metric, scrape_metrics};
+pub use sockets::{listening_sockets, ListeningSocket};
 pub use stack::{ServiceStack, STACK_ADMIN_TOKEN};
 pub use validators::{
     concrete_path, openapi_operations, openapi_problems, paths_without_header, run_validator,

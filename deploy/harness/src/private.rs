@@ -148,7 +148,8 @@ fn free_port_outside_cli_range() -> u16 {
     }
 }
 
-/// A RabbitMQ node of its own (user `guest`, loopback only), with the management plugin.
+/// A RabbitMQ node of its own (user `guest`; every listener on loopback), with the management
+/// plugin.
 pub struct PrivateRabbit {
     dir: PathBuf,
     node: String,
@@ -178,7 +179,9 @@ impl PrivateRabbit {
             .current_dir(dir)
             .env("HOME", dir)
             .env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_NODE_PORT", self.amqp_port.to_string())
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
             .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", dir.join("log"))
@@ -189,7 +192,8 @@ impl PrivateRabbit {
             .env(
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
                 format!(
-                    "-rabbitmq_management tcp_config [{{port,{}}}]",
+                    "-rabbitmq_management tcp_config [{{ip,\"127.0.0.1\"}},{{port,{}}}] \
+                     -kernel inet_dist_use_interface {{127,0,0,1}}",
                     self.management_port
                 ),
             );
@@ -269,10 +273,13 @@ impl Drop for PrivateRabbit {
 }
 
 /// A FerretDB of its own, storing into a fresh database of the shared PostgreSQL (so stopping
-/// it is a MongoDB outage that leaves PostgreSQL alone).
+/// it is a MongoDB outage that leaves PostgreSQL alone). The database is a copy of `template1`,
+/// so it has the GIN twins of `deploy/ferretdb/index-twins.sql`, and FerretDB connects to it
+/// with the local stack's options (`FERRETDB_POSTGRESQL_URL`'s query string).
 pub struct PrivateFerret {
     dir: PathBuf,
-    storage_url: String,
+    /// FerretDB's storage database, without FerretDB's connection options.
+    pub storage_url: String,
     child: Option<Child>,
     pub port: u16,
 }
@@ -294,6 +301,18 @@ fn ferretdb_binary() -> PathBuf {
 }
 
 impl PrivateFerret {
+    /// The storage URL with the options the local stack gives FerretDB's PostgreSQL
+    /// connections (`deploy/scripts/infra.sh`).
+    fn connection_url(&self) -> String {
+        let options = std::env::var("FERRETDB_POSTGRESQL_URL")
+            .ok()
+            .and_then(|url| url.split_once('?').map(|(_, options)| options.to_owned()));
+        match options {
+            Some(options) => format!("{}?{options}", self.storage_url),
+            None => self.storage_url.clone(),
+        }
+    }
+
     pub async fn start() -> Self {
         let mut ferret = Self {
             dir: scratch_dir("ferretdb"),
@@ -313,7 +332,7 @@ impl PrivateFerret {
         let binary = ferretdb_binary();
         let child = tokio::process::Command::new(&binary)
             .arg("--handler=postgresql")
-            .arg(format!("--postgresql-url={}", self.storage_url))
+            .arg(format!("--postgresql-url={}", self.connection_url()))
             .arg(format!("--state-dir={}", self.dir.display()))
             .arg(format!("--listen-addr=127.0.0.1:{}", self.port))
             // No debug listener: its fixed default port would clash with other instances.

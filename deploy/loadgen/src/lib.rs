@@ -50,12 +50,10 @@ pub struct Options {
         default_value = "postgres://cqrs:cqrs@127.0.0.1:5432/postgres"
     )]
     pub postgres_admin_url: String,
-    #[arg(
-        long,
-        env = "AMQP_URL",
-        default_value = "amqp://cqrs:cqrs@127.0.0.1:5672/%2f"
-    )]
-    pub amqp_url: String,
+    /// AMQP URL of a user allowed to declare a scratch queue (default: the local stack's
+    /// administrator, whose password `deploy/up` keeps in `.stack/rabbitmq-admin-password`).
+    #[arg(long, env = "AMQP_URL")]
+    pub amqp_url: Option<String>,
     #[arg(long, env = "MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]
     pub mongodb_uri: String,
     /// Also write the report as JSON to this file.
@@ -87,6 +85,25 @@ pub struct Report {
     pub cpu: Vec<CpuUse>,
     /// Cores those groups kept busy on average over the same time.
     pub cores_busy: f64,
+}
+
+/// The local stack's broker as its administrator, whose password `deploy/up` made.
+fn local_stack_amqp_url() -> anyhow::Result<String> {
+    let state_dir = std::env::var_os("CQRS_STATE_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.stack"),
+        std::path::PathBuf::from,
+    );
+    let file = state_dir.join("rabbitmq-admin-password");
+    let password = std::fs::read_to_string(&file).map_err(|error| {
+        anyhow::anyhow!(
+            "no --amqp-url (AMQP_URL) given and the local stack's broker password is not in {}: {error}",
+            file.display()
+        )
+    })?;
+    Ok(format!(
+        "amqp://cqrs:{}@127.0.0.1:5672/%2f",
+        password.trim()
+    ))
 }
 
 /// Runs the end-to-end load, then the baselines, and returns the report.
@@ -143,7 +160,11 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
             timed.elapsed().as_secs_f64()
         );
         let timed = std::time::Instant::now();
-        let rabbitmq = baselines::rabbitmq(&options.amqp_url, clients, duration).await?;
+        let amqp_url = match &options.amqp_url {
+            Some(url) => url.clone(),
+            None => local_stack_amqp_url()?,
+        };
+        let rabbitmq = baselines::rabbitmq(&amqp_url, clients, duration).await?;
         eprintln!(
             "  RabbitMQ alone: {rabbitmq:.0} confirmed publishes/s ({:.1} s)",
             timed.elapsed().as_secs_f64()

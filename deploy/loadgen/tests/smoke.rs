@@ -35,7 +35,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         baseline_secs: 0.5,
         postgres_admin_url: std::env::var("POSTGRES_ADMIN_URL")
             .unwrap_or_else(|_| "postgres://cqrs:cqrs@127.0.0.1:5432/postgres".into()),
-        amqp_url: stack.amqp_url.clone(),
+        amqp_url: Some(stack.amqp_url.clone()),
         mongodb_uri: stack.mongodb_uri.clone(),
         json: None,
         token: Some(token),

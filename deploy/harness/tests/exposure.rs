@@ -1,0 +1,56 @@
+//! What the local stack exposes beyond this machine: nothing. Runs against the servers
+//! `deploy/test` started the way `deploy/up` does, with both services and the gateway running.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
+
+use harness::{listening_sockets, ServiceStack};
+
+/// The programs of the local stack, by the short name the kernel gives their processes.
+/// FerretDB is not among them where `MONGODB_URI` names another server.
+const STACK_PROGRAMS: [&str; 7] = [
+    "postgres",
+    "beam.smp",
+    "epmd",
+    "nginx",
+    "command-service",
+    "query-service",
+    "ferretdb",
+];
+const ALWAYS_RUNNING: usize = 6;
+
+#[tokio::test]
+async fn every_server_of_the_local_stack_listens_on_loopback_only() {
+    let _stack = ServiceStack::start().await;
+    let sockets: Vec<_> = listening_sockets()
+        .into_iter()
+        .filter(|socket| STACK_PROGRAMS.contains(&socket.program.as_str()))
+        .collect();
+    for program in &STACK_PROGRAMS[..ALWAYS_RUNNING] {
+        assert!(
+            sockets.iter().any(|socket| socket.program == *program),
+            "no listening socket of {program} found among {sockets:?}"
+        );
+    }
+    let exposed: Vec<_> = sockets
+        .iter()
+        .filter(|socket| !socket.address.is_loopback())
+        .collect();
+    assert!(exposed.is_empty(), "listening beyond loopback: {exposed:?}");
+}
+
+#[tokio::test]
+async fn the_local_broker_refuses_guest_and_the_old_documented_password() {
+    let api = std::env::var("RABBITMQ_API_URL").unwrap_or_else(|_| "http://127.0.0.1:15672".into());
+    let user = std::env::var("RABBITMQ_API_USER").unwrap_or_else(|_| "cqrs".into());
+    let client = reqwest::Client::new();
+    for (user, password) in [("guest", "guest"), (user.as_str(), "cqrs")] {
+        let status = client
+            .get(format!("{api}/api/whoami"))
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .expect("the management API answers")
+            .status();
+        assert_eq!(status, 401, "{user}/{password} was let in");
+    }
+}
