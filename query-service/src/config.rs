@@ -56,6 +56,8 @@ pub struct BrokerSettings {
     pub url: String,
     pub queue: String,
     pub prefetch: u16,
+    pub batch_size: u16,
+    pub batch_wait_ms: u64,
     pub lanes: usize,
     pub max_attempts: u32,
     pub retry_delay_ms: u64,
@@ -99,6 +101,12 @@ impl Settings {
         if self.broker.prefetch == 0 {
             return invalid("broker.prefetch", "must be at least 1");
         }
+        if self.broker.batch_size == 0 || self.broker.batch_size > self.broker.prefetch {
+            return invalid("broker.batch_size", "must be from 1 to broker.prefetch");
+        }
+        if self.broker.batch_wait_ms > 1_000 {
+            return invalid("broker.batch_wait_ms", "must be at most 1000");
+        }
         if !(1..=256).contains(&self.broker.lanes) {
             return invalid("broker.lanes", "must be between 1 and 256");
         }
@@ -121,6 +129,12 @@ impl Settings {
             return invalid("consistency.max_wait_ms", "must be at most 60000");
         }
         Ok(())
+    }
+}
+
+impl BrokerSettings {
+    pub fn batch_wait(&self) -> Duration {
+        Duration::from_millis(self.batch_wait_ms)
     }
 }
 
@@ -187,5 +201,15 @@ mod tests {
     fn a_zero_prefetch_is_refused() {
         let error = Settings::from_env(vars(&[("APP_BROKER__PREFETCH", "0")])).unwrap_err();
         assert!(error.to_string().contains("broker.prefetch"), "{error}");
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_prefetch_is_refused() {
+        let error = Settings::from_env(vars(&[
+            ("APP_BROKER__PREFETCH", "64"),
+            ("APP_BROKER__BATCH_SIZE", "65"),
+        ]))
+        .unwrap_err();
+        assert!(error.to_string().contains("broker.batch_size"), "{error}");
     }
 }

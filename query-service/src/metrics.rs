@@ -6,7 +6,7 @@ use chrono::Utc;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use service_support::metrics::{seconds_histogram, DependencyStatus, HttpMetrics, Sampler};
 use shared_events::EventEnvelope;
@@ -30,6 +30,7 @@ pub struct ProjectionMetrics {
     retried: Family<RetryLabels, Counter>,
     dead_lettered: Counter,
     lag: Histogram,
+    batch_size: Histogram,
 }
 
 impl ProjectionMetrics {
@@ -41,6 +42,7 @@ impl ProjectionMetrics {
             retried: Family::default(),
             dead_lettered: Counter::default(),
             lag: seconds_histogram(),
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
         };
         registry.register(
             "events_consumed",
@@ -72,7 +74,16 @@ impl ProjectionMetrics {
             "From an event's occurredAt to its application to the read models",
             metrics.lag.clone(),
         );
+        registry.register(
+            "projection_batch_size",
+            "Events applied together in one batch",
+            metrics.batch_size.clone(),
+        );
         metrics
+    }
+
+    pub fn batch_applied(&self, events: usize) {
+        self.batch_size.observe(events as f64);
     }
 
     pub fn consumed(&self) {

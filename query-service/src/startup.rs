@@ -64,7 +64,7 @@ impl Application {
         let metrics = QueryMetrics::new(store.clone(), broker_status.clone());
         let consumer = EventConsumer::new(
             settings.broker.clone(),
-            Projector::new(store.clone()),
+            Projector::new(store.clone(), settings.broker.lanes),
             broker_status.clone(),
             metrics.projection,
         );

@@ -5,8 +5,7 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use service_support::RequestId;
 use shared_events::EventEnvelope;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::unusable::{route_unusable, Disposition, RepublishError};
@@ -27,20 +26,20 @@ enum ConsumeError {
 
 /// Feeds the projection from the queue.
 ///
-/// Deliveries are spread over `lanes` by the event's ordering key (the customer), so one
-/// customer's events are applied one after another while different customers proceed in
-/// parallel. A delivery is acknowledged only after its event is in MongoDB; while MongoDB
-/// fails, its lane retries the same event with backoff, so nothing is dropped and the
-/// customer's later events wait behind it. Unacknowledged deliveries (at most `prefetch`) go
-/// back to the queue if the connection is lost, and are then applied idempotently.
+/// Deliveries are taken in batches: up to `batch_size`, as they arrive for at most
+/// `batch_wait_ms` after the first. A batch is applied as a whole (one summary write per
+/// customer, one insert for all new orders; see [`Projector::apply_batch`]) and acknowledged
+/// with one `multiple` acknowledgement once it is in MongoDB. While MongoDB fails, the same
+/// batch is retried with backoff, so nothing is dropped. Unacknowledged deliveries (at most
+/// `prefetch`) go back to the queue if the connection is lost, and are then applied
+/// idempotently. A message that is not a usable event is set aside on its own as it arrives
+/// and never holds up the others.
 pub struct EventConsumer {
     settings: BrokerSettings,
     projector: Projector,
     status: BrokerStatus,
     metrics: ProjectionMetrics,
 }
-
-type Lane = mpsc::Sender<(Delivery, EventEnvelope)>;
 
 impl EventConsumer {
     pub fn new(
@@ -104,54 +103,102 @@ impl EventConsumer {
         self.status.set_connected(true);
         log::info!("event consumer attached to queue {}", self.settings.queue);
 
-        let mut lanes = JoinSet::new();
-        let senders: Vec<Lane> = (0..self.settings.lanes)
-            .map(|_| {
-                let (sender, receiver) = mpsc::channel(usize::from(self.settings.prefetch));
-                lanes.spawn(apply_in_order(
-                    receiver,
-                    self.projector.clone(),
-                    self.metrics.clone(),
-                    shutdown.clone(),
-                ));
-                sender
-            })
-            .collect();
+        let batch_size = usize::from(self.settings.batch_size);
+        let mut batch: Vec<(Delivery, EventEnvelope)> = Vec::with_capacity(batch_size);
         loop {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                Some(ended) = lanes.join_next() => {
-                    // A lane only ends early when it could not acknowledge: the channel is gone.
-                    ended.unwrap_or(Ok(()))?;
-                }
-                next = deliveries.next() => match next {
-                    Some(delivery) => {
-                        let delivery = delivery?;
-                        self.metrics.consumed();
-                        match EventEnvelope::decode(&delivery.data) {
-                            Ok(envelope) => {
-                                let lane = &senders[Projector::lane(&envelope, senders.len())];
-                                if lane.send((delivery, envelope)).await.is_err() {
-                                    return Err(ConsumeError::Cancelled);
-                                }
-                            }
-                            Err(error) => self.set_aside(&republisher, delivery, &error).await?,
-                        }
+            // Wait for a first delivery, then take more until the batch is full or its time
+            // is up.
+            let mut closes = None;
+            while batch.len() < batch_size {
+                let next = tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    () = sleep_until_some(closes) => break,
+                    next = deliveries.next() => next,
+                };
+                let delivery = next.ok_or(ConsumeError::Cancelled)??;
+                self.metrics.consumed();
+                match EventEnvelope::decode(&delivery.data) {
+                    Ok(envelope) => {
+                        closes.get_or_insert_with(|| Instant::now() + self.settings.batch_wait());
+                        batch.push((delivery, envelope));
                     }
-                    None => return Err(ConsumeError::Cancelled),
-                },
+                    Err(error) => self.set_aside(&republisher, delivery, &error).await?,
+                }
             }
-        }
-        // Stop taking deliveries; let the lanes finish what they hold, then close. Whatever is
-        // still unacknowledged goes back to the queue.
-        drop(senders);
-        while let Some(ended) = lanes.join_next().await {
-            if let Ok(Err(error)) = ended {
-                log::warn!("a lane stopped with an error during shutdown: {error}");
+            if shutdown.is_cancelled() || !self.apply(&batch, shutdown).await? {
+                // Whatever is still unacknowledged goes back to the queue.
+                break;
             }
+            batch.clear();
         }
         connection.close(200, "shutting down".into()).await?;
         Ok(())
+    }
+
+    /// Applies `batch`, retrying while MongoDB fails, and acknowledges it. `false` when
+    /// shutdown came first: the batch is left unacknowledged for the broker to redeliver.
+    async fn apply(
+        &self,
+        batch: &[(Delivery, EventEnvelope)],
+        shutdown: &CancellationToken,
+    ) -> Result<bool, lapin::Error> {
+        let Some((last, _)) = batch.last() else {
+            return Ok(true);
+        };
+        let events: Vec<EventEnvelope> = batch.iter().map(|(_, event)| event.clone()).collect();
+        let mut backoff = retry_backoff();
+        let outcomes = loop {
+            match self.projector.apply_batch(&events).await {
+                Ok(outcomes) => break outcomes,
+                Err(error) => {
+                    self.metrics.retried("store_unavailable");
+                    let delay = backoff.next().unwrap_or_default();
+                    log::warn!(
+                        "cannot apply a batch of {} events ({error}); retrying in {delay:?}",
+                        events.len()
+                    );
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(false),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        };
+        // Every delivery of the batch, and every unusable one before it, which was acknowledged
+        // already on its own.
+        last.ack(BasicAckOptions { multiple: true }).await?;
+        self.metrics.batch_applied(events.len());
+        for (envelope, outcome) in events.iter().zip(outcomes) {
+            RequestId::scope_if(RequestId::parse(&envelope.correlation_id), async {
+                self.record(envelope, outcome);
+            })
+            .await;
+        }
+        Ok(true)
+    }
+
+    fn record(&self, envelope: &EventEnvelope, outcome: Outcome) {
+        match outcome {
+            Outcome::Applied => {
+                self.metrics.applied(envelope);
+                log::info!(
+                    "applied {} v{} {} for order {}",
+                    envelope.event_type,
+                    envelope.schema_version,
+                    envelope.event_id,
+                    envelope.aggregate_id
+                );
+            }
+            Outcome::AlreadyApplied => {
+                self.metrics.duplicate();
+                log::info!(
+                    "skipped {} {}: already applied",
+                    envelope.event_type,
+                    envelope.event_id
+                );
+            }
+        }
     }
 
     async fn set_aside(
@@ -190,74 +237,10 @@ impl EventConsumer {
     }
 }
 
-/// Applies one lane's events in delivery order, acknowledging each after it is stored.
-async fn apply_in_order(
-    mut receiver: mpsc::Receiver<(Delivery, EventEnvelope)>,
-    projector: Projector,
-    metrics: ProjectionMetrics,
-    shutdown: CancellationToken,
-) -> Result<(), lapin::Error> {
-    while let Some((delivery, envelope)) = receiver.recv().await {
-        let request_id = RequestId::parse(&envelope.correlation_id);
-        let applied = RequestId::scope_if(
-            request_id,
-            apply_one(delivery, &envelope, &projector, &metrics, &shutdown),
-        );
-        if !applied.await? {
-            return Ok(());
-        }
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
-    Ok(())
-}
-
-/// Applies one event, retrying while MongoDB fails, and acknowledges it. `false` when
-/// shutdown came first: the event is left unacknowledged for the broker to redeliver.
-async fn apply_one(
-    delivery: Delivery,
-    envelope: &EventEnvelope,
-    projector: &Projector,
-    metrics: &ProjectionMetrics,
-    shutdown: &CancellationToken,
-) -> Result<bool, lapin::Error> {
-    let mut backoff = retry_backoff();
-    let outcome = loop {
-        match projector.apply(envelope).await {
-            Ok(outcome) => break outcome,
-            Err(error) => {
-                metrics.retried("store_unavailable");
-                let delay = backoff.next().unwrap_or_default();
-                log::warn!(
-                    "cannot apply event {} ({error}); retrying in {delay:?}",
-                    envelope.event_id
-                );
-                tokio::select! {
-                    // Left unacknowledged: the broker redelivers it to whoever consumes next.
-                    () = shutdown.cancelled() => return Ok(false),
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
-        }
-    };
-    delivery.ack(BasicAckOptions::default()).await?;
-    match outcome {
-        Outcome::Applied => {
-            metrics.applied(envelope);
-            log::info!(
-                "applied {} v{} {} for order {}",
-                envelope.event_type,
-                envelope.schema_version,
-                envelope.event_id,
-                envelope.aggregate_id
-            );
-        }
-        Outcome::AlreadyApplied => {
-            metrics.duplicate();
-            log::info!(
-                "skipped {} {}: already applied",
-                envelope.event_type,
-                envelope.event_id
-            );
-        }
-    }
-    Ok(true)
 }

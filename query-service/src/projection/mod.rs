@@ -1,15 +1,20 @@
-//! Event → read model. Applying an event is idempotent and tolerates reordering: the order is
+//! Event → read model. Applying events is idempotent and tolerates reordering: an order is
 //! written only if its stored version is older than the event's, and an order's placement and
 //! its cancellation each enter the customer's summary at most once (see
-//! [`ReadStore::count_order_for_customer`]). A redelivered, duplicated or late event never
+//! [`ReadStore::count_orders_for_customer`]). A redelivered, duplicated or late event never
 //! double-counts or overwrites newer state.
 //!
-//! Every event carries the whole order, so the summary is updated first and the order
-//! document last: once a read sees an order at some version, its customer's summary already
-//! reflects that event. Read-your-writes (`http::consistency`) relies on this.
+//! Events are applied in batches. [`plan`] is the pure part: it coalesces a batch into the
+//! writes it needs, one summary change per customer and one document per order (its newest
+//! version: every event carries the whole order). [`Projector`] makes those writes.
+//!
+//! Summaries are written first and order documents last: once a read sees an order at some
+//! version, its customer's summary already reflects that event. Read-your-writes
+//! (`http::consistency`) relies on this.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::collections::{HashMap, HashSet};
 
+use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::DateTime;
 use shared_events::{EventEnvelope, OrderEvent};
 
@@ -28,47 +33,142 @@ pub enum Outcome {
 pub const STATUS_PLACED: &str = "placed";
 pub const STATUS_CANCELLED: &str = "cancelled";
 
+/// What one batch of events changes in one customer's summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerChange {
+    pub email: String,
+    /// The orders to count as placed, each once. A cancellation counts its order's placement
+    /// too: when the `OnNewOrder` is still in the retry queue, the summary must not show a
+    /// cancellation without its order.
+    pub placed: Vec<CountedOrder>,
+    /// The orders to count as cancelled, each once.
+    pub cancelled: Vec<CountedOrder>,
+}
+
+/// The writes a batch of events makes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchWrites {
+    /// One per customer, in the order the customers first appear in the batch.
+    pub customers: Vec<CustomerChange>,
+    /// The newest version of each order in the batch, in the order the orders first appear.
+    pub orders: Vec<OrderDocument>,
+}
+
+/// Coalesces `events` into the writes that apply them all.
+pub fn plan(events: &[EventEnvelope]) -> BatchWrites {
+    let mut customers: Vec<CustomerChange> = Vec::new();
+    let mut customer_index: HashMap<&str, usize> = HashMap::new();
+    let mut orders: Vec<OrderDocument> = Vec::new();
+    let mut order_index: HashMap<String, usize> = HashMap::new();
+    for envelope in events {
+        let order = order_document(envelope);
+        let counted = CountedOrder::of(&order);
+        let email = envelope.payload.order().customer.email.as_str();
+        let change = *customer_index.entry(email).or_insert_with(|| {
+            customers.push(CustomerChange {
+                email: email.to_owned(),
+                placed: Vec::new(),
+                cancelled: Vec::new(),
+            });
+            customers.len() - 1
+        });
+        let change = &mut customers[change];
+        let is_new = |list: &[CountedOrder]| !list.iter().any(|c| c.order_id == counted.order_id);
+        if let OrderEvent::OrderCancelled(_) = envelope.payload {
+            if is_new(&change.cancelled) {
+                change.cancelled.push(counted.clone());
+            }
+        }
+        if is_new(&change.placed) {
+            change.placed.push(counted);
+        }
+        match order_index.get(&order.id) {
+            Some(&index) if orders[index].version >= order.version => {}
+            Some(&index) => orders[index] = order,
+            None => {
+                order_index.insert(order.id.clone(), orders.len());
+                orders.push(order);
+            }
+        }
+    }
+    BatchWrites { customers, orders }
+}
+
 /// Applies order events to the read models.
 #[derive(Clone)]
 pub struct Projector {
     store: ReadStore,
+    /// Writes in flight at once while applying a batch.
+    concurrency: usize,
 }
 
 impl Projector {
-    pub fn new(store: ReadStore) -> Self {
-        Self { store }
-    }
-
-    /// Which of `lanes` parallel lanes applies `envelope`. Events of one customer, whose
-    /// summary each order event updates, share a lane and are applied one after another;
-    /// other customers' proceed in parallel.
-    pub fn lane(envelope: &EventEnvelope, lanes: usize) -> usize {
-        let mut hasher = DefaultHasher::new();
-        envelope.payload.order().customer.email.hash(&mut hasher);
-        usize::try_from(hasher.finish() % lanes as u64).unwrap_or(0)
-    }
-
-    pub async fn apply(&self, envelope: &EventEnvelope) -> Result<Outcome, StoreError> {
-        let order = order_document(envelope);
-        let counted = CountedOrder {
-            order_id: &order.id,
-            email: &order.customer.email,
-            first_name: &order.customer.first_name,
-            last_name: &order.customer.last_name,
-            quantity: order.quantity,
-            created_at: order.created_at,
-        };
-        // The placement is counted for a cancellation too: when the `OnNewOrder` is still
-        // in the retry queue, the summary must not show a cancellation without its order.
-        self.store.count_order_for_customer(&counted).await?;
-        if let OrderEvent::OrderCancelled(_) = envelope.payload {
-            self.store.count_cancellation_for_customer(&counted).await?;
+    pub fn new(store: ReadStore, concurrency: usize) -> Self {
+        Self {
+            store,
+            concurrency: concurrency.max(1),
         }
-        Ok(if self.store.upsert_order(&order).await? {
-            Outcome::Applied
-        } else {
-            Outcome::AlreadyApplied
-        })
+    }
+
+    /// Applies one event.
+    pub async fn apply(&self, envelope: &EventEnvelope) -> Result<Outcome, StoreError> {
+        let outcomes = self.apply_batch(std::slice::from_ref(envelope)).await?;
+        Ok(outcomes.first().copied().unwrap_or(Outcome::AlreadyApplied))
+    }
+
+    /// Applies `events` together and tells, for each, whether it changed the order it names.
+    /// Different customers' summaries are written concurrently, then the orders. Retrying a
+    /// failed batch is safe: every write is idempotent.
+    pub async fn apply_batch(&self, events: &[EventEnvelope]) -> Result<Vec<Outcome>, StoreError> {
+        let writes = plan(events);
+        // Made up front, not in the stream: a closure there would make this future's `Send`
+        // depend on lifetimes the compiler cannot prove for every caller.
+        let summary_writes: Vec<_> = writes
+            .customers
+            .iter()
+            .map(|change| self.apply_customer_change(change))
+            .collect();
+        futures::stream::iter(summary_writes)
+            .buffer_unordered(self.concurrency)
+            .try_collect::<()>()
+            .await?;
+        let written = self
+            .store
+            .write_orders(&writes.orders, self.concurrency)
+            .await?;
+        let written: HashMap<&str, bool> = writes
+            .orders
+            .iter()
+            .map(|order| order.id.as_str())
+            .zip(written)
+            .collect();
+        // An event is applied if its order was written and it is not a copy of an event
+        // earlier in the batch.
+        let mut seen = HashSet::new();
+        Ok(events
+            .iter()
+            .map(|envelope| {
+                let id = envelope.aggregate_id.to_string();
+                let first_copy = seen.insert((envelope.aggregate_id, envelope.aggregate_version));
+                if first_copy && written.get(id.as_str()).copied().unwrap_or(false) {
+                    Outcome::Applied
+                } else {
+                    Outcome::AlreadyApplied
+                }
+            })
+            .collect())
+    }
+
+    async fn apply_customer_change(&self, change: &CustomerChange) -> Result<(), StoreError> {
+        self.store
+            .count_orders_for_customer(&change.email, &change.placed)
+            .await?;
+        for cancelled in &change.cancelled {
+            self.store
+                .count_cancellation_for_customer(&change.email, cancelled)
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -106,5 +206,102 @@ fn order_document(envelope: &EventEnvelope) -> OrderDocument {
         cancelled_at,
         cancellation_reason,
         version: i64::try_from(envelope.aggregate_version).unwrap_or(i64::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Duration, Utc};
+    use shared_events::fixtures::{cancelled_order_event, new_order_event};
+    use shared_events::{EventId, OrderId};
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn placed(email: &str, quantity: u32, at: DateTime<Utc>) -> EventEnvelope {
+        new_order_event(
+            OrderId::from_uuid(Uuid::now_v7()),
+            EventId::from_uuid(Uuid::now_v7()),
+            email,
+            quantity,
+            at,
+        )
+    }
+
+    fn cancelled(placed: &EventEnvelope) -> EventEnvelope {
+        let order = placed.payload.order();
+        cancelled_order_event(
+            placed.aggregate_id,
+            EventId::from_uuid(Uuid::now_v7()),
+            &order.customer.email,
+            order.quantity,
+            order.created_at,
+            order.created_at + Duration::minutes(5),
+        )
+    }
+
+    fn ids(list: &[CountedOrder]) -> Vec<String> {
+        list.iter()
+            .map(|counted| counted.order_id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_writes_each_customer_once_and_each_order_at_its_newest_version() {
+        let now = Utc::now();
+        let ada_first = placed("ada@example.com", 2, now);
+        let bob = placed("bob@example.com", 1, now);
+        let ada_second = placed("ada@example.com", 3, now + Duration::seconds(1));
+
+        let writes = plan(&[
+            ada_first.clone(),
+            bob.clone(),
+            ada_first.clone(),
+            ada_second.clone(),
+            cancelled(&ada_first),
+        ]);
+
+        let emails: Vec<&str> = writes.customers.iter().map(|c| c.email.as_str()).collect();
+        assert_eq!(emails, ["ada@example.com", "bob@example.com"]);
+        let ada = &writes.customers[0];
+        assert_eq!(
+            ids(&ada.placed),
+            [
+                ada_first.aggregate_id.to_string(),
+                ada_second.aggregate_id.to_string()
+            ]
+        );
+        assert_eq!(ids(&ada.cancelled), [ada_first.aggregate_id.to_string()]);
+        let orders: Vec<(String, i64, &str)> = writes
+            .orders
+            .iter()
+            .map(|o| (o.id.clone(), o.version, o.status.as_str()))
+            .collect();
+        assert_eq!(
+            orders,
+            [
+                (ada_first.aggregate_id.to_string(), 2, STATUS_CANCELLED),
+                (bob.aggregate_id.to_string(), 1, STATUS_PLACED),
+                (ada_second.aggregate_id.to_string(), 1, STATUS_PLACED),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_older_version_after_a_newer_one_in_a_batch_does_not_replace_it() {
+        let order = placed("ada@example.com", 2, Utc::now());
+
+        let writes = plan(&[cancelled(&order), order.clone()]);
+
+        assert_eq!(writes.orders.len(), 1);
+        assert_eq!(writes.orders[0].status, STATUS_CANCELLED);
+        assert_eq!(
+            ids(&writes.customers[0].placed),
+            [order.aggregate_id.to_string()]
+        );
+        assert_eq!(
+            ids(&writes.customers[0].cancelled),
+            [order.aggregate_id.to_string()]
+        );
     }
 }

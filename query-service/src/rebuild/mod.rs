@@ -108,7 +108,7 @@ pub async fn rebuild_read_models(
     target.drop_collections().await?;
     target.ensure_indexes().await?;
     target.record_customer_email_complete().await?;
-    let projector = Projector::new(target.clone());
+    let projector = Projector::new(target.clone(), settings.broker.lanes);
     let mut expected = Expected::default();
 
     let connection = Connection::connect(
@@ -179,7 +179,7 @@ async fn replay_log(
             })?);
             position = logged.position;
         }
-        apply_in_lanes(projector, &events, settings.broker.lanes).await?;
+        projector.apply_batch(&events).await?;
         for envelope in &events {
             expected.record(envelope);
         }
@@ -194,27 +194,6 @@ async fn replay_log(
         }
     }
     Ok(replayed)
-}
-
-/// Applies `events` as the live consumer does: in `lanes` parallel lanes, each customer's
-/// events on one lane, in log order.
-async fn apply_in_lanes(
-    projector: &Projector,
-    events: &[EventEnvelope],
-    lanes: usize,
-) -> Result<(), StoreError> {
-    let mut by_lane = vec![Vec::new(); lanes];
-    for envelope in events {
-        by_lane[Projector::lane(envelope, lanes)].push(envelope);
-    }
-    futures::future::try_join_all(by_lane.into_iter().map(|lane| async move {
-        for envelope in lane {
-            projector.apply(envelope).await?;
-        }
-        Ok::<_, StoreError>(())
-    }))
-    .await?;
-    Ok(())
 }
 
 /// Applies what the capture queue holds now; returns how many events that was. A message

@@ -16,9 +16,9 @@ pub use summaries::CountedOrder;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Document};
-use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::error::{ErrorKind, InsertManyError, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Database, IndexModel};
 
@@ -84,6 +84,21 @@ fn written_unless_duplicate<T>(
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// The positions an unordered insert refused as duplicates; any other failure is an error.
+fn duplicates_only(error: mongodb::error::Error) -> Result<Vec<usize>, StoreError> {
+    if let ErrorKind::InsertMany(InsertManyError {
+        write_errors: Some(write_errors),
+        write_concern_error: None,
+        ..
+    }) = &*error.kind
+    {
+        if write_errors.iter().all(|write| write.code == DUPLICATE_KEY) {
+            return Ok(write_errors.iter().map(|write| write.index).collect());
+        }
+    }
+    Err(error.into())
 }
 
 /// A page of a listing.
@@ -233,25 +248,64 @@ impl ReadStore {
             .await?)
     }
 
-    /// Writes `order` unless the stored copy already reflects its version or a later one.
-    /// Returns whether anything was written.
-    pub async fn upsert_order(&self, order: &OrderDocument) -> Result<bool, StoreError> {
-        let orders = self.collections().orders;
-        if order.version == FIRST_ORDER_VERSION {
-            // Any stored copy is at this version or later, so the first version is written
-            // only where there is none, which the unique `_id` index decides on insert. A
-            // guarded upsert would look the order up first, and on FerretDB that lookup scans
-            // the collection (see the README, "MongoDB and FerretDB").
-            return written_unless_duplicate(orders.insert_one(order).await);
+    /// Writes each of `orders` unless the stored copy already reflects its version or a later
+    /// one, at most `concurrency` writes at a time, and tells which were written.
+    ///
+    /// Any stored copy of an order is at its first version or later, so a first version is
+    /// written only where there is none, which the unique `_id` index decides on insert: all
+    /// of them go in one unordered insert, in which a duplicate key refuses that document
+    /// alone. A guarded upsert would look each order up first, and on FerretDB a lookup costs
+    /// more than the insert (see the README, "MongoDB and FerretDB"). Later versions are
+    /// guarded upserts, written before the inserts, so that with one write at a time the
+    /// orders become readable in the order given.
+    pub async fn write_orders(
+        &self,
+        orders: &[OrderDocument],
+        concurrency: usize,
+    ) -> Result<Vec<bool>, StoreError> {
+        let collection = self.collections().orders;
+        let mut written = vec![false; orders.len()];
+        let (firsts, later): (Vec<usize>, Vec<usize>) =
+            (0..orders.len()).partition(|&i| orders[i].version == FIRST_ORDER_VERSION);
+        let upserts: Vec<_> = later
+            .into_iter()
+            .map(|i| {
+                let collection = &collection;
+                async move {
+                    let order = &orders[i];
+                    let result = collection
+                        .update_one(
+                            doc! { "_id": &order.id, "version": { "$lt": order.version } },
+                            doc! { "$set": fields_without_id(order)? },
+                        )
+                        .upsert(true)
+                        .await;
+                    Ok::<_, StoreError>((i, written_unless_duplicate(result)?))
+                }
+            })
+            .collect();
+        let upserted: Vec<(usize, bool)> = futures::stream::iter(upserts)
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        for (i, was_written) in upserted {
+            written[i] = was_written;
         }
-        let result = orders
-            .update_one(
-                doc! { "_id": &order.id, "version": { "$lt": order.version } },
-                doc! { "$set": fields_without_id(order)? },
-            )
-            .upsert(true)
-            .await;
-        written_unless_duplicate(result)
+        if firsts.is_empty() {
+            return Ok(written);
+        }
+        let refused = match collection
+            .insert_many(firsts.iter().map(|&i| &orders[i]))
+            .ordered(false)
+            .await
+        {
+            Ok(_) => Vec::new(),
+            Err(error) => duplicates_only(error)?,
+        };
+        for (position, &i) in firsts.iter().enumerate() {
+            written[i] = !refused.contains(&position);
+        }
+        Ok(written)
     }
 
     /// The version of order `id` in the read model, if it is there at all.

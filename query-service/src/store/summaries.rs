@@ -1,97 +1,120 @@
-use mongodb::bson::{doc, DateTime};
+use mongodb::bson::{doc, DateTime, Document};
 
-use super::{written_unless_duplicate, ReadStore, StoreError};
+use super::{written_unless_duplicate, OrderDocument, ReadStore, StoreError};
 
 /// One order's contribution to its customer's summary.
-#[derive(Debug, Clone)]
-pub struct CountedOrder<'a> {
-    pub order_id: &'a str,
-    pub email: &'a str,
-    pub first_name: &'a str,
-    pub last_name: &'a str,
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountedOrder {
+    pub order_id: String,
+    pub first_name: String,
+    pub last_name: String,
     pub quantity: i64,
     pub created_at: DateTime,
 }
 
+impl CountedOrder {
+    pub fn of(order: &OrderDocument) -> Self {
+        Self {
+            order_id: order.id.clone(),
+            first_name: order.customer.first_name.clone(),
+            last_name: order.customer.last_name.clone(),
+            quantity: order.quantity,
+            created_at: order.created_at,
+        }
+    }
+
+    fn names(&self) -> Document {
+        doc! {
+            "firstName": &self.first_name,
+            "lastName": &self.last_name,
+            "namesAsOf": self.created_at,
+        }
+    }
+}
+
 impl ReadStore {
-    /// Adds an order to its customer's summary exactly once, and keeps the names of the
-    /// customer's most recent order.
+    /// Adds `orders` to the summary of the customer `email`, each exactly once, and keeps the
+    /// names of the customer's most recent order.
     ///
     /// Only single-document atomic updates are used (no aggregation, no transactions). The
     /// customer document lists the ids of the orders it counts, and the increment is
-    /// conditional on the id not being listed yet: a redelivered or duplicated event finds it
-    /// listed, the upsert then collides on `_id`, and nothing is counted twice. Names are
+    /// conditional on the ids not being listed yet: a redelivered or duplicated event finds its
+    /// order listed, the upsert then collides on `_id`, and nothing is counted twice. Names are
     /// replaced only by those of an order at least as recent, so a late event cannot bring back
     /// old names.
     ///
-    /// The usual event, a customer's first order or a newer one not counted yet, costs one
-    /// write that counts it and takes its names. Any other collides (a redelivery, an older
-    /// order, or a cancellation, whose order is normally counted already), and is then applied
-    /// in two steps, each idempotent on its own: the count, then the names if they are older. A
-    /// crash between them is healed by the redelivery.
-    pub async fn count_order_for_customer(
+    /// The usual case, orders none of which is counted yet and none older than the stored
+    /// names, costs one write that counts them all and takes the newest one's names. Anything
+    /// else collides (a redelivery, an older order, or a cancellation, whose order is normally
+    /// counted already), and each order is then applied in two steps, each idempotent on its
+    /// own: the count, then the names if they are older. A crash between them is healed by the
+    /// redelivery.
+    pub async fn count_orders_for_customer(
         &self,
-        order: &CountedOrder<'_>,
+        email: &str,
+        orders: &[CountedOrder],
     ) -> Result<(), StoreError> {
+        let Some(newest) = orders.iter().max_by_key(|order| order.created_at) else {
+            return Ok(());
+        };
         let customers = self.collections().customers;
-        let count = doc! {
-            "$inc": { "orderCount": 1_i64, "totalQuantity": order.quantity },
-            "$push": { "countedOrderIds": order.order_id },
-            "$max": { "lastOrderAt": order.created_at },
-        };
-        let names = doc! {
-            "firstName": order.first_name,
-            "lastName": order.last_name,
-            "namesAsOf": order.created_at,
-        };
-        let not_counted = doc! { "$ne": order.order_id };
-        let names_not_newer = doc! { "$not": { "$gt": order.created_at } };
-
-        let mut count_with_names = count.clone();
-        count_with_names.insert("$set", names.clone());
+        let ids: Vec<&str> = orders.iter().map(|order| order.order_id.as_str()).collect();
+        let quantity: i64 = orders.iter().map(|order| order.quantity).sum();
         let in_one_write = customers
             .update_one(
                 doc! {
-                    "_id": order.email,
-                    "countedOrderIds": not_counted.clone(),
-                    "namesAsOf": names_not_newer.clone(),
+                    "_id": email,
+                    "countedOrderIds": { "$nin": &ids },
+                    "namesAsOf": { "$not": { "$gt": newest.created_at } },
                 },
-                count_with_names,
+                doc! {
+                    "$inc": { "orderCount": ids.len() as i64, "totalQuantity": quantity },
+                    "$push": { "countedOrderIds": { "$each": &ids } },
+                    "$max": { "lastOrderAt": newest.created_at },
+                    "$set": newest.names(),
+                },
             )
             .upsert(true)
             .await;
         if written_unless_duplicate(in_one_write)? {
             return Ok(());
         }
-        customers
-            .update_one(
-                doc! { "_id": order.email, "countedOrderIds": not_counted },
-                count,
-            )
-            .await?;
-        customers
-            .update_one(
-                doc! { "_id": order.email, "namesAsOf": names_not_newer },
-                doc! { "$set": names },
-            )
-            .await?;
+        for order in orders {
+            customers
+                .update_one(
+                    doc! { "_id": email, "countedOrderIds": { "$ne": &order.order_id } },
+                    doc! {
+                        "$inc": { "orderCount": 1_i64, "totalQuantity": order.quantity },
+                        "$push": { "countedOrderIds": &order.order_id },
+                        "$max": { "lastOrderAt": order.created_at },
+                    },
+                )
+                .await?;
+            customers
+                .update_one(
+                    doc! { "_id": email, "namesAsOf": { "$not": { "$gt": order.created_at } } },
+                    doc! { "$set": order.names() },
+                )
+                .await?;
+        }
         Ok(())
     }
 
-    /// Records an order's cancellation in its customer's summary exactly once, the same way
-    /// [`ReadStore::count_order_for_customer`] records its placement. The customer document
-    /// must exist: the projection counts the placement first.
+    /// Records an order's cancellation in the summary of the customer `email` exactly once,
+    /// the same way [`ReadStore::count_orders_for_customer`] records its placement. The
+    /// customer document must exist: the projection counts the placement first.
     pub async fn count_cancellation_for_customer(
         &self,
-        order: &CountedOrder<'_>,
+        email: &str,
+        order: &CountedOrder,
     ) -> Result<(), StoreError> {
         self.collections()
             .customers
             .update_one(
-                doc! { "_id": order.email, "cancelledOrderIds": { "$ne": order.order_id } },
+                doc! { "_id": email, "cancelledOrderIds": { "$ne": &order.order_id } },
                 doc! {
                     "$inc": { "cancelledOrderCount": 1_i64, "cancelledQuantity": order.quantity },
-                    "$push": { "cancelledOrderIds": order.order_id },
+                    "$push": { "cancelledOrderIds": &order.order_id },
                 },
             )
             .await?;

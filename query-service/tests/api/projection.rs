@@ -11,7 +11,7 @@ use query_service::broker::{
     ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER,
 };
 
-use crate::helpers::{cancellation_of, new_order, spawn_app};
+use crate::helpers::{cancellation_of, new_order, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_published_order_becomes_readable_with_its_customer_embedded_and_its_price() {
@@ -286,5 +286,68 @@ async fn replaying_the_dead_letter_queue_brings_parked_events_back() {
         take_message(&app.amqp_url, &dead_letter_queue_name(&app.broker.queue))
             .await
             .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_batch_with_duplicates_a_cancellation_and_an_unusable_message_counts_everything_once() {
+    // Everything published within the wait lands in one batch or very few.
+    let app = spawn_app_with(|settings| settings.broker.batch_wait_ms = 500).await;
+    let created_at = Utc::now().trunc_subsecs(3);
+    let ada: Vec<_> = (1..=4)
+        .map(|n| {
+            new_order(
+                "ada@example.com",
+                n,
+                created_at + TimeDelta::seconds(n.into()),
+            )
+        })
+        .collect();
+    let bob = new_order("bob@example.com", 7, created_at);
+    let ada_cancelled = cancellation_of(&ada[1]);
+    for event in ada
+        .iter()
+        .chain([&bob, &ada[0], &ada_cancelled, &bob, &ada[3]])
+    {
+        app.publish(event).await;
+        if event.aggregate_id == bob.aggregate_id {
+            app.publisher
+                .publish("order.garbage", b"not an envelope")
+                .await;
+        }
+    }
+    app.wait_until_processed().await;
+
+    // Live counts: four placed, one of them (quantity 2) cancelled.
+    let ada_summary = app.get_eventually("/customers/ada@example.com").await;
+    assert_eq!(ada_summary["orderCount"], 3);
+    assert_eq!(ada_summary["totalQuantity"], 1 + 3 + 4);
+    assert_eq!(ada_summary["cancelledOrderCount"], 1);
+    let bob_summary = app.get_eventually("/customers/bob@example.com").await;
+    assert_eq!(bob_summary["orderCount"], 1);
+    assert_eq!(bob_summary["totalQuantity"], 7);
+    let cancelled = app
+        .get_eventually(&format!("/orders/{}", ada[1].aggregate_id))
+        .await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["version"], 2);
+
+    let page = eventually(
+        "the unusable messages to be dead-lettered",
+        Duration::from_secs(10),
+        || async {
+            let page = harness::scrape_metrics(&app.client, &app.metrics_address).await;
+            (harness::metric(&page, "events_dead_lettered_total") == Some(2.0)).then_some(page)
+        },
+    )
+    .await;
+    // 9 events and the sentinel: 7 applied (4 + 1 orders, the cancellation, the sentinel),
+    // 3 duplicates, in far fewer batches than events.
+    assert_eq!(harness::metric(&page, "events_applied_total"), Some(7.0));
+    assert_eq!(harness::metric(&page, "events_duplicate_total"), Some(3.0));
+    let batches = harness::metric(&page, "projection_batch_size_count").unwrap_or_default();
+    assert!(
+        (1.0..=4.0).contains(&batches),
+        "{batches} batches for 10 events"
     );
 }
