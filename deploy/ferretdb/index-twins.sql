@@ -6,8 +6,8 @@
 -- an equality filter down as `_jsonb -> $1 @> $2`, which no btree can serve: every lookup would
 -- scan the table. A GIN index on the same expression serves exactly that operator (once the
 -- planner folds $1, which custom plans do: FerretDB's URL sets plan_cache_mode), so each
--- top-level field that a FerretDB index names gets one, made and dropped with the indexes by
--- the event triggers below. `fastupdate = off`: a pending list would make every lookup scan it.
+-- top-level field that a FerretDB index leads with gets one, made and dropped with the indexes
+-- by the event triggers below. `fastupdate = off`: a pending list would make every lookup scan it.
 -- Safe to run again; running it also twins the indexes that already exist.
 
 CREATE OR REPLACE FUNCTION ferretdb_twins_reconcile(target regclass) RETURNS void
@@ -19,7 +19,9 @@ DECLARE
   target_schema name := (SELECT nspname FROM pg_namespace
                           WHERE oid = (SELECT relnamespace FROM pg_class WHERE oid = target));
 BEGIN
-  -- Each top-level field named by a btree index of the table, and its twin's name.
+  -- The leading field of each btree index of the table, where it is a top-level one, and its
+  -- twin's name. Only the leading field: an equality on a later field alone is no more
+  -- served by a MongoDB index than it is here.
   SELECT coalesce(array_agg(expression), '{}'), coalesce(array_agg(twin), '{}')
     INTO expressions, wanted_names
     FROM (
@@ -29,8 +31,7 @@ BEGIN
         JOIN pg_class index_class ON index_class.oid = index_row.indexrelid
         JOIN pg_am method ON method.oid = index_class.relam AND method.amname = 'btree'
         JOIN pg_class table_class ON table_class.oid = index_row.indrelid
-        CROSS JOIN LATERAL generate_series(1, index_row.indnkeyatts) AS key_number
-        CROSS JOIN LATERAL pg_get_indexdef(index_row.indexrelid, key_number, true) AS expression
+        CROSS JOIN LATERAL pg_get_indexdef(index_row.indexrelid, 1, true) AS expression
        WHERE index_row.indrelid = target
          AND expression ~ '^\(?_jsonb -> ''[^'']*''::text\)?$'
     ) fields;
@@ -40,7 +41,7 @@ BEGIN
       'CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((%s) jsonb_path_ops) WITH (fastupdate = off)',
       wanted_names[i], target, expressions[i]);
   END LOOP;
-  -- Twins whose field no btree index of the table names any more.
+  -- Twins whose field no btree index of the table leads with any more.
   FOR stale IN
     SELECT twin_class.relname
       FROM pg_index twin_row

@@ -7,9 +7,9 @@ use utoipa::ToSchema;
 
 use super::consistency::{ConsistentRead, TokenParameter};
 use super::orders::{normalise_email, OrderView};
-use super::paging::{page_response, PageParams};
+use super::paging::{page_response, CursorKind, PageParams};
 use super::{ApiError, ReadErrors};
-use crate::store::{CustomerDocument, Page, ReadStore};
+use crate::store::{CustomerDocument, ReadStore};
 
 /// A customer with the summary of their orders. `orderCount` and `totalQuantity` count live
 /// orders only; cancelled ones are counted apart.
@@ -42,7 +42,7 @@ impl From<CustomerDocument> for CustomerView {
     }
 }
 
-/// `GET /customers?limit=&offset=`: in email order.
+/// `GET /customers?limit=&cursor=` (or `offset=` for the first 10 000): in email order.
 #[utoipa::path(get, path = "/customers", operation_id = "list_customers", tag = "customers", params(PageParams, TokenParameter),
     responses(
         (status = 200, body = Vec<CustomerView>, description = "In email order"),
@@ -58,13 +58,14 @@ pub async fn list(
     params: web::Query<PageParams>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = Page::try_from(&*params)?;
-    let customers = store.list_customers(page).await?;
+    let page = params.page(CursorKind::Email)?;
+    let listing = store.list_customers(&page).await?;
     Ok(page_response(
         &request,
-        page,
+        &page,
         &[],
-        customers.into_iter().map(CustomerView::from).collect(),
+        listing.items.into_iter().map(CustomerView::from).collect(),
+        listing.next,
     ))
 }
 
@@ -93,7 +94,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(CustomerView::from(customer)))
 }
 
-/// `GET /customers/{email}/orders?limit=&offset=`: that customer's orders, newest first.
+/// `GET /customers/{email}/orders?limit=&cursor=`: that customer's orders, newest first.
 #[utoipa::path(get, path = "/customers/{email}/orders", operation_id = "list_customer_orders", tag = "customers",
     params(("email" = String, Path, description = "Matched trimmed and lower-cased"),
            PageParams, TokenParameter),
@@ -113,16 +114,17 @@ pub async fn orders(
     params: web::Query<PageParams>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = Page::try_from(&*params)?;
+    let page = params.page(CursorKind::Position)?;
     let email = normalise_email(&email);
     if store.find_customer(&email).await?.is_none() {
         return Err(ApiError::NotFound("customer"));
     }
-    let orders = store.list_orders(Some(&email), page).await?;
+    let listing = store.list_orders(Some(&email), &page).await?;
     Ok(page_response(
         &request,
-        page,
+        &page,
         &[],
-        orders.into_iter().map(OrderView::from).collect(),
+        listing.items.into_iter().map(OrderView::from).collect(),
+        listing.next,
     ))
 }

@@ -7,9 +7,9 @@ use service_support::docs::ErrorBody;
 use utoipa::{IntoParams, ToSchema};
 
 use super::consistency::{ConsistentRead, TokenParameter};
-use super::paging::{page_response, PageParams};
+use super::paging::{page_response, CursorKind, PageParams};
 use super::{ApiError, ReadErrors};
-use crate::store::{OrderDocument, Page, PriceDocument, ReadStore};
+use crate::store::{OrderDocument, PriceDocument, ReadStore};
 
 /// An order as the API returns it, with its customer embedded.
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,7 +89,7 @@ pub struct ListParams {
     page: PageParams,
 }
 
-/// `GET /orders?limit=&offset=&email=`: newest first.
+/// `GET /orders?limit=&cursor=&email=` (or `offset=` for the first 10 000): newest first.
 #[utoipa::path(get, path = "/orders", operation_id = "list_orders", tag = "orders", params(ListParams, PageParams, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),
@@ -105,18 +105,19 @@ pub async fn list(
     params: web::Query<ListParams>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = Page::try_from(&params.page)?;
+    let page = params.page.page(CursorKind::Position)?;
     let email = params.email.as_deref().map(normalise_email);
-    let orders = store.list_orders(email.as_deref(), page).await?;
+    let listing = store.list_orders(email.as_deref(), &page).await?;
     let extra: Vec<(&str, &str)> = email
         .iter()
         .map(|email| ("email", email.as_str()))
         .collect();
     Ok(page_response(
         &request,
-        page,
+        &page,
         &extra,
-        orders.into_iter().map(OrderView::from).collect(),
+        listing.items.into_iter().map(OrderView::from).collect(),
+        listing.next,
     ))
 }
 

@@ -206,6 +206,8 @@ fn order_document(envelope: &EventEnvelope) -> OrderDocument {
         cancelled_at,
         cancellation_reason,
         version: i64::try_from(envelope.aggregate_version).unwrap_or(i64::MAX),
+        list_position: None,
+        list_page: None,
     }
 }
 

@@ -28,6 +28,15 @@ pub struct OrderDocument {
     pub cancellation_reason: Option<String>,
     /// The order's aggregate version: the number of its events applied so far.
     pub version: i64,
+    /// Where the order stands in the newest-first listing: positions are handed out in the
+    /// order orders are first projected (see `ReadStore::write_orders`). `None` in an order
+    /// still to be written, and in orders written before listings used positions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_position: Option<i64>,
+    /// `list_position / LIST_PAGE_SPAN`: the listing reads a page of positions by equality on
+    /// this field, the one kind of filter both MongoDB and FerretDB serve from an index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_page: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -119,11 +119,13 @@ impl ReadStore {
         written_unless_duplicate(switched)
     }
 
-    /// Drops both collections of this store's generation, and the records of their upgrades.
+    /// Drops both collections of this store's generation, and the records of their upgrades
+    /// and list positions.
     pub async fn drop_collections(&self) -> Result<(), StoreError> {
         let models = self.collections();
         models.orders.drop().await?;
         models.customers.drop().await?;
+        self.forget_list_positions(&models).await?;
         self.forget_upgrades(&models).await
     }
 

@@ -6,11 +6,13 @@
 
 mod documents;
 mod generations;
+mod listing;
 mod summaries;
 mod upgrades;
 
 pub use documents::{CustomerDocument, EmbeddedCustomer, OrderDocument, PriceDocument};
 pub use generations::{Generation, ReadModels};
+pub use listing::Listing;
 pub use summaries::CountedOrder;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,8 +31,13 @@ use crate::config::MongoSettings;
 const DUPLICATE_KEY: i32 = 11000;
 const INDEX_NOT_FOUND: i32 = 27;
 const FIRST_ORDER_VERSION: i64 = FIRST_AGGREGATE_VERSION as i64;
-/// The index of releases that filtered orders on the nested `customer.email`.
-const RETIRED_EMAIL_INDEX: &str = "by_customer_newest_first";
+/// Indexes of earlier releases that no query uses any more: the nested `customer.email`, and
+/// the `createdAt` orderings listings used before they read pages of list positions.
+const RETIRED_INDEXES: [&str; 3] = [
+    "by_customer_newest_first",
+    "newest_first",
+    "by_customer_email_newest_first",
+];
 
 /// Errors of the read store.
 #[derive(Debug, thiserror::Error)]
@@ -101,12 +108,33 @@ fn duplicates_only(error: mongodb::error::Error) -> Result<Vec<usize>, StoreErro
     Err(error.into())
 }
 
-/// A page of a listing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A page of a listing: up to `limit` items from `start`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub limit: u32,
-    pub offset: u64,
+    pub start: Start,
 }
+
+/// Where a page of a listing starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// At the first item.
+    First,
+    /// After skipping this many items.
+    Skip(u64),
+    /// At the first order listed after the one at this list position.
+    AfterPosition(i64),
+    /// At the first customer after this email.
+    AfterEmail(String),
+}
+
+/// Positions per page of the newest-first order listing: one equality lookup reads at most
+/// this many orders.
+pub const LIST_PAGE_SPAN: i64 = 64;
+
+/// Page lookups one listing request may make beyond those its limit needs, to pass positions
+/// handed out to orders that were never written (a duplicate's, or a crashed batch's).
+const SPARE_PAGE_LOOKUPS: usize = 16;
 
 /// Handle to the read models; cheap to clone. It follows the active generation, or stays on
 /// one generation when made by [`ReadStore::pinned`].
@@ -166,22 +194,24 @@ impl ReadStore {
                 .build()
         };
         let orders = self.collections().orders;
-        // One index per command: FerretDB 1.24 (SQLite backend) fails when a single
-        // createIndexes command names several indexes that already exist.
+        // One index per command: FerretDB 1.24 on SQLite, the local stack's earlier backend,
+        // failed when one createIndexes command named several existing indexes; at start-up
+        // the extra round trips cost nothing, so no backend is trusted with it.
         for model in [
-            index(doc! { "createdAt": -1, "_id": -1 }, "newest_first"),
+            index(doc! { "listPage": 1, "listPosition": -1 }, "list_pages"),
             index(
-                doc! { "customerEmail": 1, "createdAt": -1, "_id": -1 },
-                "by_customer_email_newest_first",
+                doc! { "customerEmail": 1, "listPosition": -1 },
+                "by_customer_email_position",
             ),
         ] {
             orders.create_index(model).await?;
         }
-        // The index on the nested `customer.email`, which queries no longer use.
-        if let Err(error) = orders.drop_index(RETIRED_EMAIL_INDEX).await {
-            if !matches!(&*error.kind, ErrorKind::Command(failure) if failure.code == INDEX_NOT_FOUND)
-            {
-                return Err(error.into());
+        for retired in RETIRED_INDEXES {
+            if let Err(error) = orders.drop_index(retired).await {
+                if !matches!(&*error.kind, ErrorKind::Command(failure) if failure.code == INDEX_NOT_FOUND)
+                {
+                    return Err(error.into());
+                }
             }
         }
         Ok(())
@@ -200,28 +230,13 @@ impl ReadStore {
             .await?)
     }
 
-    /// Orders newest first, optionally only those of one customer.
-    pub async fn list_orders(
-        &self,
-        customer_email: Option<&str>,
-        page: Page,
-    ) -> Result<Vec<OrderDocument>, StoreError> {
-        let field = if self.customer_email_complete.load(Ordering::Relaxed) {
+    /// The field email filters use: `customerEmail` once every order has it.
+    fn customer_email_field(&self) -> &'static str {
+        if self.customer_email_complete.load(Ordering::Relaxed) {
             "customerEmail"
         } else {
             "customer.email"
-        };
-        let filter = customer_email.map_or_else(Document::new, |email| doc! { field: email });
-        Ok(self
-            .collections()
-            .orders
-            .find(filter)
-            .sort(doc! { "createdAt": -1, "_id": -1 })
-            .skip(page.offset)
-            .limit(i64::from(page.limit))
-            .await?
-            .try_collect()
-            .await?)
+        }
     }
 
     pub async fn find_customer(&self, email: &str) -> Result<Option<CustomerDocument>, StoreError> {
@@ -233,19 +248,34 @@ impl ReadStore {
             .await?)
     }
 
-    /// Customers in email order.
-    pub async fn list_customers(&self, page: Page) -> Result<Vec<CustomerDocument>, StoreError> {
-        Ok(self
+    /// Customers in email order, and where the next page starts if there may be more. On
+    /// FerretDB, which sorts and compares in itself, this costs what all the summaries cost
+    /// (see the README, "Known limits").
+    pub async fn list_customers(
+        &self,
+        page: &Page,
+    ) -> Result<Listing<CustomerDocument>, StoreError> {
+        let customers: Vec<CustomerDocument> = self
             .collections()
             .customers
-            .find(doc! {})
+            .find(match &page.start {
+                Start::AfterEmail(email) => doc! { "_id": { "$gt": email } },
+                _ => doc! {},
+            })
             .projection(customer_fields())
             .sort(doc! { "_id": 1 })
-            .skip(page.offset)
+            .skip(page.skipped())
             .limit(i64::from(page.limit))
             .await?
             .try_collect()
-            .await?)
+            .await?;
+        let next = listing::full_page_next(page, &customers, |customer| {
+            Some(Start::AfterEmail(customer.email.clone()))
+        });
+        Ok(Listing {
+            items: customers,
+            next,
+        })
     }
 
     /// Writes each of `orders` unless the stored copy already reflects its version or a later
@@ -263,25 +293,36 @@ impl ReadStore {
         orders: &[OrderDocument],
         concurrency: usize,
     ) -> Result<Vec<bool>, StoreError> {
-        let collection = self.collections().orders;
+        let models = self.collections();
+        let collection = &models.orders;
+        let positions = self.reserve_list_positions(&models, orders.len()).await?;
+        let orders: Vec<OrderDocument> = orders
+            .iter()
+            .zip(positions)
+            .map(|(order, position)| order.clone().listed_at(position))
+            .collect();
+        let orders = &orders;
         let mut written = vec![false; orders.len()];
         let (firsts, later): (Vec<usize>, Vec<usize>) =
             (0..orders.len()).partition(|&i| orders[i].version == FIRST_ORDER_VERSION);
         let upserts: Vec<_> = later
             .into_iter()
-            .map(|i| {
-                let collection = &collection;
-                async move {
-                    let order = &orders[i];
-                    let result = collection
-                        .update_one(
-                            doc! { "_id": &order.id, "version": { "$lt": order.version } },
-                            doc! { "$set": fields_without_id(order)? },
-                        )
-                        .upsert(true)
-                        .await;
-                    Ok::<_, StoreError>((i, written_unless_duplicate(result)?))
-                }
+            .map(|i| async move {
+                let order = &orders[i];
+                let mut fields = fields_without_id(order)?;
+                // A stored order keeps the position it was first listed at.
+                let listing = doc! {
+                    "listPosition": fields.remove("listPosition"),
+                    "listPage": fields.remove("listPage"),
+                };
+                let result = collection
+                    .update_one(
+                        doc! { "_id": &order.id, "version": { "$lt": order.version } },
+                        doc! { "$set": fields, "$setOnInsert": listing },
+                    )
+                    .upsert(true)
+                    .await;
+                Ok::<_, StoreError>((i, written_unless_duplicate(result)?))
             })
             .collect();
         let upserted: Vec<(usize, bool)> = futures::stream::iter(upserts)

@@ -31,7 +31,9 @@ async fn orders_are_listed_newest_first_in_pages() {
 
     let response = app.get("/orders?limit=2&offset=1").await;
     let link = response.headers()["link"].to_str().unwrap().to_owned();
-    assert_eq!(link, "</orders?limit=2&offset=3>; rel=\"next\"");
+    // The fourth order projected, the third and the second: the next page starts after the
+    // second's list position.
+    assert_eq!(link, "</orders?limit=2&cursor=2>; rel=\"next\"");
     let page: Vec<Value> = response.json().await.unwrap();
     let ids: Vec<&str> = page.iter().map(|o| o["id"].as_str().unwrap()).collect();
     // Offset 1 skips the sentinel, the newest of all.
@@ -42,6 +44,75 @@ async fn orders_are_listed_newest_first_in_pages() {
             events[1].aggregate_id.to_string()
         ]
     );
+
+    let response = app.get("/orders?limit=2&cursor=2").await;
+    assert!(response.headers().get("link").is_none(), "the last page");
+    let page: Vec<Value> = response.json().await.unwrap();
+    let ids: Vec<&str> = page.iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [events[2].aggregate_id.to_string()]);
+}
+
+/// Follows `Link: rel="next"` from `path` to the end; the ids of every page, in order.
+async fn every_page(app: &crate::helpers::TestApp, path: &str) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut next = Some(path.to_owned());
+    while let Some(path) = next {
+        let response = app.get(&path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        next = response.headers().get("link").map(|link| {
+            let link = link.to_str().unwrap();
+            link[link.find('<').unwrap() + 1..link.find('>').unwrap()].to_owned()
+        });
+        let page: Vec<Value> = response.json().await.unwrap();
+        pages.push(
+            page.iter()
+                .map(|item| {
+                    item["id"]
+                        .as_str()
+                        .or(item["email"].as_str())
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect(),
+        );
+    }
+    pages
+}
+
+#[tokio::test]
+async fn following_the_links_lists_every_order_once_newest_first_across_list_pages() {
+    let app = spawn_app().await;
+    let now = Utc::now();
+    // More than two pages of list positions (64 each), for two customers.
+    let events: Vec<_> = (0..150)
+        .map(|n| new_order(&format!("c{}@example.com", n % 2), 1, now))
+        .collect();
+    for event in &events {
+        app.publish(event).await;
+    }
+    app.wait_until_processed().await;
+
+    let pages = every_page(&app, "/orders?limit=40").await;
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [40, 40, 40, 31], "150 orders and the sentinel");
+    let listed: Vec<String> = pages.concat();
+    let mut expected: Vec<String> = events.iter().map(|e| e.aggregate_id.to_string()).collect();
+    expected.reverse();
+    assert_eq!(
+        listed[1..],
+        expected[..],
+        "newest first, after the sentinel"
+    );
+
+    let one_customer = every_page(&app, "/customers/c1@example.com/orders?limit=30").await;
+    let listed: Vec<String> = one_customer.concat();
+    let expected: Vec<String> = events
+        .iter()
+        .rev()
+        .step_by(2)
+        .map(|e| e.aggregate_id.to_string())
+        .collect();
+    assert_eq!(listed, expected, "c1's orders, newest first");
 }
 
 #[tokio::test]
@@ -52,6 +123,17 @@ async fn customers_are_listed_by_email_with_their_orders() {
     }
     app.wait_until_processed().await;
 
+    let pages = every_page(&app, "/customers?limit=1").await;
+    assert_eq!(
+        pages,
+        [
+            vec!["ada@example.com".to_owned()],
+            vec!["bob@example.com".to_owned()],
+            vec!["sentinel@example.com".to_owned()],
+            vec![]
+        ],
+        "one customer a page, by email cursor"
+    );
     let customers: Vec<Value> = app.get("/customers?limit=2").await.json().await.unwrap();
     let emails: Vec<&str> = customers
         .iter()
@@ -93,6 +175,10 @@ async fn bad_paging_parameters_are_400_naming_the_parameter() {
         ("limit=501", "limit"),
         ("limit=ten", "limit"),
         ("offset=-1", "offset"),
+        ("offset=10001", "offset"),
+        ("cursor=abc", "cursor"),
+        ("cursor=0", "cursor"),
+        ("cursor=5&offset=5", "cursor"),
     ] {
         let body = json_error(app.get(&format!("/orders?{query}")).await, 400).await;
         assert_eq!(body["parameter"], parameter, "{query}");

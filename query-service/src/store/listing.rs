@@ -1,0 +1,211 @@
+//! Order listings that cost what a page costs, however many orders there are.
+//!
+//! Each order gets a list position when it is first written, from a counter per orders
+//! collection in `listPositions` (one increment per batch), and the page of positions it falls
+//! in, `listPage`. The newest-first listing reads the counter, then the pages below it one
+//! equality lookup at a time: MongoDB serves that from the `list_pages` index, FerretDB from
+//! the GIN twin of its index (deploy/ferretdb/index-twins.sql); neither sorts or skips over the
+//! collection. A page deep in the listing costs what the first one does.
+
+use std::cmp::Reverse;
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Document};
+use mongodb::options::ReturnDocument;
+use mongodb::Collection;
+
+use super::{
+    OrderDocument, Page, ReadModels, ReadStore, Start, StoreError, LIST_PAGE_SPAN,
+    SPARE_PAGE_LOOKUPS,
+};
+
+const POSITIONS_COLLECTION: &str = "listPositions";
+
+/// A page of a listing, and where the next page starts if there may be more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub next: Option<Start>,
+}
+
+/// Where the page after a full `page` of `items` starts: after the last item's cursor, or by
+/// offset when it has none (orders written before list positions).
+pub(super) fn full_page_next<T>(
+    page: &Page,
+    items: &[T],
+    cursor: impl Fn(&T) -> Option<Start>,
+) -> Option<Start> {
+    if items.len() < page.limit as usize {
+        return None;
+    }
+    Some(
+        items
+            .last()
+            .and_then(cursor)
+            .unwrap_or_else(|| Start::Skip(page.skipped() + u64::from(page.limit))),
+    )
+}
+
+impl Page {
+    /// The items a query skips before the page.
+    pub fn skipped(&self) -> u64 {
+        match self.start {
+            Start::Skip(skipped) => skipped,
+            Start::First | Start::AfterPosition(_) | Start::AfterEmail(_) => 0,
+        }
+    }
+}
+
+impl OrderDocument {
+    /// The order at list `position`.
+    pub(super) fn listed_at(self, position: i64) -> Self {
+        Self {
+            list_position: Some(position),
+            list_page: Some(position.div_euclid(LIST_PAGE_SPAN)),
+            ..self
+        }
+    }
+}
+
+impl ReadStore {
+    fn list_positions(&self) -> Collection<Document> {
+        self.database.collection(POSITIONS_COLLECTION)
+    }
+
+    /// Hands out `count` new list positions in the orders collection of `models`, in order.
+    pub(super) async fn reserve_list_positions(
+        &self,
+        models: &ReadModels,
+        count: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        let Ok(count) = i64::try_from(count) else {
+            return Ok(Vec::new());
+        };
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let counter = self
+            .list_positions()
+            .find_one_and_update(
+                doc! { "_id": models.orders.name() },
+                doc! { "$inc": { "last": count } },
+            )
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .await?;
+        let last = counter
+            .and_then(|counter| counter.get_i64("last").ok())
+            .unwrap_or(count);
+        Ok((last - count + 1..=last).collect())
+    }
+
+    /// The last list position handed out in the orders collection of `models`, 0 if none.
+    async fn last_list_position(&self, models: &ReadModels) -> Result<i64, StoreError> {
+        let counter = self
+            .list_positions()
+            .find_one(doc! { "_id": models.orders.name() })
+            .await?;
+        Ok(counter
+            .and_then(|counter| counter.get_i64("last").ok())
+            .unwrap_or(0))
+    }
+
+    /// Forgets the positions handed out in the orders collection of `models`, which is dropped.
+    pub(super) async fn forget_list_positions(
+        &self,
+        models: &ReadModels,
+    ) -> Result<(), StoreError> {
+        self.list_positions()
+            .delete_one(doc! { "_id": models.orders.name() })
+            .await?;
+        Ok(())
+    }
+
+    /// Orders newest first, optionally only those of one customer, and where the next page
+    /// starts if there may be more.
+    pub async fn list_orders(
+        &self,
+        customer_email: Option<&str>,
+        page: &Page,
+    ) -> Result<Listing<OrderDocument>, StoreError> {
+        match customer_email {
+            None => self.newest_orders(page).await,
+            Some(email) => {
+                let orders = self.customer_orders(email, page).await?;
+                let next = full_page_next(page, &orders, |order| {
+                    order.list_position.map(Start::AfterPosition)
+                });
+                Ok(Listing {
+                    items: orders,
+                    next,
+                })
+            }
+        }
+    }
+
+    /// The listing of every order, read a page of positions at a time from the newest.
+    async fn newest_orders(&self, page: &Page) -> Result<Listing<OrderDocument>, StoreError> {
+        let models = self.collections();
+        let limit = page.limit as usize;
+        let next_position = self.last_list_position(&models).await? + 1;
+        let before = match page.start {
+            Start::AfterPosition(position) => position.min(next_position),
+            Start::Skip(skipped) => {
+                next_position.saturating_sub(i64::try_from(skipped).unwrap_or(i64::MAX))
+            }
+            Start::First | Start::AfterEmail(_) => next_position,
+        };
+        let mut found: Vec<OrderDocument> = Vec::with_capacity(limit);
+        let mut list_page = (before - 1).div_euclid(LIST_PAGE_SPAN);
+        let mut lookups_left = limit / LIST_PAGE_SPAN as usize + 1 + SPARE_PAGE_LOOKUPS;
+        while found.len() < limit && list_page >= 0 && lookups_left > 0 {
+            let mut orders: Vec<OrderDocument> = models
+                .orders
+                .find(doc! { "listPage": list_page })
+                .await?
+                .try_collect()
+                .await?;
+            orders.retain(|order| order.list_position.is_some_and(|p| p < before));
+            orders.sort_unstable_by_key(|order| Reverse(order.list_position));
+            found.extend(orders.into_iter().take(limit - found.len()));
+            list_page -= 1;
+            lookups_left -= 1;
+        }
+        let next = if found.len() == limit {
+            found
+                .last()
+                .and_then(|order| order.list_position)
+                .map(Start::AfterPosition)
+        } else if list_page >= 0 {
+            // Out of lookups among unwritten positions: the next page starts below the
+            // pages read.
+            Some(Start::AfterPosition((list_page + 1) * LIST_PAGE_SPAN))
+        } else {
+            None
+        };
+        Ok(Listing { items: found, next })
+    }
+
+    /// One customer's orders, newest first: found by equality on `customerEmail`, so on
+    /// FerretDB the cost grows with that customer's orders, not with all orders.
+    async fn customer_orders(
+        &self,
+        email: &str,
+        page: &Page,
+    ) -> Result<Vec<OrderDocument>, StoreError> {
+        let mut filter = doc! { self.customer_email_field(): email };
+        if let Start::AfterPosition(position) = page.start {
+            filter.insert("listPosition", doc! { "$lt": position });
+        }
+        Ok(self
+            .collections()
+            .orders
+            .find(filter)
+            .sort(doc! { "listPosition": -1 })
+            .skip(page.skipped())
+            .limit(i64::from(page.limit))
+            .await?
+            .try_collect()
+            .await?)
+    }
+}
