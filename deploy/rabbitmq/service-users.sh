@@ -25,7 +25,7 @@ queue="${PROJECTION_QUEUE:-orders.query-projection}"
 exact() { printf '%s' "$1" | sed 's/\./\\\\./g'; }
 
 api() { # api METHOD PATH JSON
-  curl -fsS -X "$1" -u "$RABBITMQ_API_USER:$RABBITMQ_API_PASSWORD" \
+  curl -fsS --max-time 60 -X "$1" -u "$RABBITMQ_API_USER:$RABBITMQ_API_PASSWORD" \
     -H 'content-type: application/json' -d "$3" "$RABBITMQ_API_URL/api$2" >/dev/null
 }
 

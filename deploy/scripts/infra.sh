@@ -160,45 +160,55 @@ write_if_changed() {
   printf '%s\n' "$2" >"$1"
 }
 
+# Every broker command has a deadline: a broker that stops answering fails the script, with
+# the end of its log, instead of hanging it.
+broker_ctl() { timeout 120 rabbitmqctl -q "$@"; }
+broker_api() { curl -fsS --max-time 60 -u "$RABBIT_USER:$RABBIT_PASSWORD" "$@"; }
+broker_failed() {
+  echo "error: RabbitMQ $1; the end of its log:" >&2
+  tail -n 40 /var/log/rabbitmq/rabbit@"$(hostname -s)".log >&2 2>/dev/null || true
+  return 1
+}
+
 start_rabbitmq() {
   local changed=""
   write_if_changed /etc/rabbitmq/rabbitmq-env.conf "$RABBITMQ_ENV_CONF" && changed=1
   write_if_changed /etc/rabbitmq/rabbitmq.conf "$RABBITMQ_CONF" && changed=1
-  if [ -n "$changed" ] && rabbitmqctl -q status >/dev/null 2>&1; then
+  if [ -n "$changed" ] && broker_ctl status >/dev/null 2>&1; then
     say "restarting RabbitMQ to listen on loopback only"
-    rabbitmqctl -q stop >/dev/null
+    broker_ctl stop >/dev/null || broker_failed "did not stop"
   fi
   # An epmd started before the configuration listens on every interface.
   if [ -n "$changed" ] && pgrep -x epmd >/dev/null; then
     epmd -kill >/dev/null 2>&1 || pkill -x epmd || true
   fi
-  if ! rabbitmqctl -q status >/dev/null 2>&1; then
+  if ! broker_ctl status >/dev/null 2>&1; then
     say "starting RabbitMQ"
     rabbitmq-plugins enable --offline rabbitmq_management >/dev/null
     rabbitmq-server -detached
-    rabbitmqctl -q wait --timeout 120 /var/lib/rabbitmq/mnesia/rabbit@"$(hostname -s)".pid >/dev/null 2>&1 ||
-      rabbitmqctl -q await_startup --timeout 120
+    broker_ctl wait --timeout 120 /var/lib/rabbitmq/mnesia/rabbit@"$(hostname -s)".pid >/dev/null 2>&1 ||
+      broker_ctl await_startup --timeout 120 || broker_failed "did not start within 240 s"
   fi
   wait_for_port 127.0.0.1 5672 120 RabbitMQ
   # list_users can come back empty on a busy machine (seen once in a fresh-clone run: the user
   # existed and add_user failed the run), so an existing user is also recognised by add_user's answer.
   local users added
-  users="$(rabbitmqctl -q list_users 2>/dev/null || true)"
+  users="$(broker_ctl list_users 2>/dev/null || true)"
   if ! grep -q "^$RABBIT_USER\b" <<<"$users"; then
-    if ! added="$(rabbitmqctl -q add_user "$RABBIT_USER" "$RABBIT_PASSWORD" 2>&1)" &&
+    if ! added="$(broker_ctl add_user "$RABBIT_USER" "$RABBIT_PASSWORD" 2>&1)" &&
       ! grep -q "already exists" <<<"$added"; then
       echo "error: cannot create the RabbitMQ user $RABBIT_USER: $added" >&2
       return 1
     fi
-    rabbitmqctl -q set_user_tags "$RABBIT_USER" administrator >/dev/null
-    rabbitmqctl -q set_permissions -p / "$RABBIT_USER" '.*' '.*' '.*' >/dev/null
+    broker_ctl set_user_tags "$RABBIT_USER" administrator >/dev/null
+    broker_ctl set_permissions -p / "$RABBIT_USER" '.*' '.*' '.*' >/dev/null
   fi
   # The administrator of an older stack had the documented password "cqrs".
-  rabbitmqctl -q authenticate_user "$RABBIT_USER" "$RABBIT_PASSWORD" >/dev/null 2>&1 ||
-    rabbitmqctl -q change_password "$RABBIT_USER" "$RABBIT_PASSWORD" >/dev/null
+  broker_ctl authenticate_user "$RABBIT_USER" "$RABBIT_PASSWORD" >/dev/null 2>&1 ||
+    broker_ctl change_password "$RABBIT_USER" "$RABBIT_PASSWORD" >/dev/null
   wait_for_port 127.0.0.1 15672 120 "RabbitMQ management"
   # Debian's broker comes with guest/guest, an administrator; the local stack has no use for it.
-  curl -sS -o /dev/null -u "$RABBIT_USER:$RABBIT_PASSWORD" -X DELETE "$RABBITMQ_API_URL/api/users/guest"
+  curl -sS --max-time 60 -o /dev/null -u "$RABBIT_USER:$RABBIT_PASSWORD" -X DELETE "$RABBITMQ_API_URL/api/users/guest"
 }
 
 # The command service publishes and the query service consumes as users of their own, each
@@ -274,25 +284,29 @@ start_infrastructure() {
   start_ferretdb
 }
 
-# Drops what earlier test runs left: databases, vhosts and RabbitMQ users named test_*, and the FerretDB
-# databases of that name, which are schemas of the ferretdb database (FerretDB is stopped
-# meanwhile: it caches what databases exist).
+# The tests of this checkout name what they create "$TEST_NAME_PREFIX"_<random> (harness's
+# unique_name), so that leftovers can be told from another checkout's running tests.
+export TEST_NAME_PREFIX="test_$(printf '%s' "$REPO_ROOT" | md5sum | cut -c1-8)"
+
+# Drops what this checkout's earlier test runs left (the tests drop their own; a killed run
+# cannot): databases, vhosts and RabbitMQ users, and the FerretDB databases, which are schemas
+# of the ferretdb database (FerretDB is stopped meanwhile: it caches what databases exist).
 remove_test_leftovers() {
-  local name
-  for name in $(runuser -u postgres -- psql -qtAX -c "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'"); do
+  local name prefix="$TEST_NAME_PREFIX"
+  for name in $(runuser -u postgres -- psql -qtAX -c "SELECT datname FROM pg_database WHERE datname LIKE '${prefix}\_%'"); do
     runuser -u postgres -- psql -q -c "DROP DATABASE \"$name\" WITH (FORCE)" >/dev/null
   done
-  for name in $(curl -fsS -u "$RABBIT_USER:$RABBIT_PASSWORD" "$RABBITMQ_API_URL/api/vhosts?columns=name" |
-    grep -o '"name":"test_[0-9a-f]*"' | cut -d'"' -f4); do
-    curl -fsS -u "$RABBIT_USER:$RABBIT_PASSWORD" -X DELETE "$RABBITMQ_API_URL/api/vhosts/$name" >/dev/null
+  for name in $(broker_api "$RABBITMQ_API_URL/api/vhosts?columns=name" |
+    grep -o "\"name\":\"${prefix}_[0-9a-f]*\"" | cut -d'"' -f4); do
+    broker_api -X DELETE "$RABBITMQ_API_URL/api/vhosts/$name" >/dev/null
   done
-  for name in $(curl -fsS -u "$RABBIT_USER:$RABBIT_PASSWORD" "$RABBITMQ_API_URL/api/users?columns=name" |
-    grep -o '"name":"test_[0-9a-z_]*"' | cut -d'"' -f4); do
-    curl -fsS -u "$RABBIT_USER:$RABBIT_PASSWORD" -X DELETE "$RABBITMQ_API_URL/api/users/$name" >/dev/null
+  for name in $(broker_api "$RABBITMQ_API_URL/api/users?columns=name" |
+    grep -o "\"name\":\"${prefix}_[0-9a-z_]*\"" | cut -d'"' -f4); do
+    broker_api -X DELETE "$RABBITMQ_API_URL/api/users/$name" >/dev/null
   done
   local schemas
   schemas="$(runuser -u postgres -- psql -qtAX -d ferretdb \
-    -c "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'test\\_%'" 2>/dev/null || true)"
+    -c "SELECT nspname FROM pg_namespace WHERE nspname LIKE '${prefix}\_%'" 2>/dev/null || true)"
   if [ -z "${MONGODB_URI_GIVEN:-}" ] && [ -n "$schemas" ]; then
     stop_pidfile ferretdb
     for name in $schemas; do

@@ -12,7 +12,7 @@ use serde_json::Value;
 use service_support::auth::{TokenAlgorithm, TokenIssuer, READ_SCOPE, WRITE_SCOPE};
 use uuid::Uuid;
 
-use crate::helpers::{order_body, spawn_app_with, TestApp};
+use crate::helpers::{order_body, spawn_app_owning, TestApp};
 
 const AUDIENCE: &str = "orders-api";
 const HOUR: Duration = Duration::from_secs(3600);
@@ -24,9 +24,7 @@ fn hs256(settings: &mut Settings) {
 }
 
 async fn spawn_with_auth(adjust: fn(&mut Settings)) -> TestApp {
-    let database_url = harness::fresh_postgres_database();
-    let amqp_url = harness::fresh_vhost().await;
-    spawn_app_with(&database_url, &amqp_url, adjust).await
+    spawn_app_owning(adjust).await
 }
 
 async fn post_order_with(app: &TestApp, token: Option<&str>) -> reqwest::Response {

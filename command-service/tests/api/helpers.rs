@@ -11,6 +11,8 @@ pub struct TestApp {
     pub database_url: String,
     pub amqp_url: String,
     pub client: reqwest::Client,
+    /// The database and vhost this instance made for itself, if it did; others may share them.
+    scratch: Option<(harness::TestDatabase, harness::TestVhost)>,
 }
 
 /// Settings for a test: the defaults, pointed at this test's own database and vhost.
@@ -31,9 +33,16 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// The real application on a random port, with a fresh database and vhost of its own.
 pub async fn spawn_app() -> TestApp {
-    let database_url = harness::fresh_postgres_database();
-    let amqp_url = harness::fresh_vhost().await;
-    spawn_app_on(&database_url, &amqp_url).await
+    spawn_app_owning(|_| {}).await
+}
+
+/// The same, with the test settings changed by `adjust`.
+pub async fn spawn_app_owning(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = harness::fresh_postgres_database();
+    let vhost = harness::fresh_vhost().await;
+    let mut app = spawn_app_with(&database.url, &vhost.url, adjust).await;
+    app.scratch = Some((database, vhost));
+    app
 }
 
 /// Another instance of the application on the given database and vhost.
@@ -62,6 +71,7 @@ pub async fn spawn_app_with(
         database_url: database_url.to_owned(),
         amqp_url: amqp_url.to_owned(),
         client: reqwest::Client::new(),
+        scratch: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! Everything the tests need from the real servers, in one place.
 //!
 //! Each test gets its own PostgreSQL database, RabbitMQ vhost and MongoDB database, named
-//! `test_<random>`, so tests run in parallel without seeing each other's data. The servers
+//! by [`unique_name`], so tests run in parallel without seeing each other's data, and dropped
+//! when the test's guard is (a test run leaves none behind). The servers
 //! themselves are started by `deploy/test` (or are already running); their addresses come from
 //! the environment it exports, with the local defaults below.
 
@@ -30,6 +31,9 @@ pub use validators::{
     unserved_operations, validator,
 };
 
+use std::future::Future;
+use std::time::Duration;
+
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -37,13 +41,28 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-/// A fresh, randomly named resource prefix for one test.
+/// A fresh, random name for what one test creates, under this checkout's prefix
+/// (`TEST_NAME_PREFIX`, which `deploy/test` sets), so that a later run can tell its own
+/// leftovers from another checkout's running tests.
 pub fn unique_name() -> String {
-    format!("test_{}", Uuid::new_v4().simple())
+    format!(
+        "{}_{}",
+        env_or("TEST_NAME_PREFIX", "test"),
+        Uuid::new_v4().simple()
+    )
 }
 
-/// A new, empty PostgreSQL database; returns its URL.
-pub fn fresh_postgres_database() -> String {
+/// A test's own PostgreSQL database, dropped (with whatever is still connected) when this is
+/// dropped, so that a test run leaves nothing behind.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+/// A new, empty PostgreSQL database.
+pub fn fresh_postgres_database() -> TestDatabase {
     let admin_url = env_or(
         "POSTGRES_ADMIN_URL",
         "postgres://cqrs:cqrs@127.0.0.1:5432/postgres",
@@ -55,41 +74,171 @@ pub fn fresh_postgres_database() -> String {
         .execute(&mut admin)
         .expect("create test database");
     let (base, _) = admin_url.rsplit_once('/').expect("database URL has a path");
-    format!("{base}/{name}")
+    TestDatabase {
+        url: format!("{base}/{name}"),
+        name,
+        admin_url,
+    }
 }
 
-/// A new RabbitMQ vhost the test user may use fully; returns its AMQP URL.
-pub async fn fresh_vhost() -> String {
-    let api = env_or("RABBITMQ_API_URL", "http://127.0.0.1:15672");
-    let user = env_or("RABBITMQ_API_USER", "cqrs");
-    let password = env_or("RABBITMQ_API_PASSWORD", "cqrs");
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let dropped = PgConnection::establish(&self.admin_url)
+            .map_err(|error| error.to_string())
+            .and_then(|mut admin| {
+                diesel::sql_query(format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                ))
+                .execute(&mut admin)
+                .map_err(|error| error.to_string())
+            });
+        if let Err(error) = dropped {
+            eprintln!("warning: test database {} not dropped: {error}", self.name);
+        }
+    }
+}
+
+/// The management API of the shared broker, as its administrator.
+struct BrokerApi {
+    url: String,
+    user: String,
+    password: String,
+    client: reqwest::Client,
+}
+
+impl BrokerApi {
+    fn from_env() -> Self {
+        Self {
+            url: env_or("RABBITMQ_API_URL", "http://127.0.0.1:15672"),
+            user: env_or("RABBITMQ_API_USER", "cqrs"),
+            password: env_or("RABBITMQ_API_PASSWORD", "cqrs"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut request = self
+            .client
+            .request(method, format!("{}/api{path}", self.url))
+            .basic_auth(&self.user, Some(&self.password));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await
+    }
+}
+
+/// A test's own RabbitMQ vhost; dropping it deletes the vhost and the users
+/// [`service_users`] made for it.
+#[derive(Debug)]
+pub struct TestVhost {
+    /// The vhost's AMQP URL as the administrator.
+    pub url: String,
+    name: String,
+}
+
+/// A new RabbitMQ vhost the test user may use fully.
+pub async fn fresh_vhost() -> TestVhost {
+    let api = BrokerApi::from_env();
     let base_url = env_or("AMQP_BASE_URL", "amqp://cqrs:cqrs@127.0.0.1:5672");
-    let vhost = unique_name();
-    let client = reqwest::Client::new();
-    client
-        .put(format!("{api}/api/vhosts/{vhost}"))
-        .basic_auth(&user, Some(&password))
-        .send()
+    let name = unique_name();
+    api.send(reqwest::Method::PUT, &format!("/vhosts/{name}"), None)
         .await
         .and_then(reqwest::Response::error_for_status)
-        .unwrap_or_else(|error| panic!("cannot create vhost through {api}: {error}"));
-    client
-        .put(format!("{api}/api/permissions/{vhost}/{user}"))
-        .basic_auth(&user, Some(&password))
-        .json(&serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" }))
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .expect("grant vhost permissions");
-    format!("{base_url}/{vhost}")
+        .unwrap_or_else(|error| panic!("cannot create vhost through {}: {error}", api.url));
+    let vhost = TestVhost {
+        url: format!("{base_url}/{name}"),
+        name,
+    };
+    api.send(
+        reqwest::Method::PUT,
+        &format!("/permissions/{}/{}", vhost.name, api.user),
+        Some(serde_json::json!({ "configure": ".*", "write": ".*", "read": ".*" })),
+    )
+    .await
+    .and_then(reqwest::Response::error_for_status)
+    .expect("grant vhost permissions");
+    vhost
+}
+
+impl Drop for TestVhost {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        run_to_completion(async move {
+            let api = BrokerApi::from_env();
+            let paths = [
+                format!("/vhosts/{name}"),
+                format!("/users/{name}_publisher"),
+                format!("/users/{name}_consumer"),
+            ];
+            for path in paths {
+                match api.send(reqwest::Method::DELETE, &path, None).await {
+                    Ok(response) if response.status().is_success() => {}
+                    Ok(response) if response.status() == reqwest::StatusCode::NOT_FOUND => {}
+                    Ok(response) => eprintln!("warning: DELETE {path}: {}", response.status()),
+                    Err(error) => eprintln!("warning: DELETE {path}: {error}"),
+                }
+            }
+        });
+    }
+}
+
+/// A test's own database on the MongoDB-wire server, dropped when this is dropped.
+#[derive(Debug)]
+pub struct TestMongoDatabase {
+    pub uri: String,
+    pub name: String,
 }
 
 /// The MongoDB-wire server's URI and a database name no other test uses.
-pub fn fresh_mongo_database() -> (String, String) {
-    (
-        env_or("MONGODB_URI", "mongodb://127.0.0.1:27017"),
-        unique_name(),
-    )
+pub fn fresh_mongo_database() -> TestMongoDatabase {
+    TestMongoDatabase {
+        uri: env_or("MONGODB_URI", "mongodb://127.0.0.1:27017"),
+        name: unique_name(),
+    }
+}
+
+impl Drop for TestMongoDatabase {
+    fn drop(&mut self) {
+        let (uri, name) = (self.uri.clone(), self.name.clone());
+        run_to_completion(async move {
+            let dropped = async {
+                mongodb::Client::with_uri_str(&uri)
+                    .await?
+                    .database(&name)
+                    .drop()
+                    .await
+            };
+            if let Err(error) = dropped.await {
+                eprintln!("warning: test database {name} not dropped from {uri}: {error}");
+            }
+        });
+    }
+}
+
+/// Runs `work` to completion on a thread and runtime of its own: a `Drop` may run inside a
+/// runtime, where blocking on another would panic.
+fn run_to_completion(work: impl Future<Output = ()> + Send + 'static) {
+    let finished = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("cleanup runtime")
+            .block_on(work);
+    })
+    .join();
+    if finished.is_err() {
+        eprintln!("warning: a test clean-up panicked");
+    }
 }
 
 /// The AMQP URLs of the two least-privileged users `deploy/rabbitmq/service-users.sh` creates
@@ -100,10 +249,10 @@ pub struct ServiceUsers {
     pub consumer_url: String,
 }
 
-/// Runs the same script as `deploy/up` and docker-compose for `vhost_url`'s vhost (a URL from
-/// [`fresh_vhost`]), with `queue` as the projection queue.
-pub fn service_users(vhost_url: &str, queue: &str) -> ServiceUsers {
-    let (base, vhost) = vhost_url.rsplit_once('/').expect("a vhost URL");
+/// Runs the same script as `deploy/up` and docker-compose for `vhost`, with `queue` as the
+/// projection queue; the users go with the vhost.
+pub fn service_users(vhost: &TestVhost, queue: &str) -> ServiceUsers {
+    let (base, vhost) = vhost.url.rsplit_once('/').expect("a vhost URL");
     let host = base.rsplit_once('@').map_or(base, |(_, host)| host);
     let password = Uuid::new_v4().simple().to_string();
     let script =

@@ -278,10 +278,11 @@ impl Drop for PrivateRabbit {
 /// with the local stack's options (`FERRETDB_POSTGRESQL_URL`'s query string).
 pub struct PrivateFerret {
     dir: PathBuf,
-    /// FerretDB's storage database, without FerretDB's connection options.
-    pub storage_url: String,
     child: Option<Child>,
     pub port: u16,
+    /// FerretDB's storage database (its URL without FerretDB's connection options); dropped
+    /// after the child is killed.
+    pub storage: crate::TestDatabase,
 }
 
 fn log_file(path: &Path) -> Stdio {
@@ -308,17 +309,17 @@ impl PrivateFerret {
             .ok()
             .and_then(|url| url.split_once('?').map(|(_, options)| options.to_owned()));
         match options {
-            Some(options) => format!("{}?{options}", self.storage_url),
-            None => self.storage_url.clone(),
+            Some(options) => format!("{}?{options}", self.storage.url),
+            None => self.storage.url.clone(),
         }
     }
 
     pub async fn start() -> Self {
         let mut ferret = Self {
             dir: scratch_dir("ferretdb"),
-            storage_url: crate::fresh_postgres_database(),
             child: None,
             port: free_port(),
+            storage: crate::fresh_postgres_database(),
         };
         ferret.start_again().await;
         ferret

@@ -3,7 +3,7 @@ use std::process::Output;
 use crate::process::binary;
 use crate::{
     fresh_mongo_database, fresh_postgres_database, fresh_vhost, service_users, Gateway,
-    ServiceProcess, ServiceUsers,
+    ServiceProcess, ServiceUsers, TestDatabase, TestMongoDatabase, TestVhost,
 };
 
 /// The projection queue of the query service's built-in defaults.
@@ -26,6 +26,8 @@ pub struct ServiceStack {
     pub command: ServiceProcess,
     pub query: ServiceProcess,
     query_env: Vec<(&'static str, String)>,
+    // Dropped after the processes above, which use them.
+    _scratch: (TestDatabase, TestVhost, TestMongoDatabase),
 }
 
 impl ServiceStack {
@@ -35,10 +37,12 @@ impl ServiceStack {
 
     /// A stack whose services both get `extra` in their environment, after the stack's own.
     pub async fn start_with(extra: &[(&'static str, String)]) -> Self {
-        let database_url = fresh_postgres_database();
-        let amqp_url = fresh_vhost().await;
-        let users = service_users(&amqp_url, PROJECTION_QUEUE);
-        let (mongodb_uri, mongo_database) = fresh_mongo_database();
+        let database = fresh_postgres_database();
+        let vhost = fresh_vhost().await;
+        let users = service_users(&vhost, PROJECTION_QUEUE);
+        let mongo = fresh_mongo_database();
+        let (database_url, amqp_url) = (database.url.clone(), vhost.url.clone());
+        let (mongodb_uri, mongo_database) = (mongo.uri.clone(), mongo.name.clone());
         let command = ServiceProcess::start(
             "command-service",
             &[
@@ -75,6 +79,7 @@ impl ServiceStack {
             command,
             query,
             query_env,
+            _scratch: (database, vhost, mongo),
         }
     }
 

@@ -60,7 +60,7 @@ async fn scanned_indexes(orders: &Collection<Document>, filter: Document) -> Vec
 #[tokio::test]
 async fn ferretdb_lookups_by_an_indexed_field_scan_its_gin_twin_and_the_twin_goes_with_the_index() {
     let ferret = PrivateFerret::start().await;
-    let mut storage = PgConnection::establish(&ferret.storage_url).expect("FerretDB's storage");
+    let mut storage = PgConnection::establish(&ferret.storage.url).expect("FerretDB's storage");
     let client = Client::with_uri_str(ferret.uri()).await.expect("client");
     let orders: Collection<Document> = client.database("read_models").collection("orders");
     orders

@@ -20,6 +20,7 @@ pub struct TestApp {
     pub broker: BrokerSettings,
     pub client: reqwest::Client,
     pub publisher: TestPublisher,
+    _scratch: (harness::TestVhost, harness::TestMongoDatabase),
 }
 
 /// The real application on a random port, with its own vhost and read database.
@@ -32,13 +33,14 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = env_logger::builder().is_test(true).try_init();
     }
-    let amqp_url = harness::fresh_vhost().await;
-    let (mongodb_uri, database) = harness::fresh_mongo_database();
+    let vhost = harness::fresh_vhost().await;
+    let mongo = harness::fresh_mongo_database();
+    let amqp_url = vhost.url.clone();
     let mut settings = Settings::from_env(HashMap::new()).expect("default settings");
     settings.http.port = 0;
     settings.metrics.port = 0;
-    settings.mongodb.uri = mongodb_uri;
-    settings.mongodb.database = database;
+    settings.mongodb.uri = mongo.uri.clone();
+    settings.mongodb.database = mongo.name.clone();
     settings.broker.url = amqp_url.clone();
     settings.broker.max_attempts = 3;
     settings.broker.retry_delay_ms = 50;
@@ -60,6 +62,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         amqp_url,
         broker,
         client: reqwest::Client::new(),
+        _scratch: (vhost, mongo),
     };
     // Events published before the consumer declared its queue would be unroutable.
     let ready_url = format!("{}/health/ready", app.address);

@@ -12,14 +12,14 @@ use crate::helpers::{spawn_app_with, TestApp};
 
 const UPGRADES: &str = "readModelUpgrades";
 
-/// A fresh read database, empty.
-async fn fresh_database() -> (String, Database) {
-    let (uri, name) = harness::fresh_mongo_database();
-    let database = mongodb::Client::with_uri_str(&uri)
+/// A fresh read database, empty, and the guard that drops it.
+async fn fresh_database() -> (String, Database, harness::TestMongoDatabase) {
+    let scratch = harness::fresh_mongo_database();
+    let database = mongodb::Client::with_uri_str(&scratch.uri)
         .await
         .unwrap()
-        .database(&name);
-    (uri, database)
+        .database(&scratch.name);
+    (scratch.uri.clone(), database, scratch)
 }
 
 /// The application on an existing read database.
@@ -58,7 +58,7 @@ async fn listed_ids(response: reqwest::Response) -> Vec<String> {
 
 #[tokio::test]
 async fn orders_stored_before_customer_email_existed_are_backfilled_once_and_found_by_email() {
-    let (uri, database) = fresh_database().await;
+    let (uri, database, _scratch) = fresh_database().await;
     let orders = database.collection::<Document>("orders");
     insert_legacy_order(&orders, "legacy-order", "legacy@example.com").await;
 
@@ -84,7 +84,7 @@ async fn orders_stored_before_customer_email_existed_are_backfilled_once_and_fou
 
 #[tokio::test]
 async fn a_recorded_backfill_is_not_repeated_and_email_filters_use_customer_email_at_once() {
-    let (uri, database) = fresh_database().await;
+    let (uri, database, _scratch) = fresh_database().await;
     let orders = database.collection::<Document>("orders");
     database
         .collection::<Document>(UPGRADES)
@@ -108,7 +108,7 @@ async fn a_recorded_backfill_is_not_repeated_and_email_filters_use_customer_emai
 
 #[tokio::test]
 async fn a_generation_s_upgrade_records_go_with_its_collections() {
-    let (uri, database) = fresh_database().await;
+    let (uri, database, _scratch) = fresh_database().await;
     let mut settings = Settings::from_env(HashMap::new()).unwrap();
     settings.mongodb.uri = uri;
     settings.mongodb.database = database.name().to_owned();
