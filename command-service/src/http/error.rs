@@ -18,8 +18,8 @@ pub enum ApiError {
     MalformedJson(String),
     #[error("the request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
-    #[error("the request body is larger than {limit} bytes")]
-    PayloadTooLarge { limit: usize },
+    #[error("the request body is too large{}", limit.map(|limit| format!(" (the limit is {limit} bytes)")).unwrap_or_default())]
+    PayloadTooLarge { limit: Option<usize> },
     #[error("the request is invalid")]
     Validation(ValidationErrors),
     #[error("query parameter {name}: {message}")]
@@ -162,8 +162,11 @@ pub fn json_payload_error(error: JsonPayloadError, _request: &HttpRequest) -> ac
     match error {
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
         JsonPayloadError::OverflowKnownLength { limit, .. }
-        | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit },
-        JsonPayloadError::Payload(PayloadError::Overflow) => ApiError::PayloadTooLarge { limit: 0 },
+        | JsonPayloadError::Overflow { limit } => ApiError::PayloadTooLarge { limit: Some(limit) },
+        // The stream's own overflow does not say which limit it hit.
+        JsonPayloadError::Payload(PayloadError::Overflow) => {
+            ApiError::PayloadTooLarge { limit: None }
+        }
         JsonPayloadError::Deserialize(error) => ApiError::MalformedJson(error.to_string()),
         other => ApiError::MalformedJson(other.to_string()),
     }

@@ -159,11 +159,11 @@ impl TryFrom<PlaceOrderBody> for NewOrder {
         );
         let email = errors.check("email", string(body.email).and_then(EmailAddress::parse));
         let unit_price = unit_price(&mut errors, body.unit_price_minor, body.currency);
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+        // `check` records an error for every `None`, so the second arm always has fields to name.
         match (description, quantity, first_name, last_name, email) {
-            (Some(description), Some(quantity), Some(first_name), Some(last_name), Some(email)) => {
+            (Some(description), Some(quantity), Some(first_name), Some(last_name), Some(email))
+                if errors.is_empty() =>
+            {
                 Ok(NewOrder {
                     description,
                     quantity,
@@ -268,17 +268,16 @@ pub async fn place_order(
     let order = new_order.place(OrderId::from_uuid(Uuid::now_v7()), now);
     let event = order.on_new_order(metadata(&RequestId::of(&request), now));
     let id = order.id;
-    let email = order.order.customer.email.as_str().to_owned();
     let key = idempotency_key(&request)?;
     // "accepted" is what the original API answered; clients may depend on it.
     match store.place_order(order, event, key).await? {
         Placement::Placed => {
             relay.wake();
-            log::info!("accepted order {id} for {email}");
+            log::info!("accepted order {id}");
             Ok(accepted(id, FIRST_AGGREGATE_VERSION, "accepted"))
         }
         Placement::Replayed(id) => {
-            log::info!("idempotent retry of order {id} for {email}");
+            log::info!("idempotent retry of order {id}");
             let mut response = accepted(id, FIRST_AGGREGATE_VERSION, "accepted");
             response.headers_mut().insert(
                 header::HeaderName::from_static(REPLAYED_HEADER),
@@ -351,7 +350,7 @@ async fn read_cancel_body(body: web::Payload, limit: usize) -> Result<CancelOrde
     let bytes = body
         .to_bytes_limited(limit)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge { limit })?
+        .map_err(|_| ApiError::PayloadTooLarge { limit: Some(limit) })?
         .map_err(|error| ApiError::MalformedJson(error.to_string()))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(CancelOrderBody::default());
