@@ -13,6 +13,11 @@ use crate::stats::{Latencies, Summary};
 use crate::Options;
 
 const CUSTOMERS: usize = 1000;
+
+/// The email of the load's customer `n`, of [`CUSTOMERS`].
+pub fn customer_email(n: usize) -> String {
+    format!("bench{n}@loadgen.example")
+}
 const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
 /// Lag probes in flight at once: each polls the read side, so more would disturb what it measures.
 const MAX_PROBES: usize = 2;
@@ -53,7 +58,7 @@ fn order(n: u64) -> Value {
         "quantity": 1 + n % 9,
         "firstName": "Bench",
         "lastName": "Mark",
-        "email": format!("bench{}@loadgen.example", n as usize % CUSTOMERS),
+        "email": customer_email(n as usize % CUSTOMERS),
     })
 }
 
@@ -242,8 +247,8 @@ async fn read_while_posting(
         let by_email = n.is_multiple_of(2);
         let url = if by_email {
             format!(
-                "{gateway}/orders?limit=10&email=bench{}@loadgen.example",
-                n % CUSTOMERS
+                "{gateway}/orders?limit=10&email={}",
+                customer_email(n % CUSTOMERS)
             )
         } else {
             format!("{gateway}/orders/{id}")

@@ -5,6 +5,7 @@
 mod baselines;
 mod cpu;
 mod end_to_end;
+mod reads;
 mod stats;
 
 use std::fmt::Write as _;
@@ -16,6 +17,7 @@ use serde::Serialize;
 pub use baselines::Baselines;
 pub use cpu::CpuUse;
 pub use end_to_end::EndToEnd;
+pub use reads::ListReads;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -56,6 +58,9 @@ pub struct Options {
     pub amqp_url: Option<String>,
     #[arg(long, env = "MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]
     pub mongodb_uri: String,
+    /// Times of each idle list read (first pages, a deep page) after the load; 0 skips them.
+    #[arg(long, default_value_t = 30)]
+    pub list_reads: usize,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -76,6 +81,7 @@ pub struct ProcessMemory {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub end_to_end: EndToEnd,
+    pub list_reads: Option<ListReads>,
     pub baselines: Option<Baselines>,
     /// End-to-end orders/s divided by the slowest component's rate.
     pub ratio_to_slowest: Option<f64>,
@@ -145,6 +151,20 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
         end_to_end.posting_secs, end_to_end.drain_secs
     );
     let memory = service_memory();
+    let list_reads = if options.list_reads > 0 {
+        eprintln!("idle list reads: {} of each", options.list_reads);
+        Some(
+            reads::run(
+                &client,
+                &options.gateway,
+                &end_to_end::customer_email(0),
+                options.list_reads,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
 
     let baselines = if options.baseline_secs > 0.0 {
         let duration = Duration::from_secs_f64(options.baseline_secs);
@@ -188,6 +208,7 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
         ratio_to_slowest: slowest.map(|(_, rate)| end_to_end.end_to_end_per_sec / rate),
         slowest_component: slowest.map(|(name, _)| name.to_owned()),
         end_to_end,
+        list_reads,
         baselines,
         memory,
         cpu,
@@ -275,6 +296,9 @@ impl Report {
         row(&mut text, "projection lag", &e.projection_lag);
         row(&mut text, "GET /orders/{id}", &e.get_by_id_latency);
         row(&mut text, "GET /orders?email=", &e.get_by_email_latency);
+        for (name, summary) in self.list_reads.iter().flat_map(ListReads::rows) {
+            row(&mut text, &name, &summary);
+        }
         if let Some(b) = &self.baselines {
             let _ = writeln!(
                 text,

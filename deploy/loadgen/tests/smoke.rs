@@ -37,6 +37,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
             .unwrap_or_else(|_| "postgres://cqrs:cqrs@127.0.0.1:5432/postgres".into()),
         amqp_url: Some(stack.amqp_url.clone()),
         mongodb_uri: stack.mongodb_uri.clone(),
+        list_reads: 3,
         json: None,
         token: Some(token),
     };
@@ -53,6 +54,13 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
     );
     assert!(e2e.get_by_id_latency.count > 0, "no read was measured");
     assert!(e2e.end_to_end_per_sec > 0.0);
+    let reads = report.list_reads.as_ref().expect("the list reads ran");
+    assert_eq!(reads.orders_first_page.count, 3);
+    assert_eq!(reads.customers_first_page.count, 3);
+    assert_eq!(reads.customer_orders.count, 3);
+    // Some 40 orders make no 21st page to time.
+    assert!(reads.orders_deep_page.is_none());
+    assert!(report.table().contains("idle GET /orders first page"));
     let baselines = report.baselines.expect("baselines ran");
     assert!(baselines.postgres_orders_per_sec > 0.0);
     assert!(baselines.rabbitmq_confirmed_per_sec > 0.0);
