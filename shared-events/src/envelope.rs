@@ -3,7 +3,10 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{EventId, OnNewOrder, OnNewOrderV1, OrderCancelled, OrderEvent, OrderId};
+use crate::{
+    EventId, OnNewOrder, OnNewOrderV1, OnNewOrderV2, OrderCancelled, OrderCancelledV1, OrderEvent,
+    OrderId,
+};
 
 /// An order's version once its first event (its placement) is applied.
 pub const FIRST_AGGREGATE_VERSION: u64 = 1;
@@ -96,11 +99,17 @@ impl RawEnvelope {
     /// older version to the current one.
     pub fn into_typed(self) -> Result<EventEnvelope<OrderEvent>, DecodeError> {
         let payload = match (self.event_type.as_str(), self.schema_version) {
-            (OnNewOrder::EVENT_TYPE, OnNewOrderV1::SCHEMA_VERSION) => {
-                OrderEvent::OnNewOrder(self.payload_as::<OnNewOrderV1>()?.into())
+            (OnNewOrder::EVENT_TYPE, OnNewOrderV1::SCHEMA_VERSION) => OrderEvent::OnNewOrder(
+                OnNewOrderV2::from(self.payload_as::<OnNewOrderV1>()?).into(),
+            ),
+            (OnNewOrder::EVENT_TYPE, OnNewOrderV2::SCHEMA_VERSION) => {
+                OrderEvent::OnNewOrder(self.payload_as::<OnNewOrderV2>()?.into())
             }
             (OnNewOrder::EVENT_TYPE, OnNewOrder::SCHEMA_VERSION) => {
                 OrderEvent::OnNewOrder(self.payload_as()?)
+            }
+            (OrderCancelled::EVENT_TYPE, OrderCancelledV1::SCHEMA_VERSION) => {
+                OrderEvent::OrderCancelled(self.payload_as::<OrderCancelledV1>()?.into())
             }
             (OrderCancelled::EVENT_TYPE, OrderCancelled::SCHEMA_VERSION) => {
                 OrderEvent::OrderCancelled(self.payload_as()?)

@@ -4,8 +4,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
 use crate::{
-    CustomerDetails, EventEnvelope, EventId, EventMetadata, Money, OnNewOrder, OnNewOrderV1,
-    OrderCancelled, OrderDetails, OrderEvent, OrderId, FIRST_AGGREGATE_VERSION,
+    CustomerDetails, CustomerSummary, EventEnvelope, EventId, EventMetadata, Money, OnNewOrder,
+    OnNewOrderV1, OnNewOrderV2, OrderCancelled, OrderCancelledV1, OrderDetails, OrderEvent,
+    OrderId, FIRST_AGGREGATE_VERSION,
 };
 
 /// The golden encoding of [`on_new_order_v1`], as the first release published it.
@@ -14,10 +15,19 @@ pub const ON_NEW_ORDER_V1_JSON: &str = include_str!("../fixtures/on_new_order_v1
 /// The golden encoding of [`on_new_order_v2`].
 pub const ON_NEW_ORDER_V2_JSON: &str = include_str!("../fixtures/on_new_order_v2.json");
 
+/// The golden encoding of [`on_new_order_v3`].
+pub const ON_NEW_ORDER_V3_JSON: &str = include_str!("../fixtures/on_new_order_v3.json");
+
 /// The golden encoding of [`order_cancelled_v1`].
 pub const ORDER_CANCELLED_V1_JSON: &str = include_str!("../fixtures/order_cancelled_v1.json");
 
+/// The golden encoding of [`order_cancelled_v2`].
+pub const ORDER_CANCELLED_V2_JSON: &str = include_str!("../fixtures/order_cancelled_v2.json");
+
 const FIXTURE_ORDER: u128 = 0x0193_5f3a_1c00_7000_8000_0000_0000_0001;
+const PLACED_EVENT: u128 = 0x0193_5f3a_1c00_7000_8000_0000_0000_0003;
+const CANCELLED_EVENT: u128 = 0x0193_5f3a_1c00_7000_8000_0000_0000_0004;
+const CANCELLATION_REASON: &str = "Ordered twice by mistake";
 
 /// An `OnNewOrder` of schema version 1, built the way the first release built it.
 pub fn on_new_order_v1() -> EventEnvelope<OnNewOrderV1> {
@@ -43,32 +53,104 @@ pub fn on_new_order_v1() -> EventEnvelope<OnNewOrderV1> {
 }
 
 /// The event encoded in [`ON_NEW_ORDER_V2_JSON`].
-pub fn on_new_order_v2() -> EventEnvelope {
-    new_order_event(
-        OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
-        EventId::from_uuid(Uuid::from_u128(0x0193_5f3a_1c00_7000_8000_0000_0000_0003)),
-        "ada@example.com",
-        3,
-        fixed_time(),
+pub fn on_new_order_v2() -> EventEnvelope<OnNewOrderV2> {
+    let order_id = OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER));
+    let event_id = EventId::from_uuid(Uuid::from_u128(PLACED_EVENT));
+    EventEnvelope {
+        event_id,
+        event_type: OnNewOrder::EVENT_TYPE.to_owned(),
+        schema_version: OnNewOrderV2::SCHEMA_VERSION,
+        occurred_at: fixed_time(),
+        aggregate_id: order_id,
+        aggregate_version: FIRST_AGGREGATE_VERSION,
+        correlation_id: format!("fixture-{event_id}"),
+        payload: OnNewOrderV2 {
+            order_id,
+            order: order_details("ada@example.com", 3, fixed_time()),
+        },
+    }
+}
+
+/// The event encoded in [`ON_NEW_ORDER_V3_JSON`]: Ada's first order.
+pub fn on_new_order_v3() -> EventEnvelope {
+    with_customer_summary(
+        new_order_event(
+            OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
+            EventId::from_uuid(Uuid::from_u128(PLACED_EVENT)),
+            "ada@example.com",
+            3,
+            fixed_time(),
+        ),
+        CustomerSummary {
+            version: 1,
+            placed_order_count: 1,
+            placed_quantity: 3,
+            cancelled_order_count: 0,
+            cancelled_quantity: 0,
+            last_order_at: fixed_time(),
+        },
     )
 }
 
 /// The event encoded in [`ORDER_CANCELLED_V1_JSON`]: the order of [`on_new_order_v2`],
 /// cancelled an hour later.
-pub fn order_cancelled_v1() -> EventEnvelope {
+pub fn order_cancelled_v1() -> EventEnvelope<OrderCancelledV1> {
+    let order_id = OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER));
+    let event_id = EventId::from_uuid(Uuid::from_u128(CANCELLED_EVENT));
+    let cancelled_at = fixed_time() + chrono::Duration::hours(1);
+    EventEnvelope {
+        event_id,
+        event_type: OrderCancelled::EVENT_TYPE.to_owned(),
+        schema_version: OrderCancelledV1::SCHEMA_VERSION,
+        occurred_at: cancelled_at,
+        aggregate_id: order_id,
+        aggregate_version: FIRST_AGGREGATE_VERSION + 1,
+        correlation_id: format!("fixture-{event_id}"),
+        payload: OrderCancelledV1 {
+            order_id,
+            reason: Some(CANCELLATION_REASON.to_owned()),
+            cancelled_at,
+            order: order_details("ada@example.com", 3, fixed_time()),
+        },
+    }
+}
+
+/// The event encoded in [`ORDER_CANCELLED_V2_JSON`]: the order of [`on_new_order_v3`],
+/// cancelled an hour later.
+pub fn order_cancelled_v2() -> EventEnvelope {
     let created_at = fixed_time();
-    cancelled_order_event(
-        OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
-        EventId::from_uuid(Uuid::from_u128(0x0193_5f3a_1c00_7000_8000_0000_0000_0004)),
-        "ada@example.com",
-        3,
-        created_at,
-        created_at + chrono::Duration::hours(1),
+    with_customer_summary(
+        cancelled_order_event(
+            OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
+            EventId::from_uuid(Uuid::from_u128(CANCELLED_EVENT)),
+            "ada@example.com",
+            3,
+            created_at,
+            created_at + chrono::Duration::hours(1),
+        ),
+        CustomerSummary {
+            version: 2,
+            placed_order_count: 1,
+            placed_quantity: 3,
+            cancelled_order_count: 1,
+            cancelled_quantity: 3,
+            last_order_at: created_at,
+        },
     )
 }
 
+/// `event` carrying `summary`, as the command side publishes it.
+pub fn with_customer_summary(mut event: EventEnvelope, summary: CustomerSummary) -> EventEnvelope {
+    match &mut event.payload {
+        OrderEvent::OnNewOrder(placed) => placed.customer_summary = Some(summary),
+        OrderEvent::OrderCancelled(cancelled) => cancelled.customer_summary = Some(summary),
+    }
+    event
+}
+
 /// An `OnNewOrder` envelope (current version) for the given order, customer and quantity, at
-/// 12.50 EUR a unit.
+/// 12.50 EUR a unit, without a customer summary (as if upcast from version 2): the consumer
+/// counts it itself. [`with_customer_summary`] adds one.
 pub fn new_order_event(
     order_id: OrderId,
     event_id: EventId,
@@ -80,6 +162,7 @@ pub fn new_order_event(
         OrderEvent::OnNewOrder(OnNewOrder {
             order_id,
             order: order_details(email, quantity, created_at),
+            customer_summary: None,
         }),
         1,
         metadata(event_id, created_at),
@@ -98,9 +181,10 @@ pub fn cancelled_order_event(
     EventEnvelope::seal(
         OrderEvent::OrderCancelled(OrderCancelled {
             order_id,
-            reason: Some("Ordered twice by mistake".to_owned()),
+            reason: Some(CANCELLATION_REASON.to_owned()),
             cancelled_at,
             order: order_details(email, quantity, created_at),
+            customer_summary: None,
         }),
         2,
         metadata(event_id, cancelled_at),

@@ -23,8 +23,10 @@ pub use envelope::{
     DecodeError, EventEnvelope, EventMetadata, RawEnvelope, FIRST_AGGREGATE_VERSION,
 };
 pub use ids::{EventId, OrderId};
-pub use order::{CustomerDetails, Money, OnNewOrder, OrderCancelled, OrderDetails, OrderEvent};
-pub use upcast::OnNewOrderV1;
+pub use order::{
+    CustomerDetails, CustomerSummary, Money, OnNewOrder, OrderCancelled, OrderDetails, OrderEvent,
+};
+pub use upcast::{OnNewOrderV1, OnNewOrderV2, OrderCancelledV1};
 
 /// Name of the durable topic exchange every event is published to.
 pub const ORDER_EVENTS_EXCHANGE: &str = "orders.events";

@@ -44,21 +44,26 @@ impl OrderEvent {
     }
 }
 
-/// An order was placed. Schema version 2: version 1 plus the unit price.
+/// An order was placed. Schema version 3: version 2 (version 1 plus the unit price) plus the
+/// customer's summary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OnNewOrder {
     pub order_id: OrderId,
     #[serde(flatten)]
     pub order: OrderDetails,
+    /// The customer's summary with this order counted; `null` only in events upcast from
+    /// earlier versions.
+    #[serde(default)]
+    pub customer_summary: Option<CustomerSummary>,
 }
 
 impl OnNewOrder {
     pub const EVENT_TYPE: &'static str = "OnNewOrder";
-    pub const SCHEMA_VERSION: u32 = 2;
+    pub const SCHEMA_VERSION: u32 = 3;
 }
 
-/// An order was cancelled. Schema version 1.
+/// An order was cancelled. Schema version 2: version 1 plus the customer's summary.
 ///
 /// It carries the whole order, not only what changed, so that a consumer can build the order
 /// from this event alone: when the `OnNewOrder` before it is still waiting in a retry queue,
@@ -71,11 +76,43 @@ pub struct OrderCancelled {
     pub reason: Option<String>,
     pub cancelled_at: DateTime<Utc>,
     pub order: OrderDetails,
+    /// The customer's summary with this cancellation counted; `null` only in events upcast
+    /// from version 1.
+    #[serde(default)]
+    pub customer_summary: Option<CustomerSummary>,
 }
 
 impl OrderCancelled {
     pub const EVENT_TYPE: &'static str = "OrderCancelled";
-    pub const SCHEMA_VERSION: u32 = 1;
+    pub const SCHEMA_VERSION: u32 = 2;
+}
+
+/// A customer's order summary as of one event, kept by the command side in that event's own
+/// transaction (event-carried state). Each of the customer's events raises `version` by one,
+/// so a consumer keeps the summary of the highest version it has seen: one write of constant
+/// size per customer, whatever the order in which events arrive or how often.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerSummary {
+    /// The number of the customer's placements and cancellations so far, this one included.
+    pub version: u64,
+    /// Orders placed, cancelled or not.
+    pub placed_order_count: u64,
+    pub placed_quantity: u64,
+    pub cancelled_order_count: u64,
+    pub cancelled_quantity: u64,
+    /// When the customer's newest order was placed.
+    pub last_order_at: DateTime<Utc>,
+}
+
+impl OrderEvent {
+    /// The customer's summary the event carries, if it was published with one.
+    pub fn customer_summary(&self) -> Option<&CustomerSummary> {
+        match self {
+            Self::OnNewOrder(event) => event.customer_summary.as_ref(),
+            Self::OrderCancelled(event) => event.customer_summary.as_ref(),
+        }
+    }
 }
 
 /// What was ordered, by whom, and when.

@@ -5,7 +5,9 @@
 use schemars::{JsonSchema, Schema};
 use serde_json::json;
 
-use crate::{EventEnvelope, OnNewOrder, OnNewOrderV1, OrderCancelled};
+use crate::{
+    EventEnvelope, OnNewOrder, OnNewOrderV1, OnNewOrderV2, OrderCancelled, OrderCancelledV1,
+};
 
 /// One published schema: the file it is checked in as, and its content.
 pub struct EventSchema {
@@ -17,7 +19,12 @@ pub struct EventSchema {
 pub fn event_schemas() -> Vec<EventSchema> {
     vec![
         envelope_schema::<OnNewOrderV1>(OnNewOrder::EVENT_TYPE, OnNewOrderV1::SCHEMA_VERSION),
+        envelope_schema::<OnNewOrderV2>(OnNewOrder::EVENT_TYPE, OnNewOrderV2::SCHEMA_VERSION),
         envelope_schema::<OnNewOrder>(OnNewOrder::EVENT_TYPE, OnNewOrder::SCHEMA_VERSION),
+        envelope_schema::<OrderCancelledV1>(
+            OrderCancelled::EVENT_TYPE,
+            OrderCancelledV1::SCHEMA_VERSION,
+        ),
         envelope_schema::<OrderCancelled>(
             OrderCancelled::EVENT_TYPE,
             OrderCancelled::SCHEMA_VERSION,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{CustomerDetails, OnNewOrder, OrderDetails, OrderId};
+use crate::{CustomerDetails, OnNewOrder, OrderCancelled, OrderDetails, OrderId};
 
 /// `OnNewOrder` as schema version 1 wrote it: everything but the unit price.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -23,7 +23,7 @@ impl OnNewOrderV1 {
 }
 
 /// Version 1 orders were placed before prices were recorded: their unit price is unknown.
-impl From<OnNewOrderV1> for OnNewOrder {
+impl From<OnNewOrderV1> for OnNewOrderV2 {
     fn from(v1: OnNewOrderV1) -> Self {
         Self {
             order_id: v1.order_id,
@@ -34,6 +34,68 @@ impl From<OnNewOrderV1> for OnNewOrder {
                 customer: v1.customer,
                 created_at: v1.created_at,
             },
+        }
+    }
+}
+
+// `OnNewOrder` as schema version 2 wrote it: everything but the customer's summary. Its
+// documentation and schema name are those it was published with, so that its checked-in
+// schema stays as it was.
+/// An order was placed. Schema version 2: version 1 plus the unit price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "OnNewOrder")]
+pub struct OnNewOrderV2 {
+    pub order_id: OrderId,
+    #[serde(flatten)]
+    pub order: OrderDetails,
+}
+
+impl OnNewOrderV2 {
+    pub const SCHEMA_VERSION: u32 = 2;
+}
+
+/// Events before version 3 carry no summary: the consumer counts them itself.
+impl From<OnNewOrderV2> for OnNewOrder {
+    fn from(v2: OnNewOrderV2) -> Self {
+        Self {
+            order_id: v2.order_id,
+            order: v2.order,
+            customer_summary: None,
+        }
+    }
+}
+
+// `OrderCancelled` as schema version 1 wrote it: everything but the customer's summary,
+// documented and named as it was published.
+/// An order was cancelled. Schema version 1.
+///
+/// It carries the whole order, not only what changed, so that a consumer can build the order
+/// from this event alone: when the `OnNewOrder` before it is still waiting in a retry queue,
+/// the cancellation must not leave a half-filled order behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "OrderCancelled")]
+pub struct OrderCancelledV1 {
+    pub order_id: OrderId,
+    /// Why the order was cancelled, as the customer or operator gave it.
+    pub reason: Option<String>,
+    pub cancelled_at: DateTime<Utc>,
+    pub order: OrderDetails,
+}
+
+impl OrderCancelledV1 {
+    pub const SCHEMA_VERSION: u32 = 1;
+}
+
+impl From<OrderCancelledV1> for OrderCancelled {
+    fn from(v1: OrderCancelledV1) -> Self {
+        Self {
+            order_id: v1.order_id,
+            reason: v1.reason,
+            cancelled_at: v1.cancelled_at,
+            order: v1.order,
+            customer_summary: None,
         }
     }
 }

@@ -3,10 +3,11 @@
 use serde::Serialize;
 use serde_json::json;
 use shared_events::fixtures::{
-    on_new_order_v1, on_new_order_v2, order_cancelled_v1, ON_NEW_ORDER_V1_JSON,
-    ON_NEW_ORDER_V2_JSON, ORDER_CANCELLED_V1_JSON,
+    on_new_order_v1, on_new_order_v2, on_new_order_v3, order_cancelled_v1, order_cancelled_v2,
+    ON_NEW_ORDER_V1_JSON, ON_NEW_ORDER_V2_JSON, ON_NEW_ORDER_V3_JSON, ORDER_CANCELLED_V1_JSON,
+    ORDER_CANCELLED_V2_JSON,
 };
-use shared_events::{DecodeError, EventEnvelope, OnNewOrder, OrderEvent};
+use shared_events::{DecodeError, EventEnvelope, OnNewOrder, OrderCancelled, OrderEvent};
 
 fn encode<T: Serialize>(event: &T) -> String {
     serde_json::to_string_pretty(event).unwrap() + "\n"
@@ -28,22 +29,58 @@ fn each_event_version_encodes_exactly_as_its_golden_file() {
         "{CHANGED}"
     );
     assert_eq!(
+        encode(&on_new_order_v3()),
+        ON_NEW_ORDER_V3_JSON,
+        "{CHANGED}"
+    );
+    assert_eq!(
         encode(&order_cancelled_v1()),
         ORDER_CANCELLED_V1_JSON,
+        "{CHANGED}"
+    );
+    assert_eq!(
+        encode(&order_cancelled_v2()),
+        ORDER_CANCELLED_V2_JSON,
         "{CHANGED}"
     );
 }
 
 #[test]
 fn the_current_golden_files_decode_to_the_same_events() {
-    let placed = EventEnvelope::decode(ON_NEW_ORDER_V2_JSON.as_bytes()).unwrap();
-    assert_eq!(placed, on_new_order_v2());
-    let cancelled = EventEnvelope::decode(ORDER_CANCELLED_V1_JSON.as_bytes()).unwrap();
-    assert_eq!(cancelled, order_cancelled_v1());
+    let placed = EventEnvelope::decode(ON_NEW_ORDER_V3_JSON.as_bytes()).unwrap();
+    assert_eq!(placed, on_new_order_v3());
+    let cancelled = EventEnvelope::decode(ORDER_CANCELLED_V2_JSON.as_bytes()).unwrap();
+    assert_eq!(cancelled, order_cancelled_v2());
 }
 
 #[test]
-fn a_version_1_order_is_upcast_to_version_2_without_a_price() {
+fn events_before_the_customer_summary_are_upcast_without_one() {
+    let placed = EventEnvelope::decode(ON_NEW_ORDER_V2_JSON.as_bytes()).unwrap();
+    let current = on_new_order_v3();
+    assert_eq!(placed.schema_version, OnNewOrder::SCHEMA_VERSION);
+    assert_eq!(placed.payload.customer_summary(), None);
+    assert_eq!(placed.payload.order(), current.payload.order());
+    assert_eq!(placed.event_id, on_new_order_v2().event_id);
+
+    let cancelled = EventEnvelope::decode(ORDER_CANCELLED_V1_JSON.as_bytes()).unwrap();
+    let current = order_cancelled_v2();
+    assert_eq!(cancelled.schema_version, OrderCancelled::SCHEMA_VERSION);
+    assert_eq!(cancelled.payload.customer_summary(), None);
+    assert_eq!(cancelled.payload.order(), current.payload.order());
+    let (OrderEvent::OrderCancelled(old), OrderEvent::OrderCancelled(new)) =
+        (&cancelled.payload, &current.payload)
+    else {
+        panic!("not cancellations: {cancelled:?}");
+    };
+    assert_eq!(
+        (&old.reason, old.cancelled_at),
+        (&new.reason, new.cancelled_at)
+    );
+    assert_eq!(cancelled.event_id, order_cancelled_v1().event_id);
+}
+
+#[test]
+fn a_version_1_order_is_upcast_without_a_price() {
     let upcast = EventEnvelope::decode(ON_NEW_ORDER_V1_JSON.as_bytes()).unwrap();
     let v1 = on_new_order_v1();
     assert_eq!(upcast.schema_version, OnNewOrder::SCHEMA_VERSION);
@@ -62,8 +99,8 @@ fn a_version_1_order_is_upcast_to_version_2_without_a_price() {
 
 #[test]
 fn the_routing_key_names_the_event_type() {
-    assert_eq!(on_new_order_v2().routing_key(), "order.OnNewOrder");
-    assert_eq!(order_cancelled_v1().routing_key(), "order.OrderCancelled");
+    assert_eq!(on_new_order_v3().routing_key(), "order.OnNewOrder");
+    assert_eq!(order_cancelled_v2().routing_key(), "order.OrderCancelled");
 }
 
 fn golden_with(golden: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
@@ -83,7 +120,7 @@ fn bytes_that_are_not_an_envelope_are_malformed() {
 
 #[test]
 fn an_unknown_event_type_is_reported_by_name() {
-    let bytes = golden_with(ON_NEW_ORDER_V2_JSON, |v| {
+    let bytes = golden_with(ON_NEW_ORDER_V3_JSON, |v| {
         v["eventType"] = json!("OnOrderTeleported")
     });
     let error = EventEnvelope::decode(&bytes).unwrap_err();
@@ -93,7 +130,7 @@ fn an_unknown_event_type_is_reported_by_name() {
 
 #[test]
 fn an_unknown_schema_version_is_reported() {
-    for golden in [ON_NEW_ORDER_V2_JSON, ORDER_CANCELLED_V1_JSON] {
+    for golden in [ON_NEW_ORDER_V3_JSON, ORDER_CANCELLED_V2_JSON] {
         let bytes = golden_with(golden, |v| v["schemaVersion"] = json!(99));
         let error = EventEnvelope::decode(&bytes).unwrap_err();
         assert!(
@@ -108,7 +145,11 @@ fn an_unknown_schema_version_is_reported() {
 
 #[test]
 fn a_payload_missing_a_field_is_invalid() {
-    for golden in [ON_NEW_ORDER_V1_JSON, ON_NEW_ORDER_V2_JSON] {
+    for golden in [
+        ON_NEW_ORDER_V1_JSON,
+        ON_NEW_ORDER_V2_JSON,
+        ON_NEW_ORDER_V3_JSON,
+    ] {
         let bytes = golden_with(golden, |v| {
             v["payload"].as_object_mut().unwrap().remove("quantity");
         });

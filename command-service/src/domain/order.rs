@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use shared_events::{
-    CustomerDetails, EventEnvelope, EventMetadata, Money, OnNewOrder, OrderCancelled, OrderDetails,
-    OrderEvent, OrderId, FIRST_AGGREGATE_VERSION,
+    CustomerDetails, CustomerSummary, EventEnvelope, EventMetadata, Money, OnNewOrder,
+    OrderCancelled, OrderDetails, OrderEvent, OrderId, FIRST_AGGREGATE_VERSION,
 };
 
 use super::{
@@ -65,8 +65,13 @@ impl NewOrder {
 }
 
 impl PlacedOrder {
-    /// The `OnNewOrder` event that tells the read side about this order.
-    pub fn on_new_order(&self, metadata: EventMetadata) -> EventEnvelope {
+    /// The `OnNewOrder` event that tells the read side about this order, with the customer's
+    /// summary once it is counted.
+    pub fn on_new_order(
+        &self,
+        customer: CustomerSummary,
+        metadata: EventMetadata,
+    ) -> EventEnvelope {
         let order = &self.order;
         EventEnvelope::seal(
             OrderEvent::OnNewOrder(OnNewOrder {
@@ -85,6 +90,7 @@ impl PlacedOrder {
                     },
                     created_at: self.created_at,
                 },
+                customer_summary: Some(customer),
             }),
             FIRST_AGGREGATE_VERSION,
             metadata,
@@ -144,13 +150,14 @@ pub enum CancelRejection {
 }
 
 impl OrderRecord {
-    /// Decides `command`: the `OrderCancelled` event, or why the order cannot be cancelled.
-    /// A stale expected version is reported before the status, so a client that acted on
-    /// an old read learns that first.
+    /// Decides `command`: the `OrderCancelled` event, carrying the customer's summary with the
+    /// cancellation counted, or why the order cannot be cancelled. A stale expected version is
+    /// reported before the status, so a client that acted on an old read learns that first.
     pub fn cancel(
         &self,
         command: &CancelOrder,
         cancelled_at: DateTime<Utc>,
+        customer: CustomerSummary,
         metadata: EventMetadata,
     ) -> Result<EventEnvelope, CancelRejection> {
         if let Some(expected) = command.expected_version {
@@ -173,6 +180,7 @@ impl OrderRecord {
                     .map(|reason| reason.as_str().to_owned()),
                 cancelled_at,
                 order: self.details.clone(),
+                customer_summary: Some(customer),
             }),
             self.version + 1,
             metadata,
@@ -216,6 +224,17 @@ mod tests {
         }
     }
 
+    fn summary() -> CustomerSummary {
+        CustomerSummary {
+            version: 2,
+            placed_order_count: 1,
+            placed_quantity: 2,
+            cancelled_order_count: 1,
+            cancelled_quantity: 2,
+            last_order_at: Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap(),
+        }
+    }
+
     fn metadata() -> EventMetadata {
         EventMetadata {
             event_id: EventId::from_uuid(Uuid::now_v7()),
@@ -228,7 +247,7 @@ mod tests {
     fn cancelling_a_placed_order_yields_the_next_version_with_the_whole_order() {
         let placed = record(OrderStatus::Placed, 1);
         let event = placed
-            .cancel(&cancel(&placed, Some(1)), Utc::now(), metadata())
+            .cancel(&cancel(&placed, Some(1)), Utc::now(), summary(), metadata())
             .unwrap();
         assert_eq!(event.aggregate_version, 2);
         assert_eq!(event.event_type, "OrderCancelled");
@@ -237,13 +256,14 @@ mod tests {
         };
         assert_eq!(cancelled.order, placed.details);
         assert_eq!(cancelled.reason.as_deref(), Some("changed my mind"));
+        assert_eq!(cancelled.customer_summary, Some(summary()));
     }
 
     #[test]
     fn without_an_expected_version_any_version_may_be_cancelled() {
         let placed = record(OrderStatus::Placed, 7);
         assert!(placed
-            .cancel(&cancel(&placed, None), Utc::now(), metadata())
+            .cancel(&cancel(&placed, None), Utc::now(), summary(), metadata())
             .is_ok());
     }
 
@@ -251,7 +271,7 @@ mod tests {
     fn a_stale_expected_version_is_rejected_with_both_versions() {
         let placed = record(OrderStatus::Placed, 2);
         let rejection = placed
-            .cancel(&cancel(&placed, Some(1)), Utc::now(), metadata())
+            .cancel(&cancel(&placed, Some(1)), Utc::now(), summary(), metadata())
             .unwrap_err();
         assert_eq!(
             rejection,
@@ -267,7 +287,12 @@ mod tests {
         let cancelled = record(OrderStatus::Cancelled, 2);
         for expected in [None, Some(2)] {
             let rejection = cancelled
-                .cancel(&cancel(&cancelled, expected), Utc::now(), metadata())
+                .cancel(
+                    &cancel(&cancelled, expected),
+                    Utc::now(),
+                    summary(),
+                    metadata(),
+                )
                 .unwrap_err();
             assert_eq!(rejection, CancelRejection::AlreadyCancelled);
         }

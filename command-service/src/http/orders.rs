@@ -266,11 +266,13 @@ pub async fn place_order(
     // PostgreSQL keeps microseconds; the event must carry the same instant as the row.
     let now = Utc::now().trunc_subsecs(6);
     let order = new_order.place(OrderId::from_uuid(Uuid::now_v7()), now);
-    let event = order.on_new_order(metadata(&RequestId::of(&request), now));
     let id = order.id;
     let key = idempotency_key(&request)?;
     // "accepted" is what the original API answered; clients may depend on it.
-    match store.place_order(order, event, key).await? {
+    match store
+        .place_order(order, metadata(&RequestId::of(&request), now), key)
+        .await?
+    {
         Placement::Placed => {
             relay.wake();
             log::info!("accepted order {id}");

@@ -2,7 +2,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::upsert::excluded;
-use shared_events::{CustomerDetails, EventEnvelope, EventMetadata, Money, OrderDetails, OrderId};
+use shared_events::{
+    CustomerDetails, CustomerSummary, EventEnvelope, EventMetadata, Money, OrderDetails, OrderId,
+};
 use uuid::Uuid;
 
 use super::schema::{customers, idempotency_keys, orders};
@@ -11,12 +13,59 @@ use crate::domain::{
     CancelOrder, CancelRejection, IdempotencyKey, OrderRecord, OrderStatus, PlacedOrder,
 };
 
+/// A customer with their first order counted.
 #[derive(Insertable)]
 #[diesel(table_name = customers)]
 struct NewCustomerRow<'a> {
     email: &'a str,
     first_name: &'a str,
     last_name: &'a str,
+    summary_version: i64,
+    placed_order_count: i64,
+    placed_quantity: i64,
+    last_order_at: Option<DateTime<Utc>>,
+}
+
+/// A customer's summary as the transaction that changed it left it.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = customers)]
+struct CustomerSummaryRow {
+    email: String,
+    summary_version: i64,
+    placed_order_count: i64,
+    placed_quantity: i64,
+    cancelled_order_count: i64,
+    cancelled_quantity: i64,
+    last_order_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<CustomerSummaryRow> for CustomerSummary {
+    type Error = StoreError;
+
+    fn try_from(row: CustomerSummaryRow) -> Result<Self, StoreError> {
+        let count = |value: i64| {
+            u64::try_from(value)
+                .map_err(|_| corrupt(format!("customer {} has a count of {value}", row.email)))
+        };
+        Ok(Self {
+            version: count(row.summary_version)?,
+            placed_order_count: count(row.placed_order_count)?,
+            placed_quantity: count(row.placed_quantity)?,
+            cancelled_order_count: count(row.cancelled_order_count)?,
+            cancelled_quantity: count(row.cancelled_quantity)?,
+            last_order_at: row
+                .last_order_at
+                .ok_or_else(|| corrupt(format!("customer {} has no order", row.email)))?,
+        })
+    }
+}
+
+diesel::define_sql_function! {
+    /// PostgreSQL's `greatest`, which skips NULLs.
+    fn greatest(
+        a: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+        b: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>;
 }
 
 #[derive(Insertable)]
@@ -90,8 +139,8 @@ fn corrupt(what: String) -> StoreError {
 }
 
 impl Store {
-    /// Persists the order, the customer's latest names and the order's event in one
-    /// transaction: either all three are committed or none is.
+    /// Persists the order, the customer's latest names and summary, and the order's event
+    /// (carrying that summary) in one transaction: either all are committed or none is.
     ///
     /// With an idempotency key, the key is looked up first under a transaction-scoped lock
     /// of the key and recorded with the order, so however often (or however concurrently) a
@@ -99,7 +148,7 @@ impl Store {
     pub async fn place_order(
         &self,
         order: PlacedOrder,
-        event: EventEnvelope,
+        metadata: EventMetadata,
         key: Option<IdempotencyKey>,
     ) -> Result<Placement, PlaceOrderError> {
         let keyed = key.map(|key| (key, order.order.fingerprint()));
@@ -111,11 +160,15 @@ impl Store {
                     }
                 }
                 let customer = &order.order.customer;
-                diesel::insert_into(customers::table)
+                let summary: CustomerSummary = diesel::insert_into(customers::table)
                     .values(NewCustomerRow {
                         email: customer.email.as_str(),
                         first_name: customer.first_name.as_str(),
                         last_name: customer.last_name.as_str(),
+                        summary_version: 1,
+                        placed_order_count: 1,
+                        placed_quantity: i64::from(order.order.quantity.get()),
+                        last_order_at: Some(order.created_at),
                     })
                     .on_conflict(customers::email)
                     .do_update()
@@ -123,8 +176,19 @@ impl Store {
                         customers::first_name.eq(excluded(customers::first_name)),
                         customers::last_name.eq(excluded(customers::last_name)),
                         customers::updated_at.eq(diesel::dsl::now),
+                        customers::summary_version.eq(customers::summary_version + 1),
+                        customers::placed_order_count.eq(customers::placed_order_count + 1),
+                        customers::placed_quantity
+                            .eq(customers::placed_quantity + excluded(customers::placed_quantity)),
+                        customers::last_order_at.eq(greatest(
+                            customers::last_order_at,
+                            excluded(customers::last_order_at),
+                        )),
                     ))
-                    .execute(conn)?;
+                    .returning(CustomerSummaryRow::as_returning())
+                    .get_result::<CustomerSummaryRow>(conn)?
+                    .try_into()?;
+                let event = order.on_new_order(summary, metadata);
                 let price = order.order.unit_price.as_ref();
                 diesel::insert_into(orders::table)
                     .values(NewOrderRow {
@@ -166,7 +230,22 @@ impl Store {
             conn.transaction(|conn| {
                 let record =
                     lock_order(conn, command.order_id)?.ok_or(CancelOrderError::NotFound)?;
-                let event = record.cancel(&command, cancelled_at, metadata)?;
+                // Counted before the domain decides: a rejection rolls the count back with the
+                // rest of the transaction.
+                let summary: CustomerSummary =
+                    diesel::update(customers::table.find(&record.details.customer.email))
+                        .set((
+                            customers::summary_version.eq(customers::summary_version + 1),
+                            customers::cancelled_order_count
+                                .eq(customers::cancelled_order_count + 1),
+                            customers::cancelled_quantity
+                                .eq(customers::cancelled_quantity
+                                    + i64::from(record.details.quantity)),
+                        ))
+                        .returning(CustomerSummaryRow::as_returning())
+                        .get_result::<CustomerSummaryRow>(conn)?
+                        .try_into()?;
+                let event = record.cancel(&command, cancelled_at, summary, metadata)?;
                 let version = i64::try_from(event.aggregate_version)
                     .map_err(|_| corrupt(format!("version overflow on order {}", record.id)))?;
                 diesel::update(orders::table.find(command.order_id.as_uuid()))

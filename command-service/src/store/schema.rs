@@ -7,6 +7,12 @@ diesel::table! {
         last_name -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        summary_version -> Int8,
+        placed_order_count -> Int8,
+        placed_quantity -> Int8,
+        cancelled_order_count -> Int8,
+        cancelled_quantity -> Int8,
+        last_order_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -9,7 +9,7 @@ use command_service::store::Store;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use harness::{eventually, EventTap};
-use shared_events::{EventEnvelope, EventId, EventMetadata, OrderEvent, OrderId};
+use shared_events::{EventEnvelope, EventId, EventMetadata, OnNewOrder, OrderEvent, OrderId};
 use uuid::Uuid;
 
 use crate::helpers::{spawn_app, spawn_app_on, test_settings};
@@ -60,7 +60,14 @@ async fn an_accepted_order_is_published_and_then_marked_published() {
     };
     assert_eq!(event.order.customer.email, "ada@example.com");
     assert_eq!(event.order.quantity, 3);
-    assert_eq!(envelope.schema_version, 2);
+    assert_eq!(envelope.schema_version, OnNewOrder::SCHEMA_VERSION);
+    assert_eq!(
+        event
+            .customer_summary
+            .as_ref()
+            .map(|summary| (summary.version, summary.placed_order_count)),
+        Some((1, 1))
+    );
     assert_eq!(properties.delivery_mode(), &Some(2), "persistent delivery");
     assert_eq!(
         properties.message_id().as_ref().map(ToString::to_string),
@@ -142,26 +149,18 @@ async fn a_rolled_back_order_leaves_no_event() {
     };
     let id = OrderId::from_uuid(Uuid::now_v7());
     let now = Utc::now();
-    let event = |placed: &command_service::domain::PlacedOrder| {
-        placed.on_new_order(EventMetadata {
-            event_id: EventId::from_uuid(Uuid::now_v7()),
-            occurred_at: now,
-            correlation_id: "test".into(),
-        })
+    let metadata = || EventMetadata {
+        event_id: EventId::from_uuid(Uuid::now_v7()),
+        occurred_at: now,
+        correlation_id: "test".into(),
     };
     let placed = order("Lovelace").place(id, now);
-    store
-        .place_order(placed.clone(), event(&placed), None)
-        .await
-        .unwrap();
+    store.place_order(placed, metadata(), None).await.unwrap();
 
     // Same order id again: the order insert fails, so the customer rename and the event
     // written before and after it in the same transaction must not survive either.
     let again = order("King").place(id, now);
-    assert!(store
-        .place_order(again.clone(), event(&again), None)
-        .await
-        .is_err());
+    assert!(store.place_order(again, metadata(), None).await.is_err());
 
     let mut conn = app.database();
     #[derive(QueryableByName)]

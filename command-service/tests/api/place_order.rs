@@ -70,8 +70,9 @@ async fn the_order_its_customer_and_its_event_are_committed_together() {
             .expect("one outbox row for the order");
     let envelope = stored.envelope;
     assert_eq!(envelope["eventType"], "OnNewOrder");
-    assert_eq!(envelope["schemaVersion"], 2);
+    assert_eq!(envelope["schemaVersion"], 3);
     assert_eq!(envelope["aggregateVersion"], 1);
+    assert_eq!(envelope["payload"]["customerSummary"]["version"], 1);
     assert_eq!(envelope["payload"]["unitPrice"], Value::Null);
     assert_eq!(envelope["payload"]["orderId"], id.as_str());
     assert_eq!(
@@ -216,5 +217,69 @@ async fn unknown_fields_are_ignored_even_operator_or_dotted_ones() {
     assert_eq!(
         count(&mut conn, "SELECT count(*) AS count FROM orders WHERE quantity = 3 AND customer_email = 'ada@example.com'"),
         1
+    );
+}
+
+#[tokio::test]
+async fn each_event_carries_the_customer_summary_with_itself_counted() {
+    let app = spawn_app().await;
+    let first = app.place_order("lin@example.com").await;
+    app.place_order("Lin@Example.com").await;
+    let cancelled = app
+        .client
+        .post(format!("{}/orders/{first}/cancel", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 202);
+
+    #[derive(QueryableByName)]
+    struct Summary {
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        summary: Value,
+    }
+    let summaries: Vec<Value> = diesel::sql_query(
+        "SELECT envelope->'payload'->'customerSummary' AS summary FROM outbox ORDER BY id",
+    )
+    .load::<Summary>(&mut app.database())
+    .unwrap()
+    .into_iter()
+    .map(|row| row.summary)
+    .collect();
+    let counts: Vec<(i64, i64, i64, i64, i64)> = summaries
+        .iter()
+        .map(|summary| {
+            let field = |name: &str| summary[name].as_i64().unwrap();
+            (
+                field("version"),
+                field("placedOrderCount"),
+                field("placedQuantity"),
+                field("cancelledOrderCount"),
+                field("cancelledQuantity"),
+            )
+        })
+        .collect();
+    // order_body orders 3 units.
+    assert_eq!(counts, [(1, 1, 3, 0, 0), (2, 2, 6, 0, 0), (3, 2, 6, 1, 3)]);
+    assert_eq!(summaries[2]["lastOrderAt"], summaries[1]["lastOrderAt"]);
+}
+
+#[tokio::test]
+async fn a_refused_cancellation_leaves_the_summary_alone() {
+    let app = spawn_app().await;
+    let id = app.place_order("ida@example.com").await;
+    let cancel = || {
+        app.client
+            .post(format!("{}/orders/{id}/cancel", app.address))
+            .send()
+    };
+    assert_eq!(cancel().await.unwrap().status(), 202);
+    assert_eq!(cancel().await.unwrap().status(), 409);
+    assert_eq!(
+        count(
+            &mut app.database(),
+            "SELECT summary_version AS count FROM customers WHERE email = 'ida@example.com'"
+        ),
+        2
     );
 }

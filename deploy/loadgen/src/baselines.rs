@@ -99,12 +99,12 @@ pub async fn postgres(admin_url: &str, clients: usize, duration: Duration) -> an
                 },
             }
             .place(OrderId::from_uuid(Uuid::now_v7()), now);
-            let event = order.on_new_order(EventMetadata {
+            let metadata = EventMetadata {
                 event_id: EventId::from_uuid(Uuid::now_v7()),
                 occurred_at: now,
                 correlation_id: "loadgen".into(),
-            });
-            store.place_order(order, event, None).await?;
+            };
+            store.place_order(order, metadata, None).await?;
             Ok(())
         }
     })

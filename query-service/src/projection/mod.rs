@@ -1,8 +1,11 @@
 //! Event → read model. Applying events is idempotent and tolerates reordering: an order is
-//! written only if its stored version is older than the event's, and an order's placement and
-//! its cancellation each enter the customer's summary at most once (see
-//! [`ReadStore::count_orders_for_customer`]). A redelivered, duplicated or late event never
-//! double-counts or overwrites newer state.
+//! written only if its stored version is older than the event's, and a customer's summary is
+//! replaced only by one of a higher summary version, which every event since `OnNewOrder` v3
+//! and `OrderCancelled` v2 carries (see [`ReadStore::write_customer_summary`]). Events from
+//! before carry none; their placement and cancellation each enter the summary at most once
+//! (see [`ReadStore::count_orders_for_customer`]) until the first carried summary replaces
+//! the counts. A redelivered, duplicated or late event never double-counts or overwrites newer
+//! state.
 //!
 //! Events are applied in batches. [`plan`] is the pure part: it coalesces a batch into the
 //! writes it needs, one summary change per customer and one document per order (its newest
@@ -19,7 +22,8 @@ use mongodb::bson::DateTime;
 use shared_events::{EventEnvelope, OrderEvent};
 
 use crate::store::{
-    CountedOrder, EmbeddedCustomer, OrderDocument, PriceDocument, ReadStore, StoreError,
+    CarriedSummary, CountedOrder, EmbeddedCustomer, OrderDocument, PriceDocument, ReadStore,
+    StoreError,
 };
 
 /// What applying one event did.
@@ -37,11 +41,13 @@ pub const STATUS_CANCELLED: &str = "cancelled";
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomerChange {
     pub email: String,
-    /// The orders to count as placed, each once. A cancellation counts its order's placement
-    /// too: when the `OnNewOrder` is still in the retry queue, the summary must not show a
-    /// cancellation without its order.
+    /// The highest-version summary the batch's events carry for the customer.
+    pub summary: Option<CarriedSummary>,
+    /// From events without a summary: the orders to count as placed, each once. A
+    /// cancellation counts its order's placement too: when the `OnNewOrder` is still in the
+    /// retry queue, the summary must not show a cancellation without its order.
     pub placed: Vec<CountedOrder>,
-    /// The orders to count as cancelled, each once.
+    /// From events without a summary: the orders to count as cancelled, each once.
     pub cancelled: Vec<CountedOrder>,
 }
 
@@ -67,20 +73,33 @@ pub fn plan(events: &[EventEnvelope]) -> BatchWrites {
         let change = *customer_index.entry(email).or_insert_with(|| {
             customers.push(CustomerChange {
                 email: email.to_owned(),
+                summary: None,
                 placed: Vec::new(),
                 cancelled: Vec::new(),
             });
             customers.len() - 1
         });
         let change = &mut customers[change];
-        let is_new = |list: &[CountedOrder]| !list.iter().any(|c| c.order_id == counted.order_id);
-        if let OrderEvent::OrderCancelled(_) = envelope.payload {
-            if is_new(&change.cancelled) {
-                change.cancelled.push(counted.clone());
+        if let Some(carried) = envelope.payload.customer_summary() {
+            let carried = CarriedSummary::of(carried, &envelope.payload.order().customer);
+            if change
+                .summary
+                .as_ref()
+                .is_none_or(|kept| kept.version < carried.version)
+            {
+                change.summary = Some(carried);
             }
-        }
-        if is_new(&change.placed) {
-            change.placed.push(counted);
+        } else {
+            let is_new =
+                |list: &[CountedOrder]| !list.iter().any(|c| c.order_id == counted.order_id);
+            if let OrderEvent::OrderCancelled(_) = envelope.payload {
+                if is_new(&change.cancelled) {
+                    change.cancelled.push(counted.clone());
+                }
+            }
+            if is_new(&change.placed) {
+                change.placed.push(counted);
+            }
         }
         match order_index.get(&order.id) {
             Some(&index) if orders[index].version >= order.version => {}
@@ -159,6 +178,8 @@ impl Projector {
             .collect())
     }
 
+    /// Counts first, then the carried summary: that summary counts every earlier order of the
+    /// customer's, so it replaces what the counting did.
     async fn apply_customer_change(&self, change: &CustomerChange) -> Result<(), StoreError> {
         self.store
             .count_orders_for_customer(&change.email, &change.placed)
@@ -166,6 +187,11 @@ impl Projector {
         for cancelled in &change.cancelled {
             self.store
                 .count_cancellation_for_customer(&change.email, cancelled)
+                .await?;
+        }
+        if let Some(summary) = &change.summary {
+            self.store
+                .write_customer_summary(&change.email, summary)
                 .await?;
         }
         Ok(())
@@ -214,8 +240,8 @@ fn order_document(envelope: &EventEnvelope) -> OrderDocument {
 #[cfg(test)]
 mod tests {
     use chrono::{DateTime, Duration, Utc};
-    use shared_events::fixtures::{cancelled_order_event, new_order_event};
-    use shared_events::{EventId, OrderId};
+    use shared_events::fixtures::{cancelled_order_event, new_order_event, with_customer_summary};
+    use shared_events::{CustomerSummary, EventId, OrderId};
     use uuid::Uuid;
 
     use super::*;
@@ -287,6 +313,43 @@ mod tests {
                 (ada_second.aggregate_id.to_string(), 1, STATUS_PLACED),
             ]
         );
+    }
+
+    fn summary(version: u64, placed: u64, cancelled: u64, at: DateTime<Utc>) -> CustomerSummary {
+        CustomerSummary {
+            version,
+            placed_order_count: placed,
+            placed_quantity: placed * 2,
+            cancelled_order_count: cancelled,
+            cancelled_quantity: cancelled * 2,
+            last_order_at: at,
+        }
+    }
+
+    #[test]
+    fn a_batch_keeps_the_highest_carried_summary_and_counts_only_events_without_one() {
+        let now = Utc::now();
+        let first = with_customer_summary(placed("ada@example.com", 2, now), summary(1, 1, 0, now));
+        let second = placed("ada@example.com", 2, now + Duration::seconds(1));
+        let second = with_customer_summary(second, summary(2, 2, 0, now + Duration::seconds(1)));
+        let cancellation = with_customer_summary(cancelled(&first), summary(3, 2, 1, now));
+        let from_before = placed("ada@example.com", 5, now - Duration::days(1));
+
+        let writes = plan(&[cancellation, first.clone(), from_before.clone(), second]);
+
+        assert_eq!(writes.customers.len(), 1);
+        let ada = &writes.customers[0];
+        let kept = ada.summary.as_ref().expect("a carried summary");
+        assert_eq!(
+            (
+                kept.version,
+                kept.placed_order_count,
+                kept.cancelled_order_count
+            ),
+            (3, 2, 1)
+        );
+        assert_eq!(ids(&ada.placed), [from_before.aggregate_id.to_string()]);
+        assert!(ada.cancelled.is_empty());
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod upgrades;
 pub use documents::{CustomerDocument, EmbeddedCustomer, OrderDocument, PriceDocument};
 pub use generations::{Generation, ReadModels};
 pub use listing::Listing;
-pub use summaries::CountedOrder;
+pub use summaries::{CarriedSummary, CountedOrder};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};

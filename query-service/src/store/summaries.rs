@@ -1,6 +1,36 @@
 use mongodb::bson::{doc, DateTime, Document};
+use shared_events::{CustomerDetails, CustomerSummary};
 
 use super::{written_unless_duplicate, OrderDocument, ReadStore, StoreError};
+
+/// A customer's summary as an event carried it, with the customer's names as of that event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CarriedSummary {
+    pub version: i64,
+    pub placed_order_count: i64,
+    pub placed_quantity: i64,
+    pub cancelled_order_count: i64,
+    pub cancelled_quantity: i64,
+    pub last_order_at: DateTime,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+impl CarriedSummary {
+    pub fn of(summary: &CustomerSummary, customer: &CustomerDetails) -> Self {
+        let number = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        Self {
+            version: number(summary.version),
+            placed_order_count: number(summary.placed_order_count),
+            placed_quantity: number(summary.placed_quantity),
+            cancelled_order_count: number(summary.cancelled_order_count),
+            cancelled_quantity: number(summary.cancelled_quantity),
+            last_order_at: DateTime::from_millis(summary.last_order_at.timestamp_millis()),
+            first_name: customer.first_name.clone(),
+            last_name: customer.last_name.clone(),
+        }
+    }
+}
 
 /// One order's contribution to its customer's summary.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,8 +63,43 @@ impl CountedOrder {
 }
 
 impl ReadStore {
-    /// Adds `orders` to the summary of the customer `email`, each exactly once, and keeps the
-    /// names of the customer's most recent order.
+    /// Replaces the summary of the customer `email` with `summary` unless it already holds
+    /// one of the same or a higher version: one write of constant size, whatever the number of
+    /// the customer's orders. The counting bookkeeping of events from before goes with it.
+    pub async fn write_customer_summary(
+        &self,
+        email: &str,
+        summary: &CarriedSummary,
+    ) -> Result<(), StoreError> {
+        let written = self
+            .collections()
+            .customers
+            .update_one(
+                doc! { "_id": email, "summaryVersion": { "$not": { "$gte": summary.version } } },
+                doc! {
+                    "$set": {
+                        "summaryVersion": summary.version,
+                        "orderCount": summary.placed_order_count,
+                        "totalQuantity": summary.placed_quantity,
+                        "cancelledOrderCount": summary.cancelled_order_count,
+                        "cancelledQuantity": summary.cancelled_quantity,
+                        "lastOrderAt": summary.last_order_at,
+                        "firstName": &summary.first_name,
+                        "lastName": &summary.last_name,
+                    },
+                    "$unset": { "countedOrderIds": "", "cancelledOrderIds": "", "namesAsOf": "" },
+                },
+            )
+            .upsert(true)
+            .await;
+        // A refusal means a summary of the same or a higher version is there.
+        written_unless_duplicate(written)?;
+        Ok(())
+    }
+
+    /// Adds `orders`, from events that carry no summary, to the summary of the customer
+    /// `email`, each exactly once, and keeps the names of the customer's most recent order.
+    /// A summary that a carried one has written counts them already and is left alone.
     ///
     /// Only single-document atomic updates are used (no aggregation, no transactions). The
     /// customer document lists the ids of the orders it counts, and the increment is
@@ -66,6 +131,7 @@ impl ReadStore {
                     "_id": email,
                     "countedOrderIds": { "$nin": &ids },
                     "namesAsOf": { "$not": { "$gt": newest.created_at } },
+                    "summaryVersion": { "$exists": false },
                 },
                 doc! {
                     "$inc": { "orderCount": ids.len() as i64, "totalQuantity": quantity },
@@ -82,7 +148,11 @@ impl ReadStore {
         for order in orders {
             customers
                 .update_one(
-                    doc! { "_id": email, "countedOrderIds": { "$ne": &order.order_id } },
+                    doc! {
+                        "_id": email,
+                        "countedOrderIds": { "$ne": &order.order_id },
+                        "summaryVersion": { "$exists": false },
+                    },
                     doc! {
                         "$inc": { "orderCount": 1_i64, "totalQuantity": order.quantity },
                         "$push": { "countedOrderIds": &order.order_id },
@@ -92,7 +162,11 @@ impl ReadStore {
                 .await?;
             customers
                 .update_one(
-                    doc! { "_id": email, "namesAsOf": { "$not": { "$gt": order.created_at } } },
+                    doc! {
+                        "_id": email,
+                        "namesAsOf": { "$not": { "$gt": order.created_at } },
+                        "summaryVersion": { "$exists": false },
+                    },
                     doc! { "$set": order.names() },
                 )
                 .await?;
@@ -111,7 +185,11 @@ impl ReadStore {
         self.collections()
             .customers
             .update_one(
-                doc! { "_id": email, "cancelledOrderIds": { "$ne": &order.order_id } },
+                doc! {
+                    "_id": email,
+                    "cancelledOrderIds": { "$ne": &order.order_id },
+                    "summaryVersion": { "$exists": false },
+                },
                 doc! {
                     "$inc": { "cancelledOrderCount": 1_i64, "cancelledQuantity": order.quantity },
                     "$push": { "cancelledOrderIds": &order.order_id },

@@ -3,8 +3,8 @@ use std::time::Duration;
 use chrono::{SubsecRound, TimeDelta, Utc};
 use harness::{eventually, take_message};
 use serde_json::{json, Value};
-use shared_events::fixtures::{on_new_order_v1, ON_NEW_ORDER_V1_JSON};
-use shared_events::OrderEvent;
+use shared_events::fixtures::{on_new_order_v1, with_customer_summary, ON_NEW_ORDER_V1_JSON};
+use shared_events::{CustomerSummary, OrderEvent};
 
 use query_service::broker::{
     dead_letter_queue_name, replay_dead_letters, ATTEMPTS_HEADER, ERROR_HEADER,
@@ -194,6 +194,46 @@ async fn the_customer_keeps_the_names_of_the_latest_order_whatever_the_arrival_o
             serde_json::to_value(now.trunc_subsecs(3)).unwrap()
         );
     }
+}
+
+/// A summary as the command side carries it.
+fn carried(version: u64, placed: (u64, u64), cancelled: (u64, u64)) -> CustomerSummary {
+    CustomerSummary {
+        version,
+        placed_order_count: placed.0,
+        placed_quantity: placed.1,
+        cancelled_order_count: cancelled.0,
+        cancelled_quantity: cancelled.1,
+        last_order_at: Utc::now().trunc_subsecs(3),
+    }
+}
+
+#[tokio::test]
+async fn a_carried_summary_replaces_the_counting_and_an_older_or_repeated_event_changes_nothing() {
+    let app = spawn_app().await;
+    // An order of an older release, without a summary: the read side counts it.
+    let old = new_order("ada@example.com", 5, Utc::now() - TimeDelta::days(1));
+    app.publish(&old).await;
+    app.wait_until_processed().await;
+    let counted = app.get_eventually("/customers/ada@example.com").await;
+    assert_eq!(counted["orderCount"], 1);
+
+    // The command side counted that order too: versions 2 and 3 include it.
+    let second = with_customer_summary(
+        new_order("ada@example.com", 2, Utc::now()),
+        carried(2, (2, 7), (0, 0)),
+    );
+    let cancellation = with_customer_summary(cancellation_of(&second), carried(3, (2, 7), (1, 2)));
+    // Newest first, then the older summary, then the old event again: nothing counts twice.
+    for event in [&cancellation, &second, &old, &second] {
+        app.publish(event).await;
+    }
+    app.wait_until_processed().await;
+
+    let customer = app.get_eventually("/customers/ada@example.com").await;
+    assert_eq!(customer["orderCount"], 1, "{customer}");
+    assert_eq!(customer["totalQuantity"], 5, "{customer}");
+    assert_eq!(customer["cancelledOrderCount"], 1, "{customer}");
 }
 
 fn header(properties: &lapin::BasicProperties, name: &str) -> String {
