@@ -24,7 +24,8 @@ pub fn seconds_histogram() -> Histogram {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpRequestLabels {
-    pub method: String,
+    /// One of [`method_label`]'s fixed set: a client cannot make new series by inventing methods.
+    pub method: &'static str,
     /// The route's pattern (`/orders/{id}`), never the raw path, so ids do not become series.
     pub route: String,
     pub status: u16,
@@ -32,7 +33,7 @@ pub struct HttpRequestLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpRouteLabels {
-    pub method: String,
+    pub method: &'static str,
     pub route: String,
 }
 
@@ -62,20 +63,39 @@ impl HttpMetrics {
         metrics
     }
 
+    /// Counts one answered request. `route` must be a route pattern or another value from a
+    /// fixed set, never something the client wrote.
     pub fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         self.requests
             .get_or_create(&HttpRequestLabels {
-                method: method.to_owned(),
+                method,
                 route: route.to_owned(),
                 status,
             })
             .inc();
         self.duration
             .get_or_create(&HttpRouteLabels {
-                method: method.to_owned(),
+                method,
                 route: route.to_owned(),
             })
             .observe(seconds);
+    }
+}
+
+/// The method as a metrics label: the methods HTTP defines, and `OTHER` for anything else.
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
     }
 }
 
@@ -173,4 +193,33 @@ async fn scrape<S: Sampler>(registry: web::Data<Registry>, sampler: web::Data<S>
 pub struct MetricsSettings {
     pub host: String,
     pub port: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+    use prometheus_client::registry::Registry;
+
+    use super::HttpMetrics;
+
+    #[test]
+    fn invented_methods_share_one_series() {
+        let mut registry = Registry::default();
+        let metrics = HttpMetrics::register(&mut registry);
+        for n in 0..100 {
+            metrics.record(&format!("BREW{n}"), "/orders", 405, 0.001);
+        }
+        metrics.record("GET", "/orders", 200, 0.001);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("http_requests_total"))
+            .collect();
+        assert_eq!(series.len(), 2, "{series:#?}");
+        assert!(series
+            .iter()
+            .any(|line| line.contains("method=\"OTHER\"") && line.ends_with(" 100")));
+        assert!(!text.contains("BREW"));
+    }
 }

@@ -6,7 +6,7 @@ use service_support::docs::ErrorBody;
 use utoipa::ToSchema;
 
 use super::consistency::{ConsistentRead, TokenParameter};
-use super::orders::{normalise_email, OrderView};
+use super::orders::{email_parameter, OrderView};
 use super::paging::{page_response, CursorKind, PageParams};
 use super::{ApiError, ReadErrors};
 use crate::store::{CustomerDocument, ReadStore};
@@ -88,7 +88,7 @@ pub async fn get(
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
     let customer = store
-        .find_customer(&normalise_email(&email))
+        .find_customer(&email_parameter(&email)?)
         .await?
         .ok_or(ApiError::NotFound("customer"))?;
     Ok(HttpResponse::Ok().json(CustomerView::from(customer)))
@@ -115,7 +115,7 @@ pub async fn orders(
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
     let page = params.page(CursorKind::Position)?;
-    let email = normalise_email(&email);
+    let email = email_parameter(&email)?;
     if store.find_customer(&email).await?.is_none() {
         return Err(ApiError::NotFound("customer"));
     }

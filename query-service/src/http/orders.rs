@@ -106,7 +106,7 @@ pub async fn list(
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
     let page = params.page.page(CursorKind::Position)?;
-    let email = params.email.as_deref().map(normalise_email);
+    let email = params.email.as_deref().map(email_parameter).transpose()?;
     let listing = store.list_orders(email.as_deref(), &page).await?;
     let extra: Vec<(&str, &str)> = email
         .iter()
@@ -148,7 +148,15 @@ pub async fn get(
         .json(OrderView::from(order)))
 }
 
-/// Emails are stored trimmed and lower-cased by the command side.
-pub fn normalise_email(email: &str) -> String {
-    email.trim().to_lowercase()
+/// An email given in the path or query, as the command side stores emails: trimmed and
+/// lower-cased. Control characters (a NUL, which the read store refuses, among them) can be in
+/// no stored email, so they are a client's mistake, answered 400.
+pub fn email_parameter(email: &str) -> Result<String, ApiError> {
+    if email.chars().any(char::is_control) {
+        return Err(ApiError::InvalidParameter {
+            name: "email",
+            message: "must not contain control characters".to_owned(),
+        });
+    }
+    Ok(email.trim().to_lowercase())
 }

@@ -63,7 +63,9 @@ impl PageParams {
                     Ok(position) if position > 0 => Start::AfterPosition(position),
                     _ => return Err(invalid_cursor(cursor)),
                 },
-                CursorKind::Email if !cursor.is_empty() => Start::AfterEmail(cursor.clone()),
+                CursorKind::Email if !cursor.is_empty() && !cursor.chars().any(char::is_control) => {
+                    Start::AfterEmail(cursor.clone())
+                }
                 CursorKind::Email => return Err(invalid_cursor(cursor)),
             },
             (Some(text), None) => match text.parse::<u64>() {

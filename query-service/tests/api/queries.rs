@@ -186,6 +186,21 @@ async fn bad_paging_parameters_are_400_naming_the_parameter() {
 }
 
 #[tokio::test]
+async fn a_control_character_in_an_email_or_cursor_is_400_not_a_store_error() {
+    let app = spawn_app().await;
+    for (path, parameter) in [
+        ("/orders?email=a%00b@example.com", "email"),
+        ("/customers/a%00b@example.com", "email"),
+        ("/customers/a%00b@example.com/orders", "email"),
+        ("/orders?email=a%0Ab@example.com", "email"),
+        ("/customers?cursor=a%00b", "cursor"),
+    ] {
+        let body = json_error(app.get(path).await, 400).await;
+        assert_eq!(body["parameter"], parameter, "{path}");
+    }
+}
+
+#[tokio::test]
 async fn writes_are_not_served_by_the_query_side() {
     let app = spawn_app().await;
     let response = app
