@@ -5,6 +5,7 @@
 mod baselines;
 mod cpu;
 mod end_to_end;
+mod lag;
 mod reads;
 mod stats;
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 pub use baselines::Baselines;
 pub use cpu::CpuUse;
 pub use end_to_end::EndToEnd;
+pub use lag::ReadSideLag;
 pub use reads::ListReads;
 
 #[derive(Debug, Clone, Parser)]
@@ -58,6 +60,10 @@ pub struct Options {
     pub amqp_url: Option<String>,
     #[arg(long, env = "MONGODB_URI", default_value = "mongodb://127.0.0.1:27017")]
     pub mongodb_uri: String,
+    /// query-service's metrics endpoint, whose `projection_lag_seconds` histogram gives the
+    /// read side's own lag for every event of the run (skipped if it does not answer).
+    #[arg(long, default_value = "http://127.0.0.1:9182/metrics")]
+    pub query_metrics: String,
     /// Times of each idle list read (first pages, a deep page) after the load; 0 skips them.
     #[arg(long, default_value_t = 30)]
     pub list_reads: usize,
@@ -81,6 +87,8 @@ pub struct ProcessMemory {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub end_to_end: EndToEnd,
+    /// From query-service's histogram; `None` if its metrics endpoint did not answer.
+    pub read_side_lag: Option<ReadSideLag>,
     pub list_reads: Option<ListReads>,
     pub baselines: Option<Baselines>,
     /// End-to-end orders/s divided by the slowest component's rate.
@@ -143,9 +151,23 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
             |count| format!("{count} orders")
         )
     );
+    let lag_before = lag::scrape(&client, &options.query_metrics).await;
     let cpu_before = cpu::CpuSnapshot::take();
     let end_to_end = end_to_end::run(&options, &client).await;
     let (cpu, cores_busy) = cpu_before.used_since(end_to_end.accepted);
+    let read_side_lag = match (
+        lag_before,
+        lag::scrape(&client, &options.query_metrics).await,
+    ) {
+        (Some(before), Some(after)) => Some(ReadSideLag::of(&after.since(&before))),
+        _ => {
+            eprintln!(
+                "no projection_lag_seconds from {}: the read side's lag is not reported",
+                options.query_metrics
+            );
+            None
+        }
+    };
     eprintln!(
         "posted for {:.1} s; every accepted order readable {:.1} s after the last POST",
         end_to_end.posting_secs, end_to_end.drain_secs
@@ -208,6 +230,7 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
         ratio_to_slowest: slowest.map(|(_, rate)| end_to_end.end_to_end_per_sec / rate),
         slowest_component: slowest.map(|(name, _)| name.to_owned()),
         end_to_end,
+        read_side_lag,
         list_reads,
         baselines,
         memory,
@@ -294,6 +317,18 @@ impl Report {
         };
         row(&mut text, "POST latency", &e.post_latency);
         row(&mut text, "projection lag", &e.projection_lag);
+        if let Some(lag) = &self.read_side_lag {
+            let ms = |value: Option<f64>| {
+                value.map_or_else(|| "> 16 s".to_owned(), |v| format!("{v:.1}"))
+            };
+            let _ = writeln!(
+                text,
+                "| projection lag, read side's histogram, p50 / p99 (ms) | {} / {} (n={}) |",
+                ms(lag.p50_ms),
+                ms(lag.p99_ms),
+                lag.events
+            );
+        }
         row(&mut text, "GET /orders/{id}", &e.get_by_id_latency);
         row(&mut text, "GET /orders?email=", &e.get_by_email_latency);
         for (name, summary) in self.list_reads.iter().flat_map(ListReads::rows) {

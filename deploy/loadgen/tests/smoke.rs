@@ -37,6 +37,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
             .unwrap_or_else(|_| "postgres://cqrs:cqrs@127.0.0.1:5432/postgres".into()),
         amqp_url: Some(stack.amqp_url.clone()),
         mongodb_uri: stack.mongodb_uri.clone(),
+        query_metrics: format!("http://127.0.0.1:{}/metrics", stack.query.metrics_port),
         list_reads: 3,
         json: None,
         token: Some(token),
@@ -54,6 +55,14 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
     );
     assert!(e2e.get_by_id_latency.count > 0, "no read was measured");
     assert!(e2e.end_to_end_per_sec > 0.0);
+    let lag = report
+        .read_side_lag
+        .expect("the read side's lag histogram was scraped");
+    assert!(
+        lag.events >= e2e.accepted,
+        "every accepted order's event is in the histogram: {lag:?}"
+    );
+    assert!(lag.p99_ms.is_some(), "{lag:?}");
     let reads = report.list_reads.as_ref().expect("the list reads ran");
     assert_eq!(reads.orders_first_page.count, 3);
     assert_eq!(reads.customers_first_page.count, 3);
