@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use config::{Config, ConfigError, Environment, File, FileFormat};
+use secrecy::SecretString;
 use serde::Deserialize;
 use service_support::auth::AuthSettings;
 use service_support::metrics::MetricsSettings;
@@ -27,7 +28,7 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AdminSettings {
     /// Empty: the operator endpoints are disabled.
-    pub token: String,
+    pub token: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,7 +41,8 @@ pub struct HttpSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
-    pub url: String,
+    /// Holds the password: never printed, `Debug` included.
+    pub url: SecretString,
     pub pool_size: u32,
     pub acquire_timeout_ms: u64,
     pub statement_timeout_ms: u64,
@@ -132,6 +134,8 @@ impl OutboxSettings {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -173,8 +177,26 @@ mod tests {
             ("AMQP_URL", "amqp://broker.example/%2f"),
         ]))
         .unwrap();
-        assert_eq!(settings.database.url, "postgres://db.example/orders");
+        assert_eq!(
+            settings.database.url.expose_secret(),
+            "postgres://db.example/orders"
+        );
         assert_eq!(settings.broker.url, "amqp://broker.example/%2f");
+    }
+
+    #[test]
+    fn printed_settings_show_no_secret() {
+        let settings = Settings::from_env(vars(&[
+            ("DATABASE_URL", "postgres://orders:db-password@db.example/orders"),
+            ("ADMIN_TOKEN", "the-admin-token"),
+            ("APP_AUTH__HS256_SECRET", "a-signing-secret-of-32-bytes-and-more"),
+        ]))
+        .unwrap();
+        let printed = format!("{settings:?}");
+        for secret in ["db-password", "the-admin-token", "a-signing-secret"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert_eq!(settings.admin.token.expose_secret(), "the-admin-token");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use config::{Config, ConfigError, Environment, File, FileFormat};
+use secrecy::SecretString;
 use serde::Deserialize;
 use service_support::auth::AuthSettings;
 use service_support::metrics::MetricsSettings;
@@ -27,7 +28,7 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RebuildSettings {
     pub event_log_url: String,
-    pub event_log_token: String,
+    pub event_log_token: SecretString,
     pub page_size: u32,
 }
 

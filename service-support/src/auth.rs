@@ -12,6 +12,7 @@ use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -31,7 +32,7 @@ pub struct AuthSettings {
     pub enabled: bool,
     pub algorithm: TokenAlgorithm,
     /// The shared secret, for HS256.
-    pub hs256_secret: String,
+    pub hs256_secret: SecretString,
     /// The issuer's public key as PEM, for RS256.
     pub rs256_public_key: String,
     /// Tokens must name this audience in `aud`.
@@ -82,10 +83,11 @@ impl Authenticator {
         }
         let key = match settings.algorithm {
             TokenAlgorithm::HS256 => {
-                if settings.hs256_secret.len() < MIN_HS256_SECRET_BYTES {
+                let secret = settings.hs256_secret.expose_secret();
+                if secret.len() < MIN_HS256_SECRET_BYTES {
                     return Err(AuthConfigError::SecretTooShort);
                 }
-                DecodingKey::from_secret(settings.hs256_secret.as_bytes())
+                DecodingKey::from_secret(secret.as_bytes())
             }
             TokenAlgorithm::RS256 => {
                 DecodingKey::from_rsa_pem(settings.rs256_public_key.as_bytes())
@@ -294,7 +296,7 @@ mod tests {
         AuthSettings {
             enabled: true,
             algorithm: TokenAlgorithm::HS256,
-            hs256_secret: SECRET.to_owned(),
+            hs256_secret: SECRET.into(),
             rs256_public_key: String::new(),
             audience: "orders-api".to_owned(),
             issuer: issuer.to_owned(),

@@ -12,7 +12,7 @@ fn authenticator() -> Authenticator {
     Authenticator::from_settings(&AuthSettings {
         enabled: true,
         algorithm: TokenAlgorithm::HS256,
-        hs256_secret: SECRET.to_owned(),
+        hs256_secret: SECRET.into(),
         rs256_public_key: String::new(),
         audience: "orders-api".to_owned(),
         issuer: String::new(),

@@ -2,6 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use service_support::docs::ErrorBody;
 use service_support::params::page_limit;
@@ -15,7 +16,7 @@ const MAX_PAGE: u32 = 1000;
 
 /// The configured admin token; empty when the endpoints are disabled.
 #[derive(Clone)]
-pub struct AdminToken(pub String);
+pub struct AdminToken(pub SecretString);
 
 /// Compares in time independent of where the strings differ, so that the token cannot be
 /// guessed byte by byte from response times.
@@ -29,7 +30,8 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
 }
 
 fn authorize(request: &HttpRequest, token: &AdminToken) -> Result<(), ApiError> {
-    if token.0.is_empty() {
+    let token = token.0.expose_secret();
+    if token.is_empty() {
         return Err(ApiError::AdminDisabled);
     }
     let given = request
@@ -38,7 +40,7 @@ fn authorize(request: &HttpRequest, token: &AdminToken) -> Result<(), ApiError> 
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if same_secret(given.trim().as_bytes(), token.0.as_bytes()) {
+    if same_secret(given.trim().as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)

@@ -13,6 +13,7 @@ use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use secrecy::ExposeSecret;
 
 use crate::config::DatabaseSettings;
 
@@ -83,7 +84,7 @@ impl Store {
             .min_idle(Some(0))
             .connection_timeout(settings.acquire_timeout())
             .connection_customizer(Box::new(StatementTimeout(settings.statement_timeout_ms)))
-            .build_unchecked(ConnectionManager::new(&settings.url));
+            .build_unchecked(ConnectionManager::new(settings.url.expose_secret()));
         Self { pool }
     }
 

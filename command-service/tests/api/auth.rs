@@ -20,7 +20,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 fn hs256(settings: &mut Settings) {
     settings.auth.enabled = true;
     settings.auth.algorithm = TokenAlgorithm::HS256;
-    TEST_HS256_SECRET.clone_into(&mut settings.auth.hs256_secret);
+    settings.auth.hs256_secret = TEST_HS256_SECRET.into();
 }
 
 async fn spawn_with_auth(adjust: fn(&mut Settings)) -> TestApp {
@@ -175,7 +175,7 @@ async fn every_documented_command_needs_the_write_scope_and_probes_need_none() {
 fn a_short_hs256_secret_is_refused_at_start_up() {
     let mut settings = Settings::from_env(std::collections::HashMap::new()).unwrap();
     hs256(&mut settings);
-    settings.auth.hs256_secret = "too-short".to_owned();
+    settings.auth.hs256_secret = "too-short".into();
 
     let refused = service_support::auth::Authenticator::from_settings(&settings.auth);
 

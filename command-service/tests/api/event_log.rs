@@ -1,3 +1,4 @@
+use secrecy::SecretString;
 use serde_json::Value;
 
 use crate::helpers::{spawn_app, spawn_app_with, TestApp, ADMIN_TOKEN};
@@ -62,7 +63,7 @@ async fn the_event_log_needs_the_admin_token() {
 async fn without_a_configured_token_the_admin_api_is_off() {
     let first = spawn_app().await;
     let app = spawn_app_with(&first.database_url, &first.amqp_url, |settings| {
-        settings.admin.token = String::new();
+        settings.admin.token = SecretString::default();
     })
     .await;
     for token in [None, Some(""), Some(ADMIN_TOKEN)] {

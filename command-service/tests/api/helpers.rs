@@ -20,11 +20,11 @@ pub fn test_settings(database_url: &str, amqp_url: &str) -> Settings {
     let mut settings = Settings::from_env(HashMap::new()).expect("default settings");
     settings.http.port = 0;
     settings.metrics.port = 0;
-    settings.database.url = database_url.to_owned();
+    settings.database.url = database_url.into();
     settings.broker.url = amqp_url.to_owned();
     settings.outbox.poll_interval_ms = 100;
     settings.outbox.retry_delay_ms = 100;
-    settings.admin.token = ADMIN_TOKEN.to_owned();
+    settings.admin.token = ADMIN_TOKEN.into();
     settings
 }
 

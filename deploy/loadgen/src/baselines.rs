@@ -76,7 +76,7 @@ pub async fn postgres(admin_url: &str, clients: usize, duration: Duration) -> an
     diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin)?;
     let (base, _) = admin_url.rsplit_once('/').unwrap_or((admin_url, ""));
     let store = Store::new(&DatabaseSettings {
-        url: format!("{base}/{name}"),
+        url: format!("{base}/{name}").into(),
         pool_size: u32::try_from(clients).unwrap_or(u32::MAX),
         acquire_timeout_ms: 10_000,
         statement_timeout_ms: 10_000,

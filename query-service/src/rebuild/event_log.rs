@@ -1,3 +1,4 @@
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use shared_events::RawEnvelope;
 
@@ -23,7 +24,7 @@ pub struct LoggedEvent {
 pub struct EventLogClient {
     client: reqwest::Client,
     url: String,
-    token: String,
+    token: SecretString,
     page_size: u32,
 }
 
@@ -49,7 +50,7 @@ impl EventLogClient {
                 ("after", after.to_string()),
                 ("limit", self.page_size.to_string()),
             ])
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token.expose_secret())
             .send()
             .await?;
         let status = response.status();

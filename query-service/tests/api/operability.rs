@@ -117,7 +117,7 @@ async fn metrics_count_applied_duplicate_retried_and_dead_lettered_events() {
 fn hs256(settings: &mut Settings) {
     settings.auth.enabled = true;
     settings.auth.algorithm = TokenAlgorithm::HS256;
-    TEST_HS256_SECRET.clone_into(&mut settings.auth.hs256_secret);
+    settings.auth.hs256_secret = TEST_HS256_SECRET.into();
 }
 
 fn token(scopes: &[&str]) -> String {
