@@ -112,17 +112,19 @@ impl Application {
     }
 
     /// Serves and consumes until the server stops (SIGINT or SIGTERM: in-flight requests
-    /// finish first), then lets the consumer finish the event in hand and stop.
+    /// finish first), then lets the consumer finish the batch in hand and stop, and waits for
+    /// every background task to end.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = CancellationToken::new();
-        let consumer = tokio::spawn(self.consumer.run(shutdown.clone()));
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(self.consumer.run(shutdown.clone()));
         if !self.customer_email_recorded {
-            tokio::spawn(backfill_customer_email(
+            tasks.spawn(backfill_customer_email(
                 self.store.clone(),
                 shutdown.clone(),
             ));
         }
-        tokio::spawn(follow_generations(
+        tasks.spawn(follow_generations(
             self.store,
             self.generation_refresh,
             shutdown.clone(),
@@ -130,10 +132,12 @@ impl Application {
         let metrics_server = self.metrics_endpoint.spawn();
         let served = self.server.await;
         metrics_server.stop(true).await;
-        log::info!("HTTP server stopped; stopping the event consumer");
+        log::info!("HTTP server stopped; stopping the event consumer and background tasks");
         shutdown.cancel();
-        if let Err(error) = consumer.await {
-            log::error!("event consumer task failed: {error}");
+        while let Some(ended) = tasks.join_next().await {
+            if let Err(error) = ended {
+                log::error!("a background task failed: {error}");
+            }
         }
         served
     }
