@@ -187,9 +187,15 @@ mod tests {
     #[test]
     fn printed_settings_show_no_secret() {
         let settings = Settings::from_env(vars(&[
-            ("DATABASE_URL", "postgres://orders:db-password@db.example/orders"),
+            (
+                "DATABASE_URL",
+                "postgres://orders:db-password@db.example/orders",
+            ),
             ("ADMIN_TOKEN", "the-admin-token"),
-            ("APP_AUTH__HS256_SECRET", "a-signing-secret-of-32-bytes-and-more"),
+            (
+                "APP_AUTH__HS256_SECRET",
+                "a-signing-secret-of-32-bytes-and-more",
+            ),
         ]))
         .unwrap();
         let printed = format!("{settings:?}");

@@ -54,6 +54,7 @@ diesel::table! {
         claimed_until -> Nullable<Timestamptz>,
         publish_attempts -> Int4,
         last_error -> Nullable<Text>,
+        aggregate_version -> Int8,
     }
 }
 

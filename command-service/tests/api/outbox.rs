@@ -178,3 +178,29 @@ async fn a_rolled_back_order_leaves_no_event() {
     assert_eq!(row.events, 1);
     assert_eq!(row.last_name, "Lovelace");
 }
+
+#[tokio::test]
+async fn the_event_log_refuses_a_second_event_for_one_version_of_an_order() {
+    let app = spawn_app().await;
+    let id = app.place_order("ada@example.com").await;
+    let mut conn = app.database();
+    let copy = |event_id: &str| {
+        diesel::sql_query(
+            "INSERT INTO outbox (event_id, aggregate_id, event_type, routing_key, envelope)
+             SELECT $1::uuid, aggregate_id, event_type, routing_key,
+                    jsonb_set(envelope, '{eventId}', to_jsonb($1::text))
+             FROM outbox WHERE aggregate_id = $2::uuid",
+        )
+        .bind::<Text, _>(event_id.to_owned())
+        .bind::<Text, _>(id.clone())
+    };
+
+    let refused = copy(&Uuid::now_v7().to_string())
+        .execute(&mut conn)
+        .unwrap_err();
+
+    assert!(
+        refused.to_string().contains("outbox_aggregate_version_key"),
+        "{refused}"
+    );
+}
