@@ -16,7 +16,7 @@ const RETRY_AFTER_SECONDS: &str = "2";
 pub enum ApiError {
     #[error("the request body is not valid JSON: {0}")]
     MalformedJson(String),
-    #[error("the request body must be JSON (Content-Type: application/json)")]
+    #[error("the request body must be JSON in UTF-8 (Content-Type: application/json)")]
     UnsupportedMediaType,
     #[error("the request body is too large{}", limit.map(|limit| format!(" (the limit is {limit} bytes)")).unwrap_or_default())]
     PayloadTooLarge { limit: Option<usize> },

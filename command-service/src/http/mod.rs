@@ -10,7 +10,7 @@ mod orders;
 pub use admin::AdminToken;
 pub use error::ApiError;
 
-use actix_web::web;
+use actix_web::{web, HttpMessage};
 use service_support::docs::{self, BearerSecurity, ErrorBody, COMMAND_DOCUMENT_PATH};
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -65,4 +65,19 @@ pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(max_body_bytes)
         .error_handler(error::json_payload_error)
+}
+
+/// Refuses a body declared in a charset other than UTF-8, which the JSON extractor would read
+/// as UTF-8 all the same (it checks the media type, not its charset).
+pub fn require_utf8(request: &actix_web::HttpRequest) -> Result<(), ApiError> {
+    let charset = request.mime_type().ok().flatten().and_then(|mime| {
+        mime.get_param(actix_web::mime::CHARSET)
+            .map(|charset| charset.as_str().to_owned())
+    });
+    match charset {
+        Some(charset) if !charset.eq_ignore_ascii_case("utf-8") => {
+            Err(ApiError::UnsupportedMediaType)
+        }
+        _ => Ok(()),
+    }
 }

@@ -34,9 +34,10 @@ const REPLAYED_HEADER: &str = "idempotent-replayed";
 
 /// The body of `POST /orders`, as the original API's clients send it. Each field is taken as
 /// any JSON value so that a wrong type is reported against its field; unknown fields are
-/// ignored, for clients that send more than this API needs.
+/// ignored, for clients that send more than this API needs. Only a JSON object is a body: read
+/// through a map, so that serde's positional reading of an array is never used.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "serde_json::Map<String, Value>")]
 pub struct PlaceOrderBody {
     /// 1 to 500 characters.
     #[schema(value_type = String, required = true, example = "Blue mug")]
@@ -58,6 +59,22 @@ pub struct PlaceOrderBody {
     /// ISO 4217 code; with `unitPriceMinor`.
     #[schema(value_type = Option<String>, example = "EUR")]
     currency: Option<Value>,
+}
+
+impl From<serde_json::Map<String, Value>> for PlaceOrderBody {
+    fn from(mut fields: serde_json::Map<String, Value>) -> Self {
+        // `null` counts as absent, as it does for an `Option` field.
+        let mut take = |name: &str| fields.remove(name).filter(|value| !value.is_null());
+        Self {
+            description: take("description"),
+            quantity: take("quantity"),
+            first_name: take("firstName"),
+            last_name: take("lastName"),
+            email: take("email"),
+            unit_price_minor: take("unitPriceMinor"),
+            currency: take("currency"),
+        }
+    }
 }
 
 /// The optional body of `POST /orders/{id}/cancel`.
@@ -262,6 +279,7 @@ pub async fn place_order(
     store: web::Data<Store>,
     relay: web::Data<RelayWakeup>,
 ) -> Result<HttpResponse, ApiError> {
+    super::require_utf8(&request)?;
     let new_order = NewOrder::try_from(body.into_inner()).map_err(ApiError::Validation)?;
     // PostgreSQL keeps microseconds; the event must carry the same instant as the row.
     let now = Utc::now().trunc_subsecs(6);
@@ -320,6 +338,7 @@ pub async fn cancel_order(
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, ApiError> {
     let order_id: OrderId = id.parse().map_err(|_| ApiError::NotFound)?;
+    super::require_utf8(&request)?;
     let body = read_cancel_body(body, limit.0).await?;
     let mut errors = ValidationErrors::default();
     let reason = match body.reason {
@@ -362,6 +381,17 @@ async fn read_cancel_body(body: web::Payload, limit: usize) -> Result<CancelOrde
 
 /// The `Idempotency-Key` header, if the client sent one.
 fn idempotency_key(request: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+    if request
+        .headers()
+        .get_all(IDEMPOTENCY_KEY_HEADER)
+        .nth(1)
+        .is_some()
+    {
+        return Err(ApiError::InvalidHeader {
+            name: "Idempotency-Key",
+            message: "must be given once".to_owned(),
+        });
+    }
     request
         .headers()
         .get(IDEMPOTENCY_KEY_HEADER)

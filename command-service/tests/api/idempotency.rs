@@ -90,3 +90,21 @@ async fn a_key_reused_for_another_request_is_refused() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["header"], "Idempotency-Key");
 }
+
+#[tokio::test]
+async fn two_idempotency_keys_on_one_request_are_refused() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/orders", app.address))
+        .header("idempotency-key", "first")
+        .header("idempotency-key", "second")
+        .json(&order_body("ada@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["header"], "Idempotency-Key", "{body}");
+    assert_eq!(counts(&app), (0, 0));
+}

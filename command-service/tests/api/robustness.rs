@@ -20,6 +20,7 @@ async fn malformed_truncated_or_non_object_json_is_a_400() {
         &b"{\"description\": \"Tea\", \"quantity\": 3"[..],
         b"not json at all",
         b"[1, 2, 3]",
+        br#"["Tea", 2, "Ada", "Lovelace", "arr@example.com", null, null]"#,
         b"\"a string\"",
         b"{\"description\": \"\xff\xfe\"}",
         b"",
@@ -39,6 +40,33 @@ async fn malformed_truncated_or_non_object_json_is_a_400() {
             "{}",
             String::from_utf8_lossy(raw)
         );
+        assert!(
+            !body.to_string().contains("PlaceOrderBody"),
+            "an internal type named: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn json_declared_in_a_charset_other_than_utf8_is_a_415() {
+    let app = spawn_app().await;
+    let body = serde_json::to_vec(&crate::helpers::order_body("ada@example.com")).unwrap();
+    let post = |content_type: &'static str| {
+        app.client
+            .post(format!("{}/orders", app.address))
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+    };
+    for refused in [
+        "application/json; charset=latin1",
+        "application/json; charset=utf-16",
+    ] {
+        let error = json_error(post(refused).await.unwrap(), 415).await;
+        assert_eq!(error["error"], "unsupported_media_type", "{refused}");
+    }
+    for accepted in ["application/json", "application/json; charset=UTF-8"] {
+        assert_eq!(post(accepted).await.unwrap().status(), 202, "{accepted}");
     }
 }
 
