@@ -10,6 +10,7 @@
 //! version: the old one stays decodable and is upcast to the new one (see `upcast.rs`).
 
 mod consistency;
+mod email;
 mod envelope;
 mod ids;
 mod order;
@@ -19,6 +20,7 @@ pub mod fixtures;
 pub mod schemas;
 
 pub use consistency::{ConsistencyToken, InvalidConsistencyToken, CONSISTENCY_TOKEN_HEADER};
+pub use email::normalise_email;
 pub use envelope::{
     DecodeError, EventEnvelope, EventMetadata, RawEnvelope, FIRST_AGGREGATE_VERSION,
 };

@@ -1,5 +1,3 @@
-use std::str::FromStr;
-
 const MAX_DESCRIPTION_CHARS: usize = 500;
 const MAX_NAME_CHARS: usize = 100;
 const MAX_EMAIL_CHARS: usize = 254;
@@ -98,12 +96,17 @@ impl PersonName {
 
 impl EmailAddress {
     pub fn parse(value: String) -> Result<Self, String> {
-        let value = value.trim().to_lowercase();
+        let value = shared_events::normalise_email(&value);
         if value.chars().count() > MAX_EMAIL_CHARS {
             return Err(format!("must be at most {MAX_EMAIL_CHARS} characters"));
         }
-        email_address::EmailAddress::from_str(&value)
-            .map_err(|error| format!("is not a valid email address ({error})"))?;
+        // A bare address only: "Name <address>" would make the display text part of the
+        // customer's identity.
+        email_address::EmailAddress::parse_with_options(
+            &value,
+            email_address::Options::default().without_display_text(),
+        )
+        .map_err(|error| format!("is not a valid email address ({error})"))?;
         Ok(Self(value))
     }
 
@@ -216,6 +219,14 @@ mod tests {
     }
 
     #[test]
+    fn an_internationalised_domain_is_one_customer_in_either_spelling() {
+        let unicode = EmailAddress::parse("leser@bücher.de".into()).unwrap();
+        let ascii = EmailAddress::parse("leser@xn--bcher-kva.de".into()).unwrap();
+        assert_eq!(unicode, ascii);
+        assert_eq!(ascii.as_str(), "leser@xn--bcher-kva.de");
+    }
+
+    #[test]
     fn malformed_emails_are_rejected() {
         for bad in [
             "",
@@ -224,6 +235,8 @@ mod tests {
             "@example.com",
             "ada@@example.com",
             "a b@example.com",
+            "Bob <bob@example.com>",
+            "victim@example.com <attacker@evil.example>",
         ] {
             assert!(
                 EmailAddress::parse(bad.into()).is_err(),

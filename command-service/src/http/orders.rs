@@ -50,7 +50,7 @@ pub struct PlaceOrderBody {
     first_name: Option<Value>,
     #[schema(value_type = String, required = true, example = "Lovelace")]
     last_name: Option<Value>,
-    /// Stored trimmed and lower-cased.
+    /// A bare address; stored trimmed, lower-cased, with the domain in ASCII (IDNA).
     #[schema(value_type = String, required = true, example = "ada@example.com")]
     email: Option<Value>,
     /// The price of one unit in the currency's minor units (cents); with `currency`.

@@ -71,7 +71,7 @@ pub async fn list(
 
 /// `GET /customers/{email}`.
 #[utoipa::path(get, path = "/customers/{email}", operation_id = "get_customer", tag = "customers",
-    params(("email" = String, Path, description = "Matched trimmed and lower-cased"),
+    params(("email" = String, Path, description = "Matched trimmed, lower-cased, domain in ASCII (IDNA)"),
            TokenParameter),
     responses(
         (status = 200, body = CustomerView, description = "The customer's summary"),
@@ -96,7 +96,7 @@ pub async fn get(
 
 /// `GET /customers/{email}/orders?limit=&cursor=`: that customer's orders, newest first.
 #[utoipa::path(get, path = "/customers/{email}/orders", operation_id = "list_customer_orders", tag = "customers",
-    params(("email" = String, Path, description = "Matched trimmed and lower-cased"),
+    params(("email" = String, Path, description = "Matched trimmed, lower-cased, domain in ASCII (IDNA)"),
            PageParams, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),

@@ -148,8 +148,8 @@ pub async fn get(
         .json(OrderView::from(order)))
 }
 
-/// An email given in the path or query, as the command side stores emails: trimmed and
-/// lower-cased. Control characters (a NUL, which the read store refuses, among them) can be in
+/// An email given in the path or query, in the spelling the command side stores
+/// ([`shared_events::normalise_email`]). Control characters (a NUL, which the read store refuses, among them) can be in
 /// no stored email, so they are a client's mistake, answered 400.
 pub fn email_parameter(email: &str) -> Result<String, ApiError> {
     if email.chars().any(char::is_control) {
@@ -158,5 +158,5 @@ pub fn email_parameter(email: &str) -> Result<String, ApiError> {
             message: "must not contain control characters".to_owned(),
         });
     }
-    Ok(email.trim().to_lowercase())
+    Ok(shared_events::normalise_email(email))
 }

@@ -215,3 +215,27 @@ async fn writes_are_not_served_by_the_query_side() {
         "method_not_allowed"
     );
 }
+
+#[tokio::test]
+async fn a_customer_is_found_by_either_spelling_of_an_internationalised_domain() {
+    let app = spawn_app().await;
+    // The command side stores the domain in its ASCII form.
+    app.publish(&new_order("leser@xn--bcher-kva.de", 2, Utc::now()))
+        .await;
+    app.wait_until_processed().await;
+
+    for path in [
+        "/customers/Leser@B%C3%BCcher.de",
+        "/customers/leser@xn--bcher-kva.de",
+    ] {
+        let customer = app.get_eventually(path).await;
+        assert_eq!(customer["email"], "leser@xn--bcher-kva.de", "{path}");
+    }
+    let orders: Vec<Value> = app
+        .get("/orders?email=leser@b%C3%BCcher.de")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(orders.len(), 1);
+}
