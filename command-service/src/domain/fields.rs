@@ -39,12 +39,35 @@ pub struct CurrencyCode(String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailAddress(String);
 
+/// Characters that draw nothing: zero-width spaces and joiners, word joiners, the byte-order
+/// mark and the soft hyphen. A text made only of these and spaces is blank.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'
+    )
+}
+
+/// Bidirectional embeddings, overrides and isolates, which can make a name read as another.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// What a free-text field may hold: printable text on one line, not only blanks, at most
+/// `max_chars` characters. Control characters (NUL, CR and LF, tabs, terminal escapes) and
+/// bidirectional controls are refused, since these values end up in logs, e-mails and other
+/// people's screens.
 fn text(value: String, max_chars: usize) -> Result<String, String> {
-    if value.trim().is_empty() {
+    if value.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
         return Err("must not be blank".to_owned());
     }
-    if value.contains('\0') {
-        return Err("must not contain NUL characters".to_owned());
+    if value.chars().any(char::is_control) {
+        return Err(
+            "must not contain control characters (line breaks, tabs, NUL, escapes)".to_owned(),
+        );
+    }
+    if value.chars().any(is_bidi_control) {
+        return Err("must not contain bidirectional control characters".to_owned());
     }
     let length = value.chars().count();
     if length > max_chars {
@@ -203,6 +226,31 @@ mod tests {
         assert_eq!(Quantity::parse(10_000).map(Quantity::get), Ok(10_000));
         for out_of_range in [0, -1, 10_001, i64::MAX, i64::MIN] {
             assert!(Quantity::parse(out_of_range).is_err(), "{out_of_range}");
+        }
+    }
+
+    #[test]
+    fn text_is_printable_on_one_line_and_not_only_invisible() {
+        for bad in [
+            "\u{200B}\u{200D} \u{FEFF}",
+            "Ada\nLovelace",
+            "Ada\r\nSet-Cookie: x",
+            "\u{1b}[31mAda",
+            "Ada\tLovelace",
+            "Ada\0",
+            "Ada \u{202E}ecalevol",
+            "\u{2067}Ada",
+        ] {
+            assert!(
+                PersonName::parse(bad.into()).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+        for good in ["Ada", "Zoë Ñúñez", "李 小龙", "O'Brien-Smith"] {
+            assert!(
+                PersonName::parse(good.into()).is_ok(),
+                "{good:?} was refused"
+            );
         }
     }
 
