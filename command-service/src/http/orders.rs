@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::header;
-use actix_web::{post, web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -339,7 +339,7 @@ pub async fn cancel_order(
 ) -> Result<HttpResponse, ApiError> {
     let order_id: OrderId = id.parse().map_err(|_| ApiError::NotFound)?;
     super::require_utf8(&request)?;
-    let body = read_cancel_body(body, limit.0).await?;
+    let body = read_cancel_body(&request, body, limit.0).await?;
     let mut errors = ValidationErrors::default();
     let reason = match body.reason {
         None | Some(Value::Null) => None,
@@ -366,8 +366,13 @@ pub async fn cancel_order(
     ))
 }
 
-/// The body is optional: empty means no reason. When present it must be a JSON object.
-async fn read_cancel_body(body: web::Payload, limit: usize) -> Result<CancelOrderBody, ApiError> {
+/// The body is optional: empty means no reason. When present it must be a JSON object, sent
+/// as JSON (`Content-Type: application/json`).
+async fn read_cancel_body(
+    request: &HttpRequest,
+    body: web::Payload,
+    limit: usize,
+) -> Result<CancelOrderBody, ApiError> {
     let bytes = body
         .to_bytes_limited(limit)
         .await
@@ -375,6 +380,12 @@ async fn read_cancel_body(body: web::Payload, limit: usize) -> Result<CancelOrde
         .map_err(|error| ApiError::MalformedJson(error.to_string()))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(CancelOrderBody::default());
+    }
+    let is_json = request.mime_type().ok().flatten().is_some_and(|mime| {
+        mime.subtype() == actix_web::mime::JSON || mime.suffix() == Some(actix_web::mime::JSON)
+    });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
     }
     serde_json::from_slice(&bytes).map_err(|error| ApiError::MalformedJson(error.to_string()))
 }

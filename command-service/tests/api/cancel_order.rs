@@ -117,6 +117,29 @@ async fn the_body_is_optional() {
 }
 
 #[tokio::test]
+async fn a_body_not_sent_as_json_is_a_415_and_cancels_nothing() {
+    let app = spawn_app().await;
+    let id = app.place_order("ada@example.com").await;
+    for content_type in [Some("text/plain"), None] {
+        let mut request = app
+            .client
+            .post(format!("{}/orders/{id}/cancel", app.address))
+            .body(r#"{"reason": "changed my mind"}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            error_code(response, 415).await["error"],
+            "unsupported_media_type",
+            "{content_type:?}"
+        );
+    }
+    let state = order_state(&app, &id);
+    assert_eq!((state.status.as_str(), state.version), ("placed", 1));
+}
+
+#[tokio::test]
 async fn cancelling_twice_is_a_409_and_writes_nothing() {
     let app = spawn_app().await;
     let id = app.place_order("ada@example.com").await;

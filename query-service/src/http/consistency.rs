@@ -43,26 +43,32 @@ pub struct TokenParameter {
     token: Option<String>,
 }
 
+/// The token of the header, else of the query parameter; a malformed one is reported against
+/// whichever carried it.
 fn requested_token(request: &HttpRequest) -> Result<Option<ConsistencyToken>, ApiError> {
-    let header = request
-        .headers()
-        .get(CONSISTENCY_TOKEN_HEADER)
-        .map(|value| value.to_str().unwrap_or_default().to_owned());
-    let text = match header {
-        Some(text) => Some(text),
-        None => web::Query::<TokenParameter>::from_query(request.query_string())
-            .ok()
-            .and_then(|parameter| parameter.into_inner().token),
-    };
-    text.map(|text| {
-        text.trim()
+    if let Some(value) = request.headers().get(CONSISTENCY_TOKEN_HEADER) {
+        let text = value.to_str().unwrap_or_default();
+        return text
+            .trim()
             .parse()
-            .map_err(|error| ApiError::InvalidParameter {
-                name: "consistencyToken",
+            .map(Some)
+            .map_err(|error| ApiError::InvalidHeader {
+                name: "X-Consistency-Token",
                 message: format!("{error}; got {text:?}"),
-            })
-    })
-    .transpose()
+            });
+    }
+    web::Query::<TokenParameter>::from_query(request.query_string())
+        .ok()
+        .and_then(|parameter| parameter.into_inner().token)
+        .map(|text| {
+            text.trim()
+                .parse()
+                .map_err(|error| ApiError::InvalidParameter {
+                    name: "consistencyToken",
+                    message: format!("{error}; got {text:?}"),
+                })
+        })
+        .transpose()
 }
 
 async fn wait_for(

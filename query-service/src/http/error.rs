@@ -14,6 +14,8 @@ const RETRY_AFTER_SECONDS: &str = "2";
 pub enum ApiError {
     #[error("query parameter {name}: {message}")]
     InvalidParameter { name: &'static str, message: String },
+    #[error("header {name}: {message}")]
+    InvalidHeader { name: &'static str, message: String },
     #[error("invalid query string: {0}")]
     InvalidQuery(String),
     #[error("no {0} with that id")]
@@ -37,6 +39,7 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             Self::InvalidParameter { .. } | Self::InvalidQuery(_) => "invalid_parameter",
+            Self::InvalidHeader { .. } => "invalid_header",
             Self::NotFound(_) | Self::UnknownRoute => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotYetConsistent { .. } => "not_yet_consistent",
@@ -58,7 +61,9 @@ impl From<StoreError> for ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidParameter { .. } | Self::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidParameter { .. } | Self::InvalidHeader { .. } | Self::InvalidQuery(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::NotFound(_) | Self::UnknownRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotYetConsistent { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -75,6 +80,7 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         match self {
             Self::InvalidParameter { name, .. } => body["parameter"] = json!(name),
+            Self::InvalidHeader { name, .. } => body["header"] = json!(name),
             Self::NotYetConsistent { token, .. } => {
                 body["consistencyToken"] = json!(token.to_string());
                 response.insert_header((header::RETRY_AFTER, "1"));

@@ -85,3 +85,20 @@ async fn a_malformed_token_is_a_400_naming_the_parameter() {
         assert_eq!(body["parameter"], "consistencyToken", "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_malformed_token_in_the_header_is_a_400_naming_the_header() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/orders", app.address))
+        .header("x-consistency-token", "not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_header", "{body}");
+    assert_eq!(body["header"], "X-Consistency-Token", "{body}");
+    assert!(body.get("parameter").is_none(), "{body}");
+}
