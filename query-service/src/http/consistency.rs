@@ -23,6 +23,40 @@ use crate::store::ReadStore;
 
 const FIRST_POLL: Duration = Duration::from_millis(2);
 const LONGEST_POLL: Duration = Duration::from_millis(50);
+/// How far a token's order may be placed before now, beyond the wait itself, and still be
+/// waited for when the read model does not know it: a projection further behind answers 503
+/// either way.
+const UNKNOWN_ORDER_WINDOW: Duration = Duration::from_secs(60);
+/// How many versions past the stored one a token may name and still be waited for: each
+/// command raises an order's version by one, and a client holds the token of its last one.
+const MAX_VERSIONS_AHEAD: i64 = 8;
+
+/// Whether waiting for `token` can end well, given the order's version in the read model: a
+/// token no command could have issued lately (an order unknown and not placed within the
+/// window, as for a made-up id; a version far beyond the stored one) is answered at once.
+fn worth_waiting_for(
+    token: &ConsistencyToken,
+    stored: Option<i64>,
+    now: std::time::SystemTime,
+    max_wait: Duration,
+) -> bool {
+    let wanted = i64::try_from(token.version).unwrap_or(i64::MAX);
+    match stored {
+        Some(version) => wanted - version <= MAX_VERSIONS_AHEAD,
+        None => {
+            let placed_at = token.order_id.as_uuid().get_timestamp().map(|time| {
+                let (seconds, nanos) = time.to_unix();
+                std::time::UNIX_EPOCH + Duration::new(seconds, nanos)
+            });
+            placed_at.is_some_and(|placed_at| {
+                let window = UNKNOWN_ORDER_WINDOW + max_wait;
+                placed_at <= now + window
+                    && now.duration_since(placed_at).unwrap_or_default() <= window
+                    && wanted <= MAX_VERSIONS_AHEAD
+            })
+        }
+    }
+}
 
 /// How long a read with a consistency token may wait for the read model.
 #[derive(Debug, Clone, Copy)]
@@ -80,14 +114,20 @@ async fn wait_for(
     let order_id = token.order_id.to_string();
     let wanted = i64::try_from(token.version).unwrap_or(i64::MAX);
     let mut pause = FIRST_POLL;
+    let mut first_check = true;
     loop {
-        if store
-            .order_version(&order_id)
-            .await?
-            .is_some_and(|version| version >= wanted)
-        {
+        let stored = store.order_version(&order_id).await?;
+        if stored.is_some_and(|version| version >= wanted) {
             return Ok(());
         }
+        if first_check && !worth_waiting_for(&token, stored, std::time::SystemTime::now(), max_wait)
+        {
+            return Err(ApiError::NotYetConsistent {
+                token,
+                waited: Duration::ZERO,
+            });
+        }
+        first_check = false;
         let now = Instant::now();
         if now >= deadline {
             return Err(ApiError::NotYetConsistent {
@@ -116,5 +156,64 @@ impl FromRequest for ConsistentRead {
             }
             Ok(Self)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use shared_events::{ConsistencyToken, OrderId};
+    use uuid::Uuid;
+
+    use super::worth_waiting_for;
+
+    const WAIT: Duration = Duration::from_secs(2);
+
+    fn token(uuid: Uuid, version: u64) -> ConsistencyToken {
+        ConsistencyToken {
+            order_id: OrderId::from_uuid(uuid),
+            version,
+        }
+    }
+
+    #[test]
+    fn a_recent_order_is_waited_for_a_made_up_or_stale_one_is_not() {
+        let now = SystemTime::now();
+        assert!(worth_waiting_for(
+            &token(Uuid::now_v7(), 1),
+            None,
+            now,
+            WAIT
+        ));
+        assert!(!worth_waiting_for(
+            &token(Uuid::new_v4(), 1),
+            None,
+            now,
+            WAIT
+        ));
+        let an_hour_later = now + Duration::from_secs(3600);
+        assert!(!worth_waiting_for(
+            &token(Uuid::now_v7(), 1),
+            None,
+            an_hour_later,
+            WAIT
+        ));
+        let an_hour_earlier = now - Duration::from_secs(3600);
+        assert!(!worth_waiting_for(
+            &token(Uuid::now_v7(), 1),
+            None,
+            an_hour_earlier,
+            WAIT
+        ));
+    }
+
+    #[test]
+    fn a_version_far_beyond_the_stored_one_is_not_waited_for() {
+        let now = SystemTime::now();
+        let id = Uuid::now_v7();
+        assert!(worth_waiting_for(&token(id, 2), Some(1), now, WAIT));
+        assert!(!worth_waiting_for(&token(id, u64::MAX), Some(1), now, WAIT));
+        assert!(!worth_waiting_for(&token(id, u64::MAX), None, now, WAIT));
     }
 }

@@ -1,9 +1,9 @@
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::Value;
 
-use crate::helpers::{cancellation_of, new_order, spawn_app, CONSISTENCY_WAIT_MS};
+use crate::helpers::{cancellation_of, new_order, spawn_app, spawn_app_with, CONSISTENCY_WAIT_MS};
 
 fn token_of(event: &shared_events::EventEnvelope) -> String {
     format!("{}.{}", event.aggregate_id, event.aggregate_version)
@@ -70,6 +70,34 @@ async fn a_token_the_read_model_never_reaches_is_answered_503_after_the_bounded_
         waited.as_millis() >= u128::from(CONSISTENCY_WAIT_MS),
         "answered after {waited:?}, before the configured wait"
     );
+}
+
+#[tokio::test]
+async fn a_token_no_command_issued_lately_is_answered_503_without_waiting() {
+    let app = spawn_app_with(|settings| settings.consistency.max_wait_ms = 10_000).await;
+    let published = new_order("ada@example.com", 3, Utc::now());
+    app.publish(&published).await;
+    app.wait_until_processed().await;
+    let made_up = [
+        // Any uuid: not a UUIDv7 of a recent order.
+        format!("{}.1", uuid::Uuid::new_v4()),
+        // A known order at a version no command could have issued.
+        format!("{}.18446744073709551615", published.aggregate_id),
+    ];
+    for token in made_up {
+        let started = Instant::now();
+        let response = app
+            .client
+            .get(format!("{}/orders", app.address))
+            .header("X-Consistency-Token", &token)
+            .send()
+            .await
+            .unwrap();
+        let waited = started.elapsed();
+        assert_eq!(response.status(), 503, "{token}");
+        // Polling would last the whole configured 10 s.
+        assert!(waited < Duration::from_secs(5), "{token}: {waited:?}");
+    }
 }
 
 #[tokio::test]
