@@ -1,0 +1,172 @@
+//! The gateway's own answers, as a careless or hostile client meets them through the real
+//! nginx running `deploy/nginx/gateway.conf.template`: every answer is the API's JSON error
+//! shape without nginx's version, methods the API does not take are 405 on every path, HEAD
+//! works where GET does, and the request id a client sees is the one both services log.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
+
+use std::time::Duration;
+
+use harness::ServiceStack;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A response read off the wire: status, header lines (lower-cased names) and body.
+struct RawResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl RawResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {:?}", self.body))
+    }
+}
+
+/// Sends `request` as bytes and reads until nginx closes the connection.
+async fn raw(port: u16, request: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
+        .await
+        .expect("nginx closes the connection")
+        .unwrap();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_lowercase(), value.trim().to_owned()))
+        .collect();
+    RawResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_s_own_errors_are_json_and_name_no_nginx_version() {
+    let stack = ServiceStack::start().await;
+    let port = stack.gateway.port;
+    let long_target = format!(
+        "GET /orders?{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let long_header = format!(
+        "GET /orders HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "b".repeat(20_000)
+    );
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "a broken request line",
+            b"GARBAGE\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "a target too long",
+            long_target.into_bytes(),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "a header too large",
+            long_header.into_bytes(),
+            400,
+            "bad_request",
+        ),
+        (
+            "an unknown transfer coding",
+            b"POST /orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+            501,
+            "not_implemented",
+        ),
+    ];
+    for (what, request, status, error) in cases {
+        let response = raw(port, &request).await;
+        assert_eq!(response.status, status, "{what}: {}", response.body);
+        assert_eq!(response.json()["error"], error, "{what}");
+        assert_eq!(response.header("server"), Some("nginx"), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_without_host_reaches_the_service() {
+    let stack = ServiceStack::start().await;
+    let response = raw(stack.gateway.port, b"GET /orders HTTP/1.0\r\n\r\n").await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(response.json().is_array(), "{}", response.body);
+}
+
+#[tokio::test]
+async fn methods_the_api_does_not_take_are_405_and_head_works_where_get_does() {
+    let stack = ServiceStack::start().await;
+    let client = reqwest::Client::new();
+    for method in ["PUT", "DELETE", "PATCH"] {
+        for path in ["/orders", "/orders/01935f3a-1c00-7000-8000-000000000001"] {
+            let response = client
+                .request(method.parse().unwrap(), stack.gateway.url(path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 405, "{method} {path}");
+            assert_eq!(
+                response.headers()["allow"].to_str().unwrap(),
+                "GET, HEAD, POST"
+            );
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "method_not_allowed", "{method} {path}");
+        }
+    }
+    for path in ["/orders", "/customers"] {
+        let response = client.head(stack.gateway.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "HEAD {path}");
+        assert_eq!(response.text().await.unwrap(), "", "HEAD {path}");
+    }
+}
+
+#[tokio::test]
+async fn the_request_id_a_client_sees_is_one_the_services_accept() {
+    let stack = ServiceStack::start().await;
+    let client = reqwest::Client::new();
+    let answered = |given: &str| {
+        let request = client
+            .get(stack.gateway.url("/orders"))
+            .header("x-request-id", given);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(answered("client-id-42").await, "client-id-42");
+    for unusable in ["x".repeat(5_000), "<script> alert".to_owned()] {
+        let id = answered(&unusable).await;
+        assert_ne!(id, unusable);
+        assert!(
+            !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()),
+            "{id:?}"
+        );
+    }
+}
