@@ -217,9 +217,16 @@ async fn read_your_writes_holds_for_every_order_under_concurrent_load() {
 }
 
 /// An `OnNewOrder` of schema version 1 written to the outbox as the first release wrote it
-/// (its order and customer rows too), for the relay and the rebuild to find.
+/// (its order and customer rows too), for the relay and the rebuild to find. The golden
+/// message gets fresh ids, as a first-release order placed just now would have: the read that
+/// follows presents its token, and a token of an order placed long ago that the read model does
+/// not know is answered at once (see `http::consistency`).
 fn write_like_the_first_release(stack: &Stack) -> String {
-    let envelope: Value = serde_json::from_str(ON_NEW_ORDER_V1_JSON).unwrap();
+    let mut envelope: Value = serde_json::from_str(ON_NEW_ORDER_V1_JSON).unwrap();
+    let order_id = uuid::Uuid::now_v7().to_string();
+    envelope["eventId"] = Value::from(uuid::Uuid::now_v7().to_string());
+    envelope["aggregateId"] = Value::from(order_id.clone());
+    envelope["payload"]["orderId"] = Value::from(order_id);
     let payload = &envelope["payload"];
     let mut conn = stack.database();
     conn.transaction::<_, diesel::result::Error, _>(|conn| {
