@@ -82,19 +82,35 @@ pub fn fresh_postgres_database() -> TestDatabase {
 }
 
 impl Drop for TestDatabase {
+    /// New connections are refused first: a connection pool of the test's app may still be
+    /// reconnecting, and one that got in between would make the drop fail.
     fn drop(&mut self) {
+        let name = &self.name;
         let dropped = PgConnection::establish(&self.admin_url)
             .map_err(|error| error.to_string())
             .and_then(|mut admin| {
-                diesel::sql_query(format!(
-                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                    self.name
-                ))
-                .execute(&mut admin)
-                .map_err(|error| error.to_string())
+                let mut outcome = Ok(0);
+                for _ in 0..5 {
+                    outcome = diesel::sql_query(format!(
+                        "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"
+                    ))
+                    .execute(&mut admin)
+                    .and_then(|_| {
+                        diesel::sql_query(format!(
+                            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                        ))
+                        .execute(&mut admin)
+                    });
+                    let gone = matches!(&outcome, Err(error) if error.to_string().contains("does not exist"));
+                    if outcome.is_ok() || gone {
+                        return Ok(());
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                outcome.map(|_| ()).map_err(|error| error.to_string())
             });
         if let Err(error) = dropped {
-            eprintln!("warning: test database {} not dropped: {error}", self.name);
+            eprintln!("warning: test database {name} not dropped: {error}");
         }
     }
 }
