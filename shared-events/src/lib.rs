@@ -27,6 +27,7 @@ pub use envelope::{
 pub use ids::{EventId, OrderId};
 pub use order::{
     CustomerDetails, CustomerSummary, Money, OnNewOrder, OrderCancelled, OrderDetails, OrderEvent,
+    OrderStatus,
 };
 pub use upcast::{OnNewOrderV1, OnNewOrderV2, OrderCancelledV1};
 

@@ -147,3 +147,28 @@ pub struct CustomerDetails {
     pub first_name: String,
     pub last_name: String,
 }
+
+/// Where an order is in its life, as both sides name it: the write model's `status` column
+/// and the read model's `status` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    Placed,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placed => "placed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "placed" => Some(Self::Placed),
+            "cancelled" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+}

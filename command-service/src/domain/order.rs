@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+pub use shared_events::OrderStatus;
 use shared_events::{
     CustomerDetails, CustomerSummary, EventEnvelope, EventMetadata, Money, OnNewOrder,
     OrderCancelled, OrderDetails, OrderEvent, OrderId, FIRST_AGGREGATE_VERSION,
@@ -95,30 +96,6 @@ impl PlacedOrder {
             FIRST_AGGREGATE_VERSION,
             metadata,
         )
-    }
-}
-
-/// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    Placed,
-    Cancelled,
-}
-
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Placed => "placed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "placed" => Some(Self::Placed),
-            "cancelled" => Some(Self::Cancelled),
-            _ => None,
-        }
     }
 }
 

@@ -2,8 +2,9 @@ use std::collections::HashMap;
 
 use command_service::config::Settings;
 use command_service::startup::Application;
-use diesel::{Connection, PgConnection};
+use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::{json, Value};
+use shared_events::EventEnvelope;
 
 pub struct TestApp {
     pub address: String,
@@ -81,6 +82,18 @@ fn init_logging() {
     }
 }
 
+/// The JSON error body of `response`, which must answer `status`, as JSON, with a message.
+pub async fn json_error(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert!(body["message"].is_string(), "{body}");
+    body
+}
+
 /// A valid order body for `email`.
 pub fn order_body(email: &str) -> Value {
     json!({
@@ -108,6 +121,24 @@ impl TestApp {
         assert_eq!(response.status(), 202);
         let body: Value = response.json().await.unwrap();
         body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The events of order `id` in the outbox, oldest first.
+    pub fn events_of(&self, id: &str) -> Vec<EventEnvelope> {
+        #[derive(diesel::QueryableByName)]
+        struct Envelope {
+            #[diesel(sql_type = diesel::sql_types::Jsonb)]
+            envelope: Value,
+        }
+        let rows: Vec<Envelope> = diesel::sql_query(
+            "SELECT envelope FROM outbox WHERE aggregate_id = $1::uuid ORDER BY id",
+        )
+        .bind::<diesel::sql_types::Text, _>(id)
+        .load(&mut self.database())
+        .unwrap();
+        rows.into_iter()
+            .map(|row| EventEnvelope::decode(row.envelope.to_string().as_bytes()).unwrap())
+            .collect()
     }
 
     pub fn database(&self) -> PgConnection {

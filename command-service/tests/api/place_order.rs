@@ -2,7 +2,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Int4, Text};
 use serde_json::{json, Value};
 
-use crate::helpers::{order_body, spawn_app};
+use crate::helpers::{json_error, order_body, spawn_app};
 
 #[derive(QueryableByName, Debug)]
 struct OrderRow {
@@ -282,4 +282,59 @@ async fn a_refused_cancellation_leaves_the_summary_alone() {
         ),
         2
     );
+}
+
+#[tokio::test]
+async fn placing_an_order_answers_its_version_and_consistency_token() {
+    let app = spawn_app().await;
+    let response = app.post_order(&order_body("ada@example.com")).await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.headers()["etag"], "\"1\"");
+    let header_token = response.headers()["x-consistency-token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "accepted");
+    assert_eq!(body["version"], 1);
+    assert_eq!(body["consistencyToken"], header_token);
+    assert_eq!(header_token, format!("{}.1", body["id"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn a_unit_price_is_stored_and_published_and_comes_with_its_currency() {
+    let app = spawn_app().await;
+    let mut body = order_body("ada@example.com");
+    body["unitPriceMinor"] = json!(1250);
+    body["currency"] = json!("eur");
+    let response = app.post_order(&body).await;
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let price = app.events_of(&id)[0].payload.order().unit_price.clone();
+    let price = price.expect("the event carries the price");
+    assert_eq!((price.amount_minor, price.currency.as_str()), (1250, "EUR"));
+
+    for (missing, present, value) in [
+        ("currency", "unitPriceMinor", json!(100)),
+        ("unitPriceMinor", "currency", json!("EUR")),
+    ] {
+        let mut body = order_body("ada@example.com");
+        body[present] = value;
+        let error = json_error(app.post_order(&body).await, 422).await;
+        assert_eq!(error["fields"][0]["field"], missing, "{error}");
+    }
+    let mut body = order_body("ada@example.com");
+    body["unitPriceMinor"] = json!(-5);
+    body["currency"] = json!("EURO");
+    let error = json_error(app.post_order(&body).await, 422).await;
+    let fields: Vec<&str> = error["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|field| field["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["unitPriceMinor", "currency"]);
 }

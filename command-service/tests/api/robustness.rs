@@ -2,16 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
-
-async fn json_error(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"].to_str().unwrap(),
-        "application/json"
-    );
-    response.json().await.expect("a JSON error body")
-}
+use crate::helpers::{json_error, spawn_app};
 
 #[tokio::test]
 async fn malformed_truncated_or_non_object_json_is_a_400() {

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::DateTime;
-use shared_events::{EventEnvelope, OrderEvent};
+use shared_events::{EventEnvelope, OrderEvent, OrderStatus};
 
 use crate::store::{
     CarriedSummary, CountedOrder, EmbeddedCustomer, OrderDocument, PriceDocument, ReadStore,
@@ -33,9 +33,6 @@ pub enum Outcome {
     /// The read model already reflected this event (a redelivery or a duplicate).
     AlreadyApplied,
 }
-
-pub const STATUS_PLACED: &str = "placed";
-pub const STATUS_CANCELLED: &str = "cancelled";
 
 /// What one batch of events changes in one customer's summary.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,9 +203,9 @@ fn order_document(envelope: &EventEnvelope) -> OrderDocument {
     let event = &envelope.payload;
     let order = event.order();
     let (status, cancelled_at, cancellation_reason) = match event {
-        OrderEvent::OnNewOrder(_) => (STATUS_PLACED, None, None),
+        OrderEvent::OnNewOrder(_) => (OrderStatus::Placed.as_str(), None, None),
         OrderEvent::OrderCancelled(cancelled) => (
-            STATUS_CANCELLED,
+            OrderStatus::Cancelled.as_str(),
             Some(bson_time(cancelled.cancelled_at)),
             cancelled.reason.clone(),
         ),
@@ -308,9 +305,21 @@ mod tests {
         assert_eq!(
             orders,
             [
-                (ada_first.aggregate_id.to_string(), 2, STATUS_CANCELLED),
-                (bob.aggregate_id.to_string(), 1, STATUS_PLACED),
-                (ada_second.aggregate_id.to_string(), 1, STATUS_PLACED),
+                (
+                    ada_first.aggregate_id.to_string(),
+                    2,
+                    OrderStatus::Cancelled.as_str()
+                ),
+                (
+                    bob.aggregate_id.to_string(),
+                    1,
+                    OrderStatus::Placed.as_str()
+                ),
+                (
+                    ada_second.aggregate_id.to_string(),
+                    1,
+                    OrderStatus::Placed.as_str()
+                ),
             ]
         );
     }
@@ -359,7 +368,7 @@ mod tests {
         let writes = plan(&[cancelled(&order), order.clone()]);
 
         assert_eq!(writes.orders.len(), 1);
-        assert_eq!(writes.orders[0].status, STATUS_CANCELLED);
+        assert_eq!(writes.orders[0].status, OrderStatus::Cancelled.as_str());
         assert_eq!(
             ids(&writes.customers[0].placed),
             [order.aggregate_id.to_string()]
