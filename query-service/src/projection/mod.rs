@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::DateTime;
-use shared_events::{EventEnvelope, OrderEvent, OrderStatus};
+use shared_events::{CustomerDetails, CustomerSummary, EventEnvelope, OrderEvent, OrderStatus};
 
 use crate::store::{
     CarriedSummary, CountedOrder, EmbeddedCustomer, OrderDocument, PriceDocument, ReadStore,
@@ -78,7 +78,7 @@ pub fn plan(events: &[EventEnvelope]) -> BatchWrites {
         });
         let change = &mut customers[change];
         if let Some(carried) = envelope.payload.customer_summary() {
-            let carried = CarriedSummary::of(carried, &envelope.payload.order().customer);
+            let carried = carried_summary(carried, &envelope.payload.order().customer);
             if change
                 .summary
                 .as_ref()
@@ -199,6 +199,25 @@ fn bson_time(time: chrono::DateTime<chrono::Utc>) -> DateTime {
     DateTime::from_millis(time.timestamp_millis())
 }
 
+/// A count or version of the wire format as BSON stores it (64-bit signed).
+fn bson_count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The summary an event carries, with the customer's names as of that event.
+fn carried_summary(summary: &CustomerSummary, customer: &CustomerDetails) -> CarriedSummary {
+    CarriedSummary {
+        version: bson_count(summary.version),
+        placed_order_count: bson_count(summary.placed_order_count),
+        placed_quantity: bson_count(summary.placed_quantity),
+        cancelled_order_count: bson_count(summary.cancelled_order_count),
+        cancelled_quantity: bson_count(summary.cancelled_quantity),
+        last_order_at: bson_time(summary.last_order_at),
+        first_name: customer.first_name.clone(),
+        last_name: customer.last_name.clone(),
+    }
+}
+
 fn order_document(envelope: &EventEnvelope) -> OrderDocument {
     let event = &envelope.payload;
     let order = event.order();
@@ -228,7 +247,7 @@ fn order_document(envelope: &EventEnvelope) -> OrderDocument {
         created_at: bson_time(order.created_at),
         cancelled_at,
         cancellation_reason,
-        version: i64::try_from(envelope.aggregate_version).unwrap_or(i64::MAX),
+        version: bson_count(envelope.aggregate_version),
         list_position: None,
         list_page: None,
     }

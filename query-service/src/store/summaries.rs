@@ -1,5 +1,4 @@
 use mongodb::bson::{doc, DateTime, Document};
-use shared_events::{CustomerDetails, CustomerSummary};
 
 use super::{written_unless_duplicate, OrderDocument, ReadStore, StoreError};
 
@@ -14,22 +13,6 @@ pub struct CarriedSummary {
     pub last_order_at: DateTime,
     pub first_name: String,
     pub last_name: String,
-}
-
-impl CarriedSummary {
-    pub fn of(summary: &CustomerSummary, customer: &CustomerDetails) -> Self {
-        let number = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-        Self {
-            version: number(summary.version),
-            placed_order_count: number(summary.placed_order_count),
-            placed_quantity: number(summary.placed_quantity),
-            cancelled_order_count: number(summary.cancelled_order_count),
-            cancelled_quantity: number(summary.cancelled_quantity),
-            last_order_at: DateTime::from_millis(summary.last_order_at.timestamp_millis()),
-            first_name: customer.first_name.clone(),
-            last_name: customer.last_name.clone(),
-        }
-    }
 }
 
 /// One order's contribution to its customer's summary.
