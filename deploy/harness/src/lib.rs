@@ -186,16 +186,22 @@ pub async fn fresh_vhost() -> TestVhost {
     vhost
 }
 
+impl TestVhost {
+    /// The name of the vhost's user for `role` (`publisher` or `consumer`).
+    fn service_user(&self, role: &str) -> String {
+        format!("{}_{role}", self.name)
+    }
+}
+
 impl Drop for TestVhost {
     fn drop(&mut self) {
-        let name = self.name.clone();
+        let paths = [
+            format!("/vhosts/{}", self.name),
+            format!("/users/{}", self.service_user("publisher")),
+            format!("/users/{}", self.service_user("consumer")),
+        ];
         run_to_completion(async move {
             let api = BrokerApi::from_env();
-            let paths = [
-                format!("/vhosts/{name}"),
-                format!("/users/{name}_publisher"),
-                format!("/users/{name}_consumer"),
-            ];
             for path in paths {
                 match api.send(reqwest::Method::DELETE, &path, None).await {
                     Ok(response) if response.status().is_success() => {}
@@ -267,26 +273,21 @@ pub struct ServiceUsers {
 
 /// Runs the same script as `deploy/up` and docker-compose for `vhost`, with `queue` as the
 /// projection queue; the users go with the vhost.
-pub fn service_users(vhost: &TestVhost, queue: &str) -> ServiceUsers {
-    let (base, vhost) = vhost.url.rsplit_once('/').expect("a vhost URL");
+pub fn service_users(test_vhost: &TestVhost, queue: &str) -> ServiceUsers {
+    let (base, vhost) = test_vhost.url.rsplit_once('/').expect("a vhost URL");
     let host = base.rsplit_once('@').map_or(base, |(_, host)| host);
     let password = Uuid::new_v4().simple().to_string();
+    let api = BrokerApi::from_env();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rabbitmq/service-users.sh");
     let output = std::process::Command::new("sh")
         .arg(script)
-        .env(
-            "RABBITMQ_API_URL",
-            env_or("RABBITMQ_API_URL", "http://127.0.0.1:15672"),
-        )
-        .env("RABBITMQ_API_USER", env_or("RABBITMQ_API_USER", "cqrs"))
-        .env(
-            "RABBITMQ_API_PASSWORD",
-            env_or("RABBITMQ_API_PASSWORD", "cqrs"),
-        )
+        .env("RABBITMQ_API_URL", &api.url)
+        .env("RABBITMQ_API_USER", &api.user)
+        .env("RABBITMQ_API_PASSWORD", &api.password)
         .env("RABBITMQ_VHOST", vhost)
-        .env("PUBLISHER_USER", format!("{vhost}_publisher"))
-        .env("CONSUMER_USER", format!("{vhost}_consumer"))
+        .env("PUBLISHER_USER", test_vhost.service_user("publisher"))
+        .env("CONSUMER_USER", test_vhost.service_user("consumer"))
         .env("PUBLISHER_PASSWORD", &password)
         .env("CONSUMER_PASSWORD", &password)
         .env("PROJECTION_QUEUE", queue)
@@ -297,7 +298,12 @@ pub fn service_users(vhost: &TestVhost, queue: &str) -> ServiceUsers {
         "service-users.sh failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let url = |role: &str| format!("amqp://{vhost}_{role}:{password}@{host}/{vhost}");
+    let url = |role: &str| {
+        format!(
+            "amqp://{}:{password}@{host}/{vhost}",
+            test_vhost.service_user(role)
+        )
+    };
     ServiceUsers {
         publisher_url: url("publisher"),
         consumer_url: url("consumer"),
