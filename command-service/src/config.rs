@@ -1,18 +1,32 @@
-//! Settings: built-in defaults (`config/default.toml`), then the optional file named by
-//! `APP_CONFIG_FILE`, then `APP_`-prefixed environment variables with `__` between levels
-//! (`APP_DATABASE__POOL_SIZE=20`). `DATABASE_URL` and `AMQP_URL` are accepted as the
-//! conventional names for the two connection strings.
+//! The command service's settings, layered as [`service_support::config`] describes over
+//! `config/default.toml`, and checked before the service starts.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use config::{Config, ConfigError, Environment, File, FileFormat};
+use config::ConfigError;
 use secrecy::SecretString;
 use serde::Deserialize;
 use service_support::auth::AuthSettings;
+use service_support::config::{invalid, load_layered, Alias};
 use service_support::metrics::MetricsSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
+
+const ALIASES: &[Alias] = &[
+    Alias {
+        variable: "DATABASE_URL",
+        key: "database.url",
+    },
+    Alias {
+        variable: "AMQP_URL",
+        key: "broker.url",
+    },
+    Alias {
+        variable: "ADMIN_TOKEN",
+        key: "admin.token",
+    },
+];
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -69,44 +83,23 @@ impl Settings {
 
     /// Reads the layered configuration from `vars`, standing for the environment.
     pub fn from_env(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
-        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        if let Some(path) = vars.get("APP_CONFIG_FILE") {
-            builder = builder.add_source(File::with_name(path).required(true));
-        }
-        let settings: Settings = builder
-            .add_source(
-                Environment::with_prefix("APP")
-                    .prefix_separator("_")
-                    .separator("__")
-                    .try_parsing(true)
-                    .source(Some(vars.clone())),
-            )
-            .set_override_option("database.url", vars.get("DATABASE_URL").cloned())?
-            .set_override_option("broker.url", vars.get("AMQP_URL").cloned())?
-            .set_override_option("admin.token", vars.get("ADMIN_TOKEN").cloned())?
-            .build()?
-            .try_deserialize()?;
+        let settings: Self = load_layered(DEFAULTS, &vars, ALIASES)?;
         settings.validate()?;
         Ok(settings)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, rule: &str| {
-            Err(ConfigError::Message(format!(
-                "invalid value for {key}: {rule}"
-            )))
-        };
         if self.database.pool_size == 0 {
-            return invalid("database.pool_size", "must be at least 1");
+            return Err(invalid("database.pool_size", "must be at least 1"));
         }
         if !(1..=1000).contains(&self.outbox.batch_size) {
-            return invalid("outbox.batch_size", "must be between 1 and 1000");
+            return Err(invalid("outbox.batch_size", "must be between 1 and 1000"));
         }
         if self.outbox.poll_interval_ms == 0 {
-            return invalid("outbox.poll_interval_ms", "must be at least 1");
+            return Err(invalid("outbox.poll_interval_ms", "must be at least 1"));
         }
         if self.http.max_body_bytes < 256 {
-            return invalid("http.max_body_bytes", "must be at least 256");
+            return Err(invalid("http.max_body_bytes", "must be at least 256"));
         }
         Ok(())
     }
@@ -149,25 +142,6 @@ mod tests {
     fn the_built_in_defaults_are_valid() {
         let settings = Settings::from_env(HashMap::new()).unwrap();
         assert_eq!(settings.http.host, "127.0.0.1");
-    }
-
-    #[test]
-    fn prefixed_variables_override_nested_keys() {
-        let settings = Settings::from_env(vars(&[("APP_HTTP__PORT", "9123")])).unwrap();
-        assert_eq!(settings.http.port, 9123);
-    }
-
-    #[test]
-    fn a_value_of_the_wrong_type_is_refused_with_its_key() {
-        let error = Settings::from_env(vars(&[("APP_HTTP__PORT", "eighty")])).unwrap_err();
-        assert!(error.to_string().contains("port"), "{error}");
-    }
-
-    #[test]
-    fn a_missing_config_file_is_refused() {
-        let error = Settings::from_env(vars(&[("APP_CONFIG_FILE", "/nonexistent/settings.toml")]))
-            .unwrap_err();
-        assert!(error.to_string().contains("nonexistent"), "{error}");
     }
 
     #[test]

@@ -8,8 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use service_support::metrics::{DependencyStatus, HttpMetrics, Sampler};
 
-use crate::broker::BrokerStatus;
 use crate::store::Store;
+use service_support::broker::BrokerStatus;
 
 /// What the relay counts as it publishes.
 #[derive(Debug, Clone, Default)]

@@ -11,8 +11,8 @@ use prometheus_client::registry::Registry;
 use service_support::metrics::{seconds_histogram, DependencyStatus, HttpMetrics, Sampler};
 use shared_events::EventEnvelope;
 
-use crate::broker::BrokerStatus;
 use crate::store::ReadStore;
+use service_support::broker::BrokerStatus;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RetryLabels {

@@ -7,13 +7,14 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use service_support::auth::{AuthConfigError, Authenticator};
+use service_support::broker::BrokerStatus;
 use service_support::docs::OpenApiJson;
 use service_support::metrics::MetricsEndpoint;
 use service_support::telemetry;
 use tokio_util::sync::CancellationToken;
 use utoipa_actix_web::AppExt;
 
-use crate::broker::{BrokerStatus, EventConsumer};
+use crate::broker::EventConsumer;
 use crate::config::Settings;
 use crate::http;
 use crate::metrics::QueryMetrics;

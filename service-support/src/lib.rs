@@ -1,8 +1,11 @@
-//! What both services need to be operated and nothing of their domain: request ids that follow
-//! a request into its events and log lines, JSON or text logs, Prometheus metrics served on a
-//! port of their own, bearer-token scopes, and the OpenAPI documents with their docs page.
+//! What both services need to be operated and nothing of their domain: layered settings, the
+//! broker link's status, backoff and exchange, request ids that follow a request into its
+//! events and log lines, JSON or text logs, Prometheus metrics served on a port of their own,
+//! bearer-token scopes, and the OpenAPI documents with their docs page.
 
 pub mod auth;
+pub mod broker;
+pub mod config;
 pub mod docs;
 pub mod logging;
 pub mod metrics;

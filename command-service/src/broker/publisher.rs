@@ -1,11 +1,10 @@
 use std::collections::BTreeMap;
 
 use futures::future::join_all;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
-};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use service_support::broker::declare_order_events_exchange;
 use shared_events::{ORDER_EVENTS_EXCHANGE, REQUEST_ID_HEADER};
 
 use crate::store::OutboxMessage;
@@ -41,17 +40,7 @@ impl EventPublisher {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        channel
-            .exchange_declare(
-                ORDER_EVENTS_EXCHANGE.into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        declare_order_events_exchange(&channel).await?;
         Ok(Self {
             _connection: connection,
             channel,

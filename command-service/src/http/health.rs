@@ -1,8 +1,8 @@
 use actix_web::{get, web, HttpResponse};
 use serde_json::json;
 
-use crate::broker::BrokerStatus;
 use crate::store::Store;
+use service_support::broker::BrokerStatus;
 
 /// Liveness: the process serves requests.
 #[utoipa::path(get, path = "/health/live", tag = "operations",

@@ -5,7 +5,9 @@ use service_support::RequestId;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{reconnect_backoff, BrokerStatus, EventPublisher};
+use service_support::broker::{reconnect_backoff, BrokerStatus};
+
+use crate::broker::EventPublisher;
 use crate::config::{BrokerSettings, OutboxSettings};
 use crate::metrics::RelayMetrics;
 use crate::store::{Store, StoreError};

@@ -3,10 +3,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
+use service_support::broker::declare_order_events_exchange;
 use shared_events::{ORDER_EVENTS_BINDING, ORDER_EVENTS_EXCHANGE};
 
 async fn channel(amqp_url: &str) -> (Connection, Channel) {
@@ -14,16 +15,7 @@ async fn channel(amqp_url: &str) -> (Connection, Channel) {
         .await
         .unwrap_or_else(|error| panic!("cannot connect to RabbitMQ at {amqp_url}: {error}"));
     let channel = connection.create_channel().await.expect("open channel");
-    channel
-        .exchange_declare(
-            ORDER_EVENTS_EXCHANGE.into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
+    declare_order_events_exchange(&channel)
         .await
         .expect("declare the events exchange");
     (connection, channel)

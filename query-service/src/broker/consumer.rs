@@ -9,7 +9,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::unusable::{route_unusable, Disposition, RepublishError};
-use super::{declare_topology, retry_backoff, BrokerStatus};
+use service_support::broker::{reconnect_backoff, BrokerStatus};
+
+use super::declare_topology;
 use crate::config::BrokerSettings;
 use crate::metrics::ProjectionMetrics;
 use crate::projection::{Outcome, Projector};
@@ -58,7 +60,7 @@ impl EventConsumer {
 
     /// Consumes until `shutdown` is cancelled, reconnecting with backoff when the broker fails.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = retry_backoff();
+        let mut backoff = reconnect_backoff();
         while !shutdown.is_cancelled() {
             match self.consume(&shutdown).await {
                 Ok(()) => break,
@@ -147,7 +149,7 @@ impl EventConsumer {
             return Ok(true);
         };
         let events: Vec<EventEnvelope> = batch.iter().map(|(_, event)| event.clone()).collect();
-        let mut backoff = retry_backoff();
+        let mut backoff = reconnect_backoff();
         let outcomes = loop {
             match self.projector.apply_batch(&events).await {
                 Ok(outcomes) => break outcomes,

@@ -7,9 +7,10 @@
 //! - `<queue>.dead-letter`: quorum queue where a message is parked after its last attempt,
 //!   with headers saying why, for an operator to inspect and replay.
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, ExchangeKind};
+use lapin::Channel;
+use service_support::broker::declare_order_events_exchange;
 use shared_events::{ORDER_EVENTS_BINDING, ORDER_EVENTS_EXCHANGE};
 
 /// The queue where `queue`'s unusable messages wait before their next attempt.
@@ -37,20 +38,6 @@ fn arguments(entries: &[(&str, &str)]) -> FieldTable {
     table
 }
 
-async fn declare_exchange(channel: &Channel) -> Result<(), lapin::Error> {
-    channel
-        .exchange_declare(
-            ORDER_EVENTS_EXCHANGE.into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-}
-
 async fn bind_to_every_event(channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
     channel
         .queue_bind(
@@ -64,7 +51,7 @@ async fn bind_to_every_event(channel: &Channel, queue: &str) -> Result<(), lapin
 }
 
 pub async fn declare_topology(channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
-    declare_exchange(channel).await?;
+    declare_order_events_exchange(channel).await?;
     let quorum = [("x-queue-type", "quorum")];
     channel
         .queue_declare(queue.into(), durable(), arguments(&quorum))
@@ -94,7 +81,7 @@ pub async fn declare_topology(channel: &Channel, queue: &str) -> Result<(), lapi
 /// connection lives (exclusive: it disappears with the connection, so a crashed rebuild leaves
 /// nothing collecting messages).
 pub async fn declare_capture_queue(channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
-    declare_exchange(channel).await?;
+    declare_order_events_exchange(channel).await?;
     channel
         .queue_declare(
             queue.into(),
