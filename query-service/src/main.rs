@@ -4,6 +4,7 @@ use query_service::broker::{dead_letter_queue_name, replay_dead_letters};
 use query_service::config::Settings;
 use query_service::rebuild::rebuild_read_models;
 use query_service::startup::Application;
+use service_support::startup::{run, valid_settings};
 
 const USAGE: &str = "usage: query-service [replay-dead-letters | rebuild-read-models]
   (no argument)        serve reads and project events
@@ -14,41 +15,15 @@ const USAGE: &str = "usage: query-service [replay-dead-letters | rebuild-read-mo
 #[tokio::main]
 async fn main() -> ExitCode {
     service_support::logging::init();
-    let settings = match Settings::load() {
-        Ok(settings) => settings,
-        Err(error) => {
-            log::error!("refusing to start, the configuration is invalid: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(settings) = valid_settings(Settings::load()) else {
+        return ExitCode::FAILURE;
     };
     match std::env::args().nth(1).as_deref() {
-        None => serve(settings).await,
+        None => run("query service", Application::build(settings).await).await,
         Some("replay-dead-letters") => replay(settings).await,
         Some("rebuild-read-models") => rebuild(settings).await,
         Some(_) => {
             eprintln!("{USAGE}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn serve(settings: Settings) -> ExitCode {
-    let application = match Application::build(settings).await {
-        Ok(application) => application,
-        Err(error) => {
-            log::error!("refusing to start: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    log::info!(
-        "query service listening on port {} (metrics on port {})",
-        application.port(),
-        application.metrics_port()
-    );
-    match application.run_until_stopped().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            log::error!("query service failed: {error}");
             ExitCode::FAILURE
         }
     }

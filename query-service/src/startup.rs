@@ -1,18 +1,14 @@
 //! Wiring: builds the HTTP server and the event consumer from [`Settings`].
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpServer};
-use service_support::auth::{AuthConfigError, Authenticator};
+use actix_web::web;
 use service_support::broker::BrokerStatus;
-use service_support::docs::OpenApiJson;
 use service_support::metrics::MetricsEndpoint;
-use service_support::telemetry;
+use service_support::startup::{serve_until_stopped, FrontendError, HttpFrontend, Service};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use utoipa_actix_web::AppExt;
 
 use crate::broker::EventConsumer;
 use crate::config::Settings;
@@ -26,12 +22,8 @@ use crate::store::{ReadStore, StoreError};
 pub enum StartupError {
     #[error("cannot prepare the read database: {0}")]
     Database(#[from] StoreError),
-    #[error("cannot listen on the HTTP or metrics port: {0}")]
-    Listen(#[from] std::io::Error),
-    #[error("invalid auth settings: {0}")]
-    Auth(#[from] AuthConfigError),
-    #[error("cannot render the OpenAPI document: {0}")]
-    Document(#[from] serde_json::Error),
+    #[error(transparent)]
+    Frontend(#[from] FrontendError),
 }
 
 /// The query service, bound to its ports and ready to run.
@@ -48,18 +40,15 @@ pub struct Application {
 impl Application {
     /// Creates the indexes, binds the listeners (port 0 picks a free one) and builds the
     /// servers and the consumer. Nothing is served or consumed until
-    /// [`Application::run_until_stopped`].
+    /// [`Service::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let authenticator = web::Data::new(Authenticator::from_settings(&settings.auth)?);
-        let document = web::Data::new(OpenApiJson::render(&http::openapi())?);
+        let frontend = HttpFrontend::new(&settings.auth, &http::openapi())?;
         let store = ReadStore::new(&settings.mongodb).await?;
         store.follow_active_generation().await?;
         store.ensure_indexes().await?;
         let customer_email_recorded = store.customer_email_recorded().await?;
         let generation_refresh = settings.mongodb.generation_refresh();
         let max_wait = http::MaxConsistencyWait(settings.consistency.max_wait());
-        let listener = TcpListener::bind((settings.http.host.as_str(), settings.http.port))?;
-        let port = listener.local_addr()?.port();
 
         let broker_status = BrokerStatus::default();
         let metrics = QueryMetrics::new(store.clone(), broker_status.clone());
@@ -70,32 +59,28 @@ impl Application {
             metrics.projection,
         );
         let metrics_endpoint =
-            MetricsEndpoint::bind(&settings.metrics, metrics.registry, metrics.sampler)?;
-        let http_metrics = web::Data::new(metrics.http);
+            MetricsEndpoint::bind(&settings.metrics, metrics.registry, metrics.sampler)
+                .map_err(FrontendError::Listen)?;
 
         let store_data = web::Data::new(store.clone());
         let broker_status = web::Data::new(broker_status);
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(telemetry::observe))
-                .app_data(http_metrics.clone())
-                .app_data(authenticator.clone())
-                .app_data(document.clone())
-                .app_data(http::query_config())
-                .app_data(store_data.clone())
-                .app_data(max_wait)
-                .app_data(broker_status.clone())
-                .into_utoipa_app()
-                .configure(http::routes)
-                .into_app()
-        })
-        .listen(listener)?
-        .shutdown_timeout(settings.http.shutdown_timeout_secs)
-        .run();
+        let bound = frontend.bind(
+            (settings.http.host.as_str(), settings.http.port),
+            settings.http.shutdown_timeout_secs,
+            metrics.http,
+            move |config| {
+                config
+                    .app_data(http::query_config())
+                    .app_data(store_data.clone())
+                    .app_data(max_wait)
+                    .app_data(broker_status.clone());
+                http::routes(config);
+            },
+        )?;
 
         Ok(Self {
-            port,
-            server,
+            port: bound.port,
+            server: bound.server,
             metrics_endpoint,
             consumer,
             store,
@@ -103,21 +88,23 @@ impl Application {
             customer_email_recorded,
         })
     }
+}
 
-    pub fn port(&self) -> u16 {
+impl Service for Application {
+    fn port(&self) -> u16 {
         self.port
     }
 
-    pub fn metrics_port(&self) -> u16 {
+    fn metrics_port(&self) -> u16 {
         self.metrics_endpoint.port()
     }
 
     /// Serves and consumes until the server stops (SIGINT or SIGTERM: in-flight requests
     /// finish first), then lets the consumer finish the batch in hand and stop, and waits for
     /// every background task to end.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = CancellationToken::new();
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut tasks = JoinSet::new();
         tasks.spawn(self.consumer.run(shutdown.clone()));
         if !self.customer_email_recorded {
             tasks.spawn(backfill_customer_email(
@@ -130,17 +117,7 @@ impl Application {
             self.generation_refresh,
             shutdown.clone(),
         ));
-        let metrics_server = self.metrics_endpoint.spawn();
-        let served = self.server.await;
-        metrics_server.stop(true).await;
-        log::info!("HTTP server stopped; stopping the event consumer and background tasks");
-        shutdown.cancel();
-        while let Some(ended) = tasks.join_next().await {
-            if let Err(error) = ended {
-                log::error!("a background task failed: {error}");
-            }
-        }
-        served
+        serve_until_stopped(self.server, self.metrics_endpoint, shutdown, tasks).await
     }
 }
 

@@ -14,7 +14,8 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+
+use crate::errors::ErrorAnswer;
 
 pub const WRITE_SCOPE: &str = "orders:write";
 pub const READ_SCOPE: &str = "orders:read";
@@ -168,18 +169,21 @@ impl ResponseError for AuthError {
             ),
             Self::NotConfigured => {
                 log::error!("{self}");
-                return HttpResponse::InternalServerError().json(
-                    json!({ "error": "internal_error", "message": "an unexpected error occurred" }),
-                );
+                return ErrorAnswer::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "an unexpected error occurred",
+                )
+                .finish();
             }
         };
-        let mut body = json!({ "error": code, "message": self.to_string() });
-        if let Self::InsufficientScope { required } = self {
-            body["scope"] = json!(required);
+        let answer = ErrorAnswer::to(self, self.status_code(), code)
+            .header((header::WWW_AUTHENTICATE, challenge));
+        match self {
+            Self::InsufficientScope { required } => answer.detail("scope", required),
+            _ => answer,
         }
-        HttpResponse::build(self.status_code())
-            .insert_header((header::WWW_AUTHENTICATE, challenge))
-            .json(body)
+        .finish()
     }
 }
 

@@ -14,6 +14,8 @@ use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi, Ref, RefOr, Required};
 use utoipa::{Modify, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 pub const COMMAND_DOCUMENT_PATH: &str = "/openapi/command.json";
@@ -86,10 +88,21 @@ pub async fn serve_document(document: web::Data<OpenApiJson>) -> HttpResponse {
         .body(document.0.clone())
 }
 
+/// The OpenAPI document of a service: `api`'s description with every route that `routes`
+/// registers (each handler documents itself), and the request-id header on every path.
+pub fn document_of(api: OpenApi, routes: fn(&mut ServiceConfig)) -> OpenApi {
+    let (_, mut document) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(api)
+        .configure(routes)
+        .split_for_parts();
+    document_request_id(&mut document);
+    document
+}
+
 /// Documents the `X-Request-Id` header on every path of `document`: every route takes it and
-/// answers it (see [`crate::telemetry`]). Call it on the finished document, after the routes
-/// have added their paths.
-pub fn document_request_id(document: &mut OpenApi) {
+/// answers it (see [`crate::telemetry`]).
+fn document_request_id(document: &mut OpenApi) {
     let header = ParameterBuilder::new()
         .name("X-Request-Id")
         .parameter_in(ParameterIn::Header)

@@ -7,10 +7,13 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod docs;
+pub mod errors;
+pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod params;
 pub mod request_id;
+pub mod startup;
 pub mod telemetry;
 
 pub use request_id::RequestId;

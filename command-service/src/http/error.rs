@@ -5,12 +5,10 @@
 use actix_web::error::{JsonPayloadError, PayloadError};
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde_json::json;
+use service_support::errors::{self, ErrorAnswer, RETRY_AFTER_SECONDS};
 
 use crate::domain::{CancelRejection, ValidationErrors};
 use crate::store::{CancelOrderError, PlaceOrderError, StoreError};
-
-const RETRY_AFTER_SECONDS: &str = "2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -119,42 +117,20 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() {
-            log::error!("{}", error_chain(self));
-        }
-        let mut body = json!({ "error": self.code(), "message": self.to_string() });
-        let mut response = HttpResponse::build(status);
+        let answer = ErrorAnswer::to(self, self.status_code(), self.code());
         match self {
-            Self::Validation(errors) => body["fields"] = json!(errors.fields()),
-            Self::InvalidHeader { name, .. } => body["header"] = json!(name),
-            Self::InvalidParameter { name, .. } => body["parameter"] = json!(name),
-            Self::Unauthorized => {
-                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-            }
-            Self::Conflict(CancelRejection::VersionMismatch { actual, .. }) => {
-                body["currentVersion"] = json!(actual);
-                response.insert_header((header::ETAG, format!("\"{actual}\"")));
-            }
-            Self::Unavailable(_) => {
-                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
-            }
-            _ => {}
+            Self::Validation(errors) => answer.detail("fields", errors.fields()),
+            Self::InvalidHeader { name, .. } => answer.detail("header", name),
+            Self::InvalidParameter { name, .. } => answer.detail("parameter", name),
+            Self::Unauthorized => answer.header((header::WWW_AUTHENTICATE, "Bearer")),
+            Self::Conflict(CancelRejection::VersionMismatch { actual, .. }) => answer
+                .detail("currentVersion", actual)
+                .header((header::ETAG, format!("\"{actual}\""))),
+            Self::Unavailable(_) => answer.retry_after(RETRY_AFTER_SECONDS),
+            _ => answer,
         }
-        response.json(body)
+        .finish()
     }
-}
-
-/// The error and each of its causes, for the log.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Turns actix's JSON extractor failures into [`ApiError`]s.
@@ -176,9 +152,5 @@ pub fn json_payload_error(error: JsonPayloadError, _request: &HttpRequest) -> ac
 /// Answers what no route took: 405 for a known path called with a method it does not take,
 /// 404 otherwise.
 pub async fn no_route(request: HttpRequest) -> HttpResponse {
-    if request.resource_map().has_resource(request.path()) {
-        ApiError::MethodNotAllowed.error_response()
-    } else {
-        ApiError::NotFound.error_response()
-    }
+    errors::no_route(&request, ApiError::MethodNotAllowed, ApiError::NotFound)
 }

@@ -14,7 +14,6 @@ use actix_web::{web, HttpMessage};
 use service_support::docs::{self, BearerSecurity, ErrorBody, COMMAND_DOCUMENT_PATH};
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
-use utoipa_actix_web::AppExt;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,7 +35,7 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(orders::place_order)
         .service(orders::cancel_order)
         .service(admin::events)
-        .service(health::live)
+        .service(service_support::health::live)
         .service(health::ready)
         .route(
             COMMAND_DOCUMENT_PATH,
@@ -47,13 +46,7 @@ pub fn routes(config: &mut ServiceConfig) {
 
 /// The OpenAPI document of every route [`routes`] registers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut document) = actix_web::App::new()
-        .into_utoipa_app()
-        .openapi(CommandApi::openapi())
-        .configure(routes)
-        .split_for_parts();
-    docs::document_request_id(&mut document);
-    document
+    docs::document_of(CommandApi::openapi(), routes)
 }
 
 /// The largest request body a command may have, in bytes.

@@ -4,6 +4,7 @@ use command_service::config::Settings;
 use command_service::startup::Application;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::{json, Value};
+use service_support::startup::Service;
 use shared_events::EventEnvelope;
 
 pub struct TestApp {

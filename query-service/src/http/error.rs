@@ -2,13 +2,11 @@
 //! else. A read the database cannot serve is 503 with `Retry-After`; only a bug is a 500.
 
 use actix_web::error::QueryPayloadError;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde_json::json;
+use service_support::errors::{self, ErrorAnswer, RETRY_AFTER_SECONDS};
 
 use crate::store::StoreError;
-
-const RETRY_AFTER_SECONDS: &str = "2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -72,25 +70,17 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() {
-            log::error!("{self}: {:?}", std::error::Error::source(self));
-        }
-        let mut body = json!({ "error": self.code(), "message": self.to_string() });
-        let mut response = HttpResponse::build(status);
+        let answer = ErrorAnswer::to(self, self.status_code(), self.code());
         match self {
-            Self::InvalidParameter { name, .. } => body["parameter"] = json!(name),
-            Self::InvalidHeader { name, .. } => body["header"] = json!(name),
-            Self::NotYetConsistent { token, .. } => {
-                body["consistencyToken"] = json!(token.to_string());
-                response.insert_header((header::RETRY_AFTER, "1"));
-            }
-            Self::Unavailable(_) => {
-                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
-            }
-            _ => {}
+            Self::InvalidParameter { name, .. } => answer.detail("parameter", name),
+            Self::InvalidHeader { name, .. } => answer.detail("header", name),
+            Self::NotYetConsistent { token, .. } => answer
+                .detail("consistencyToken", token.to_string())
+                .retry_after(1),
+            Self::Unavailable(_) => answer.retry_after(RETRY_AFTER_SECONDS),
+            _ => answer,
         }
-        response.json(body)
+        .finish()
     }
 }
 
@@ -102,9 +92,5 @@ pub fn query_error(error: QueryPayloadError, _request: &HttpRequest) -> actix_we
 /// Answers what no route took: 405 for a known path called with a method it does not take,
 /// 404 otherwise.
 pub async fn no_route(request: HttpRequest) -> HttpResponse {
-    if request.resource_map().has_resource(request.path()) {
-        ApiError::MethodNotAllowed.error_response()
-    } else {
-        ApiError::UnknownRoute.error_response()
-    }
+    errors::no_route(&request, ApiError::MethodNotAllowed, ApiError::UnknownRoute)
 }

@@ -20,7 +20,6 @@ use utoipa::openapi::response::Response;
 use utoipa::openapi::RefOr;
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
-use utoipa_actix_web::AppExt;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -62,7 +61,7 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(customers::list)
         .service(customers::get)
         .service(customers::orders)
-        .service(health::live)
+        .service(service_support::health::live)
         .service(health::ready)
         .route(QUERY_DOCUMENT_PATH, web::get().to(docs::serve_document))
         .map(|config| config.service(docs::swagger_ui()))
@@ -71,13 +70,7 @@ pub fn routes(config: &mut ServiceConfig) {
 
 /// The OpenAPI document of every route [`routes`] registers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut document) = actix_web::App::new()
-        .into_utoipa_app()
-        .openapi(QueryApi::openapi())
-        .configure(routes)
-        .split_for_parts();
-    docs::document_request_id(&mut document);
-    document
+    docs::document_of(QueryApi::openapi(), routes)
 }
 
 /// The query-string extractor settings: JSON error bodies.

@@ -6,6 +6,7 @@ use harness::{eventually, json_when_ok, TestPublisher};
 use query_service::config::{BrokerSettings, Settings};
 use query_service::startup::Application;
 use serde_json::Value;
+use service_support::startup::Service;
 use shared_events::fixtures::{cancelled_order_event, new_order_event};
 use shared_events::{EventEnvelope, EventId, OrderEvent, OrderId};
 use uuid::Uuid;

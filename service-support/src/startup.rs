@@ -1,0 +1,155 @@
+//! What starting and stopping has in common for both services: the HTTP server with request
+//! ids, metrics and bearer-token checks on every request and the service's OpenAPI document;
+//! a graceful stop that lets background work finish; and `main`'s exit codes.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use utoipa::openapi::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::AppExt;
+
+use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
+use crate::docs::OpenApiJson;
+use crate::metrics::{HttpMetrics, MetricsEndpoint};
+use crate::telemetry;
+
+/// Why a service's HTTP side could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontendError {
+    #[error("cannot listen on the HTTP or metrics port: {0}")]
+    Listen(#[from] std::io::Error),
+    #[error("invalid auth settings: {0}")]
+    Auth(#[from] AuthConfigError),
+    #[error("cannot render the OpenAPI document: {0}")]
+    Document(#[from] serde_json::Error),
+}
+
+/// A service's HTTP side before it listens: the settings are checked and the document
+/// rendered first, so that a bad configuration is refused before any database is touched.
+pub struct HttpFrontend {
+    authenticator: web::Data<Authenticator>,
+    document: web::Data<OpenApiJson>,
+}
+
+/// A bound HTTP server: nothing is served until it is awaited.
+pub struct BoundServer {
+    pub server: Server,
+    pub port: u16,
+}
+
+impl HttpFrontend {
+    pub fn new(auth: &AuthSettings, document: &OpenApi) -> Result<Self, FrontendError> {
+        Ok(Self {
+            authenticator: web::Data::new(Authenticator::from_settings(auth)?),
+            document: web::Data::new(OpenApiJson::render(document)?),
+        })
+    }
+
+    /// Binds `host:port` (port 0 picks a free one) and builds a server whose routes and
+    /// application data `routes` registers. On SIGINT or SIGTERM, in-flight requests get
+    /// `shutdown_timeout_secs` to finish.
+    pub fn bind<F>(
+        self,
+        (host, port): (&str, u16),
+        shutdown_timeout_secs: u64,
+        http_metrics: HttpMetrics,
+        routes: F,
+    ) -> Result<BoundServer, FrontendError>
+    where
+        F: Fn(&mut ServiceConfig) + Clone + Send + 'static,
+    {
+        let listener = TcpListener::bind((host, port))?;
+        let port = listener.local_addr()?.port();
+        let http_metrics = web::Data::new(http_metrics);
+        let Self {
+            authenticator,
+            document,
+        } = self;
+        let server = HttpServer::new(move || {
+            let routes = routes.clone();
+            App::new()
+                .wrap(from_fn(telemetry::observe))
+                .app_data(http_metrics.clone())
+                .app_data(authenticator.clone())
+                .app_data(document.clone())
+                .into_utoipa_app()
+                .configure(move |config| routes(config))
+                .into_app()
+        })
+        .listen(listener)?
+        .shutdown_timeout(shutdown_timeout_secs)
+        .run();
+        Ok(BoundServer { server, port })
+    }
+}
+
+/// Serves until `server` stops (SIGINT or SIGTERM: in-flight requests finish first), then
+/// cancels `shutdown` and waits for every task in `tasks`, so that work in hand (the relay's
+/// batch, the consumer's acknowledgements) ends before the process does.
+pub async fn serve_until_stopped(
+    server: Server,
+    metrics_endpoint: MetricsEndpoint,
+    shutdown: CancellationToken,
+    mut tasks: JoinSet<()>,
+) -> std::io::Result<()> {
+    let metrics_server = metrics_endpoint.spawn();
+    let served = server.await;
+    metrics_server.stop(true).await;
+    log::info!("HTTP server stopped; stopping the background tasks");
+    shutdown.cancel();
+    while let Some(ended) = tasks.join_next().await {
+        if let Err(error) = ended {
+            log::error!("a background task failed: {error}");
+        }
+    }
+    served
+}
+
+/// A built service, as `main` runs it.
+pub trait Service {
+    fn port(&self) -> u16;
+    fn metrics_port(&self) -> u16;
+    fn run_until_stopped(self) -> impl Future<Output = std::io::Result<()>>;
+}
+
+/// The settings, or `None` once the reason they are refused is logged.
+pub fn valid_settings<T, E: Display>(loaded: Result<T, E>) -> Option<T> {
+    match loaded {
+        Ok(settings) => Some(settings),
+        Err(error) => {
+            log::error!("refusing to start, the configuration is invalid: {error}");
+            None
+        }
+    }
+}
+
+/// Runs the service `name` until it stops, logging where it listens and why it failed.
+pub async fn run<S: Service, E: Display>(name: &str, built: Result<S, E>) -> ExitCode {
+    let service = match built {
+        Ok(service) => service,
+        Err(error) => {
+            log::error!("refusing to start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    log::info!(
+        "{name} listening on port {} (metrics on port {})",
+        service.port(),
+        service.metrics_port()
+    );
+    match service.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            log::error!("{name} failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
