@@ -1,14 +1,13 @@
 //! The command service's settings, layered as [`service_support::config`] describes over
 //! `config/default.toml`, and checked before the service starts.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use config::ConfigError;
 use secrecy::SecretString;
 use serde::Deserialize;
 use service_support::auth::AuthSettings;
-use service_support::config::{invalid, load_layered, Alias};
+use service_support::config::{invalid, Alias, LayeredSettings};
 use service_support::metrics::MetricsSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -75,18 +74,9 @@ pub struct OutboxSettings {
     pub retry_delay_ms: u64,
 }
 
-impl Settings {
-    /// Reads the layered configuration from the process environment.
-    pub fn load() -> Result<Self, ConfigError> {
-        Self::from_env(std::env::vars().collect())
-    }
-
-    /// Reads the layered configuration from `vars`, standing for the environment.
-    pub fn from_env(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
-        let settings: Self = load_layered(DEFAULTS, &vars, ALIASES)?;
-        settings.validate()?;
-        Ok(settings)
-    }
+impl LayeredSettings for Settings {
+    const DEFAULTS: &'static str = DEFAULTS;
+    const ALIASES: &'static [Alias] = ALIASES;
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.database.pool_size == 0 {
@@ -131,25 +121,18 @@ mod tests {
 
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect()
-    }
-
     #[test]
     fn the_built_in_defaults_are_valid() {
-        let settings = Settings::from_env(HashMap::new()).unwrap();
+        let settings = Settings::defaults().unwrap();
         assert_eq!(settings.http.host, "127.0.0.1");
     }
 
     #[test]
     fn database_url_and_amqp_url_are_honoured() {
-        let settings = Settings::from_env(vars(&[
+        let settings = Settings::from_env([
             ("DATABASE_URL", "postgres://db.example/orders"),
             ("AMQP_URL", "amqp://broker.example/%2f"),
-        ]))
+        ])
         .unwrap();
         assert_eq!(
             settings.database.url.expose_secret(),
@@ -160,7 +143,7 @@ mod tests {
 
     #[test]
     fn printed_settings_show_no_secret() {
-        let settings = Settings::from_env(vars(&[
+        let settings = Settings::from_env([
             (
                 "DATABASE_URL",
                 "postgres://orders:db-password@db.example/orders",
@@ -170,7 +153,7 @@ mod tests {
                 "APP_AUTH__HS256_SECRET",
                 "a-signing-secret-of-32-bytes-and-more",
             ),
-        ]))
+        ])
         .unwrap();
         let printed = format!("{settings:?}");
         for secret in ["db-password", "the-admin-token", "a-signing-secret"] {
@@ -181,7 +164,7 @@ mod tests {
 
     #[test]
     fn an_empty_pool_is_refused() {
-        let error = Settings::from_env(vars(&[("APP_DATABASE__POOL_SIZE", "0")])).unwrap_err();
+        let error = Settings::from_env([("APP_DATABASE__POOL_SIZE", "0")]).unwrap_err();
         assert!(error.to_string().contains("database.pool_size"), "{error}");
     }
 }

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use command_service::config::Settings;
 use command_service::startup::Application;
+use service_support::config::LayeredSettings;
 use service_support::startup::{run, valid_settings};
 
 #[tokio::main]

@@ -1,10 +1,9 @@
 //! Wiring: builds the HTTP server and the outbox relay from [`Settings`].
 
-use actix_web::dev::Server;
 use actix_web::web;
 use service_support::broker::BrokerStatus;
 use service_support::metrics::MetricsEndpoint;
-use service_support::startup::{serve_until_stopped, FrontendError, HttpFrontend, Service};
+use service_support::startup::{BoundServer, FrontendError, HttpFrontend, Service};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -25,9 +24,7 @@ pub enum StartupError {
 
 /// The command service, bound to its ports and ready to run.
 pub struct Application {
-    port: u16,
-    server: Server,
-    metrics_endpoint: MetricsEndpoint,
+    server: BoundServer,
     relay: OutboxRelay,
 }
 
@@ -59,10 +56,10 @@ impl Application {
         let broker_status = web::Data::new(broker_status);
         let max_body_bytes = settings.http.max_body_bytes;
         let admin_token = web::Data::new(http::AdminToken(settings.admin.token.clone()));
-        let bound = frontend.bind(
+        let server = frontend.bind(
             (settings.http.host.as_str(), settings.http.port),
             settings.http.shutdown_timeout_secs,
-            metrics.http,
+            (metrics.http, metrics_endpoint),
             move |config| {
                 config
                     .app_data(http::json_config(max_body_bytes))
@@ -75,22 +72,13 @@ impl Application {
             },
         )?;
 
-        Ok(Self {
-            port: bound.port,
-            server: bound.server,
-            metrics_endpoint,
-            relay,
-        })
+        Ok(Self { server, relay })
     }
 }
 
 impl Service for Application {
-    fn port(&self) -> u16 {
-        self.port
-    }
-
-    fn metrics_port(&self) -> u16 {
-        self.metrics_endpoint.port()
+    fn server(&self) -> &BoundServer {
+        &self.server
     }
 
     /// Serves until the server stops (SIGINT or SIGTERM: in-flight requests finish first),
@@ -99,6 +87,6 @@ impl Service for Application {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(self.relay.run(shutdown.clone()));
-        serve_until_stopped(self.server, self.metrics_endpoint, shutdown, tasks).await
+        self.server.serve_until_stopped(shutdown, tasks).await
     }
 }

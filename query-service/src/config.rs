@@ -1,14 +1,13 @@
 //! The query service's settings, layered as [`service_support::config`] describes over
 //! `config/default.toml`, and checked before the service starts.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use config::ConfigError;
 use secrecy::SecretString;
 use serde::Deserialize;
 use service_support::auth::AuthSettings;
-use service_support::config::{invalid, load_layered, Alias};
+use service_support::config::{invalid, Alias, LayeredSettings};
 use service_support::metrics::MetricsSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -78,18 +77,9 @@ pub struct BrokerSettings {
     pub retry_delay_ms: u64,
 }
 
-impl Settings {
-    /// Reads the layered configuration from the process environment.
-    pub fn load() -> Result<Self, ConfigError> {
-        Self::from_env(std::env::vars().collect())
-    }
-
-    /// Reads the layered configuration from `vars`, standing for the environment.
-    pub fn from_env(vars: HashMap<String, String>) -> Result<Self, ConfigError> {
-        let settings: Self = load_layered(DEFAULTS, &vars, ALIASES)?;
-        settings.validate()?;
-        Ok(settings)
-    }
+impl LayeredSettings for Settings {
+    const DEFAULTS: &'static str = DEFAULTS;
+    const ALIASES: &'static [Alias] = ALIASES;
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.broker.prefetch == 0 {
@@ -158,38 +148,31 @@ impl ConsistencySettings {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect()
-    }
-
     #[test]
     fn the_built_in_defaults_are_valid() {
-        let settings = Settings::from_env(HashMap::new()).unwrap();
+        let settings = Settings::defaults().unwrap();
         assert_eq!(settings.http.host, "127.0.0.1");
     }
 
     #[test]
     fn mongodb_uri_is_the_switch_for_the_read_database() {
         let settings =
-            Settings::from_env(vars(&[("MONGODB_URI", "mongodb://mongo.example:27017")])).unwrap();
+            Settings::from_env([("MONGODB_URI", "mongodb://mongo.example:27017")]).unwrap();
         assert_eq!(settings.mongodb.uri, "mongodb://mongo.example:27017");
     }
 
     #[test]
     fn a_zero_prefetch_is_refused() {
-        let error = Settings::from_env(vars(&[("APP_BROKER__PREFETCH", "0")])).unwrap_err();
+        let error = Settings::from_env([("APP_BROKER__PREFETCH", "0")]).unwrap_err();
         assert!(error.to_string().contains("broker.prefetch"), "{error}");
     }
 
     #[test]
     fn a_batch_larger_than_the_prefetch_is_refused() {
-        let error = Settings::from_env(vars(&[
+        let error = Settings::from_env([
             ("APP_BROKER__PREFETCH", "64"),
             ("APP_BROKER__BATCH_SIZE", "65"),
-        ]))
+        ])
         .unwrap_err();
         assert!(error.to_string().contains("broker.batch_size"), "{error}");
     }

@@ -4,6 +4,7 @@ use query_service::broker::{dead_letter_queue_name, replay_dead_letters};
 use query_service::config::Settings;
 use query_service::rebuild::rebuild_read_models;
 use query_service::startup::Application;
+use service_support::config::LayeredSettings;
 use service_support::startup::{run, valid_settings};
 
 const USAGE: &str = "usage: query-service [replay-dead-letters | rebuild-read-models]

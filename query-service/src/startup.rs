@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
-use actix_web::dev::Server;
 use actix_web::web;
 use service_support::broker::BrokerStatus;
 use service_support::metrics::MetricsEndpoint;
-use service_support::startup::{serve_until_stopped, FrontendError, HttpFrontend, Service};
+use service_support::startup::{BoundServer, FrontendError, HttpFrontend, Service};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -28,9 +27,7 @@ pub enum StartupError {
 
 /// The query service, bound to its ports and ready to run.
 pub struct Application {
-    port: u16,
-    server: Server,
-    metrics_endpoint: MetricsEndpoint,
+    server: BoundServer,
     consumer: EventConsumer,
     store: ReadStore,
     generation_refresh: Duration,
@@ -64,10 +61,10 @@ impl Application {
 
         let store_data = web::Data::new(store.clone());
         let broker_status = web::Data::new(broker_status);
-        let bound = frontend.bind(
+        let server = frontend.bind(
             (settings.http.host.as_str(), settings.http.port),
             settings.http.shutdown_timeout_secs,
-            metrics.http,
+            (metrics.http, metrics_endpoint),
             move |config| {
                 config
                     .app_data(http::query_config())
@@ -79,9 +76,7 @@ impl Application {
         )?;
 
         Ok(Self {
-            port: bound.port,
-            server: bound.server,
-            metrics_endpoint,
+            server,
             consumer,
             store,
             generation_refresh,
@@ -91,12 +86,8 @@ impl Application {
 }
 
 impl Service for Application {
-    fn port(&self) -> u16 {
-        self.port
-    }
-
-    fn metrics_port(&self) -> u16 {
-        self.metrics_endpoint.port()
+    fn server(&self) -> &BoundServer {
+        &self.server
     }
 
     /// Serves and consumes until the server stops (SIGINT or SIGTERM: in-flight requests
@@ -117,7 +108,7 @@ impl Service for Application {
             self.generation_refresh,
             shutdown.clone(),
         ));
-        serve_until_stopped(self.server, self.metrics_endpoint, shutdown, tasks).await
+        self.server.serve_until_stopped(shutdown, tasks).await
     }
 }
 

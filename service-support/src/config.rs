@@ -16,9 +16,40 @@ pub struct Alias {
     pub key: &'static str,
 }
 
-/// Reads the layered settings from `vars`, standing for the environment; `defaults` is the
-/// TOML text of the service's built-in defaults.
-pub fn load_layered<T: DeserializeOwned>(
+/// A service's settings, read in layers and checked before the service starts.
+pub trait LayeredSettings: DeserializeOwned {
+    /// The TOML text of the built-in defaults.
+    const DEFAULTS: &'static str;
+    const ALIASES: &'static [Alias];
+
+    /// Checks the rules a type cannot say, naming the key at fault ([`invalid`]).
+    fn validate(&self) -> Result<(), ConfigError>;
+
+    /// Reads the settings from the process environment.
+    fn load() -> Result<Self, ConfigError> {
+        Self::from_env(std::env::vars())
+    }
+
+    /// The built-in defaults alone, as if no variable were set.
+    fn defaults() -> Result<Self, ConfigError> {
+        Self::from_env(std::iter::empty::<(String, String)>())
+    }
+
+    /// Reads the settings from `vars`, standing for the environment.
+    fn from_env<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .map(|(key, value)| (key.into(), value.into()))
+            .collect();
+        let settings: Self = load_layered(Self::DEFAULTS, &vars, Self::ALIASES)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+fn load_layered<T: DeserializeOwned>(
     defaults: &str,
     vars: &HashMap<String, String>,
     aliases: &[Alias],
@@ -74,12 +105,20 @@ mod tests {
         url: String,
     }
 
+    impl LayeredSettings for Settings {
+        const DEFAULTS: &'static str = DEFAULTS;
+        const ALIASES: &'static [Alias] = ALIASES;
+
+        fn validate(&self) -> Result<(), ConfigError> {
+            if self.http.port == 1 {
+                return Err(invalid("http.port", "must not be 1"));
+            }
+            Ok(())
+        }
+    }
+
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let vars = pairs
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
-            .collect();
-        load_layered(DEFAULTS, &vars, ALIASES)
+        Settings::from_env(pairs.iter().copied())
     }
 
     #[test]
@@ -107,6 +146,15 @@ mod tests {
     fn a_missing_config_file_is_refused() {
         let error = load(&[("APP_CONFIG_FILE", "/nonexistent/settings.toml")]).unwrap_err();
         assert!(error.to_string().contains("nonexistent"), "{error}");
+    }
+
+    #[test]
+    fn a_value_the_service_refuses_is_named_with_its_rule() {
+        let error = load(&[("APP_HTTP__PORT", "1")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid value for http.port: must not be 1"
+        );
     }
 
     #[test]

@@ -39,10 +39,12 @@ pub struct HttpFrontend {
     document: web::Data<OpenApiJson>,
 }
 
-/// A bound HTTP server: nothing is served until it is awaited.
+/// A service's HTTP and metrics servers, bound to their ports: nothing is served until
+/// [`BoundServer::serve_until_stopped`].
 pub struct BoundServer {
-    pub server: Server,
-    pub port: u16,
+    server: Server,
+    port: u16,
+    metrics_endpoint: MetricsEndpoint,
 }
 
 impl HttpFrontend {
@@ -54,13 +56,13 @@ impl HttpFrontend {
     }
 
     /// Binds `host:port` (port 0 picks a free one) and builds a server whose routes and
-    /// application data `routes` registers. On SIGINT or SIGTERM, in-flight requests get
-    /// `shutdown_timeout_secs` to finish.
+    /// application data `routes` registers, beside the metrics endpoint. On SIGINT or SIGTERM,
+    /// in-flight requests get `shutdown_timeout_secs` to finish.
     pub fn bind<F>(
         self,
         (host, port): (&str, u16),
         shutdown_timeout_secs: u64,
-        http_metrics: HttpMetrics,
+        (http_metrics, metrics_endpoint): (HttpMetrics, MetricsEndpoint),
         routes: F,
     ) -> Result<BoundServer, FrontendError>
     where
@@ -87,37 +89,59 @@ impl HttpFrontend {
         .listen(listener)?
         .shutdown_timeout(shutdown_timeout_secs)
         .run();
-        Ok(BoundServer { server, port })
+        Ok(BoundServer {
+            server,
+            port,
+            metrics_endpoint,
+        })
     }
 }
 
-/// Serves until `server` stops (SIGINT or SIGTERM: in-flight requests finish first), then
-/// cancels `shutdown` and waits for every task in `tasks`, so that work in hand (the relay's
-/// batch, the consumer's acknowledgements) ends before the process does.
-pub async fn serve_until_stopped(
-    server: Server,
-    metrics_endpoint: MetricsEndpoint,
-    shutdown: CancellationToken,
-    mut tasks: JoinSet<()>,
-) -> std::io::Result<()> {
-    let metrics_server = metrics_endpoint.spawn();
-    let served = server.await;
-    metrics_server.stop(true).await;
-    log::info!("HTTP server stopped; stopping the background tasks");
-    shutdown.cancel();
-    while let Some(ended) = tasks.join_next().await {
-        if let Err(error) = ended {
-            log::error!("a background task failed: {error}");
-        }
+impl BoundServer {
+    pub fn port(&self) -> u16 {
+        self.port
     }
-    served
+
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_endpoint.port()
+    }
+
+    /// Serves until the HTTP server stops (SIGINT or SIGTERM: in-flight requests finish
+    /// first), then cancels `shutdown` and waits for every task in `tasks`, so that work in
+    /// hand (the relay's batch, the consumer's acknowledgements) ends before the process does.
+    pub async fn serve_until_stopped(
+        self,
+        shutdown: CancellationToken,
+        mut tasks: JoinSet<()>,
+    ) -> std::io::Result<()> {
+        let metrics_server = self.metrics_endpoint.spawn();
+        let served = self.server.await;
+        metrics_server.stop(true).await;
+        log::info!("HTTP server stopped; stopping the background tasks");
+        shutdown.cancel();
+        while let Some(ended) = tasks.join_next().await {
+            if let Err(error) = ended {
+                log::error!("a background task failed: {error}");
+            }
+        }
+        served
+    }
 }
 
 /// A built service, as `main` runs it.
 pub trait Service {
-    fn port(&self) -> u16;
-    fn metrics_port(&self) -> u16;
-    fn run_until_stopped(self) -> impl Future<Output = std::io::Result<()>>;
+    fn server(&self) -> &BoundServer;
+
+    /// Serves until stopped, with the service's background tasks beside the servers.
+    fn run_until_stopped(self) -> impl Future<Output = std::io::Result<()>> + Send;
+
+    fn port(&self) -> u16 {
+        self.server().port()
+    }
+
+    fn metrics_port(&self) -> u16 {
+        self.server().metrics_port()
+    }
 }
 
 /// The settings, or `None` once the reason they are refused is logged.

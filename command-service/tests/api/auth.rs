@@ -10,6 +10,7 @@ use harness::{
 use reqwest::header::WWW_AUTHENTICATE;
 use serde_json::Value;
 use service_support::auth::{TokenAlgorithm, TokenIssuer, READ_SCOPE, WRITE_SCOPE};
+use service_support::config::LayeredSettings;
 use uuid::Uuid;
 
 use crate::helpers::{order_body, spawn_app_owning, TestApp};
@@ -173,7 +174,7 @@ async fn every_documented_command_needs_the_write_scope_and_probes_need_none() {
 
 #[test]
 fn a_short_hs256_secret_is_refused_at_start_up() {
-    let mut settings = Settings::from_env(std::collections::HashMap::new()).unwrap();
+    let mut settings = Settings::defaults().unwrap();
     hs256(&mut settings);
     settings.auth.hs256_secret = "too-short".into();
 

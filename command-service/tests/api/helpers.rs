@@ -1,10 +1,9 @@
-use std::collections::HashMap;
-
 use command_service::config::Settings;
 use command_service::startup::Application;
 use diesel::{Connection, PgConnection, RunQueryDsl};
+use harness::{run_in_background, InProcess};
 use serde_json::{json, Value};
-use service_support::startup::Service;
+use service_support::config::LayeredSettings;
 use shared_events::EventEnvelope;
 
 pub struct TestApp {
@@ -19,7 +18,7 @@ pub struct TestApp {
 
 /// Settings for a test: the defaults, pointed at this test's own database and vhost.
 pub fn test_settings(database_url: &str, amqp_url: &str) -> Settings {
-    let mut settings = Settings::from_env(HashMap::new()).expect("default settings");
+    let mut settings = Settings::defaults().expect("default settings");
     settings.http.port = 0;
     settings.metrics.port = 0;
     settings.database.url = database_url.into();
@@ -61,12 +60,14 @@ pub async fn spawn_app_with(
     init_logging();
     let mut settings = test_settings(database_url, amqp_url);
     adjust(&mut settings);
-    let application = Application::build(settings)
-        .await
-        .expect("build application");
-    let address = format!("http://127.0.0.1:{}", application.port());
-    let metrics_address = format!("http://127.0.0.1:{}", application.metrics_port());
-    tokio::spawn(application.run_until_stopped());
+    let InProcess {
+        address,
+        metrics_address,
+    } = run_in_background(
+        Application::build(settings)
+            .await
+            .expect("build application"),
+    );
     TestApp {
         address,
         metrics_address,

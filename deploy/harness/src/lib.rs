@@ -22,13 +22,13 @@ pub use amqp::{take_message, EventTap, TestPublisher};
 pub use gateway::Gateway;
 pub use polling::{eventually, json_when_ok};
 pub use private::{PrivateFerret, PrivatePostgres, PrivateRabbit};
-pub use process::{free_port, ServiceProcess};
+pub use process::{free_port, run_in_background, InProcess, ServiceProcess};
 pub use scrape::{metric, scrape_metrics};
 pub use sockets::{listening_sockets, ListeningSocket};
 pub use stack::{ServiceStack, STACK_ADMIN_TOKEN};
 pub use validators::{
-    concrete_path, openapi_operations, openapi_problems, paths_without_header, run_validator,
-    unserved_operations, validator,
+    assert_document_describes_service, concrete_path, openapi_operations, openapi_problems,
+    run_validator, validator,
 };
 
 use std::future::Future;

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use service_support::startup::Service;
 use tokio::process::{Child, Command};
 
 use crate::json_when_ok;
@@ -133,4 +134,20 @@ impl ServiceProcess {
             .unwrap_or_else(|_| panic!("{} did not exit within {deadline:?} of SIGTERM", self.name))
             .expect("wait for the service")
     }
+}
+
+/// The addresses of a service running in the test's process.
+pub struct InProcess {
+    pub address: String,
+    pub metrics_address: String,
+}
+
+/// Runs a built service on a task of the test's runtime, as `main` would run it.
+pub fn run_in_background<S: Service + Send + 'static>(service: S) -> InProcess {
+    let running = InProcess {
+        address: format!("http://127.0.0.1:{}", service.port()),
+        metrics_address: format!("http://127.0.0.1:{}", service.metrics_port()),
+    };
+    tokio::spawn(service.run_until_stopped());
+    running
 }

@@ -87,7 +87,7 @@ const NO_ROUTE_MESSAGE: &str = "no such resource";
 
 /// The operations of `document` that the service at `base_url` does not serve: its router
 /// answers them 405, or 404 as a path it does not know. Path parameters get `parameter`.
-pub async fn unserved_operations(
+async fn unserved_operations(
     client: &reqwest::Client,
     base_url: &str,
     document: &Value,
@@ -114,7 +114,7 @@ pub async fn unserved_operations(
 }
 
 /// The paths of `document` that do not document the header `name` for all their operations.
-pub fn paths_without_header(document: &Value, name: &str) -> Vec<String> {
+fn paths_without_header(document: &Value, name: &str) -> Vec<String> {
     document["paths"]
         .as_object()
         .expect("the document has paths")
@@ -128,4 +128,32 @@ pub fn paths_without_header(document: &Value, name: &str) -> Vec<String> {
         })
         .map(|(path, _)| path.clone())
         .collect()
+}
+
+/// Checks a service's own OpenAPI document against the service at `base_url`: the document is
+/// valid, lists exactly `expected` operations (method, path template), each of them is served
+/// (path parameters get `parameter`), and every path documents `X-Request-Id`.
+pub async fn assert_document_describes_service(
+    client: &reqwest::Client,
+    base_url: &str,
+    document: &Value,
+    parameter: &str,
+    expected: &[(&str, &str)],
+) {
+    openapi_problems(document).unwrap_or_else(|problems| panic!("invalid document: {problems}"));
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect();
+    assert_eq!(openapi_operations(document), expected);
+    let unserved = unserved_operations(client, base_url, document, parameter).await;
+    assert!(
+        unserved.is_empty(),
+        "documented but not served: {unserved:?}"
+    );
+    let undocumented = paths_without_header(document, "X-Request-Id");
+    assert!(
+        undocumented.is_empty(),
+        "X-Request-Id not documented on {undocumented:?}"
+    );
 }

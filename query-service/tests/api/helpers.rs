@@ -1,12 +1,11 @@
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use harness::{eventually, json_when_ok, TestPublisher};
+use harness::{eventually, json_when_ok, run_in_background, InProcess, TestPublisher};
 use query_service::config::{BrokerSettings, Settings};
 use query_service::startup::Application;
 use serde_json::Value;
-use service_support::startup::Service;
+use service_support::config::LayeredSettings;
 use shared_events::fixtures::{cancelled_order_event, new_order_event};
 use shared_events::{EventEnvelope, EventId, OrderEvent, OrderId};
 use uuid::Uuid;
@@ -37,7 +36,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let vhost = harness::fresh_vhost().await;
     let mongo = harness::fresh_mongo_database();
     let amqp_url = vhost.url.clone();
-    let mut settings = Settings::from_env(HashMap::new()).expect("default settings");
+    let mut settings = Settings::defaults().expect("default settings");
     settings.http.port = 0;
     settings.metrics.port = 0;
     settings.mongodb.uri = mongo.uri.clone();
@@ -50,12 +49,14 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     settings.consistency.max_wait_ms = CONSISTENCY_WAIT_MS;
     adjust(&mut settings);
     let broker = settings.broker.clone();
-    let application = Application::build(settings)
-        .await
-        .expect("build application");
-    let address = format!("http://127.0.0.1:{}", application.port());
-    let metrics_address = format!("http://127.0.0.1:{}", application.metrics_port());
-    tokio::spawn(application.run_until_stopped());
+    let InProcess {
+        address,
+        metrics_address,
+    } = run_in_background(
+        Application::build(settings)
+            .await
+            .expect("build application"),
+    );
     let app = TestApp {
         address,
         metrics_address,

@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::time::Duration;
 
 use harness::eventually;
@@ -7,6 +6,7 @@ use mongodb::{Collection, Database};
 use query_service::config::Settings;
 use query_service::store::{Generation, ReadStore};
 use serde_json::Value;
+use service_support::config::LayeredSettings;
 
 use crate::helpers::{spawn_app_with, TestApp};
 
@@ -109,7 +109,7 @@ async fn a_recorded_backfill_is_not_repeated_and_email_filters_use_customer_emai
 #[tokio::test]
 async fn a_generation_s_upgrade_records_go_with_its_collections() {
     let (uri, database, _scratch) = fresh_database().await;
-    let mut settings = Settings::from_env(HashMap::new()).unwrap();
+    let mut settings = Settings::defaults().unwrap();
     settings.mongodb.uri = uri;
     settings.mongodb.database = database.name().to_owned();
     let store = ReadStore::new(&settings.mongodb).await.unwrap();
