@@ -6,13 +6,16 @@ use chrono::Utc;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use service_support::metrics::{seconds_histogram, DependencyStatus, HttpMetrics, Sampler};
 use shared_events::EventEnvelope;
 
-use crate::store::ReadStore;
 use service_support::broker::BrokerStatus;
+
+use crate::broker::QueueDepthProbe;
+use crate::store::ReadStore;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RetryLabels {
@@ -110,12 +113,21 @@ impl ProjectionMetrics {
     }
 }
 
-/// Whether MongoDB and the broker answer, read when Prometheus scrapes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// `projection`, `retry` or `dead_letter`.
+    pub queue: &'static str,
+}
+
+/// Whether MongoDB and the broker answer, and how deep the projection's queues are, read when
+/// Prometheus scrapes.
 #[derive(Clone)]
 pub struct ScrapeSampler {
     store: ReadStore,
     broker: BrokerStatus,
     dependencies: DependencyStatus,
+    depth_probe: QueueDepthProbe,
+    queue_depths: Family<QueueLabels, Gauge>,
 }
 
 impl Sampler for ScrapeSampler {
@@ -124,6 +136,13 @@ impl Sampler for ScrapeSampler {
             .set("rabbitmq", self.broker.is_connected());
         self.dependencies
             .set("mongodb", self.store.ping().await.is_ok());
+        // A replica that cannot read them leaves them out rather than reporting a stale depth.
+        self.queue_depths.clear();
+        for (queue, depth) in self.depth_probe.depths().await.unwrap_or_default() {
+            self.queue_depths
+                .get_or_create(&QueueLabels { queue })
+                .set(i64::from(depth));
+        }
     }
 }
 
@@ -135,14 +154,22 @@ pub struct QueryMetrics {
 }
 
 impl QueryMetrics {
-    pub fn new(store: ReadStore, broker: BrokerStatus) -> Self {
+    pub fn new(store: ReadStore, broker: BrokerStatus, depth_probe: QueueDepthProbe) -> Self {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
         let projection = ProjectionMetrics::register(&mut registry);
+        let queue_depths = Family::default();
+        registry.register(
+            "projection_queue_messages",
+            "Messages waiting in the projection's queue, its retry queue and its dead-letter queue",
+            queue_depths.clone(),
+        );
         let sampler = ScrapeSampler {
             store,
             broker,
             dependencies: DependencyStatus::register(&mut registry),
+            depth_probe,
+            queue_depths,
         };
         Self {
             registry: Arc::new(registry),

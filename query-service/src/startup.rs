@@ -9,7 +9,7 @@ use service_support::startup::{BoundServer, FrontendError, HttpFrontend, Service
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::EventConsumer;
+use crate::broker::{EventConsumer, QueueDepthProbe};
 use crate::config::Settings;
 use crate::http;
 use crate::metrics::QueryMetrics;
@@ -48,12 +48,14 @@ impl Application {
         let max_wait = http::MaxConsistencyWait(settings.consistency.max_wait());
 
         let broker_status = BrokerStatus::default();
-        let metrics = QueryMetrics::new(store.clone(), broker_status.clone());
+        let depth_probe = QueueDepthProbe::new(&settings.broker.queue);
+        let metrics = QueryMetrics::new(store.clone(), broker_status.clone(), depth_probe.clone());
         let consumer = EventConsumer::new(
             settings.broker.clone(),
             Projector::new(store.clone(), settings.broker.lanes),
             broker_status.clone(),
             metrics.projection,
+            depth_probe,
         );
         let metrics_endpoint =
             MetricsEndpoint::bind(&settings.metrics, metrics.registry, metrics.sampler)

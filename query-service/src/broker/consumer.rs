@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::unusable::{route_unusable, Disposition, RepublishError};
 use service_support::broker::{reconnect_backoff, BrokerStatus};
 
-use super::declare_topology;
+use super::{declare_topology, QueueDepthProbe};
 use crate::config::BrokerSettings;
 use crate::metrics::ProjectionMetrics;
 use crate::projection::{Outcome, Projector};
@@ -41,6 +41,7 @@ pub struct EventConsumer {
     projector: Projector,
     status: BrokerStatus,
     metrics: ProjectionMetrics,
+    depths: QueueDepthProbe,
 }
 
 impl EventConsumer {
@@ -49,12 +50,14 @@ impl EventConsumer {
         projector: Projector,
         status: BrokerStatus,
         metrics: ProjectionMetrics,
+        depths: QueueDepthProbe,
     ) -> Self {
         Self {
             settings,
             projector,
             status,
             metrics,
+            depths,
         }
     }
 
@@ -102,6 +105,7 @@ impl EventConsumer {
                 FieldTable::default(),
             )
             .await?;
+        self.depths.attach(connection.create_channel().await?).await;
         self.status.set_connected(true);
         log::info!("event consumer attached to queue {}", self.settings.queue);
 

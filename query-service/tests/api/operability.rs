@@ -92,6 +92,11 @@ async fn metrics_count_applied_duplicate_retried_and_dead_lettered_events() {
         metric(&page, r#"dependency_up{dependency="rabbitmq"}"#),
         Some(1.0)
     );
+    // The parked garbage waits in the dead-letter queue; nothing waits elsewhere.
+    let depth = |queue: &str| format!(r#"projection_queue_messages{{queue="{queue}"}}"#);
+    assert_eq!(metric(&page, &depth("dead_letter")), Some(1.0));
+    assert_eq!(metric(&page, &depth("retry")), Some(0.0));
+    assert_eq!(metric(&page, &depth("projection")), Some(0.0));
     app.get_eventually(&format!("/orders/{}", placed.aggregate_id))
         .await;
     let page = scrape_metrics(&app.client, &app.metrics_address).await;
