@@ -19,10 +19,14 @@ use crate::store::ReadStore;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RetryLabels {
-    /// `unusable`: the message went to the retry queue; `store_unavailable`: MongoDB failed
-    /// and the lane tries the same event again.
+    /// One of [`RETRY_REASONS`].
     pub reason: &'static str,
 }
+
+/// `unusable`: the message went to the retry queue; `store_unavailable`: MongoDB failed and
+/// the lane tries the same event again. Each series exists from the start, at 0, so that a
+/// rate over it is 0 rather than absent until the first retry.
+pub const RETRY_REASONS: [&str; 2] = ["unusable", "store_unavailable"];
 
 /// What the consumer counts, one counter per fate of a delivery.
 #[derive(Debug, Clone)]
@@ -62,6 +66,12 @@ impl ProjectionMetrics {
             "Redelivered or duplicate events that changed nothing",
             metrics.duplicates.clone(),
         );
+        for reason in RETRY_REASONS {
+            metrics
+                .retried
+                .get_or_create(&RetryLabels { reason })
+                .inc_by(0);
+        }
         registry.register(
             "events_retried",
             "Attempts to be made again, by reason",

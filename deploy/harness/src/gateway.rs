@@ -20,7 +20,11 @@ fn render(template: &Path, values: &[(&str, &str)]) -> String {
     text
 }
 
-/// The real nginx, running `deploy/nginx/gateway.conf.template` in front of two services.
+/// The gateway's nginx template, from the repository's root: the tests render it, and compose
+/// and the Kubernetes manifests deploy it.
+pub const GATEWAY_TEMPLATE: &str = "deploy/nginx/gateway.conf.template";
+
+/// The real nginx, running [`GATEWAY_TEMPLATE`] in front of two services.
 pub struct Gateway {
     child: Child,
     state_dir: PathBuf,
@@ -38,7 +42,7 @@ impl Gateway {
         std::fs::write(
             state_dir.join("gateway.conf"),
             render(
-                &nginx_dir.join("gateway.conf.template"),
+                &deploy_dir().join("..").join(GATEWAY_TEMPLATE),
                 &[
                     (
                         "COMMAND_SERVICE_SERVERS",

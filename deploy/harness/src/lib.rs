@@ -19,7 +19,7 @@ mod stack;
 mod validators;
 
 pub use amqp::{take_message, EventTap, TestPublisher};
-pub use gateway::Gateway;
+pub use gateway::{Gateway, GATEWAY_TEMPLATE};
 pub use polling::{eventually, json_when_ok};
 pub use private::{PrivateFerret, PrivatePostgres, PrivateRabbit};
 pub use process::{free_port, run_in_background, InProcess, ServiceProcess};
@@ -28,7 +28,7 @@ pub use sockets::{listening_sockets, ListeningSocket};
 pub use stack::{ServiceStack, STACK_ADMIN_TOKEN};
 pub use validators::{
     assert_document_describes_service, concrete_path, openapi_operations, openapi_problems,
-    run_validator, validator,
+    run_validator, validator, yaml_documents,
 };
 
 use std::future::Future;

@@ -1,6 +1,8 @@
 //! The validators `deploy/test` installs (`install_validators`): openapi-spec-validator for the
-//! OpenAPI documents, kubernetes-validate for the manifests under `deploy/k8s/`.
+//! OpenAPI documents, kubernetes-validate for the manifests under `deploy/k8s/`, check-jsonschema
+//! for `docker-compose.yml`, and their PyYAML to read YAML files.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,7 +23,7 @@ pub fn validator(name: &str) -> PathBuf {
 }
 
 /// Runs `validator` on `args`; the output when it refuses.
-pub fn run_validator(name: &str, args: &[&Path]) -> Result<(), String> {
+pub fn run_validator<A: AsRef<OsStr>>(name: &str, args: &[A]) -> Result<(), String> {
     let output = Command::new(validator(name))
         .args(args)
         .output()
@@ -35,6 +37,20 @@ pub fn run_validator(name: &str, args: &[&Path]) -> Result<(), String> {
             String::from_utf8_lossy(&output.stderr)
         ))
     }
+}
+
+/// Every document of a YAML file, as JSON, parsed by the validators' own PyYAML.
+pub fn yaml_documents(file: &Path) -> Vec<Value> {
+    let output = Command::new(validator("python"))
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))",
+        ])
+        .arg(file)
+        .output()
+        .expect("run the validators' python");
+    assert!(output.status.success(), "{}: {output:?}", file.display());
+    serde_json::from_slice(&output.stdout).expect("PyYAML's JSON")
 }
 
 /// Checks `document` against the OpenAPI specification with openapi-spec-validator.

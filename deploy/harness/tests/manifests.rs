@@ -8,9 +8,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use harness::{run_validator, validator};
+use harness::{run_validator, yaml_documents};
 use serde_json::Value;
 
 const KUBERNETES_VERSION: &str = "1.31.0";
@@ -34,25 +33,11 @@ fn manifest_files() -> Vec<PathBuf> {
     files
 }
 
-/// Every document of a YAML file, parsed by the validators' own PyYAML.
-fn documents(file: &Path) -> Vec<Value> {
-    let output = Command::new(validator("python"))
-        .args([
-            "-c",
-            "import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))",
-        ])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}: {output:?}", file.display());
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
 /// Every resource, by (kind, name).
 fn resources() -> HashMap<(String, String), Value> {
     manifest_files()
         .iter()
-        .flat_map(|file| documents(file))
+        .flat_map(|file| yaml_documents(file))
         .map(|resource| {
             let key = (
                 resource["kind"].as_str().unwrap().to_owned(),
@@ -111,7 +96,7 @@ fn the_validator_refuses_an_unknown_field() {
 
 #[test]
 fn the_kustomization_lists_every_manifest() {
-    let kustomization = documents(&k8s_dir().join("kustomization.yaml")).remove(0);
+    let kustomization = yaml_documents(&k8s_dir().join("kustomization.yaml")).remove(0);
     let listed: BTreeSet<String> = kustomization["resources"]
         .as_array()
         .unwrap()
@@ -278,6 +263,6 @@ fn the_gateway_config_map_is_the_gateway_template() {
         "{} differs from the gateway template; rerun this test with UPDATE_K8S=1",
         path.display()
     );
-    let parsed = documents(&path).remove(0);
+    let parsed = yaml_documents(&path).remove(0);
     assert_eq!(parsed["data"]["gateway.conf.template"], template.as_str());
 }
