@@ -41,6 +41,19 @@ pub struct EndToEnd {
     pub projection_lag: Summary,
     pub get_by_id_latency: Summary,
     pub get_by_email_latency: Summary,
+    /// Second by second while posting.
+    pub timeline: Vec<Second>,
+}
+
+/// One second of the posting phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct Second {
+    /// Seconds since posting started, at the end of this one.
+    pub at: u64,
+    pub accepted: u64,
+    pub post_latency: Summary,
+    /// Both kinds of read together.
+    pub get_latency: Summary,
 }
 
 #[derive(Default)]
@@ -50,6 +63,54 @@ struct Shared {
     get_by_id: Latencies,
     get_by_email: Latencies,
     accepted_ids: Vec<String>,
+    timeline: Timeline,
+}
+
+/// Latencies of each second, by the second a request was answered in.
+#[derive(Default)]
+struct Timeline {
+    posts: Vec<Latencies>,
+    gets: Vec<Latencies>,
+}
+
+impl Timeline {
+    fn second(seconds: &mut Vec<Latencies>, at: Duration) -> &mut Latencies {
+        let index = usize::try_from(at.as_secs()).unwrap_or(usize::MAX);
+        if seconds.len() <= index {
+            seconds.resize_with(index + 1, Latencies::default);
+        }
+        &mut seconds[index]
+    }
+
+    fn post(&mut self, at: Duration, latency: Duration) {
+        Self::second(&mut self.posts, at).record(latency);
+    }
+
+    fn get(&mut self, at: Duration, latency: Duration) {
+        Self::second(&mut self.gets, at).record(latency);
+    }
+
+    /// Every whole second of the posting phase (a last partial second would read as a drop).
+    fn seconds(&self, posting: Duration) -> Vec<Second> {
+        let whole = usize::try_from(posting.as_secs()).unwrap_or(usize::MAX);
+        (0..whole)
+            .map(|index| {
+                let summary = |seconds: &[Latencies]| {
+                    seconds
+                        .get(index)
+                        .map(Latencies::summary)
+                        .unwrap_or_default()
+                };
+                let post_latency = summary(&self.posts);
+                Second {
+                    at: index as u64 + 1,
+                    accepted: post_latency.count,
+                    post_latency,
+                    get_latency: summary(&self.gets),
+                }
+            })
+            .collect()
+    }
 }
 
 fn order(n: u64) -> Value {
@@ -67,7 +128,7 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
     let counter = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
-    let posting = Arc::new(AtomicBool::new(true));
+    let posting_flag = Arc::new(AtomicBool::new(true));
     let probes = Arc::new(tokio::sync::Semaphore::new(MAX_PROBES));
     let started = Instant::now();
     let deadline = options
@@ -123,6 +184,7 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
                 {
                     let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
                     shared.post.record(latency);
+                    shared.timeline.post(accepted_at - started, latency);
                     shared.accepted_ids.push(id.clone());
                 }
                 let probe = sequence
@@ -154,17 +216,19 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
         client.clone(),
         options.gateway.clone(),
         shared.clone(),
-        posting.clone(),
+        posting_flag.clone(),
+        started,
     ));
     let progress = tokio::spawn(report_progress(
         accepted.clone(),
         failed.clone(),
-        posting.clone(),
+        posting_flag.clone(),
         started,
     ));
     while workers.join_next().await.is_some() {}
-    let posting_secs = started.elapsed().as_secs_f64();
-    posting.store(false, Ordering::Relaxed);
+    let posting = started.elapsed();
+    let posting_secs = posting.as_secs_f64();
+    posting_flag.store(false, Ordering::Relaxed);
     let _ = readers.await;
     let _ = progress.await;
 
@@ -197,6 +261,7 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
         projection_lag: shared.lag.summary(),
         get_by_id_latency: shared.get_by_id.summary(),
         get_by_email_latency: shared.get_by_email.summary(),
+        timeline: shared.timeline.seconds(posting),
     }
 }
 
@@ -230,6 +295,7 @@ async fn read_while_posting(
     gateway: String,
     shared: Arc<Mutex<Shared>>,
     posting: Arc<AtomicBool>,
+    started: Instant,
 ) {
     let mut n = 0_usize;
     while posting.load(Ordering::Relaxed) {
@@ -266,7 +332,9 @@ async fn read_while_posting(
             } else {
                 &mut shared.get_by_id
             };
-            histogram.record(sent.elapsed());
+            let latency = sent.elapsed();
+            histogram.record(latency);
+            shared.timeline.get(started.elapsed(), latency);
         }
     }
 }

@@ -99,20 +99,33 @@ impl Buckets {
 }
 
 /// The read side's lag over the run.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ReadSideLag {
     pub events: u64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// Events by bucket: (upper bound in ms, events above the previous bound and up to it).
+    pub histogram: Vec<(f64, u64)>,
 }
 
 impl ReadSideLag {
     pub fn of(buckets: &Buckets) -> Self {
         let ms = |seconds: f64| seconds * 1000.0;
+        let mut below = 0.0;
+        let histogram = buckets
+            .0
+            .iter()
+            .map(|&(bound, cumulative)| {
+                let events = (cumulative - below).max(0.0) as u64;
+                below = cumulative;
+                (ms(bound), events)
+            })
+            .collect();
         Self {
             events: buckets.count() as u64,
             p50_ms: buckets.quantile(0.5).map(ms),
             p99_ms: buckets.quantile(0.99).map(ms),
+            histogram,
         }
     }
 }
@@ -156,6 +169,11 @@ mod tests {
         let p90 = lag.quantile(0.9).unwrap();
         assert!(p90 > 0.004 && p90 < 0.008, "{p90}");
         assert_eq!(lag.quantile(0.999), None, "beyond the last finite bucket");
+        let histogram = ReadSideLag::of(&lag).histogram;
+        assert_eq!(
+            histogram,
+            [(1.0, 0), (2.0, 0), (4.0, 50), (8.0, 49), (f64::INFINITY, 1)]
+        );
     }
 
     #[test]

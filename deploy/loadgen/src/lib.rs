@@ -7,6 +7,7 @@ mod cpu;
 mod end_to_end;
 mod lag;
 mod reads;
+mod report;
 mod stats;
 
 use std::fmt::Write as _;
@@ -17,7 +18,7 @@ use serde::Serialize;
 
 pub use baselines::Baselines;
 pub use cpu::CpuUse;
-pub use end_to_end::EndToEnd;
+pub use end_to_end::{EndToEnd, Second};
 pub use lag::ReadSideLag;
 pub use reads::ListReads;
 
@@ -70,6 +71,9 @@ pub struct Options {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Also draw the report as an HTML page with SVG charts in this file.
+    #[arg(long)]
+    pub report: Option<std::path::PathBuf>,
     /// Bearer token sent with every request, for a stack with auth enabled (it needs both
     /// scopes, as `issue-token` gives by default).
     #[arg(long, env = "LOADGEN_TOKEN")]
@@ -237,6 +241,9 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
         cpu,
         cores_busy,
     };
+    if let Some(path) = &options.report {
+        report::write(&report, path)?;
+    }
     if let Some(path) = &options.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }

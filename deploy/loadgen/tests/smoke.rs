@@ -23,6 +23,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
             Duration::from_secs(600),
         )
         .expect("a token");
+    let report_page = std::env::temp_dir().join(format!("{}.html", harness::unique_name()));
     let options = Options {
         gateway: stack.gateway.url(""),
         concurrency: 4,
@@ -40,6 +41,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         query_metrics: format!("http://127.0.0.1:{}/metrics", stack.query.metrics_port),
         list_reads: 3,
         json: None,
+        report: Some(report_page.clone()),
         token: Some(token),
     };
 
@@ -57,6 +59,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
     assert!(e2e.end_to_end_per_sec > 0.0);
     let lag = report
         .read_side_lag
+        .as_ref()
         .expect("the read side's lag histogram was scraped");
     assert!(
         lag.events >= e2e.accepted,
@@ -87,4 +90,30 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
     assert!(report.cores_busy > 0.0);
     assert!(report.table().contains("| CPU "));
     assert!(report.table().contains("end-to-end orders/s"));
+
+    // Two whole seconds of posting, each with its orders and latencies.
+    assert_eq!(e2e.timeline.len(), 2, "{:?}", e2e.timeline);
+    assert!(e2e.timeline.iter().all(|second| second.accepted > 0));
+    // The orders of a last partial second are not in it.
+    let in_timeline: u64 = e2e.timeline.iter().map(|second| second.accepted).sum();
+    assert!(
+        in_timeline <= e2e.accepted,
+        "{in_timeline} of {}",
+        e2e.accepted
+    );
+    let page = std::fs::read_to_string(&report_page).expect("the HTML report was written");
+    std::fs::remove_file(&report_page).expect("remove the report");
+    assert_eq!(page.matches("<svg").count(), 4, "four charts");
+    for caption in [
+        "Accepted orders per second",
+        "Latency, second by second",
+        "Projection lag",
+        "CPU per order",
+    ] {
+        assert!(page.contains(caption), "no {caption} chart");
+    }
+    assert!(
+        page.contains("POST p99") && page.contains("GET p50"),
+        "the latency legend"
+    );
 }

@@ -1,0 +1,264 @@
+//! `--report FILE.html`: the run as pictures, in one self-contained page: accepted orders per
+//! second, POST and GET latency percentiles second by second, the read side's projection-lag
+//! histogram and CPU per order by process group, as SVG charts drawn by plotters, above the
+//! same table the terminal shows.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::{Report, Second};
+
+const SIZE: (u32, u32) = (900, 340);
+const FONT: &str = "sans-serif";
+/// Matplotlib's first colours: distinct for most readers, colour-blind ones included.
+const BLUE: RGBColor = RGBColor(31, 119, 180);
+const ORANGE: RGBColor = RGBColor(255, 127, 14);
+const GREEN: RGBColor = RGBColor(44, 160, 44);
+const RED: RGBColor = RGBColor(214, 39, 40);
+
+type ChartResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Writes the page for `report` to `path`.
+pub fn write(report: &Report, path: &Path) -> anyhow::Result<()> {
+    let mut figures = vec![
+        figure("Accepted orders per second", |area| {
+            throughput(report, area)
+        })?,
+        figure("Latency, second by second", |area| latency(report, area))?,
+    ];
+    if let Some(lag) = &report.read_side_lag {
+        figures.push(figure(
+            "Projection lag, every event (read side's histogram)",
+            |area| lag_histogram(&lag.histogram, area),
+        )?);
+    }
+    if !report.cpu.is_empty() {
+        figures.push(figure("CPU per order, by process group", |area| {
+            cpu(report, area)
+        })?);
+    }
+    let e = &report.end_to_end;
+    let page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>loadgen: {:.0} orders/s end to end</title>\
+         <style>body{{font-family:{FONT};max-width:940px;margin:2em auto;color:#222}}\
+         figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.3em}}\
+         pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}</style></head><body>\n\
+         <h1>{:.0} orders/s end to end</h1>\n<p>{} clients, {} orders accepted in {:.1} s of \
+         posting, readable {:.2} s after the last one.</p>\n{}\n<pre>{}</pre>\n</body></html>\n",
+        e.end_to_end_per_sec,
+        e.end_to_end_per_sec,
+        e.concurrency,
+        e.accepted,
+        e.posting_secs,
+        e.drain_secs,
+        figures.concat(),
+        escape(&report.table()),
+    );
+    std::fs::write(path, page)?;
+    Ok(())
+}
+
+fn figure(
+    caption: &str,
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> ChartResult,
+) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let area = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        area.fill(&WHITE)
+            .map_err(|error| anyhow::anyhow!("{caption}: {error}"))?;
+        draw(&area).map_err(|error| anyhow::anyhow!("{caption}: {error}"))?;
+        area.present()
+            .map_err(|error| anyhow::anyhow!("{caption}: {error}"))?;
+    }
+    Ok(format!(
+        "<figure><figcaption>{}</figcaption>{svg}</figure>\n",
+        escape(caption)
+    ))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The top of a y axis: `highest` with a tenth of room, and never an empty range.
+fn headroom(highest: f64) -> f64 {
+    (highest * 1.1).max(1.0)
+}
+
+fn throughput(report: &Report, area: &DrawingArea<SVGBackend, Shift>) -> ChartResult {
+    let seconds = &report.end_to_end.timeline;
+    let last = seconds.last().map_or(1, |second| second.at);
+    let highest = seconds.iter().map(|s| s.accepted).max().unwrap_or(0);
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0..last, 0.0..headroom(highest as f64))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds of posting")
+        .y_desc("orders/s")
+        .label_style((FONT, 13))
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(
+            seconds.iter().map(|s| (s.at, s.accepted as f64)),
+            BLUE.stroke_width(2),
+        ))?
+        .label("accepted")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+    let end_to_end = report.end_to_end.end_to_end_per_sec;
+    chart
+        .draw_series(LineSeries::new(
+            [(0, end_to_end), (last, end_to_end)],
+            ORANGE.stroke_width(1),
+        ))?
+        .label("end to end, whole run")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], ORANGE));
+    legend(&mut chart)
+}
+
+/// One line of the latency chart: how many were timed that second, and the percentile in ms.
+type PickLatency = fn(&Second) -> (u64, f64);
+
+fn latency(report: &Report, area: &DrawingArea<SVGBackend, Shift>) -> ChartResult {
+    let seconds = &report.end_to_end.timeline;
+    let last = seconds.last().map_or(1, |second| second.at);
+    let highest = seconds
+        .iter()
+        .map(|s| s.post_latency.p99_ms.max(s.get_latency.p99_ms))
+        .fold(0.0, f64::max);
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0..last, 0.0..headroom(highest))?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds of posting")
+        .y_desc("ms")
+        .label_style((FONT, 13))
+        .draw()?;
+    let lines: [(&str, RGBColor, PickLatency); 4] = [
+        ("POST p50", BLUE, |s| {
+            (s.post_latency.count, s.post_latency.p50_ms)
+        }),
+        ("POST p99", ORANGE, |s| {
+            (s.post_latency.count, s.post_latency.p99_ms)
+        }),
+        ("GET p50", GREEN, |s| {
+            (s.get_latency.count, s.get_latency.p50_ms)
+        }),
+        ("GET p99", RED, |s| {
+            (s.get_latency.count, s.get_latency.p99_ms)
+        }),
+    ];
+    for (label, colour, value) in lines {
+        chart
+            .draw_series(LineSeries::new(
+                seconds.iter().filter_map(|s| {
+                    let (count, ms) = value(s);
+                    (count > 0).then_some((s.at, ms))
+                }),
+                colour.stroke_width(2),
+            ))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
+    }
+    legend(&mut chart)
+}
+
+fn lag_histogram(histogram: &[(f64, u64)], area: &DrawingArea<SVGBackend, Shift>) -> ChartResult {
+    // From the first bucket with events to the last, so that the bars fill the chart.
+    let first = histogram.iter().position(|(_, n)| *n > 0).unwrap_or(0);
+    let last = histogram.iter().rposition(|(_, n)| *n > 0).unwrap_or(0);
+    let shown = &histogram[first..=last.max(first)];
+    let highest = shown.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let label = |index: &usize| {
+        shown.get(*index).map_or_else(String::new, |(bound, _)| {
+            if bound.is_finite() {
+                format!("≤{bound} ms")
+            } else {
+                "more".to_owned()
+            }
+        })
+    };
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(
+            (0..shown.len()).into_segmented(),
+            0..headroom(highest as f64) as u64,
+        )?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(shown.len())
+        .x_label_formatter(&|segment| match segment {
+            SegmentValue::CenterOf(index) => label(index),
+            _ => String::new(),
+        })
+        .y_desc("events")
+        .label_style((FONT, 12))
+        .draw()?;
+    chart.draw_series(
+        Histogram::vertical(&chart)
+            .style(BLUE.filled())
+            .margin(4)
+            .data(shown.iter().enumerate().map(|(index, (_, n))| (index, *n))),
+    )?;
+    Ok(())
+}
+
+fn cpu(report: &Report, area: &DrawingArea<SVGBackend, Shift>) -> ChartResult {
+    let groups = &report.cpu;
+    let highest = groups.iter().map(|g| g.ms_per_order).fold(0.0, f64::max);
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(170)
+        .build_cartesian_2d(0.0..headroom(highest), (0..groups.len()).into_segmented())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(groups.len())
+        .y_label_formatter(&|segment| match segment {
+            SegmentValue::CenterOf(index) => groups
+                .get(*index)
+                .map_or_else(String::new, |group| group.group.clone()),
+            _ => String::new(),
+        })
+        .x_desc("CPU ms per order")
+        .label_style((FONT, 12))
+        .draw()?;
+    chart.draw_series(groups.iter().enumerate().map(|(index, group)| {
+        Rectangle::new(
+            [
+                (0.0, SegmentValue::Exact(index)),
+                (group.ms_per_order, SegmentValue::Exact(index + 1)),
+            ],
+            ORANGE.filled(),
+        )
+    }))?;
+    Ok(())
+}
+
+fn legend<'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+) -> ChartResult {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font((FONT, 13))
+        .draw()?;
+    Ok(())
+}
