@@ -28,7 +28,7 @@ pub fn write(report: &Report, path: &Path) -> anyhow::Result<()> {
         })?,
         figure("Latency, second by second", |area| latency(report, area))?,
     ];
-    if let Some(lag) = &report.read_side_lag {
+    if let Some(lag) = report.read_side_lag.as_ref().filter(|lag| lag.events > 0) {
         figures.push(figure(
             "Projection lag, every event (read side's histogram)",
             |area| lag_histogram(&lag.histogram, area),
@@ -86,9 +86,18 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// The top of a y axis: `highest` with a tenth of room, and never an empty range.
+/// The top of an axis: `highest` with a tenth of room, and never an empty range.
 fn headroom(highest: f64) -> f64 {
     (highest * 1.1).max(1.0)
+}
+
+/// The top of a line chart's y axis: room above the lines for the legend.
+fn legend_room(highest: f64) -> f64 {
+    (highest * 1.45).max(1.0)
+}
+
+fn whole(value: &f64) -> String {
+    format!("{value:.0}")
 }
 
 fn throughput(report: &Report, area: &DrawingArea<SVGBackend, Shift>) -> ChartResult {
@@ -99,11 +108,13 @@ fn throughput(report: &Report, area: &DrawingArea<SVGBackend, Shift>) -> ChartRe
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(0..last, 0.0..headroom(highest as f64))?;
+        .build_cartesian_2d(0..last, 0.0..legend_room(highest as f64))?;
     chart
         .configure_mesh()
+        .light_line_style(WHITE)
         .x_desc("seconds of posting")
         .y_desc("orders/s")
+        .y_label_formatter(&whole)
         .label_style((FONT, 13))
         .draw()?;
     chart
@@ -138,11 +149,13 @@ fn latency(report: &Report, area: &DrawingArea<SVGBackend, Shift>) -> ChartResul
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(0..last, 0.0..headroom(highest))?;
+        .build_cartesian_2d(0..last, 0.0..legend_room(highest))?;
     chart
         .configure_mesh()
+        .light_line_style(WHITE)
         .x_desc("seconds of posting")
         .y_desc("ms")
+        .y_label_formatter(&whole)
         .label_style((FONT, 13))
         .draw()?;
     let lines: [(&str, RGBColor, PickLatency); 4] = [
@@ -194,13 +207,15 @@ fn lag_histogram(histogram: &[(f64, u64)], area: &DrawingArea<SVGBackend, Shift>
         .x_label_area_size(36)
         .y_label_area_size(56)
         .build_cartesian_2d(
-            (0..shown.len()).into_segmented(),
+            (0..shown.len() - 1).into_segmented(),
             0..headroom(highest as f64) as u64,
         )?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(shown.len())
+        .light_line_style(WHITE)
+        .x_desc("projection lag, by bucket")
+        .x_labels(shown.len() + 1)
         .x_label_formatter(&|segment| match segment {
             SegmentValue::CenterOf(index) => label(index),
             _ => String::new(),
@@ -218,17 +233,22 @@ fn lag_histogram(histogram: &[(f64, u64)], area: &DrawingArea<SVGBackend, Shift>
 }
 
 fn cpu(report: &Report, area: &DrawingArea<SVGBackend, Shift>) -> ChartResult {
-    let groups = &report.cpu;
+    // Most first, at the top.
+    let groups: Vec<_> = report.cpu.iter().rev().collect();
     let highest = groups.iter().map(|g| g.ms_per_order).fold(0.0, f64::max);
     let mut chart = ChartBuilder::on(area)
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(170)
-        .build_cartesian_2d(0.0..headroom(highest), (0..groups.len()).into_segmented())?;
+        .build_cartesian_2d(
+            0.0..headroom(highest),
+            (0..groups.len() - 1).into_segmented(),
+        )?;
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .y_labels(groups.len())
+        .light_line_style(WHITE)
+        .y_labels(groups.len() + 1)
         .y_label_formatter(&|segment| match segment {
             SegmentValue::CenterOf(index) => groups
                 .get(*index)
@@ -238,15 +258,17 @@ fn cpu(report: &Report, area: &DrawingArea<SVGBackend, Shift>) -> ChartResult {
         .x_desc("CPU ms per order")
         .label_style((FONT, 12))
         .draw()?;
-    chart.draw_series(groups.iter().enumerate().map(|(index, group)| {
-        Rectangle::new(
-            [
-                (0.0, SegmentValue::Exact(index)),
-                (group.ms_per_order, SegmentValue::Exact(index + 1)),
-            ],
-            ORANGE.filled(),
-        )
-    }))?;
+    chart.draw_series(
+        Histogram::horizontal(&chart)
+            .style(ORANGE.filled())
+            .margin(4)
+            .data(
+                groups
+                    .iter()
+                    .enumerate()
+                    .map(|(index, group)| (index, group.ms_per_order)),
+            ),
+    )?;
     Ok(())
 }
 
@@ -255,7 +277,7 @@ fn legend<'a, X: Ranged, Y: Ranged>(
 ) -> ChartResult {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .label_font((FONT, 13))
