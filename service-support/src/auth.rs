@@ -109,10 +109,14 @@ impl Authenticator {
         })
     }
 
-    /// Checks the request's bearer token and that it grants `scope`.
-    pub fn authorize(&self, request: &HttpRequest, scope: &'static str) -> Result<(), AuthError> {
+    /// Checks the request's bearer token and that it grants `scope`; who made the request.
+    pub fn authorize(
+        &self,
+        request: &HttpRequest,
+        scope: &'static str,
+    ) -> Result<Principal, AuthError> {
         let Some((key, validation)) = &self.verifier else {
-            return Ok(());
+            return Ok(Principal::Anonymous);
         };
         let token = request
             .headers()
@@ -126,7 +130,7 @@ impl Authenticator {
             .map_err(|error| AuthError::InvalidToken(error.to_string()))?
             .claims;
         if claims.grants(scope) {
-            Ok(())
+            Ok(Principal::Subject(claims.sub))
         } else {
             Err(AuthError::InsufficientScope { required: scope })
         }
@@ -204,7 +208,34 @@ impl Scope for Read {
 
 /// An extractor that succeeds when the request may use scope `S`: a handler that takes it
 /// cannot run for a caller without the scope.
-pub struct Granted<S: Scope>(PhantomData<S>);
+pub struct Granted<S: Scope> {
+    principal: Principal,
+    scope: PhantomData<S>,
+}
+
+impl<S: Scope> Granted<S> {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+/// Who made a request: the subject of its token, or nobody in particular while auth is off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Anonymous,
+    Subject(String),
+}
+
+impl Principal {
+    /// The name what a client owns is filed under (its idempotency keys): empty for
+    /// [`Principal::Anonymous`], which exists only while auth is off, when every client is one.
+    pub fn scope_name(&self) -> &str {
+        match self {
+            Self::Anonymous => "",
+            Self::Subject(subject) => subject,
+        }
+    }
+}
 
 impl<S: Scope> FromRequest for Granted<S> {
     type Error = AuthError;
@@ -215,7 +246,10 @@ impl<S: Scope> FromRequest for Granted<S> {
             Some(authenticator) => authenticator.authorize(request, S::NAME),
             None => Err(AuthError::NotConfigured),
         };
-        ready(granted.map(|()| Self(PhantomData)))
+        ready(granted.map(|principal| Self {
+            principal,
+            scope: PhantomData,
+        }))
     }
 }
 
@@ -307,7 +341,7 @@ mod tests {
         }
     }
 
-    fn check(settings: &AuthSettings, token: &str) -> Result<(), AuthError> {
+    fn check(settings: &AuthSettings, token: &str) -> Result<Principal, AuthError> {
         let request = TestRequest::default()
             .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
             .to_http_request();
@@ -327,7 +361,10 @@ mod tests {
     fn a_configured_issuer_must_match() {
         let settings = settings("https://id.example.com");
 
-        assert!(check(&settings, &token("https://id.example.com")).is_ok());
+        assert_eq!(
+            check(&settings, &token("https://id.example.com")).unwrap(),
+            Principal::Subject("someone".to_owned())
+        );
         assert!(matches!(
             check(&settings, &token("https://elsewhere.example.com")),
             Err(AuthError::InvalidToken(_))
@@ -357,9 +394,12 @@ mod tests {
         settings.enabled = false;
         let request = TestRequest::default().to_http_request();
 
-        assert!(Authenticator::from_settings(&settings)
-            .unwrap()
-            .authorize(&request, WRITE_SCOPE)
-            .is_ok());
+        assert_eq!(
+            Authenticator::from_settings(&settings)
+                .unwrap()
+                .authorize(&request, WRITE_SCOPE)
+                .unwrap(),
+            Principal::Anonymous
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use actix_web::http::header;
 use actix_web::test::TestRequest;
-use service_support::auth::{AuthError, AuthSettings, Authenticator, TokenAlgorithm};
+use service_support::auth::{AuthError, AuthSettings, Authenticator, Principal, TokenAlgorithm};
 
 const SECRET: &str = "a-secret-of-at-least-thirty-two-bytes";
 
@@ -31,7 +31,7 @@ fn issue(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
-fn authorize(token: &str, scope: &'static str) -> Result<(), AuthError> {
+fn authorize(token: &str, scope: &'static str) -> Result<Principal, AuthError> {
     let request = TestRequest::default()
         .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
         .to_http_request();
@@ -42,7 +42,10 @@ fn authorize(token: &str, scope: &'static str) -> Result<(), AuthError> {
 fn an_issued_token_grants_exactly_the_scopes_asked_for() {
     let token = issue(&["--scope", "orders:read", "--subject", "reporting"]);
 
-    assert!(authorize(&token, "orders:read").is_ok());
+    assert_eq!(
+        authorize(&token, "orders:read").unwrap(),
+        Principal::Subject("reporting".to_owned())
+    );
     assert!(matches!(
         authorize(&token, "orders:write"),
         Err(AuthError::InsufficientScope { .. })

@@ -31,6 +31,22 @@ pub struct MinorUnits(i64);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
 
+/// An [`IdempotencyKey`] as the principal that sent it owns it: another principal's same key
+/// is another key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedKey {
+    /// [`service_support::auth::Principal::scope_name`] of the sender.
+    pub principal: String,
+    pub key: IdempotencyKey,
+}
+
+impl OwnedKey {
+    /// One text naming both, for a lock: a key has no space, so the first space ends it.
+    pub fn lock_name(&self) -> String {
+        format!("{} {}", self.key.as_str(), self.principal)
+    }
+}
+
 /// An ISO 4217 alphabetic currency code: three letters, kept upper-case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrencyCode(String);

@@ -6,7 +6,7 @@ mod order;
 
 pub use fields::{
     CancellationReason, CurrencyCode, Description, EmailAddress, IdempotencyKey, MinorUnits,
-    PersonName, Quantity,
+    OwnedKey, PersonName, Quantity,
 };
 pub use order::{
     CancelOrder, CancelRejection, Customer, NewOrder, OrderRecord, OrderStatus, PlacedOrder,

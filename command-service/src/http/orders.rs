@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::{ApiError, BodyLimit};
 use crate::domain::{
     CancelOrder, CancellationReason, CurrencyCode, Customer, Description, EmailAddress,
-    IdempotencyKey, MinorUnits, NewOrder, OrderStatus, PersonName, Quantity, UnitPrice,
+    IdempotencyKey, MinorUnits, NewOrder, OrderStatus, OwnedKey, PersonName, Quantity, UnitPrice,
     ValidationErrors,
 };
 use crate::outbox::RelayWakeup;
@@ -273,7 +273,7 @@ impl utoipa::IntoResponses for CommandResponses {
 )]
 #[post("/orders")]
 pub async fn place_order(
-    _: Granted<Write>,
+    granted: Granted<Write>,
     request: HttpRequest,
     body: web::Json<PlaceOrderBody>,
     store: web::Data<Store>,
@@ -285,7 +285,10 @@ pub async fn place_order(
     let now = Utc::now().trunc_subsecs(6);
     let order = new_order.place(OrderId::from_uuid(Uuid::now_v7()), now);
     let id = order.id;
-    let key = idempotency_key(&request)?;
+    let key = idempotency_key(&request)?.map(|key| OwnedKey {
+        principal: granted.principal().scope_name().to_owned(),
+        key,
+    });
     // "accepted" is what the original API answered; clients may depend on it.
     match store
         .place_order(order, metadata(&RequestId::of(&request), now), key)

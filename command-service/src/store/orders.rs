@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::schema::{customers, idempotency_keys, orders};
 use super::{outbox, Store, StoreError};
 use crate::domain::{
-    CancelOrder, CancelRejection, IdempotencyKey, OrderRecord, OrderStatus, PlacedOrder,
+    CancelOrder, CancelRejection, OrderRecord, OrderStatus, OwnedKey, PlacedOrder,
 };
 
 /// A customer with their first order counted.
@@ -149,7 +149,7 @@ impl Store {
         &self,
         order: PlacedOrder,
         metadata: EventMetadata,
-        key: Option<IdempotencyKey>,
+        key: Option<OwnedKey>,
     ) -> Result<Placement, PlaceOrderError> {
         let keyed = key.map(|key| (key, order.order.fingerprint()));
         self.run(move |conn| {
@@ -204,7 +204,8 @@ impl Store {
                 if let Some((key, request)) = &keyed {
                     diesel::insert_into(idempotency_keys::table)
                         .values((
-                            idempotency_keys::key.eq(key.as_str()),
+                            idempotency_keys::principal.eq(&key.principal),
+                            idempotency_keys::key.eq(key.key.as_str()),
                             idempotency_keys::request.eq(request),
                             idempotency_keys::order_id.eq(order.id.as_uuid()),
                         ))
@@ -270,14 +271,14 @@ impl Store {
 /// first one committed or rolled back.
 fn earlier_placement(
     conn: &mut PgConnection,
-    key: &IdempotencyKey,
+    key: &OwnedKey,
     request: &serde_json::Value,
 ) -> Result<Option<Placement>, PlaceOrderError> {
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind::<diesel::sql_types::Text, _>(key.as_str())
+        .bind::<diesel::sql_types::Text, _>(key.lock_name())
         .execute(conn)?;
     let earlier: Option<(serde_json::Value, Uuid)> = idempotency_keys::table
-        .find(key.as_str())
+        .find((&key.principal, key.key.as_str()))
         .select((idempotency_keys::request, idempotency_keys::order_id))
         .first(conn)
         .optional()?;

@@ -17,11 +17,12 @@ diesel::table! {
 }
 
 diesel::table! {
-    idempotency_keys (key) {
+    idempotency_keys (principal, key) {
         key -> Text,
         request -> Jsonb,
         order_id -> Uuid,
         created_at -> Timestamptz,
+        principal -> Text,
     }
 }
 

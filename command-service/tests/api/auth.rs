@@ -70,6 +70,39 @@ async fn a_token_with_the_write_scope_places_the_order() {
 }
 
 #[tokio::test]
+async fn an_idempotency_key_belongs_to_the_principal_that_used_it() {
+    let app = spawn_with_auth(hs256).await;
+    let issuer = TokenIssuer::hs256(TEST_HS256_SECRET, AUDIENCE);
+    let token_of = |subject: &str| issuer.issue(subject, &[WRITE_SCOPE], HOUR).unwrap();
+    let post = |token: String| {
+        app.client
+            .post(format!("{}/orders", app.address))
+            .bearer_auth(token)
+            .header("idempotency-key", "checkout-1")
+            .json(&order_body("shared@example.com"))
+            .send()
+    };
+
+    let first = post(token_of("shop-a")).await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let other = post(token_of("shop-b")).await.unwrap();
+    assert_eq!(other.status(), 202);
+    assert!(
+        other.headers().get("idempotent-replayed").is_none(),
+        "another principal's key was answered as a replay"
+    );
+    let other: Value = other.json().await.unwrap();
+    assert_ne!(
+        other["id"], first["id"],
+        "another principal got the first order's id"
+    );
+    let retry = post(token_of("shop-a")).await.unwrap();
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.json::<Value>().await.unwrap()["id"], first["id"]);
+}
+
+#[tokio::test]
 async fn a_read_only_token_is_403_insufficient_scope() {
     let app = spawn_with_auth(hs256).await;
     let token = TokenIssuer::hs256(TEST_HS256_SECRET, AUDIENCE)
