@@ -105,17 +105,16 @@ fn broken_links(file: &Path, text: &str) -> Vec<String> {
             continue;
         }
         let linked = file.parent().expect("a file has a directory").join(path);
-        let Ok(linked_text) = (if linked.is_dir() {
-            Ok(String::new())
-        } else {
-            std::fs::read_to_string(&linked)
-        }) else {
+        if !linked.exists() {
             broken.push(format!("{}: {target}: no such file", file.display()));
             continue;
-        };
+        }
         let is_markdown = linked.extension().is_some_and(|ext| ext == "md");
-        if !anchor.is_empty() && is_markdown && !anchors(&linked_text).contains(anchor) {
-            broken.push(format!("{}: {target}: no such heading", file.display()));
+        if !anchor.is_empty() && is_markdown {
+            let linked_text = std::fs::read_to_string(&linked).expect("a linked page is text");
+            if !anchors(&linked_text).contains(anchor) {
+                broken.push(format!("{}: {target}: no such heading", file.display()));
+            }
         }
     }
     broken
