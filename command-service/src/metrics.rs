@@ -3,19 +3,36 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use chrono::Utc;
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use service_support::metrics::{DependencyStatus, HttpMetrics, Sampler};
+use service_support::metrics::{seconds_histogram, DependencyStatus, HttpMetrics, Sampler};
 
-use crate::store::Store;
 use service_support::broker::BrokerStatus;
 
+use crate::store::{OutboxMessage, Store};
+
 /// What the relay counts as it publishes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RelayMetrics {
     pub confirmed: Counter,
     pub failed: Counter,
+    /// From an event's `occurredAt` (its commit) to the broker's confirm: the write side's part
+    /// of the projection lag.
+    pub publish_delay: Histogram,
+}
+
+impl RelayMetrics {
+    /// Times `message` from its commit to now, when the broker confirmed it.
+    pub fn confirmed_by_broker(&self, message: &OutboxMessage) {
+        if let Some(occurred_at) = message.occurred_at() {
+            let delay = (Utc::now() - occurred_at).to_std().unwrap_or_default();
+            self.publish_delay.observe(delay.as_secs_f64());
+        }
+    }
 }
 
 /// Gauges read from PostgreSQL and the relay's connection when Prometheus scrapes.
@@ -57,11 +74,20 @@ impl CommandMetrics {
     pub fn new(store: Store, broker: BrokerStatus) -> Self {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
-        let relay = RelayMetrics::default();
+        let relay = RelayMetrics {
+            confirmed: Counter::default(),
+            failed: Counter::default(),
+            publish_delay: seconds_histogram(),
+        };
         registry.register(
             "outbox_publish_confirms",
             "Events the broker confirmed, so marked published",
             relay.confirmed.clone(),
+        );
+        registry.register(
+            "outbox_publish_delay_seconds",
+            "From an event's occurredAt (its commit) to the broker's publish confirm",
+            relay.publish_delay.clone(),
         );
         registry.register(
             "outbox_publish_failures",

@@ -37,6 +37,8 @@ pub struct ProjectionMetrics {
     retried: Family<RetryLabels, Counter>,
     dead_lettered: Counter,
     lag: Histogram,
+    received_after: Histogram,
+    apply_time: Histogram,
     batch_size: Histogram,
 }
 
@@ -49,6 +51,8 @@ impl ProjectionMetrics {
             retried: Family::default(),
             dead_lettered: Counter::default(),
             lag: seconds_histogram(),
+            received_after: seconds_histogram(),
+            apply_time: seconds_histogram(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
         };
         registry.register(
@@ -88,6 +92,18 @@ impl ProjectionMetrics {
             metrics.lag.clone(),
         );
         registry.register(
+            "projection_receive_delay_seconds",
+            "From an event's occurredAt to its delivery to the consumer: the part of the lag \
+             before the read side",
+            metrics.received_after.clone(),
+        );
+        registry.register(
+            "projection_apply_seconds",
+            "Time to write one batch to the read models, from its last delivery to its \
+             acknowledgement",
+            metrics.apply_time.clone(),
+        );
+        registry.register(
             "projection_batch_size",
             "Events applied together in one batch",
             metrics.batch_size.clone(),
@@ -95,8 +111,15 @@ impl ProjectionMetrics {
         metrics
     }
 
-    pub fn batch_applied(&self, events: usize) {
+    pub fn batch_applied(&self, events: usize, took: std::time::Duration) {
         self.batch_size.observe(events as f64);
+        self.apply_time.observe(took.as_secs_f64());
+    }
+
+    pub fn received(&self, envelope: &EventEnvelope) {
+        let delay = Utc::now() - envelope.occurred_at;
+        self.received_after
+            .observe(delay.to_std().unwrap_or_default().as_secs_f64());
     }
 
     pub fn consumed(&self) {

@@ -149,7 +149,10 @@ impl OutboxRelay {
         let mut published = Vec::with_capacity(batch.len());
         for (message, outcome) in batch.iter().zip(outcomes) {
             match outcome {
-                Ok(()) => published.push(message.id),
+                Ok(()) => {
+                    self.metrics.confirmed_by_broker(message);
+                    published.push(message.id);
+                }
                 Err(error) => {
                     self.metrics.failed.inc();
                     RequestId::scope_if(message.request_id(), async {

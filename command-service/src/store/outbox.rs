@@ -38,6 +38,13 @@ pub struct OutboxBacklog {
 }
 
 impl OutboxMessage {
+    /// When the event occurred (its order was committed), as its envelope says.
+    pub fn occurred_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.envelope["occurredAt"]
+            .as_str()
+            .and_then(|text| text.parse().ok())
+    }
+
     /// The request that caused the event, as its envelope names it.
     pub fn request_id(&self) -> Option<RequestId> {
         self.envelope["correlationId"]

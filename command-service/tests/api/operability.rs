@@ -91,6 +91,12 @@ async fn metrics_count_requests_confirms_and_the_backlog_on_their_own_port() {
         Some(2.0)
     );
     assert_eq!(metric(&page, "outbox_publish_failures_total"), Some(0.0));
+    // The one event, timed from its commit to its confirm.
+    assert_eq!(
+        metric(&page, "outbox_publish_delay_seconds_count"),
+        Some(1.0)
+    );
+    assert!(metric(&page, "outbox_publish_delay_seconds_sum") > Some(0.0));
     assert_eq!(metric(&page, "outbox_pending_events"), Some(0.0));
     assert_eq!(
         metric(&page, "outbox_oldest_pending_age_seconds"),

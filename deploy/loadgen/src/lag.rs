@@ -1,21 +1,44 @@
-//! Projection lag as the read side measures it: query-service's `projection_lag_seconds`
-//! histogram (event `occurredAt` → applied, for every event), scraped before and after the run.
-//! Unlike the probes through the gateway, it covers every order, not a sample.
+//! Projection lag as the services measure it: query-service's `projection_lag_seconds`
+//! histogram (event `occurredAt` → applied, for every event), scraped before and after the run,
+//! and the histograms of its steps: commit → broker confirm (command side), commit → delivery
+//! to the consumer, and the write of each batch (query side). Unlike the probes through the
+//! gateway, they cover every order, not a sample.
 
 use serde::Serialize;
 
-const METRIC: &str = "projection_lag_seconds_bucket";
+/// The end-to-end lag's histogram, on the query side's metrics page.
+pub const LAG: &str = "projection_lag_seconds";
+
+/// The steps of the lag: (what it measures, its histogram, on the command side's page or not).
+pub const STEPS: [(&str, &str, bool); 3] = [
+    (
+        "commit → broker confirm",
+        "outbox_publish_delay_seconds",
+        true,
+    ),
+    (
+        "commit → delivered to the consumer",
+        "projection_receive_delay_seconds",
+        false,
+    ),
+    (
+        "one batch's write to the read models",
+        "projection_apply_seconds",
+        false,
+    ),
+];
 
 /// Cumulative counts by upper bound in seconds, summed over every label set of the metric.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Buckets(Vec<(f64, f64)>);
 
 impl Buckets {
-    /// The buckets of the metric in a Prometheus text exposition.
-    pub fn parse(exposition: &str) -> Self {
+    /// The buckets of histogram `metric` in a Prometheus text exposition.
+    pub fn parse(exposition: &str, metric: &str) -> Self {
+        let prefix = format!("{metric}_bucket");
         let mut buckets: Vec<(f64, f64)> = Vec::new();
         for line in exposition.lines() {
-            let Some(rest) = line.strip_prefix(METRIC) else {
+            let Some(rest) = line.strip_prefix(prefix.as_str()) else {
                 continue;
             };
             let Some(le_start) = rest.find("le=\"") else {
@@ -106,6 +129,29 @@ pub struct ReadSideLag {
     pub p99_ms: Option<f64>,
     /// Events by bucket: (upper bound in ms, events above the previous bound and up to it).
     pub histogram: Vec<(f64, u64)>,
+    /// Where the time went, step by step ([`STEPS`]), for the steps whose metrics answered.
+    pub steps: Vec<LagStep>,
+}
+
+/// One step of the lag over the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LagStep {
+    pub step: &'static str,
+    pub observations: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+impl LagStep {
+    pub fn of(step: &'static str, buckets: &Buckets) -> Self {
+        let ms = |seconds: f64| seconds * 1000.0;
+        Self {
+            step,
+            observations: buckets.count() as u64,
+            p50_ms: buckets.quantile(0.5).map(ms),
+            p99_ms: buckets.quantile(0.99).map(ms),
+        }
+    }
 }
 
 impl ReadSideLag {
@@ -126,17 +172,18 @@ impl ReadSideLag {
             p50_ms: buckets.quantile(0.5).map(ms),
             p99_ms: buckets.quantile(0.99).map(ms),
             histogram,
+            steps: Vec::new(),
         }
     }
 }
 
-/// The histogram at `url` now, or `None` if the endpoint does not answer.
-pub async fn scrape(client: &reqwest::Client, url: &str) -> Option<Buckets> {
+/// The metrics page at `url` now, or `None` if the endpoint does not answer.
+pub async fn scrape(client: &reqwest::Client, url: &str) -> Option<String> {
     let response = client.get(url).send().await.ok()?;
     if !response.status().is_success() {
         return None;
     }
-    Some(Buckets::parse(&response.text().await.ok()?))
+    response.text().await.ok()
 }
 
 #[cfg(test)]
@@ -161,7 +208,7 @@ mod tests {
 
     #[test]
     fn the_quantiles_come_from_the_difference_of_two_scrapes() {
-        let lag = Buckets::parse(AFTER).since(&Buckets::parse(BEFORE));
+        let lag = Buckets::parse(AFTER, LAG).since(&Buckets::parse(BEFORE, LAG));
         assert_eq!(lag.count(), 100.0);
         // 50 of the 100 in (2, 4] ms, 49 in (4, 8] ms, 1 above 8 ms.
         let p50 = lag.quantile(0.5).unwrap();
@@ -178,8 +225,8 @@ mod tests {
 
     #[test]
     fn no_observations_give_no_quantile() {
-        let buckets = Buckets::parse(BEFORE);
+        let buckets = Buckets::parse(BEFORE, LAG);
         assert_eq!(buckets.since(&buckets).quantile(0.5), None);
-        assert_eq!(Buckets::parse("").quantile(0.5), None);
+        assert_eq!(Buckets::parse("", LAG).quantile(0.5), None);
     }
 }

@@ -65,6 +65,10 @@ pub struct Options {
     /// read side's own lag for every event of the run (skipped if it does not answer).
     #[arg(long, default_value = "http://127.0.0.1:9182/metrics")]
     pub query_metrics: String,
+    /// command-service's metrics endpoint, whose `outbox_publish_delay_seconds` histogram gives
+    /// the write side's part of the lag (skipped if it does not answer).
+    #[arg(long, default_value = "http://127.0.0.1:9181/metrics")]
+    pub command_metrics: String,
     /// Times of each idle list read (first pages, a deep page) after the load; 0 skips them.
     #[arg(long, default_value_t = 30)]
     pub list_reads: usize,
@@ -155,15 +159,32 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
             |count| format!("{count} orders")
         )
     );
-    let lag_before = lag::scrape(&client, &options.query_metrics).await;
+    let query_before = lag::scrape(&client, &options.query_metrics).await;
+    let command_before = lag::scrape(&client, &options.command_metrics).await;
     let cpu_before = cpu::CpuSnapshot::take();
     let end_to_end = end_to_end::run(&options, &client).await;
     let (cpu, cores_busy) = cpu_before.used_since(end_to_end.accepted);
-    let read_side_lag = match (
-        lag_before,
-        lag::scrape(&client, &options.query_metrics).await,
-    ) {
-        (Some(before), Some(after)) => Some(ReadSideLag::of(&after.since(&before))),
+    let query_after = lag::scrape(&client, &options.query_metrics).await;
+    let command_after = lag::scrape(&client, &options.command_metrics).await;
+    let read_side_lag = match (&query_before, &query_after) {
+        (Some(before), Some(after)) => {
+            let over_run = |before: &str, after: &str, metric: &str| {
+                lag::Buckets::parse(after, metric).since(&lag::Buckets::parse(before, metric))
+            };
+            let mut lag = ReadSideLag::of(&over_run(before, after, lag::LAG));
+            for (step, metric, on_command_side) in lag::STEPS {
+                let pages = if on_command_side {
+                    (&command_before, &command_after)
+                } else {
+                    (&query_before, &query_after)
+                };
+                if let (Some(before), Some(after)) = pages {
+                    lag.steps
+                        .push(lag::LagStep::of(step, &over_run(before, after, metric)));
+                }
+            }
+            Some(lag)
+        }
         _ => {
             eprintln!(
                 "no projection_lag_seconds from {}: the read side's lag is not reported",
@@ -335,6 +356,16 @@ impl Report {
                 ms(lag.p99_ms),
                 lag.events
             );
+            for step in &lag.steps {
+                let _ = writeln!(
+                    text,
+                    "| lag step: {}, p50 / p99 (ms) | {} / {} (n={}) |",
+                    step.step,
+                    ms(step.p50_ms),
+                    ms(step.p99_ms),
+                    step.observations
+                );
+            }
         }
         row(&mut text, "GET /orders/{id}", &e.get_by_id_latency);
         row(&mut text, "GET /orders?email=", &e.get_by_email_latency);

@@ -39,6 +39,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         amqp_url: Some(stack.amqp_url.clone()),
         mongodb_uri: stack.mongodb_uri.clone(),
         query_metrics: format!("http://127.0.0.1:{}/metrics", stack.query.metrics_port),
+        command_metrics: format!("http://127.0.0.1:{}/metrics", stack.command.metrics_port),
         list_reads: 3,
         json: None,
         report: Some(report_page.clone()),
@@ -66,6 +67,17 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         "every accepted order's event is in the histogram: {lag:?}"
     );
     assert!(lag.p99_ms.is_some(), "{lag:?}");
+    // Every step of the lag was measured for every order (the batches, at least once).
+    assert_eq!(lag.steps.len(), 3, "{:?}", lag.steps);
+    for step in &lag.steps {
+        assert!(step.observations > 0, "{step:?}");
+    }
+    assert!(
+        lag.steps[0].observations >= e2e.accepted,
+        "{:?}",
+        lag.steps[0]
+    );
+    assert!(report.table().contains("lag step: commit → broker confirm"));
     let reads = report.list_reads.as_ref().expect("the list reads ran");
     assert_eq!(reads.orders_first_page.count, 3);
     assert_eq!(reads.customers_first_page.count, 3);

@@ -126,6 +126,7 @@ impl EventConsumer {
                 self.metrics.consumed();
                 match EventEnvelope::decode(&delivery.data) {
                     Ok(envelope) => {
+                        self.metrics.received(&envelope);
                         closes.get_or_insert_with(|| Instant::now() + self.settings.batch_wait());
                         batch.push((delivery, envelope));
                     }
@@ -153,6 +154,7 @@ impl EventConsumer {
             return Ok(true);
         };
         let events: Vec<EventEnvelope> = batch.iter().map(|(_, event)| event.clone()).collect();
+        let started = Instant::now();
         let mut backoff = reconnect_backoff();
         let outcomes = loop {
             match self.projector.apply_batch(&events).await {
@@ -174,7 +176,7 @@ impl EventConsumer {
         // Every delivery of the batch, and every unusable one before it, which was acknowledged
         // already on its own.
         last.ack(BasicAckOptions { multiple: true }).await?;
-        self.metrics.batch_applied(events.len());
+        self.metrics.batch_applied(events.len(), started.elapsed());
         for (envelope, outcome) in events.iter().zip(outcomes) {
             RequestId::scope_if(RequestId::parse(&envelope.correlation_id), async {
                 self.record(envelope, outcome);

@@ -84,6 +84,12 @@ async fn metrics_count_applied_duplicate_retried_and_dead_lettered_events() {
         Some(2.0)
     );
     assert_eq!(metric(&page, "projection_lag_seconds_count"), Some(1.0));
+    // Both copies of the order arrived; each batch was timed.
+    assert_eq!(
+        metric(&page, "projection_receive_delay_seconds_count"),
+        Some(2.0)
+    );
+    assert!(metric(&page, "projection_apply_seconds_count") >= Some(1.0));
     assert_eq!(
         metric(&page, r#"dependency_up{dependency="mongodb"}"#),
         Some(1.0)
