@@ -288,31 +288,50 @@ start_infrastructure() {
 # unique_name), so that leftovers can be told from another checkout's running tests.
 export TEST_NAME_PREFIX="test_$(printf '%s' "$REPO_ROOT" | md5sum | cut -c1-8)"
 
+# What this checkout's tests created and did not drop, one "KIND NAME" a line: databases,
+# vhosts, RabbitMQ users, and FerretDB databases (schemas of the ferretdb database).
+test_leftovers() {
+  local prefix="$TEST_NAME_PREFIX"
+  runuser -u postgres -- psql -qtAX \
+    -c "SELECT 'database ' || datname FROM pg_database WHERE datname LIKE '${prefix}\_%'"
+  { broker_api "$RABBITMQ_API_URL/api/vhosts?columns=name" |
+    grep -o "\"name\":\"${prefix}_[0-9a-f]*\"" | cut -d'"' -f4 | sed 's/^/vhost /'; } || true
+  { broker_api "$RABBITMQ_API_URL/api/users?columns=name" |
+    grep -o "\"name\":\"${prefix}_[0-9a-z_]*\"" | cut -d'"' -f4 | sed 's/^/user /'; } || true
+  runuser -u postgres -- psql -qtAX -d ferretdb \
+    -c "SELECT 'ferretdb ' || nspname FROM pg_namespace WHERE nspname LIKE '${prefix}\_%'" \
+    2>/dev/null || true
+}
+
 # Drops what this checkout's earlier test runs left (the tests drop their own; a killed run
-# cannot): databases, vhosts and RabbitMQ users, and the FerretDB databases, which are schemas
-# of the ferretdb database (FerretDB is stopped meanwhile: it caches what databases exist).
+# cannot). FerretDB is stopped while its schemas are dropped: it caches what databases exist.
 remove_test_leftovers() {
-  local name prefix="$TEST_NAME_PREFIX"
-  for name in $(runuser -u postgres -- psql -qtAX -c "SELECT datname FROM pg_database WHERE datname LIKE '${prefix}\_%'"); do
-    runuser -u postgres -- psql -q -c "DROP DATABASE \"$name\" WITH (FORCE)" >/dev/null
-  done
-  for name in $(broker_api "$RABBITMQ_API_URL/api/vhosts?columns=name" |
-    grep -o "\"name\":\"${prefix}_[0-9a-f]*\"" | cut -d'"' -f4); do
-    broker_api -X DELETE "$RABBITMQ_API_URL/api/vhosts/$name" >/dev/null
-  done
-  for name in $(broker_api "$RABBITMQ_API_URL/api/users?columns=name" |
-    grep -o "\"name\":\"${prefix}_[0-9a-z_]*\"" | cut -d'"' -f4); do
-    broker_api -X DELETE "$RABBITMQ_API_URL/api/users/$name" >/dev/null
-  done
-  local schemas
-  schemas="$(runuser -u postgres -- psql -qtAX -d ferretdb \
-    -c "SELECT nspname FROM pg_namespace WHERE nspname LIKE '${prefix}\_%'" 2>/dev/null || true)"
-  if [ -z "${MONGODB_URI_GIVEN:-}" ] && [ -n "$schemas" ]; then
-    stop_pidfile ferretdb
-    for name in $schemas; do
-      runuser -u postgres -- psql -q -d ferretdb -c "DROP SCHEMA \"$name\" CASCADE" >/dev/null
-    done
+  local kind name ferret_stopped=""
+  while read -r kind name; do
+    case "$kind" in
+      database) runuser -u postgres -- psql -q -c "DROP DATABASE \"$name\" WITH (FORCE)" >/dev/null ;;
+      vhost) broker_api -X DELETE "$RABBITMQ_API_URL/api/vhosts/$name" >/dev/null ;;
+      user) broker_api -X DELETE "$RABBITMQ_API_URL/api/users/$name" >/dev/null ;;
+      ferretdb)
+        [ -n "${MONGODB_URI_GIVEN:-}" ] && continue
+        [ -n "$ferret_stopped" ] || { stop_pidfile ferretdb; ferret_stopped=yes; }
+        runuser -u postgres -- psql -q -d ferretdb -c "DROP SCHEMA \"$name\" CASCADE" >/dev/null
+        ;;
+    esac
+  done < <(test_leftovers)
+  if [ -n "$ferret_stopped" ]; then
     start_ferretdb
+  fi
+}
+
+# Fails, naming them, if the tests left anything behind: each test drops what it creates.
+check_no_test_leftovers() {
+  local leftovers
+  leftovers="$(test_leftovers)"
+  if [ -n "$leftovers" ]; then
+    echo "error: the tests left these behind (each test must drop what it creates):" >&2
+    echo "$leftovers" >&2
+    return 1
   fi
 }
 
