@@ -25,7 +25,7 @@ pub use private::{PrivateFerret, PrivatePostgres, PrivateRabbit};
 pub use process::{free_port, run_in_background, InProcess, ServiceProcess};
 pub use scrape::{metric, scrape_metrics};
 pub use sockets::{listening_sockets, ListeningSocket};
-pub use stack::{ServiceStack, STACK_ADMIN_TOKEN};
+pub use stack::{ServiceStack, PROJECTION_QUEUE, STACK_ADMIN_TOKEN};
 pub use validators::{
     assert_document_describes_service, concrete_path, openapi_operations, openapi_problems,
     run_validator, validator, yaml_documents,

@@ -6,8 +6,9 @@ use crate::{
     ServiceProcess, ServiceUsers, TestDatabase, TestMongoDatabase, TestVhost,
 };
 
-/// The projection queue of the query service's built-in defaults.
-const PROJECTION_QUEUE: &str = "orders.query-projection";
+/// The projection queue of the query service's built-in defaults (`broker.queue` in its
+/// `config/default.toml`, and `deploy/rabbitmq/service-users.sh`'s default).
+pub const PROJECTION_QUEUE: &str = "orders.query-projection";
 
 /// The admin token both services of a [`ServiceStack`] are configured with.
 pub const STACK_ADMIN_TOKEN: &str = "stack-admin-token";

@@ -274,7 +274,7 @@ async fn each_service_holds_only_its_own_rabbitmq_permissions() {
     let channel = publisher.create_channel().await.unwrap();
     let consumed = channel
         .basic_get(
-            "orders.query-projection".into(),
+            harness::PROJECTION_QUEUE.into(),
             lapin::options::BasicGetOptions::default(),
         )
         .await;

@@ -605,7 +605,7 @@ async fn inject_poison(stack: &Stack) -> Row {
     for (body, _) in &poison {
         publisher.publish("order.OnNewOrder", body).await;
     }
-    let dead_letters = "orders.query-projection.dead-letter";
+    let dead_letters = format!("{}.dead-letter", harness::PROJECTION_QUEUE);
     let amqp_url = stack.rabbit.amqp_url();
     let mut parked = Vec::new();
     while parked.len() < poison.len() {
@@ -613,7 +613,7 @@ async fn inject_poison(stack: &Stack) -> Row {
             eventually(
                 "a poison message in the dead-letter queue",
                 QUIET_DEADLINE,
-                || take_message(&amqp_url, dead_letters),
+                || take_message(&amqp_url, &dead_letters),
             )
             .await,
         );
