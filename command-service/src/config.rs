@@ -9,6 +9,7 @@ use serde::Deserialize;
 use service_support::auth::AuthSettings;
 use service_support::config::{invalid, Alias, LayeredSettings};
 use service_support::metrics::MetricsSettings;
+use service_support::startup::ListenSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -46,9 +47,8 @@ pub struct AdminSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct HttpSettings {
-    pub host: String,
-    pub port: u16,
-    pub shutdown_timeout_secs: u64,
+    #[serde(flatten)]
+    pub listen: ListenSettings,
     pub max_body_bytes: usize,
 }
 
@@ -124,7 +124,18 @@ mod tests {
     #[test]
     fn the_built_in_defaults_are_valid() {
         let settings = Settings::defaults().unwrap();
-        assert_eq!(settings.http.host, "127.0.0.1");
+        assert_eq!(settings.http.listen.host, "127.0.0.1");
+    }
+
+    #[test]
+    fn the_listen_address_and_the_body_limit_are_both_http_keys() {
+        let settings = Settings::from_env([
+            ("APP_HTTP__PORT", "9123"),
+            ("APP_HTTP__MAX_BODY_BYTES", "512"),
+        ])
+        .unwrap();
+        assert_eq!(settings.http.listen.port, 9123);
+        assert_eq!(settings.http.max_body_bytes, 512);
     }
 
     #[test]

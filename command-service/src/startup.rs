@@ -57,8 +57,7 @@ impl Application {
         let max_body_bytes = settings.http.max_body_bytes;
         let admin_token = web::Data::new(http::AdminToken(settings.admin.token.clone()));
         let server = frontend.bind(
-            (settings.http.host.as_str(), settings.http.port),
-            settings.http.shutdown_timeout_secs,
+            &settings.http.listen,
             (metrics.http, metrics_endpoint),
             move |config| {
                 config

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use service_support::auth::AuthSettings;
 use service_support::config::{invalid, Alias, LayeredSettings};
 use service_support::metrics::MetricsSettings;
+use service_support::startup::ListenSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -29,7 +30,7 @@ const ALIASES: &[Alias] = &[
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
-    pub http: HttpSettings,
+    pub http: ListenSettings,
     pub metrics: MetricsSettings,
     pub auth: AuthSettings,
     pub mongodb: MongoSettings,
@@ -43,13 +44,6 @@ pub struct RebuildSettings {
     pub event_log_url: String,
     pub event_log_token: SecretString,
     pub page_size: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct HttpSettings {
-    pub host: String,
-    pub port: u16,
-    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -64,8 +64,7 @@ impl Application {
         let store_data = web::Data::new(store.clone());
         let broker_status = web::Data::new(broker_status);
         let server = frontend.bind(
-            (settings.http.host.as_str(), settings.http.port),
-            settings.http.shutdown_timeout_secs,
+            &settings.http,
             (metrics.http, metrics_endpoint),
             move |config| {
                 config

@@ -32,6 +32,14 @@ pub enum FrontendError {
     Document(#[from] serde_json::Error),
 }
 
+/// Where a service's HTTP server listens, and how long a stop waits for requests in flight.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ListenSettings {
+    pub host: String,
+    pub port: u16,
+    pub shutdown_timeout_secs: u64,
+}
+
 /// A service's HTTP side before it listens: the settings are checked and the document
 /// rendered first, so that a bad configuration is refused before any database is touched.
 pub struct HttpFrontend {
@@ -55,20 +63,19 @@ impl HttpFrontend {
         })
     }
 
-    /// Binds `host:port` (port 0 picks a free one) and builds a server whose routes and
+    /// Binds `listen`'s address (port 0 picks a free one) and builds a server whose routes and
     /// application data `routes` registers, beside the metrics endpoint. On SIGINT or SIGTERM,
-    /// in-flight requests get `shutdown_timeout_secs` to finish.
+    /// in-flight requests get `listen.shutdown_timeout_secs` to finish.
     pub fn bind<F>(
         self,
-        (host, port): (&str, u16),
-        shutdown_timeout_secs: u64,
+        listen: &ListenSettings,
         (http_metrics, metrics_endpoint): (HttpMetrics, MetricsEndpoint),
         routes: F,
     ) -> Result<BoundServer, FrontendError>
     where
         F: Fn(&mut ServiceConfig) + Clone + Send + 'static,
     {
-        let listener = TcpListener::bind((host, port))?;
+        let listener = TcpListener::bind((listen.host.as_str(), listen.port))?;
         let port = listener.local_addr()?.port();
         let http_metrics = web::Data::new(http_metrics);
         let Self {
@@ -87,7 +94,7 @@ impl HttpFrontend {
                 .into_app()
         })
         .listen(listener)?
-        .shutdown_timeout(shutdown_timeout_secs)
+        .shutdown_timeout(listen.shutdown_timeout_secs)
         .run();
         Ok(BoundServer {
             server,

@@ -19,7 +19,7 @@ pub struct TestApp {
 /// Settings for a test: the defaults, pointed at this test's own database and vhost.
 pub fn test_settings(database_url: &str, amqp_url: &str) -> Settings {
     let mut settings = Settings::defaults().expect("default settings");
-    settings.http.port = 0;
+    settings.http.listen.port = 0;
     settings.metrics.port = 0;
     settings.database.url = database_url.into();
     settings.broker.url = amqp_url.to_owned();
@@ -63,11 +63,7 @@ pub async fn spawn_app_with(
     let InProcess {
         address,
         metrics_address,
-    } = run_in_background(
-        Application::build(settings)
-            .await
-            .expect("build application"),
-    );
+    } = run_in_background(Application::build(settings)).await;
     TestApp {
         address,
         metrics_address,

@@ -1,3 +1,4 @@
+use std::future::Future;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -142,8 +143,15 @@ pub struct InProcess {
     pub metrics_address: String,
 }
 
-/// Runs a built service on a task of the test's runtime, as `main` would run it.
-pub fn run_in_background<S: Service + Send + 'static>(service: S) -> InProcess {
+/// Builds a service and runs it on a task of the test's runtime, as `main` would run it.
+pub async fn run_in_background<S, E>(build: impl Future<Output = Result<S, E>>) -> InProcess
+where
+    S: Service + Send + 'static,
+    E: std::fmt::Display,
+{
+    let service = build
+        .await
+        .unwrap_or_else(|error| panic!("cannot build the service: {error}"));
     let running = InProcess {
         address: format!("http://127.0.0.1:{}", service.port()),
         metrics_address: format!("http://127.0.0.1:{}", service.metrics_port()),

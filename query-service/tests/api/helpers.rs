@@ -52,11 +52,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let InProcess {
         address,
         metrics_address,
-    } = run_in_background(
-        Application::build(settings)
-            .await
-            .expect("build application"),
-    );
+    } = run_in_background(Application::build(settings)).await;
     let app = TestApp {
         address,
         metrics_address,
