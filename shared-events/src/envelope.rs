@@ -86,7 +86,7 @@ impl EventEnvelope<OrderEvent> {
 impl<P> EventEnvelope<P> {
     /// The AMQP routing key: `order.<EventType>`.
     pub fn routing_key(&self) -> String {
-        format!("order.{}", self.event_type)
+        crate::routing_key(&self.event_type)
     }
 }
 

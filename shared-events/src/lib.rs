@@ -37,6 +37,11 @@ pub const ORDER_EVENTS_EXCHANGE: &str = "orders.events";
 /// Binding pattern that matches every order event's routing key.
 pub const ORDER_EVENTS_BINDING: &str = "order.#";
 
+/// The routing key events of `event_type` are published with (`order.OnNewOrder`).
+pub fn routing_key(event_type: &str) -> String {
+    format!("order.{event_type}")
+}
+
 /// AMQP header carrying the id of the HTTP request that caused the event (also the message's
 /// `correlation_id` property and the envelope's `correlationId`).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

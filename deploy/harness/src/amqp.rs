@@ -106,6 +106,12 @@ impl TestPublisher {
             .await;
     }
 
+    /// Publishes `body` as the command side publishes an `OnNewOrder` event, whatever it holds.
+    pub async fn publish_as_new_order(&self, body: &[u8]) {
+        let routing_key = shared_events::routing_key(shared_events::OnNewOrder::EVENT_TYPE);
+        self.publish(&routing_key, body).await;
+    }
+
     /// Puts `body` straight into `queue` (through the default exchange).
     pub async fn publish_to_queue(&self, queue: &str, body: &[u8]) {
         self.publish_via("", queue, body).await;

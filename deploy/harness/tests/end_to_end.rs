@@ -174,8 +174,8 @@ async fn publishing_the_same_event_again_changes_nothing() {
             .unwrap();
     let publisher = TestPublisher::connect(&stack.services.amqp_url).await;
     let body = serde_json::to_vec(&stored.envelope).unwrap();
-    publisher.publish("order.OnNewOrder", &body).await;
-    publisher.publish("order.OnNewOrder", &body).await;
+    publisher.publish_as_new_order(&body).await;
+    publisher.publish_as_new_order(&body).await;
 
     // A later order of the same customer: events of one customer are applied in queue order,
     // so once it is readable the duplicates before it have been consumed.

@@ -507,8 +507,8 @@ async fn inject_duplicates_out_of_order(stack: &Stack) -> Row {
     let healed = Instant::now();
     for event in &stored {
         let body = serde_json::to_vec(&event.envelope).unwrap();
-        publisher.publish("order.OnNewOrder", &body).await;
-        publisher.publish("order.OnNewOrder", &body).await;
+        publisher.publish_as_new_order(&body).await;
+        publisher.publish_as_new_order(&body).await;
     }
     // A fresh order for each customer concerned: a customer's events are applied in queue
     // order, so once these are visible the injected copies before them were consumed.
@@ -603,7 +603,7 @@ async fn inject_poison(stack: &Stack) -> Row {
     ];
     let publisher = TestPublisher::connect(&stack.rabbit.amqp_url()).await;
     for (body, _) in &poison {
-        publisher.publish("order.OnNewOrder", body).await;
+        publisher.publish_as_new_order(body).await;
     }
     let dead_letters = format!("{}.dead-letter", harness::PROJECTION_QUEUE);
     let amqp_url = stack.rabbit.amqp_url();

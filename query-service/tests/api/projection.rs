@@ -50,7 +50,7 @@ async fn a_published_order_becomes_readable_with_its_customer_embedded_and_its_p
 async fn a_version_1_message_of_the_first_release_is_projected_without_a_price() {
     let app = spawn_app().await;
     app.publisher
-        .publish("order.OnNewOrder", ON_NEW_ORDER_V1_JSON.as_bytes())
+        .publish_as_new_order(ON_NEW_ORDER_V1_JSON.as_bytes())
         .await;
 
     let expected = on_new_order_v1();
@@ -273,7 +273,7 @@ async fn unusable_messages_are_retried_then_parked_with_the_reason() {
         ),
     ];
     for (body, _) in &poison {
-        app.publisher.publish("order.OnNewOrder", body).await;
+        app.publisher.publish_as_new_order(body).await;
     }
 
     let dead_letter_queue = dead_letter_queue_name(&app.broker.queue);
@@ -296,7 +296,7 @@ async fn unusable_messages_are_retried_then_parked_with_the_reason() {
         assert!(!header(properties, ERROR_HEADER).is_empty());
         assert_eq!(
             header(properties, ORIGINAL_ROUTING_KEY_HEADER),
-            "order.OnNewOrder"
+            shared_events::routing_key(shared_events::OnNewOrder::EVENT_TYPE)
         );
     }
 
