@@ -9,6 +9,7 @@ mod lag;
 mod reads;
 mod report;
 mod stats;
+mod write_costs;
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub use cpu::CpuUse;
 pub use end_to_end::{EndToEnd, Second};
 pub use lag::ReadSideLag;
 pub use reads::ListReads;
+pub use write_costs::WriteCost;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -72,6 +74,10 @@ pub struct Options {
     /// Times of each idle list read (first pages, a deep page) after the load; 0 skips them.
     #[arg(long, default_value_t = 30)]
     pub list_reads: usize,
+    /// Documents per kind of write when measuring what each write costs the read store alone
+    /// (CPU per document of FerretDB and its PostgreSQL, or mongod); 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    pub write_costs: u64,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -99,6 +105,8 @@ pub struct Report {
     pub read_side_lag: Option<ReadSideLag>,
     pub list_reads: Option<ListReads>,
     pub baselines: Option<Baselines>,
+    /// What each kind of write costs the read store alone.
+    pub write_costs: Vec<WriteCost>,
     /// End-to-end orders/s divided by the slowest component's rate.
     pub ratio_to_slowest: Option<f64>,
     pub slowest_component: Option<String>,
@@ -250,6 +258,15 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
     } else {
         None
     };
+    let write_costs = if options.write_costs > 0 {
+        eprintln!(
+            "write costs: {} documents of each kind of write",
+            options.write_costs
+        );
+        write_costs::measure(&options.mongodb_uri, options.write_costs).await?
+    } else {
+        Vec::new()
+    };
     let slowest = baselines.as_ref().map(Baselines::slowest);
     let report = Report {
         ratio_to_slowest: slowest.map(|(_, rate)| end_to_end.end_to_end_per_sec / rate),
@@ -258,6 +275,7 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
         read_side_lag,
         list_reads,
         baselines,
+        write_costs,
         memory,
         cpu,
         cores_busy,
@@ -387,6 +405,13 @@ impl Report {
                 text,
                 "| MongoDB-wire alone: inserts/s | {:.0} |",
                 b.mongodb_inserts_per_sec
+            );
+        }
+        for cost in &self.write_costs {
+            let _ = writeln!(
+                text,
+                "| MongoDB-wire alone, CPU ms per document: {} | {:.3} (n={}) |",
+                cost.write, cost.cpu_ms_per_document, cost.documents
             );
         }
         if let (Some(ratio), Some(slowest)) = (self.ratio_to_slowest, &self.slowest_component) {

@@ -41,6 +41,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         query_metrics: format!("http://127.0.0.1:{}/metrics", stack.query.metrics_port),
         command_metrics: format!("http://127.0.0.1:{}/metrics", stack.command.metrics_port),
         list_reads: 3,
+        write_costs: 128,
         json: None,
         report: Some(report_page.clone()),
         token: Some(token),
@@ -85,6 +86,20 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
     // Some 40 orders make no 21st page to time.
     assert!(reads.orders_deep_page.is_none());
     assert!(report.table().contains("idle GET /orders first page"));
+    let writes: Vec<(&str, u64)> = report
+        .write_costs
+        .iter()
+        .map(|cost| (cost.write, cost.documents))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            ("insert_many of 64 orders, two indexes", 128),
+            ("update_one of a summary by _id", 128),
+            ("insert_many of 64 summary versions", 128),
+        ]
+    );
+    assert!(report.table().contains("CPU ms per document: update_one"));
     let baselines = report.baselines.expect("baselines ran");
     assert!(baselines.postgres_orders_per_sec > 0.0);
     assert!(baselines.rabbitmq_confirmed_per_sec > 0.0);

@@ -49,6 +49,9 @@ impl ReadStore {
     /// Replaces the summary of the customer `email` with `summary` unless it already holds
     /// one of the same or a higher version: one write of constant size, whatever the number of
     /// the customer's orders. The counting bookkeeping of events from before goes with it.
+    ///
+    /// One `update` command per document: FerretDB 1.24 hangs on bulk updates (see
+    /// docs/mongodb-and-ferretdb.md).
     pub async fn write_customer_summary(
         &self,
         email: &str,
