@@ -285,9 +285,13 @@ impl ReadStore {
     /// written only where there is none, which the unique `_id` index decides on insert: all
     /// of them go in one unordered insert, in which a duplicate key refuses that document
     /// alone. A guarded upsert would look each order up first, and on FerretDB a lookup costs
-    /// more than the insert (see the README, "MongoDB and FerretDB"). Later versions are
-    /// guarded upserts, written before the inserts, so that with one write at a time the
-    /// orders become readable in the order given.
+    /// more than the insert (see docs/mongodb-and-ferretdb.md). Later versions are guarded
+    /// upserts, written before the inserts, so that with one write at a time the orders become
+    /// readable in the order given.
+    ///
+    /// A list position is reserved for each first version, and for a later version only when
+    /// its upsert inserted it (a cancellation that arrived before its order): the others update
+    /// an order that is listed already, and reserving for them would leave gaps in the pages.
     pub async fn write_orders(
         &self,
         orders: &[OrderDocument],
@@ -295,13 +299,6 @@ impl ReadStore {
     ) -> Result<Vec<bool>, StoreError> {
         let models = self.collections();
         let collection = &models.orders;
-        let positions = self.reserve_list_positions(&models, orders.len()).await?;
-        let orders: Vec<OrderDocument> = orders
-            .iter()
-            .zip(positions)
-            .map(|(order, position)| order.clone().listed_at(position))
-            .collect();
-        let orders = &orders;
         let mut written = vec![false; orders.len()];
         let (firsts, later): (Vec<usize>, Vec<usize>) =
             (0..orders.len()).partition(|&i| orders[i].version == FIRST_ORDER_VERSION);
@@ -309,37 +306,41 @@ impl ReadStore {
             .into_iter()
             .map(|i| async move {
                 let order = &orders[i];
-                let mut fields = fields_without_id(order)?;
-                // A stored order keeps the position it was first listed at.
-                let listing = doc! {
-                    "listPosition": fields.remove("listPosition"),
-                    "listPage": fields.remove("listPage"),
-                };
                 let result = collection
                     .update_one(
                         doc! { "_id": &order.id, "version": { "$lt": order.version } },
-                        doc! { "$set": fields, "$setOnInsert": listing },
+                        doc! { "$set": fields_without_id(order)? },
                     )
                     .upsert(true)
                     .await;
-                Ok::<_, StoreError>((i, written_unless_duplicate(result)?))
+                let inserted = matches!(&result, Ok(update) if update.upserted_id.is_some());
+                Ok::<_, StoreError>((i, written_unless_duplicate(result)?, inserted))
             })
             .collect();
-        let upserted: Vec<(usize, bool)> = futures::stream::iter(upserts)
+        let upserted: Vec<(usize, bool, bool)> = futures::stream::iter(upserts)
             .buffer_unordered(concurrency.max(1))
             .try_collect()
             .await?;
-        for (i, was_written) in upserted {
+        let inserted: Vec<usize> = upserted
+            .iter()
+            .filter(|(_, _, inserted)| *inserted)
+            .map(|(i, _, _)| *i)
+            .collect();
+        for (i, was_written, _) in upserted {
             written[i] = was_written;
         }
+        self.list_inserted_later_versions(&models, orders, &inserted)
+            .await?;
         if firsts.is_empty() {
             return Ok(written);
         }
-        let refused = match collection
-            .insert_many(firsts.iter().map(|&i| &orders[i]))
-            .ordered(false)
-            .await
-        {
+        let positions = self.reserve_list_positions(&models, firsts.len()).await?;
+        let listed: Vec<OrderDocument> = firsts
+            .iter()
+            .zip(positions)
+            .map(|(&i, position)| orders[i].clone().listed_at(position))
+            .collect();
+        let refused = match collection.insert_many(&listed).ordered(false).await {
             Ok(_) => Vec::new(),
             Err(error) => duplicates_only(error)?,
         };
@@ -347,6 +348,27 @@ impl ReadStore {
             written[i] = !refused.contains(&position);
         }
         Ok(written)
+    }
+
+    /// Gives the later versions at `inserted`, which their upserts inserted, list positions.
+    async fn list_inserted_later_versions(
+        &self,
+        models: &ReadModels,
+        orders: &[OrderDocument],
+        inserted: &[usize],
+    ) -> Result<(), StoreError> {
+        let positions = self.reserve_list_positions(models, inserted.len()).await?;
+        for (&i, position) in inserted.iter().zip(positions) {
+            let listed = orders[i].clone().listed_at(position);
+            models
+                .orders
+                .update_one(
+                    doc! { "_id": &listed.id, "listPosition": { "$exists": false } },
+                    doc! { "$set": { "listPosition": listed.list_position, "listPage": listed.list_page } },
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// The version of order `id` in the read model, if it is there at all.

@@ -125,6 +125,30 @@ impl TestApp {
         .await
     }
 
+    /// The list position of every order in the read model, in ascending order (the first
+    /// generation's collection, which a test's read database starts with).
+    pub async fn list_positions(&self) -> Vec<i64> {
+        use futures::TryStreamExt;
+        let scratch = &self._scratch.1;
+        let orders = mongodb::Client::with_uri_str(&scratch.uri)
+            .await
+            .unwrap()
+            .database(&scratch.name)
+            .collection::<mongodb::bson::Document>("orders");
+        let mut positions: Vec<i64> = orders
+            .find(mongodb::bson::doc! {})
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .iter()
+            .map(|order| order.get_i64("listPosition").unwrap())
+            .collect();
+        positions.sort_unstable();
+        positions
+    }
+
     /// Publishes a sentinel order and waits until it is readable: with one lane, events are
     /// applied in queue order, so everything published before it has been processed.
     pub async fn wait_until_processed(&self) {

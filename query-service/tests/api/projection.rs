@@ -113,6 +113,34 @@ async fn a_cancellation_arriving_before_its_order_still_builds_the_whole_order()
 }
 
 #[tokio::test]
+async fn a_cancellation_takes_a_list_position_only_when_it_lists_its_order_first() {
+    let app = spawn_app().await;
+    let placed = new_order("ada@example.com", 1, Utc::now());
+    app.publish(&placed).await;
+    app.publish(&new_order("ada@example.com", 2, Utc::now()))
+        .await;
+    app.wait_until_processed().await;
+    let unseen = new_order("grace@example.com", 3, Utc::now());
+    app.publish(&cancellation_of(&placed)).await;
+    app.publish(&cancellation_of(&unseen)).await;
+    app.wait_until_processed().await;
+
+    // Two orders and a sentinel, then the order known only by its cancellation and a second
+    // sentinel: five listed orders on five consecutive positions, no gap for the cancellation
+    // of an order that was listed already.
+    assert_eq!(app.list_positions().await, [1, 2, 3, 4, 5]);
+    let listed = app.get_eventually("/orders?limit=10").await;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|order| order["id"] == unseen.aggregate_id.to_string()),
+        "the order known by its cancellation is not listed: {listed}"
+    );
+}
+
+#[tokio::test]
 async fn the_same_event_delivered_twice_is_counted_once() {
     let app = spawn_app().await;
     let first = new_order("ada@example.com", 3, Utc::now());
