@@ -658,8 +658,13 @@ async fn terminate_and_restart(service: &mut ServiceProcess, name: &str) -> Stri
     format!("{status} after draining")
 }
 
+/// The report's columns, which [`record`] fills.
+const REPORT_HEADER: &str = "| scenario | sent | accepted | refused | unanswered | visible | duplicates | lost | recovery | note |\n\
+                             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n";
+
 /// The scenarios in the order of the report: each test writes its line to a file named after
-/// its position, and `deploy/test` puts the lines under one header in `target/fault-suite.md`.
+/// its position (and the header to `header.md`), and `deploy/test` puts them together in
+/// `target/fault-suite.md`.
 const REPORT_ORDER: [&str; 11] = [
     "baseline",
     "rabbitmq-stop-app",
@@ -695,6 +700,7 @@ fn record(row: &Row) {
     print!("{line}");
     let directory = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault-suite");
     std::fs::create_dir_all(&directory).unwrap();
+    std::fs::write(directory.join("header.md"), REPORT_HEADER).unwrap();
     std::fs::write(directory.join(format!("{position:02}.md")), line).unwrap();
 }
 

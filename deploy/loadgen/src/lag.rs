@@ -156,7 +156,7 @@ impl LagStep {
 
 impl ReadSideLag {
     pub fn of(buckets: &Buckets) -> Self {
-        let ms = |seconds: f64| seconds * 1000.0;
+        let whole = LagStep::of("commit → applied", buckets);
         let mut below = 0.0;
         let histogram = buckets
             .0
@@ -164,13 +164,13 @@ impl ReadSideLag {
             .map(|&(bound, cumulative)| {
                 let events = (cumulative - below).max(0.0) as u64;
                 below = cumulative;
-                (ms(bound), events)
+                (bound * 1000.0, events)
             })
             .collect();
         Self {
-            events: buckets.count() as u64,
-            p50_ms: buckets.quantile(0.5).map(ms),
-            p99_ms: buckets.quantile(0.99).map(ms),
+            events: whole.observations,
+            p50_ms: whole.p50_ms,
+            p99_ms: whole.p99_ms,
             histogram,
             steps: Vec::new(),
         }

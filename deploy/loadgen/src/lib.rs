@@ -367,21 +367,26 @@ impl Report {
             let ms = |value: Option<f64>| {
                 value.map_or_else(|| "> 16 s".to_owned(), |v| format!("{v:.1}"))
             };
-            let _ = writeln!(
-                text,
-                "| projection lag, read side's histogram, p50 / p99 (ms) | {} / {} (n={}) |",
-                ms(lag.p50_ms),
-                ms(lag.p99_ms),
-                lag.events
-            );
-            for step in &lag.steps {
+            let mut quantiles = |name: &str, p50: Option<f64>, p99: Option<f64>, n: u64| {
                 let _ = writeln!(
                     text,
-                    "| lag step: {}, p50 / p99 (ms) | {} / {} (n={}) |",
-                    step.step,
-                    ms(step.p50_ms),
-                    ms(step.p99_ms),
-                    step.observations
+                    "| {name}, p50 / p99 (ms) | {} / {} (n={n}) |",
+                    ms(p50),
+                    ms(p99)
+                );
+            };
+            quantiles(
+                "projection lag, read side's histogram",
+                lag.p50_ms,
+                lag.p99_ms,
+                lag.events,
+            );
+            for step in &lag.steps {
+                quantiles(
+                    &format!("lag step: {}", step.step),
+                    step.p50_ms,
+                    step.p99_ms,
+                    step.observations,
                 );
             }
         }
