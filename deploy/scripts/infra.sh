@@ -221,19 +221,23 @@ create_service_users() {
     sh "$REPO_ROOT/deploy/rabbitmq/service-users.sh" >/dev/null
 }
 
-# The validators the tests run on the OpenAPI documents and the Kubernetes manifests, pinned,
-# in a virtualenv of the state directory; exports VALIDATORS_BIN.
+# The validators the tests run on the OpenAPI documents (and the services against them), the
+# Kubernetes manifests and the compose file, pinned, in a virtualenv of the state directory;
+# exports VALIDATORS_BIN.
+SCHEMATHESIS_VERSION=4.32.5
 install_validators() {
   local venv="$STATE_DIR/validators"
-  if ! "$venv/bin/python" -c 'import openapi_spec_validator, kubernetes_validate, check_jsonschema' 2>/dev/null; then
-    say "installing openapi-spec-validator, kubernetes-validate and check-jsonschema (PyPI)"
+  if ! "$venv/bin/python" -c 'import openapi_spec_validator, kubernetes_validate, check_jsonschema' 2>/dev/null ||
+    [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
+    say "installing openapi-spec-validator, Schemathesis, kubernetes-validate and check-jsonschema (PyPI)"
     python3 -m venv "$venv" 2>/dev/null || {
       apt-get update -qq
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
       python3 -m venv "$venv"
     }
     "$venv/bin/pip" install -q --disable-pip-version-check \
-      openapi-spec-validator==0.9.0 kubernetes-validate==1.37.0 check-jsonschema==0.39.0
+      openapi-spec-validator==0.9.0 "schemathesis==$SCHEMATHESIS_VERSION" \
+      kubernetes-validate==1.37.0 check-jsonschema==0.39.0
   fi
   export VALIDATORS_BIN="$venv/bin"
 }

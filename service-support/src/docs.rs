@@ -4,13 +4,14 @@
 //! shows the two documents side by side.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::openapi::content::Content;
 use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{Object, Type};
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi, Ref, RefOr, Required};
 use utoipa::{Modify, ToSchema};
@@ -69,6 +70,54 @@ pub fn error_responses(errors: &[(u16, &str)]) -> BTreeMap<String, RefOr<Respons
             (status.to_string(), RefOr::T(response))
         })
         .collect()
+}
+
+/// Removes every operation's security requirement and the security schemes: the document of
+/// a service that runs with auth disabled.
+pub fn without_security(document: &mut OpenApi) {
+    for item in document.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+            &mut item.query,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation.security = None;
+        }
+    }
+    if let Some(components) = document.components.as_mut() {
+        components.security_schemes.clear();
+    }
+}
+
+/// A string whose whole value matches `pattern`, of at most `max_chars` characters: the
+/// schema of a rule whose code builds `pattern` too.
+pub fn string_schema(pattern: String, max_chars: Option<usize>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(pattern))
+        .max_length(max_chars)
+}
+
+/// A whole number in `range`.
+pub fn integer_schema(range: RangeInclusive<i64>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(*range.start()))
+        .maximum(Some(*range.end()))
+}
+
+/// `schema`, or `null` in its place: an optional field a client may send as `null`.
+pub fn or_null(schema: ObjectBuilder, schema_type: Type) -> ObjectBuilder {
+    schema.schema_type(SchemaType::Array(vec![schema_type, Type::Null]))
 }
 
 /// A service's OpenAPI document, rendered once at start-up; serving it copies no bytes.

@@ -9,8 +9,6 @@ use serde_json::json;
 use crate::broker::BrokerStatus;
 
 /// Liveness: the process serves requests.
-#[utoipa::path(get, path = "/health/live", tag = "operations",
-    responses((status = 200, description = "The process is alive")))]
 #[get("/health/live")]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "live" }))

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod broker;
+pub mod chars;
 pub mod config;
 pub mod docs;
 pub mod errors;

@@ -56,10 +56,16 @@ pub struct BoundServer {
 }
 
 impl HttpFrontend {
+    /// The document is served as it is when `auth` is enabled, else without its security
+    /// requirements: it says what this service enforces.
     pub fn new(auth: &AuthSettings, document: &OpenApi) -> Result<Self, FrontendError> {
+        let mut document = document.clone();
+        if !auth.enabled {
+            crate::docs::without_security(&mut document);
+        }
         Ok(Self {
             authenticator: web::Data::new(Authenticator::from_settings(auth)?),
-            document: web::Data::new(OpenApiJson::render(document)?),
+            document: web::Data::new(OpenApiJson::render(&document)?),
         })
     }
 

@@ -1,11 +1,14 @@
-const MAX_DESCRIPTION_CHARS: usize = 500;
-const MAX_NAME_CHARS: usize = 100;
-const MAX_EMAIL_CHARS: usize = 254;
-const QUANTITY_RANGE: std::ops::RangeInclusive<i64> = 1..=10_000;
-const MAX_REASON_CHARS: usize = 500;
+use service_support::chars::{self, BIDI_CONTROL, CONTROL, INVISIBLE, WHITE_SPACE};
+
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_EMAIL_CHARS: usize = 254;
+pub const QUANTITY_RANGE: std::ops::RangeInclusive<i64> = 1..=10_000;
+pub const MAX_REASON_CHARS: usize = 500;
 /// Ten billion in the major unit of any two-decimal currency: far above any real unit price,
 /// far below where totals could overflow.
-const UNIT_PRICE_RANGE: std::ops::RangeInclusive<i64> = 0..=1_000_000_000_000;
+pub const UNIT_PRICE_RANGE: std::ops::RangeInclusive<i64> = 0..=1_000_000_000_000;
+pub const IDEMPOTENCY_KEY_CHARS: std::ops::RangeInclusive<usize> = 1..=255;
 
 /// What was ordered: non-blank, at most 500 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,34 +58,23 @@ pub struct CurrencyCode(String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailAddress(String);
 
-/// Characters that draw nothing: zero-width spaces and joiners, word joiners, the byte-order
-/// mark and the soft hyphen. A text made only of these and spaces is blank.
-fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'
-    )
-}
-
-/// Bidirectional embeddings, overrides and isolates, which can make a name read as another.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
-/// What a free-text field may hold: printable text on one line, not only blanks, at most
-/// `max_chars` characters. Control characters (NUL, CR and LF, tabs, terminal escapes) and
-/// bidirectional controls are refused, since these values end up in logs, e-mails and other
-/// people's screens.
+/// What a free-text field may hold: printable text on one line, not only blanks (white space
+/// and characters that draw nothing), at most `max_chars` characters. Control characters (NUL,
+/// CR and LF, tabs, terminal escapes) and bidirectional controls are refused, since these
+/// values end up in logs, e-mails and other people's screens.
 fn text(value: String, max_chars: usize) -> Result<String, String> {
-    if value.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+    if value
+        .chars()
+        .all(|c| chars::contains(WHITE_SPACE, c) || chars::contains(INVISIBLE, c))
+    {
         return Err("must not be blank".to_owned());
     }
-    if value.chars().any(char::is_control) {
+    if value.chars().any(|c| chars::contains(CONTROL, c)) {
         return Err(
             "must not contain control characters (line breaks, tabs, NUL, escapes)".to_owned(),
         );
     }
-    if value.chars().any(is_bidi_control) {
+    if value.chars().any(|c| chars::contains(BIDI_CONTROL, c)) {
         return Err("must not contain bidirectional control characters".to_owned());
     }
     let length = value.chars().count();
@@ -92,6 +84,11 @@ fn text(value: String, max_chars: usize) -> Result<String, String> {
         ));
     }
     Ok(value)
+}
+
+/// The pattern of [`text`] for the API's schemas (its length is `maxLength`).
+pub fn text_pattern() -> String {
+    chars::pattern_without_and_not_only(&[CONTROL, BIDI_CONTROL], &[WHITE_SPACE, INVISIBLE])
 }
 
 impl Description {
@@ -184,7 +181,9 @@ impl MinorUnits {
 
 impl IdempotencyKey {
     pub fn parse(value: &str) -> Result<Self, String> {
-        if (1..=255).contains(&value.len()) && value.bytes().all(|byte| byte.is_ascii_graphic()) {
+        if IDEMPOTENCY_KEY_CHARS.contains(&value.len())
+            && value.bytes().all(|byte| byte.is_ascii_graphic())
+        {
             Ok(Self(value.to_owned()))
         } else {
             Err("must be 1 to 255 visible ASCII characters, such as a UUID".to_owned())
@@ -193,6 +192,15 @@ impl IdempotencyKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The pattern of [`IdempotencyKey::parse`] for the API's schemas.
+    pub fn pattern() -> String {
+        format!(
+            "^[!-~]{{{},{}}}$",
+            IDEMPOTENCY_KEY_CHARS.start(),
+            IDEMPOTENCY_KEY_CHARS.end()
+        )
     }
 }
 
@@ -210,6 +218,13 @@ impl CurrencyCode {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The pattern of [`CurrencyCode::parse`] for the API's schemas: three ASCII letters in
+    /// either case, with white space around them trimmed.
+    pub fn pattern() -> String {
+        let space = chars::class_of(&[WHITE_SPACE]);
+        format!("^[{space}]*[A-Za-z]{{3}}[{space}]*$")
     }
 }
 
@@ -344,5 +359,57 @@ mod tests {
     #[test]
     fn an_operator_looking_email_is_not_an_email() {
         assert!(EmailAddress::parse("{\"$gt\": \"\"}".into()).is_err());
+    }
+
+    /// Each character alone, and each beside a letter, is accepted by the rule exactly when the
+    /// schema's pattern matches it.
+    #[test]
+    fn the_text_pattern_accepts_what_the_rule_accepts() {
+        let pattern = regex::Regex::new(&text_pattern()).unwrap();
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            for sample in [c.to_string(), format!("a{c}"), format!("{c} ")] {
+                assert_eq!(
+                    pattern.is_match(&sample),
+                    text(sample.clone(), MAX_NAME_CHARS).is_ok(),
+                    "{sample:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_currency_and_key_patterns_accept_what_the_rules_accept() {
+        let currency = regex::Regex::new(&CurrencyCode::pattern()).unwrap();
+        for sample in [
+            "EUR",
+            " eur\u{3000}",
+            "Eu",
+            "EURO",
+            "E1R",
+            "",
+            "\u{a0}usd\t",
+        ] {
+            assert_eq!(
+                currency.is_match(sample),
+                CurrencyCode::parse(sample.into()).is_ok(),
+                "{sample:?}"
+            );
+        }
+        let key = regex::Regex::new(&IdempotencyKey::pattern()).unwrap();
+        for sample in [
+            "a".to_owned(),
+            "0193-abc_DEF".to_owned(),
+            "x".repeat(255),
+            "x".repeat(256),
+            String::new(),
+            "a b".to_owned(),
+            "é".to_owned(),
+        ] {
+            assert_eq!(
+                key.is_match(&sample),
+                IdempotencyKey::parse(&sample).is_ok(),
+                "{sample:?}"
+            );
+        }
     }
 }

@@ -6,10 +6,6 @@ use crate::store::Store;
 
 /// Ready while PostgreSQL answers: orders can be accepted even with the broker down, because
 /// the outbox keeps them. The broker's state is reported for operators all the same.
-#[utoipa::path(get, path = "/health/ready", tag = "operations", responses(
-    (status = 200, description = "PostgreSQL answers; `checks` gives each dependency"),
-    (status = 503, description = "PostgreSQL does not answer"),
-))]
 #[get("/health/ready")]
 pub async fn ready(store: web::Data<Store>, broker: web::Data<BrokerStatus>) -> HttpResponse {
     readiness("postgres", store.ping().await.is_ok(), &broker)

@@ -6,6 +6,7 @@ mod admin;
 mod error;
 mod health;
 mod orders;
+mod schemas;
 
 pub use admin::AdminToken;
 pub use error::ApiError;
@@ -24,8 +25,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
     ),
     components(schemas(ErrorBody, orders::CommandAccepted)),
     modifiers(&BearerSecurity),
-    tags((name = "orders", description = "Commands on orders"),
-         (name = "operations", description = "Probes and operator endpoints")),
+    tags((name = "orders", description = "Commands on orders")),
 )]
 struct CommandApi;
 
@@ -34,14 +34,22 @@ pub fn routes(config: &mut ServiceConfig) {
     config
         .service(orders::place_order)
         .service(orders::cancel_order)
-        .service(admin::events)
-        .service(service_support::health::live)
-        .service(health::ready)
+        .map(operator_routes)
         .route(
             COMMAND_DOCUMENT_PATH,
             web::get().to(service_support::docs::serve_document),
         )
         .default_service(web::to(error::no_route));
+}
+
+/// The probes and the event log: served on the service's own port for operators and
+/// orchestrators, never routed by the gateway, so not in the API's document
+/// (docs/operating.md describes them).
+fn operator_routes(config: &mut web::ServiceConfig) -> &mut web::ServiceConfig {
+    config
+        .service(admin::events)
+        .service(service_support::health::live)
+        .service(health::ready)
 }
 
 /// The OpenAPI document of every route [`routes`] registers.

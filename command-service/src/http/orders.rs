@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use service_support::auth::{Granted, Write};
 use service_support::docs::{self, ErrorBody};
+use service_support::params::{whole_number, whole_number_pattern};
 use service_support::RequestId;
 use shared_events::{
     ConsistencyToken, EventId, EventMetadata, OrderId, CONSISTENCY_TOKEN_HEADER,
@@ -14,11 +15,13 @@ use shared_events::{
 };
 use utoipa::openapi::content::Content;
 use utoipa::openapi::header::Header;
+use utoipa::openapi::link::Link;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::schemas::{IdempotencyKeyHeader, IfMatchHeader};
 use super::{ApiError, BodyLimit};
 use crate::domain::{
     CancelOrder, CancellationReason, CurrencyCode, Customer, Description, EmailAddress,
@@ -36,28 +39,16 @@ const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// any JSON value so that a wrong type is reported against its field; unknown fields are
 /// ignored, for clients that send more than this API needs. Only a JSON object is a body: read
 /// through a map, so that serde's positional reading of an array is never used.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", from = "serde_json::Map<String, Value>")]
+/// Its schema is in [`super::schemas`].
+#[derive(Debug, Deserialize)]
+#[serde(from = "serde_json::Map<String, Value>")]
 pub struct PlaceOrderBody {
-    /// 1 to 500 characters.
-    #[schema(value_type = String, required = true, example = "Blue mug")]
     description: Option<Value>,
-    /// 1 to 10 000.
-    #[schema(value_type = i64, required = true, example = 2)]
     quantity: Option<Value>,
-    /// 1 to 100 characters.
-    #[schema(value_type = String, required = true, example = "Ada")]
     first_name: Option<Value>,
-    #[schema(value_type = String, required = true, example = "Lovelace")]
     last_name: Option<Value>,
-    /// A bare address; stored trimmed, lower-cased, with the domain in ASCII (IDNA).
-    #[schema(value_type = String, required = true, example = "ada@example.com")]
     email: Option<Value>,
-    /// The price of one unit in the currency's minor units (cents); with `currency`.
-    #[schema(value_type = Option<i64>, example = 1250)]
     unit_price_minor: Option<Value>,
-    /// ISO 4217 code; with `unitPriceMinor`.
-    #[schema(value_type = Option<String>, example = "EUR")]
     currency: Option<Value>,
 }
 
@@ -77,12 +68,20 @@ impl From<serde_json::Map<String, Value>> for PlaceOrderBody {
     }
 }
 
-/// The optional body of `POST /orders/{id}/cancel`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// The optional body of `POST /orders/{id}/cancel`: a JSON object, read through a map as
+/// [`PlaceOrderBody`] is. Its schema is in [`super::schemas`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(from = "serde_json::Map<String, Value>")]
 pub struct CancelOrderBody {
-    /// Up to 500 characters.
-    #[schema(value_type = Option<String>, example = "ordered twice")]
     reason: Option<Value>,
+}
+
+impl From<serde_json::Map<String, Value>> for CancelOrderBody {
+    fn from(mut fields: serde_json::Map<String, Value>) -> Self {
+        Self {
+            reason: fields.remove("reason").filter(|value| !value.is_null()),
+        }
+    }
 }
 
 /// What every accepted command answers.
@@ -109,10 +108,18 @@ fn string(value: Option<Value>) -> Result<String, String> {
     }
 }
 
+/// A whole number, also when written with a zero fraction or an exponent (`2.0`, `1e3`), as
+/// JSON Schema's `integer` counts them.
 fn integer(value: Option<Value>) -> Result<i64, String> {
     match value {
         Some(Value::Number(number)) => number
             .as_i64()
+            .or_else(|| {
+                number
+                    .as_f64()
+                    .filter(|float| float.fract() == 0.0 && float.abs() < 2f64.powi(63))
+                    .map(|float| float as i64)
+            })
             .ok_or_else(|| format!("must be a whole number, got {number}")),
         None => Err("is required".to_owned()),
         Some(_) => Err("must be a number".to_owned()),
@@ -227,7 +234,7 @@ fn metadata(request_id: &RequestId, occurred_at: chrono::DateTime<Utc>) -> Event
 }
 
 /// What every command may answer, documented once for all of them: the 202 with its headers
-/// and the errors that do not depend on the command.
+/// and links, and the errors that do not depend on the command.
 pub struct CommandResponses;
 
 impl utoipa::IntoResponses for CommandResponses {
@@ -239,6 +246,12 @@ impl utoipa::IntoResponses for CommandResponses {
         ]);
         let mut etag = Header::default();
         etag.description = Some("The order's new version".to_owned());
+        let cancel = Link::builder()
+            .operation_id("cancel_order")
+            .parameter("id", "$response.body#/id")
+            .parameter("If-Match", "$response.header.ETag")
+            .description("Cancel the order, if nobody changed it since")
+            .build();
         let accepted = ResponseBuilder::new()
             .description("Committed with its event")
             .content(
@@ -248,6 +261,7 @@ impl utoipa::IntoResponses for CommandResponses {
             .header("Location", Header::default())
             .header("ETag", etag)
             .header(CONSISTENCY_TOKEN_HEADER, Header::default())
+            .link("CancelOrder", cancel)
             .build();
         responses.insert("202".to_owned(), RefOr::T(accepted));
         responses
@@ -258,9 +272,7 @@ impl utoipa::IntoResponses for CommandResponses {
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrderBody,
     description = "Places an order. Send `Idempotency-Key` to retry safely: a retry with the \
                    same key and body answers the first answer (`Idempotent-Replayed: true`).",
-    params(
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible characters"),
-    ),
+    params(IdempotencyKeyHeader),
     responses(
         (status = 400, body = ErrorBody, description = "Malformed JSON or header"),
         CommandResponses,
@@ -315,9 +327,8 @@ pub async fn place_order(
 #[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders",
     request_body(content = Option<CancelOrderBody>, description = "Optional"),
     params(
-        ("id" = String, Path, description = "The order's id"),
-        ("If-Match" = Option<String>, Header,
-            description = "The version the cancellation expects, as ETag gives it (\"1\")"),
+        ("id" = String, Path, format = Uuid, description = "The order's id"),
+        IfMatchHeader,
     ),
     responses(
         (status = 400, body = ErrorBody, description = "Malformed JSON or If-Match"),
@@ -345,7 +356,7 @@ pub async fn cancel_order(
     let body = read_cancel_body(&request, body, limit.0).await?;
     let mut errors = ValidationErrors::default();
     let reason = match body.reason {
-        None | Some(Value::Null) => None,
+        None => None,
         reason => errors.check("reason", string(reason).and_then(CancellationReason::parse)),
     };
     if !errors.is_empty() {
@@ -369,8 +380,8 @@ pub async fn cancel_order(
     ))
 }
 
-/// The body is optional: empty means no reason. When present it must be a JSON object, sent
-/// as JSON (`Content-Type: application/json`).
+/// The body is optional: empty or `null` means no reason. Otherwise it must be a JSON object,
+/// sent as JSON (`Content-Type: application/json`).
 async fn read_cancel_body(
     request: &HttpRequest,
     body: web::Payload,
@@ -390,7 +401,9 @@ async fn read_cancel_body(
     if !is_json {
         return Err(ApiError::UnsupportedMediaType);
     }
-    serde_json::from_slice(&bytes).map_err(|error| ApiError::MalformedJson(error.to_string()))
+    serde_json::from_slice::<Option<CancelOrderBody>>(&bytes)
+        .map(Option::unwrap_or_default)
+        .map_err(|error| ApiError::MalformedJson(error.to_string()))
 }
 
 /// The `Idempotency-Key` header, if the client sent one.
@@ -420,8 +433,18 @@ fn idempotency_key(request: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiE
         .transpose()
 }
 
-/// The version named by `If-Match`: `"3"` (as `ETag` gives it), `W/"3"` or `3`. `*` or no
-/// header means any version.
+/// The pattern of what `If-Match` may be: `*` (any version), or the version as `ETag` gives it (`"3"`), also
+/// weak (`W/"3"`) or bare (`3`).
+pub fn if_match_pattern() -> String {
+    let version = whole_number_pattern();
+    format!(r#"^(\*|(W/)?"{version}"|{version})$"#)
+}
+
+fn quoted(tag: &str) -> Option<&str> {
+    tag.strip_prefix('"')?.strip_suffix('"')
+}
+
+/// The version named by `If-Match` ([`if_match_pattern`]); none for `*` or no header.
 fn expected_version(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
     let Some(value) = request.headers().get(header::IF_MATCH) else {
         return Ok(None);
@@ -430,11 +453,14 @@ fn expected_version(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
     if text == "*" {
         return Ok(None);
     }
-    text.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
+    let version = match text.strip_prefix("W/") {
+        Some(weak) => quoted(weak),
+        None => quoted(text).or(Some(text)),
+    };
+    version
+        .and_then(whole_number)
         .map(Some)
-        .map_err(|_| ApiError::InvalidHeader {
+        .ok_or_else(|| ApiError::InvalidHeader {
             name: "If-Match",
             message: format!(
                 "must be one entity tag with the order's version, such as \"2\", got {text:?}"

@@ -28,7 +28,7 @@ pub use sockets::{listening_sockets, ListeningSocket};
 pub use stack::{ServiceStack, PROJECTION_QUEUE, STACK_ADMIN_TOKEN};
 pub use validators::{
     assert_document_describes_service, concrete_path, openapi_operations, openapi_problems,
-    run_validator, validator, yaml_documents,
+    run_validator, schemathesis, validator, yaml_documents,
 };
 
 use std::future::Future;

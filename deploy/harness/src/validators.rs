@@ -1,6 +1,7 @@
 //! The validators `deploy/test` installs (`install_validators`): openapi-spec-validator for the
-//! OpenAPI documents, kubernetes-validate for the manifests under `deploy/k8s/`, check-jsonschema
-//! for `docker-compose.yml`, and their PyYAML to read YAML files.
+//! OpenAPI documents, Schemathesis for what the services answer against them, kubernetes-validate
+//! for the manifests under `deploy/k8s/`, check-jsonschema for `docker-compose.yml`, and their
+//! PyYAML to read YAML files.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,43 @@ pub fn run_validator<A: AsRef<OsStr>>(name: &str, args: &[A]) -> Result<(), Stri
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         ))
+    }
+}
+
+/// Schemathesis's settings and hooks for the contract test.
+fn schemathesis_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemathesis")
+}
+
+/// Runs Schemathesis with every check (deploy/schemathesis/schemathesis.toml says which it
+/// narrows, and why) on the OpenAPI document at `location` (a URL, or a file with `--url`
+/// among `args`), with a fixed seed; the report when it finds anything.
+pub fn schemathesis<A: AsRef<OsStr>>(location: &str, args: &[A]) -> Result<String, String> {
+    let settings = schemathesis_dir();
+    // Schemathesis keeps a cache of what it found in its working directory: each run gets an
+    // empty one, so runs neither share state nor write into the checkout.
+    let workdir = std::env::temp_dir().join(crate::unique_name());
+    std::fs::create_dir_all(&workdir).expect("create a temporary directory");
+    let output = Command::new(validator("schemathesis"))
+        .current_dir(&workdir)
+        .arg("--config-file")
+        .arg(settings.join("schemathesis.toml"))
+        .args(["run", location, "--seed", "20261127", "--no-color"])
+        .args(args)
+        .env("SCHEMATHESIS_HOOKS", "hooks")
+        .env("PYTHONPATH", &settings)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run schemathesis: {error}"));
+    std::fs::remove_dir_all(&workdir).expect("remove Schemathesis's directory");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(report)
+    } else {
+        Err(report)
     }
 }
 

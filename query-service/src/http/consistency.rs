@@ -14,8 +14,11 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
+use service_support::docs::string_schema;
 use shared_events::{ConsistencyToken, CONSISTENCY_TOKEN_HEADER};
 use tokio::time::Instant;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::Required;
 use utoipa::IntoParams;
 
 use super::ApiError;
@@ -66,15 +69,30 @@ pub struct MaxConsistencyWait(pub Duration);
 /// point, if the request named one.
 pub struct ConsistentRead;
 
-/// Documents the query parameter; the `X-Consistency-Token` header does the same.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// The `consistencyToken` query parameter; the `X-Consistency-Token` header does the same.
+#[derive(Deserialize)]
 pub struct TokenParameter {
-    /// A command's consistency token (`<order id>.<version>`): the read first waits until the
-    /// read model holds it, at most `consistency.max_wait_ms`, else answers 503.
     #[serde(rename = "consistencyToken")]
-    #[param(rename = "consistencyToken")]
     token: Option<String>,
+}
+
+impl IntoParams for TokenParameter {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![ParameterBuilder::new()
+            .name("consistencyToken")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(
+                "A command's consistency token (`<order id>.<version>`): the read first waits \
+                 until the read model holds it, at most `consistency.max_wait_ms`, else answers \
+                 503.",
+            ))
+            .schema(Some(string_schema(
+                ConsistencyToken::PATTERN.to_owned(),
+                None,
+            )))
+            .build()]
+    }
 }
 
 /// The token of the header, else of the query parameter; a malformed one is reported against
@@ -91,16 +109,20 @@ fn requested_token(request: &HttpRequest) -> Result<Option<ConsistencyToken>, Ap
                 message: format!("{error}; got {text:?}"),
             });
     }
+    // The query is read whole, unknown parameters ignored: it fails only on a token given
+    // twice (the other parameters are each handler's to check).
     web::Query::<TokenParameter>::from_query(request.query_string())
-        .ok()
-        .and_then(|parameter| parameter.into_inner().token)
+        .map_err(|_| ApiError::InvalidParameter {
+            name: "consistencyToken",
+            message: "must be given once".to_owned(),
+        })?
+        .into_inner()
+        .token
         .map(|text| {
-            text.trim()
-                .parse()
-                .map_err(|error| ApiError::InvalidParameter {
-                    name: "consistencyToken",
-                    message: format!("{error}; got {text:?}"),
-                })
+            text.parse().map_err(|error| ApiError::InvalidParameter {
+                name: "consistencyToken",
+                message: format!("{error}; got {text:?}"),
+            })
         })
         .transpose()
 }

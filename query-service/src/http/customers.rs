@@ -6,8 +6,8 @@ use service_support::docs::ErrorBody;
 use utoipa::ToSchema;
 
 use super::consistency::{ConsistentRead, TokenParameter};
-use super::orders::{email_parameter, OrderView};
-use super::paging::{page_response, CursorKind, PageParams};
+use super::orders::{email_parameter, EmailPath, OrderView};
+use super::paging::{page_response, CursorKind, CustomerPaging, OrderPaging, PageParams};
 use super::{ApiError, ReadErrors};
 use crate::store::{CustomerDocument, ReadStore};
 
@@ -43,7 +43,7 @@ impl From<CustomerDocument> for CustomerView {
 }
 
 /// `GET /customers?limit=&cursor=` (or `offset=` for the first 10 000): in email order.
-#[utoipa::path(get, path = "/customers", operation_id = "list_customers", tag = "customers", params(PageParams, TokenParameter),
+#[utoipa::path(get, path = "/customers", operation_id = "list_customers", tag = "customers", params(CustomerPaging, TokenParameter),
     responses(
         (status = 200, body = Vec<CustomerView>, description = "In email order"),
         ReadErrors,
@@ -71,8 +71,7 @@ pub async fn list(
 
 /// `GET /customers/{email}`.
 #[utoipa::path(get, path = "/customers/{email}", operation_id = "get_customer", tag = "customers",
-    params(("email" = String, Path, description = "Matched trimmed, lower-cased, domain in ASCII (IDNA)"),
-           TokenParameter),
+    params(EmailPath, TokenParameter),
     responses(
         (status = 200, body = CustomerView, description = "The customer's summary"),
         (status = 404, body = ErrorBody, description = "No such customer (yet)"),
@@ -84,11 +83,11 @@ pub async fn list(
 pub async fn get(
     _: Granted<Read>,
     _: ConsistentRead,
-    email: web::Path<String>,
+    path: web::Path<EmailPath>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
     let customer = store
-        .find_customer(&email_parameter(&email)?)
+        .find_customer(&email_parameter(&path.email)?)
         .await?
         .ok_or(ApiError::NotFound("customer"))?;
     Ok(HttpResponse::Ok().json(CustomerView::from(customer)))
@@ -96,8 +95,7 @@ pub async fn get(
 
 /// `GET /customers/{email}/orders?limit=&cursor=`: that customer's orders, newest first.
 #[utoipa::path(get, path = "/customers/{email}/orders", operation_id = "list_customer_orders", tag = "customers",
-    params(("email" = String, Path, description = "Matched trimmed, lower-cased, domain in ASCII (IDNA)"),
-           PageParams, TokenParameter),
+    params(EmailPath, OrderPaging, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),
         (status = 404, body = ErrorBody, description = "No such customer (yet)"),
@@ -110,12 +108,12 @@ pub async fn orders(
     _: Granted<Read>,
     _: ConsistentRead,
     request: HttpRequest,
-    email: web::Path<String>,
+    path: web::Path<EmailPath>,
     params: web::Query<PageParams>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
     let page = params.page(CursorKind::Position)?;
-    let email = email_parameter(&email)?;
+    let email = email_parameter(&path.email)?;
     if store.find_customer(&email).await?.is_none() {
         return Err(ApiError::NotFound("customer"));
     }

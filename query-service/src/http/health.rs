@@ -6,10 +6,6 @@ use crate::store::ReadStore;
 
 /// Ready while MongoDB answers: reads can be served even when the broker is away (they are
 /// only staler). The consumer's state is reported for operators all the same.
-#[utoipa::path(get, path = "/health/ready", tag = "operations", responses(
-    (status = 200, description = "MongoDB answers; `checks` gives each dependency"),
-    (status = 503, description = "MongoDB does not answer"),
-))]
 #[get("/health/ready")]
 pub async fn ready(store: web::Data<ReadStore>, broker: web::Data<BrokerStatus>) -> HttpResponse {
     readiness("mongodb", store.ping().await.is_ok(), &broker)

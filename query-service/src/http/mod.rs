@@ -31,8 +31,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
     components(schemas(ErrorBody)),
     modifiers(&BearerSecurity),
     tags((name = "orders", description = "Orders, each with its customer embedded"),
-         (name = "customers", description = "Customers with the summary of their orders"),
-         (name = "operations", description = "Probes")),
+         (name = "customers", description = "Customers with the summary of their orders")),
 )]
 struct QueryApi;
 
@@ -61,10 +60,15 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(customers::list)
         .service(customers::get)
         .service(customers::orders)
-        .service(service_support::health::live)
-        .service(health::ready)
         .route(QUERY_DOCUMENT_PATH, web::get().to(docs::serve_document))
-        .map(|config| config.service(docs::swagger_ui()))
+        .map(|config| {
+            // Served for operators and orchestrators, never routed by the gateway, so not in
+            // the API's document (docs/operating.md describes the probes).
+            config
+                .service(service_support::health::live)
+                .service(health::ready)
+                .service(docs::swagger_ui())
+        })
         .default_service(web::to(error::no_route));
 }
 

@@ -3,11 +3,16 @@ use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use service_support::auth::{Granted, Read};
+use service_support::chars::{self, CONTROL};
+use service_support::docs::string_schema;
 use service_support::docs::ErrorBody;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::ObjectBuilder;
+use utoipa::openapi::Required;
 use utoipa::{IntoParams, ToSchema};
 
 use super::consistency::{ConsistentRead, TokenParameter};
-use super::paging::{page_response, CursorKind, PageParams};
+use super::paging::{page_response, CursorKind, OrderPaging, PageParams};
 use super::{ApiError, ReadErrors};
 use crate::store::{OrderDocument, PriceDocument, ReadStore};
 
@@ -78,19 +83,54 @@ impl From<OrderDocument> for OrderView {
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// The query of `GET /orders`: documented by [`CustomerFilter`] and [`OrderPaging`].
+#[derive(Debug, Deserialize)]
 pub struct ListParams {
-    /// Only this customer's orders.
     email: Option<String>,
-    /// Documented as [`PageParams`] of its own.
     #[serde(flatten)]
-    #[param(ignore)]
     page: PageParams,
 }
 
+/// The `email` filter of `GET /orders`.
+pub struct CustomerFilter;
+
+impl IntoParams for CustomerFilter {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![ParameterBuilder::new()
+            .name("email")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(
+                "Only this customer's orders; matched trimmed, lower-cased, domain in ASCII \
+                 (IDNA)",
+            ))
+            .schema(Some(email_parameter_schema()))
+            .build()]
+    }
+}
+
+/// The `{email}` of a customer's path.
+#[derive(Debug, Deserialize)]
+pub struct EmailPath {
+    pub email: String,
+}
+
+impl IntoParams for EmailPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![ParameterBuilder::new()
+            .name("email")
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .description(Some(
+                "The customer's email; matched trimmed, lower-cased, domain in ASCII (IDNA)",
+            ))
+            .schema(Some(email_parameter_schema().min_length(Some(1))))
+            .build()]
+    }
+}
+
 /// `GET /orders?limit=&cursor=&email=` (or `offset=` for the first 10 000): newest first.
-#[utoipa::path(get, path = "/orders", operation_id = "list_orders", tag = "orders", params(ListParams, PageParams, TokenParameter),
+#[utoipa::path(get, path = "/orders", operation_id = "list_orders", tag = "orders", params(CustomerFilter, OrderPaging, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),
         ReadErrors,
@@ -123,7 +163,7 @@ pub async fn list(
 
 /// `GET /orders/{id}`, with the version as `ETag` for a later command's `If-Match`.
 #[utoipa::path(get, path = "/orders/{id}", operation_id = "get_order", tag = "orders",
-    params(("id" = String, Path, description = "The order's id"), TokenParameter),
+    params(("id" = String, Path, format = Uuid, description = "The order's id"), TokenParameter),
     responses(
         (status = 200, body = OrderView, description = "The order", headers(("ETag" = String,
             description = "The order's version, for a cancellation's If-Match"))),
@@ -152,11 +192,16 @@ pub async fn get(
 /// ([`shared_events::normalise_email`]). Control characters (a NUL, which the read store refuses, among them) can be in
 /// no stored email, so they are a client's mistake, answered 400.
 pub fn email_parameter(email: &str) -> Result<String, ApiError> {
-    if email.chars().any(char::is_control) {
+    if email.chars().any(|c| chars::contains(CONTROL, c)) {
         return Err(ApiError::InvalidParameter {
             name: "email",
             message: "must not contain control characters".to_owned(),
         });
     }
     Ok(shared_events::normalise_email(email))
+}
+
+/// The schema of what [`email_parameter`] accepts.
+fn email_parameter_schema() -> ObjectBuilder {
+    string_schema(chars::pattern_without(&[CONTROL]), None)
 }

@@ -1,30 +1,30 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use service_support::params::page_limit;
+use service_support::chars::{self, CONTROL};
+use service_support::docs::{integer_schema, string_schema};
+use service_support::params::{page_limit, whole_number};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::ObjectBuilder;
+use utoipa::openapi::Required;
 use utoipa::IntoParams;
 
 use super::ApiError;
-use crate::store::{Page, Start};
+use crate::store::{Cursor, Page, Start};
 
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 /// Deeper pages are reached with `cursor`: skipping costs what is skipped on every server.
 pub const MAX_OFFSET: u64 = 10_000;
 
-/// `limit` (1..=500, default 50), and where the page starts: `cursor` (from the previous page's
-/// `Link: rel="next"`) or `offset` (0 to 10 000, default 0), as given in the query string.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// `limit` (1..=500, default 50), and where the page starts: `offset` items (0 to 10 000,
+/// default 0) after `cursor` (from the previous page's `Link: rel="next"`) or after the
+/// listing's beginning, as given in the query string. Documented by [`OrderPaging`] and
+/// [`CustomerPaging`], whose cursors differ.
+#[derive(Debug, Default, Deserialize)]
 pub struct PageParams {
-    /// Items per page, 1 to 500 (default 50). A full page answers `Link: <…>; rel="next"`.
-    #[param(value_type = Option<u32>)]
     limit: Option<String>,
-    /// Items to skip, 0 to 10 000 (default 0); deeper pages are reached with `cursor`.
-    #[param(value_type = Option<u64>)]
     offset: Option<String>,
-    /// Where the page starts, as the previous page's `Link: rel="next"` gives it; opaque, not
-    /// to be combined with `offset`.
     cursor: Option<String>,
 }
 
@@ -37,6 +37,31 @@ pub enum CursorKind {
     Email,
 }
 
+/// The largest list position a cursor may name.
+const MAX_POSITION: i64 = i64::MAX;
+
+impl CursorKind {
+    fn read(self, text: &str) -> Option<Cursor> {
+        match self {
+            Self::Position => whole_number(text)
+                .and_then(|position| i64::try_from(position).ok())
+                .filter(|position| (1..=MAX_POSITION).contains(position))
+                .map(Cursor::Position),
+            Self::Email => (!text.is_empty() && !text.chars().any(|c| chars::contains(CONTROL, c)))
+                .then(|| Cursor::Email(text.to_owned())),
+        }
+    }
+
+    fn schema(self) -> ObjectBuilder {
+        match self {
+            Self::Position => integer_schema(1..=MAX_POSITION),
+            Self::Email => {
+                string_schema(chars::pattern_without(&[CONTROL]), None).min_length(Some(1))
+            }
+        }
+    }
+}
+
 impl PageParams {
     /// The page asked for, in a listing whose cursors are of `kind`.
     pub fn page(&self, kind: CursorKind) -> Result<Page, ApiError> {
@@ -47,42 +72,79 @@ impl PageParams {
                     message,
                 }
             })?;
-        let invalid_cursor = |cursor: &str| ApiError::InvalidParameter {
-            name: "cursor",
-            message: format!("must be a cursor from a previous page's Link header, got {cursor:?}"),
+        let after = match &self.cursor {
+            None => None,
+            Some(text) => Some(kind.read(text).ok_or_else(|| ApiError::InvalidParameter {
+                name: "cursor",
+                message: format!(
+                    "must be a cursor from a previous page's Link header, got {text:?}"
+                ),
+            })?),
         };
-        let start = match (&self.offset, &self.cursor) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::InvalidParameter {
-                    name: "cursor",
-                    message: "cannot be combined with offset".to_owned(),
-                })
-            }
-            (None, Some(cursor)) => match kind {
-                CursorKind::Position => match cursor.parse::<i64>() {
-                    Ok(position) if position > 0 => Start::AfterPosition(position),
-                    _ => return Err(invalid_cursor(cursor)),
-                },
-                CursorKind::Email if !cursor.is_empty() && !cursor.chars().any(char::is_control) => {
-                    Start::AfterEmail(cursor.clone())
-                }
-                CursorKind::Email => return Err(invalid_cursor(cursor)),
-            },
-            (Some(text), None) => match text.parse::<u64>() {
-                Ok(0) => Start::First,
-                Ok(offset) if offset <= MAX_OFFSET => Start::Skip(offset),
-                _ => {
-                    return Err(ApiError::InvalidParameter {
-                        name: "offset",
-                        message: format!(
-                            "must be a whole number from 0 to {MAX_OFFSET} (use cursor for deeper pages), got {text:?}"
-                        ),
-                    })
-                }
-            },
-            (None, None) => Start::First,
+        let skip = match &self.offset {
+            None => 0,
+            Some(text) => whole_number(text)
+                .filter(|offset| *offset <= MAX_OFFSET)
+                .ok_or_else(|| ApiError::InvalidParameter {
+                    name: "offset",
+                    message: format!(
+                        "must be a whole number from 0 to {MAX_OFFSET} (use cursor for deeper pages), got {text:?}"
+                    ),
+                })?,
         };
-        Ok(Page { limit, start })
+        Ok(Page {
+            limit,
+            start: Start { after, skip },
+        })
+    }
+}
+
+/// The paging parameters of a listing whose cursors are of `kind`, for its document.
+fn documented(kind: CursorKind) -> Vec<Parameter> {
+    let parameter = |name: &str, description: &str, schema: ObjectBuilder| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(schema))
+            .build()
+    };
+    vec![
+        parameter(
+            "limit",
+            "Items per page (default 50). A full page answers `Link: <…>; rel=\"next\"`.",
+            integer_schema(1..=i64::from(MAX_LIMIT)),
+        ),
+        parameter(
+            "offset",
+            "Items to skip (default 0), after `cursor` when one is given; deeper pages are \
+             reached with `cursor`.",
+            integer_schema(0..=i64::try_from(MAX_OFFSET).unwrap_or(i64::MAX)),
+        ),
+        parameter(
+            "cursor",
+            "Where the page starts, as the previous page's `Link: rel=\"next\"` gives it.",
+            kind.schema(),
+        ),
+    ]
+}
+
+/// The paging parameters of the order listings: their cursors are list positions.
+pub struct OrderPaging;
+
+impl IntoParams for OrderPaging {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        documented(CursorKind::Position)
+    }
+}
+
+/// The paging parameters of the customer listing: its cursors are emails.
+pub struct CustomerPaging;
+
+impl IntoParams for CustomerPaging {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        documented(CursorKind::Email)
     }
 }
 
@@ -102,11 +164,13 @@ pub fn page_response<T: Serialize>(
             .map(|(name, value)| (*name, (*value).to_owned()))
             .collect();
         params.push(("limit", page.limit.to_string()));
-        match next {
-            Start::First => {}
-            Start::Skip(offset) => params.push(("offset", offset.to_string())),
-            Start::AfterPosition(position) => params.push(("cursor", position.to_string())),
-            Start::AfterEmail(email) => params.push(("cursor", email)),
+        match next.after {
+            None => {}
+            Some(Cursor::Position(position)) => params.push(("cursor", position.to_string())),
+            Some(Cursor::Email(email)) => params.push(("cursor", email)),
+        }
+        if next.skip > 0 {
+            params.push(("offset", next.skip.to_string()));
         }
         if let Ok(query) = serde_urlencoded::to_string(&params) {
             response.insert_header((

@@ -15,7 +15,7 @@ use mongodb::options::ReturnDocument;
 use mongodb::Collection;
 
 use super::{
-    OrderDocument, Page, ReadModels, ReadStore, Start, StoreError, LIST_PAGE_SPAN,
+    Cursor, OrderDocument, Page, ReadModels, ReadStore, Start, StoreError, LIST_PAGE_SPAN,
     SPARE_PAGE_LOOKUPS,
 };
 
@@ -28,8 +28,8 @@ pub struct Listing<T> {
     pub next: Option<Start>,
 }
 
-/// Where the page after a full `page` of `items` starts: after the last item's cursor, or by
-/// offset when it has none (orders written before list positions).
+/// Where the page after a full `page` of `items` starts: after the last item's cursor, or a
+/// page further from the same start when it has none (orders written before list positions).
 pub(super) fn full_page_next<T>(
     page: &Page,
     items: &[T],
@@ -38,22 +38,10 @@ pub(super) fn full_page_next<T>(
     if items.len() < page.limit as usize {
         return None;
     }
-    Some(
-        items
-            .last()
-            .and_then(cursor)
-            .unwrap_or_else(|| Start::Skip(page.skipped() + u64::from(page.limit))),
-    )
-}
-
-impl Page {
-    /// The items a query skips before the page.
-    pub fn skipped(&self) -> u64 {
-        match self.start {
-            Start::Skip(skipped) => skipped,
-            Start::First | Start::AfterPosition(_) | Start::AfterEmail(_) => 0,
-        }
-    }
+    Some(items.last().and_then(cursor).unwrap_or_else(|| Start {
+        after: page.start.after.clone(),
+        skip: page.start.skip + u64::from(page.limit),
+    }))
 }
 
 impl OrderDocument {
@@ -133,7 +121,9 @@ impl ReadStore {
             Some(email) => {
                 let orders = self.customer_orders(email, page).await?;
                 let next = full_page_next(page, &orders, |order| {
-                    order.list_position.map(Start::AfterPosition)
+                    order
+                        .list_position
+                        .map(|position| Start::after(Cursor::Position(position)))
                 });
                 Ok(Listing {
                     items: orders,
@@ -148,13 +138,12 @@ impl ReadStore {
         let models = self.collections();
         let limit = page.limit as usize;
         let next_position = self.last_list_position(&models).await? + 1;
-        let before = match page.start {
-            Start::AfterPosition(position) => position.min(next_position),
-            Start::Skip(skipped) => {
-                next_position.saturating_sub(i64::try_from(skipped).unwrap_or(i64::MAX))
-            }
-            Start::First | Start::AfterEmail(_) => next_position,
+        let after = match page.start.after {
+            Some(Cursor::Position(position)) => position.min(next_position),
+            Some(Cursor::Email(_)) | None => next_position,
         };
+        // Positions are dense, so skipping items is skipping positions.
+        let before = after.saturating_sub(i64::try_from(page.start.skip).unwrap_or(i64::MAX));
         let mut found: Vec<OrderDocument> = Vec::with_capacity(limit);
         let mut list_page = (before - 1).div_euclid(LIST_PAGE_SPAN);
         let mut lookups_left = limit / LIST_PAGE_SPAN as usize + 1 + SPARE_PAGE_LOOKUPS;
@@ -175,11 +164,13 @@ impl ReadStore {
             found
                 .last()
                 .and_then(|order| order.list_position)
-                .map(Start::AfterPosition)
+                .map(|position| Start::after(Cursor::Position(position)))
         } else if list_page >= 0 {
             // Out of lookups among unwritten positions: the next page starts below the
             // pages read.
-            Some(Start::AfterPosition((list_page + 1) * LIST_PAGE_SPAN))
+            Some(Start::after(Cursor::Position(
+                (list_page + 1) * LIST_PAGE_SPAN,
+            )))
         } else {
             None
         };
@@ -194,7 +185,7 @@ impl ReadStore {
         page: &Page,
     ) -> Result<Vec<OrderDocument>, StoreError> {
         let mut filter = doc! { self.customer_email_field(): email };
-        if let Start::AfterPosition(position) = page.start {
+        if let Some(Cursor::Position(position)) = page.start.after {
             filter.insert("listPosition", doc! { "$lt": position });
         }
         Ok(self
@@ -202,7 +193,7 @@ impl ReadStore {
             .orders
             .find(filter)
             .sort(doc! { "listPosition": -1 })
-            .skip(page.skipped())
+            .skip(page.start.skip)
             .limit(i64::from(page.limit))
             .await?
             .try_collect()

@@ -115,17 +115,30 @@ pub struct Page {
     pub start: Start,
 }
 
-/// Where a page of a listing starts.
+/// Where a page of a listing starts: `skip` items after the `after` cursor, or after the
+/// listing's beginning.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Start {
+    pub after: Option<Cursor>,
+    pub skip: u64,
+}
+
+/// An item of a listing, which the next page starts after.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Start {
-    /// At the first item.
-    First,
-    /// After skipping this many items.
-    Skip(u64),
-    /// At the first order listed after the one at this list position.
-    AfterPosition(i64),
-    /// At the first customer after this email.
-    AfterEmail(String),
+pub enum Cursor {
+    /// The order at this list position.
+    Position(i64),
+    /// The customer with this email.
+    Email(String),
+}
+
+impl Start {
+    pub fn after(cursor: Cursor) -> Self {
+        Self {
+            after: Some(cursor),
+            skip: 0,
+        }
+    }
 }
 
 /// Positions per page of the newest-first order listing: one equality lookup reads at most
@@ -258,19 +271,19 @@ impl ReadStore {
         let customers: Vec<CustomerDocument> = self
             .collections()
             .customers
-            .find(match &page.start {
-                Start::AfterEmail(email) => doc! { "_id": { "$gt": email } },
+            .find(match &page.start.after {
+                Some(Cursor::Email(email)) => doc! { "_id": { "$gt": email } },
                 _ => doc! {},
             })
             .projection(customer_fields())
             .sort(doc! { "_id": 1 })
-            .skip(page.skipped())
+            .skip(page.start.skip)
             .limit(i64::from(page.limit))
             .await?
             .try_collect()
             .await?;
         let next = listing::full_page_next(page, &customers, |customer| {
-            Some(Start::AfterEmail(customer.email.clone()))
+            Some(Start::after(Cursor::Email(customer.email.clone())))
         });
         Ok(Listing {
             items: customers,

@@ -45,6 +45,15 @@ async fn orders_are_listed_newest_first_in_pages() {
         ]
     );
 
+    // An offset counts after the cursor: after the sentinel (position 4), skip one.
+    let response = app.get("/orders?limit=1&cursor=4&offset=1").await;
+    assert_eq!(
+        response.headers()["link"].to_str().unwrap(),
+        "</orders?limit=1&cursor=2>; rel=\"next\""
+    );
+    let page: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(page[0]["id"], events[1].aggregate_id.to_string());
+
     let response = app.get("/orders?limit=2&cursor=2").await;
     assert!(response.headers().get("link").is_none(), "the last page");
     let page: Vec<Value> = response.json().await.unwrap();
@@ -178,7 +187,10 @@ async fn bad_paging_parameters_are_400_naming_the_parameter() {
         ("offset=10001", "offset"),
         ("cursor=abc", "cursor"),
         ("cursor=0", "cursor"),
-        ("cursor=5&offset=5", "cursor"),
+        ("cursor=+5", "cursor"),
+        ("limit=+5", "limit"),
+        ("offset=1.0", "offset"),
+        ("consistencyToken=x&consistencyToken=y", "consistencyToken"),
     ] {
         let body = json_error(app.get(&format!("/orders?{query}")).await, 400).await;
         assert_eq!(body["parameter"], parameter, "{query}");
