@@ -6,7 +6,7 @@ use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use service_support::auth::{Granted, Write};
-use service_support::docs::{self, ErrorBody};
+use service_support::docs::{self, ErrorBody, QUERY_DOCUMENT_PATH};
 use service_support::params::{whole_number, whole_number_pattern};
 use service_support::RequestId;
 use shared_events::{
@@ -252,6 +252,17 @@ impl utoipa::IntoResponses for CommandResponses {
             .parameter("If-Match", "$response.header.ETag")
             .description("Cancel the order, if nobody changed it since")
             .build();
+        // The reads are the query side's, in its document beside this one at the gateway;
+        // the consistency token makes them wait until the order is projected.
+        let read = |operation: &str, description: &str| {
+            Link::builder()
+                .operation_ref(format!("{QUERY_DOCUMENT_PATH}#/paths/{operation}/get"))
+                .parameter("consistencyToken", "$response.body#/consistencyToken")
+                .description(description)
+        };
+        let get_order = read("~1orders~1{id}", "Read the order once it is projected")
+            .parameter("id", "$response.body#/id")
+            .build();
         let accepted = ResponseBuilder::new()
             .description("Committed with its event")
             .content(
@@ -262,6 +273,7 @@ impl utoipa::IntoResponses for CommandResponses {
             .header("ETag", etag)
             .header(CONSISTENCY_TOKEN_HEADER, Header::default())
             .link("CancelOrder", cancel)
+            .link("GetOrder", get_order)
             .build();
         responses.insert("202".to_owned(), RefOr::T(accepted));
         responses

@@ -85,6 +85,19 @@ impl Gateway {
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
+
+    /// The request lines nginx has logged so far, with their status: `"GET /orders HTTP/1.1" 200`.
+    pub fn requests_logged(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.state_dir.join("access.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| {
+                let (_, request) = line.split_once(" \"")?;
+                let (request_line, rest) = request.split_once("\" ")?;
+                let status = rest.split_whitespace().next()?;
+                Some(format!("\"{request_line}\" {status}"))
+            })
+            .collect()
+    }
 }
 
 impl Drop for Gateway {

@@ -54,19 +54,96 @@ async fn each_document_says_what_its_service_does_through_the_gateway() {
     }
 }
 
-/// The command document as served, with the description's length rule changed to `max_chars`
-/// while the service keeps its own: what a rule changed in code only would serve.
-async fn drifted_document(stack: &ServiceStack, authorization: &str, max_chars: u64) -> Value {
+async fn served_document(stack: &ServiceStack, authorization: &str, path: &str) -> Value {
     let (name, value) = authorization.split_once(": ").unwrap();
-    let mut document: Value = reqwest::Client::new()
-        .get(stack.gateway.url(COMMAND_DOCUMENT_PATH))
+    reqwest::Client::new()
+        .get(stack.gateway.url(path))
         .header(name, value)
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The API as the gateway serves it: both documents' paths and components in one, and the
+/// command side's links into the query document made links within it.
+fn union_of(command: Value, query: &Value) -> Value {
+    let mut union = command;
+    union["info"]["title"] = "Orders API at the gateway".into();
+    for (path, item) in query["paths"].as_object().unwrap() {
+        let merged = union["paths"]
+            .as_object_mut()
+            .unwrap()
+            .entry(path.clone())
+            .or_insert_with(|| serde_json::json!({}));
+        for (key, value) in item.as_object().unwrap() {
+            merged[key.as_str()] = value.clone();
+        }
+    }
+    for (name, schema) in query["components"]["schemas"].as_object().unwrap() {
+        union["components"]["schemas"][name.as_str()] = schema.clone();
+    }
+    let text = union
+        .to_string()
+        .replace(&format!("{QUERY_DOCUMENT_PATH}#"), "#");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn the_api_at_the_gateway_is_both_documents_and_its_links_lead_to_the_reads() {
+    let (stack, authorization) = stack_with_auth().await;
+    let command = served_document(&stack, &authorization, COMMAND_DOCUMENT_PATH).await;
+    let query = served_document(&stack, &authorization, QUERY_DOCUMENT_PATH).await;
+    let union = union_of(command, &query);
+    let dir = std::env::temp_dir().join(harness::unique_name());
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gateway.json");
+    std::fs::write(&file, union.to_string()).unwrap();
+
+    let report = schemathesis(
+        file.to_str().unwrap(),
+        &[
+            "--url",
+            &stack.gateway.url(""),
+            "-H",
+            &authorization,
+            "-n",
+            EXAMPLES,
+        ],
+    )
+    .unwrap_or_else(|report| panic!("{report}"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        report.contains(" passed") && !report.contains('❌'),
+        "{report}"
+    );
+    // The stateful phase followed both links of a placed order: to its cancellation, and to
+    // its read with the order's consistency token, which the query side waited for.
+    let requests = stack.gateway.requests_logged();
+    assert!(
+        requests
+            .iter()
+            .any(|line| line.contains("/cancel HTTP/1.1\" 202")),
+        "no order was cancelled:\n{report}"
+    );
+    let read_with_its_token = |line: &String| {
+        line.strip_prefix("\"GET /orders/")
+            .and_then(|rest| rest.split_once("?consistencyToken="))
+            .is_some_and(|(id, rest)| rest.starts_with(&format!("{id}.")))
+            && line.ends_with(" 200")
+    };
+    assert!(
+        requests.iter().any(read_with_its_token),
+        "no order was read with its token:\n{report}"
+    );
+}
+
+/// The command document as served, with the description's length rule changed to `max_chars`
+/// while the service keeps its own: what a rule changed in code only would serve.
+async fn drifted_document(stack: &ServiceStack, authorization: &str, max_chars: u64) -> Value {
+    let mut document = served_document(stack, authorization, COMMAND_DOCUMENT_PATH).await;
     let rule = &mut document["components"]["schemas"]["PlaceOrderBody"]["allOf"][0]["properties"]
         ["description"]["maxLength"];
     assert_eq!(rule, 500, "the served rule moved: update this test");
