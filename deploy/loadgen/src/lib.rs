@@ -74,6 +74,11 @@ pub struct Options {
     /// Times of each idle list read (first pages, a deep page) after the load; 0 skips them.
     #[arg(long, default_value_t = 30)]
     pub list_reads: usize,
+    /// Orders posted through the pipeline (as fast as answered) between a first measurement
+    /// and the main one, so that one run gives the end-to-end rate on the read model as found
+    /// and on one grown by this many orders, and their ratio; 0 skips it.
+    #[arg(long, default_value_t = 0)]
+    pub preload: u64,
     /// Documents per kind of write when measuring what each write costs the read store alone
     /// (CPU per document of FerretDB and its PostgreSQL, or mongod); 0 skips it.
     #[arg(long, default_value_t = 0)]
@@ -98,8 +103,22 @@ pub struct ProcessMemory {
     pub rss_mib: f64,
 }
 
+/// The first measurement of a run with `--preload`, on the read model as found.
+#[derive(Debug, Clone, Serialize)]
+pub struct BeforePreload {
+    pub end_to_end: EndToEnd,
+    /// CPU time by process group while posting and draining, most first.
+    pub cpu: Vec<CpuUse>,
+    /// Orders then posted to grow the read model, and how long that took until all were
+    /// readable.
+    pub preloaded: u64,
+    pub preload_secs: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// With `--preload`: the measurement before it; `end_to_end` is then the one after.
+    pub before_preload: Option<BeforePreload>,
     pub end_to_end: EndToEnd,
     /// From query-service's histogram; `None` if its metrics endpoint did not answer.
     pub read_side_lag: Option<ReadSideLag>,
@@ -167,6 +186,22 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
             |count| format!("{count} orders")
         )
     );
+    let before_preload = if options.preload > 0 {
+        let (end_to_end, cpu) = measured(&options, &client).await;
+        eprintln!(
+            "before preloading: {:.0} orders/s end to end",
+            end_to_end.end_to_end_per_sec
+        );
+        let (preloaded, preload_secs) = preload(&options, &client).await;
+        Some(BeforePreload {
+            end_to_end,
+            cpu,
+            preloaded,
+            preload_secs,
+        })
+    } else {
+        None
+    };
     let query_before = lag::scrape(&client, &options.query_metrics).await;
     let command_before = lag::scrape(&client, &options.command_metrics).await;
     let cpu_before = cpu::CpuSnapshot::take();
@@ -269,6 +304,7 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
     };
     let slowest = baselines.as_ref().map(Baselines::slowest);
     let report = Report {
+        before_preload,
         ratio_to_slowest: slowest.map(|(_, rate)| end_to_end.end_to_end_per_sec / rate),
         slowest_component: slowest.map(|(name, _)| name.to_owned()),
         end_to_end,
@@ -287,6 +323,44 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     Ok(report)
+}
+
+/// One end-to-end measurement and the CPU each process group used for it.
+async fn measured(options: &Options, client: &reqwest::Client) -> (EndToEnd, Vec<CpuUse>) {
+    let cpu_before = cpu::CpuSnapshot::take();
+    let end_to_end = end_to_end::run(options, client).await;
+    let (cpu, _) = cpu_before.used_since(end_to_end.accepted);
+    (end_to_end, cpu)
+}
+
+/// Orders preloaded per step, after each of which progress is printed.
+const PRELOAD_STEP: u64 = 10_000;
+
+/// Posts `options.preload` orders as fast as they are answered, each step waiting until its
+/// orders are readable; how many were accepted and how long it all took.
+async fn preload(options: &Options, client: &reqwest::Client) -> (u64, f64) {
+    let started = std::time::Instant::now();
+    let mut accepted = 0;
+    let mut posted = 0;
+    while posted < options.preload {
+        let step = PRELOAD_STEP.min(options.preload - posted);
+        let step_options = Options {
+            count: Some(step),
+            duration: None,
+            rate: None,
+            lag_sample_every: u64::MAX,
+            ..options.clone()
+        };
+        accepted += end_to_end::run(&step_options, client).await.accepted;
+        posted += step;
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "preloaded {accepted} of {} orders in {secs:.0} s ({:.0} orders/s end to end)",
+            options.preload,
+            accepted as f64 / secs
+        );
+    }
+    (accepted, started.elapsed().as_secs_f64())
 }
 
 /// Every running command-service and query-service process, by scanning /proc.
@@ -334,6 +408,31 @@ impl Report {
         let mut text = String::new();
         let _ = writeln!(text, "| measure | value |\n| --- | ---: |");
         let _ = writeln!(text, "| clients | {} |", e.concurrency);
+        if let Some(before) = &self.before_preload {
+            let _ = writeln!(
+                text,
+                "| before preloading: end-to-end orders/s | {:.0} |",
+                before.end_to_end.end_to_end_per_sec
+            );
+            for group in &before.cpu {
+                let _ = writeln!(
+                    text,
+                    "| before preloading: CPU {} | {:.2} ms/order |",
+                    group.group, group.ms_per_order
+                );
+            }
+            let _ = writeln!(
+                text,
+                "| preloaded through the pipeline | {} orders in {:.0} s |",
+                before.preloaded, before.preload_secs
+            );
+            let _ = writeln!(
+                text,
+                "| **end-to-end after ÷ before preloading** | **{:.0} %** |",
+                100.0 * e.end_to_end_per_sec
+                    / before.end_to_end.end_to_end_per_sec.max(f64::MIN_POSITIVE)
+            );
+        }
         let _ = writeln!(
             text,
             "| orders accepted / failed | {} / {} |",

@@ -41,6 +41,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         query_metrics: format!("http://127.0.0.1:{}/metrics", stack.query.metrics_port),
         command_metrics: format!("http://127.0.0.1:{}/metrics", stack.command.metrics_port),
         list_reads: 3,
+        preload: 30,
         write_costs: 128,
         json: None,
         report: Some(report_page.clone()),
@@ -49,6 +50,15 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
 
     let report = loadgen::run(options).await.expect("the benchmark runs");
 
+    let before = report
+        .before_preload
+        .as_ref()
+        .expect("a measurement before the preload");
+    assert!(before.end_to_end.accepted > 0);
+    assert_eq!(before.preloaded, 30, "every preloaded order was accepted");
+    assert!(report
+        .table()
+        .contains("end-to-end after ÷ before preloading"));
     let e2e = &report.end_to_end;
     assert!(e2e.accepted > 0, "no order was accepted");
     assert_eq!(e2e.failed, 0);
