@@ -9,9 +9,9 @@ use std::ops::RangeInclusive;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::openapi::content::Content;
-use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi, Ref, RefOr, Required};
 use utoipa::{Modify, ToSchema};
@@ -98,6 +98,28 @@ pub fn without_security(document: &mut OpenApi) {
     }
 }
 
+/// A parameter of `location` (required in the path, optional elsewhere) whose value `schema`
+/// describes.
+pub fn parameter(
+    name: &str,
+    location: ParameterIn,
+    description: &str,
+    schema: ObjectBuilder,
+) -> Parameter {
+    let required = if location == ParameterIn::Path {
+        Required::True
+    } else {
+        Required::False
+    };
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(location)
+        .required(required)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
 /// A string whose whole value matches `pattern`, of at most `max_chars` characters: the
 /// schema of a rule whose code builds `pattern` too.
 pub fn string_schema(pattern: String, max_chars: Option<usize>) -> ObjectBuilder {
@@ -152,16 +174,13 @@ pub fn document_of(api: OpenApi, routes: fn(&mut ServiceConfig)) -> OpenApi {
 /// Documents the `X-Request-Id` header on every path of `document`: every route takes it and
 /// answers it (see [`crate::telemetry`]).
 fn document_request_id(document: &mut OpenApi) {
-    let header = ParameterBuilder::new()
-        .name("X-Request-Id")
-        .parameter_in(ParameterIn::Header)
-        .required(Required::False)
-        .description(Some(
-            "1 to 128 visible ASCII characters, generated when absent or unusable; answered in \
-             X-Request-Id, carried into the events and every log line",
-        ))
-        .schema(Some(Object::with_type(Type::String)))
-        .build();
+    let header = parameter(
+        "X-Request-Id",
+        ParameterIn::Header,
+        "1 to 128 visible ASCII characters, generated when absent or unusable; answered in \
+         X-Request-Id, carried into the events and every log line",
+        ObjectBuilder::new().schema_type(Type::String),
+    );
     for item in document.paths.paths.values_mut() {
         item.parameters
             .get_or_insert_with(Vec::new)

@@ -5,12 +5,12 @@
 use std::borrow::Cow;
 
 use serde_json::json;
-use service_support::docs::{integer_schema, or_null, string_schema};
-use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use service_support::docs::{integer_schema, or_null, parameter, string_schema};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::schema::{
     AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, SchemaFormat, Type,
 };
-use utoipa::openapi::{RefOr, Required};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::orders::{CancelOrderBody, PlaceOrderBody};
@@ -130,16 +130,13 @@ pub struct IdempotencyKeyHeader;
 
 impl IntoParams for IdempotencyKeyHeader {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        vec![ParameterBuilder::new()
-            .name("Idempotency-Key")
-            .parameter_in(ParameterIn::Header)
-            .required(Required::False)
-            .description(Some(
-                "Visible ASCII characters, such as a UUID: a retry with the same key and body \
-                 answers the first answer",
-            ))
-            .schema(Some(string_schema(IdempotencyKey::pattern(), None)))
-            .build()]
+        vec![parameter(
+            "Idempotency-Key",
+            ParameterIn::Header,
+            "Visible ASCII characters, such as a UUID: a retry with the same key and body \
+             answers the first answer",
+            string_schema(IdempotencyKey::pattern(), None),
+        )]
     }
 }
 
@@ -148,14 +145,11 @@ pub struct IfMatchHeader;
 
 impl IntoParams for IfMatchHeader {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        vec![ParameterBuilder::new()
-            .name("If-Match")
-            .parameter_in(ParameterIn::Header)
-            .required(Required::False)
-            .description(Some(
-                "The version the cancellation expects, as ETag gives it (\"1\"); `*` for any",
-            ))
-            .schema(Some(string_schema(super::orders::if_match_pattern(), None)))
-            .build()]
+        vec![parameter(
+            "If-Match",
+            ParameterIn::Header,
+            "The version the cancellation expects, as ETag gives it (\"1\"); `*` for any",
+            string_schema(super::orders::if_match_pattern(), None),
+        )]
     }
 }

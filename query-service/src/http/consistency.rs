@@ -14,11 +14,10 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
-use service_support::docs::string_schema;
+use service_support::docs::{parameter, string_schema};
 use shared_events::{ConsistencyToken, CONSISTENCY_TOKEN_HEADER};
 use tokio::time::Instant;
-use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
-use utoipa::openapi::Required;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::IntoParams;
 
 use super::ApiError;
@@ -78,20 +77,13 @@ pub struct TokenParameter {
 
 impl IntoParams for TokenParameter {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        vec![ParameterBuilder::new()
-            .name("consistencyToken")
-            .parameter_in(ParameterIn::Query)
-            .required(Required::False)
-            .description(Some(
-                "A command's consistency token (`<order id>.<version>`): the read first waits \
-                 until the read model holds it, at most `consistency.max_wait_ms`, else answers \
-                 503.",
-            ))
-            .schema(Some(string_schema(
-                ConsistencyToken::PATTERN.to_owned(),
-                None,
-            )))
-            .build()]
+        vec![parameter(
+            "consistencyToken",
+            ParameterIn::Query,
+            "A command's consistency token (`<order id>.<version>`): the read first waits until \
+             the read model holds it, at most `consistency.max_wait_ms`, else answers 503.",
+            string_schema(ConsistencyToken::PATTERN.to_owned(), None),
+        )]
     }
 }
 

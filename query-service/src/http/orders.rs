@@ -4,11 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use service_support::auth::{Granted, Read};
 use service_support::chars::{self, CONTROL};
-use service_support::docs::string_schema;
-use service_support::docs::ErrorBody;
-use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use service_support::docs::{parameter, string_schema, ErrorBody};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::schema::ObjectBuilder;
-use utoipa::openapi::Required;
 use utoipa::{IntoParams, ToSchema};
 
 use super::consistency::{ConsistentRead, TokenParameter};
@@ -96,16 +94,12 @@ pub struct CustomerFilter;
 
 impl IntoParams for CustomerFilter {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        vec![ParameterBuilder::new()
-            .name("email")
-            .parameter_in(ParameterIn::Query)
-            .required(Required::False)
-            .description(Some(
-                "Only this customer's orders; matched trimmed, lower-cased, domain in ASCII \
-                 (IDNA)",
-            ))
-            .schema(Some(email_parameter_schema()))
-            .build()]
+        vec![parameter(
+            "email",
+            ParameterIn::Query,
+            "Only this customer's orders; matched trimmed, lower-cased, domain in ASCII (IDNA)",
+            email_parameter_schema(),
+        )]
     }
 }
 
@@ -117,15 +111,12 @@ pub struct EmailPath {
 
 impl IntoParams for EmailPath {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        vec![ParameterBuilder::new()
-            .name("email")
-            .parameter_in(ParameterIn::Path)
-            .required(Required::True)
-            .description(Some(
-                "The customer's email; matched trimmed, lower-cased, domain in ASCII (IDNA)",
-            ))
-            .schema(Some(email_parameter_schema().min_length(Some(1))))
-            .build()]
+        vec![parameter(
+            "email",
+            ParameterIn::Path,
+            "The customer's email; matched trimmed, lower-cased, domain in ASCII (IDNA)",
+            email_parameter_schema().min_length(Some(1)),
+        )]
     }
 }
 

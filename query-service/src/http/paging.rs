@@ -2,11 +2,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use service_support::chars::{self, CONTROL};
-use service_support::docs::{integer_schema, string_schema};
+use service_support::docs::{integer_schema, parameter, string_schema};
 use service_support::params::{page_limit, whole_number};
-use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::schema::ObjectBuilder;
-use utoipa::openapi::Required;
 use utoipa::IntoParams;
 
 use super::ApiError;
@@ -102,13 +101,7 @@ impl PageParams {
 /// The paging parameters of a listing whose cursors are of `kind`, for its document.
 fn documented(kind: CursorKind) -> Vec<Parameter> {
     let parameter = |name: &str, description: &str, schema: ObjectBuilder| {
-        ParameterBuilder::new()
-            .name(name)
-            .parameter_in(ParameterIn::Query)
-            .required(Required::False)
-            .description(Some(description))
-            .schema(Some(schema))
-            .build()
+        parameter(name, ParameterIn::Query, description, schema)
     };
     vec![
         parameter(
