@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::http;
 use crate::metrics::QueryMetrics;
 use crate::projection::Projector;
-use crate::store::{ReadStore, StoreError};
+use crate::store::{ReadStore, StoreError, CURRENT_SHAPE};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,6 @@ pub struct Application {
     consumer: EventConsumer,
     store: ReadStore,
     generation_refresh: Duration,
-    customer_email_recorded: bool,
 }
 
 impl Application {
@@ -43,7 +42,7 @@ impl Application {
         let store = ReadStore::new(&settings.mongodb).await?;
         store.follow_active_generation().await?;
         store.ensure_indexes().await?;
-        let customer_email_recorded = store.customer_email_recorded().await?;
+        warn_if_outdated(&store).await?;
         let generation_refresh = settings.mongodb.generation_refresh();
         let max_wait = http::MaxConsistencyWait(settings.consistency.max_wait());
 
@@ -81,7 +80,6 @@ impl Application {
             consumer,
             store,
             generation_refresh,
-            customer_email_recorded,
         })
     }
 }
@@ -98,12 +96,6 @@ impl Service for Application {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(self.consumer.run(shutdown.clone()));
-        if !self.customer_email_recorded {
-            tasks.spawn(backfill_customer_email(
-                self.store.clone(),
-                shutdown.clone(),
-            ));
-        }
         tasks.spawn(follow_generations(
             self.store,
             self.generation_refresh,
@@ -113,26 +105,21 @@ impl Service for Application {
     }
 }
 
-/// Upgrades orders written before `customerEmail` existed, once per generation; until it
-/// has, email filters use the nested field (correct, only slower on FerretDB).
-async fn backfill_customer_email(store: ReadStore, shutdown: CancellationToken) {
-    const RETRY_AFTER: Duration = Duration::from_secs(10);
-    loop {
-        match store.backfill_customer_email().await {
-            Ok(0) => return,
-            Ok(filled) => {
-                log::info!("customerEmail backfilled on {filled} orders");
-                return;
-            }
-            Err(error) => {
-                log::warn!("customerEmail backfill failed ({error}); retrying in {RETRY_AFTER:?}")
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(RETRY_AFTER) => {}
-        }
+/// Says, once at start-up, when the active generation was written by an earlier release: its
+/// orders lack what email filters and the newest-first listing read until `deploy/rebuild`
+/// writes a new one (see `store::generations`).
+async fn warn_if_outdated(store: &ReadStore) -> Result<(), StoreError> {
+    let shape = store.shape_on_start().await?;
+    if shape < CURRENT_SHAPE {
+        log::warn!(
+            "read model generation {} was written by an earlier release (shape {shape}, this \
+             release writes {CURRENT_SHAPE}): its orders are missing from email filters and the \
+             newest-first listing until a rebuild; run deploy/rebuild \
+             (query-service rebuild-read-models)",
+            store.generation()
+        );
     }
+    Ok(())
 }
 
 /// Keeps the store on the active generation of the read models until `shutdown`.

@@ -107,7 +107,7 @@ pub async fn rebuild_read_models(
     let target = live.pinned(next);
     target.drop_collections().await?;
     target.ensure_indexes().await?;
-    target.record_customer_email_complete().await?;
+    target.record_shape().await?;
     let projector = Projector::new(target.clone(), settings.broker.lanes);
     let mut expected = Expected::default();
 

@@ -4,7 +4,13 @@
 //! and the live projection use, and every replica follows it.
 //!
 //! A rebuild fills the next generation and then switches that document: a single-document
-//! write, so the switch is atomic and reads never see a half-built model. (Renaming the new
+//! write, so the switch is atomic and reads never see a half-built model.
+//!
+//! A rebuild is also the one way a read model evolves. Each generation is written whole by
+//! one release, and the shape of its documents is recorded beside the pointer,
+//! `{_id: "shape of <orders collection>", shape: n}`. A release that changes what the documents
+//! hold raises [`CURRENT_SHAPE`]; started on a generation of an older shape it says so at
+//! start-up, and `deploy/rebuild` writes a new generation. Nothing is upgraded in place. (Renaming the new
 //! collections over the old ones would need `renameCollection` with `dropTarget`, which
 //! FerretDB does not implement; a rename in two steps would leave a moment with no
 //! collection at all.)
@@ -20,6 +26,11 @@ use super::{written_unless_duplicate, CustomerDocument, OrderDocument, ReadStore
 
 const GENERATIONS_COLLECTION: &str = "readModelGenerations";
 const ACTIVE: &str = "active";
+
+/// The shape of the documents this release writes. 1: every order has `customerEmail` (what
+/// email filters use) and a list position (what the newest-first listing reads). A generation
+/// written before shapes were recorded is shape 0.
+pub const CURRENT_SHAPE: i64 = 1;
 
 /// Which set of read-model collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -119,14 +130,46 @@ impl ReadStore {
         written_unless_duplicate(switched)
     }
 
-    /// Drops both collections of this store's generation, and the records of their upgrades
-    /// and list positions.
+    /// Drops both collections of this store's generation, and the records of their shape and
+    /// list positions.
     pub async fn drop_collections(&self) -> Result<(), StoreError> {
         let models = self.collections();
         models.orders.drop().await?;
         models.customers.drop().await?;
         self.forget_list_positions(&models).await?;
-        self.forget_upgrades(&models).await
+        self.generations()
+            .delete_one(doc! { "_id": shape_id(&models) })
+            .await?;
+        Ok(())
+    }
+
+    /// Records that this store's generation holds documents of [`CURRENT_SHAPE`]: for a
+    /// generation this release writes from the start. Replicas may record it together; the
+    /// first record stays.
+    pub async fn record_shape(&self) -> Result<(), StoreError> {
+        let record = doc! { "_id": shape_id(&self.collections()), "shape": CURRENT_SHAPE };
+        written_unless_duplicate(self.generations().insert_one(record).await)?;
+        Ok(())
+    }
+
+    /// The shape of this store's generation: as recorded; [`CURRENT_SHAPE`] for a generation
+    /// still without orders, which this release then records as its own; 0 for one written
+    /// before shapes were recorded.
+    pub async fn shape_on_start(&self) -> Result<i64, StoreError> {
+        let models = self.collections();
+        let recorded = self
+            .generations()
+            .find_one(doc! { "_id": shape_id(&models) })
+            .await?
+            .and_then(|record| record.get_i64("shape").ok());
+        if let Some(shape) = recorded {
+            return Ok(shape);
+        }
+        if models.orders.find_one(doc! {}).await?.is_none() {
+            self.record_shape().await?;
+            return Ok(CURRENT_SHAPE);
+        }
+        Ok(0)
     }
 
     /// The id of every order, read in one pass; for verification after a rebuild.
@@ -158,4 +201,9 @@ impl ReadStore {
             .try_collect()
             .await?)
     }
+}
+
+/// The id of the shape record of `models`.
+fn shape_id(models: &ReadModels) -> String {
+    format!("shape of {}", models.orders.name())
 }

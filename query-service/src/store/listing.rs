@@ -184,7 +184,7 @@ impl ReadStore {
         email: &str,
         page: &Page,
     ) -> Result<Vec<OrderDocument>, StoreError> {
-        let mut filter = doc! { self.customer_email_field(): email };
+        let mut filter = doc! { "customerEmail": email };
         if let Some(Cursor::Position(position)) = page.start.after {
             filter.insert("listPosition", doc! { "$lt": position });
         }

@@ -8,14 +8,12 @@ mod documents;
 mod generations;
 mod listing;
 mod summaries;
-mod upgrades;
 
 pub use documents::{CustomerDocument, EmbeddedCustomer, OrderDocument, PriceDocument};
-pub use generations::{Generation, ReadModels};
+pub use generations::{Generation, ReadModels, CURRENT_SHAPE};
 pub use listing::Listing;
 pub use summaries::{CarriedSummary, CountedOrder};
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use futures::{StreamExt, TryStreamExt};
@@ -155,8 +153,6 @@ const SPARE_PAGE_LOOKUPS: usize = 16;
 pub struct ReadStore {
     database: Database,
     models: Arc<RwLock<ReadModels>>,
-    /// Whether every order has `customerEmail`, so that filters may use it.
-    customer_email_complete: Arc<AtomicBool>,
 }
 
 impl ReadStore {
@@ -172,17 +168,15 @@ impl ReadStore {
         Ok(Self {
             database,
             models: Arc::new(RwLock::new(models)),
-            customer_email_complete: Arc::default(),
         })
     }
 
-    /// A store on `generation`'s collections that never moves to another. It is for writing a
-    /// new generation, whose orders all get `customerEmail`.
+    /// A store on `generation`'s collections that never moves to another: for writing a new
+    /// generation.
     pub fn pinned(&self, generation: Generation) -> Self {
         Self {
             database: self.database.clone(),
             models: Arc::new(RwLock::new(ReadModels::of(&self.database, generation))),
-            customer_email_complete: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -241,15 +235,6 @@ impl ReadStore {
             .orders
             .find_one(doc! { "_id": id })
             .await?)
-    }
-
-    /// The field email filters use: `customerEmail` once every order has it.
-    fn customer_email_field(&self) -> &'static str {
-        if self.customer_email_complete.load(Ordering::Relaxed) {
-            "customerEmail"
-        } else {
-            "customer.email"
-        }
     }
 
     pub async fn find_customer(&self, email: &str) -> Result<Option<CustomerDocument>, StoreError> {

@@ -5,4 +5,4 @@ mod helpers;
 mod operability;
 mod projection;
 mod queries;
-mod upgrades;
+mod shapes;
