@@ -43,6 +43,10 @@ impl Application {
         store.follow_active_generation().await?;
         store.ensure_indexes().await?;
         warn_if_outdated(&store).await?;
+        let listed = store.list_unlisted_customers().await?;
+        if listed > 0 {
+            log::info!("listed {listed} customers a stop had left without a list position");
+        }
         let generation_refresh = settings.mongodb.generation_refresh();
         let max_wait = http::MaxConsistencyWait(settings.consistency.max_wait());
 

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::consistency::{ConsistentRead, TokenParameter};
 use super::orders::{email_parameter, EmailPath, OrderView};
-use super::paging::{page_response, CursorKind, CustomerPaging, OrderPaging, PageParams};
+use super::paging::{page_response, PageParams, Paging};
 use super::{ApiError, ReadErrors};
 use crate::store::{CustomerDocument, ReadStore};
 
@@ -43,7 +43,7 @@ impl From<CustomerDocument> for CustomerView {
 }
 
 /// `GET /customers?limit=&cursor=` (or `offset=` for the first 10 000): in email order.
-#[utoipa::path(get, path = "/customers", operation_id = "list_customers", tag = "customers", params(CustomerPaging, TokenParameter),
+#[utoipa::path(get, path = "/customers", operation_id = "list_customers", tag = "customers", params(Paging, TokenParameter),
     responses(
         (status = 200, body = Vec<CustomerView>, description = "In email order"),
         ReadErrors,
@@ -58,7 +58,7 @@ pub async fn list(
     params: web::Query<PageParams>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = params.page(CursorKind::Email)?;
+    let page = params.page()?;
     let listing = store.list_customers(&page).await?;
     Ok(page_response(
         &request,
@@ -95,7 +95,7 @@ pub async fn get(
 
 /// `GET /customers/{email}/orders?limit=&cursor=`: that customer's orders, newest first.
 #[utoipa::path(get, path = "/customers/{email}/orders", operation_id = "list_customer_orders", tag = "customers",
-    params(EmailPath, OrderPaging, TokenParameter),
+    params(EmailPath, Paging, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),
         (status = 404, body = ErrorBody, description = "No such customer (yet)"),
@@ -112,7 +112,7 @@ pub async fn orders(
     params: web::Query<PageParams>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = params.page(CursorKind::Position)?;
+    let page = params.page()?;
     let email = email_parameter(&path.email)?;
     if store.find_customer(&email).await?.is_none() {
         return Err(ApiError::NotFound("customer"));

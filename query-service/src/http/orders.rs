@@ -10,7 +10,7 @@ use utoipa::openapi::schema::ObjectBuilder;
 use utoipa::{IntoParams, ToSchema};
 
 use super::consistency::{ConsistentRead, TokenParameter};
-use super::paging::{page_response, CursorKind, OrderPaging, PageParams};
+use super::paging::{page_response, PageParams, Paging};
 use super::{ApiError, ReadErrors};
 use crate::store::{OrderDocument, PriceDocument, ReadStore};
 
@@ -81,7 +81,7 @@ impl From<OrderDocument> for OrderView {
     }
 }
 
-/// The query of `GET /orders`: documented by [`CustomerFilter`] and [`OrderPaging`].
+/// The query of `GET /orders`: documented by [`CustomerFilter`] and [`Paging`].
 #[derive(Debug, Deserialize)]
 pub struct ListParams {
     email: Option<String>,
@@ -121,7 +121,7 @@ impl IntoParams for EmailPath {
 }
 
 /// `GET /orders?limit=&cursor=&email=` (or `offset=` for the first 10 000): newest first.
-#[utoipa::path(get, path = "/orders", operation_id = "list_orders", tag = "orders", params(CustomerFilter, OrderPaging, TokenParameter),
+#[utoipa::path(get, path = "/orders", operation_id = "list_orders", tag = "orders", params(CustomerFilter, Paging, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),
         ReadErrors,
@@ -136,7 +136,7 @@ pub async fn list(
     params: web::Query<ListParams>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = params.page.page(CursorKind::Position)?;
+    let page = params.page.page()?;
     let email = params.email.as_deref().map(email_parameter).transpose()?;
     let listing = store.list_orders(email.as_deref(), &page).await?;
     let extra: Vec<(&str, &str)> = email

@@ -1,8 +1,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use service_support::chars::{self, CONTROL};
-use service_support::docs::{integer_schema, parameter, string_schema};
+use service_support::docs::{integer_schema, parameter};
 use service_support::params::{page_limit, whole_number};
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::schema::ObjectBuilder;
@@ -18,8 +17,7 @@ pub const MAX_OFFSET: u64 = 10_000;
 
 /// `limit` (1..=500, default 50), and where the page starts: `offset` items (0 to 10 000,
 /// default 0) after `cursor` (from the previous page's `Link: rel="next"`) or after the
-/// listing's beginning, as given in the query string. Documented by [`OrderPaging`] and
-/// [`CustomerPaging`], whose cursors differ.
+/// listing's beginning, as given in the query string. Documented by [`Paging`].
 #[derive(Debug, Default, Deserialize)]
 pub struct PageParams {
     limit: Option<String>,
@@ -27,43 +25,20 @@ pub struct PageParams {
     cursor: Option<String>,
 }
 
-/// How a listing reads the `cursor` its `Link` headers give.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CursorKind {
-    /// An order's list position.
-    Position,
-    /// A customer's email.
-    Email,
-}
-
 /// The largest list position a cursor may name.
 const MAX_POSITION: i64 = i64::MAX;
 
-impl CursorKind {
-    fn read(self, text: &str) -> Option<Cursor> {
-        match self {
-            Self::Position => whole_number(text)
-                .and_then(|position| i64::try_from(position).ok())
-                .filter(|position| (1..=MAX_POSITION).contains(position))
-                .map(Cursor::Position),
-            Self::Email => (!text.is_empty() && !text.chars().any(|c| chars::contains(CONTROL, c)))
-                .then(|| Cursor::Email(text.to_owned())),
-        }
-    }
-
-    fn schema(self) -> ObjectBuilder {
-        match self {
-            Self::Position => integer_schema(1..=MAX_POSITION),
-            Self::Email => {
-                string_schema(chars::pattern_without(&[CONTROL]), None).min_length(Some(1))
-            }
-        }
-    }
+/// A cursor as `Link` headers give it: a list position.
+fn read_cursor(text: &str) -> Option<Cursor> {
+    whole_number(text)
+        .and_then(|position| i64::try_from(position).ok())
+        .filter(|position| (1..=MAX_POSITION).contains(position))
+        .map(Cursor::Position)
 }
 
 impl PageParams {
-    /// The page asked for, in a listing whose cursors are of `kind`.
-    pub fn page(&self, kind: CursorKind) -> Result<Page, ApiError> {
+    /// The page asked for.
+    pub fn page(&self) -> Result<Page, ApiError> {
         let limit =
             page_limit(self.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT).map_err(|message| {
                 ApiError::InvalidParameter {
@@ -73,7 +48,7 @@ impl PageParams {
             })?;
         let after = match &self.cursor {
             None => None,
-            Some(text) => Some(kind.read(text).ok_or_else(|| ApiError::InvalidParameter {
+            Some(text) => Some(read_cursor(text).ok_or_else(|| ApiError::InvalidParameter {
                 name: "cursor",
                 message: format!(
                     "must be a cursor from a previous page's Link header, got {text:?}"
@@ -98,46 +73,32 @@ impl PageParams {
     }
 }
 
-/// The paging parameters of a listing whose cursors are of `kind`, for its document.
-fn documented(kind: CursorKind) -> Vec<Parameter> {
-    let parameter = |name: &str, description: &str, schema: ObjectBuilder| {
-        parameter(name, ParameterIn::Query, description, schema)
-    };
-    vec![
-        parameter(
-            "limit",
-            "Items per page (default 50). A full page answers `Link: <…>; rel=\"next\"`.",
-            integer_schema(1..=i64::from(MAX_LIMIT)),
-        ),
-        parameter(
-            "offset",
-            "Items to skip (default 0), after `cursor` when one is given; deeper pages are \
+/// The paging parameters of every listing, for its document.
+pub struct Paging;
+
+impl IntoParams for Paging {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let parameter = |name: &str, description: &str, schema: ObjectBuilder| {
+            parameter(name, ParameterIn::Query, description, schema)
+        };
+        vec![
+            parameter(
+                "limit",
+                "Items per page (default 50). A full page answers `Link: <…>; rel=\"next\"`.",
+                integer_schema(1..=i64::from(MAX_LIMIT)),
+            ),
+            parameter(
+                "offset",
+                "Items to skip (default 0), after `cursor` when one is given; deeper pages are \
              reached with `cursor`.",
-            integer_schema(0..=i64::try_from(MAX_OFFSET).unwrap_or(i64::MAX)),
-        ),
-        parameter(
-            "cursor",
-            "Where the page starts, as the previous page's `Link: rel=\"next\"` gives it.",
-            kind.schema(),
-        ),
-    ]
-}
-
-/// The paging parameters of the order listings: their cursors are list positions.
-pub struct OrderPaging;
-
-impl IntoParams for OrderPaging {
-    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        documented(CursorKind::Position)
-    }
-}
-
-/// The paging parameters of the customer listing: its cursors are emails.
-pub struct CustomerPaging;
-
-impl IntoParams for CustomerPaging {
-    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        documented(CursorKind::Email)
+                integer_schema(0..=i64::try_from(MAX_OFFSET).unwrap_or(i64::MAX)),
+            ),
+            parameter(
+                "cursor",
+                "Where the page starts, as the previous page's `Link: rel=\"next\"` gives it.",
+                integer_schema(1..=MAX_POSITION),
+            ),
+        ]
     }
 }
 
@@ -160,7 +121,6 @@ pub fn page_response<T: Serialize>(
         match next.after {
             None => {}
             Some(Cursor::Position(position)) => params.push(("cursor", position.to_string())),
-            Some(Cursor::Email(email)) => params.push(("cursor", email)),
         }
         if next.skip > 0 {
             params.push(("offset", next.skip.to_string()));

@@ -144,10 +144,19 @@ impl Projector {
             .iter()
             .map(|change| self.apply_customer_change(change))
             .collect();
-        futures::stream::iter(summary_writes)
+        let new_customers: Vec<Option<String>> = futures::stream::iter(summary_writes)
             .buffer_unordered(self.concurrency)
-            .try_collect::<()>()
+            .try_collect()
             .await?;
+        let mut new_customers: Vec<String> = new_customers.into_iter().flatten().collect();
+        // Listed in the order the batch first names them; before the orders, as summaries are.
+        new_customers.sort_by_key(|email| {
+            writes
+                .customers
+                .iter()
+                .position(|change| &change.email == email)
+        });
+        self.store.list_new_customers(&new_customers).await?;
         let written = self
             .store
             .write_orders(&writes.orders, self.concurrency)
@@ -176,9 +185,14 @@ impl Projector {
     }
 
     /// Counts first, then the carried summary: that summary counts every earlier order of the
-    /// customer's, so it replaces what the counting did.
-    async fn apply_customer_change(&self, change: &CustomerChange) -> Result<(), StoreError> {
-        self.store
+    /// customer's, so it replaces what the counting did. The customer's email when a write
+    /// inserted its summary.
+    async fn apply_customer_change(
+        &self,
+        change: &CustomerChange,
+    ) -> Result<Option<String>, StoreError> {
+        let mut inserted = self
+            .store
             .count_orders_for_customer(&change.email, &change.placed)
             .await?;
         for cancelled in &change.cancelled {
@@ -187,11 +201,12 @@ impl Projector {
                 .await?;
         }
         if let Some(summary) = &change.summary {
-            self.store
+            inserted |= self
+                .store
                 .write_customer_summary(&change.email, summary)
                 .await?;
         }
-        Ok(())
+        Ok(inserted.then(|| change.email.clone()))
     }
 }
 

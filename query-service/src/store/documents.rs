@@ -77,4 +77,11 @@ pub struct CustomerDocument {
     #[serde(default)]
     pub cancelled_quantity: i64,
     pub last_order_at: DateTime,
+    /// Where the customer stands in the listing of customers: positions are handed out in the
+    /// order customers are first seen (`ReadStore::list_new_customers`). `None` until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_position: Option<i64>,
+    /// `list_position / LIST_PAGE_SPAN`, read by equality as the orders' is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_page: Option<i64>,
 }

@@ -28,9 +28,10 @@ const GENERATIONS_COLLECTION: &str = "readModelGenerations";
 const ACTIVE: &str = "active";
 
 /// The shape of the documents this release writes. 1: every order has `customerEmail` (what
-/// email filters use) and a list position (what the newest-first listing reads). A generation
-/// written before shapes were recorded is shape 0.
-pub const CURRENT_SHAPE: i64 = 1;
+/// email filters use) and a list position (what the newest-first listing reads). 2: every
+/// customer has a list position too (what the customer listing reads). A generation written
+/// before shapes were recorded is shape 0.
+pub const CURRENT_SHAPE: i64 = 2;
 
 /// Which set of read-model collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

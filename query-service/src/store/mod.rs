@@ -58,7 +58,7 @@ impl From<mongodb::error::Error> for StoreError {
 }
 
 /// Leaves the summary's bookkeeping out of customer reads.
-fn customer_fields() -> Document {
+pub(super) fn customer_fields() -> Document {
     doc! { "countedOrderIds": 0, "cancelledOrderIds": 0, "namesAsOf": 0 }
 }
 
@@ -124,10 +124,8 @@ pub struct Start {
 /// An item of a listing, which the next page starts after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cursor {
-    /// The order at this list position.
+    /// The order or customer at this list position.
     Position(i64),
-    /// The customer with this email.
-    Email(String),
 }
 
 impl Start {
@@ -213,6 +211,13 @@ impl ReadStore {
         ] {
             orders.create_index(model).await?;
         }
+        let customers = self.collections().customers;
+        for model in [
+            index(doc! { "listPage": 1, "listPosition": 1 }, "list_pages"),
+            index(doc! { summaries::UNLISTED: 1 }, "unlisted"),
+        ] {
+            customers.create_index(model).await?;
+        }
         for retired in RETIRED_INDEXES {
             if let Err(error) = orders.drop_index(retired).await {
                 if !matches!(&*error.kind, ErrorKind::Command(failure) if failure.code == INDEX_NOT_FOUND)
@@ -244,36 +249,6 @@ impl ReadStore {
             .find_one(doc! { "_id": email })
             .projection(customer_fields())
             .await?)
-    }
-
-    /// Customers in email order, and where the next page starts if there may be more. On
-    /// FerretDB, which sorts and compares in itself, this costs what all the summaries cost
-    /// (see the README, "Known limits").
-    pub async fn list_customers(
-        &self,
-        page: &Page,
-    ) -> Result<Listing<CustomerDocument>, StoreError> {
-        let customers: Vec<CustomerDocument> = self
-            .collections()
-            .customers
-            .find(match &page.start.after {
-                Some(Cursor::Email(email)) => doc! { "_id": { "$gt": email } },
-                _ => doc! {},
-            })
-            .projection(customer_fields())
-            .sort(doc! { "_id": 1 })
-            .skip(page.start.skip)
-            .limit(i64::from(page.limit))
-            .await?
-            .try_collect()
-            .await?;
-        let next = listing::full_page_next(page, &customers, |customer| {
-            Some(Start::after(Cursor::Email(customer.email.clone())))
-        });
-        Ok(Listing {
-            items: customers,
-            next,
-        })
     }
 
     /// Writes each of `orders` unless the stored copy already reflects its version or a later
@@ -332,7 +307,9 @@ impl ReadStore {
         if firsts.is_empty() {
             return Ok(written);
         }
-        let positions = self.reserve_list_positions(&models, firsts.len()).await?;
+        let positions = self
+            .reserve_list_positions(models.orders.name(), firsts.len())
+            .await?;
         let listed: Vec<OrderDocument> = firsts
             .iter()
             .zip(positions)
@@ -355,7 +332,9 @@ impl ReadStore {
         orders: &[OrderDocument],
         inserted: &[usize],
     ) -> Result<(), StoreError> {
-        let positions = self.reserve_list_positions(models, inserted.len()).await?;
+        let positions = self
+            .reserve_list_positions(models.orders.name(), inserted.len())
+            .await?;
         for (&i, position) in inserted.iter().zip(positions) {
             let listed = orders[i].clone().listed_at(position);
             models

@@ -1,6 +1,16 @@
 use mongodb::bson::{doc, DateTime, Document};
+use mongodb::results::UpdateResult;
 
 use super::{written_unless_duplicate, OrderDocument, ReadStore, StoreError};
+
+/// Set on a customer's summary by the write that inserts it, until the summary has its list
+/// position (`ReadStore::list_new_customers`).
+pub(super) const UNLISTED: &str = "needsListPosition";
+
+/// Whether an upsert's `result` inserted its document.
+fn inserted(result: &Result<UpdateResult, mongodb::error::Error>) -> bool {
+    matches!(result, Ok(update) if update.upserted_id.is_some())
+}
 
 /// A customer's summary as an event carried it, with the customer's names as of that event.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,12 +61,12 @@ impl ReadStore {
     /// the customer's orders. The counting bookkeeping of events from before goes with it.
     ///
     /// One `update` command per document: FerretDB 1.24 hangs on bulk updates (see
-    /// docs/mongodb-and-ferretdb.md).
+    /// docs/mongodb-and-ferretdb.md). True when it inserted the customer.
     pub async fn write_customer_summary(
         &self,
         email: &str,
         summary: &CarriedSummary,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let written = self
             .collections()
             .customers
@@ -74,13 +84,15 @@ impl ReadStore {
                         "lastName": &summary.last_name,
                     },
                     "$unset": { "countedOrderIds": "", "cancelledOrderIds": "", "namesAsOf": "" },
+                    "$setOnInsert": { UNLISTED: true },
                 },
             )
             .upsert(true)
             .await;
+        let new_customer = inserted(&written);
         // A refusal means a summary of the same or a higher version is there.
         written_unless_duplicate(written)?;
-        Ok(())
+        Ok(new_customer)
     }
 
     /// Adds `orders`, from events that carry no summary, to the summary of the customer
@@ -99,14 +111,14 @@ impl ReadStore {
     /// else collides (a redelivery, an older order, or a cancellation, whose order is normally
     /// counted already), and each order is then applied in two steps, each idempotent on its
     /// own: the count, then the names if they are older. A crash between them is healed by the
-    /// redelivery.
+    /// redelivery. True when it inserted the customer.
     pub async fn count_orders_for_customer(
         &self,
         email: &str,
         orders: &[CountedOrder],
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let Some(newest) = orders.iter().max_by_key(|order| order.created_at) else {
-            return Ok(());
+            return Ok(false);
         };
         let customers = self.collections().customers;
         let ids: Vec<&str> = orders.iter().map(|order| order.order_id.as_str()).collect();
@@ -124,12 +136,14 @@ impl ReadStore {
                     "$push": { "countedOrderIds": { "$each": &ids } },
                     "$max": { "lastOrderAt": newest.created_at },
                     "$set": newest.names(),
+                    "$setOnInsert": { UNLISTED: true },
                 },
             )
             .upsert(true)
             .await;
+        let new_customer = inserted(&in_one_write);
         if written_unless_duplicate(in_one_write)? {
-            return Ok(());
+            return Ok(new_customer);
         }
         for order in orders {
             customers
@@ -157,7 +171,7 @@ impl ReadStore {
                 )
                 .await?;
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Records an order's cancellation in the summary of the customer `email` exactly once,

@@ -125,16 +125,17 @@ impl TestApp {
         .await
     }
 
-    /// The list position of every order in the read model, in ascending order (the first
-    /// generation's collection, which a test's read database starts with).
-    pub async fn list_positions(&self) -> Vec<i64> {
+    /// The list position of every document of `collection` (`orders` or `customers`) in the
+    /// read model, in ascending order (the first generation's collection, which a test's read
+    /// database starts with).
+    pub async fn list_positions(&self, collection: &str) -> Vec<i64> {
         use futures::TryStreamExt;
         let scratch = &self._scratch.1;
         let orders = mongodb::Client::with_uri_str(&scratch.uri)
             .await
             .unwrap()
             .database(&scratch.name)
-            .collection::<mongodb::bson::Document>("orders");
+            .collection::<mongodb::bson::Document>(collection);
         let mut positions: Vec<i64> = orders
             .find(mongodb::bson::doc! {})
             .await
@@ -143,7 +144,7 @@ impl TestApp {
             .await
             .unwrap()
             .iter()
-            .map(|order| order.get_i64("listPosition").unwrap())
+            .map(|document| document.get_i64("listPosition").unwrap())
             .collect();
         positions.sort_unstable();
         positions

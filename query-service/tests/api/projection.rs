@@ -128,7 +128,7 @@ async fn a_cancellation_takes_a_list_position_only_when_it_lists_its_order_first
     // Two orders and a sentinel, then the order known only by its cancellation and a second
     // sentinel: five listed orders on five consecutive positions, no gap for the cancellation
     // of an order that was listed already.
-    assert_eq!(app.list_positions().await, [1, 2, 3, 4, 5]);
+    assert_eq!(app.list_positions("orders").await, [1, 2, 3, 4, 5]);
     let listed = app.get_eventually("/orders?limit=10").await;
     assert!(
         listed

@@ -1,7 +1,7 @@
 use chrono::{TimeDelta, Utc};
 use serde_json::Value;
 
-use crate::helpers::{new_order, spawn_app};
+use crate::helpers::{new_order, spawn_app, spawn_app_with};
 
 async fn json_error(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
@@ -125,7 +125,7 @@ async fn following_the_links_lists_every_order_once_newest_first_across_list_pag
 }
 
 #[tokio::test]
-async fn customers_are_listed_by_email_with_their_orders() {
+async fn customers_are_listed_in_the_order_first_seen_with_their_orders() {
     let app = spawn_app().await;
     for email in ["bob@example.com", "ada@example.com", "ada@example.com"] {
         app.publish(&new_order(email, 2, Utc::now())).await;
@@ -136,19 +136,26 @@ async fn customers_are_listed_by_email_with_their_orders() {
     assert_eq!(
         pages,
         [
-            vec!["ada@example.com".to_owned()],
             vec!["bob@example.com".to_owned()],
+            vec!["ada@example.com".to_owned()],
             vec!["sentinel@example.com".to_owned()],
             vec![]
         ],
-        "one customer a page, by email cursor"
+        "one customer a page, by position cursor"
     );
-    let customers: Vec<Value> = app.get("/customers?limit=2").await.json().await.unwrap();
+    // Each customer took one position, however many of its orders were projected.
+    assert_eq!(app.list_positions("customers").await, [1, 2, 3]);
+    let customers: Vec<Value> = app
+        .get("/customers?limit=2&offset=1")
+        .await
+        .json()
+        .await
+        .unwrap();
     let emails: Vec<&str> = customers
         .iter()
         .map(|c| c["email"].as_str().unwrap())
         .collect();
-    assert_eq!(emails, ["ada@example.com", "bob@example.com"]);
+    assert_eq!(emails, ["ada@example.com", "sentinel@example.com"]);
     assert_eq!(customers[0]["orderCount"], 2);
     assert_eq!(customers[0]["totalQuantity"], 4);
 
@@ -250,4 +257,42 @@ async fn a_customer_is_found_by_either_spelling_of_an_internationalised_domain()
         .await
         .unwrap();
     assert_eq!(orders.len(), 1);
+}
+
+#[tokio::test]
+async fn a_customer_left_unlisted_by_a_stop_is_listed_at_the_next_start() {
+    let scratch = harness::fresh_mongo_database();
+    let database = mongodb::Client::with_uri_str(&scratch.uri)
+        .await
+        .unwrap()
+        .database(&scratch.name);
+    // As a stop between the summary's insert and its list position leaves it.
+    database
+        .collection::<mongodb::bson::Document>("customers")
+        .insert_one(mongodb::bson::doc! {
+            "_id": "unlisted@example.com",
+            "firstName": "Un",
+            "lastName": "Listed",
+            "orderCount": 1_i64,
+            "totalQuantity": 1_i64,
+            "lastOrderAt": mongodb::bson::DateTime::now(),
+            "needsListPosition": true,
+        })
+        .await
+        .unwrap();
+
+    let app = spawn_app_with(|settings| {
+        settings.mongodb.uri = scratch.uri.clone();
+        settings.mongodb.database = scratch.name.clone();
+    })
+    .await;
+
+    let beyond = app.get("/customers?cursor=9223372036854775807").await;
+    assert_eq!(beyond.status(), 200, "a cursor at the last position");
+    let listed: Vec<Value> = app.get("/customers").await.json().await.unwrap();
+    let emails: Vec<&str> = listed
+        .iter()
+        .map(|customer| customer["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["unlisted@example.com"]);
 }
