@@ -110,15 +110,15 @@ impl Service for Application {
 }
 
 /// Says, once at start-up, when the active generation was written by an earlier release: its
-/// orders lack what email filters and the newest-first listing read until `deploy/rebuild`
-/// writes a new one (see `store::generations`).
+/// documents lack what the listings and email filters read until `deploy/rebuild` writes a
+/// new one (see `store::generations`).
 async fn warn_if_outdated(store: &ReadStore) -> Result<(), StoreError> {
     let shape = store.shape_on_start().await?;
     if shape < CURRENT_SHAPE {
         log::warn!(
             "read model generation {} was written by an earlier release (shape {shape}, this \
-             release writes {CURRENT_SHAPE}): its orders are missing from email filters and the \
-             newest-first listing until a rebuild; run deploy/rebuild \
+             release writes {CURRENT_SHAPE}): some of its orders or customers are missing from the \
+             listings and email filters until a rebuild; run deploy/rebuild \
              (query-service rebuild-read-models)",
             store.generation()
         );
