@@ -7,6 +7,7 @@ use config::ConfigError;
 use secrecy::SecretString;
 use serde::Deserialize;
 use service_support::auth::AuthSettings;
+use service_support::broker::BrokerAddresses;
 use service_support::config::{invalid, Alias, LayeredSettings};
 use service_support::metrics::MetricsSettings;
 use service_support::startup::ListenSettings;
@@ -63,7 +64,7 @@ pub struct DatabaseSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct BrokerSettings {
-    pub url: String,
+    pub url: BrokerAddresses,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,7 +150,10 @@ mod tests {
             settings.database.url.expose_secret(),
             "postgres://db.example/orders"
         );
-        assert_eq!(settings.broker.url, "amqp://broker.example/%2f");
+        assert_eq!(
+            format!("{:?}", settings.broker.url),
+            r#"["broker.example:5672"]"#
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use config::ConfigError;
 use secrecy::SecretString;
 use serde::Deserialize;
 use service_support::auth::AuthSettings;
+use service_support::broker::BrokerAddresses;
 use service_support::config::{invalid, Alias, LayeredSettings};
 use service_support::metrics::MetricsSettings;
 use service_support::startup::ListenSettings;
@@ -61,7 +62,7 @@ pub struct ConsistencySettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct BrokerSettings {
-    pub url: String,
+    pub url: BrokerAddresses,
     pub queue: String,
     pub prefetch: u16,
     pub batch_size: u16,

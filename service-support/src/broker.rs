@@ -1,15 +1,105 @@
-//! What both services do alike with RabbitMQ: declare the order events exchange, report
-//! whether they hold a working connection, and wait between reconnection attempts.
+//! What both services do alike with RabbitMQ: connect to one of the broker's addresses,
+//! declare the order events exchange, report whether they hold a working connection, and wait
+//! between reconnection attempts.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use lapin::options::ExchangeDeclareOptions;
 use lapin::types::FieldTable;
-use lapin::{Channel, ExchangeKind};
+use lapin::uri::AMQPUri;
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use shared_events::ORDER_EVENTS_EXCHANGE;
+
+/// No connection yet: the first attempt starts with the first address.
+const NONE_YET: usize = usize::MAX;
+
+/// The broker's addresses: one AMQP URI, or several separated by commas (the nodes of a
+/// cluster), as `broker.url` or `AMQP_URL` give them; a comma inside a URI is written `%2C`.
+/// A connection goes to the first address that accepts it, trying each in turn. After a
+/// connection is lost, the next attempt starts with the address after the one it had, so a
+/// node that died is tried last. Clones share that memory.
+#[derive(Clone, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct BrokerAddresses {
+    uris: Arc<[AMQPUri]>,
+    last_connected: Arc<AtomicUsize>,
+}
+
+impl TryFrom<String> for BrokerAddresses {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let uris = text
+            .split(',')
+            .map(str::trim)
+            .enumerate()
+            .map(|(index, uri)| {
+                uri.parse::<AMQPUri>().map_err(|error| {
+                    format!("broker address {} is not an AMQP URI ({error})", index + 1)
+                })
+            })
+            .collect::<Result<Arc<[AMQPUri]>, String>>()?;
+        Ok(Self {
+            uris,
+            last_connected: Arc::new(AtomicUsize::new(NONE_YET)),
+        })
+    }
+}
+
+impl BrokerAddresses {
+    /// The addresses the next connection tries, in order, by index.
+    fn attempt_order(&self) -> impl Iterator<Item = usize> {
+        let count = self.uris.len();
+        let first = match self.last_connected.load(Ordering::Relaxed) {
+            NONE_YET => 0,
+            last => (last + 1) % count,
+        };
+        (0..count).map(move |offset| (first + offset) % count)
+    }
+
+    /// Connects to the first address that accepts, as `name` (shown in the management UI);
+    /// the last address's error when none does.
+    pub async fn connect(&self, name: &str) -> Result<Connection, lapin::Error> {
+        let mut last_error = None;
+        for index in self.attempt_order() {
+            let uri = self.uris[index].clone();
+            let properties = ConnectionProperties::default().with_connection_name(name.into());
+            match Connection::connect_uri(uri, properties).await {
+                Ok(connection) => {
+                    self.last_connected.store(index, Ordering::Relaxed);
+                    return Ok(connection);
+                }
+                Err(error) => {
+                    if self.uris.len() > 1 {
+                        log::warn!("broker {} refused ({error})", self.host_of(index));
+                    }
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed).into()
+        }))
+    }
+
+    fn host_of(&self, index: usize) -> String {
+        let authority = &self.uris[index].authority;
+        format!("{}:{}", authority.host, authority.port)
+    }
+}
+
+/// Hosts and ports only: the URIs carry credentials.
+impl fmt::Debug for BrokerAddresses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries((0..self.uris.len()).map(|index| self.host_of(index)))
+            .finish()
+    }
+}
 
 /// Whether the service's broker link (the relay's publisher, the projection's consumer) is
 /// currently working; read by the readiness check and the metrics.
@@ -50,4 +140,34 @@ pub async fn declare_order_events_exchange(channel: &Channel) -> Result<(), lapi
             FieldTable::default(),
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addresses(text: &str) -> BrokerAddresses {
+        BrokerAddresses::try_from(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn several_addresses_are_read_and_shown_without_credentials() {
+        let parsed = addresses("amqp://user:secret@a:5672/%2f, amqp://user:secret@b:5673/%2f");
+        assert_eq!(format!("{parsed:?}"), r#"["a:5672", "b:5673"]"#);
+        let refused = BrokerAddresses::try_from("amqp://a/%2f,http://b/".to_owned());
+        assert!(refused.unwrap_err().contains("broker address 2"));
+    }
+
+    #[test]
+    fn after_a_connection_the_next_attempt_starts_with_the_next_address() {
+        let parsed = addresses("amqp://a/%2f,amqp://b/%2f,amqp://c/%2f");
+        assert_eq!(parsed.attempt_order().collect::<Vec<_>>(), [0, 1, 2]);
+        parsed.last_connected.store(1, Ordering::Relaxed);
+        assert_eq!(
+            parsed.clone().attempt_order().collect::<Vec<_>>(),
+            [2, 0, 1]
+        );
+        parsed.last_connected.store(2, Ordering::Relaxed);
+        assert_eq!(parsed.attempt_order().collect::<Vec<_>>(), [0, 1, 2]);
+    }
 }

@@ -3,8 +3,8 @@ use std::collections::BTreeMap;
 use futures::future::join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
-use service_support::broker::declare_order_events_exchange;
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use service_support::broker::{declare_order_events_exchange, BrokerAddresses};
 use shared_events::{ORDER_EVENTS_EXCHANGE, REQUEST_ID_HEADER};
 
 use crate::store::OutboxMessage;
@@ -29,13 +29,10 @@ pub struct EventPublisher {
 }
 
 impl EventPublisher {
-    /// Connects, enables publisher confirms and declares the durable topic exchange.
-    pub async fn connect(url: &str) -> Result<Self, lapin::Error> {
-        let connection = Connection::connect(
-            url,
-            ConnectionProperties::default().with_connection_name("command-service".into()),
-        )
-        .await?;
+    /// Connects to one of the broker's addresses, enables publisher confirms and declares the
+    /// durable topic exchange.
+    pub async fn connect(addresses: &BrokerAddresses) -> Result<Self, lapin::Error> {
+        let connection = addresses.connect("command-service").await?;
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())

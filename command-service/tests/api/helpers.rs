@@ -3,6 +3,7 @@ use command_service::startup::Application;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use harness::{run_in_background, InProcess};
 use serde_json::{json, Value};
+use service_support::broker::BrokerAddresses;
 use service_support::config::LayeredSettings;
 use shared_events::EventEnvelope;
 
@@ -22,7 +23,7 @@ pub fn test_settings(database_url: &str, amqp_url: &str) -> Settings {
     settings.http.listen.port = 0;
     settings.metrics.port = 0;
     settings.database.url = database_url.into();
-    settings.broker.url = amqp_url.to_owned();
+    settings.broker.url = BrokerAddresses::try_from(amqp_url.to_owned()).unwrap();
     settings.outbox.poll_interval_ms = 100;
     settings.outbox.retry_delay_ms = 100;
     settings.admin.token = ADMIN_TOKEN.into();

@@ -9,10 +9,11 @@ use command_service::store::Store;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use harness::{eventually, EventTap};
+use service_support::broker::BrokerAddresses;
 use shared_events::{EventEnvelope, EventId, EventMetadata, OnNewOrder, OrderEvent, OrderId};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, spawn_app_on, test_settings};
+use crate::helpers::{spawn_app, spawn_app_on, spawn_app_owning, test_settings};
 
 #[derive(QueryableByName, Debug)]
 struct OutboxState {
@@ -76,6 +77,27 @@ async fn an_accepted_order_is_published_and_then_marked_published() {
 
     let mut conn = app.database();
     wait_until_all_published(&mut conn).await;
+}
+
+/// A broker given as several addresses (a cluster's nodes), the first of which is down.
+#[tokio::test]
+async fn the_relay_publishes_through_the_first_broker_address_that_answers() {
+    let vhost = harness::fresh_vhost().await;
+    let dead_first = format!("amqp://127.0.0.1:1/%2f,{}", vhost.url);
+    let app = spawn_app_owning(|settings| {
+        settings.broker.url = BrokerAddresses::try_from(dead_first).unwrap();
+    })
+    .await;
+    let mut tap = EventTap::attach(&vhost.url).await;
+
+    let id = app.place_order("ada@example.com").await;
+
+    let (body, _) = tap
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the event is published through the second address");
+    let envelope = EventEnvelope::decode(&body).expect("a valid envelope");
+    assert_eq!(envelope.aggregate_id.to_string(), id);
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@ use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
 use service_support::RequestId;
 use shared_events::EventEnvelope;
 use tokio::time::Instant;
@@ -83,11 +82,7 @@ impl EventConsumer {
     }
 
     async fn consume(&self, shutdown: &CancellationToken) -> Result<(), ConsumeError> {
-        let connection = Connection::connect(
-            &self.settings.url,
-            ConnectionProperties::default().with_connection_name("query-service".into()),
-        )
-        .await?;
+        let connection = self.settings.url.connect("query-service").await?;
         let channel = connection.create_channel().await?;
         declare_topology(&channel, &self.settings.queue).await?;
         let republisher = connection.create_channel().await?;

@@ -1,5 +1,4 @@
 use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions};
-use lapin::{Connection, ConnectionProperties};
 
 use super::topology::dead_letter_queue_name;
 use super::unusable::{
@@ -12,11 +11,7 @@ use crate::config::BrokerSettings;
 /// for reference). Each message is acknowledged in the dead-letter queue only after the broker
 /// confirmed its copy, so a crash mid-way loses nothing. Returns how many were moved.
 pub async fn replay_dead_letters(settings: &BrokerSettings) -> Result<u64, RepublishError> {
-    let connection = Connection::connect(
-        &settings.url,
-        ConnectionProperties::default().with_connection_name("query-service replay".into()),
-    )
-    .await?;
+    let connection = settings.url.connect("query-service replay").await?;
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())

@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicAckOptions, BasicGetOptions};
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::Channel;
 use shared_events::{DecodeError, EventEnvelope, OrderEvent, OrderId};
 
 use crate::broker::declare_capture_queue;
@@ -111,11 +111,7 @@ pub async fn rebuild_read_models(
     let projector = Projector::new(target.clone(), settings.broker.lanes);
     let mut expected = Expected::default();
 
-    let connection = Connection::connect(
-        &settings.broker.url,
-        ConnectionProperties::default().with_connection_name("query-service rebuild".into()),
-    )
-    .await?;
+    let connection = settings.broker.url.connect("query-service rebuild").await?;
     let channel = connection.create_channel().await?;
     let capture_queue = format!("{}.rebuild-g{next}", settings.broker.queue);
     declare_capture_queue(&channel, &capture_queue).await?;

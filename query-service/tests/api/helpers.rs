@@ -5,6 +5,7 @@ use harness::{eventually, json_when_ok, run_in_background, InProcess, TestPublis
 use query_service::config::{BrokerSettings, Settings};
 use query_service::startup::Application;
 use serde_json::Value;
+use service_support::broker::BrokerAddresses;
 use service_support::config::LayeredSettings;
 use shared_events::fixtures::{cancelled_order_event, new_order_event};
 use shared_events::{EventEnvelope, EventId, OrderEvent, OrderId};
@@ -41,7 +42,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     settings.metrics.port = 0;
     settings.mongodb.uri = mongo.uri.clone();
     settings.mongodb.database = mongo.name.clone();
-    settings.broker.url = amqp_url.clone();
+    settings.broker.url = BrokerAddresses::try_from(amqp_url.clone()).unwrap();
     settings.broker.max_attempts = 3;
     settings.broker.retry_delay_ms = 50;
     // One lane applies everything in delivery order, which `wait_until_processed` relies on.

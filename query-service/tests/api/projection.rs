@@ -12,6 +12,7 @@ use query_service::broker::{
 };
 
 use crate::helpers::{cancellation_of, new_order, spawn_app, spawn_app_with};
+use service_support::broker::BrokerAddresses;
 
 #[tokio::test]
 async fn a_published_order_becomes_readable_with_its_customer_embedded_and_its_price() {
@@ -418,4 +419,26 @@ async fn a_batch_with_duplicates_a_cancellation_and_an_unusable_message_counts_e
         (1.0..=4.0).contains(&batches),
         "{batches} batches for 10 events"
     );
+}
+
+/// A broker given as several addresses (a cluster's nodes), the first of which is down.
+#[tokio::test]
+async fn the_consumer_attaches_through_the_first_broker_address_that_answers() {
+    let vhost = harness::fresh_vhost().await;
+    let dead_first = format!("amqp://127.0.0.1:1/%2f,{}", vhost.url);
+    let app = spawn_app_with(|settings| {
+        settings.broker.url = BrokerAddresses::try_from(dead_first).unwrap();
+    })
+    .await;
+    let publisher = harness::TestPublisher::connect(&vhost.url).await;
+    let placed = new_order("ada@example.com", 2, Utc::now());
+
+    publisher
+        .publish(&placed.routing_key(), &serde_json::to_vec(&placed).unwrap())
+        .await;
+
+    let order = app
+        .get_eventually(&format!("/orders/{}", placed.aggregate_id))
+        .await;
+    assert_eq!(order["customer"]["email"], "ada@example.com");
 }
