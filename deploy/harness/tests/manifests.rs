@@ -2,14 +2,16 @@
 //! by kubernetes-validate (strict: unknown fields are errors), then checked for what a schema
 //! cannot see: references between resources, probes and resources on every container, an
 //! autoscaler per service, each service holding only its own credentials, and the gateway's
-//! configuration matching `deploy/nginx/gateway.conf.template`.
+//! configuration matching `deploy/nginx/gateway.conf.template`. The KEDA overlay
+//! (`deploy/k8s/keda/`) is validated against KEDA's published CRD schemas, kept in
+//! `deploy/harness/fixtures/keda/`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use harness::{run_validator, yaml_documents};
+use harness::{run_validator, yaml_documents, PROJECTION_QUEUE};
 use serde_json::Value;
 
 const KUBERNETES_VERSION: &str = "1.31.0";
@@ -265,4 +267,142 @@ fn the_gateway_config_map_is_the_gateway_template() {
     );
     let parsed = yaml_documents(&path).remove(0);
     assert_eq!(parsed["data"]["gateway.conf.template"], template.as_str());
+}
+
+fn keda_overlay() -> Vec<Value> {
+    yaml_documents(&k8s_dir().join("keda/query-service-scaledobject.yaml"))
+}
+
+fn overlay_resource(kind: &str) -> Value {
+    keda_overlay()
+        .into_iter()
+        .find(|resource| resource["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in the KEDA overlay"))
+}
+
+/// Refuses fields a schema does not name, as the API server's strict field validation does:
+/// every object schema with properties gets `additionalProperties: false`, unless it keeps
+/// unknown fields on purpose.
+fn strict(schema: &mut Value) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    let keeps_unknown =
+        object.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+    if object.contains_key("properties")
+        && !object.contains_key("additionalProperties")
+        && !keeps_unknown
+    {
+        object.insert("additionalProperties".to_owned(), Value::Bool(false));
+    }
+    for key in ["properties", "items", "additionalProperties"] {
+        match object.get_mut(key) {
+            Some(Value::Object(children)) if key == "properties" => {
+                children.values_mut().for_each(strict);
+            }
+            Some(child) => strict(child),
+            None => {}
+        }
+    }
+}
+
+/// Checks `resource` against the `openAPIV3Schema` of the vendored CRD `crd`, made strict.
+fn check_against_crd(resource: &Value, crd: &str) -> Result<(), String> {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/keda")
+        .join(crd);
+    let definition = &yaml_documents(&fixture)[0];
+    let mut schema = definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
+    strict(&mut schema);
+    let dir = std::env::temp_dir().join(harness::unique_name());
+    std::fs::create_dir_all(&dir).unwrap();
+    let (schema_file, instance) = (dir.join("schema.json"), dir.join("resource.json"));
+    std::fs::write(&schema_file, schema.to_string()).unwrap();
+    std::fs::write(&instance, resource.to_string()).unwrap();
+    let checked = run_validator(
+        "check-jsonschema",
+        &[Path::new("--schemafile"), &schema_file, &instance],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    checked
+}
+
+#[test]
+fn the_keda_overlay_is_valid_against_keda_s_published_schemas() {
+    let scaled_object = overlay_resource("ScaledObject");
+    let authentication = overlay_resource("TriggerAuthentication");
+    check_against_crd(&scaled_object, "keda.sh_scaledobjects.yaml")
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    check_against_crd(&authentication, "keda.sh_triggerauthentications.yaml")
+        .unwrap_or_else(|problems| panic!("{problems}"));
+
+    let mut wrong_type = scaled_object.clone();
+    wrong_type["spec"]["minReplicaCount"] = "two".into();
+    let mut unknown_field = scaled_object;
+    unknown_field["spec"]["triggers"][0]["queueName"] = PROJECTION_QUEUE.into();
+    for broken in [wrong_type, unknown_field] {
+        assert!(
+            check_against_crd(&broken, "keda.sh_scaledobjects.yaml").is_err(),
+            "{broken}"
+        );
+    }
+}
+
+#[test]
+fn keda_scales_the_query_service_on_its_queue_and_the_command_side_keeps_its_cpu_autoscaler() {
+    let base = resources();
+    let scaled_object = overlay_resource("ScaledObject");
+    let target = &scaled_object["spec"]["scaleTargetRef"];
+    assert_eq!(target["kind"], "Deployment");
+    assert!(base.contains_key(&(
+        "Deployment".to_owned(),
+        target["name"].as_str().unwrap().to_owned()
+    )));
+    assert_eq!(target["name"], "query-service");
+    let trigger = &scaled_object["spec"]["triggers"][0];
+    assert_eq!(trigger["type"], "rabbitmq");
+    assert_eq!(trigger["metadata"]["queueName"], PROJECTION_QUEUE);
+    assert_eq!(trigger["metadata"]["mode"], "QueueLength");
+
+    // The trigger's credentials are the query side's own, from a secret that holds them.
+    let authentication = overlay_resource("TriggerAuthentication");
+    assert_eq!(
+        trigger["authenticationRef"]["name"],
+        authentication["metadata"]["name"]
+    );
+    for reference in authentication["spec"]["secretTargetRef"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(reference["name"], "query-service-secrets");
+        let secret = &base[&("Secret".to_owned(), "query-service-secrets".to_owned())];
+        let key = reference["key"].as_str().unwrap();
+        assert!(
+            secret["stringData"].get(key).is_some(),
+            "no {key} in the secret"
+        );
+    }
+
+    // The overlay builds on the base, drops the query side's CPU autoscaler (KEDA makes its
+    // own), and leaves the command side's.
+    let kustomization = &yaml_documents(&k8s_dir().join("keda/kustomization.yaml"))[0];
+    let listed: Vec<&str> = kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|resource| resource.as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["..", "query-service-scaledobject.yaml"]);
+    let patches = kustomization["patches"].as_array().unwrap();
+    assert_eq!(patches.len(), 1);
+    assert_eq!(patches[0]["target"]["kind"], "HorizontalPodAutoscaler");
+    assert_eq!(patches[0]["target"]["name"], "query-service");
+    assert!(patches[0]["patch"]
+        .as_str()
+        .unwrap()
+        .contains("$patch: delete"));
+    assert!(base.contains_key(&(
+        "HorizontalPodAutoscaler".to_owned(),
+        "command-service".to_owned()
+    )));
 }
