@@ -115,6 +115,98 @@ impl PrivatePostgres {
         format!("postgres://postgres@127.0.0.1:{}/orders", self.port)
     }
 
+    fn psql(&self, sql: &str) -> String {
+        let output = self
+            .as_postgres("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-d", "postgres", "-qtAc", sql])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run psql");
+        assert!(
+            output.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// A streaming standby of this cluster (`pg_basebackup` into a cluster of its own, on its
+    /// own port, after an immediate checkpoint), made synchronous: from now on a commit this
+    /// primary acknowledges is on both.
+    pub async fn start_synchronous_standby(&self) -> Self {
+        let dir = scratch_dir("postgres-standby");
+        run(
+            Command::new("chown").args(["postgres:postgres"]).arg(&dir),
+            "chown the standby's directory",
+        );
+        let standby = Self {
+            port: free_port(),
+            dir,
+            bin: self.bin.clone(),
+        };
+        run(
+            standby
+                .as_postgres("pg_basebackup")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "postgres",
+                ])
+                .args(["-X", "stream", "-R", "--checkpoint=fast", "-D"])
+                .arg(standby.data()),
+            "pg_basebackup",
+        );
+        standby.start_server();
+        self.psql("ALTER SYSTEM SET synchronous_standby_names = '*'");
+        self.psql("SELECT pg_reload_conf()");
+        eventually(
+            "the standby to replicate synchronously",
+            Duration::from_secs(30),
+            || {
+                let state =
+                    self.psql("SELECT string_agg(sync_state, ',') FROM pg_stat_replication");
+                async move { (state == "sync").then_some(()) }
+            },
+        )
+        .await;
+        standby
+    }
+
+    /// Kills the postmaster with SIGKILL, as a crash of the machine would end it.
+    pub fn kill(&self) {
+        let pid = std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .expect("the postmaster's pid file");
+        let pid = pid.lines().next().expect("a pid").trim().to_owned();
+        run(
+            Command::new("kill").args(["-KILL", &pid]),
+            "kill the postmaster",
+        );
+    }
+
+    /// Makes this standby a primary (`pg_ctl promote`, waiting until it accepts writes).
+    pub fn promote(&self) {
+        run(
+            self.as_postgres("pg_ctl")
+                .args(["-D"])
+                .arg(self.data())
+                .args(["-w", "promote"]),
+            "pg_ctl promote",
+        );
+    }
+
+    /// libpq's URL of both servers, `primary` first, for a client that must always write to
+    /// whichever of them is the primary (`target_session_attrs=read-write`).
+    pub fn url_of_pair(primary: &Self, standby: &Self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/orders?target_session_attrs=read-write",
+            primary.port, standby.port
+        )
+    }
+
     pub fn stop(&self) {
         self.pg_ctl("stop");
     }

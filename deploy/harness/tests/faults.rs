@@ -31,6 +31,8 @@ const MAX_ATTEMPTS: u32 = 2;
 
 struct Stack {
     postgres: PrivatePostgres,
+    /// A synchronous streaming standby, for the failover scenario.
+    standby: Option<PrivatePostgres>,
     rabbit: PrivateRabbit,
     ferret: PrivateFerret,
     command: ServiceProcess,
@@ -57,9 +59,28 @@ async fn ready(client: &reqwest::Client, service: &ServiceProcess, dependency: &
 
 impl Stack {
     async fn start() -> Self {
+        Self::start_on(false).await
+    }
+
+    /// A stack whose PostgreSQL has a synchronous standby, which the command side also names
+    /// in its URL (`target_session_attrs=read-write`: it writes wherever the primary is).
+    async fn start_with_standby() -> Self {
+        Self::start_on(true).await
+    }
+
+    async fn start_on(with_standby: bool) -> Self {
         let postgres = tokio::task::spawn_blocking(PrivatePostgres::start)
             .await
             .unwrap();
+        let standby = if with_standby {
+            Some(postgres.start_synchronous_standby().await)
+        } else {
+            None
+        };
+        let database_url = match &standby {
+            Some(standby) => PrivatePostgres::url_of_pair(&postgres, standby),
+            None => postgres.url(),
+        };
         let rabbit = PrivateRabbit::start().await;
         let ferret = PrivateFerret::start().await;
         let client = reqwest::Client::builder()
@@ -82,7 +103,7 @@ impl Stack {
         let command = ServiceProcess::start(
             "command-service",
             &[
-                ("DATABASE_URL", postgres.url()),
+                ("DATABASE_URL", database_url),
                 ("AMQP_URL", rabbit.amqp_url()),
                 ("APP_DATABASE__ACQUIRE_TIMEOUT_MS", "1000".into()),
                 ("APP_OUTBOX__POLL_INTERVAL_MS", "100".into()),
@@ -95,6 +116,7 @@ impl Stack {
         let gateway = Gateway::start(&command.address(), &query.address()).await;
         Self {
             postgres,
+            standby,
             rabbit,
             ferret,
             command,
@@ -105,7 +127,11 @@ impl Stack {
     }
 
     fn database(&self) -> PgConnection {
-        PgConnection::establish(&self.postgres.url()).unwrap()
+        let url = match &self.standby {
+            Some(standby) => PrivatePostgres::url_of_pair(&self.postgres, standby),
+            None => self.postgres.url(),
+        };
+        PgConnection::establish(&url).unwrap()
     }
 
     async fn get_json(&self, path: &str) -> Option<Value> {
@@ -493,6 +519,24 @@ async fn unavailable_write(stack: &Stack) -> String {
     )
 }
 
+/// Waits until a POST for one of `scenario`'s customers is accepted: the command side writes
+/// again.
+async fn write_accepted(stack: &Stack, scenario: &str) {
+    let email = customer_email(scenario, 0);
+    eventually("a POST accepted", Duration::from_secs(30), || {
+        let request = stack
+            .client
+            .post(stack.gateway.url("/orders"))
+            .json(
+                &json!({"description": format!("{scenario} after the fault"), "quantity": 1,
+                          "firstName": "Load", "lastName": "Generator", "email": email}),
+            )
+            .send();
+        async move { (request.await.ok()?.status() == 202).then_some(()) }
+    })
+    .await;
+}
+
 async fn inject_duplicates_out_of_order(stack: &Stack) -> Row {
     #[derive(QueryableByName)]
     struct Stored {
@@ -665,7 +709,7 @@ const REPORT_HEADER: &str = "| scenario | sent | accepted | refused | unanswered
 /// The scenarios in the order of the report: each test writes its line to a file named after
 /// its position (and the header to `header.md`), and `deploy/test` puts them together in
 /// `target/fault-suite.md`.
-const REPORT_ORDER: [&str; 11] = [
+const REPORT_ORDER: [&str; 12] = [
     "baseline",
     "rabbitmq-stop-app",
     "rabbitmq-restart",
@@ -673,6 +717,7 @@ const REPORT_ORDER: [&str; 11] = [
     "command-service-sigkill",
     "mongodb-restart",
     "postgres-restart",
+    "postgres-failover",
     "command-service-sigterm",
     "query-service-sigterm",
     "duplicates + reordering",
@@ -788,6 +833,23 @@ async fn postgres_restart() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         s.postgres.start_again();
         write
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_failover() {
+    let mut stack = Stack::start_with_standby().await;
+    record(&scenario!(stack, "postgres-failover", |s| {
+        s.postgres.kill();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let standby = s.standby.as_ref().expect("a standby");
+        standby.promote();
+        let promoted = Instant::now();
+        write_accepted(s, "postgres-failover").await;
+        format!(
+            "primary SIGKILLed, synchronous standby promoted after 1 s; a POST accepted {} ms later",
+            promoted.elapsed().as_millis()
+        )
     }));
 }
 
