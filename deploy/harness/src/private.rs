@@ -29,6 +29,16 @@ fn scratch_dir(kind: &str) -> PathBuf {
     dir
 }
 
+/// A scratch directory that the `postgres` user owns, for a cluster.
+fn postgres_dir(kind: &str) -> PathBuf {
+    let dir = scratch_dir(kind);
+    run(
+        Command::new("chown").args(["postgres:postgres"]).arg(&dir),
+        "chown the cluster directory",
+    );
+    dir
+}
+
 /// A PostgreSQL cluster of its own, with trust authentication on 127.0.0.1.
 pub struct PrivatePostgres {
     dir: PathBuf,
@@ -44,11 +54,7 @@ impl PrivatePostgres {
             .map(|entry| entry.path().join("bin"))
             .max()
             .expect("a PostgreSQL version");
-        let dir = scratch_dir("postgres");
-        run(
-            Command::new("chown").args(["postgres:postgres"]).arg(&dir),
-            "chown the cluster directory",
-        );
+        let dir = postgres_dir("postgres");
         let cluster = Self {
             port: free_port(),
             dir,
@@ -135,11 +141,7 @@ impl PrivatePostgres {
     /// own port, after an immediate checkpoint), made synchronous: from now on a commit this
     /// primary acknowledges is on both.
     pub async fn start_synchronous_standby(&self) -> Self {
-        let dir = scratch_dir("postgres-standby");
-        run(
-            Command::new("chown").args(["postgres:postgres"]).arg(&dir),
-            "chown the standby's directory",
-        );
+        let dir = postgres_dir("postgres-standby");
         let standby = Self {
             port: free_port(),
             dir,
