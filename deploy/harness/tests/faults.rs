@@ -33,6 +33,8 @@ struct Stack {
     postgres: PrivatePostgres,
     /// A synchronous streaming standby, for the failover scenario.
     standby: Option<PrivatePostgres>,
+    /// The command side's database URL: the primary, or both servers with a standby.
+    database_url: String,
     rabbit: PrivateRabbit,
     ferret: PrivateFerret,
     command: ServiceProcess,
@@ -103,7 +105,7 @@ impl Stack {
         let command = ServiceProcess::start(
             "command-service",
             &[
-                ("DATABASE_URL", database_url),
+                ("DATABASE_URL", database_url.clone()),
                 ("AMQP_URL", rabbit.amqp_url()),
                 ("APP_DATABASE__ACQUIRE_TIMEOUT_MS", "1000".into()),
                 ("APP_OUTBOX__POLL_INTERVAL_MS", "100".into()),
@@ -117,6 +119,7 @@ impl Stack {
         Self {
             postgres,
             standby,
+            database_url,
             rabbit,
             ferret,
             command,
@@ -127,11 +130,7 @@ impl Stack {
     }
 
     fn database(&self) -> PgConnection {
-        let url = match &self.standby {
-            Some(standby) => PrivatePostgres::url_of_pair(&self.postgres, standby),
-            None => self.postgres.url(),
-        };
-        PgConnection::establish(&url).unwrap()
+        PgConnection::establish(&self.database_url).unwrap()
     }
 
     async fn get_json(&self, path: &str) -> Option<Value> {

@@ -78,22 +78,22 @@ pub struct Paging;
 
 impl IntoParams for Paging {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let parameter = |name: &str, description: &str, schema: ObjectBuilder| {
+        let query = |name: &str, description: &str, schema: ObjectBuilder| {
             parameter(name, ParameterIn::Query, description, schema)
         };
         vec![
-            parameter(
+            query(
                 "limit",
                 "Items per page (default 50). A full page answers `Link: <…>; rel=\"next\"`.",
                 integer_schema(1..=i64::from(MAX_LIMIT)),
             ),
-            parameter(
+            query(
                 "offset",
                 "Items to skip (default 0), after `cursor` when one is given; deeper pages are \
              reached with `cursor`.",
                 integer_schema(0..=i64::try_from(MAX_OFFSET).unwrap_or(i64::MAX)),
             ),
-            parameter(
+            query(
                 "cursor",
                 "Where the page starts, as the previous page's `Link: rel=\"next\"` gives it.",
                 integer_schema(1..=MAX_POSITION),

@@ -144,18 +144,19 @@ impl Projector {
             .iter()
             .map(|change| self.apply_customer_change(change))
             .collect();
-        let new_customers: Vec<Option<String>> = futures::stream::iter(summary_writes)
+        let inserted: Vec<Option<String>> = futures::stream::iter(summary_writes)
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
-        let mut new_customers: Vec<String> = new_customers.into_iter().flatten().collect();
+        let inserted: HashSet<String> = inserted.into_iter().flatten().collect();
         // Listed in the order the batch first names them; before the orders, as summaries are.
-        new_customers.sort_by_key(|email| {
-            writes
-                .customers
-                .iter()
-                .position(|change| &change.email == email)
-        });
+        let new_customers: Vec<String> = writes
+            .customers
+            .iter()
+            .map(|change| &change.email)
+            .filter(|email| inserted.contains(*email))
+            .cloned()
+            .collect();
         self.store.list_new_customers(&new_customers).await?;
         let written = self
             .store
