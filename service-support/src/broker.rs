@@ -3,6 +3,7 @@
 //! between reconnection attempts.
 
 use std::fmt;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +18,22 @@ use shared_events::ORDER_EVENTS_EXCHANGE;
 /// No connection yet: the first attempt starts with the first address.
 const NONE_YET: usize = usize::MAX;
 
+/// The heartbeat asked for when an address names none (`?heartbeat=` in seconds): a node
+/// that stops answering without closing its sockets (paused, partitioned away) is noticed
+/// after two missed heartbeats, instead of the server's default of 60 s.
+const DEFAULT_HEARTBEAT_SECONDS: u16 = 10;
+
+/// How long a connection attempt may take when the address names no `?connection_timeout=`
+/// (in milliseconds, which lapin parses but does not apply): a node that accepts TCP
+/// connections but never answers (a paused process) must not hold the next address back.
+const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The broker's addresses: one AMQP URI, or several separated by commas (the nodes of a
 /// cluster), as `broker.url` or `AMQP_URL` give them; a comma inside a URI is written `%2C`.
 /// A connection goes to the first address that accepts it, trying each in turn. After a
 /// connection is lost, the next attempt starts with the address after the one it had, so a
-/// node that died is tried last. Clones share that memory.
+/// node that died is tried last. Clones share that memory. Each address gets a heartbeat and
+/// a connection timeout unless it names its own.
 #[derive(Clone, serde::Deserialize)]
 #[serde(try_from = "String")]
 pub struct BrokerAddresses {
@@ -38,9 +50,11 @@ impl TryFrom<String> for BrokerAddresses {
             .map(str::trim)
             .enumerate()
             .map(|(index, uri)| {
-                uri.parse::<AMQPUri>().map_err(|error| {
+                let mut uri = uri.parse::<AMQPUri>().map_err(|error| {
                     format!("broker address {} is not an AMQP URI ({error})", index + 1)
-                })
+                })?;
+                uri.query.heartbeat.get_or_insert(DEFAULT_HEARTBEAT_SECONDS);
+                Ok(uri)
             })
             .collect::<Result<Arc<[AMQPUri]>, String>>()?;
         Ok(Self {
@@ -68,7 +82,20 @@ impl BrokerAddresses {
         for index in self.attempt_order() {
             let uri = self.uris[index].clone();
             let properties = ConnectionProperties::default().with_connection_name(name.into());
-            match Connection::connect_uri(uri, properties).await {
+            let timeout = uri
+                .query
+                .connection_timeout
+                .map_or(DEFAULT_CONNECTION_TIMEOUT, Duration::from_millis);
+            let attempt = tokio::time::timeout(timeout, Connection::connect_uri(uri, properties))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer within {} ms", timeout.as_millis()),
+                    )
+                    .into())
+                });
+            match attempt {
                 Ok(connection) => {
                     self.last_connected.store(index, Ordering::Relaxed);
                     return Ok(connection);
@@ -169,5 +196,29 @@ mod tests {
         );
         parsed.last_connected.store(2, Ordering::Relaxed);
         assert_eq!(parsed.attempt_order().collect::<Vec<_>>(), [0, 1, 2]);
+    }
+
+    #[test]
+    fn an_address_without_a_heartbeat_gets_the_default_and_keeps_its_own() {
+        let parsed = addresses("amqp://a/%2f,amqp://b/%2f?heartbeat=3");
+        let heartbeats: Vec<_> = parsed.uris.iter().map(|uri| uri.query.heartbeat).collect();
+        assert_eq!(heartbeats, [Some(DEFAULT_HEARTBEAT_SECONDS), Some(3)]);
+    }
+
+    #[tokio::test]
+    async fn a_node_that_accepts_but_never_answers_is_left_after_the_connection_timeout() {
+        // The kernel completes the TCP handshake for the listener's backlog; nothing answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let parsed = addresses(&format!(
+            "amqp://127.0.0.1:{port}/%2f?connection_timeout=300"
+        ));
+        let started = std::time::Instant::now();
+        let error = parsed.connect("test").await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "{error}");
+        assert!(
+            error.to_string().contains("no answer within 300 ms"),
+            "{error}"
+        );
     }
 }
