@@ -21,7 +21,7 @@ mod validators;
 pub use amqp::{take_message, EventTap, TestPublisher};
 pub use gateway::{Gateway, GATEWAY_TEMPLATE};
 pub use polling::{eventually, json_when_ok};
-pub use private::{PrivateFerret, PrivatePostgres, PrivateRabbit};
+pub use private::{PrivateFerret, PrivatePostgres, PrivateRabbit, PrivateRabbitCluster};
 pub use process::{free_port, run_in_background, InProcess, ServiceProcess};
 pub use scrape::{metric, scrape_metrics};
 pub use sockets::{listening_sockets, ListeningSocket};

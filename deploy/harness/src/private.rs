@@ -2,6 +2,7 @@
 //! RabbitMQ node and a FerretDB instance, each on its own free ports and in its own directory,
 //! so breaking them cannot disturb tests running in parallel on the shared servers.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -250,20 +251,39 @@ pub struct PrivateRabbit {
     pub amqp_port: u16,
     dist_port: u16,
     pub management_port: u16,
+    /// Set for the nodes of a [`PrivateRabbitCluster`]: a short distribution tick.
+    clustered: bool,
 }
 
 impl PrivateRabbit {
     pub async fn start() -> Self {
+        let node = Self::prepare(&unique_name(), false);
+        node.start_node().await;
+        node
+    }
+
+    /// A node's directory, ports and Erlang cookie, not started.
+    fn prepare(cookie: &str, clustered: bool) -> Self {
         let dir = scratch_dir("rabbitmq");
-        let node = Self {
+        let cookie_file = dir.join(".erlang.cookie");
+        std::fs::write(&cookie_file, cookie).expect("write the Erlang cookie");
+        std::fs::set_permissions(&cookie_file, std::fs::Permissions::from_mode(0o400))
+            .expect("make the Erlang cookie private");
+        if clustered {
+            std::fs::write(
+                dir.join("rabbitmq.conf"),
+                "cluster_partition_handling = pause_minority\n",
+            )
+            .expect("write rabbitmq.conf");
+        }
+        Self {
             node: format!("{}@localhost", unique_name()),
             amqp_port: free_port_outside_cli_range(),
             dist_port: free_port_outside_cli_range(),
             management_port: free_port_outside_cli_range(),
             dir,
-        };
-        node.start_node().await;
-        node
+            clustered,
+        }
     }
 
     fn command(&self, program: &str) -> Command {
@@ -287,11 +307,23 @@ impl PrivateRabbit {
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
                 format!(
                     "-rabbitmq_management tcp_config [{{ip,\"127.0.0.1\"}},{{port,{}}}] \
-                     -kernel inet_dist_use_interface {{127,0,0,1}}",
-                    self.management_port
+                     -kernel inet_dist_use_interface {{127,0,0,1}} {}",
+                    self.management_port,
+                    self.net_ticktime()
                 ),
-            );
+            )
+            .env("RABBITMQ_CTL_ERL_ARGS", self.net_ticktime());
         command
+    }
+
+    /// A cluster's nodes declare a silent peer down after about 4 s instead of 60 s (every
+    /// node of a cluster and its command-line tools must agree on this value).
+    fn net_ticktime(&self) -> &'static str {
+        if self.clustered {
+            "-kernel net_ticktime 4"
+        } else {
+            ""
+        }
     }
 
     fn ctl(&self, action: &str) {
@@ -302,11 +334,15 @@ impl PrivateRabbit {
         );
     }
 
-    async fn start_node(&self) {
+    fn launch(&self) {
         run(
             self.command("rabbitmq-server").arg("-detached"),
             "start a RabbitMQ node",
         );
+    }
+
+    async fn start_node(&self) {
+        self.launch();
         self.wait_until_serving().await;
     }
 
@@ -354,15 +390,170 @@ impl PrivateRabbit {
         self.ctl("stop");
         self.start_node().await;
     }
+
+    /// The node's Erlang name, as the management API names cluster members.
+    pub fn name(&self) -> &str {
+        &self.node
+    }
+
+    fn pid(&self) -> Option<String> {
+        let pid = std::fs::read_to_string(self.dir.join("node.pid")).ok()?;
+        Some(pid.trim().to_owned()).filter(|pid| !pid.is_empty())
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the node's pid file");
+        run(
+            Command::new("kill").args([signal, &pid]),
+            &format!("kill {signal} the RabbitMQ node"),
+        );
+    }
+
+    /// Kills the node's Erlang VM with SIGKILL, as a crash of its machine would end it; it
+    /// comes back with [`Self::start_again`] on the same data.
+    pub fn kill(&self) {
+        self.signal("-KILL");
+        let _ = std::fs::remove_file(self.dir.join("node.pid"));
+    }
+
+    pub async fn start_again(&self) {
+        self.start_node().await;
+    }
+
+    /// Freezes the node with SIGSTOP: its sockets stay open and nothing answers, as when a
+    /// network partition cuts it off.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
 }
 
 impl Drop for PrivateRabbit {
     fn drop(&mut self) {
-        let _ = self
-            .command("rabbitmqctl")
-            .args(["-q", "-n", &self.node, "stop"])
-            .output();
+        // Killed, not stopped: the data goes too, and a frozen or half-clustered node would
+        // not answer `rabbitmqctl stop`.
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").args(["-KILL", &pid]).output();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Three RabbitMQ nodes joined into one cluster (one Erlang cookie, `join_cluster`), set up as
+/// a cluster is deployed: `cluster_partition_handling = pause_minority`, so that a node cut off
+/// from the others stops serving until it is back, and a short distribution tick. Queues
+/// declared after it formed are replicated on all three.
+pub struct PrivateRabbitCluster {
+    pub nodes: [PrivateRabbit; 3],
+    client: reqwest::Client,
+}
+
+impl PrivateRabbitCluster {
+    pub async fn start() -> Self {
+        let cookie = unique_name();
+        let nodes = [(); 3].map(|()| PrivateRabbit::prepare(&cookie, true));
+        for node in &nodes {
+            node.launch();
+        }
+        for node in &nodes {
+            node.wait_until_serving().await;
+        }
+        for node in &nodes[1..] {
+            node.ctl("stop_app");
+            run(
+                node.command("rabbitmqctl")
+                    .args(["-q", "-n", &node.node, "join_cluster", &nodes[0].node]),
+                "rabbitmqctl join_cluster",
+            );
+            node.start_app().await;
+        }
+        let cluster = Self {
+            nodes,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("HTTP client"),
+        };
+        cluster.wait_until_whole(&[]).await;
+        cluster
+    }
+
+    /// Every node's AMQP URL for the default vhost, in the order of `first`'s rotation (the
+    /// node at `first`, then the next ones), joined with commas as the services read them,
+    /// each with `options` (a query string).
+    pub fn amqp_urls(&self, first: usize, options: &str) -> String {
+        (0..self.nodes.len())
+            .map(|offset| &self.nodes[(first + offset) % self.nodes.len()])
+            .map(|node| format!("{}?{options}", node.amqp_url()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// GET on the management API of the first node that answers.
+    async fn api(&self, path: &str) -> Option<serde_json::Value> {
+        for node in &self.nodes {
+            let url = format!("http://127.0.0.1:{}/api{path}", node.management_port);
+            let request = self.client.get(&url).basic_auth("guest", Some("guest"));
+            if let Ok(response) = request.send().await {
+                if response.status().is_success() {
+                    return response.json().await.ok();
+                }
+            }
+        }
+        None
+    }
+
+    /// The node leading `queue` (a quorum queue of the default vhost) and its members that
+    /// are online, as the management API reports them.
+    pub async fn queue_leader(&self, queue: &str) -> Option<(String, Vec<String>)> {
+        let info = self.api(&format!("/queues/%2F/{queue}")).await?;
+        let leader = info["leader"].as_str()?.to_owned();
+        let online = info["online"]
+            .as_array()?
+            .iter()
+            .filter_map(|member| member.as_str().map(str::to_owned))
+            .collect();
+        Some((leader, online))
+    }
+
+    /// The index of the node called `name`.
+    pub fn index_of(&self, name: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|node| node.node == name)
+            .unwrap_or_else(|| panic!("{name} is not a node of this cluster"))
+    }
+
+    /// Waits until all three nodes run, see each other with no partition, and every queue in
+    /// `queues` has all three members online.
+    pub async fn wait_until_whole(&self, queues: &[&str]) {
+        eventually(
+            "the RabbitMQ cluster to be whole again",
+            Duration::from_secs(120),
+            || async {
+                let nodes = self.api("/nodes").await?;
+                let nodes = nodes.as_array()?;
+                let healthy = nodes.len() == self.nodes.len()
+                    && nodes.iter().all(|node| {
+                        node["running"] == true
+                            && node["partitions"].as_array().is_some_and(Vec::is_empty)
+                    });
+                if !healthy {
+                    return None;
+                }
+                for queue in queues {
+                    let (_, online) = self.queue_leader(queue).await?;
+                    if online.len() != self.nodes.len() {
+                        return None;
+                    }
+                }
+                Some(())
+            },
+        )
+        .await;
     }
 }
 
