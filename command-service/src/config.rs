@@ -73,6 +73,7 @@ pub struct OutboxSettings {
     pub batch_size: u32,
     pub claim_lease_ms: u64,
     pub retry_delay_ms: u64,
+    pub confirm_timeout_ms: u64,
 }
 
 impl LayeredSettings for Settings {
@@ -88,6 +89,12 @@ impl LayeredSettings for Settings {
         }
         if self.outbox.poll_interval_ms == 0 {
             return Err(invalid("outbox.poll_interval_ms", "must be at least 1"));
+        }
+        if !(1..self.outbox.claim_lease_ms).contains(&self.outbox.confirm_timeout_ms) {
+            return Err(invalid(
+                "outbox.confirm_timeout_ms",
+                "must be at least 1 and less than outbox.claim_lease_ms",
+            ));
         }
         if self.http.max_body_bytes < 256 {
             return Err(invalid("http.max_body_bytes", "must be at least 256"));
@@ -113,6 +120,10 @@ impl OutboxSettings {
 
     pub fn retry_delay(&self) -> Duration {
         Duration::from_millis(self.retry_delay_ms)
+    }
+
+    pub fn confirm_timeout(&self) -> Duration {
+        Duration::from_millis(self.confirm_timeout_ms)
     }
 }
 

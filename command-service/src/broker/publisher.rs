@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use futures::future::join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -6,6 +7,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use service_support::broker::{declare_order_events_exchange, BrokerAddresses};
 use shared_events::{ORDER_EVENTS_EXCHANGE, REQUEST_ID_HEADER};
+use tokio::time::{timeout_at, Instant};
 
 use crate::store::OutboxMessage;
 
@@ -18,6 +20,8 @@ pub enum PublishError {
     Unroutable(String),
     #[error("the broker refused the message (nack)")]
     Nacked,
+    #[error("the broker did not confirm the message within {} ms", .0.as_millis())]
+    Unconfirmed(Duration),
     #[error("the stored envelope could not be encoded: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -49,8 +53,14 @@ impl EventPublisher {
     }
 
     /// Publishes every message as persistent and mandatory, then awaits all confirms
-    /// together. The result for each message is in the same position as the message.
-    pub async fn publish_all(&self, messages: &[OutboxMessage]) -> Vec<Result<(), PublishError>> {
+    /// together, for at most `confirm_timeout`. The result for each message is in the same
+    /// position as the message.
+    pub async fn publish_all(
+        &self,
+        messages: &[OutboxMessage],
+        confirm_timeout: Duration,
+    ) -> Vec<Result<(), PublishError>> {
+        let deadline = Instant::now() + confirm_timeout;
         let mut confirms = Vec::with_capacity(messages.len());
         for message in messages {
             confirms.push(self.publish(message).await);
@@ -60,7 +70,10 @@ impl EventPublisher {
                 .into_iter()
                 .zip(messages)
                 .map(|(sent, message)| async move {
-                    match sent?.await? {
+                    let confirmation = timeout_at(deadline, sent?)
+                        .await
+                        .map_err(|_| PublishError::Unconfirmed(confirm_timeout))?;
+                    match confirmation? {
                         Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
                         Confirmation::Ack(Some(_returned)) => {
                             Err(PublishError::Unroutable(message.routing_key.clone()))

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use service_support::broker::{reconnect_backoff, BrokerStatus};
 
-use crate::broker::EventPublisher;
+use crate::broker::{EventPublisher, PublishError};
 use crate::config::{BrokerSettings, OutboxSettings};
 use crate::metrics::RelayMetrics;
 use crate::store::{Store, StoreError};
@@ -31,6 +31,10 @@ impl RelayWakeup {
 enum PassError {
     #[error("the broker connection is down")]
     BrokerDown,
+    /// Nacks or missing confirms: on a cluster, a channel opened while a queue's leader was
+    /// failing over can keep refusing; a new connection, to the next node, does not.
+    #[error("the broker refused or did not confirm {0} events")]
+    Refused(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -121,6 +125,10 @@ impl OutboxRelay {
                     log::warn!("outbox relay lost the broker connection; reconnecting");
                     return;
                 }
+                Err(error @ PassError::Refused(_)) => {
+                    log::warn!("outbox relay: {error}; reconnecting");
+                    return;
+                }
                 Err(PassError::Store(error)) => {
                     let delay = store_backoff.next().unwrap_or(Duration::from_secs(10));
                     log::warn!(
@@ -145,8 +153,11 @@ impl OutboxRelay {
         if batch.is_empty() {
             return Ok(false);
         }
-        let outcomes = publisher.publish_all(&batch).await;
+        let outcomes = publisher
+            .publish_all(&batch, self.settings.confirm_timeout())
+            .await;
         let mut published = Vec::with_capacity(batch.len());
+        let mut refused = 0;
         for (message, outcome) in batch.iter().zip(outcomes) {
             match outcome {
                 Ok(()) => {
@@ -154,6 +165,9 @@ impl OutboxRelay {
                     published.push(message.id);
                 }
                 Err(error) => {
+                    if matches!(error, PublishError::Nacked | PublishError::Unconfirmed(_)) {
+                        refused += 1;
+                    }
                     self.metrics.failed.inc();
                     RequestId::scope_if(message.request_id(), async {
                         log::warn!("event {} not published: {error}", message.event_id);
@@ -177,6 +191,9 @@ impl OutboxRelay {
         }
         if !publisher.is_connected() {
             return Err(PassError::BrokerDown);
+        }
+        if refused > 0 {
+            return Err(PassError::Refused(refused));
         }
         Ok(batch.len() == self.settings.batch_size as usize)
     }

@@ -272,7 +272,7 @@ impl PrivateRabbit {
         if clustered {
             std::fs::write(
                 dir.join("rabbitmq.conf"),
-                "cluster_partition_handling = pause_minority\n",
+                "cluster_partition_handling = autoheal\n",
             )
             .expect("write rabbitmq.conf");
         }
@@ -443,9 +443,10 @@ impl Drop for PrivateRabbit {
 }
 
 /// Three RabbitMQ nodes joined into one cluster (one Erlang cookie, `join_cluster`), set up as
-/// a cluster is deployed: `cluster_partition_handling = pause_minority`, so that a node cut off
-/// from the others stops serving until it is back, and a short distribution tick. Queues
-/// declared after it formed are replicated on all three.
+/// a cluster is deployed: `cluster_partition_handling = autoheal` (once a partition heals, the
+/// losing side restarts and rejoins; with `pause_minority`, RabbitMQ 3.10 left a node that had
+/// been frozen paused for good), and a short distribution tick. Queues declared after it formed
+/// are replicated on all three.
 pub struct PrivateRabbitCluster {
     pub nodes: [PrivateRabbit; 3],
     client: reqwest::Client,
@@ -464,16 +465,22 @@ impl PrivateRabbitCluster {
         for node in &nodes[1..] {
             node.ctl("stop_app");
             run(
-                node.command("rabbitmqctl")
-                    .args(["-q", "-n", &node.node, "join_cluster", &nodes[0].node]),
+                node.command("rabbitmqctl").args([
+                    "-q",
+                    "-n",
+                    &node.node,
+                    "join_cluster",
+                    &nodes[0].node,
+                ]),
                 "rabbitmqctl join_cluster",
             );
             node.start_app().await;
         }
         let cluster = Self {
             nodes,
+            // Short: a paused node's management listener accepts and never answers.
             client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(2))
                 .build()
                 .expect("HTTP client"),
         };
@@ -528,32 +535,52 @@ impl PrivateRabbitCluster {
     }
 
     /// Waits until all three nodes run, see each other with no partition, and every queue in
-    /// `queues` has all three members online.
+    /// `queues` has all three members online; panics with what it last saw after 120 s.
     pub async fn wait_until_whole(&self, queues: &[&str]) {
-        eventually(
-            "the RabbitMQ cluster to be whole again",
-            Duration::from_secs(120),
-            || async {
-                let nodes = self.api("/nodes").await?;
-                let nodes = nodes.as_array()?;
-                let healthy = nodes.len() == self.nodes.len()
-                    && nodes.iter().all(|node| {
-                        node["running"] == true
-                            && node["partitions"].as_array().is_some_and(Vec::is_empty)
-                    });
-                if !healthy {
-                    return None;
-                }
-                for queue in queues {
-                    let (_, online) = self.queue_leader(queue).await?;
-                    if online.len() != self.nodes.len() {
-                        return None;
-                    }
-                }
-                Some(())
-            },
-        )
-        .await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let seen = self.whole_or_what_is_seen(queues).await;
+            let Err(seen) = seen else { return };
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the RabbitMQ cluster is not whole after 120 s: {seen}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn whole_or_what_is_seen(&self, queues: &[&str]) -> Result<(), String> {
+        let nodes = self
+            .api("/nodes")
+            .await
+            .ok_or("no management API answers")?;
+        let nodes = nodes.as_array().ok_or("no node list")?;
+        let healthy = nodes.len() == self.nodes.len()
+            && nodes.iter().all(|node| {
+                node["running"] == true && node["partitions"].as_array().is_some_and(Vec::is_empty)
+            });
+        if !healthy {
+            let states: Vec<String> = nodes
+                .iter()
+                .map(|node| {
+                    format!(
+                        "{} running {} partitions {}",
+                        node["name"], node["running"], node["partitions"]
+                    )
+                })
+                .collect();
+            return Err(states.join("; "));
+        }
+        for queue in queues {
+            let (_, online) = self
+                .queue_leader(queue)
+                .await
+                .ok_or_else(|| format!("{queue} has no leader"))?;
+            if online.len() != self.nodes.len() {
+                return Err(format!("{queue} online on {online:?}"));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -17,7 +17,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Text};
 use harness::{
     eventually, take_message, Gateway, PrivateFerret, PrivatePostgres, PrivateRabbit,
-    ServiceProcess, TestPublisher,
+    PrivateRabbitCluster, ServiceProcess, TestPublisher, PROJECTION_QUEUE,
 };
 use serde_json::{json, Value};
 
@@ -29,13 +29,34 @@ const PACE: Duration = Duration::from_millis(70);
 const QUIET_DEADLINE: Duration = Duration::from_secs(60);
 const MAX_ATTEMPTS: u32 = 2;
 
+/// The RabbitMQ a stack's services use.
+enum Broker {
+    Node(PrivateRabbit),
+    /// Three clustered nodes, all named in each service's `AMQP_URL`.
+    Cluster(PrivateRabbitCluster),
+}
+
+/// The services notice a silent node within 4 s and give up on one that does not answer a
+/// connection within 2 s (a cluster scenario pauses nodes).
+const CLUSTER_URL_OPTIONS: &str = "heartbeat=2&connection_timeout=2000";
+
+impl Broker {
+    /// The services' `AMQP_URL`: the node, or every node of the cluster.
+    fn amqp_url(&self) -> String {
+        match self {
+            Self::Node(node) => node.amqp_url(),
+            Self::Cluster(cluster) => cluster.amqp_urls(0, CLUSTER_URL_OPTIONS),
+        }
+    }
+}
+
 struct Stack {
     postgres: PrivatePostgres,
     /// A synchronous streaming standby, for the failover scenario.
     standby: Option<PrivatePostgres>,
     /// The command side's database URL: the primary, or both servers with a standby.
     database_url: String,
-    rabbit: PrivateRabbit,
+    broker: Broker,
     ferret: PrivateFerret,
     command: ServiceProcess,
     query: ServiceProcess,
@@ -61,16 +82,21 @@ async fn ready(client: &reqwest::Client, service: &ServiceProcess, dependency: &
 
 impl Stack {
     async fn start() -> Self {
-        Self::start_on(false).await
+        Self::start_on(false, Broker::Node(PrivateRabbit::start().await)).await
     }
 
     /// A stack whose PostgreSQL has a synchronous standby, which the command side also names
     /// in its URL (`target_session_attrs=read-write`: it writes wherever the primary is).
     async fn start_with_standby() -> Self {
-        Self::start_on(true).await
+        Self::start_on(true, Broker::Node(PrivateRabbit::start().await)).await
     }
 
-    async fn start_on(with_standby: bool) -> Self {
+    /// A stack on a three-node RabbitMQ cluster.
+    async fn start_on_cluster() -> Self {
+        Self::start_on(false, Broker::Cluster(PrivateRabbitCluster::start().await)).await
+    }
+
+    async fn start_on(with_standby: bool, broker: Broker) -> Self {
         let postgres = tokio::task::spawn_blocking(PrivatePostgres::start)
             .await
             .unwrap();
@@ -83,7 +109,6 @@ impl Stack {
             Some(standby) => PrivatePostgres::url_of_pair(&postgres, standby),
             None => postgres.url(),
         };
-        let rabbit = PrivateRabbit::start().await;
         let ferret = PrivateFerret::start().await;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -93,7 +118,7 @@ impl Stack {
             "query-service",
             &[
                 ("MONGODB_URI", ferret.uri()),
-                ("AMQP_URL", rabbit.amqp_url()),
+                ("AMQP_URL", broker.amqp_url()),
                 ("APP_MONGODB__TIMEOUT_MS", "1000".into()),
                 ("APP_BROKER__MAX_ATTEMPTS", MAX_ATTEMPTS.to_string()),
                 ("APP_BROKER__RETRY_DELAY_MS", "100".into()),
@@ -106,12 +131,13 @@ impl Stack {
             "command-service",
             &[
                 ("DATABASE_URL", database_url.clone()),
-                ("AMQP_URL", rabbit.amqp_url()),
+                ("AMQP_URL", broker.amqp_url()),
                 ("APP_DATABASE__ACQUIRE_TIMEOUT_MS", "1000".into()),
                 ("APP_OUTBOX__POLL_INTERVAL_MS", "100".into()),
                 ("APP_OUTBOX__RETRY_DELAY_MS", "200".into()),
                 // A killed relay's claims pass to its successor after this lease.
                 ("APP_OUTBOX__CLAIM_LEASE_MS", "2000".into()),
+                ("APP_OUTBOX__CONFIRM_TIMEOUT_MS", "1500".into()),
             ],
         )
         .await;
@@ -120,12 +146,27 @@ impl Stack {
             postgres,
             standby,
             database_url,
-            rabbit,
+            broker,
             ferret,
             command,
             query,
             gateway,
             client,
+        }
+    }
+
+    /// The stack's own RabbitMQ node (not on a cluster stack).
+    fn rabbit(&self) -> &PrivateRabbit {
+        match &self.broker {
+            Broker::Node(node) => node,
+            Broker::Cluster(_) => panic!("a single-node scenario on a cluster stack"),
+        }
+    }
+
+    fn cluster(&self) -> &PrivateRabbitCluster {
+        match &self.broker {
+            Broker::Cluster(cluster) => cluster,
+            Broker::Node(_) => panic!("a cluster scenario on a single-node stack"),
         }
     }
 
@@ -536,6 +577,75 @@ async fn write_accepted(stack: &Stack, scenario: &str) {
     .await;
 }
 
+/// Posts an order for one of `scenario`'s customers and waits until it is readable: the whole
+/// path works again. How long that took.
+async fn order_served(stack: &Stack, scenario: &str) -> Duration {
+    let started = Instant::now();
+    let email = customer_email(scenario, 0);
+    let id = eventually("a POST accepted", QUIET_DEADLINE, || {
+        let request = stack
+            .client
+            .post(stack.gateway.url("/orders"))
+            .json(
+                &json!({"description": format!("{scenario} during the fault"), "quantity": 1,
+                          "firstName": "Load", "lastName": "Generator", "email": email}),
+            )
+            .send();
+        async move {
+            let response = request.await.ok().filter(|r| r.status() == 202)?;
+            let body: Value = response.json().await.ok()?;
+            body["id"].as_str().map(str::to_owned)
+        }
+    })
+    .await;
+    let path = format!("/orders/{id}");
+    eventually("the order to be readable", QUIET_DEADLINE, || {
+        stack.get_json(&path)
+    })
+    .await;
+    started.elapsed()
+}
+
+/// The projection's quorum queues: on a whole cluster, each has a member on every node.
+fn projection_queues() -> [String; 3] {
+    [
+        PROJECTION_QUEUE.to_owned(),
+        format!("{PROJECTION_QUEUE}.retry-quorum"),
+        format!("{PROJECTION_QUEUE}.dead-letter"),
+    ]
+}
+
+/// The node leading the projection queue and the members online.
+async fn projection_leader(cluster: &PrivateRabbitCluster) -> (String, Vec<String>) {
+    eventually("the projection queue's leader", QUIET_DEADLINE, || {
+        cluster.queue_leader(PROJECTION_QUEUE)
+    })
+    .await
+}
+
+/// Waits until a node other than `old` leads the projection queue; how long that took.
+async fn new_leader(cluster: &PrivateRabbitCluster, old: &str, since: Instant) -> Duration {
+    eventually(
+        "another node to lead the projection queue",
+        QUIET_DEADLINE,
+        || async {
+            let (leader, _) = cluster.queue_leader(PROJECTION_QUEUE).await?;
+            (leader != old).then_some(())
+        },
+    )
+    .await;
+    since.elapsed()
+}
+
+/// Waits until the cluster is whole again (every node running, no partition, every
+/// projection queue on three nodes); how long that took.
+async fn cluster_whole(cluster: &PrivateRabbitCluster, since: Instant) -> f64 {
+    let queues = projection_queues();
+    let queues: Vec<&str> = queues.iter().map(String::as_str).collect();
+    cluster.wait_until_whole(&queues).await;
+    since.elapsed().as_secs_f64()
+}
+
 async fn inject_duplicates_out_of_order(stack: &Stack) -> Row {
     #[derive(QueryableByName)]
     struct Stored {
@@ -546,7 +656,7 @@ async fn inject_duplicates_out_of_order(stack: &Stack) -> Row {
         diesel::sql_query("SELECT envelope FROM outbox ORDER BY id DESC LIMIT 25")
             .load(&mut stack.database())
             .unwrap();
-    let publisher = TestPublisher::connect(&stack.rabbit.amqp_url()).await;
+    let publisher = TestPublisher::connect(&stack.rabbit().amqp_url()).await;
     let healed = Instant::now();
     for event in &stored {
         let body = serde_json::to_vec(&event.envelope).unwrap();
@@ -644,12 +754,12 @@ async fn inject_poison(stack: &Stack) -> Row {
         ),
         (variant("quantity", json!(-1)), "invalid-payload"),
     ];
-    let publisher = TestPublisher::connect(&stack.rabbit.amqp_url()).await;
+    let publisher = TestPublisher::connect(&stack.rabbit().amqp_url()).await;
     for (body, _) in &poison {
         publisher.publish_as_new_order(body).await;
     }
     let dead_letters = format!("{}.dead-letter", harness::PROJECTION_QUEUE);
-    let amqp_url = stack.rabbit.amqp_url();
+    let amqp_url = stack.rabbit().amqp_url();
     let mut parked = Vec::new();
     while parked.len() < poison.len() {
         parked.push(
@@ -708,10 +818,13 @@ const REPORT_HEADER: &str = "| scenario | sent | accepted | refused | unanswered
 /// The scenarios in the order of the report: each test writes its line to a file named after
 /// its position (and the header to `header.md`), and `deploy/test` puts them together in
 /// `target/fault-suite.md`.
-const REPORT_ORDER: [&str; 12] = [
+const REPORT_ORDER: [&str; 15] = [
     "baseline",
     "rabbitmq-stop-app",
     "rabbitmq-restart",
+    "rabbitmq-cluster-leader-kill",
+    "rabbitmq-cluster-follower-kill",
+    "rabbitmq-cluster-partition",
     "query-service-sigkill",
     "command-service-sigkill",
     "mongodb-restart",
@@ -761,9 +874,9 @@ async fn baseline() {
 async fn rabbitmq_stop_app() {
     let mut stack = Stack::start().await;
     record(&scenario!(stack, "rabbitmq-stop-app", |s| {
-        s.rabbit.stop_app();
+        s.rabbit().stop_app();
         tokio::time::sleep(Duration::from_secs(2)).await;
-        s.rabbit.start_app().await;
+        s.rabbit().start_app().await;
         "stop_app, 2 s, start_app".to_owned()
     }));
 }
@@ -772,8 +885,73 @@ async fn rabbitmq_stop_app() {
 async fn rabbitmq_restart() {
     let mut stack = Stack::start().await;
     record(&scenario!(stack, "rabbitmq-restart", |s| {
-        s.rabbit.restart().await;
+        s.rabbit().restart().await;
         "whole node stopped and started".to_owned()
+    }));
+}
+
+/// Three scenarios on one three-node cluster (it takes about half a minute to form), one after
+/// the other on the same stack: each leaves the cluster whole for the next. The services name
+/// all three nodes, the first first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_cluster_failover() {
+    let mut stack = Stack::start_on_cluster().await;
+    record(&scenario!(stack, "rabbitmq-cluster-leader-kill", |s| {
+        let cluster = s.cluster();
+        let (leader, _) = projection_leader(cluster).await;
+        let node = &cluster.nodes[cluster.index_of(&leader)];
+        node.kill();
+        let killed = Instant::now();
+        let elected = new_leader(cluster, &leader, killed).await;
+        let served = order_served(s, "rabbitmq-cluster-leader-kill").await;
+        node.start_again().await;
+        format!(
+            "SIGKILL of the projection queue's leader: new leader after {} ms, an order \
+             accepted and read on the two left in {} ms; node back, whole after {:.0} s",
+            elected.as_millis(),
+            served.as_millis(),
+            cluster_whole(cluster, killed).await
+        )
+    }));
+    record(&scenario!(stack, "rabbitmq-cluster-follower-kill", |s| {
+        let cluster = s.cluster();
+        let (leader, online) = projection_leader(cluster).await;
+        let follower = online
+            .iter()
+            .find(|member| **member != leader)
+            .expect("a follower");
+        let node = &cluster.nodes[cluster.index_of(follower)];
+        node.kill();
+        let killed = Instant::now();
+        let served = order_served(s, "rabbitmq-cluster-follower-kill").await;
+        node.start_again().await;
+        format!(
+            "SIGKILL of a follower: an order accepted and read on the two left in {} ms; \
+             node back, whole after {:.0} s",
+            served.as_millis(),
+            cluster_whole(cluster, killed).await
+        )
+    }));
+    record(&scenario!(stack, "rabbitmq-cluster-partition", |s| {
+        let cluster = s.cluster();
+        let (leader, _) = projection_leader(cluster).await;
+        let node = &cluster.nodes[cluster.index_of(&leader)];
+        node.pause();
+        let paused = Instant::now();
+        let served = order_served(s, "rabbitmq-cluster-partition").await;
+        let elected = new_leader(cluster, &leader, paused).await;
+        // Cut off well past the distribution tick, so that both sides saw the partition.
+        tokio::time::sleep(Duration::from_secs(10).saturating_sub(paused.elapsed())).await;
+        node.resume();
+        format!(
+            "the leader SIGSTOPped for {:.0} s (net tick 4 s, autoheal): an order accepted and \
+             read on the two left {} ms after the pause, new leader seen after {} ms; healed, \
+             whole after {:.0} s",
+            paused.elapsed().as_secs_f64(),
+            served.as_millis(),
+            elected.as_millis(),
+            cluster_whole(cluster, paused).await
+        )
     }));
 }
 
@@ -794,7 +972,7 @@ async fn command_service_sigkill() {
     record(&scenario!(stack, "command-service-sigkill", |s| {
         // Hold the broker back so that committed orders wait in the outbox, then kill the
         // service between their commit and their publish.
-        s.rabbit.stop_app();
+        s.rabbit().stop_app();
         let pending = eventually(
             "committed orders waiting in the outbox",
             Duration::from_secs(10),
@@ -805,7 +983,7 @@ async fn command_service_sigkill() {
         )
         .await;
         s.command.kill().await;
-        s.rabbit.start_app().await;
+        s.rabbit().start_app().await;
         s.command.start_again().await;
         format!("SIGKILL with {pending} committed events unpublished; restarted")
     }));

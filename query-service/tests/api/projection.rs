@@ -497,9 +497,17 @@ async fn the_classic_retry_queue_of_earlier_releases_is_deleted_once_it_has_drai
         .await
         .unwrap();
     assert!(!retire_classic_retry_queue(&connection, queue).await);
-    assert_eq!(messages_in_classic().await, Some(1), "a queue in use was deleted");
+    assert_eq!(
+        messages_in_classic().await,
+        Some(1),
+        "a queue in use was deleted"
+    );
 
     assert!(take_message(&vhost.url, classic).await.is_some());
     assert!(retire_classic_retry_queue(&connection, queue).await);
-    assert_eq!(messages_in_classic().await, None, "the drained queue is still there");
+    assert_eq!(
+        messages_in_classic().await,
+        None,
+        "the drained queue is still there"
+    );
 }
