@@ -450,6 +450,8 @@ impl Drop for PrivateRabbit {
 pub struct PrivateRabbitCluster {
     pub nodes: [PrivateRabbit; 3],
     client: reqwest::Client,
+    /// The node whose management API answered last, asked first next time.
+    answering: std::sync::atomic::AtomicUsize,
 }
 
 impl PrivateRabbitCluster {
@@ -478,11 +480,11 @@ impl PrivateRabbitCluster {
         }
         let cluster = Self {
             nodes,
-            // Short: a paused node's management listener accepts and never answers.
             client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(10))
                 .build()
                 .expect("HTTP client"),
+            answering: std::sync::atomic::AtomicUsize::new(0),
         };
         cluster.wait_until_whole(&[]).await;
         cluster
@@ -499,18 +501,54 @@ impl PrivateRabbitCluster {
             .join(",")
     }
 
-    /// GET on the management API of the first node that answers.
+    /// GET on the management API of the first node that answers, starting with the one that
+    /// answered last (a frozen node holds each request until the client's timeout).
     async fn api(&self, path: &str) -> Option<serde_json::Value> {
-        for node in &self.nodes {
+        use std::sync::atomic::Ordering;
+        let first = self.answering.load(Ordering::Relaxed);
+        for index in (0..self.nodes.len()).map(|offset| (first + offset) % self.nodes.len()) {
+            let node = &self.nodes[index];
             let url = format!("http://127.0.0.1:{}/api{path}", node.management_port);
             let request = self.client.get(&url).basic_auth("guest", Some("guest"));
             if let Ok(response) = request.send().await {
                 if response.status().is_success() {
+                    self.answering.store(index, Ordering::Relaxed);
                     return response.json().await.ok();
                 }
             }
         }
         None
+    }
+
+    /// What each node says of the cluster (`rabbitmqctl cluster_status`), for a failure.
+    fn cluster_status(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| {
+                let ctl = node.command("rabbitmqctl");
+                let output = Command::new("timeout")
+                    .arg("10")
+                    .arg(ctl.get_program())
+                    .args(["-q", "-n", &node.node, "cluster_status"])
+                    .envs(
+                        ctl.get_envs()
+                            .filter_map(|(key, value)| value.map(|value| (key, value))),
+                    )
+                    .current_dir(&node.dir)
+                    .stdin(Stdio::null())
+                    .output();
+                match output {
+                    Ok(output) => format!(
+                        "{}: {}{}",
+                        node.node,
+                        String::from_utf8_lossy(&output.stdout),
+                        String::from_utf8_lossy(&output.stderr)
+                    ),
+                    Err(error) => format!("{}: {error}", node.node),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The node leading `queue` (a quorum queue of the default vhost) and its members that
@@ -535,15 +573,16 @@ impl PrivateRabbitCluster {
     }
 
     /// Waits until all three nodes run, see each other with no partition, and every queue in
-    /// `queues` has all three members online; panics with what it last saw after 120 s.
+    /// `queues` has all three members online; panics with what it last saw after 180 s.
     pub async fn wait_until_whole(&self, queues: &[&str]) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
         loop {
             let seen = self.whole_or_what_is_seen(queues).await;
             let Err(seen) = seen else { return };
             assert!(
                 std::time::Instant::now() < deadline,
-                "the RabbitMQ cluster is not whole after 120 s: {seen}"
+                "the RabbitMQ cluster is not whole after 180 s: {seen}\n{}",
+                self.cluster_status()
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

@@ -2,9 +2,10 @@
 //! by kubernetes-validate (strict: unknown fields are errors), then checked for what a schema
 //! cannot see: references between resources, probes and resources on every container, an
 //! autoscaler per service, each service holding only its own credentials, and the gateway's
-//! configuration matching `deploy/nginx/gateway.conf.template`. The KEDA overlay
-//! (`deploy/k8s/keda/`) is validated against KEDA's published CRD schemas, kept in
-//! `deploy/harness/fixtures/keda/`.
+//! configuration matching `deploy/nginx/gateway.conf.template`. The overlays' custom resources
+//! (KEDA in `deploy/k8s/keda/`, the RabbitMQ and CloudNativePG operators in
+//! `deploy/k8s/operators/`) are validated against their projects' published CRD schemas, kept
+//! in `deploy/harness/fixtures/crds/`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
@@ -12,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use harness::{run_validator, yaml_documents, PROJECTION_QUEUE};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const KUBERNETES_VERSION: &str = "1.31.0";
 const GATEWAY_CONFIG_MAP: &str = "gateway-template.yaml";
@@ -309,7 +310,7 @@ fn strict(schema: &mut Value) {
 /// Checks `resource` against the `openAPIV3Schema` of the vendored CRD `crd`, made strict.
 fn check_against_crd(resource: &Value, crd: &str) -> Result<(), String> {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/keda")
+        .join("fixtures/crds")
         .join(crd);
     let definition = &yaml_documents(&fixture)[0];
     let mut schema = definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
@@ -405,4 +406,122 @@ fn keda_scales_the_query_service_on_its_queue_and_the_command_side_keeps_its_cpu
         "HorizontalPodAutoscaler".to_owned(),
         "command-service".to_owned()
     )));
+}
+
+/// The resources `file` of the operators overlay defines, by kind.
+fn operators_resource(file: &str, kind: &str) -> Value {
+    yaml_documents(&k8s_dir().join("operators").join(file))
+        .into_iter()
+        .find(|resource| resource["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in operators/{file}"))
+}
+
+#[test]
+fn the_operators_overlay_is_valid_against_the_operators_published_schemas() {
+    let rabbitmq = operators_resource("rabbitmq-cluster.yaml", "RabbitmqCluster");
+    let postgres = operators_resource("postgres-cluster.yaml", "Cluster");
+    check_against_crd(&rabbitmq, "rabbitmq.com_rabbitmqclusters.yaml")
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    check_against_crd(&postgres, "postgresql.cnpg.io_clusters.yaml")
+        .unwrap_or_else(|problems| panic!("{problems}"));
+
+    let mut wrong_type = rabbitmq.clone();
+    wrong_type["spec"]["replicas"] = "three".into();
+    let mut unknown_field = rabbitmq;
+    unknown_field["spec"]["rabbitmq"]["partitionHandling"] = "autoheal".into();
+    for broken in [wrong_type, unknown_field] {
+        assert!(
+            check_against_crd(&broken, "rabbitmq.com_rabbitmqclusters.yaml").is_err(),
+            "{broken}"
+        );
+    }
+    let mut wrong_method = postgres.clone();
+    wrong_method["spec"]["postgresql"]["synchronous"]["method"] = "all".into();
+    let mut misplaced = postgres;
+    misplaced["spec"]["synchronous"] = json!({"method": "any", "number": 1});
+    for broken in [wrong_method, misplaced] {
+        assert!(
+            check_against_crd(&broken, "postgresql.cnpg.io_clusters.yaml").is_err(),
+            "{broken}"
+        );
+    }
+}
+
+#[test]
+fn the_operators_overlay_replicates_both_engines_and_points_the_services_at_them() {
+    let base = resources();
+    let rabbitmq = operators_resource("rabbitmq-cluster.yaml", "RabbitmqCluster");
+    assert_eq!(rabbitmq["spec"]["replicas"], 3);
+    let broker = rabbitmq["metadata"]["name"].as_str().unwrap();
+    let postgres = operators_resource("postgres-cluster.yaml", "Cluster");
+    assert!(postgres["spec"]["instances"].as_u64().unwrap() >= 2);
+    assert_eq!(postgres["spec"]["postgresql"]["synchronous"]["number"], 1);
+    assert_eq!(
+        postgres["spec"]["bootstrap"]["initdb"]["database"],
+        "orders"
+    );
+
+    // Each service names every node by its pod's stable name, as its own user.
+    let nodes: Vec<String> = (0..3)
+        .map(|n| format!("{broker}-server-{n}.{broker}-nodes:5672"))
+        .collect();
+    let secrets = yaml_documents(&k8s_dir().join("operators/broker-addresses.yaml"));
+    assert_eq!(secrets.len(), 2);
+    for secret in &secrets {
+        let name = secret["metadata"]["name"].as_str().unwrap();
+        let base_url = base[&("Secret".to_owned(), name.to_owned())]["stringData"]["AMQP_URL"]
+            .as_str()
+            .unwrap();
+        let user = base_url
+            .trim_start_matches("amqp://")
+            .split(':')
+            .next()
+            .unwrap();
+        let addresses: Vec<&str> = secret["stringData"]["AMQP_URL"]
+            .as_str()
+            .unwrap()
+            .split(',')
+            .collect();
+        let hosts: Vec<&str> = addresses
+            .iter()
+            .map(|address| {
+                let rest = address
+                    .strip_prefix(&format!("amqp://{user}:"))
+                    .unwrap_or_else(|| panic!("{name}: {address} is not {user}'s"));
+                rest.split_once('@').unwrap().1.split('/').next().unwrap()
+            })
+            .collect();
+        assert_eq!(hosts, nodes, "{name}");
+    }
+
+    // The command side's database URL is the one CloudNativePG keeps for the orders database.
+    let patch = &yaml_documents(&k8s_dir().join("operators/command-service-database.yaml"))[0];
+    assert!(base.contains_key(&("Deployment".to_owned(), "command-service".to_owned())));
+    let env = &patch["spec"]["template"]["spec"]["containers"][0]["env"][0];
+    assert_eq!(env["name"], "DATABASE_URL");
+    let reference = &env["valueFrom"]["secretKeyRef"];
+    assert_eq!(
+        reference["name"],
+        format!("{}-app", postgres["metadata"]["name"].as_str().unwrap()).as_str()
+    );
+    assert_eq!(reference["key"], "uri");
+
+    let kustomization = &yaml_documents(&k8s_dir().join("operators/kustomization.yaml"))[0];
+    assert_eq!(
+        kustomization["resources"],
+        json!(["..", "rabbitmq-cluster.yaml", "postgres-cluster.yaml"])
+    );
+    assert_eq!(
+        kustomization["patches"],
+        json!([{"path": "broker-addresses.yaml"}, {"path": "command-service-database.yaml"}])
+    );
+}
+
+#[test]
+fn each_overlay_puts_what_it_adds_in_the_base_s_namespace() {
+    let base = &yaml_documents(&k8s_dir().join("kustomization.yaml"))[0];
+    for overlay in ["keda", "operators"] {
+        let kustomization = &yaml_documents(&k8s_dir().join(overlay).join("kustomization.yaml"))[0];
+        assert_eq!(kustomization["namespace"], base["namespace"], "{overlay}");
+    }
 }
