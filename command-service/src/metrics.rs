@@ -20,6 +20,7 @@ use crate::store::{OutboxMessage, Store};
 pub struct RelayMetrics {
     pub confirmed: Counter,
     pub failed: Counter,
+    pub connections: Counter,
     /// From an event's `occurredAt` (its commit) to the broker's confirm: the write side's part
     /// of the projection lag.
     pub publish_delay: Histogram,
@@ -77,6 +78,7 @@ impl CommandMetrics {
         let relay = RelayMetrics {
             confirmed: Counter::default(),
             failed: Counter::default(),
+            connections: Counter::default(),
             publish_delay: seconds_histogram(),
         };
         registry.register(
@@ -93,6 +95,11 @@ impl CommandMetrics {
             "outbox_publish_failures",
             "Publish attempts the broker refused or returned; the event stays in the outbox",
             relay.failed.clone(),
+        );
+        registry.register(
+            "outbox_relay_connections",
+            "Broker connections the relay opened: more than one means it reconnected",
+            relay.connections.clone(),
         );
         let sampler = ScrapeSampler {
             store,

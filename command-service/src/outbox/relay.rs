@@ -75,6 +75,7 @@ impl OutboxRelay {
             let publisher = match EventPublisher::connect(&self.broker.url).await {
                 Ok(publisher) => {
                     log::info!("outbox relay connected to the broker");
+                    self.metrics.connections.inc();
                     self.status.set_connected(true);
                     backoff = reconnect_backoff();
                     publisher

@@ -129,6 +129,87 @@ async fn events_wait_in_the_outbox_until_a_queue_is_bound() {
     wait_until_all_published(&mut conn).await;
 }
 
+/// A queue bound to every event that is always full and refuses what it cannot take, so the
+/// broker nacks every event published while it exists.
+async fn bind_a_refusing_queue(amqp_url: &str) -> (lapin::Connection, lapin::Channel) {
+    use lapin::options::{QueueBindOptions, QueueDeclareOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+
+    let connection = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    service_support::broker::declare_order_events_exchange(&channel)
+        .await
+        .unwrap();
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongInt(0));
+    arguments.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    channel
+        .queue_declare("refusing".into(), QueueDeclareOptions::default(), arguments)
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            "refusing".into(),
+            shared_events::ORDER_EVENTS_EXCHANGE.into(),
+            shared_events::ORDER_EVENTS_BINDING.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    (connection, channel)
+}
+
+#[tokio::test]
+async fn a_nacked_event_stays_in_the_outbox_and_the_relay_reconnects_to_publish_it() {
+    let app = spawn_app().await;
+    let (_connection, channel) = bind_a_refusing_queue(&app.amqp_url).await;
+    let mut tap = EventTap::attach(&app.amqp_url).await;
+    app.place_order("ada@example.com").await;
+
+    let mut conn = app.database();
+    let state = eventually(
+        "the broker to nack the event",
+        Duration::from_secs(10),
+        || {
+            let state = outbox_state(&mut conn);
+            async move { state.last_error.is_some().then_some(state) }
+        },
+    )
+    .await;
+    assert_eq!(state.pending, 1, "a nacked event must stay pending");
+    assert!(state.last_error.unwrap().contains("nack"));
+    let metrics_url = format!("{}/metrics", app.metrics_address);
+    eventually(
+        "the relay to reconnect",
+        Duration::from_secs(10),
+        || async {
+            let page = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
+            let connections = harness::metric(&page, "outbox_relay_connections_total")?;
+            (connections >= 2.0).then_some(())
+        },
+    )
+    .await;
+
+    channel
+        .queue_delete(
+            "refusing".into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        tap.next(Duration::from_secs(10)).await.is_some(),
+        "the event is published once the broker takes it"
+    );
+    wait_until_all_published(&mut conn).await;
+}
+
 #[tokio::test]
 async fn two_replicas_share_the_outbox_without_publishing_twice() {
     let first = spawn_app().await;
