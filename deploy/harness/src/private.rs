@@ -575,17 +575,49 @@ impl PrivateRabbitCluster {
     /// Waits until all three nodes run, see each other with no partition, and every queue in
     /// `queues` has all three members online; panics with what it last saw after 180 s.
     pub async fn wait_until_whole(&self, queues: &[&str]) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(180);
-        loop {
-            let seen = self.whole_or_what_is_seen(queues).await;
-            let Err(seen) = seen else { return };
-            assert!(
-                std::time::Instant::now() < deadline,
+        if let Err(seen) = self.whole_within(queues, Duration::from_secs(180)).await {
+            panic!(
                 "the RabbitMQ cluster is not whole after 180 s: {seen}\n{}",
                 self.cluster_status()
             );
+        }
+    }
+
+    /// Waits up to `limit` for the cluster to be whole (see [`Self::wait_until_whole`]); what it
+    /// last saw when it is not.
+    pub async fn whole_within(&self, queues: &[&str], limit: Duration) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let seen = self.whole_or_what_is_seen(queues).await;
+            if seen.is_ok() || std::time::Instant::now() >= deadline {
+                return seen;
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// Restarts the RabbitMQ application of every node that another node still lists as
+    /// partitioned away, as the operator's manual recovery from a partition does (RabbitMQ's
+    /// "Clustering and Network Partitions" guide); the names of the nodes restarted.
+    pub async fn restart_partitioned_nodes(&self) -> Vec<String> {
+        let listed: Vec<String> = self
+            .api("/nodes")
+            .await
+            .and_then(|nodes| nodes.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|node| node["partitions"].as_array().cloned().unwrap_or_default())
+            .filter_map(|name| name.as_str().map(str::to_owned))
+            .collect();
+        let mut restarted = Vec::new();
+        for node in &self.nodes {
+            if listed.contains(&node.node) && !restarted.contains(&node.node) {
+                node.ctl("stop_app");
+                node.start_app().await;
+                restarted.push(node.node.clone());
+            }
+        }
+        restarted
     }
 
     async fn whole_or_what_is_seen(&self, queues: &[&str]) -> Result<(), String> {
