@@ -596,28 +596,90 @@ impl PrivateRabbitCluster {
         }
     }
 
-    /// Restarts the RabbitMQ application of every node that another node still lists as
-    /// partitioned away, as the operator's manual recovery from a partition does (RabbitMQ's
-    /// "Clustering and Network Partitions" guide); the names of the nodes restarted.
-    pub async fn restart_partitioned_nodes(&self) -> Vec<String> {
-        let listed: Vec<String> = self
+    /// The operator's recovery from a partition that stays (RabbitMQ's "Clustering and
+    /// Network Partitions" guide): restarts the RabbitMQ application of every node another
+    /// node still lists as partitioned away, and the whole node of any that cannot say
+    /// (neither its statistics nor `rabbitmqctl` answer). What it restarted, for the report.
+    pub async fn restart_unhealed_nodes(&self) -> Vec<String> {
+        let states: Vec<(String, Option<Vec<String>>)> = self
             .api("/nodes")
             .await
             .and_then(|nodes| nodes.as_array().cloned())
             .unwrap_or_default()
             .iter()
-            .flat_map(|node| node["partitions"].as_array().cloned().unwrap_or_default())
-            .filter_map(|name| name.as_str().map(str::to_owned))
+            .map(|node| {
+                let name = node["name"].as_str().unwrap_or_default().to_owned();
+                (name, self.partitions_of(node))
+            })
+            .collect();
+        let listed: Vec<&String> = states
+            .iter()
+            .filter_map(|(_, partitions)| partitions.as_ref())
+            .flatten()
             .collect();
         let mut restarted = Vec::new();
         for node in &self.nodes {
-            if listed.contains(&node.node) && !restarted.contains(&node.node) {
+            let silent = states
+                .iter()
+                .any(|(name, partitions)| *name == node.node && partitions.is_none());
+            if silent {
+                node.kill();
+                node.start_again().await;
+                restarted.push("a node that answered nothing, restarted whole".to_owned());
+            } else if listed.contains(&&node.node) {
                 node.ctl("stop_app");
                 node.start_app().await;
-                restarted.push(node.node.clone());
+                restarted.push(
+                    "a node listed as partitioned away, its application restarted".to_owned(),
+                );
             }
         }
         restarted
+    }
+
+    /// The nodes `node` (an entry of the management API's node list) lists as partitioned
+    /// away: as the API reports them, or, when it has no statistics of the node (for a while
+    /// after a thaw), as the node itself says (`rabbit_node_monitor:partitions()`).
+    fn partitions_of(&self, node: &serde_json::Value) -> Option<Vec<String>> {
+        if let Some(listed) = node["partitions"].as_array() {
+            return Some(
+                listed
+                    .iter()
+                    .filter_map(|name| name.as_str().map(str::to_owned))
+                    .collect(),
+            );
+        }
+        let name = node["name"].as_str()?;
+        let ours = self.nodes.iter().find(|ours| ours.node == name)?;
+        let ctl = ours.command("rabbitmqctl");
+        let output = Command::new("timeout")
+            .arg("10")
+            .arg(ctl.get_program())
+            .args([
+                "-q",
+                "-n",
+                name,
+                "eval",
+                "rabbit_node_monitor:partitions().",
+            ])
+            .envs(
+                ctl.get_envs()
+                    .filter_map(|(key, value)| value.map(|value| (key, value))),
+            )
+            .current_dir(&ours.dir)
+            .stdin(Stdio::null())
+            .output()
+            .ok()
+            .filter(|output| output.status.success())?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?;
+        Some(
+            inner
+                .split(',')
+                .map(|name| name.trim().trim_matches('\'').to_owned())
+                .filter(|name| !name.is_empty())
+                .collect(),
+        )
     }
 
     async fn whole_or_what_is_seen(&self, queues: &[&str]) -> Result<(), String> {
@@ -626,18 +688,25 @@ impl PrivateRabbitCluster {
             .await
             .ok_or("no management API answers")?;
         let nodes = nodes.as_array().ok_or("no node list")?;
-        let healthy = nodes.len() == self.nodes.len()
-            && nodes.iter().all(|node| {
-                node["running"] == true && node["partitions"].as_array().is_some_and(Vec::is_empty)
+        let states: Vec<(String, bool, Option<Vec<String>>)> = nodes
+            .iter()
+            .map(|node| {
+                (
+                    node["name"].to_string(),
+                    node["running"] == true,
+                    self.partitions_of(node),
+                )
+            })
+            .collect();
+        let healthy = states.len() == self.nodes.len()
+            && states.iter().all(|(_, running, partitions)| {
+                *running && partitions.as_ref().is_some_and(Vec::is_empty)
             });
         if !healthy {
-            let states: Vec<String> = nodes
+            let states: Vec<String> = states
                 .iter()
-                .map(|node| {
-                    format!(
-                        "{} running {} partitions {}",
-                        node["name"], node["running"], node["partitions"]
-                    )
+                .map(|(name, running, partitions)| {
+                    format!("{name} running {running} partitions {partitions:?}")
                 })
                 .collect();
             return Err(states.join("; "));
