@@ -597,9 +597,10 @@ impl PrivateRabbitCluster {
     }
 
     /// The operator's recovery from a partition that stays (RabbitMQ's "Clustering and
-    /// Network Partitions" guide): restarts the RabbitMQ application of every node another
-    /// node still lists as partitioned away, and the whole node of any that cannot say
-    /// (neither its statistics nor `rabbitmqctl` answer). What it restarted, for the report.
+    /// Network Partitions" guide): restarts the RabbitMQ application of every node on either
+    /// side of a partition record (a node keeps its record until its application restarts),
+    /// and the whole node of any that cannot say (neither its statistics nor `rabbitmqctl`
+    /// answer). What it restarted, for the report.
     pub async fn restart_unhealed_nodes(&self) -> Vec<String> {
         let states: Vec<(String, Option<Vec<String>>)> = self
             .api("/nodes")
@@ -619,19 +620,23 @@ impl PrivateRabbitCluster {
             .collect();
         let mut restarted = Vec::new();
         for node in &self.nodes {
-            let silent = states
+            let own = states
                 .iter()
-                .any(|(name, partitions)| *name == node.node && partitions.is_none());
-            if silent {
-                node.kill();
-                node.start_again().await;
-                restarted.push("a node that answered nothing, restarted whole".to_owned());
-            } else if listed.contains(&&node.node) {
-                node.ctl("stop_app");
-                node.start_app().await;
-                restarted.push(
-                    "a node listed as partitioned away, its application restarted".to_owned(),
-                );
+                .find(|(name, _)| *name == node.node)
+                .and_then(|(_, partitions)| partitions.as_ref());
+            match own {
+                None => {
+                    node.kill();
+                    node.start_again().await;
+                    restarted.push("a node that answered nothing, restarted whole".to_owned());
+                }
+                Some(own) if !own.is_empty() || listed.contains(&&node.node) => {
+                    node.ctl("stop_app");
+                    node.start_app().await;
+                    restarted
+                        .push("a node in a partition record, its application restarted".to_owned());
+                }
+                Some(_) => {}
             }
         }
         restarted
