@@ -334,6 +334,24 @@ impl PrivateRabbit {
         );
     }
 
+    /// `rabbitmqctl -q -n <node> <args>` given at most 10 s: for questions to a node that may
+    /// not answer (frozen, half-healed), which must not hang a test.
+    fn ctl_within_10s(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+        let ctl = self.command("rabbitmqctl");
+        Command::new("timeout")
+            .arg("10")
+            .arg(ctl.get_program())
+            .args(["-q", "-n", &self.node])
+            .args(args)
+            .envs(
+                ctl.get_envs()
+                    .filter_map(|(key, value)| value.map(|value| (key, value))),
+            )
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+    }
+
     fn launch(&self) {
         run(
             self.command("rabbitmq-server").arg("-detached"),
@@ -525,18 +543,7 @@ impl PrivateRabbitCluster {
         self.nodes
             .iter()
             .map(|node| {
-                let ctl = node.command("rabbitmqctl");
-                let output = Command::new("timeout")
-                    .arg("10")
-                    .arg(ctl.get_program())
-                    .args(["-q", "-n", &node.node, "cluster_status"])
-                    .envs(
-                        ctl.get_envs()
-                            .filter_map(|(key, value)| value.map(|value| (key, value))),
-                    )
-                    .current_dir(&node.dir)
-                    .stdin(Stdio::null())
-                    .output();
+                let output = node.ctl_within_10s(&["cluster_status"]);
                 match output {
                     Ok(output) => format!(
                         "{}: {}{}",
@@ -656,24 +663,8 @@ impl PrivateRabbitCluster {
         }
         let name = node["name"].as_str()?;
         let ours = self.nodes.iter().find(|ours| ours.node == name)?;
-        let ctl = ours.command("rabbitmqctl");
-        let output = Command::new("timeout")
-            .arg("10")
-            .arg(ctl.get_program())
-            .args([
-                "-q",
-                "-n",
-                name,
-                "eval",
-                "rabbit_node_monitor:partitions().",
-            ])
-            .envs(
-                ctl.get_envs()
-                    .filter_map(|(key, value)| value.map(|value| (key, value))),
-            )
-            .current_dir(&ours.dir)
-            .stdin(Stdio::null())
-            .output()
+        let output = ours
+            .ctl_within_10s(&["eval", "rabbit_node_monitor:partitions()."])
             .ok()
             .filter(|output| output.status.success())?;
         let text = String::from_utf8_lossy(&output.stdout);
