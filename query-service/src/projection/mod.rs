@@ -1,7 +1,7 @@
 //! Event → read model. Applying events is idempotent and tolerates reordering: an order is
 //! written only if its stored version is older than the event's, and a customer's summary is
 //! replaced only by one of a higher summary version, which every event since `OnNewOrder` v3
-//! and `OrderCancelled` v2 carries (see [`ReadStore::write_customer_summary`]). Events from
+//! and `OrderCancelled` v2 carries (see [`ReadStore::write_carried_summaries`]). Events from
 //! before carry none; their placement and cancellation each enter the summary at most once
 //! (see [`ReadStore::count_orders_for_customer`]) until the first carried summary replaces
 //! the counts. A redelivered, duplicated or late event never double-counts or overwrites newer
@@ -23,7 +23,7 @@ use shared_events::{CustomerDetails, CustomerSummary, EventEnvelope, OrderEvent,
 
 use crate::store::{
     CarriedSummary, CountedOrder, EmbeddedCustomer, OrderDocument, PriceDocument, ReadStore,
-    StoreError,
+    StoreError, SummaryWrite, SUMMARY_VERSIONS_PER_FOLD,
 };
 
 /// What applying one event did.
@@ -40,6 +40,8 @@ pub struct CustomerChange {
     pub email: String,
     /// The highest-version summary the batch's events carry for the customer.
     pub summary: Option<CarriedSummary>,
+    /// The lowest summary version the batch's events carry for the customer.
+    pub lowest_version: Option<i64>,
     /// From events without a summary: the orders to count as placed, each once. A
     /// cancellation counts its order's placement too: when the `OnNewOrder` is still in the
     /// retry queue, the summary must not show a cancellation without its order.
@@ -57,6 +59,21 @@ pub struct BatchWrites {
     pub orders: Vec<OrderDocument>,
 }
 
+impl CustomerChange {
+    /// The summary write of the batch's newest carried summary, if it carries one.
+    pub fn summary_write(&self) -> Option<SummaryWrite> {
+        let summary = self.summary.clone()?;
+        let lowest = self.lowest_version.unwrap_or(summary.version);
+        Some(SummaryWrite {
+            email: self.email.clone(),
+            first_version: lowest <= 1,
+            fold: (lowest - 1).div_euclid(SUMMARY_VERSIONS_PER_FOLD)
+                < summary.version.div_euclid(SUMMARY_VERSIONS_PER_FOLD),
+            summary,
+        })
+    }
+}
+
 /// Coalesces `events` into the writes that apply them all.
 pub fn plan(events: &[EventEnvelope]) -> BatchWrites {
     let mut customers: Vec<CustomerChange> = Vec::new();
@@ -71,6 +88,7 @@ pub fn plan(events: &[EventEnvelope]) -> BatchWrites {
             customers.push(CustomerChange {
                 email: email.to_owned(),
                 summary: None,
+                lowest_version: None,
                 placed: Vec::new(),
                 cancelled: Vec::new(),
             });
@@ -79,6 +97,11 @@ pub fn plan(events: &[EventEnvelope]) -> BatchWrites {
         let change = &mut customers[change];
         if let Some(carried) = envelope.payload.customer_summary() {
             let carried = carried_summary(carried, &envelope.payload.order().customer);
+            change.lowest_version = Some(
+                change
+                    .lowest_version
+                    .map_or(carried.version, |lowest| lowest.min(carried.version)),
+            );
             if change
                 .summary
                 .as_ref()
@@ -148,7 +171,17 @@ impl Projector {
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
-        let inserted: HashSet<String> = inserted.into_iter().flatten().collect();
+        let summaries: Vec<SummaryWrite> = writes
+            .customers
+            .iter()
+            .filter_map(CustomerChange::summary_write)
+            .collect();
+        let mut inserted: HashSet<String> = inserted.into_iter().flatten().collect();
+        inserted.extend(
+            self.store
+                .write_carried_summaries(&summaries, self.concurrency)
+                .await?,
+        );
         // Listed in the order the batch first names them; before the orders, as summaries are.
         let new_customers: Vec<String> = writes
             .customers
@@ -185,26 +218,20 @@ impl Projector {
             .collect())
     }
 
-    /// Counts first, then the carried summary: that summary counts every earlier order of the
-    /// customer's, so it replaces what the counting did. The customer's email when a write
-    /// inserted its summary.
+    /// Counts what events without a summary bring; the carried summaries are written after
+    /// (they count every earlier order of the customer's, so they replace what the counting
+    /// did). The customer's email when a write inserted its summary.
     async fn apply_customer_change(
         &self,
         change: &CustomerChange,
     ) -> Result<Option<String>, StoreError> {
-        let mut inserted = self
+        let inserted = self
             .store
             .count_orders_for_customer(&change.email, &change.placed)
             .await?;
         for cancelled in &change.cancelled {
             self.store
                 .count_cancellation_for_customer(&change.email, cancelled)
-                .await?;
-        }
-        if let Some(summary) = &change.summary {
-            inserted |= self
-                .store
-                .write_customer_summary(&change.email, summary)
                 .await?;
         }
         Ok(inserted.then(|| change.email.clone()))
@@ -394,6 +421,39 @@ mod tests {
         );
         assert_eq!(ids(&ada.placed), [from_before.aggregate_id.to_string()]);
         assert!(ada.cancelled.is_empty());
+    }
+
+    #[test]
+    fn a_summary_is_folded_when_the_batch_s_versions_span_a_multiple_of_the_interval() {
+        let now = Utc::now();
+        let write_of = |versions: &[u64]| {
+            let events: Vec<EventEnvelope> = versions
+                .iter()
+                .map(|&version| {
+                    with_customer_summary(
+                        placed("ada@example.com", 1, now),
+                        summary(version, version, 0, now),
+                    )
+                })
+                .collect();
+            let write = plan(&events).customers[0].summary_write().unwrap();
+            (write.summary.version, write.first_version, write.fold)
+        };
+        let every = SUMMARY_VERSIONS_PER_FOLD as u64;
+        assert_eq!(write_of(&[1]), (1, true, false));
+        assert_eq!(write_of(&[3, 2]), (3, false, false));
+        assert_eq!(write_of(&[every]), (every as i64, false, true));
+        assert_eq!(
+            write_of(&[every + 1, every - 1]),
+            (every as i64 + 1, false, true)
+        );
+        assert_eq!(
+            write_of(&[every + 1, every + 2]),
+            (every as i64 + 2, false, false)
+        );
+        assert!(plan(&[placed("bob@example.com", 1, now)]).customers[0]
+            .summary_write()
+            .is_none());
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub struct CustomerDocument {
     #[serde(default)]
     pub cancelled_quantity: i64,
     pub last_order_at: DateTime,
+    /// The version of the carried summary the document holds; `None` while it holds counts
+    /// of events that carried none. Newer versions may wait in `customerSummaries`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_version: Option<i64>,
     /// Where the customer stands in the listing of customers: positions are handed out in the
     /// order customers are first seen (`ReadStore::list_new_customers`). `None` until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,4 +88,68 @@ pub struct CustomerDocument {
     /// `list_position / LIST_PAGE_SPAN`, read by equality as the orders' is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_page: Option<i64>,
+}
+
+/// One version of a customer's summary, as an event carried it, in `customerSummaries`: the
+/// projection only inserts these, and folds the newest into the customer's document every
+/// few versions (see `ReadStore::write_carried_summaries`). `_id` is `<email>/<version>`, so a
+/// redelivered event inserts nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryVersionDocument {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub customer_email: String,
+    pub summary_version: i64,
+    pub first_name: String,
+    pub last_name: String,
+    #[serde(rename = "orderCount")]
+    pub placed_order_count: i64,
+    #[serde(rename = "totalQuantity")]
+    pub placed_quantity: i64,
+    pub cancelled_order_count: i64,
+    pub cancelled_quantity: i64,
+    pub last_order_at: DateTime,
+    /// The customer's list page when the version was written, if it was listed by then: the
+    /// customer listing reads the versions of a page by equality on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_page: Option<i64>,
+}
+
+impl CustomerDocument {
+    /// This document with `version`'s summary, if that is newer than the one it holds.
+    pub(super) fn with_newer(mut self, version: &SummaryVersionDocument) -> Self {
+        if self
+            .summary_version
+            .is_some_and(|held| held >= version.summary_version)
+        {
+            return self;
+        }
+        self.first_name.clone_from(&version.first_name);
+        self.last_name.clone_from(&version.last_name);
+        self.placed_order_count = version.placed_order_count;
+        self.placed_quantity = version.placed_quantity;
+        self.cancelled_order_count = version.cancelled_order_count;
+        self.cancelled_quantity = version.cancelled_quantity;
+        self.last_order_at = version.last_order_at;
+        self.summary_version = Some(version.summary_version);
+        self
+    }
+
+    /// A customer known only from a summary version (its first event still to come).
+    pub(super) fn unlisted(version: &SummaryVersionDocument) -> Self {
+        Self {
+            email: version.customer_email.clone(),
+            first_name: version.first_name.clone(),
+            last_name: version.last_name.clone(),
+            placed_order_count: version.placed_order_count,
+            placed_quantity: version.placed_quantity,
+            cancelled_order_count: version.cancelled_order_count,
+            cancelled_quantity: version.cancelled_quantity,
+            last_order_at: version.last_order_at,
+            summary_version: Some(version.summary_version),
+            list_position: None,
+            list_page: None,
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! Generations of the read models. Generation 0 is the `orders` and `customers` collections;
-//! generation n > 0 is `orders_g<n>` and `customers_g<n>`. One document in
+//! Generations of the read models. Generation 0 is the `orders`, `customers` and
+//! `customerSummaries` collections; generation n > 0 is `orders_g<n>`, `customers_g<n>` and
+//! `customerSummaries_g<n>`. One document in
 //! `readModelGenerations`, `{_id: "active", generation: n}`, names the generation that reads
 //! and the live projection use, and every replica follows it.
 //!
@@ -15,14 +16,18 @@
 //! FerretDB does not implement; a rename in two steps would leave a moment with no
 //! collection at all.)
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::{Collection, Database};
 
-use super::{written_unless_duplicate, CustomerDocument, OrderDocument, ReadStore, StoreError};
+use super::{
+    written_unless_duplicate, CustomerDocument, OrderDocument, ReadStore, StoreError,
+    SummaryVersionDocument,
+};
 
 const GENERATIONS_COLLECTION: &str = "readModelGenerations";
 const ACTIVE: &str = "active";
@@ -69,6 +74,10 @@ pub struct ReadModels {
     pub generation: Generation,
     pub(super) orders: Collection<OrderDocument>,
     pub(super) customers: Collection<CustomerDocument>,
+    pub(super) summaries: Collection<SummaryVersionDocument>,
+    /// The list page of customers this process has seen listed in this generation: a
+    /// customer's page never changes once given.
+    pub(super) customer_pages: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 impl ReadModels {
@@ -77,6 +86,8 @@ impl ReadModels {
             generation,
             orders: database.collection(&generation.collection_name("orders")),
             customers: database.collection(&generation.collection_name("customers")),
+            summaries: database.collection(&generation.collection_name("customerSummaries")),
+            customer_pages: Arc::default(),
         }
     }
 }
@@ -131,12 +142,13 @@ impl ReadStore {
         written_unless_duplicate(switched)
     }
 
-    /// Drops both collections of this store's generation, and the records of their shape and
+    /// Drops the collections of this store's generation, and the records of their shape and
     /// list positions.
     pub async fn drop_collections(&self) -> Result<(), StoreError> {
         let models = self.collections();
         models.orders.drop().await?;
         models.customers.drop().await?;
+        models.summaries.drop().await?;
         self.forget_list_positions(&models).await?;
         self.generations()
             .delete_one(doc! { "_id": shape_id(&models) })
@@ -191,16 +203,20 @@ impl ReadStore {
         Ok(ids)
     }
 
-    /// Every customer summary, bookkeeping left out; for verification after a rebuild.
+    /// Every customer summary at its newest version, bookkeeping left out; for verification
+    /// after a rebuild.
     pub async fn all_customers(&self) -> Result<Vec<CustomerDocument>, StoreError> {
-        Ok(self
-            .collections()
+        let models = self.collections();
+        let customers: Vec<CustomerDocument> = models
             .customers
             .find(doc! {})
             .projection(super::customer_fields())
             .await?
             .try_collect()
-            .await?)
+            .await?;
+        let versions: Vec<SummaryVersionDocument> =
+            models.summaries.find(doc! {}).await?.try_collect().await?;
+        Ok(super::summaries::with_newest_versions(customers, versions))
     }
 }
 

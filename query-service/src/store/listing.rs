@@ -15,10 +15,10 @@ use mongodb::bson::{doc, Document};
 use mongodb::options::ReturnDocument;
 use mongodb::Collection;
 
-use super::summaries::UNLISTED;
+use super::summaries::{list_page_of, remember_customer_pages, with_newest_versions, UNLISTED};
 use super::{
     customer_fields, Cursor, CustomerDocument, OrderDocument, Page, ReadModels, ReadStore, Start,
-    StoreError, LIST_PAGE_SPAN, SPARE_PAGE_LOOKUPS,
+    StoreError, SummaryVersionDocument, LIST_PAGE_SPAN, SPARE_PAGE_LOOKUPS,
 };
 
 const POSITIONS_COLLECTION: &str = "listPositions";
@@ -114,23 +114,27 @@ impl ReadStore {
     /// positions in that order. The summary's insert marked it unlisted; a customer that
     /// another replica listed first keeps its position.
     pub async fn list_new_customers(&self, emails: &[String]) -> Result<(), StoreError> {
-        let customers = self.collections().customers;
+        let models = self.collections();
         let positions = self
-            .reserve_list_positions(customers.name(), emails.len())
+            .reserve_list_positions(models.customers.name(), emails.len())
             .await?;
         for (email, position) in emails.iter().zip(positions) {
-            customers
+            let listed = models
+                .customers
                 .update_one(
                     doc! { "_id": email, UNLISTED: true },
                     doc! {
-                        "$set": {
-                            "listPosition": position,
-                            "listPage": position.div_euclid(LIST_PAGE_SPAN),
-                        },
+                        "$set": { "listPosition": position, "listPage": list_page_of(position) },
                         "$unset": { UNLISTED: "" },
                     },
                 )
                 .await?;
+            if listed.modified_count == 1 {
+                remember_customer_pages(
+                    &models.customer_pages,
+                    [(email.clone(), list_page_of(position))],
+                );
+            }
         }
         Ok(())
     }
@@ -178,13 +182,20 @@ impl ReadStore {
         let mut list_page = after.saturating_add(1).div_euclid(LIST_PAGE_SPAN);
         let mut lookups_left = limit / LIST_PAGE_SPAN as usize + 1 + SPARE_PAGE_LOOKUPS;
         while found.len() < limit && list_page <= last_page && lookups_left > 0 {
-            let mut customers: Vec<CustomerDocument> = models
+            let customers: Vec<CustomerDocument> = models
                 .customers
                 .find(doc! { "listPage": list_page })
                 .projection(customer_fields())
                 .await?
                 .try_collect()
                 .await?;
+            let versions: Vec<SummaryVersionDocument> = models
+                .summaries
+                .find(doc! { "listPage": list_page })
+                .await?
+                .try_collect()
+                .await?;
+            let mut customers = with_newest_versions(customers, versions);
             customers.retain(|customer| customer.list_position.is_some_and(|p| p > after));
             customers.sort_unstable_by_key(|customer| customer.list_position);
             found.extend(customers.into_iter().take(limit - found.len()));

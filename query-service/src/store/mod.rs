@@ -9,10 +9,12 @@ mod generations;
 mod listing;
 mod summaries;
 
-pub use documents::{CustomerDocument, EmbeddedCustomer, OrderDocument, PriceDocument};
+pub use documents::{
+    CustomerDocument, EmbeddedCustomer, OrderDocument, PriceDocument, SummaryVersionDocument,
+};
 pub use generations::{Generation, ReadModels, CURRENT_SHAPE};
 pub use listing::Listing;
-pub use summaries::{CarriedSummary, CountedOrder};
+pub use summaries::{CarriedSummary, CountedOrder, SummaryWrite, SUMMARY_VERSIONS_PER_FOLD};
 
 use std::sync::{Arc, RwLock};
 
@@ -218,6 +220,13 @@ impl ReadStore {
         ] {
             customers.create_index(model).await?;
         }
+        let summaries = self.collections().summaries;
+        for model in [
+            index(doc! { "customerEmail": 1 }, "by_customer_email"),
+            index(doc! { "listPage": 1 }, "list_pages"),
+        ] {
+            summaries.create_index(model).await?;
+        }
         for retired in RETIRED_INDEXES {
             if let Err(error) = orders.drop_index(retired).await {
                 if !matches!(&*error.kind, ErrorKind::Command(failure) if failure.code == INDEX_NOT_FOUND)
@@ -242,13 +251,29 @@ impl ReadStore {
             .await?)
     }
 
+    /// The customer `email` with the newest version of their summary: the document, and the
+    /// versions not folded into it yet (both found by equality).
     pub async fn find_customer(&self, email: &str) -> Result<Option<CustomerDocument>, StoreError> {
-        Ok(self
-            .collections()
+        let models = self.collections();
+        let customer = models
             .customers
             .find_one(doc! { "_id": email })
             .projection(customer_fields())
-            .await?)
+            .await?;
+        let versions: Vec<SummaryVersionDocument> = models
+            .summaries
+            .find(doc! { "customerEmail": email })
+            .await?
+            .try_collect()
+            .await?;
+        let newest = versions
+            .iter()
+            .max_by_key(|version| version.summary_version);
+        Ok(match (customer, newest) {
+            (Some(customer), Some(newest)) => Some(customer.with_newer(newest)),
+            (Some(customer), None) => Some(customer),
+            (None, newest) => newest.map(CustomerDocument::unlisted),
+        })
     }
 
     /// Writes each of `orders` unless the stored copy already reflects its version or a later

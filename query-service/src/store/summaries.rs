@@ -1,7 +1,21 @@
+use std::collections::HashMap;
+
+use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, DateTime, Document};
 use mongodb::results::UpdateResult;
 
-use super::{written_unless_duplicate, OrderDocument, ReadStore, StoreError};
+use super::{
+    duplicates_only, written_unless_duplicate, CustomerDocument, OrderDocument, ReadStore,
+    StoreError, SummaryVersionDocument, LIST_PAGE_SPAN,
+};
+
+/// A customer's newest summary version is folded into their document, and the older versions
+/// deleted, once every this many versions: the rest of the time a summary costs one document in
+/// a batched insert. A read finds at most about this many versions of a customer.
+pub const SUMMARY_VERSIONS_PER_FOLD: i64 = 16;
+
+/// Customer list pages this process remembers per generation before it starts afresh.
+const REMEMBERED_CUSTOMER_PAGES: usize = 100_000;
 
 /// Set on a customer's summary by the write that inserts it, until the summary has its list
 /// position (`ReadStore::list_new_customers`).
@@ -55,44 +69,241 @@ impl CountedOrder {
     }
 }
 
+/// The newest summary a batch carries for one customer, and what it implies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryWrite {
+    pub email: String,
+    pub summary: CarriedSummary,
+    /// The batch carries the customer's first summary version: their document may be new.
+    pub first_version: bool,
+    /// The batch's versions of the customer span a multiple of [`SUMMARY_VERSIONS_PER_FOLD`].
+    pub fold: bool,
+}
+
+impl CarriedSummary {
+    fn fields(&self) -> Document {
+        doc! {
+            "summaryVersion": self.version,
+            "orderCount": self.placed_order_count,
+            "totalQuantity": self.placed_quantity,
+            "cancelledOrderCount": self.cancelled_order_count,
+            "cancelledQuantity": self.cancelled_quantity,
+            "lastOrderAt": self.last_order_at,
+            "firstName": &self.first_name,
+            "lastName": &self.last_name,
+        }
+    }
+
+    fn version_document(&self, email: &str, list_page: Option<i64>) -> SummaryVersionDocument {
+        SummaryVersionDocument {
+            id: format!("{email}/{}", self.version),
+            customer_email: email.to_owned(),
+            summary_version: self.version,
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            placed_order_count: self.placed_order_count,
+            placed_quantity: self.placed_quantity,
+            cancelled_order_count: self.cancelled_order_count,
+            cancelled_quantity: self.cancelled_quantity,
+            last_order_at: self.last_order_at,
+            list_page,
+        }
+    }
+}
+
+/// `customers` with the newest of `versions` of each, and the customers known only from
+/// versions.
+pub(super) fn with_newest_versions(
+    customers: Vec<CustomerDocument>,
+    versions: Vec<SummaryVersionDocument>,
+) -> Vec<CustomerDocument> {
+    let mut newest: HashMap<String, SummaryVersionDocument> = HashMap::new();
+    for version in versions {
+        match newest.get(&version.customer_email) {
+            Some(kept) if kept.summary_version >= version.summary_version => {}
+            _ => {
+                newest.insert(version.customer_email.clone(), version);
+            }
+        }
+    }
+    let mut merged: Vec<CustomerDocument> = customers
+        .into_iter()
+        .map(|customer| match newest.remove(&customer.email) {
+            Some(version) => customer.with_newer(&version),
+            None => customer,
+        })
+        .collect();
+    merged.extend(newest.values().map(CustomerDocument::unlisted));
+    merged
+}
+
 impl ReadStore {
-    /// Replaces the summary of the customer `email` with `summary` unless it already holds
-    /// one of the same or a higher version: one write of constant size, whatever the number of
-    /// the customer's orders. The counting bookkeeping of events from before goes with it.
+    /// Records each customer's newest carried summary in a batch, inserting only, which on
+    /// FerretDB costs a small fraction of an update (docs/performance.md): one unordered
+    /// insert of summary versions for the whole batch, keyed by email and version, so that a
+    /// duplicate inserts nothing and an older version never hides a newer one (reads take the
+    /// newest). A customer whose first version the batch carries gets their document, holding
+    /// that summary, in one more unordered insert; the emails of those it inserted are
+    /// returned, to be listed. Every [`SUMMARY_VERSIONS_PER_FOLD`] versions a customer's
+    /// newest version is folded into their document and the older versions deleted.
     ///
-    /// One `update` command per document: FerretDB 1.24 hangs on bulk updates (see
-    /// docs/mongodb-and-ferretdb.md). True when it inserted the customer.
-    pub async fn write_customer_summary(
+    /// No update of many documents in one command: FerretDB 1.24 hangs on bulk updates (see
+    /// docs/mongodb-and-ferretdb.md).
+    pub async fn write_carried_summaries(
         &self,
-        email: &str,
-        summary: &CarriedSummary,
-    ) -> Result<bool, StoreError> {
-        let written = self
-            .collections()
+        writes: &[SummaryWrite],
+        concurrency: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let models = self.collections();
+        let firsts: Vec<&SummaryWrite> = writes.iter().filter(|w| w.first_version).collect();
+        let mut new_customers = Vec::new();
+        if !firsts.is_empty() {
+            let documents: Vec<Document> = firsts
+                .iter()
+                .map(|write| {
+                    let mut document = write.summary.fields();
+                    document.insert("_id", &write.email);
+                    document.insert(UNLISTED, true);
+                    document
+                })
+                .collect();
+            let refused = match models
+                .customers
+                .clone_with_type::<Document>()
+                .insert_many(&documents)
+                .ordered(false)
+                .await
+            {
+                Ok(_) => Vec::new(),
+                Err(error) => duplicates_only(error)?,
+            };
+            new_customers = firsts
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| !refused.contains(index))
+                .map(|(_, write)| write.email.clone())
+                .collect();
+        }
+        let pages = self.customer_pages(writes, concurrency).await?;
+        let versions: Vec<SummaryVersionDocument> = writes
+            .iter()
+            .map(|write| {
+                let page = pages.get(&write.email).copied();
+                write.summary.version_document(&write.email, page)
+            })
+            .collect();
+        if let Err(error) = models.summaries.insert_many(&versions).ordered(false).await {
+            duplicates_only(error)?;
+        }
+        let folds: Vec<_> = writes
+            .iter()
+            .filter(|write| write.fold)
+            .map(|write| self.fold_summary_versions(&write.email))
+            .collect();
+        futures::stream::iter(folds)
+            .buffer_unordered(concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(new_customers)
+    }
+
+    /// The list page of each customer of `writes` that is listed: remembered, or read from
+    /// their document (once per customer and process).
+    async fn customer_pages(
+        &self,
+        writes: &[SummaryWrite],
+        concurrency: usize,
+    ) -> Result<HashMap<String, i64>, StoreError> {
+        let models = self.collections();
+        let (mut pages, unknown): (HashMap<String, i64>, Vec<&str>) = {
+            let remembered = lock(&models.customer_pages);
+            let mut pages = HashMap::new();
+            let mut unknown = Vec::new();
+            for write in writes {
+                match remembered.get(&write.email) {
+                    Some(&page) => {
+                        pages.insert(write.email.clone(), page);
+                    }
+                    None => unknown.push(write.email.as_str()),
+                }
+            }
+            (pages, unknown)
+        };
+        let lookups: Vec<_> = unknown
+            .into_iter()
+            .map(|email| {
+                let customers = models.customers.clone_with_type::<Document>();
+                async move {
+                    let found = customers
+                        .find_one(doc! { "_id": email })
+                        .projection(doc! { "listPage": 1 })
+                        .await?;
+                    let page = found.and_then(|customer| customer.get_i64("listPage").ok());
+                    Ok::<_, StoreError>(page.map(|page| (email.to_owned(), page)))
+                }
+            })
+            .collect();
+        let found: Vec<Option<(String, i64)>> = futures::stream::iter(lookups)
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        let found: Vec<(String, i64)> = found.into_iter().flatten().collect();
+        remember_customer_pages(&models.customer_pages, found.iter().cloned());
+        pages.extend(found);
+        Ok(pages)
+    }
+
+    /// Folds the newest stored summary version of the customer `email` into their document,
+    /// unless it holds that version or a newer one, then deletes the older versions: the newest
+    /// stays, so a read never sees less than before. A customer without a document yet keeps
+    /// their versions.
+    pub(super) async fn fold_summary_versions(&self, email: &str) -> Result<(), StoreError> {
+        let models = self.collections();
+        let versions: Vec<SummaryVersionDocument> = models
+            .summaries
+            .find(doc! { "customerEmail": email })
+            .await?
+            .try_collect()
+            .await?;
+        let Some(newest) = versions
+            .iter()
+            .max_by_key(|version| version.summary_version)
+        else {
+            return Ok(());
+        };
+        let summary = CarriedSummary {
+            version: newest.summary_version,
+            placed_order_count: newest.placed_order_count,
+            placed_quantity: newest.placed_quantity,
+            cancelled_order_count: newest.cancelled_order_count,
+            cancelled_quantity: newest.cancelled_quantity,
+            last_order_at: newest.last_order_at,
+            first_name: newest.first_name.clone(),
+            last_name: newest.last_name.clone(),
+        };
+        models
             .customers
             .update_one(
                 doc! { "_id": email, "summaryVersion": { "$not": { "$gte": summary.version } } },
                 doc! {
-                    "$set": {
-                        "summaryVersion": summary.version,
-                        "orderCount": summary.placed_order_count,
-                        "totalQuantity": summary.placed_quantity,
-                        "cancelledOrderCount": summary.cancelled_order_count,
-                        "cancelledQuantity": summary.cancelled_quantity,
-                        "lastOrderAt": summary.last_order_at,
-                        "firstName": &summary.first_name,
-                        "lastName": &summary.last_name,
-                    },
+                    "$set": summary.fields(),
                     "$unset": { "countedOrderIds": "", "cancelledOrderIds": "", "namesAsOf": "" },
-                    "$setOnInsert": { UNLISTED: true },
                 },
             )
-            .upsert(true)
-            .await;
-        let new_customer = inserted(&written);
-        // A refusal means a summary of the same or a higher version is there.
-        written_unless_duplicate(written)?;
-        Ok(new_customer)
+            .await?;
+        if versions.len() > 1 {
+            models
+                .summaries
+                .delete_many(doc! {
+                    "customerEmail": email,
+                    "summaryVersion": { "$lt": summary.version },
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     /// Adds `orders`, from events that carry no summary, to the summary of the customer
@@ -198,4 +409,29 @@ impl ReadStore {
             .await?;
         Ok(())
     }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Remembers customers' list pages, starting afresh past [`REMEMBERED_CUSTOMER_PAGES`].
+pub(super) fn remember_customer_pages(
+    remembered: &std::sync::Mutex<HashMap<String, i64>>,
+    pages: impl IntoIterator<Item = (String, i64)>,
+) {
+    let mut remembered = lock(remembered);
+    for (email, page) in pages {
+        if remembered.len() >= REMEMBERED_CUSTOMER_PAGES {
+            remembered.clear();
+        }
+        remembered.insert(email, page);
+    }
+}
+
+/// The list page of list `position`.
+pub(super) fn list_page_of(position: i64) -> i64 {
+    position.div_euclid(LIST_PAGE_SPAN)
 }

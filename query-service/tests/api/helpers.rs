@@ -126,24 +126,30 @@ impl TestApp {
         .await
     }
 
-    /// The list position of every document of `collection` (`orders` or `customers`) in the
-    /// read model, in ascending order (the first generation's collection, which a test's read
-    /// database starts with).
-    pub async fn list_positions(&self, collection: &str) -> Vec<i64> {
+    /// Every document of `collection` in the read model (the first generation's collection,
+    /// which a test's read database starts with).
+    pub async fn documents(&self, collection: &str) -> Vec<mongodb::bson::Document> {
         use futures::TryStreamExt;
         let scratch = &self._scratch.1;
-        let orders = mongodb::Client::with_uri_str(&scratch.uri)
+        mongodb::Client::with_uri_str(&scratch.uri)
             .await
             .unwrap()
             .database(&scratch.name)
-            .collection::<mongodb::bson::Document>(collection);
-        let mut positions: Vec<i64> = orders
+            .collection::<mongodb::bson::Document>(collection)
             .find(mongodb::bson::doc! {})
             .await
             .unwrap()
-            .try_collect::<Vec<_>>()
+            .try_collect()
             .await
             .unwrap()
+    }
+
+    /// The list position of every document of `collection` (`orders` or `customers`), in
+    /// ascending order.
+    pub async fn list_positions(&self, collection: &str) -> Vec<i64> {
+        let mut positions: Vec<i64> = self
+            .documents(collection)
+            .await
             .iter()
             .map(|document| document.get_i64("listPosition").unwrap())
             .collect();

@@ -265,6 +265,73 @@ async fn a_carried_summary_replaces_the_counting_and_an_older_or_repeated_event_
     assert_eq!(customer["cancelledOrderCount"], 1, "{customer}");
 }
 
+#[tokio::test]
+async fn summaries_are_inserted_as_versions_and_folded_into_the_customer_every_few_versions() {
+    let app = spawn_app().await;
+    let email = "versions@example.com";
+    let summary_of = |app_customer: &Value| {
+        (
+            app_customer["orderCount"].clone(),
+            app_customer["totalQuantity"].clone(),
+        )
+    };
+    let start = Utc::now().trunc_subsecs(3);
+    for n in 1..=40_u64 {
+        let placed = new_order(email, 2, start + TimeDelta::seconds(n as i64));
+        app.publish(&with_customer_summary(
+            placed,
+            carried(n, (n, 2 * n), (0, 0)),
+        ))
+        .await;
+        if n == 3 {
+            // Not folded yet: the reads take the newest version beside the document.
+            app.wait_until_processed().await;
+            let customer = app.get_eventually(&format!("/customers/{email}")).await;
+            assert_eq!(summary_of(&customer), (json!(3), json!(6)), "{customer}");
+            let listed = app.get_eventually("/customers?limit=10").await;
+            let listed = listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|customer| customer["email"] == email)
+                .expect("the customer is listed")
+                .clone();
+            assert_eq!(summary_of(&listed), (json!(3), json!(6)), "{listed}");
+        }
+    }
+    app.wait_until_processed().await;
+
+    let customer = app.get_eventually(&format!("/customers/{email}")).await;
+    assert_eq!(summary_of(&customer), (json!(40), json!(80)), "{customer}");
+    let listed = app.get_eventually("/customers?limit=10").await;
+    assert!(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|customer| customer["email"] == email && customer["orderCount"] == 40));
+    // Folded at the last multiple of 16 or later, and only the newer versions are kept.
+    let document = app
+        .documents("customers")
+        .await
+        .into_iter()
+        .find(|customer| customer.get_str("_id") == Ok(email))
+        .unwrap();
+    let folded = document.get_i64("summaryVersion").unwrap();
+    assert!((32..=40).contains(&folded), "{document}");
+    let kept: Vec<i64> = app
+        .documents("customerSummaries")
+        .await
+        .iter()
+        .filter(|version| version.get_str("customerEmail") == Ok(email))
+        .map(|version| version.get_i64("summaryVersion").unwrap())
+        .collect();
+    assert!(
+        !kept.is_empty() && kept.iter().all(|version| *version >= folded),
+        "{kept:?}"
+    );
+    assert!(kept.contains(&40), "{kept:?}");
+}
+
 fn header(properties: &lapin::BasicProperties, name: &str) -> String {
     match properties
         .headers()
