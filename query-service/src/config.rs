@@ -52,6 +52,8 @@ pub struct MongoSettings {
     pub uri: String,
     pub database: String,
     pub timeout_ms: u64,
+    pub read_timeout_ms: u64,
+    pub batch_timeout_ms: u64,
     pub generation_refresh_ms: u64,
 }
 
@@ -98,8 +100,14 @@ impl LayeredSettings for Settings {
         if self.mongodb.database.is_empty() {
             return Err(invalid("mongodb.database", "must not be empty"));
         }
-        if self.mongodb.timeout_ms == 0 {
-            return Err(invalid("mongodb.timeout_ms", "must be at least 1"));
+        for (key, value) in [
+            ("mongodb.timeout_ms", self.mongodb.timeout_ms),
+            ("mongodb.read_timeout_ms", self.mongodb.read_timeout_ms),
+            ("mongodb.batch_timeout_ms", self.mongodb.batch_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         if self.mongodb.generation_refresh_ms == 0 {
             return Err(invalid(
@@ -126,6 +134,14 @@ impl BrokerSettings {
 impl MongoSettings {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn read_timeout(&self) -> Duration {
+        Duration::from_millis(self.read_timeout_ms)
+    }
+
+    pub fn batch_timeout(&self) -> Duration {
+        Duration::from_millis(self.batch_timeout_ms)
     }
 
     pub fn generation_refresh(&self) -> Duration {

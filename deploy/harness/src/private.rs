@@ -816,6 +816,27 @@ impl PrivateFerret {
             child.kill().await.expect("stop FerretDB");
         }
     }
+
+    /// Freezes FerretDB with SIGSTOP: its connections stay open and nothing answers on them.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("FerretDB is running");
+        run(
+            Command::new("kill").args([signal, &pid.to_string()]),
+            &format!("kill {signal} FerretDB"),
+        );
+    }
 }
 
 impl Drop for PrivateFerret {

@@ -50,7 +50,7 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Unavailable(_) => Self::Unavailable(error),
+            StoreError::Unavailable(_) | StoreError::TimedOut(_) => Self::Unavailable(error),
             StoreError::Operation(_) => Self::Unexpected(error),
         }
     }

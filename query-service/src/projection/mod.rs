@@ -16,6 +16,7 @@
 //! (`http::consistency`) relies on this.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::DateTime;
@@ -158,7 +159,17 @@ impl Projector {
     /// Applies `events` together and tells, for each, whether it changed the order it names.
     /// Different customers' summaries are written concurrently, then the orders. Retrying a
     /// failed batch is safe: every write is idempotent.
+    ///
+    /// The writes are abandoned, and the batch fails as [`StoreError::TimedOut`], past the
+    /// store's batch deadline.
     pub async fn apply_batch(&self, events: &[EventEnvelope]) -> Result<Vec<Outcome>, StoreError> {
+        self.store
+            .within_batch_deadline(self.write_batch(events))
+            .await
+    }
+
+    async fn write_batch(&self, events: &[EventEnvelope]) -> Result<Vec<Outcome>, StoreError> {
+        let mut steps = StepTimer::start();
         let writes = plan(events);
         // Made up front, not in the stream: a closure there would make this future's `Send`
         // depend on lifetimes the compiler cannot prove for every caller.
@@ -171,6 +182,7 @@ impl Projector {
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
+        steps.lap("counts");
         let summaries: Vec<SummaryWrite> = writes
             .customers
             .iter()
@@ -182,6 +194,7 @@ impl Projector {
                 .write_carried_summaries(&summaries, self.concurrency)
                 .await?,
         );
+        steps.lap("summaries");
         // Listed in the order the batch first names them; before the orders, as summaries are.
         let new_customers: Vec<String> = writes
             .customers
@@ -191,10 +204,13 @@ impl Projector {
             .cloned()
             .collect();
         self.store.list_new_customers(&new_customers).await?;
+        steps.lap("customer listing");
         let written = self
             .store
             .write_orders(&writes.orders, self.concurrency)
             .await?;
+        steps.lap("orders");
+        steps.warn_if_slow(events.len());
         let written: HashMap<&str, bool> = writes
             .orders
             .iter()
@@ -235,6 +251,49 @@ impl Projector {
                 .await?;
         }
         Ok(inserted.then(|| change.email.clone()))
+    }
+}
+
+/// A batch that takes longer than this to write is logged with the time of each step.
+const SLOW_BATCH: Duration = Duration::from_secs(1);
+
+/// The time each step of writing a batch took.
+struct StepTimer {
+    started: Instant,
+    lap_started: Instant,
+    laps: Vec<(&'static str, Duration)>,
+}
+
+impl StepTimer {
+    fn start() -> Self {
+        let now = Instant::now();
+        Self {
+            started: now,
+            lap_started: now,
+            laps: Vec::with_capacity(4),
+        }
+    }
+
+    fn lap(&mut self, step: &'static str) {
+        let now = Instant::now();
+        self.laps.push((step, now - self.lap_started));
+        self.lap_started = now;
+    }
+
+    fn warn_if_slow(&self, events: usize) {
+        let took = self.started.elapsed();
+        if took >= SLOW_BATCH {
+            let steps: Vec<String> = self
+                .laps
+                .iter()
+                .map(|(step, time)| format!("{step} {} ms", time.as_millis()))
+                .collect();
+            log::warn!(
+                "a batch of {events} events took {} ms to write: {}",
+                took.as_millis(),
+                steps.join(", ")
+            );
+        }
     }
 }
 

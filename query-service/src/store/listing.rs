@@ -166,6 +166,14 @@ impl ReadStore {
         &self,
         page: &Page,
     ) -> Result<Listing<CustomerDocument>, StoreError> {
+        self.within_read_deadline(self.list_customers_now(page))
+            .await
+    }
+
+    async fn list_customers_now(
+        &self,
+        page: &Page,
+    ) -> Result<Listing<CustomerDocument>, StoreError> {
         let models = self.collections();
         let limit = page.limit as usize;
         let last_page = self
@@ -220,6 +228,15 @@ impl ReadStore {
     /// Orders newest first, optionally only those of one customer, and where the next page
     /// starts if there may be more.
     pub async fn list_orders(
+        &self,
+        customer_email: Option<&str>,
+        page: &Page,
+    ) -> Result<Listing<OrderDocument>, StoreError> {
+        self.within_read_deadline(self.list_orders_now(customer_email, page))
+            .await
+    }
+
+    async fn list_orders_now(
         &self,
         customer_email: Option<&str>,
         page: &Page,

@@ -16,7 +16,9 @@ pub use generations::{Generation, ReadModels, CURRENT_SHAPE};
 pub use listing::Listing;
 pub use summaries::{CarriedSummary, CountedOrder, SummaryWrite, SUMMARY_VERSIONS_PER_FOLD};
 
+use std::future::Future;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Document};
@@ -46,6 +48,8 @@ pub enum StoreError {
     Unavailable(#[source] mongodb::error::Error),
     #[error("a read-database operation failed: {0}")]
     Operation(#[source] mongodb::error::Error),
+    #[error("the read database did not answer within {} ms", .0.as_millis())]
+    TimedOut(Duration),
 }
 
 impl From<mongodb::error::Error> for StoreError {
@@ -153,6 +157,19 @@ const SPARE_PAGE_LOOKUPS: usize = 16;
 pub struct ReadStore {
     database: Database,
     models: Arc<RwLock<ReadModels>>,
+    deadlines: Deadlines,
+}
+
+/// How long the store waits for the server. The driver sets no deadline on an operation (it
+/// does not support `socketTimeoutMS`), so a server that stops answering on an open connection
+/// would hold a request or the projection forever; past a deadline the operation is abandoned
+/// (the driver closes a connection dropped mid-command) and fails as [`StoreError::TimedOut`].
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    /// One read of a request.
+    read: Duration,
+    /// All the writes of one batch of the projection.
+    batch: Duration,
 }
 
 impl ReadStore {
@@ -168,6 +185,10 @@ impl ReadStore {
         Ok(Self {
             database,
             models: Arc::new(RwLock::new(models)),
+            deadlines: Deadlines {
+                read: settings.read_timeout(),
+                batch: settings.batch_timeout(),
+            },
         })
     }
 
@@ -177,7 +198,25 @@ impl ReadStore {
         Self {
             database: self.database.clone(),
             models: Arc::new(RwLock::new(ReadModels::of(&self.database, generation))),
+            deadlines: self.deadlines,
         }
+    }
+
+    /// `read`, failed as [`StoreError::TimedOut`] past the read deadline.
+    async fn within_read_deadline<T>(
+        &self,
+        read: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        within(self.deadlines.read, read).await
+    }
+
+    /// `writes`, one batch of the projection's, failed as [`StoreError::TimedOut`] past the
+    /// batch deadline. Every write of a batch is idempotent, so the batch can be retried.
+    pub async fn within_batch_deadline<T>(
+        &self,
+        writes: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        within(self.deadlines.batch, writes).await
     }
 
     /// The collections reads and writes go to now.
@@ -239,21 +278,32 @@ impl ReadStore {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.database.run_command(doc! { "ping": 1 }).await?;
-        Ok(())
+        self.within_read_deadline(async {
+            self.database.run_command(doc! { "ping": 1 }).await?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn find_order(&self, id: &str) -> Result<Option<OrderDocument>, StoreError> {
-        Ok(self
-            .collections()
-            .orders
-            .find_one(doc! { "_id": id })
-            .await?)
+        self.within_read_deadline(async {
+            Ok(self
+                .collections()
+                .orders
+                .find_one(doc! { "_id": id })
+                .await?)
+        })
+        .await
     }
 
     /// The customer `email` with the newest version of their summary: the document, and the
     /// versions not folded into it yet (both found by equality).
     pub async fn find_customer(&self, email: &str) -> Result<Option<CustomerDocument>, StoreError> {
+        self.within_read_deadline(self.find_customer_now(email))
+            .await
+    }
+
+    async fn find_customer_now(&self, email: &str) -> Result<Option<CustomerDocument>, StoreError> {
         let models = self.collections();
         let customer = models
             .customers
@@ -375,13 +425,26 @@ impl ReadStore {
 
     /// The version of order `id` in the read model, if it is there at all.
     pub async fn order_version(&self, id: &str) -> Result<Option<i64>, StoreError> {
-        let found = self
-            .collections()
-            .orders
-            .clone_with_type::<Document>()
-            .find_one(doc! { "_id": id })
-            .projection(doc! { "version": 1 })
-            .await?;
-        Ok(found.and_then(|order| order.get_i64("version").ok()))
+        self.within_read_deadline(async {
+            let found = self
+                .collections()
+                .orders
+                .clone_with_type::<Document>()
+                .find_one(doc! { "_id": id })
+                .projection(doc! { "version": 1 })
+                .await?;
+            Ok(found.and_then(|order| order.get_i64("version").ok()))
+        })
+        .await
     }
+}
+
+/// `operation`, failed as [`StoreError::TimedOut`] if it takes longer than `deadline`.
+async fn within<T>(
+    deadline: Duration,
+    operation: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(deadline, operation)
+        .await
+        .unwrap_or(Err(StoreError::TimedOut(deadline)))
 }

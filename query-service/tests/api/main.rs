@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
 mod consistency;
+mod deadlines;
 mod helpers;
 mod operability;
 mod projection;
