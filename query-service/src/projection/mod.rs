@@ -23,8 +23,8 @@ use mongodb::bson::DateTime;
 use shared_events::{CustomerDetails, CustomerSummary, EventEnvelope, OrderEvent, OrderStatus};
 
 use crate::store::{
-    CarriedSummary, CountedOrder, EmbeddedCustomer, OrderDocument, PriceDocument, ReadStore,
-    StoreError, SummaryWrite, SUMMARY_VERSIONS_PER_FOLD,
+    compaction_offset, CarriedSummary, CountedOrder, EmbeddedCustomer, OrderDocument,
+    PriceDocument, ReadStore, StoreError, SummaryWrite, SUMMARY_VERSIONS_PER_COMPACTION,
 };
 
 /// What applying one event did.
@@ -68,11 +68,16 @@ impl CustomerChange {
         Some(SummaryWrite {
             email: self.email.clone(),
             first_version: lowest <= 1,
-            fold: (lowest - 1).div_euclid(SUMMARY_VERSIONS_PER_FOLD)
-                < summary.version.div_euclid(SUMMARY_VERSIONS_PER_FOLD),
+            compact: compaction_point(lowest - 1, &self.email)
+                < compaction_point(summary.version, &self.email),
             summary,
         })
     }
+}
+
+/// How many compaction points of the customer `email` lie at or below `version`.
+fn compaction_point(version: i64, email: &str) -> i64 {
+    (version + compaction_offset(email)).div_euclid(SUMMARY_VERSIONS_PER_COMPACTION)
 }
 
 /// Coalesces `events` into the writes that apply them all.
@@ -483,36 +488,47 @@ mod tests {
     }
 
     #[test]
-    fn a_summary_is_folded_when_the_batch_s_versions_span_a_multiple_of_the_interval() {
+    fn a_customer_s_versions_are_compacted_when_a_batch_reaches_their_compaction_point() {
         let now = Utc::now();
-        let write_of = |versions: &[u64]| {
+        let email = "ada@example.com";
+        let write_of = |versions: &[i64]| {
             let events: Vec<EventEnvelope> = versions
                 .iter()
                 .map(|&version| {
-                    with_customer_summary(
-                        placed("ada@example.com", 1, now),
-                        summary(version, version, 0, now),
-                    )
+                    let version = u64::try_from(version).unwrap();
+                    with_customer_summary(placed(email, 1, now), summary(version, version, 0, now))
                 })
                 .collect();
             let write = plan(&events).customers[0].summary_write().unwrap();
-            (write.summary.version, write.first_version, write.fold)
+            (write.summary.version, write.first_version, write.compact)
         };
-        let every = SUMMARY_VERSIONS_PER_FOLD as u64;
-        assert_eq!(write_of(&[1]), (1, true, false));
-        assert_eq!(write_of(&[3, 2]), (3, false, false));
-        assert_eq!(write_of(&[every]), (every as i64, false, true));
-        assert_eq!(
-            write_of(&[every + 1, every - 1]),
-            (every as i64 + 1, false, true)
-        );
-        assert_eq!(
-            write_of(&[every + 1, every + 2]),
-            (every as i64 + 2, false, false)
-        );
+        let every = SUMMARY_VERSIONS_PER_COMPACTION;
+        // The first compaction point past version 1.
+        let point = 2 * every - compaction_offset(email);
+        assert_eq!(write_of(&[point - 1]), (point - 1, false, false));
+        assert_eq!(write_of(&[point]), (point, false, true));
+        assert_eq!(write_of(&[point + 1, point - 1]), (point + 1, false, true));
+        assert_eq!(write_of(&[point + 1, point + 2]), (point + 2, false, false));
+        assert_eq!(write_of(&[point + every]), (point + every, false, true));
         assert!(plan(&[placed("bob@example.com", 1, now)]).customers[0]
             .summary_write()
             .is_none());
+    }
+
+    #[test]
+    fn customers_compaction_points_are_spread() {
+        let offsets: HashSet<i64> = (0..200)
+            .map(|n| compaction_offset(&format!("customer{n}@example.com")))
+            .collect();
+        assert!(offsets
+            .iter()
+            .all(|offset| (0..SUMMARY_VERSIONS_PER_COMPACTION).contains(offset)));
+        assert_eq!(offsets.len(), SUMMARY_VERSIONS_PER_COMPACTION as usize);
+        // Fixed by the email alone: every replica and release must agree.
+        assert_eq!(
+            compaction_offset("ada@example.com"),
+            compaction_offset("ada@example.com")
+        );
     }
 
     #[test]

@@ -91,8 +91,8 @@ pub struct CustomerDocument {
 }
 
 /// One version of a customer's summary, as an event carried it, in `customerSummaries`: the
-/// projection only inserts these, and folds the newest into the customer's document every
-/// few versions (see `ReadStore::write_carried_summaries`). `_id` is `<email>/<version>`, so a
+/// projection inserts these, and deletes the older ones every few versions (see
+/// `ReadStore::write_carried_summaries`). `_id` is `<email>/<version>`, so a
 /// redelivered event inserts nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

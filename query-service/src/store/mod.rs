@@ -14,7 +14,9 @@ pub use documents::{
 };
 pub use generations::{Generation, ReadModels, CURRENT_SHAPE};
 pub use listing::Listing;
-pub use summaries::{CarriedSummary, CountedOrder, SummaryWrite, SUMMARY_VERSIONS_PER_FOLD};
+pub use summaries::{
+    compaction_offset, CarriedSummary, CountedOrder, SummaryWrite, SUMMARY_VERSIONS_PER_COMPACTION,
+};
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -297,7 +299,7 @@ impl ReadStore {
     }
 
     /// The customer `email` with the newest version of their summary: the document, and the
-    /// versions not folded into it yet (both found by equality).
+    /// versions stored beside it (both found by equality).
     pub async fn find_customer(&self, email: &str) -> Result<Option<CustomerDocument>, StoreError> {
         self.within_read_deadline(self.find_customer_now(email))
             .await

@@ -9,10 +9,21 @@ use super::{
     StoreError, SummaryVersionDocument, LIST_PAGE_SPAN,
 };
 
-/// A customer's newest summary version is folded into their document, and the older versions
-/// deleted, once every this many versions: the rest of the time a summary costs one document in
-/// a batched insert. A read finds at most about this many versions of a customer.
-pub const SUMMARY_VERSIONS_PER_FOLD: i64 = 16;
+/// A customer's summary versions older than the newest are deleted once every this many
+/// versions: the rest of the time a summary costs one document in a batched insert. A read
+/// finds at most about this many versions of a customer.
+pub const SUMMARY_VERSIONS_PER_COMPACTION: i64 = 16;
+
+/// Where in [`SUMMARY_VERSIONS_PER_COMPACTION`] versions the customer `email`'s compactions
+/// fall: spread by the email, so that customers who order at the same pace are not all
+/// compacted in the same batches (one batch of deletes only, one second each, was measured
+/// when they were). Stable across processes and releases (FNV-1a), as every replica must agree.
+pub fn compaction_offset(email: &str) -> i64 {
+    let hash = email.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % SUMMARY_VERSIONS_PER_COMPACTION as u64) as i64
+}
 
 /// Customer list pages this process remembers per generation before it starts afresh.
 const REMEMBERED_CUSTOMER_PAGES: usize = 100_000;
@@ -76,8 +87,9 @@ pub struct SummaryWrite {
     pub summary: CarriedSummary,
     /// The batch carries the customer's first summary version: their document may be new.
     pub first_version: bool,
-    /// The batch's versions of the customer span a multiple of [`SUMMARY_VERSIONS_PER_FOLD`].
-    pub fold: bool,
+    /// The batch's versions of the customer reach a compaction point (every
+    /// [`SUMMARY_VERSIONS_PER_COMPACTION`] versions, shifted by [`compaction_offset`]).
+    pub compact: bool,
 }
 
 impl CarriedSummary {
@@ -144,8 +156,10 @@ impl ReadStore {
     /// duplicate inserts nothing and an older version never hides a newer one (reads take the
     /// newest). A customer whose first version the batch carries gets their document, holding
     /// that summary, in one more unordered insert; the emails of those it inserted are
-    /// returned, to be listed. Every [`SUMMARY_VERSIONS_PER_FOLD`] versions a customer's
-    /// newest version is folded into their document and the older versions deleted.
+    /// returned, to be listed. Every [`SUMMARY_VERSIONS_PER_COMPACTION`] versions a
+    /// customer's versions older than the newest are deleted. The customer's document keeps
+    /// the summary it was inserted with: reads take the newest of it and the versions, and an
+    /// update would cost more than all the inserts it saves.
     ///
     /// No update of many documents in one command: FerretDB 1.24 hangs on bulk updates (see
     /// docs/mongodb-and-ferretdb.md).
@@ -198,12 +212,12 @@ impl ReadStore {
         if let Err(error) = models.summaries.insert_many(&versions).ordered(false).await {
             duplicates_only(error)?;
         }
-        let folds: Vec<_> = writes
+        let compactions: Vec<_> = writes
             .iter()
-            .filter(|write| write.fold)
-            .map(|write| self.fold_summary_versions(&write.email))
+            .filter(|write| write.compact)
+            .map(|write| self.delete_summary_versions_before(&write.email, write.summary.version))
             .collect();
-        futures::stream::iter(folds)
+        futures::stream::iter(compactions)
             .buffer_unordered(concurrency.max(1))
             .try_collect::<Vec<()>>()
             .await?;
@@ -256,53 +270,17 @@ impl ReadStore {
         Ok(pages)
     }
 
-    /// Folds the newest stored summary version of the customer `email` into their document,
-    /// unless it holds that version or a newer one, then deletes the older versions: the newest
-    /// stays, so a read never sees less than before. A customer without a document yet keeps
-    /// their versions.
-    pub(super) async fn fold_summary_versions(&self, email: &str) -> Result<(), StoreError> {
-        let models = self.collections();
-        let versions: Vec<SummaryVersionDocument> = models
+    /// Deletes the customer `email`'s summary versions older than `newest`, which is stored:
+    /// a read never sees less than before.
+    async fn delete_summary_versions_before(
+        &self,
+        email: &str,
+        newest: i64,
+    ) -> Result<(), StoreError> {
+        self.collections()
             .summaries
-            .find(doc! { "customerEmail": email })
-            .await?
-            .try_collect()
+            .delete_many(doc! { "customerEmail": email, "summaryVersion": { "$lt": newest } })
             .await?;
-        let Some(newest) = versions
-            .iter()
-            .max_by_key(|version| version.summary_version)
-        else {
-            return Ok(());
-        };
-        let summary = CarriedSummary {
-            version: newest.summary_version,
-            placed_order_count: newest.placed_order_count,
-            placed_quantity: newest.placed_quantity,
-            cancelled_order_count: newest.cancelled_order_count,
-            cancelled_quantity: newest.cancelled_quantity,
-            last_order_at: newest.last_order_at,
-            first_name: newest.first_name.clone(),
-            last_name: newest.last_name.clone(),
-        };
-        models
-            .customers
-            .update_one(
-                doc! { "_id": email, "summaryVersion": { "$not": { "$gte": summary.version } } },
-                doc! {
-                    "$set": summary.fields(),
-                    "$unset": { "countedOrderIds": "", "cancelledOrderIds": "", "namesAsOf": "" },
-                },
-            )
-            .await?;
-        if versions.len() > 1 {
-            models
-                .summaries
-                .delete_many(doc! {
-                    "customerEmail": email,
-                    "summaryVersion": { "$lt": summary.version },
-                })
-                .await?;
-        }
         Ok(())
     }
 
