@@ -12,7 +12,7 @@ use super::{
 /// A customer's summary versions older than the newest are deleted once every this many
 /// versions: the rest of the time a summary costs one document in a batched insert. A read
 /// finds at most about this many versions of a customer.
-pub const SUMMARY_VERSIONS_PER_COMPACTION: i64 = 16;
+pub const SUMMARY_VERSIONS_PER_COMPACTION: i64 = 8;
 
 /// Where in [`SUMMARY_VERSIONS_PER_COMPACTION`] versions the customer `email`'s compactions
 /// fall: spread by the email, so that customers who order at the same pace are not all
