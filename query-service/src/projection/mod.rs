@@ -23,8 +23,8 @@ use mongodb::bson::DateTime;
 use shared_events::{CustomerDetails, CustomerSummary, EventEnvelope, OrderEvent, OrderStatus};
 
 use crate::store::{
-    compaction_offset, CarriedSummary, CountedOrder, EmbeddedCustomer, OrderDocument,
-    PriceDocument, ReadStore, StoreError, SummaryWrite, SUMMARY_VERSIONS_PER_COMPACTION,
+    reaches_compaction_point, CarriedSummary, CountedOrder, EmbeddedCustomer, OrderDocument,
+    PriceDocument, ReadStore, StoreError, SummaryWrite,
 };
 
 /// What applying one event did.
@@ -68,16 +68,10 @@ impl CustomerChange {
         Some(SummaryWrite {
             email: self.email.clone(),
             first_version: lowest <= 1,
-            compact: compaction_point(lowest - 1, &self.email)
-                < compaction_point(summary.version, &self.email),
+            compact: reaches_compaction_point(&self.email, lowest, summary.version),
             summary,
         })
     }
-}
-
-/// How many compaction points of the customer `email` lie at or below `version`.
-fn compaction_point(version: i64, email: &str) -> i64 {
-    (version + compaction_offset(email)).div_euclid(SUMMARY_VERSIONS_PER_COMPACTION)
 }
 
 /// Coalesces `events` into the writes that apply them all.
@@ -368,6 +362,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::store::{compaction_offset, SUMMARY_VERSIONS_PER_COMPACTION};
 
     fn placed(email: &str, quantity: u32, at: DateTime<Utc>) -> EventEnvelope {
         new_order_event(

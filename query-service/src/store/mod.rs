@@ -15,7 +15,8 @@ pub use documents::{
 pub use generations::{Generation, ReadModels, CURRENT_SHAPE};
 pub use listing::Listing;
 pub use summaries::{
-    compaction_offset, CarriedSummary, CountedOrder, SummaryWrite, SUMMARY_VERSIONS_PER_COMPACTION,
+    compaction_offset, reaches_compaction_point, CarriedSummary, CountedOrder, SummaryWrite,
+    SUMMARY_VERSIONS_PER_COMPACTION,
 };
 
 use std::future::Future;

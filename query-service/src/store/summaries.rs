@@ -25,6 +25,16 @@ pub fn compaction_offset(email: &str) -> i64 {
     (hash % SUMMARY_VERSIONS_PER_COMPACTION as u64) as i64
 }
 
+/// Whether a batch carrying the customer `email`'s versions `lowest` to `newest` reaches one of
+/// the customer's compaction points: `v` is one when `v + compaction_offset(email)` is a
+/// multiple of [`SUMMARY_VERSIONS_PER_COMPACTION`].
+pub fn reaches_compaction_point(email: &str, lowest: i64, newest: i64) -> bool {
+    let points_up_to = |version: i64| {
+        (version + compaction_offset(email)).div_euclid(SUMMARY_VERSIONS_PER_COMPACTION)
+    };
+    points_up_to(lowest - 1) < points_up_to(newest)
+}
+
 /// Customer list pages this process remembers per generation before it starts afresh.
 const REMEMBERED_CUSTOMER_PAGES: usize = 100_000;
 
