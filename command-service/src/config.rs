@@ -37,6 +37,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub broker: BrokerSettings,
     pub outbox: OutboxSettings,
+    pub group_commit: GroupCommitSettings,
     pub admin: AdminSettings,
 }
 
@@ -76,6 +77,15 @@ pub struct OutboxSettings {
     pub confirm_timeout_ms: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct GroupCommitSettings {
+    pub enabled: bool,
+    pub max_size: usize,
+    pub max_wait_ms: u64,
+    pub committers: usize,
+    pub queue_capacity: usize,
+}
+
 impl LayeredSettings for Settings {
     const DEFAULTS: &'static str = DEFAULTS;
     const ALIASES: &'static [Alias] = ALIASES;
@@ -95,6 +105,25 @@ impl LayeredSettings for Settings {
                 "outbox.confirm_timeout_ms",
                 "must be at least 1 and less than outbox.claim_lease_ms",
             ));
+        }
+        let group_commit = &self.group_commit;
+        if !(1..=1000).contains(&group_commit.max_size) {
+            return Err(invalid(
+                "group_commit.max_size",
+                "must be between 1 and 1000",
+            ));
+        }
+        if group_commit.max_wait_ms > 1000 {
+            return Err(invalid("group_commit.max_wait_ms", "must be at most 1000"));
+        }
+        if !(1..=self.database.pool_size as usize).contains(&group_commit.committers) {
+            return Err(invalid(
+                "group_commit.committers",
+                "must be at least 1 and at most database.pool_size",
+            ));
+        }
+        if group_commit.queue_capacity == 0 {
+            return Err(invalid("group_commit.queue_capacity", "must be at least 1"));
         }
         if self.http.max_body_bytes < 256 {
             return Err(invalid("http.max_body_bytes", "must be at least 256"));
@@ -186,6 +215,19 @@ mod tests {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
         assert_eq!(settings.admin.token.expose_secret(), "the-admin-token");
+    }
+
+    #[test]
+    fn more_committers_than_database_connections_are_refused() {
+        let error = Settings::from_env([
+            ("APP_DATABASE__POOL_SIZE", "2"),
+            ("APP_GROUP_COMMIT__COMMITTERS", "3"),
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("group_commit.committers"),
+            "{error}"
+        );
     }
 
     #[test]

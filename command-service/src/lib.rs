@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod config;
 pub mod domain;
+pub mod group_commit;
 pub mod http;
 pub mod metrics;
 pub mod outbox;

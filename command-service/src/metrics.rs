@@ -7,7 +7,7 @@ use chrono::Utc;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use service_support::metrics::{seconds_histogram, DependencyStatus, HttpMetrics, Sampler};
 
@@ -68,6 +68,8 @@ pub struct CommandMetrics {
     pub registry: Arc<Registry>,
     pub http: HttpMetrics,
     pub relay: RelayMetrics,
+    /// Orders per group commit: near 1, the service is idle or group commit gains nothing.
+    pub group_sizes: Histogram,
     pub sampler: ScrapeSampler,
 }
 
@@ -101,6 +103,12 @@ impl CommandMetrics {
             "Broker connections the relay opened: more than one means it reconnected",
             relay.connections.clone(),
         );
+        let group_sizes = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        registry.register(
+            "order_group_commit_size",
+            "Orders committed in one transaction by group commit",
+            group_sizes.clone(),
+        );
         let sampler = ScrapeSampler {
             store,
             broker,
@@ -122,6 +130,7 @@ impl CommandMetrics {
             registry: Arc::new(registry),
             http,
             relay,
+            group_sizes,
             sampler,
         }
     }

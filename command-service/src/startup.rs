@@ -8,6 +8,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::group_commit::{Committers, OrderDesk};
 use crate::http;
 use crate::metrics::CommandMetrics;
 use crate::outbox::{OutboxRelay, RelayWakeup};
@@ -26,6 +27,7 @@ pub enum StartupError {
 pub struct Application {
     server: BoundServer,
     relay: OutboxRelay,
+    committers: Option<Committers>,
 }
 
 impl Application {
@@ -47,11 +49,18 @@ impl Application {
             broker_status.clone(),
             metrics.relay.clone(),
         );
+        let (desk, committers) = OrderDesk::new(
+            store.clone(),
+            wakeup.clone(),
+            settings.group_commit.clone(),
+            metrics.group_sizes.clone(),
+        );
         let metrics_endpoint =
             MetricsEndpoint::bind(&settings.metrics, metrics.registry, metrics.sampler)
                 .map_err(FrontendError::Listen)?;
 
         let store = web::Data::new(store);
+        let desk = web::Data::new(desk);
         let wakeup = web::Data::new(wakeup);
         let broker_status = web::Data::new(broker_status);
         let max_body_bytes = settings.http.max_body_bytes;
@@ -64,6 +73,7 @@ impl Application {
                     .app_data(http::json_config(max_body_bytes))
                     .app_data(web::Data::new(http::BodyLimit(max_body_bytes)))
                     .app_data(store.clone())
+                    .app_data(desk.clone())
                     .app_data(wakeup.clone())
                     .app_data(broker_status.clone())
                     .app_data(admin_token.clone());
@@ -71,7 +81,11 @@ impl Application {
             },
         )?;
 
-        Ok(Self { server, relay })
+        Ok(Self {
+            server,
+            relay,
+            committers,
+        })
     }
 }
 
@@ -81,11 +95,14 @@ impl Service for Application {
     }
 
     /// Serves until the server stops (SIGINT or SIGTERM: in-flight requests finish first),
-    /// then lets the relay publish what is pending and stop.
+    /// then lets the committers commit what is queued and the relay publish what is pending.
     async fn run_until_stopped(self) -> std::io::Result<()> {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(self.relay.run(shutdown.clone()));
+        if let Some(committers) = self.committers {
+            tasks.spawn(committers.run(shutdown.clone()));
+        }
         self.server.serve_until_stopped(shutdown, tasks).await
     }
 }

@@ -10,8 +10,8 @@ pub use fields::{
     MAX_NAME_CHARS, MAX_REASON_CHARS, QUANTITY_RANGE, UNIT_PRICE_RANGE,
 };
 pub use order::{
-    CancelOrder, CancelRejection, Customer, NewOrder, OrderRecord, OrderStatus, PlacedOrder,
-    UnitPrice,
+    summaries_within_group, CancelOrder, CancelRejection, Customer, NewOrder, OrderRecord,
+    OrderStatus, PlacedOrder, UnitPrice,
 };
 
 /// One rule a field of a command broke.

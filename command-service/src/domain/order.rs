@@ -99,6 +99,32 @@ impl PlacedOrder {
     }
 }
 
+/// The summaries a customer's orders of one group carry, in the group's order, given the
+/// summary after the whole group: each order counts one version, one order and its quantity
+/// more than the one before it. The orders of a group share one time, so every one of them
+/// carries the group's `last_order_at`.
+pub fn summaries_within_group(
+    after_group: &CustomerSummary,
+    quantities: &[Quantity],
+) -> Vec<CustomerSummary> {
+    let mut summary = after_group.clone();
+    let mut summaries: Vec<CustomerSummary> = quantities
+        .iter()
+        .rev()
+        .map(|quantity| {
+            let after_this_order = summary.clone();
+            summary.version = summary.version.saturating_sub(1);
+            summary.placed_order_count = summary.placed_order_count.saturating_sub(1);
+            summary.placed_quantity = summary
+                .placed_quantity
+                .saturating_sub(u64::from(quantity.get()));
+            after_this_order
+        })
+        .collect();
+    summaries.reverse();
+    summaries
+}
+
 /// An order as the write model holds it, loaded to decide a command against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRecord {
@@ -218,6 +244,38 @@ mod tests {
             occurred_at: Utc::now(),
             correlation_id: "test".to_owned(),
         }
+    }
+
+    #[test]
+    fn each_order_of_a_group_carries_the_summary_as_its_own_placement_left_it() {
+        let after_group = CustomerSummary {
+            version: 7,
+            placed_order_count: 5,
+            placed_quantity: 30,
+            cancelled_order_count: 2,
+            cancelled_quantity: 4,
+            last_order_at: Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap(),
+        };
+        let quantities = [2, 3, 10].map(|quantity| Quantity::parse(quantity).unwrap());
+
+        let summaries = summaries_within_group(&after_group, &quantities);
+
+        let counts: Vec<_> = summaries
+            .iter()
+            .map(|summary| {
+                (
+                    summary.version,
+                    summary.placed_order_count,
+                    summary.placed_quantity,
+                )
+            })
+            .collect();
+        assert_eq!(counts, [(5, 3, 17), (6, 4, 20), (7, 5, 30)]);
+        assert!(summaries
+            .iter()
+            .all(|summary| summary.cancelled_order_count == 2
+                && summary.cancelled_quantity == 4
+                && summary.last_order_at == after_group.last_order_at));
     }
 
     #[test]

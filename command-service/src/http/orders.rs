@@ -28,8 +28,9 @@ use crate::domain::{
     IdempotencyKey, MinorUnits, NewOrder, OrderStatus, OwnedKey, PersonName, Quantity, UnitPrice,
     ValidationErrors,
 };
+use crate::group_commit::OrderDesk;
 use crate::outbox::RelayWakeup;
-use crate::store::{Placement, Store};
+use crate::store::{OrderPlacement, Placement, Store};
 
 const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// Set on the answer to a retry that an idempotency key matched to an earlier order.
@@ -300,26 +301,18 @@ pub async fn place_order(
     granted: Granted<Write>,
     request: HttpRequest,
     body: web::Json<PlaceOrderBody>,
-    store: web::Data<Store>,
-    relay: web::Data<RelayWakeup>,
+    desk: web::Data<OrderDesk>,
 ) -> Result<HttpResponse, ApiError> {
     super::require_utf8(&request)?;
     let new_order = NewOrder::try_from(body.into_inner()).map_err(ApiError::Validation)?;
-    // PostgreSQL keeps microseconds; the event must carry the same instant as the row.
-    let now = Utc::now().trunc_subsecs(6);
-    let order = new_order.place(OrderId::from_uuid(Uuid::now_v7()), now);
-    let id = order.id;
     let key = idempotency_key(&request)?.map(|key| OwnedKey {
         principal: granted.principal().scope_name().to_owned(),
         key,
     });
+    let placement = OrderPlacement::new(new_order, key, RequestId::of(&request).to_string());
     // "accepted" is what the original API answered; clients may depend on it.
-    match store
-        .place_order(order, metadata(&RequestId::of(&request), now), key)
-        .await?
-    {
-        Placement::Placed => {
-            relay.wake();
+    match desk.place(placement).await? {
+        Placement::Placed(id) => {
             log::info!("accepted order {id}");
             Ok(accepted(id, FIRST_AGGREGATE_VERSION, "accepted"))
         }

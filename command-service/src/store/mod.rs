@@ -5,6 +5,7 @@
 mod event_log;
 mod orders;
 mod outbox;
+mod placements;
 #[rustfmt::skip]
 mod schema;
 
@@ -12,14 +13,17 @@ use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use std::sync::Arc;
+
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::ExposeSecret;
 
 use crate::config::DatabaseSettings;
 
 pub use event_log::{EventLogPage, LoggedEvent};
-pub use orders::{CancelOrderError, PlaceOrderError, Placement};
+pub use orders::CancelOrderError;
 pub use outbox::{OutboxBacklog, OutboxMessage, OutboxMessageId};
+pub use placements::{OrderPlacement, PlaceOrderError, Placement};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -38,6 +42,11 @@ pub enum StoreError {
     Migration(String),
     #[error("the database task was cancelled")]
     TaskCancelled(#[from] tokio::task::JoinError),
+    /// The failure of a group commit, shared by every command of the group.
+    #[error(transparent)]
+    Group(Arc<StoreError>),
+    #[error("the service is stopping")]
+    Stopping,
 }
 
 impl From<DieselError> for StoreError {
@@ -55,8 +64,34 @@ impl From<DieselError> for StoreError {
 impl StoreError {
     /// True when the database could not be reached, as opposed to a query it refused.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::ConnectionLost(_))
+        match self {
+            Self::Unavailable(_) | Self::ConnectionLost(_) | Self::Stopping => true,
+            Self::Group(error) => error.is_unavailable(),
+            _ => false,
+        }
     }
+
+    /// True when PostgreSQL refused the data itself (a unique, foreign-key, not-null or check
+    /// constraint): the same statement without the offending row would have succeeded.
+    pub fn is_constraint_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Query(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation
+                    | DatabaseErrorKind::ForeignKeyViolation
+                    | DatabaseErrorKind::NotNullViolation
+                    | DatabaseErrorKind::CheckViolation
+                    | DatabaseErrorKind::ExclusionViolation
+                    | DatabaseErrorKind::RestrictViolation,
+                _,
+            ))
+        )
+    }
+}
+
+/// An error for data the database holds that breaks the write model's rules.
+fn corrupt(what: String) -> StoreError {
+    StoreError::Query(DieselError::DeserializationError(what.into()))
 }
 
 /// Caps every statement so a stuck database turns into an error rather than a hung request.

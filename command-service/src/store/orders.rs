@@ -1,36 +1,19 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use diesel::upsert::excluded;
 use shared_events::{
     CustomerDetails, CustomerSummary, EventEnvelope, EventMetadata, Money, OrderDetails, OrderId,
 };
-use uuid::Uuid;
 
-use super::schema::{customers, idempotency_keys, orders};
-use super::{outbox, Store, StoreError};
-use crate::domain::{
-    CancelOrder, CancelRejection, OrderRecord, OrderStatus, OwnedKey, PlacedOrder,
-};
-
-/// A customer with their first order counted.
-#[derive(Insertable)]
-#[diesel(table_name = customers)]
-struct NewCustomerRow<'a> {
-    email: &'a str,
-    first_name: &'a str,
-    last_name: &'a str,
-    summary_version: i64,
-    placed_order_count: i64,
-    placed_quantity: i64,
-    last_order_at: Option<DateTime<Utc>>,
-}
+use super::schema::{customers, orders};
+use super::{corrupt, outbox, Store, StoreError};
+use crate::domain::{CancelOrder, CancelRejection, OrderRecord, OrderStatus};
 
 /// A customer's summary as the transaction that changed it left it.
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = customers)]
-struct CustomerSummaryRow {
-    email: String,
+pub(super) struct CustomerSummaryRow {
+    pub(super) email: String,
     summary_version: i64,
     placed_order_count: i64,
     placed_quantity: i64,
@@ -60,26 +43,6 @@ impl TryFrom<CustomerSummaryRow> for CustomerSummary {
     }
 }
 
-diesel::define_sql_function! {
-    /// PostgreSQL's `greatest`, which skips NULLs.
-    fn greatest(
-        a: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-        b: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-    ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>;
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = orders)]
-struct NewOrderRow<'a> {
-    id: Uuid,
-    customer_email: &'a str,
-    description: &'a str,
-    quantity: i32,
-    unit_price_minor: Option<i64>,
-    currency: Option<&'a str>,
-    created_at: DateTime<Utc>,
-}
-
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = orders)]
 struct OrderRow {
@@ -91,30 +54,6 @@ struct OrderRow {
     unit_price_minor: Option<i64>,
     currency: Option<String>,
     created_at: DateTime<Utc>,
-}
-
-/// What `place_order` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Placement {
-    Placed,
-    /// The idempotency key was used before for the same request: nothing new was written, and
-    /// this is the order it placed.
-    Replayed(OrderId),
-}
-
-/// Why an order was not placed.
-#[derive(Debug, thiserror::Error)]
-pub enum PlaceOrderError {
-    #[error("the idempotency key was already used for a different request")]
-    KeyReused,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<DieselError> for PlaceOrderError {
-    fn from(error: DieselError) -> Self {
-        Self::Store(error.into())
-    }
 }
 
 /// Why a cancellation was not committed.
@@ -134,90 +73,7 @@ impl From<DieselError> for CancelOrderError {
     }
 }
 
-fn corrupt(what: String) -> StoreError {
-    StoreError::Query(DieselError::DeserializationError(what.into()))
-}
-
 impl Store {
-    /// Persists the order, the customer's latest names and summary, and the order's event
-    /// (carrying that summary) in one transaction: either all are committed or none is.
-    ///
-    /// With an idempotency key, the key is looked up first under a transaction-scoped lock
-    /// of the key and recorded with the order, so however often (or however concurrently) a
-    /// request is retried, one order is placed.
-    pub async fn place_order(
-        &self,
-        order: PlacedOrder,
-        metadata: EventMetadata,
-        key: Option<OwnedKey>,
-    ) -> Result<Placement, PlaceOrderError> {
-        let keyed = key.map(|key| (key, order.order.fingerprint()));
-        self.run(move |conn| {
-            conn.transaction(|conn| {
-                if let Some((key, request)) = &keyed {
-                    if let Some(placement) = earlier_placement(conn, key, request)? {
-                        return Ok(placement);
-                    }
-                }
-                let customer = &order.order.customer;
-                let summary: CustomerSummary = diesel::insert_into(customers::table)
-                    .values(NewCustomerRow {
-                        email: customer.email.as_str(),
-                        first_name: customer.first_name.as_str(),
-                        last_name: customer.last_name.as_str(),
-                        summary_version: 1,
-                        placed_order_count: 1,
-                        placed_quantity: i64::from(order.order.quantity.get()),
-                        last_order_at: Some(order.created_at),
-                    })
-                    .on_conflict(customers::email)
-                    .do_update()
-                    .set((
-                        customers::first_name.eq(excluded(customers::first_name)),
-                        customers::last_name.eq(excluded(customers::last_name)),
-                        customers::updated_at.eq(diesel::dsl::now),
-                        customers::summary_version.eq(customers::summary_version + 1),
-                        customers::placed_order_count.eq(customers::placed_order_count + 1),
-                        customers::placed_quantity
-                            .eq(customers::placed_quantity + excluded(customers::placed_quantity)),
-                        customers::last_order_at.eq(greatest(
-                            customers::last_order_at,
-                            excluded(customers::last_order_at),
-                        )),
-                    ))
-                    .returning(CustomerSummaryRow::as_returning())
-                    .get_result::<CustomerSummaryRow>(conn)?
-                    .try_into()?;
-                let event = order.on_new_order(summary, metadata);
-                let price = order.order.unit_price.as_ref();
-                diesel::insert_into(orders::table)
-                    .values(NewOrderRow {
-                        id: order.id.as_uuid(),
-                        customer_email: customer.email.as_str(),
-                        description: order.order.description.as_str(),
-                        quantity: i32::from(order.order.quantity.get()),
-                        unit_price_minor: price.map(|price| price.amount.get()),
-                        currency: price.map(|price| price.currency.as_str()),
-                        created_at: order.created_at,
-                    })
-                    .execute(conn)?;
-                if let Some((key, request)) = &keyed {
-                    diesel::insert_into(idempotency_keys::table)
-                        .values((
-                            idempotency_keys::principal.eq(&key.principal),
-                            idempotency_keys::key.eq(key.key.as_str()),
-                            idempotency_keys::request.eq(request),
-                            idempotency_keys::order_id.eq(order.id.as_uuid()),
-                        ))
-                        .execute(conn)?;
-                }
-                outbox::append(conn, &event)?;
-                Ok(Placement::Placed)
-            })
-        })
-        .await
-    }
-
     /// Cancels an order: locks its row, lets the domain decide, and commits the new state with
     /// the `OrderCancelled` event, or nothing. Concurrent commands on one order are serialised
     /// by the row lock, so exactly one of two racing cancellations succeeds.
@@ -263,31 +119,6 @@ impl Store {
             })
         })
         .await
-    }
-}
-
-/// The earlier placement under `key`, if there is one, for the same `request`. Taking the
-/// advisory lock of the key makes a concurrent request with the same key wait here until the
-/// first one committed or rolled back.
-fn earlier_placement(
-    conn: &mut PgConnection,
-    key: &OwnedKey,
-    request: &serde_json::Value,
-) -> Result<Option<Placement>, PlaceOrderError> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind::<diesel::sql_types::Text, _>(key.lock_name())
-        .execute(conn)?;
-    let earlier: Option<(serde_json::Value, Uuid)> = idempotency_keys::table
-        .find((&key.principal, key.key.as_str()))
-        .select((idempotency_keys::request, idempotency_keys::order_id))
-        .first(conn)
-        .optional()?;
-    match earlier {
-        None => Ok(None),
-        Some((earlier_request, order_id)) if earlier_request == *request => {
-            Ok(Some(Placement::Replayed(OrderId::from_uuid(order_id))))
-        }
-        Some(_) => Err(PlaceOrderError::KeyReused),
     }
 }
 

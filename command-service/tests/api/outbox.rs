@@ -1,19 +1,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chrono::Utc;
-use command_service::domain::{
-    Customer, Description, EmailAddress, NewOrder, PersonName, Quantity,
-};
-use command_service::store::Store;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use harness::{eventually, EventTap};
 use service_support::broker::BrokerAddresses;
-use shared_events::{EventEnvelope, EventId, EventMetadata, OnNewOrder, OrderEvent, OrderId};
+use shared_events::{EventEnvelope, OnNewOrder, OrderEvent};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, spawn_app_on, spawn_app_owning, test_settings};
+use crate::helpers::{spawn_app, spawn_app_on, spawn_app_owning};
 
 #[derive(QueryableByName, Debug)]
 struct OutboxState {
@@ -234,52 +229,6 @@ async fn two_replicas_share_the_outbox_without_publishing_twice() {
     let distinct: HashSet<String> = published.iter().cloned().collect();
     assert_eq!(distinct, placed, "every order's event is published");
     assert_eq!(published.len(), placed.len(), "no event is published twice");
-}
-
-#[tokio::test]
-async fn a_rolled_back_order_leaves_no_event() {
-    let app = spawn_app().await;
-    let store = Store::new(&test_settings(&app.database_url, &app.amqp_url).database);
-    let order = |last_name: &str| NewOrder {
-        description: Description::parse("Tea".into()).unwrap(),
-        quantity: Quantity::parse(2).unwrap(),
-        unit_price: None,
-        customer: Customer {
-            email: EmailAddress::parse("ada@example.com".into()).unwrap(),
-            first_name: PersonName::parse("Ada".into()).unwrap(),
-            last_name: PersonName::parse(last_name.into()).unwrap(),
-        },
-    };
-    let id = OrderId::from_uuid(Uuid::now_v7());
-    let now = Utc::now();
-    let metadata = || EventMetadata {
-        event_id: EventId::from_uuid(Uuid::now_v7()),
-        occurred_at: now,
-        correlation_id: "test".into(),
-    };
-    let placed = order("Lovelace").place(id, now);
-    store.place_order(placed, metadata(), None).await.unwrap();
-
-    // Same order id again: the order insert fails, so the customer rename and the event
-    // written before and after it in the same transaction must not survive either.
-    let again = order("King").place(id, now);
-    assert!(store.place_order(again, metadata(), None).await.is_err());
-
-    let mut conn = app.database();
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = BigInt)]
-        events: i64,
-        #[diesel(sql_type = Text)]
-        last_name: String,
-    }
-    let row: Row = diesel::sql_query(
-        "SELECT (SELECT count(*) FROM outbox) AS events, (SELECT last_name FROM customers) AS last_name",
-    )
-    .get_result(&mut conn)
-    .unwrap();
-    assert_eq!(row.events, 1);
-    assert_eq!(row.last_name, "Lovelace");
 }
 
 #[tokio::test]

@@ -5,12 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{SubsecRound, Utc};
 use command_service::config::DatabaseSettings;
 use command_service::domain::{
     Customer, Description, EmailAddress, NewOrder, PersonName, Quantity,
 };
-use command_service::store::Store;
+use command_service::store::{OrderPlacement, Store};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use futures::future::join_all;
 use lapin::options::{
@@ -20,7 +19,6 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection as AmqpConnection, ConnectionProperties};
 use mongodb::bson::doc;
 use serde::Serialize;
-use shared_events::{EventId, EventMetadata, OrderId};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -85,7 +83,6 @@ pub async fn postgres(admin_url: &str, clients: usize, duration: Duration) -> an
     let per_sec = rate(clients, duration, move |n| {
         let store = store.clone();
         async move {
-            let now = Utc::now().trunc_subsecs(6);
             let order = NewOrder {
                 description: Description::parse(format!("baseline order {n}"))
                     .map_err(anyhow::Error::msg)?,
@@ -97,14 +94,9 @@ pub async fn postgres(admin_url: &str, clients: usize, duration: Duration) -> an
                     first_name: PersonName::parse("Bench".into()).map_err(anyhow::Error::msg)?,
                     last_name: PersonName::parse("Mark".into()).map_err(anyhow::Error::msg)?,
                 },
-            }
-            .place(OrderId::from_uuid(Uuid::now_v7()), now);
-            let metadata = EventMetadata {
-                event_id: EventId::from_uuid(Uuid::now_v7()),
-                occurred_at: now,
-                correlation_id: "loadgen".into(),
             };
-            store.place_order(order, metadata, None).await?;
+            let placement = OrderPlacement::new(order, None, "loadgen".into());
+            store.place_orders(vec![placement]).await.remove(0)?;
             Ok(())
         }
     })
