@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GroupCommitSettings;
+use crate::metrics::GroupCommitMetrics;
 use crate::outbox::RelayWakeup;
-use crate::store::{OrderPlacement, PlaceOrderError, Placement, Store, StoreError};
+use crate::store::{GroupOutcomes, OrderPlacement, PlaceOrderError, Placement, Store, StoreError};
 
 type Outcome = Result<Placement, PlaceOrderError>;
 
@@ -44,7 +44,7 @@ impl OrderDesk {
         store: Store,
         relay: RelayWakeup,
         settings: GroupCommitSettings,
-        group_sizes: Histogram,
+        metrics: GroupCommitMetrics,
     ) -> (Self, Option<Committers>) {
         if !settings.enabled {
             let desk = Self {
@@ -60,7 +60,7 @@ impl OrderDesk {
             store: store.clone(),
             relay: relay.clone(),
             settings,
-            group_sizes,
+            metrics,
         };
         let desk = Self {
             queue: Some(sender),
@@ -73,7 +73,12 @@ impl OrderDesk {
     /// Places the order and answers once it is committed (or refused).
     pub async fn place(&self, placement: OrderPlacement) -> Outcome {
         let Some(queue) = &self.queue else {
-            let outcome = self.store.place_orders(vec![placement]).await.remove(0);
+            let outcome = self
+                .store
+                .place_orders(vec![placement])
+                .await
+                .outcomes
+                .remove(0);
             if matches!(outcome, Ok(Placement::Placed(_))) {
                 self.relay.wake();
             }
@@ -94,7 +99,7 @@ pub struct Committers {
     store: Store,
     relay: RelayWakeup,
     settings: GroupCommitSettings,
-    group_sizes: Histogram,
+    metrics: GroupCommitMetrics,
 }
 
 impl Committers {
@@ -107,12 +112,15 @@ impl Committers {
 
     async fn commit_groups(&self, shutdown: &CancellationToken) {
         while let Some(group) = self.next_group(shutdown).await {
-            self.group_sizes.observe(group.len() as f64);
+            self.metrics.sizes.observe(group.len() as f64);
             let (placements, replies): (Vec<_>, Vec<_>) = group
                 .into_iter()
                 .map(|queued| (queued.placement, queued.reply))
                 .unzip();
-            let outcomes = self.store.place_orders(placements).await;
+            let GroupOutcomes { outcomes, split } = self.store.place_orders(placements).await;
+            if split {
+                self.metrics.splits.inc();
+            }
             if outcomes
                 .iter()
                 .any(|outcome| matches!(outcome, Ok(Placement::Placed(_))))
@@ -148,5 +156,112 @@ impl Committers {
             }
         }
         Some(group)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::config::DatabaseSettings;
+    use crate::domain::{Customer, Description, EmailAddress, NewOrder, PersonName, Quantity};
+
+    /// Committers whose store is never reached: these tests only gather groups.
+    fn committers(max_size: usize, max_wait_ms: u64) -> (mpsc::Sender<Queued>, Committers) {
+        let store = Store::new(&DatabaseSettings {
+            url: SecretString::from("postgres://unreachable.invalid/orders"),
+            pool_size: 1,
+            acquire_timeout_ms: 1,
+            statement_timeout_ms: 1,
+        });
+        let (desk, committers) = OrderDesk::new(
+            store,
+            RelayWakeup::default(),
+            GroupCommitSettings {
+                enabled: true,
+                max_size,
+                max_wait_ms,
+                committers: 1,
+                queue_capacity: 100,
+            },
+            GroupCommitMetrics::default(),
+        );
+        (desk.queue.unwrap(), committers.unwrap())
+    }
+
+    fn queued() -> Queued {
+        let order = NewOrder {
+            description: Description::parse("Tea".into()).unwrap(),
+            quantity: Quantity::parse(1).unwrap(),
+            unit_price: None,
+            customer: Customer {
+                email: EmailAddress::parse("ada@example.com".into()).unwrap(),
+                first_name: PersonName::parse("Ada".into()).unwrap(),
+                last_name: PersonName::parse("Lovelace".into()).unwrap(),
+            },
+        };
+        Queued {
+            placement: OrderPlacement::new(order, None, "test".into()),
+            reply: oneshot::channel().0,
+        }
+    }
+
+    async fn sizes_of_groups(committers: &Committers, count: usize) -> Vec<usize> {
+        let shutdown = CancellationToken::new();
+        let mut sizes = Vec::new();
+        while sizes.iter().sum::<usize>() < count {
+            sizes.push(committers.next_group(&shutdown).await.unwrap().len());
+        }
+        sizes
+    }
+
+    #[tokio::test]
+    async fn a_group_takes_what_is_queued_up_to_its_maximum_size() {
+        let (queue, committers) = committers(4, 0);
+        for _ in 0..10 {
+            queue.send(queued()).await.unwrap();
+        }
+
+        assert_eq!(sizes_of_groups(&committers, 10).await, [4, 4, 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_group_waits_for_more_orders_no_longer_than_its_maximum_wait() {
+        let (queue, committers) = committers(64, 50);
+        queue.send(queued()).await.unwrap();
+        let later = queue.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            later.send(queued()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            later.send(queued()).await.unwrap();
+        });
+        let started = Instant::now();
+
+        let sizes = sizes_of_groups(&committers, 3).await;
+
+        // The order sent 30 ms after the first joins its group; the one sent at 70 ms does
+        // not (the group closed at 50 ms) and starts the next, closed 50 ms after it.
+        assert_eq!(sizes, [2, 1]);
+        assert_eq!(started.elapsed(), Duration::from_millis(120));
+    }
+
+    #[tokio::test]
+    async fn after_shutdown_what_is_queued_is_still_committed_and_then_the_committers_stop() {
+        let (queue, committers) = committers(2, 1000);
+        for _ in 0..3 {
+            queue.send(queued()).await.unwrap();
+        }
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+
+        let first = committers.next_group(&shutdown).await.map(|g| g.len());
+        let second = committers.next_group(&shutdown).await.map(|g| g.len());
+        let third = committers.next_group(&shutdown).await.map(|g| g.len());
+
+        assert_eq!((first, second, third), (Some(2), Some(1), None));
     }
 }

@@ -36,6 +36,24 @@ impl RelayMetrics {
     }
 }
 
+/// What group commit counts.
+#[derive(Debug, Clone)]
+pub struct GroupCommitMetrics {
+    /// Orders per group: near 1, the service is idle or group commit gains nothing.
+    pub sizes: Histogram,
+    /// Groups PostgreSQL refused, committed again one order per transaction.
+    pub splits: Counter,
+}
+
+impl Default for GroupCommitMetrics {
+    fn default() -> Self {
+        Self {
+            sizes: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+            splits: Counter::default(),
+        }
+    }
+}
+
 /// Gauges read from PostgreSQL and the relay's connection when Prometheus scrapes.
 #[derive(Clone)]
 pub struct ScrapeSampler {
@@ -68,8 +86,7 @@ pub struct CommandMetrics {
     pub registry: Arc<Registry>,
     pub http: HttpMetrics,
     pub relay: RelayMetrics,
-    /// Orders per group commit: near 1, the service is idle or group commit gains nothing.
-    pub group_sizes: Histogram,
+    pub group_commit: GroupCommitMetrics,
     pub sampler: ScrapeSampler,
 }
 
@@ -103,11 +120,16 @@ impl CommandMetrics {
             "Broker connections the relay opened: more than one means it reconnected",
             relay.connections.clone(),
         );
-        let group_sizes = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        let group_commit = GroupCommitMetrics::default();
         registry.register(
             "order_group_commit_size",
             "Orders committed in one transaction by group commit",
-            group_sizes.clone(),
+            group_commit.sizes.clone(),
+        );
+        registry.register(
+            "order_group_commit_splits",
+            "Groups PostgreSQL refused (a constraint), committed again one order per transaction",
+            group_commit.splits.clone(),
         );
         let sampler = ScrapeSampler {
             store,
@@ -130,7 +152,7 @@ impl CommandMetrics {
             registry: Arc::new(registry),
             http,
             relay,
-            group_sizes,
+            group_commit,
             sampler,
         }
     }

@@ -53,7 +53,7 @@ impl Application {
             store.clone(),
             wakeup.clone(),
             settings.group_commit.clone(),
-            metrics.group_sizes.clone(),
+            metrics.group_commit.clone(),
         );
         let metrics_endpoint =
             MetricsEndpoint::bind(&settings.metrics, metrics.registry, metrics.sampler)

@@ -23,7 +23,7 @@ use crate::config::DatabaseSettings;
 pub use event_log::{EventLogPage, LoggedEvent};
 pub use orders::CancelOrderError;
 pub use outbox::{OutboxBacklog, OutboxMessage, OutboxMessageId};
-pub use placements::{OrderPlacement, PlaceOrderError, Placement};
+pub use placements::{GroupOutcomes, OrderPlacement, PlaceOrderError, Placement};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 

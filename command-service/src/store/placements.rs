@@ -58,17 +58,22 @@ pub enum PlaceOrderError {
     Store(#[from] StoreError),
 }
 
+/// What became of a group: one outcome per order, in order.
+#[derive(Debug)]
+pub struct GroupOutcomes {
+    pub outcomes: Vec<Result<Placement, PlaceOrderError>>,
+    /// PostgreSQL refused the group, which was then committed one order per transaction.
+    pub split: bool,
+}
+
 impl Store {
     /// Commits `group` in one transaction: every order with its customer's summary and its
-    /// event, each keyed order with its key. The answer has one outcome per order, in order.
+    /// event, each keyed order with its key.
     ///
     /// One order whose data PostgreSQL refuses (a constraint) must not fail the others, so a
     /// group refused that way is committed again one order per transaction; any other failure
     /// (the database unreachable, a statement timeout) is every order's answer.
-    pub async fn place_orders(
-        &self,
-        group: Vec<OrderPlacement>,
-    ) -> Vec<Result<Placement, PlaceOrderError>> {
+    pub async fn place_orders(&self, group: Vec<OrderPlacement>) -> GroupOutcomes {
         let size = group.len();
         let committed = self
             .run(move |conn| {
@@ -80,7 +85,7 @@ impl Store {
                             "PostgreSQL refused a group of {size} orders ({error}); \
                              committing each alone"
                         );
-                        Ok(group
+                        let outcomes = group
                             .iter()
                             .map(|placement| {
                                 conn.transaction(|conn| {
@@ -89,17 +94,27 @@ impl Store {
                                 .map_err(PlaceOrderError::Store)
                                 .and_then(|mut outcomes| outcomes.remove(0))
                             })
-                            .collect())
+                            .collect();
+                        Ok(GroupOutcomes {
+                            outcomes,
+                            split: true,
+                        })
                     }
-                    committed => committed,
+                    committed => committed.map(|outcomes| GroupOutcomes {
+                        outcomes,
+                        split: false,
+                    }),
                 }
             })
             .await;
         committed.unwrap_or_else(|error| {
             let shared = Arc::new(error);
-            (0..size)
-                .map(|_| Err(PlaceOrderError::Store(StoreError::Group(shared.clone()))))
-                .collect()
+            GroupOutcomes {
+                outcomes: (0..size)
+                    .map(|_| Err(PlaceOrderError::Store(StoreError::Group(shared.clone()))))
+                    .collect(),
+                split: false,
+            }
         })
     }
 }

@@ -3,6 +3,7 @@
 mod auth;
 mod cancel_order;
 mod event_log;
+mod group_commit;
 mod helpers;
 mod idempotency;
 mod operability;

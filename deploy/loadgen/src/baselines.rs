@@ -96,7 +96,11 @@ pub async fn postgres(admin_url: &str, clients: usize, duration: Duration) -> an
                 },
             };
             let placement = OrderPlacement::new(order, None, "loadgen".into());
-            store.place_orders(vec![placement]).await.remove(0)?;
+            store
+                .place_orders(vec![placement])
+                .await
+                .outcomes
+                .remove(0)?;
             Ok(())
         }
     })
