@@ -6,10 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use diesel::pg::PgConnection;
+use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::result::Error as DieselError;
-use diesel::sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
+};
 use shared_events::{CustomerSummary, EventEnvelope, EventId, EventMetadata, OrderId};
 use uuid::Uuid;
 
@@ -180,33 +183,25 @@ fn resolve_keys(
     group: &[OrderPlacement],
 ) -> Result<Vec<Result<Placement, PlaceOrderError>>, StoreError> {
     let keys: Vec<&OwnedKey> = group.iter().filter_map(|p| p.key.as_ref()).collect();
-    let mut claimed: HashMap<(String, String), (serde_json::Value, OrderId)> = HashMap::new();
-    if !keys.is_empty() {
-        let mut lock_names: Vec<String> = keys.iter().map(|key| key.lock_name()).collect();
-        lock_names.sort_unstable();
-        lock_names.dedup();
-        diesel::sql_query(
-            "SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest($1) AS name",
-        )
-        .bind::<Array<Text>, _>(lock_names)
-        .execute(conn)?;
-        let earlier: Vec<EarlierKey> = diesel::sql_query(
-            "SELECT principal, key, request, order_id FROM idempotency_keys \
-             WHERE (principal, key) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-        )
-        .bind::<Array<Text>, _>(
-            keys.iter()
-                .map(|k| k.principal.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(keys.iter().map(|k| k.key.as_str()).collect::<Vec<_>>())
-        .load(conn)?;
-        claimed.extend(earlier.into_iter().map(|row| {
-            (
-                (row.principal, row.key),
-                (row.request, OrderId::from_uuid(row.order_id)),
-            )
-        }));
+    let mut claimed: HashMap<(&str, &str), (serde_json::Value, OrderId)> = HashMap::new();
+    let earlier: Vec<EarlierKey> = if keys.is_empty() {
+        Vec::new()
+    } else {
+        let mut names: Vec<String> = keys.iter().map(|key| key.lock_name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        LockKeys { names }.execute(conn)?;
+        EarlierKeys {
+            principals: keys.iter().map(|key| key.principal.as_str()).collect(),
+            keys: keys.iter().map(|key| key.key.as_str()).collect(),
+        }
+        .load(conn)?
+    };
+    for row in &earlier {
+        claimed.insert(
+            (&row.principal, &row.key),
+            (row.request.clone(), OrderId::from_uuid(row.order_id)),
+        );
     }
     Ok(group
         .iter()
@@ -215,14 +210,11 @@ fn resolve_keys(
                 return Ok(Placement::Placed(placement.id));
             };
             let request = placement.order.fingerprint();
-            match claimed.get(&(key.principal.clone(), key.key.as_str().to_owned())) {
+            match claimed.get(&(key.principal.as_str(), key.key.as_str())) {
                 Some((earlier, id)) if *earlier == request => Ok(Placement::Replayed(*id)),
                 Some(_) => Err(PlaceOrderError::KeyReused),
                 None => {
-                    claimed.insert(
-                        (key.principal.clone(), key.key.as_str().to_owned()),
-                        (request, placement.id),
-                    );
+                    claimed.insert((&key.principal, key.key.as_str()), (request, placement.id));
                     Ok(Placement::Placed(placement.id))
                 }
             }
@@ -241,56 +233,32 @@ fn count_for_customers(
     // Per email: the names of its last order here, and its orders' quantities in order.
     let mut customers: BTreeMap<&str, (&OrderPlacement, Vec<Quantity>)> = BTreeMap::new();
     for placement in placed {
-        let customer = &placement.order.customer;
         let entry = customers
-            .entry(customer.email.as_str())
+            .entry(placement.order.customer.email.as_str())
             .or_insert_with(|| (placement, Vec::new()));
         entry.0 = placement;
         entry.1.push(placement.order.quantity);
     }
-    let rows: Vec<CustomerSummaryRow> = diesel::sql_query(
-        "INSERT INTO customers AS c (email, first_name, last_name, summary_version, \
-                                     placed_order_count, placed_quantity, last_order_at) \
-         SELECT email, first_name, last_name, orders, orders, quantity, $6 \
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) \
-              AS new (email, first_name, last_name, orders, quantity) \
-         ON CONFLICT (email) DO UPDATE SET \
-             first_name = excluded.first_name, \
-             last_name = excluded.last_name, \
-             updated_at = now(), \
-             summary_version = c.summary_version + excluded.summary_version, \
-             placed_order_count = c.placed_order_count + excluded.placed_order_count, \
-             placed_quantity = c.placed_quantity + excluded.placed_quantity, \
-             last_order_at = greatest(c.last_order_at, excluded.last_order_at) \
-         RETURNING email, summary_version, placed_order_count, placed_quantity, \
-                   cancelled_order_count, cancelled_quantity, last_order_at",
-    )
-    .bind::<Array<Text>, _>(customers.keys().copied().collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(
-        customers
+    let rows: Vec<CustomerSummaryRow> = CountForCustomers {
+        emails: customers.keys().copied().collect(),
+        first_names: customers
             .values()
             .map(|(last, _)| last.order.customer.first_name.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(
-        customers
+            .collect(),
+        last_names: customers
             .values()
             .map(|(last, _)| last.order.customer.last_name.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<BigInt>, _>(
-        customers
+            .collect(),
+        orders: customers
             .values()
             .map(|(_, quantities)| quantities.len() as i64)
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<BigInt>, _>(
-        customers
+            .collect(),
+        quantities: customers
             .values()
-            .map(|(_, quantities)| quantities.iter().map(|q| i64::from(q.get())).sum::<i64>())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Timestamptz, _>(placed_at)
+            .map(|(_, quantities)| quantities.iter().map(|q| i64::from(q.get())).sum())
+            .collect(),
+        placed_at,
+    }
     .load(conn)?;
 
     let mut within_group: HashMap<String, std::vec::IntoIter<CustomerSummary>> = HashMap::new();
@@ -329,110 +297,237 @@ fn insert_orders_keys_and_events(
         .iter()
         .filter_map(|placement| placement.key.as_ref().map(|key| (key, *placement)))
         .collect();
-    let envelopes = events
-        .iter()
-        .map(serde_json::to_string)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| StoreError::Query(DieselError::SerializationError(error.into())))?;
     let prices: Vec<_> = placed.iter().map(|p| p.order.unit_price.as_ref()).collect();
-    diesel::sql_query(
-        "WITH placed AS ( \
-             INSERT INTO orders (id, customer_email, description, quantity, unit_price_minor, \
-                                 currency, created_at) \
-             SELECT *, $7::timestamptz \
-             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[]) \
-         ), keys AS ( \
-             INSERT INTO idempotency_keys (principal, key, request, order_id) \
-             SELECT principal, key, request::jsonb, order_id \
-             FROM unnest($8::text[], $9::text[], $10::text[], $11::uuid[]) \
-                  AS claimed (principal, key, request, order_id) \
-         ) \
-         INSERT INTO outbox (event_id, aggregate_id, event_type, routing_key, envelope) \
-         SELECT event_id, aggregate_id, event_type, routing_key, envelope::jsonb \
-         FROM unnest($12::uuid[], $13::uuid[], $14::text[], $15::text[], $16::text[]) \
-              AS event (event_id, aggregate_id, event_type, routing_key, envelope)",
-    )
-    .bind::<Array<SqlUuid>, _>(placed.iter().map(|p| p.id.as_uuid()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(
-        placed
+    InsertOrdersKeysAndEvents {
+        order_ids: placed.iter().map(|p| p.id.as_uuid()).collect(),
+        emails: placed
             .iter()
             .map(|p| p.order.customer.email.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(
-        placed
+            .collect(),
+        descriptions: placed
             .iter()
             .map(|p| p.order.description.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Int4>, _>(
-        placed
+            .collect(),
+        quantities: placed
             .iter()
             .map(|p| i32::from(p.order.quantity.get()))
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<BigInt>>, _>(
-        prices
+            .collect(),
+        unit_prices: prices
             .iter()
             .map(|price| price.map(|price| price.amount.get()))
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Text>>, _>(
-        prices
+            .collect(),
+        currencies: prices
             .iter()
             .map(|price| price.map(|price| price.currency.as_str()))
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Timestamptz, _>(placed_at)
-    .bind::<Array<Text>, _>(
-        keyed
+            .collect(),
+        placed_at,
+        key_principals: keyed
             .iter()
             .map(|(key, _)| key.principal.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(
-        keyed
-            .iter()
-            .map(|(key, _)| key.key.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(
-        keyed
+            .collect(),
+        keys: keyed.iter().map(|(key, _)| key.key.as_str()).collect(),
+        key_requests: keyed
             .iter()
             .map(|(_, p)| p.order.fingerprint().to_string())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<SqlUuid>, _>(
-        keyed
+            .collect(),
+        key_order_ids: keyed.iter().map(|(_, p)| p.id.as_uuid()).collect(),
+        event_ids: events.iter().map(|e| e.event_id.as_uuid()).collect(),
+        aggregate_ids: events.iter().map(|e| e.aggregate_id.as_uuid()).collect(),
+        event_types: events.iter().map(|e| e.event_type.as_str()).collect(),
+        routing_keys: events.iter().map(EventEnvelope::routing_key).collect(),
+        envelopes: events
             .iter()
-            .map(|(_, p)| p.id.as_uuid())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<SqlUuid>, _>(
-        events
-            .iter()
-            .map(|event| event.event_id.as_uuid())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<SqlUuid>, _>(
-        events
-            .iter()
-            .map(|event| event.aggregate_id.as_uuid())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(
-        events
-            .iter()
-            .map(|event| event.event_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(
-        events
-            .iter()
-            .map(EventEnvelope::routing_key)
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(envelopes)
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()
+            .map_err(|error| StoreError::Query(DieselError::SerializationError(error.into())))?,
+    }
     .execute(conn)?;
     Ok(())
 }
+
+// The statements, written as query fragments rather than `sql_query` text because diesel keeps
+// a fragment whose text is fixed by its type prepared on each connection, where it would have
+// PostgreSQL parse and plan `sql_query`'s text on every call. Each column is one array, so a
+// statement's text does not depend on the group's size.
+
+/// Takes the advisory lock of each name, in the order given.
+#[derive(QueryId)]
+struct LockKeys {
+    names: Vec<String>,
+}
+
+impl QueryFragment<Pg> for LockKeys {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.names)?;
+        out.push_sql(") AS name");
+        Ok(())
+    }
+}
+
+/// The recorded requests and orders of these keys.
+struct EarlierKeys<'a> {
+    principals: Vec<&'a str>,
+    keys: Vec<&'a str>,
+}
+
+impl QueryFragment<Pg> for EarlierKeys<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(
+            "SELECT principal, key, request, order_id FROM idempotency_keys \
+             WHERE (principal, key) IN (SELECT * FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.principals)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.keys)?;
+        out.push_sql("))");
+        Ok(())
+    }
+}
+
+/// Adds each customer's orders of the group to their summary (a new customer starts from
+/// them), with their latest names, and returns the summaries.
+struct CountForCustomers<'a> {
+    emails: Vec<&'a str>,
+    first_names: Vec<&'a str>,
+    last_names: Vec<&'a str>,
+    orders: Vec<i64>,
+    quantities: Vec<i64>,
+    placed_at: DateTime<Utc>,
+}
+
+impl QueryFragment<Pg> for CountForCustomers<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(
+            "INSERT INTO customers AS c (email, first_name, last_name, summary_version, \
+                                         placed_order_count, placed_quantity, last_order_at) \
+             SELECT email, first_name, last_name, orders, orders, quantity, ",
+        );
+        out.push_bind_param::<Timestamptz, _>(&self.placed_at)?;
+        out.push_sql(" FROM unnest(");
+        out.push_bind_param::<Array<Text>, _>(&self.emails)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.first_names)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.last_names)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.orders)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.quantities)?;
+        out.push_sql(
+            ") AS new (email, first_name, last_name, orders, quantity) \
+             ON CONFLICT (email) DO UPDATE SET \
+                 first_name = excluded.first_name, \
+                 last_name = excluded.last_name, \
+                 updated_at = now(), \
+                 summary_version = c.summary_version + excluded.summary_version, \
+                 placed_order_count = c.placed_order_count + excluded.placed_order_count, \
+                 placed_quantity = c.placed_quantity + excluded.placed_quantity, \
+                 last_order_at = greatest(c.last_order_at, excluded.last_order_at) \
+             RETURNING email, summary_version, placed_order_count, placed_quantity, \
+                       cancelled_order_count, cancelled_quantity, last_order_at",
+        );
+        Ok(())
+    }
+}
+
+/// Inserts the orders, the idempotency keys they claimed and their events.
+struct InsertOrdersKeysAndEvents<'a> {
+    order_ids: Vec<Uuid>,
+    emails: Vec<&'a str>,
+    descriptions: Vec<&'a str>,
+    quantities: Vec<i32>,
+    unit_prices: Vec<Option<i64>>,
+    currencies: Vec<Option<&'a str>>,
+    placed_at: DateTime<Utc>,
+    key_principals: Vec<&'a str>,
+    keys: Vec<&'a str>,
+    key_requests: Vec<String>,
+    key_order_ids: Vec<Uuid>,
+    event_ids: Vec<Uuid>,
+    aggregate_ids: Vec<Uuid>,
+    event_types: Vec<&'a str>,
+    routing_keys: Vec<String>,
+    envelopes: Vec<String>,
+}
+
+impl QueryFragment<Pg> for InsertOrdersKeysAndEvents<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(
+            "WITH placed AS ( \
+                 INSERT INTO orders (id, customer_email, description, quantity, \
+                                     unit_price_minor, currency, created_at) \
+                 SELECT *, ",
+        );
+        out.push_bind_param::<Timestamptz, _>(&self.placed_at)?;
+        out.push_sql(" FROM unnest(");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.order_ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.emails)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.descriptions)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Int4>, _>(&self.quantities)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.unit_prices)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.currencies)?;
+        out.push_sql(
+            ")), keys AS ( \
+                 INSERT INTO idempotency_keys (principal, key, request, order_id) \
+                 SELECT principal, key, request::jsonb, order_id FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.key_principals)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.keys)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.key_requests)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.key_order_ids)?;
+        out.push_sql(
+            ") AS claimed (principal, key, request, order_id)) \
+             INSERT INTO outbox (event_id, aggregate_id, event_type, routing_key, envelope) \
+             SELECT event_id, aggregate_id, event_type, routing_key, envelope::jsonb \
+             FROM unnest(",
+        );
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.event_ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<SqlUuid>, _>(&self.aggregate_ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.event_types)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.routing_keys)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.envelopes)?;
+        out.push_sql(") AS event (event_id, aggregate_id, event_type, routing_key, envelope)");
+        Ok(())
+    }
+}
+
+impl QueryId for EarlierKeys<'_> {
+    type QueryId = EarlierKeys<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryId for CountForCustomers<'_> {
+    type QueryId = CountForCustomers<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryId for InsertOrdersKeysAndEvents<'_> {
+    type QueryId = InsertOrdersKeysAndEvents<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for EarlierKeys<'_> {
+    type SqlType = Untyped;
+}
+
+impl Query for CountForCustomers<'_> {
+    type SqlType = Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for LockKeys {}
+impl<Conn> RunQueryDsl<Conn> for EarlierKeys<'_> {}
+impl<Conn> RunQueryDsl<Conn> for CountForCustomers<'_> {}
+impl<Conn> RunQueryDsl<Conn> for InsertOrdersKeysAndEvents<'_> {}
