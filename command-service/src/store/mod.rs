@@ -9,12 +9,12 @@ mod placements;
 #[rustfmt::skip]
 mod schema;
 
+use std::sync::Arc;
+
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use std::sync::Arc;
-
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::ExposeSecret;
 
