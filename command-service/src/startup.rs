@@ -32,7 +32,7 @@ pub struct Application {
 
 impl Application {
     /// Runs pending migrations, binds the listeners (port 0 picks a free one) and builds the
-    /// servers and the relay. Nothing is served until [`Application::run_until_stopped`].
+    /// servers and the relay. Nothing is served until [`Service::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let frontend = HttpFrontend::new(&settings.auth, &http::openapi())?;
         let store = Store::new(&settings.database);
@@ -94,15 +94,13 @@ impl Service for Application {
         &self.server
     }
 
-    /// Serves until the server stops (SIGINT or SIGTERM: in-flight requests finish first),
-    /// then lets the committers commit what is queued and the relay publish what is pending.
-    async fn run_until_stopped(self) -> std::io::Result<()> {
-        let shutdown = CancellationToken::new();
-        let mut tasks = JoinSet::new();
+    /// The relay, and with group commit the committers: once stopped, the committers commit
+    /// what is queued and the relay publishes what is pending.
+    fn spawn_tasks(self, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) -> BoundServer {
         tasks.spawn(self.relay.run(shutdown.clone()));
         if let Some(committers) = self.committers {
             tasks.spawn(committers.run(shutdown.clone()));
         }
-        self.server.serve_until_stopped(shutdown, tasks).await
+        self.server
     }
 }

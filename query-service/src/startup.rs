@@ -93,19 +93,16 @@ impl Service for Application {
         &self.server
     }
 
-    /// Serves and consumes until the server stops (SIGINT or SIGTERM: in-flight requests
-    /// finish first), then lets the consumer finish the batch in hand and stop, and waits for
-    /// every background task to end.
-    async fn run_until_stopped(self) -> std::io::Result<()> {
-        let shutdown = CancellationToken::new();
-        let mut tasks = JoinSet::new();
+    /// The consumer, which finishes the batch in hand once stopped, and the follower of the
+    /// active read-model generation.
+    fn spawn_tasks(self, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) -> BoundServer {
         tasks.spawn(self.consumer.run(shutdown.clone()));
         tasks.spawn(follow_generations(
             self.store,
             self.generation_refresh,
             shutdown.clone(),
         ));
-        self.server.serve_until_stopped(shutdown, tasks).await
+        self.server
     }
 }
 

@@ -122,7 +122,7 @@ impl BoundServer {
     /// Serves until the HTTP server stops (SIGINT or SIGTERM: in-flight requests finish
     /// first), then cancels `shutdown` and waits for every task in `tasks`, so that work in
     /// hand (the relay's batch, the consumer's acknowledgements) ends before the process does.
-    pub async fn serve_until_stopped(
+    async fn serve_until_stopped(
         self,
         shutdown: CancellationToken,
         mut tasks: JoinSet<()>,
@@ -142,11 +142,23 @@ impl BoundServer {
 }
 
 /// A built service, as `main` runs it.
-pub trait Service {
+pub trait Service: Sized + Send {
     fn server(&self) -> &BoundServer;
 
-    /// Serves until stopped, with the service's background tasks beside the servers.
-    fn run_until_stopped(self) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Spawns the service's background tasks into `tasks`, each to end its work in hand and
+    /// return once `shutdown` is cancelled, and gives back the server they run beside.
+    fn spawn_tasks(self, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) -> BoundServer;
+
+    /// Serves until stopped, with the service's background tasks beside the servers, and
+    /// waits for those tasks once the servers stopped.
+    fn run_until_stopped(self) -> impl Future<Output = std::io::Result<()>> + Send {
+        async move {
+            let shutdown = CancellationToken::new();
+            let mut tasks = JoinSet::new();
+            let server = self.spawn_tasks(&shutdown, &mut tasks);
+            server.serve_until_stopped(shutdown, tasks).await
+        }
+    }
 
     fn port(&self) -> u16 {
         self.server().port()
