@@ -32,10 +32,12 @@ struct Queued {
 /// How handlers place orders: through the committers' queue, or, with group commit off, each
 /// in its own transaction. Cheap to clone.
 #[derive(Clone)]
-pub struct OrderDesk {
-    queue: Option<mpsc::Sender<Queued>>,
-    store: Store,
-    relay: RelayWakeup,
+pub struct OrderDesk(Route);
+
+#[derive(Clone)]
+enum Route {
+    Queue(mpsc::Sender<Queued>),
+    Alone { store: Store, relay: RelayWakeup },
 }
 
 impl OrderDesk {
@@ -47,50 +49,53 @@ impl OrderDesk {
         metrics: GroupCommitMetrics,
     ) -> (Self, Option<Committers>) {
         if !settings.enabled {
-            let desk = Self {
-                queue: None,
-                store,
-                relay,
-            };
-            return (desk, None);
+            return (Self(Route::Alone { store, relay }), None);
         }
         let (sender, receiver) = mpsc::channel(settings.queue_capacity);
         let committers = Committers {
             queue: Arc::new(Mutex::new(receiver)),
-            store: store.clone(),
-            relay: relay.clone(),
+            store,
+            relay,
             settings,
             metrics,
         };
-        let desk = Self {
-            queue: Some(sender),
-            store,
-            relay,
-        };
-        (desk, Some(committers))
+        (Self(Route::Queue(sender)), Some(committers))
     }
 
     /// Places the order and answers once it is committed (or refused).
     pub async fn place(&self, placement: OrderPlacement) -> Outcome {
-        let Some(queue) = &self.queue else {
-            let outcome = self
-                .store
-                .place_orders(vec![placement])
+        match &self.0 {
+            Route::Alone { store, relay } => commit(store, relay, vec![placement])
                 .await
                 .outcomes
-                .remove(0);
-            if matches!(outcome, Ok(Placement::Placed(_))) {
-                self.relay.wake();
+                .remove(0),
+            Route::Queue(queue) => {
+                let (reply, outcome) = oneshot::channel();
+                queue
+                    .send(Queued { placement, reply })
+                    .await
+                    .map_err(|_| StoreError::Stopping)?;
+                outcome.await.map_err(|_| StoreError::Stopping)?
             }
-            return outcome;
-        };
-        let (reply, outcome) = oneshot::channel();
-        queue
-            .send(Queued { placement, reply })
-            .await
-            .map_err(|_| StoreError::Stopping)?;
-        outcome.await.map_err(|_| StoreError::Stopping)?
+        }
     }
+}
+
+/// Commits `placements` as one group and wakes the relay if any of them was placed.
+async fn commit(
+    store: &Store,
+    relay: &RelayWakeup,
+    placements: Vec<OrderPlacement>,
+) -> GroupOutcomes {
+    let group = store.place_orders(placements).await;
+    if group
+        .outcomes
+        .iter()
+        .any(|outcome| matches!(outcome, Ok(Placement::Placed(_))))
+    {
+        relay.wake();
+    }
+    group
 }
 
 /// The tasks that take groups from the queue and commit them.
@@ -117,15 +122,10 @@ impl Committers {
                 .into_iter()
                 .map(|queued| (queued.placement, queued.reply))
                 .unzip();
-            let GroupOutcomes { outcomes, split } = self.store.place_orders(placements).await;
+            let GroupOutcomes { outcomes, split } =
+                commit(&self.store, &self.relay, placements).await;
             if split {
                 self.metrics.splits.inc();
-            }
-            if outcomes
-                .iter()
-                .any(|outcome| matches!(outcome, Ok(Placement::Placed(_))))
-            {
-                self.relay.wake();
             }
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // A handler that is gone (its client hung up) has nobody to tell.
@@ -189,7 +189,10 @@ mod tests {
             },
             GroupCommitMetrics::default(),
         );
-        (desk.queue.unwrap(), committers.unwrap())
+        let Route::Queue(queue) = desk.0 else {
+            panic!("group commit is on");
+        };
+        (queue, committers.unwrap())
     }
 
     fn queued() -> Queued {
