@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::{free_port, json_when_ok, unique_name};
+use crate::{json_when_ok, unique_name, ReservedPort};
 
 fn deploy_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -28,12 +28,13 @@ pub const GATEWAY_TEMPLATE: &str = "deploy/nginx/gateway.conf.template";
 pub struct Gateway {
     child: Child,
     state_dir: PathBuf,
-    pub port: u16,
+    port: ReservedPort,
 }
 
 impl Gateway {
     pub async fn start(command_service: &str, query_service: &str) -> Self {
-        let port = free_port();
+        let reserved = ReservedPort::new();
+        let port = reserved.number();
         let state_dir = std::env::temp_dir().join(unique_name());
         std::fs::create_dir_all(&state_dir).expect("gateway state dir");
         let state = state_dir.to_str().expect("utf-8 temp path");
@@ -78,12 +79,16 @@ impl Gateway {
         Self {
             child,
             state_dir,
-            port,
+            port: reserved,
         }
     }
 
+    pub fn port(&self) -> u16 {
+        self.port.number()
+    }
+
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://127.0.0.1:{}{path}", self.port())
     }
 
     /// The request lines nginx has logged so far, with their status: `"GET /orders HTTP/1.1" 200`.

@@ -11,6 +11,7 @@
 mod amqp;
 mod gateway;
 mod polling;
+mod ports;
 mod private;
 mod process;
 mod scrape;
@@ -21,8 +22,9 @@ mod validators;
 pub use amqp::{take_message, EventTap, TestPublisher};
 pub use gateway::{Gateway, GATEWAY_TEMPLATE};
 pub use polling::{eventually, json_when_ok};
+pub use ports::{Lookout, ReservedPort};
 pub use private::{PrivateFerret, PrivatePostgres, PrivateRabbit, PrivateRabbitCluster};
-pub use process::{free_port, run_in_background, InProcess, ServiceProcess};
+pub use process::{binary, run_in_background, InProcess, ServiceProcess};
 pub use scrape::{metric, scrape_metrics};
 pub use sockets::{listening_sockets, ListeningSocket};
 pub use stack::{ServiceStack, PROJECTION_QUEUE, STACK_ADMIN_TOKEN};

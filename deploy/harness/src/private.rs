@@ -1,5 +1,5 @@
 //! Servers owned by one test, for tests that stop and restart them: a PostgreSQL cluster, a
-//! RabbitMQ node and a FerretDB instance, each on its own free ports and in its own directory,
+//! RabbitMQ node and a FerretDB instance, each on its own reserved ports and in its own directory,
 //! so breaking them cannot disturb tests running in parallel on the shared servers.
 
 use std::os::unix::fs::PermissionsExt;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::process::Child;
 
-use crate::{eventually, free_port, unique_name};
+use crate::{eventually, unique_name, ReservedPort};
 
 fn run(command: &mut Command, what: &str) {
     let output = command
@@ -44,7 +44,7 @@ fn postgres_dir(kind: &str) -> PathBuf {
 pub struct PrivatePostgres {
     dir: PathBuf,
     bin: PathBuf,
-    pub port: u16,
+    port: ReservedPort,
 }
 
 impl PrivatePostgres {
@@ -57,7 +57,7 @@ impl PrivatePostgres {
             .expect("a PostgreSQL version");
         let dir = postgres_dir("postgres");
         let cluster = Self {
-            port: free_port(),
+            port: ReservedPort::new(),
             dir,
             bin,
         };
@@ -74,7 +74,7 @@ impl PrivatePostgres {
                 "-h",
                 "127.0.0.1",
                 "-p",
-                &cluster.port.to_string(),
+                &cluster.port().to_string(),
                 "-U",
                 "postgres",
                 "-qc",
@@ -100,7 +100,7 @@ impl PrivatePostgres {
     fn pg_ctl(&self, action: &str) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1",
-            self.port,
+            self.port(),
             self.dir.display()
         );
         run(
@@ -118,14 +118,18 @@ impl PrivatePostgres {
         self.pg_ctl("start");
     }
 
+    pub fn port(&self) -> u16 {
+        self.port.number()
+    }
+
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/orders", self.port)
+        format!("postgres://postgres@127.0.0.1:{}/orders", self.port())
     }
 
     fn psql(&self, sql: &str) -> String {
         let output = self
             .as_postgres("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-h", "127.0.0.1", "-p", &self.port().to_string()])
             .args(["-U", "postgres", "-d", "postgres", "-qtAc", sql])
             .stdin(Stdio::null())
             .output()
@@ -144,7 +148,7 @@ impl PrivatePostgres {
     pub async fn start_synchronous_standby(&self) -> Self {
         let dir = postgres_dir("postgres-standby");
         let standby = Self {
-            port: free_port(),
+            port: ReservedPort::new(),
             dir,
             bin: self.bin.clone(),
         };
@@ -155,7 +159,7 @@ impl PrivatePostgres {
                     "-h",
                     "127.0.0.1",
                     "-p",
-                    &self.port.to_string(),
+                    &self.port().to_string(),
                     "-U",
                     "postgres",
                 ])
@@ -206,7 +210,8 @@ impl PrivatePostgres {
     pub fn url_of_pair(primary: &Self, standby: &Self) -> String {
         format!(
             "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/orders?target_session_attrs=read-write",
-            primary.port, standby.port
+            primary.port(),
+            standby.port()
         )
     }
 
@@ -231,26 +236,14 @@ impl Drop for PrivatePostgres {
     }
 }
 
-/// Ports the RabbitMQ command-line tools use for their own distribution connections.
-const RABBITMQ_CLI_PORTS: std::ops::RangeInclusive<u16> = 35672..=35682;
-
-fn free_port_outside_cli_range() -> u16 {
-    loop {
-        let port = free_port();
-        if !RABBITMQ_CLI_PORTS.contains(&port) {
-            return port;
-        }
-    }
-}
-
 /// A RabbitMQ node of its own (user `guest`; every listener on loopback), with the management
 /// plugin.
 pub struct PrivateRabbit {
     dir: PathBuf,
     node: String,
-    pub amqp_port: u16,
-    dist_port: u16,
-    pub management_port: u16,
+    amqp_port: ReservedPort,
+    dist_port: ReservedPort,
+    management_port: ReservedPort,
     /// Set for the nodes of a [`PrivateRabbitCluster`]: a short distribution tick.
     clustered: bool,
 }
@@ -278,9 +271,9 @@ impl PrivateRabbit {
         }
         Self {
             node: format!("{}@localhost", unique_name()),
-            amqp_port: free_port_outside_cli_range(),
-            dist_port: free_port_outside_cli_range(),
-            management_port: free_port_outside_cli_range(),
+            amqp_port: ReservedPort::new(),
+            dist_port: ReservedPort::new(),
+            management_port: ReservedPort::new(),
             dir,
             clustered,
         }
@@ -294,9 +287,9 @@ impl PrivateRabbit {
             .env("HOME", dir)
             .env("RABBITMQ_NODENAME", &self.node)
             .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_NODE_PORT", self.amqp_port.to_string())
+            .env("RABBITMQ_NODE_PORT", self.amqp_port.number().to_string())
             .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.number().to_string())
             .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", dir.join("log"))
             .env("RABBITMQ_PID_FILE", dir.join("node.pid"))
@@ -308,7 +301,7 @@ impl PrivateRabbit {
                 format!(
                     "-rabbitmq_management tcp_config [{{ip,\"127.0.0.1\"}},{{port,{}}}] \
                      -kernel inet_dist_use_interface {{127,0,0,1}} {}",
-                    self.management_port,
+                    self.management_port.number(),
                     self.net_ticktime()
                 ),
             )
@@ -365,7 +358,10 @@ impl PrivateRabbit {
     }
 
     async fn wait_until_serving(&self) {
-        let url = format!("http://127.0.0.1:{}/api/overview", self.management_port);
+        let url = format!(
+            "http://127.0.0.1:{}/api/overview",
+            self.management_port.number()
+        );
         let client = reqwest::Client::new();
         eventually(
             "the private RabbitMQ node to serve",
@@ -376,7 +372,7 @@ impl PrivateRabbit {
             },
         )
         .await;
-        let amqp_port = self.amqp_port;
+        let amqp_port = self.amqp_port.number();
         eventually(
             "the private RabbitMQ node to accept AMQP",
             Duration::from_secs(60),
@@ -390,7 +386,10 @@ impl PrivateRabbit {
     }
 
     pub fn amqp_url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.amqp_port)
+        format!(
+            "amqp://guest:guest@127.0.0.1:{}/%2f",
+            self.amqp_port.number()
+        )
     }
 
     /// `rabbitmqctl stop_app`: the node stays up, the broker inside it stops.
@@ -526,7 +525,10 @@ impl PrivateRabbitCluster {
         let first = self.answering.load(Ordering::Relaxed);
         for index in (0..self.nodes.len()).map(|offset| (first + offset) % self.nodes.len()) {
             let node = &self.nodes[index];
-            let url = format!("http://127.0.0.1:{}/api{path}", node.management_port);
+            let url = format!(
+                "http://127.0.0.1:{}/api{path}",
+                node.management_port.number()
+            );
             let request = self.client.get(&url).basic_auth("guest", Some("guest"));
             if let Ok(response) = request.send().await {
                 if response.status().is_success() {
@@ -727,7 +729,7 @@ impl PrivateRabbitCluster {
 pub struct PrivateFerret {
     dir: PathBuf,
     child: Option<Child>,
-    pub port: u16,
+    port: ReservedPort,
     /// FerretDB's storage database (its URL without FerretDB's connection options); dropped
     /// after the child is killed.
     pub storage: crate::TestDatabase,
@@ -766,7 +768,7 @@ impl PrivateFerret {
         let mut ferret = Self {
             dir: scratch_dir("ferretdb"),
             child: None,
-            port: free_port(),
+            port: ReservedPort::new(),
             storage: crate::fresh_postgres_database(),
         };
         ferret.start_again().await;
@@ -774,7 +776,7 @@ impl PrivateFerret {
     }
 
     pub fn uri(&self) -> String {
-        format!("mongodb://127.0.0.1:{}", self.port)
+        format!("mongodb://127.0.0.1:{}", self.port.number())
     }
 
     pub async fn start_again(&mut self) {
@@ -783,7 +785,7 @@ impl PrivateFerret {
             .arg("--handler=postgresql")
             .arg(format!("--postgresql-url={}", self.connection_url()))
             .arg(format!("--state-dir={}", self.dir.display()))
-            .arg(format!("--listen-addr=127.0.0.1:{}", self.port))
+            .arg(format!("--listen-addr=127.0.0.1:{}", self.port.number()))
             // No debug listener: its fixed default port would clash with other instances.
             .args(["--telemetry=disable", "--log-level=warn", "--debug-addr=-"])
             .stdin(Stdio::null())
@@ -798,7 +800,7 @@ impl PrivateFerret {
                 )
             });
         self.child = Some(child);
-        let port = self.port;
+        let port = self.port.number();
         eventually(
             "the private FerretDB to listen",
             Duration::from_secs(30),

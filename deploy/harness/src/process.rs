@@ -1,5 +1,4 @@
 use std::future::Future;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -7,15 +6,7 @@ use std::time::Duration;
 use service_support::startup::Service;
 use tokio::process::{Child, Command};
 
-use crate::json_when_ok;
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("find a free port")
-        .port()
-}
+use crate::{json_when_ok, ReservedPort};
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(
@@ -25,7 +16,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// The workspace's binary `name`, as `cargo build` leaves it.
-pub(crate) fn binary(name: &str) -> PathBuf {
+pub fn binary(name: &str) -> PathBuf {
     let path = target_dir().join("debug").join(name);
     assert!(
         path.exists(),
@@ -35,18 +26,19 @@ pub(crate) fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// One of the services, running as its real binary on its own port; killed when dropped. It
+/// One of the services, running as its real binary on its own reserved ports (kept across
+/// restarts); killed when dropped. It
 /// logs JSON lines (`LOG_FORMAT=json`) to `target/service-logs/<name>-<port>.log`.
 pub struct ServiceProcess {
     name: String,
     env: Vec<(String, String)>,
     child: Option<Child>,
-    pub port: u16,
-    pub metrics_port: u16,
+    port: ReservedPort,
+    metrics_port: ReservedPort,
 }
 
 impl ServiceProcess {
-    /// Starts binary `name` with `env` on a free port and waits until it answers
+    /// Starts binary `name` with `env` on a port of its own and waits until it answers
     /// `/health/live`.
     pub async fn start(name: &str, env: &[(&str, String)]) -> Self {
         let mut service = Self {
@@ -56,8 +48,8 @@ impl ServiceProcess {
                 .map(|(key, value)| ((*key).to_owned(), value.clone()))
                 .collect(),
             child: None,
-            port: free_port(),
-            metrics_port: free_port(),
+            port: ReservedPort::new(),
+            metrics_port: ReservedPort::new(),
         };
         service.start_again().await;
         service
@@ -65,7 +57,7 @@ impl ServiceProcess {
 
     /// Starts the process again, on the same port and with the same environment.
     pub async fn start_again(&mut self) {
-        let port = self.port;
+        let port = self.port();
         let log_path = self.log_path();
         std::fs::create_dir_all(log_path.parent().expect("the log directory"))
             .expect("create target/service-logs");
@@ -76,7 +68,7 @@ impl ServiceProcess {
             .expect("open the service's log file");
         let child = Command::new(binary(&self.name))
             .env("APP_HTTP__PORT", port.to_string())
-            .env("APP_METRICS__PORT", self.metrics_port.to_string())
+            .env("APP_METRICS__PORT", self.metrics_port().to_string())
             .env("LOG_FORMAT", "json")
             .env(
                 "RUST_LOG",
@@ -95,14 +87,22 @@ impl ServiceProcess {
         json_when_ok(&client, &url, Duration::from_secs(30)).await;
     }
 
+    pub fn port(&self) -> u16 {
+        self.port.number()
+    }
+
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port.number()
+    }
+
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.port())
     }
 
     pub fn log_path(&self) -> PathBuf {
         target_dir()
             .join("service-logs")
-            .join(format!("{}-{}.log", self.name, self.port))
+            .join(format!("{}-{}.log", self.name, self.port()))
     }
 
     /// Every JSON log line the process wrote so far (lines that are not JSON are skipped).

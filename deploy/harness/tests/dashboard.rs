@@ -194,7 +194,7 @@ async fn every_metric_the_dashboard_queries_is_exposed_by_the_services() {
     while Instant::now() < deadline {
         let mut exposed = BTreeSet::new();
         for service in [&stack.command, &stack.query] {
-            let address = format!("http://127.0.0.1:{}", service.metrics_port);
+            let address = format!("http://127.0.0.1:{}", service.metrics_port());
             exposed.extend(exposed_names(&scrape_metrics(&client, &address).await));
         }
         missing = queried.difference(&exposed).cloned().collect();

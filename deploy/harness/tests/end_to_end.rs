@@ -258,7 +258,7 @@ async fn the_gateway_serves_the_docs_and_both_documents_but_never_the_metrics() 
     assert_eq!(stack.get("/metrics").await.status(), 404);
     assert_eq!(stack.get("/admin/events").await.status(), 404);
 
-    let metrics = format!("http://127.0.0.1:{}", stack.services.command.metrics_port);
+    let metrics = format!("http://127.0.0.1:{}", stack.services.command.metrics_port());
     let page = harness::scrape_metrics(&stack.client, &metrics).await;
     assert!(page.contains("outbox_pending_events"), "{page}");
 }

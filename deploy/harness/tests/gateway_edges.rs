@@ -64,7 +64,7 @@ async fn raw(port: u16, request: &[u8]) -> RawResponse {
 #[tokio::test]
 async fn the_gateway_s_own_errors_are_json_and_name_no_nginx_version() {
     let stack = ServiceStack::start().await;
-    let port = stack.gateway.port;
+    let port = stack.gateway.port();
     let long_target = format!(
         "GET /orders?{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         "a".repeat(20_000)
@@ -111,7 +111,7 @@ async fn the_gateway_s_own_errors_are_json_and_name_no_nginx_version() {
 #[tokio::test]
 async fn a_request_without_host_reaches_the_service() {
     let stack = ServiceStack::start().await;
-    let response = raw(stack.gateway.port, b"GET /orders HTTP/1.0\r\n\r\n").await;
+    let response = raw(stack.gateway.port(), b"GET /orders HTTP/1.0\r\n\r\n").await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert!(response.json().is_array(), "{}", response.body);
 }
