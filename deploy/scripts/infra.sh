@@ -65,6 +65,20 @@ query_service_env() {
     "APP_REBUILD__EVENT_LOG_URL=http://127.0.0.1:$1"
 }
 
+# run_stack_query_service SUBCOMMAND [ARGUMENT…]: an operator subcommand of the query-service
+# that deploy/up built (QUERY_SERVICE_BIN names another build), with the environment of the
+# stack's query-service.
+run_stack_query_service() {
+  local binary="${QUERY_SERVICE_BIN:-$REPO_ROOT/target/release/query-service}"
+  [ -x "$binary" ] || {
+    echo "error: $binary is missing: run deploy/up first" >&2
+    return 1
+  }
+  # shellcheck disable=SC2046 # one VAR=VALUE per word
+  exec env RUST_LOG="${RUST_LOG:-info,lapin=warn}" $(query_service_env "${COMMAND_PORT:-8081}") \
+    "$binary" "$@"
+}
+
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 ensure_packages() {

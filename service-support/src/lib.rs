@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod broker;
 pub mod chars;
+pub mod cli;
 pub mod config;
 pub mod docs;
 pub mod errors;

@@ -17,6 +17,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 
 use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
+use crate::config::LayeredSettings;
 use crate::docs::OpenApiJson;
 use crate::metrics::{HttpMetrics, MetricsEndpoint};
 use crate::telemetry;
@@ -169,13 +170,20 @@ pub trait Service: Sized + Send {
     }
 }
 
-/// The settings, or `None` once the reason they are refused is logged.
-pub fn valid_settings<T, E: Display>(loaded: Result<T, E>) -> Option<T> {
-    match loaded {
-        Ok(settings) => Some(settings),
+/// Starts logging and reads the settings from the environment, then runs `work` with them; a
+/// configuration that is refused is logged with its reason, and nothing else runs.
+pub async fn with_settings<T, F, Fut>(work: F) -> ExitCode
+where
+    T: LayeredSettings,
+    F: FnOnce(T) -> Fut,
+    Fut: Future<Output = ExitCode>,
+{
+    crate::logging::init();
+    match T::load() {
+        Ok(settings) => work(settings).await,
         Err(error) => {
             log::error!("refusing to start, the configuration is invalid: {error}");
-            None
+            ExitCode::FAILURE
         }
     }
 }

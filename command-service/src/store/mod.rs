@@ -138,10 +138,11 @@ impl Store {
             .map_err(StoreError::from)?
     }
 
-    pub async fn run_migrations(&self) -> Result<(), StoreError> {
+    /// Runs the migrations the database lacks; the versions it ran, oldest first.
+    pub async fn run_migrations(&self) -> Result<Vec<String>, StoreError> {
         self.run(|conn| {
             conn.run_pending_migrations(MIGRATIONS)
-                .map(|_| ())
+                .map(|applied| applied.iter().map(ToString::to_string).collect())
                 .map_err(|error| StoreError::Migration(error.to_string()))
         })
         .await

@@ -2,6 +2,7 @@
 
 mod auth;
 mod cancel_order;
+mod cli;
 mod event_log;
 mod group_commit;
 mod helpers;

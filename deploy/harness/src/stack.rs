@@ -84,10 +84,12 @@ impl ServiceStack {
         }
     }
 
-    /// Runs `query-service rebuild-read-models` against this stack, as an operator would.
-    pub async fn rebuild_read_models(&self) -> Output {
+    /// Runs `query-service rebuild-read-models` with `args` against this stack, as an operator
+    /// would.
+    pub async fn rebuild_read_models(&self, args: &[&str]) -> Output {
         tokio::process::Command::new(binary("query-service"))
             .arg("rebuild-read-models")
+            .args(args)
             .envs(self.query_env.iter().map(|(key, value)| (*key, value)))
             .env("RUST_LOG", "info,lapin=warn")
             .output()

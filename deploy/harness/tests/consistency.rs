@@ -318,6 +318,22 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
         404,
         "the corruption is visible before the rebuild"
     );
+    let collections_before_the_rebuild = mongo.list_collection_names().await.unwrap();
+
+    // A dry run says what the rebuild would do, and changes nothing.
+    let output = stack.services.rebuild_read_models(&["--dry-run"]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "dry run failed: {stdout}");
+    assert!(
+        stdout.starts_with("dry run: would rebuild generation 1 from the ")
+            && stdout.contains("in place of generation 0; nothing was written"),
+        "{stdout}"
+    );
+    assert_eq!(
+        mongo.list_collection_names().await.unwrap().len(),
+        collections_before_the_rebuild.len(),
+        "the dry run created a collection"
+    );
 
     // Keep commands coming while the rebuild runs.
     let traffic = async {
@@ -327,7 +343,7 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
         }
         later
     };
-    let (output, later) = tokio::join!(stack.services.rebuild_read_models(), traffic);
+    let (output, later) = tokio::join!(stack.services.rebuild_read_models(&[]), traffic);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -354,7 +370,7 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
     assert_ne!(customers["c1@example.com"]["orderCount"], 999);
 
     // A second rebuild moves on from generation 1 and drops generation 0, which nothing uses.
-    let output = stack.services.rebuild_read_models().await;
+    let output = stack.services.rebuild_read_models(&[]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "second rebuild failed: {stdout}");
     assert!(stdout.contains("generation 2 is active"), "{stdout}");

@@ -8,7 +8,7 @@ mod unusable;
 
 pub use consumer::EventConsumer;
 pub use depths::QueueDepthProbe;
-pub use replay::replay_dead_letters;
+pub use replay::{count_dead_letters, replay_dead_letters};
 pub use topology::{
     dead_letter_queue_name, declare_capture_queue, declare_topology, retire_classic_retry_queue,
 };

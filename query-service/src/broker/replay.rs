@@ -1,4 +1,5 @@
-use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
 
 use super::topology::dead_letter_queue_name;
 use super::unusable::{
@@ -33,7 +34,7 @@ pub async fn replay_dead_letters(settings: &BrokerSettings) -> Result<u64, Repub
             .as_ref()
             .and_then(|headers| headers.inner().get(ORIGINAL_ROUTING_KEY_HEADER).cloned())
         {
-            let mut headers = lapin::types::FieldTable::default();
+            let mut headers = FieldTable::default();
             headers.insert(ORIGINAL_ROUTING_KEY_HEADER.into(), routing_key);
             properties = properties.with_headers(headers);
         }
@@ -46,4 +47,23 @@ pub async fn replay_dead_letters(settings: &BrokerSettings) -> Result<u64, Repub
     }
     connection.close(200, "replay done".into()).await?;
     Ok(replayed)
+}
+
+/// How many messages the dead-letter queue holds now, read without taking any (a passive
+/// declare): what a replay would move.
+pub async fn count_dead_letters(settings: &BrokerSettings) -> Result<u32, lapin::Error> {
+    let connection = settings.url.connect("query-service replay dry run").await?;
+    let channel = connection.create_channel().await?;
+    let queue = channel
+        .queue_declare(
+            dead_letter_queue_name(&settings.queue).as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    connection.close(200, "dry run done".into()).await?;
+    Ok(queue.message_count())
 }

@@ -75,6 +75,39 @@ pub struct RebuildReport {
     pub elapsed: Duration,
 }
 
+/// What a rebuild would do now, found without writing anything.
+#[derive(Debug, Clone)]
+pub struct RebuildPlan {
+    pub active: Generation,
+    pub next: Generation,
+    /// The position of the newest event in the log: how many events the replay would read.
+    pub log_end: i64,
+    pub capture_queue: String,
+}
+
+/// Reads the active generation and the end of the event log (one page of it, which also
+/// proves the log answers with the configured token), and says what a rebuild would do.
+pub async fn plan_rebuild(settings: &Settings) -> Result<RebuildPlan, RebuildError> {
+    let active = ReadStore::new(&settings.mongodb)
+        .await?
+        .active_generation()
+        .await?;
+    let log_end = EventLogClient::new(&settings.rebuild)
+        .page_after(0)
+        .await?
+        .last_position;
+    Ok(RebuildPlan {
+        active,
+        next: active.next(),
+        log_end,
+        capture_queue: capture_queue_name(&settings.broker.queue, active.next()),
+    })
+}
+
+fn capture_queue_name(queue: &str, generation: Generation) -> String {
+    format!("{queue}.rebuild-g{generation}")
+}
+
 /// What the applied events say the rebuilt models must contain.
 #[derive(Default)]
 struct Expected {
@@ -113,7 +146,7 @@ pub async fn rebuild_read_models(
 
     let connection = settings.broker.url.connect("query-service rebuild").await?;
     let channel = connection.create_channel().await?;
-    let capture_queue = format!("{}.rebuild-g{next}", settings.broker.queue);
+    let capture_queue = capture_queue_name(&settings.broker.queue, next);
     declare_capture_queue(&channel, &capture_queue).await?;
     log::info!("rebuilding generation {next} (active: {current}); capturing live events in {capture_queue}");
 
