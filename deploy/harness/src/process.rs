@@ -6,7 +6,7 @@ use std::time::Duration;
 use service_support::startup::Service;
 use tokio::process::{Child, Command};
 
-use crate::{json_when_ok, ReservedPort};
+use crate::{eventually, json_when_ok, ReservedPort};
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(
@@ -89,6 +89,24 @@ impl ServiceProcess {
 
     pub fn port(&self) -> u16 {
         self.port.number()
+    }
+
+    /// Waits up to 30 s until the service's readiness probe reports `dependency` up.
+    pub async fn wait_until_ready(&self, dependency: &str) {
+        let client = reqwest::Client::new();
+        let url = format!("http://{}/health/ready", self.address());
+        eventually(
+            &format!("{url} to report {dependency} up"),
+            Duration::from_secs(30),
+            || {
+                let request = client.get(&url).send();
+                async move {
+                    let body: serde_json::Value = request.await.ok()?.json().await.ok()?;
+                    (body["checks"][dependency] == "up").then_some(())
+                }
+            },
+        )
+        .await;
     }
 
     pub fn metrics_port(&self) -> u16 {

@@ -64,22 +64,6 @@ struct Stack {
     client: reqwest::Client,
 }
 
-async fn ready(client: &reqwest::Client, service: &ServiceProcess, dependency: &str) {
-    let url = format!("http://{}/health/ready", service.address());
-    eventually(
-        &format!("{url} to report {dependency} up"),
-        Duration::from_secs(30),
-        || {
-            let request = client.get(&url).send();
-            async move {
-                let body: Value = request.await.ok()?.json().await.ok()?;
-                (body["checks"][dependency] == "up").then_some(())
-            }
-        },
-    )
-    .await;
-}
-
 impl Stack {
     async fn start() -> Self {
         Self::start_on(false, Broker::Node(PrivateRabbit::start().await)).await
@@ -126,7 +110,7 @@ impl Stack {
         )
         .await;
         // The projection's queue must exist before the first event is published.
-        ready(&client, &query, "rabbitmq").await;
+        query.wait_until_ready("rabbitmq").await;
         let command = ServiceProcess::start(
             "command-service",
             &[
