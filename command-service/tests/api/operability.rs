@@ -92,12 +92,16 @@ async fn metrics_count_requests_confirms_and_the_backlog_on_their_own_port() {
     let invalid = app.post_order(&serde_json::json!({})).await;
     assert_eq!(invalid.status(), 422);
 
+    // A scrape samples the backlog before it reads the counters, so the scrape that first
+    // shows the confirm may show the backlog from just before it was marked.
     let page = eventually(
-        "the event to be confirmed",
+        "the event to be confirmed and the backlog sampled after it",
         Duration::from_secs(10),
         || async {
             let page = metrics_page(&app).await;
-            (metric(&page, "outbox_publish_confirms_total") == Some(1.0)).then_some(page)
+            (metric(&page, "outbox_publish_confirms_total") == Some(1.0)
+                && metric(&page, "outbox_pending_events") == Some(0.0))
+            .then_some(page)
         },
     )
     .await;
