@@ -283,8 +283,12 @@ impl utoipa::IntoResponses for CommandResponses {
 
 /// `POST /orders`: validates, commits the order with its event, answers 202 with the id.
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = PlaceOrderBody,
+    summary = "Place an order",
     description = "Places an order. Send `Idempotency-Key` to retry safely: a retry with the \
-                   same key and body answers the first answer (`Idempotent-Replayed: true`).",
+                   same key and body answers the first answer (`Idempotent-Replayed: true`). \
+                   To read the order back as soon as this answers, send the answer's \
+                   `consistencyToken` with the read (its `consistencyToken` parameter or \
+                   `X-Consistency-Token` header): the read waits until the order is there.",
     params(IdempotencyKeyHeader),
     responses(
         (status = 400, body = ErrorBody, description = "Malformed JSON or header"),
@@ -329,7 +333,10 @@ pub async fn place_order(
 }
 
 /// `POST /orders/{id}/cancel` with an optional `{"reason": …}` and an optional `If-Match`.
-#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders",
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", summary = "Cancel an order",
+    description = "Cancels the order. With `If-Match` (the version a read's `ETag` gave), only \
+                   if nobody changed the order since. The answer's `consistencyToken` lets a read \
+                   wait until the cancellation shows, as after placing.",
     request_body(content = Option<CancelOrderBody>, description = "Optional"),
     params(
         ("id" = String, Path, format = Uuid, description = "The order's id"),

@@ -7,10 +7,8 @@ use std::borrow::Cow;
 use serde_json::json;
 use service_support::docs::{integer_schema, or_null, parameter, string_schema};
 use utoipa::openapi::path::{Parameter, ParameterIn};
-use utoipa::openapi::schema::{
-    AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, SchemaFormat, Type,
-};
-use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::orders::{CancelOrderBody, PlaceOrderBody};
@@ -28,74 +26,118 @@ fn text(max_chars: usize, description: &str, example: &str) -> ObjectBuilder {
         .examples([json!(example)])
 }
 
+/// The fields every order has, required, with `price` (the price fields) added.
+fn order_with(
+    title: &str,
+    price: [(&str, ObjectBuilder); 2],
+    price_required: bool,
+) -> ObjectBuilder {
+    let mut order = ObjectBuilder::new()
+        .title(Some(title))
+        .property(
+            "description",
+            text(MAX_DESCRIPTION_CHARS, "What was ordered", "Blue mug"),
+        )
+        .property(
+            "quantity",
+            integer_schema(QUANTITY_RANGE).examples([json!(2)]),
+        )
+        .property("firstName", text(MAX_NAME_CHARS, "First name", "Ada"))
+        .property("lastName", text(MAX_NAME_CHARS, "Last name", "Lovelace"))
+        .property(
+            "email",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::Custom("email".to_owned())))
+                .max_length(Some(MAX_EMAIL_CHARS))
+                .description(Some(
+                    "A bare address; stored trimmed, lower-cased, with the domain in ASCII \
+                     (IDNA)",
+                ))
+                .examples([json!("ada@example.com")]),
+        )
+        .required("description")
+        .required("quantity")
+        .required("firstName")
+        .required("lastName")
+        .required("email");
+    for (name, schema) in price {
+        order = order.property(name, schema);
+        if price_required {
+            order = order.required(name);
+        }
+    }
+    order
+}
+
+/// The variant of [`PlaceOrderBody`] without a price.
+pub struct OrderWithoutPrice;
+
+/// The variant of [`PlaceOrderBody`] with a unit price and its currency.
+pub struct OrderWithPrice;
+
+impl PartialSchema for OrderWithoutPrice {
+    fn schema() -> RefOr<Schema> {
+        let null = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Null)
+                .description(Some("Absent or null: the order has no price"))
+        };
+        order_with(
+            "Order without a price",
+            [("unitPriceMinor", null()), ("currency", null())],
+            false,
+        )
+        .into()
+    }
+}
+
+impl ToSchema for OrderWithoutPrice {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("OrderWithoutPrice")
+    }
+}
+
+impl PartialSchema for OrderWithPrice {
+    fn schema() -> RefOr<Schema> {
+        order_with(
+            "Order with a unit price",
+            [
+                (
+                    "unitPriceMinor",
+                    integer_schema(UNIT_PRICE_RANGE)
+                        .description(Some(
+                            "The price of one unit in the currency's minor units (cents)",
+                        ))
+                        .examples([json!(1250)]),
+                ),
+                (
+                    "currency",
+                    string_schema(CurrencyCode::pattern(), None)
+                        .description(Some("ISO 4217 code"))
+                        .examples([json!("EUR")]),
+                ),
+            ],
+            true,
+        )
+        .into()
+    }
+}
+
+impl ToSchema for OrderWithPrice {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("OrderWithPrice")
+    }
+}
+
 impl PartialSchema for PlaceOrderBody {
     fn schema() -> RefOr<Schema> {
-        let fields = ObjectBuilder::new()
-            .property(
-                "description",
-                text(MAX_DESCRIPTION_CHARS, "What was ordered", "Blue mug"),
-            )
-            .property(
-                "quantity",
-                integer_schema(QUANTITY_RANGE).examples([json!(2)]),
-            )
-            .property("firstName", text(MAX_NAME_CHARS, "First name", "Ada"))
-            .property("lastName", text(MAX_NAME_CHARS, "Last name", "Lovelace"))
-            .property(
-                "email",
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .format(Some(SchemaFormat::Custom("email".to_owned())))
-                    .max_length(Some(MAX_EMAIL_CHARS))
-                    .description(Some(
-                        "A bare address; stored trimmed, lower-cased, with the domain in ASCII \
-                         (IDNA)",
-                    ))
-                    .examples([json!("ada@example.com")]),
-            )
-            .property(
-                "unitPriceMinor",
-                or_null(integer_schema(UNIT_PRICE_RANGE), Type::Integer)
-                    .description(Some(
-                        "The price of one unit in the currency's minor units (cents); with \
-                         `currency`",
-                    ))
-                    .examples([json!(1250)]),
-            )
-            .property(
-                "currency",
-                or_null(string_schema(CurrencyCode::pattern(), None), Type::String)
-                    .description(Some("ISO 4217 code; with `unitPriceMinor`"))
-                    .examples([json!("EUR")]),
-            )
-            .required("description")
-            .required("quantity")
-            .required("firstName")
-            .required("lastName")
-            .required("email");
-        let null = || ObjectBuilder::new().schema_type(Type::Null);
-        let price_with_currency = AnyOfBuilder::new()
-            .item(
-                ObjectBuilder::new()
-                    .property("unitPriceMinor", null())
-                    .property("currency", null()),
-            )
-            .item(
-                ObjectBuilder::new()
-                    .property(
-                        "unitPriceMinor",
-                        ObjectBuilder::new().schema_type(Type::Integer),
-                    )
-                    .property("currency", ObjectBuilder::new().schema_type(Type::String))
-                    .required("unitPriceMinor")
-                    .required("currency"),
-            );
-        AllOfBuilder::new()
-            .item(fields)
-            .item(price_with_currency)
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name(OrderWithoutPrice::name()))
+            .item(Ref::from_schema_name(OrderWithPrice::name()))
             .description(Some(
                 "The order, as the original API's clients send it; other fields are ignored. \
-                 `unitPriceMinor` and `currency` come together or not at all.",
+                 A price is the unit price and its currency together, or neither.",
             ))
             .into()
     }
@@ -104,6 +146,14 @@ impl PartialSchema for PlaceOrderBody {
 impl ToSchema for PlaceOrderBody {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("PlaceOrderBody")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            OrderWithoutPrice::name().into(),
+            OrderWithoutPrice::schema(),
+        ));
+        schemas.push((OrderWithPrice::name().into(), OrderWithPrice::schema()));
     }
 }
 

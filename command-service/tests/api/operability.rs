@@ -39,6 +39,45 @@ async fn every_route_is_in_a_valid_openapi_document_and_every_documented_route_i
 }
 
 #[tokio::test]
+async fn the_order_body_has_named_variants_and_the_answer_says_how_to_read_it_back() {
+    let app = spawn_app().await;
+    let document = document(&app).await;
+
+    let schemas = &document["components"]["schemas"];
+    let body = &schemas["PlaceOrderBody"];
+    let variants: Vec<&str> = body["oneOf"]
+        .as_array()
+        .unwrap_or_else(|| panic!("PlaceOrderBody is not a choice of variants: {body}"))
+        .iter()
+        .map(|variant| variant["$ref"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        variants,
+        [
+            "#/components/schemas/OrderWithoutPrice",
+            "#/components/schemas/OrderWithPrice"
+        ]
+    );
+    assert_eq!(
+        schemas["OrderWithoutPrice"]["title"],
+        "Order without a price"
+    );
+    assert_eq!(
+        schemas["OrderWithPrice"]["title"],
+        "Order with a unit price"
+    );
+    for path in ["/orders", "/orders/{id}/cancel"] {
+        let description = document["paths"][path]["post"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            description.contains("consistencyToken"),
+            "{path}: {description}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_operator_routes_are_served_but_not_in_the_api_document() {
     let app = spawn_app().await;
     let document = document(&app).await;

@@ -210,4 +210,23 @@ pub async fn assert_document_describes_service(
         undocumented.is_empty(),
         "X-Request-Id not documented on {undocumented:?}"
     );
+    let unreadable = summaries_not_plain(document);
+    assert!(
+        unreadable.is_empty(),
+        "operations without a plain summary (Swagger UI shows it as it is): {unreadable:?}"
+    );
+}
+
+/// The operations whose summary is missing or is not plain text: Swagger UI renders a
+/// summary as it is, so Markdown in it shows as backticks and stars.
+fn summaries_not_plain(document: &Value) -> Vec<String> {
+    openapi_operations(document)
+        .into_iter()
+        .filter(|(method, path)| {
+            let summary = document["paths"][path][method.to_lowercase()]["summary"].as_str();
+            !summary
+                .is_some_and(|text| !text.is_empty() && !text.contains(['`', '*', '_', '[', '\n']))
+        })
+        .map(|(method, path)| format!("{method} {path}"))
+        .collect()
 }

@@ -68,6 +68,14 @@ pub struct MaxConsistencyWait(pub Duration);
 /// point, if the request named one.
 pub struct ConsistentRead;
 
+/// How a client reads its own write, in the OpenAPI document of every read.
+pub const READ_YOUR_WRITES: &str = "**Reading your own write.** A command answers a \
+    `consistencyToken` (also in its `X-Consistency-Token` header). Send it with this read, as \
+    the `consistencyToken` parameter or the `X-Consistency-Token` header, and the read first \
+    waits until the read model holds that version of the order, at most \
+    `consistency.max_wait_ms` (2 s by default), else answers 503 `not_yet_consistent`. Without \
+    a token the read answers at once, from what is projected so far.";
+
 /// The `consistencyToken` query parameter; the `X-Consistency-Token` header does the same.
 #[derive(Deserialize)]
 pub struct TokenParameter {

@@ -5,7 +5,7 @@ use service_support::auth::{Granted, Read};
 use service_support::docs::ErrorBody;
 use utoipa::ToSchema;
 
-use super::consistency::{ConsistentRead, TokenParameter};
+use super::consistency::{ConsistentRead, TokenParameter, READ_YOUR_WRITES};
 use super::orders::{email_parameter, EmailPath, OrderView};
 use super::paging::{page_response, PageParams, Paging};
 use super::{ApiError, ReadErrors};
@@ -43,7 +43,7 @@ impl From<CustomerDocument> for CustomerView {
 }
 
 /// `GET /customers?limit=&cursor=` (or `offset=` for the first 10 000): in email order.
-#[utoipa::path(get, path = "/customers", operation_id = "list_customers", tag = "customers", params(Paging, TokenParameter),
+#[utoipa::path(get, path = "/customers", operation_id = "list_customers", summary = "List customers, in email order", description = READ_YOUR_WRITES, tag = "customers", params(Paging, TokenParameter),
     responses(
         (status = 200, body = Vec<CustomerView>, description = "In email order"),
         ReadErrors,
@@ -70,7 +70,7 @@ pub async fn list(
 }
 
 /// `GET /customers/{email}`.
-#[utoipa::path(get, path = "/customers/{email}", operation_id = "get_customer", tag = "customers",
+#[utoipa::path(get, path = "/customers/{email}", operation_id = "get_customer", summary = "Get a customer's summary", description = READ_YOUR_WRITES, tag = "customers",
     params(EmailPath, TokenParameter),
     responses(
         (status = 200, body = CustomerView, description = "The customer's summary"),
@@ -94,7 +94,7 @@ pub async fn get(
 }
 
 /// `GET /customers/{email}/orders?limit=&cursor=`: that customer's orders, newest first.
-#[utoipa::path(get, path = "/customers/{email}/orders", operation_id = "list_customer_orders", tag = "customers",
+#[utoipa::path(get, path = "/customers/{email}/orders", operation_id = "list_customer_orders", summary = "List a customer's orders, newest first", description = READ_YOUR_WRITES, tag = "customers",
     params(EmailPath, Paging, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),

@@ -9,7 +9,7 @@ use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::schema::ObjectBuilder;
 use utoipa::{IntoParams, ToSchema};
 
-use super::consistency::{ConsistentRead, TokenParameter};
+use super::consistency::{ConsistentRead, TokenParameter, READ_YOUR_WRITES};
 use super::paging::{page_response, PageParams, Paging};
 use super::{ApiError, ReadErrors};
 use crate::store::{OrderDocument, PriceDocument, ReadStore};
@@ -121,7 +121,7 @@ impl IntoParams for EmailPath {
 }
 
 /// `GET /orders?limit=&cursor=&email=` (or `offset=` for the first 10 000): newest first.
-#[utoipa::path(get, path = "/orders", operation_id = "list_orders", tag = "orders", params(CustomerFilter, Paging, TokenParameter),
+#[utoipa::path(get, path = "/orders", operation_id = "list_orders", summary = "List orders, newest first", description = READ_YOUR_WRITES, tag = "orders", params(CustomerFilter, Paging, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),
         ReadErrors,
@@ -153,7 +153,7 @@ pub async fn list(
 }
 
 /// `GET /orders/{id}`, with the version as `ETag` for a later command's `If-Match`.
-#[utoipa::path(get, path = "/orders/{id}", operation_id = "get_order", tag = "orders",
+#[utoipa::path(get, path = "/orders/{id}", operation_id = "get_order", summary = "Get an order", description = READ_YOUR_WRITES, tag = "orders",
     params(("id" = String, Path, format = Uuid, description = "The order's id"), TokenParameter),
     responses(
         (status = 200, body = OrderView, description = "The order", headers(("ETag" = String,

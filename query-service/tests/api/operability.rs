@@ -42,6 +42,22 @@ async fn every_route_is_in_a_valid_openapi_document_and_every_documented_route_i
 }
 
 #[tokio::test]
+async fn every_read_says_how_to_wait_for_a_commands_token() {
+    let app = spawn_app().await;
+    let document = document(&app).await;
+
+    for (_, path) in openapi_operations(&document) {
+        let description = document["paths"][&path]["get"]["description"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            description.contains("X-Consistency-Token") && description.contains("waits"),
+            "GET {path}: {description}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_docs_page_is_served_locally_over_both_documents() {
     let app = spawn_app().await;
 
