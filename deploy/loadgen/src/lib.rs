@@ -38,7 +38,9 @@ pub struct Options {
     /// Stop after this many orders.
     #[arg(long)]
     pub count: Option<u64>,
-    /// Stop after this many seconds (default 10 when no --count is given).
+    /// Post for this many seconds (default 10 when no --count is given). This is the posting
+    /// phase alone: the drain, the list reads and the baselines come after it (the plan
+    /// printed first says how long each takes).
     #[arg(long)]
     pub duration: Option<f64>,
     /// Hold the total posting rate at this many orders/s (default: as fast as answered).
@@ -136,6 +138,79 @@ pub struct Report {
     pub cores_busy: f64,
 }
 
+impl Options {
+    /// What the run will do, phase by phase, printed before it starts.
+    pub fn plan(&self) -> String {
+        let mut plan = String::from("plan:\n");
+        let mut step = 0;
+        let mut line = |text: String| {
+            step += 1;
+            let _ = writeln!(plan, "  {step}. {text}");
+        };
+        let posting = match (self.count, self.duration) {
+            (Some(count), _) => format!("{count} orders"),
+            (None, duration) => format!("{} s", duration.unwrap_or(10.0)),
+        };
+        let rate = self.rate.map_or_else(
+            || "as fast as answered".to_owned(),
+            |rate| format!("at {rate} orders/s"),
+        );
+        if self.preload > 0 {
+            line(format!(
+                "post for {posting} ({rate}) on the read model as found, then drain"
+            ));
+            line(format!(
+                "preload {} orders through the pipeline, until all are readable",
+                self.preload
+            ));
+        }
+        line(format!(
+            "post for {posting} through {} with {} clients ({rate}); every {}th order's lag is \
+             probed",
+            self.gateway, self.concurrency, self.lag_sample_every
+        ));
+        line(
+            "drain: wait until every accepted order is readable (not part of the posting time)"
+                .to_owned(),
+        );
+        if self.list_reads > 0 {
+            line(format!(
+                "idle list reads: {} of each page read",
+                self.list_reads
+            ));
+        }
+        if self.baseline_secs > 0.0 {
+            line(format!(
+                "baselines: PostgreSQL, RabbitMQ and the MongoDB-wire server each alone, {} \
+                 clients, {} s each ({} s; --baseline-secs 0 skips them)",
+                self.concurrency,
+                self.baseline_secs,
+                3.0 * self.baseline_secs
+            ));
+        }
+        if self.write_costs > 0 {
+            line(format!(
+                "write costs: {} documents of each kind of write to the read store",
+                self.write_costs
+            ));
+        }
+        plan
+    }
+}
+
+/// A warning when the machine was busy before the run (`/proc/loadavg`'s one-minute load
+/// above half of `cores`): the numbers would then be lower and noisier than the stack's own.
+fn busy_machine_warning(loadavg: &str, cores: usize) -> Option<String> {
+    let load: f64 = loadavg.split_whitespace().next()?.parse().ok()?;
+    (load > 0.5 * cores as f64).then(|| {
+        format!(
+            "warning: the machine was not idle before the run (load average {load:.2} over the \
+             last minute on {cores} cores): other work competes with the stack, so expect lower \
+             and noisier numbers"
+        )
+    })
+}
+
 /// The local stack's broker as its administrator, whose password `deploy/up` made.
 fn local_stack_amqp_url() -> anyhow::Result<String> {
     let state_dir = std::env::var_os("CQRS_STATE_DIR").map_or_else(
@@ -177,15 +252,13 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
         .pool_max_idle_per_host(options.concurrency + 4)
         .timeout(Duration::from_secs(30))
         .build()?;
-    eprintln!(
-        "end to end: {} clients through {} ({})",
-        options.concurrency,
-        options.gateway,
-        options.count.map_or_else(
-            || format!("{} s", options.duration.unwrap_or_default()),
-            |count| format!("{count} orders")
-        )
-    );
+    eprint!("{}", options.plan());
+    if let Some(warning) = busy_machine_warning(
+        &std::fs::read_to_string("/proc/loadavg").unwrap_or_default(),
+        std::thread::available_parallelism().map_or(1, usize::from),
+    ) {
+        eprintln!("{warning}");
+    }
     let before_preload = if options.preload > 0 {
         let (end_to_end, cpu) = measured(&options, &client).await;
         eprintln!(
@@ -550,5 +623,33 @@ impl Report {
             );
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_names_every_phase_and_what_the_duration_covers() {
+        let options = Options::parse_from(["loadgen", "--duration", "5", "--preload", "1000"]);
+        let plan = options.plan();
+        assert!(plan.contains("1. post for 5 s"), "{plan}");
+        assert!(plan.contains("2. preload 1000 orders"), "{plan}");
+        assert!(plan.contains("drain: wait until every accepted order is readable"));
+        assert!(plan.contains("idle list reads: 30"));
+        assert!(plan.contains("5 s each (15 s;"), "{plan}");
+        assert!(!plan.contains("write costs"));
+
+        let quick = Options::parse_from(["loadgen", "--count", "10", "--baseline-secs", "0"]);
+        assert!(!quick.plan().contains("baselines"));
+        assert!(quick.plan().contains("post for 10 orders"));
+    }
+
+    #[test]
+    fn a_busy_machine_is_reported() {
+        assert!(busy_machine_warning("1.70 0.90 0.40 3/200 1234\n", 2).is_some());
+        assert_eq!(busy_machine_warning("0.30 0.90 0.40 3/200 1234\n", 2), None);
+        assert_eq!(busy_machine_warning("", 2), None);
     }
 }

@@ -45,9 +45,11 @@ pub fn write(report: &Report, path: &Path) -> anyhow::Result<()> {
          <title>loadgen: {:.0} orders/s end to end</title>\
          <style>body{{font-family:{FONT};max-width:940px;margin:2em auto;color:#222}}\
          figure{{margin:1.5em 0}}figcaption{{font-weight:bold;margin-bottom:.3em}}\
-         pre{{background:#f6f6f6;padding:1em;overflow-x:auto}}</style></head><body>\n\
+         table{{border-collapse:collapse}}td{{padding:.2em .8em;border-bottom:1px solid #ddd}}\
+         td:last-child{{text-align:right}}dt{{font-weight:bold}}dd{{margin:0 0 .5em 1.5em}}\
+         </style></head><body>\n\
          <h1>{:.0} orders/s end to end</h1>\n<p>{} clients, {} orders accepted in {:.1} s of \
-         posting, readable {:.2} s after the last one.</p>\n{}\n<pre>{}</pre>\n</body></html>\n",
+         posting, readable {:.2} s after the last one.</p>\n{}\n{}\n{LEGEND}</body></html>\n",
         e.end_to_end_per_sec,
         e.end_to_end_per_sec,
         e.concurrency,
@@ -55,7 +57,7 @@ pub fn write(report: &Report, path: &Path) -> anyhow::Result<()> {
         e.posting_secs,
         e.drain_secs,
         figures.concat(),
-        escape(&report.table()),
+        html_table(&report.table()),
     );
     std::fs::write(path, page)?;
     Ok(())
@@ -78,6 +80,50 @@ fn figure(
         "<figure><figcaption>{}</figcaption>{svg}</figure>\n",
         escape(caption)
     ))
+}
+
+/// What the table's words mean.
+const LEGEND: &str = "<h2>Legend</h2>\n<dl>\n\
+<dt>end-to-end orders/s</dt><dd>orders accepted and readable, divided by the posting time plus \
+the drain</dd>\n\
+<dt>drain</dt><dd>from the last POST until every accepted order was readable through the \
+gateway</dd>\n\
+<dt>projection lag</dt><dd>from an order's commit until a read finds it: loadgen's own probes \
+(every n-th order), and the read side's histogram (every event)</dd>\n\
+<dt>lag step</dt><dd>one part of that lag, from the services' histograms: commit to the \
+broker's publish confirm (command side), commit to the consumer's delivery, and one batch's \
+write to the read models (query side)</dd>\n\
+<dt>baselines</dt><dd>each server alone with the same number of clients: the ceiling the \
+stack is compared with</dd>\n\
+<dt>CPU ms/order</dt><dd>CPU time of a process group while posting and draining, divided by \
+the orders accepted</dd>\n</dl>\n";
+
+/// The report's Markdown table as an HTML table (`**bold**` as bold).
+fn html_table(markdown: &str) -> String {
+    let bold = |cell: &str| {
+        escape(cell)
+            .split("**")
+            .enumerate()
+            .map(|(index, part)| match index {
+                0 => part.to_owned(),
+                odd if odd % 2 == 1 => format!("<strong>{part}"),
+                _ => format!("</strong>{part}"),
+            })
+            .collect::<String>()
+    };
+    let rows: String = markdown
+        .lines()
+        .skip(2)
+        .filter_map(|line| line.trim().strip_prefix('|')?.strip_suffix('|'))
+        .map(|cells| {
+            let cells: String = cells
+                .split(" | ")
+                .map(|cell| format!("<td>{}</td>", bold(cell.trim())))
+                .collect();
+            format!("<tr>{cells}</tr>\n")
+        })
+        .collect();
+    format!("<table>\n<tr><th>measure</th><th>value</th></tr>\n{rows}</table>\n")
 }
 
 fn escape(text: &str) -> String {
@@ -283,4 +329,25 @@ fn legend<'a, X: Ranged, Y: Ranged>(
         .label_font((FONT, 13))
         .draw()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_becomes_html_rows_with_bold_and_escaped_cells() {
+        let html = html_table(
+            "| measure | value |\n| --- | ---: |\n| **end-to-end orders/s** (readable) | **12** |\n\
+             | GET /orders/{id} p50 <1 | 2 |\n",
+        );
+        assert!(html.contains(
+            "<tr><td><strong>end-to-end orders/s</strong> (readable)</td><td><strong>12</strong></td></tr>"
+        ), "{html}");
+        assert!(
+            html.contains("<td>GET /orders/{id} p50 &lt;1</td><td>2</td>"),
+            "{html}"
+        );
+        assert!(!html.contains("---"), "{html}");
+    }
 }

@@ -153,4 +153,9 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         page.contains("POST p99") && page.contains("GET p50"),
         "the latency legend"
     );
+    assert!(
+        page.contains("<td><strong>end-to-end orders/s</strong>") && !page.contains("| ---"),
+        "the table as HTML"
+    );
+    assert!(page.contains("<dt>drain</dt>") && page.contains("<dt>lag step</dt>"));
 }
