@@ -256,6 +256,16 @@ install_validators() {
   export VALIDATORS_BIN="$venv/bin"
 }
 
+# cargo-deny, pinned, from crates.io (built once, about 5 minutes on 2 cores, and kept in
+# ~/.cargo/bin), for the dependency checks of deny.toml.
+CARGO_DENY_VERSION=0.20.2
+install_cargo_deny() {
+  if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $CARGO_DENY_VERSION" ]; then
+    say "installing cargo-deny $CARGO_DENY_VERSION (crates.io)"
+    cargo install --quiet --locked cargo-deny --version "$CARGO_DENY_VERSION"
+  fi
+}
+
 # Every local connection to PostgreSQL is to 127.0.0.1, where TLS protects nothing (only root
 # can read loopback traffic) and cost a tenth of the stack's CPU per order: Debian's server has
 # TLS on, and libpq and pgx use it by default when the server offers it.
