@@ -56,8 +56,8 @@ impl ReservedPort {
             .open(lock_dir.join(number.to_string()))
             .expect("open a port's lock file");
         lock.try_lock().ok()?;
-        // Held by a server this lock file does not know of (another program, or a server of an
-        // earlier test process still going down).
+        // A port something else listens on (another program, or a server of an earlier test
+        // process still going down) is passed over.
         TcpListener::bind(("127.0.0.1", number)).ok()?;
         Some(Self {
             number,
