@@ -26,6 +26,7 @@ pub use write_costs::WriteCost;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
+    version,
     about = "Orders/s through the gateway, projection lag, read latency, and each component's ceiling"
 )]
 pub struct Options {
@@ -644,6 +645,15 @@ mod tests {
         let quick = Options::parse_from(["loadgen", "--count", "10", "--baseline-secs", "0"]);
         assert!(!quick.plan().contains("baselines"));
         assert!(quick.plan().contains("post for 10 orders"));
+    }
+
+    #[test]
+    fn the_command_line_answers_version_and_refuses_an_unknown_argument() {
+        let version = Options::try_parse_from(["loadgen", "--version"]).unwrap_err();
+        assert_eq!(version.kind(), clap::error::ErrorKind::DisplayVersion);
+        let unknown = Options::try_parse_from(["loadgen", "--frobnicate"]).unwrap_err();
+        assert_eq!(unknown.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert_eq!(unknown.exit_code(), 2);
     }
 
     #[test]
