@@ -264,43 +264,53 @@ fn run_examples(examples: &[Example], rewrite: &dyn Fn(&str) -> String) -> Vec<S
 
 /// Runs one example once; what differs from the page.
 fn run_example(example: &Example, rewrite: &dyn Fn(&str) -> String) -> Vec<String> {
+    match execute(&rewrite(&example.command)) {
+        Ok(printed) => differences(example, &printed, rewrite),
+        Err(failure) => vec![format!("`{}` failed: {failure}", example.command)],
+    }
+}
+
+/// Runs `command` in `sh`; what it printed, or its error output when it failed.
+fn execute(command: &str) -> Result<Printed, String> {
     let output = std::process::Command::new("sh")
-        .args(["-c", &rewrite(&example.command)])
+        .args(["-c", command])
         .output()
         .unwrap();
     if !output.status.success() {
-        return vec![format!(
-            "`{}` failed: {}",
-            example.command,
-            String::from_utf8_lossy(&output.stderr)
-        )];
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
     }
-    let printed = split_curl_output(&String::from_utf8_lossy(&output.stdout));
+    Ok(split_curl_output(&String::from_utf8_lossy(&output.stdout)))
+}
+
+/// The lines `example` shows that `printed` does not read as.
+fn differences(
+    example: &Example,
+    printed: &Printed,
+    rewrite: &dyn Fn(&str) -> String,
+) -> Vec<String> {
     example
         .prints
         .iter()
         .filter_map(|shown| {
-            check_line(&rewrite(shown), &printed)
+            check_line(&rewrite(shown), printed)
                 .err()
                 .map(|problem| format!("`{}` printed no `{shown}`: {problem}", example.command))
         })
         .collect()
 }
 
-/// The id of the order the first `POST /orders` example placed.
-fn placed_order_id(examples: &[Example], rewrite: &dyn Fn(&str) -> String) -> String {
+/// Runs the first example, which places an order: what it printed, and the order's id.
+fn place_order(examples: &[Example], rewrite: &dyn Fn(&str) -> String) -> (Printed, String) {
     let post = &examples[0];
     assert!(
         post.command.contains("POST"),
         "the first example places an order"
     );
-    let output = std::process::Command::new("sh")
-        .args(["-c", &rewrite(&post.command)])
-        .output()
-        .unwrap();
-    let printed = split_curl_output(&String::from_utf8_lossy(&output.stdout));
+    let printed = execute(&rewrite(&post.command))
+        .unwrap_or_else(|failure| panic!("`{}` failed: {failure}", post.command));
     let body: Value = serde_json::from_str(printed.body.trim()).unwrap();
-    body["id"].as_str().unwrap().to_owned()
+    let id = body["id"].as_str().unwrap().to_owned();
+    (printed, id)
 }
 
 /// A stack whose services log text lines, as the local stack's do, with the projection's
@@ -339,10 +349,13 @@ async fn the_readme_try_it_answers_as_the_readme_shows() {
     let examples = examples(&section("README.md", "### Try it"));
     assert!(examples.len() >= 5, "{examples:#?}");
     let local = local_stack_rewrite(&stack);
-    let id = placed_order_id(&examples, &local);
+    let (placed, id) = place_order(&examples, &local);
     let rewrite = |text: &str| local(text).replace(README_ORDER_ID, &id);
 
-    let problems = tokio::task::block_in_place(|| run_examples(&examples[1..], &rewrite));
+    let mut problems = differences(&examples[0], &placed, &rewrite);
+    problems.extend(tokio::task::block_in_place(|| {
+        run_examples(&examples[1..], &rewrite)
+    }));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -360,10 +373,13 @@ async fn the_operating_walkthrough_answers_as_the_page_shows() {
         .collect();
     assert!(examples.len() >= 4, "{examples:#?}");
     let local = local_stack_rewrite(&stack);
-    let id = placed_order_id(&examples, &local);
+    let (placed, id) = place_order(&examples, &local);
     let rewrite = |text: &str| local(text).replace("<id>", &id);
 
-    let problems = tokio::task::block_in_place(|| run_examples(&examples[1..], &rewrite));
+    let mut problems = differences(&examples[0], &placed, &rewrite);
+    problems.extend(tokio::task::block_in_place(|| {
+        run_examples(&examples[1..], &rewrite)
+    }));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
