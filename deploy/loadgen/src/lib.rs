@@ -140,8 +140,9 @@ pub struct Report {
 }
 
 impl Options {
-    /// What the run will do, phase by phase, printed before it starts.
-    pub fn plan(&self) -> String {
+    /// What the run will do, phase by phase, printed before it starts (after [`run`] gave
+    /// `duration` its default).
+    fn plan(&self) -> String {
         let mut plan = String::from("plan:\n");
         let mut step = 0;
         let mut line = |text: String| {
@@ -150,7 +151,7 @@ impl Options {
         };
         let posting = match (self.count, self.duration) {
             (Some(count), _) => format!("{count} orders"),
-            (None, duration) => format!("{} s", duration.unwrap_or(10.0)),
+            (None, duration) => format!("{} s", duration.unwrap_or_default()),
         };
         let rate = self.rate.map_or_else(
             || "as fast as answered".to_owned(),
