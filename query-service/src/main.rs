@@ -95,7 +95,7 @@ async fn rebuild_dry_run(settings: Settings) -> ExitCode {
                 "dry run: would rebuild generation {} from the {} events of the event log at {} \
                  (and those published meanwhile, captured in {}), then make it active in place \
                  of generation {}; nothing was written",
-                plan.next,
+                plan.next(),
                 plan.log_end,
                 settings.rebuild.event_log_url,
                 plan.capture_queue,

@@ -79,7 +79,6 @@ pub struct RebuildReport {
 #[derive(Debug, Clone)]
 pub struct RebuildPlan {
     pub active: Generation,
-    pub next: Generation,
     /// The position of the newest event in the log: how many events the replay would read.
     pub log_end: i64,
     pub capture_queue: String,
@@ -98,10 +97,16 @@ pub async fn plan_rebuild(settings: &Settings) -> Result<RebuildPlan, RebuildErr
         .last_position;
     Ok(RebuildPlan {
         active,
-        next: active.next(),
         log_end,
         capture_queue: capture_queue_name(&settings.broker.queue, active.next()),
     })
+}
+
+impl RebuildPlan {
+    /// The generation the rebuild would write.
+    pub fn next(&self) -> Generation {
+        self.active.next()
+    }
 }
 
 fn capture_queue_name(queue: &str, generation: Generation) -> String {
