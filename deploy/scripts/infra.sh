@@ -1,22 +1,40 @@
 # shellcheck shell=bash
 # Installs (when missing) and starts the local infrastructure: PostgreSQL, RabbitMQ with its
-# management plugin, nginx, and FerretDB (on PostgreSQL) as the MongoDB-wire server unless
-# MONGODB_URI points elsewhere. Sourced by deploy/up and deploy/test; every function is safe to call twice.
+# management plugin, nginx, and the MongoDB-wire read store unless MONGODB_URI points
+# elsewhere: secantusd-rs (WiredTiger) by default, FerretDB (on PostgreSQL) with
+# LOCAL_READ_STORE=ferretdb (docs/local-read-stores.md). Sourced by deploy/up and deploy/test;
+# every function is safe to call twice.
 
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STATE_DIR="${CQRS_STATE_DIR:-$REPO_ROOT/.stack}"
 FERRETDB_VERSION="v1.24.2"
-FERRETDB_BIN="${FERRETDB_BIN:-$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin/ferretdb}"
+export FERRETDB_BIN="${FERRETDB_BIN:-$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin/ferretdb}"
+SECANTUSD_VERSION="0.5.3-beta.196"
+export SECANTUSD_BIN="${SECANTUSD_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/secantusd-rs}"
 PG_ROLE="cqrs"
 PG_PASSWORD="cqrs"
 RABBIT_USER="cqrs"
+# The local read store, on MONGO_WIRE_ADDR; deploy/test also starts the other one, on
+# SECOND_STORE_ADDR, and runs the read side's tests against it too.
+LOCAL_READ_STORE="${LOCAL_READ_STORE:-secantusd-rs}"
+case "$LOCAL_READ_STORE" in
+  secantusd-rs | ferretdb) ;;
+  *)
+    echo "error: LOCAL_READ_STORE is secantusd-rs (the default) or ferretdb, not '$LOCAL_READ_STORE'" >&2
+    exit 2
+    ;;
+esac
 MONGO_WIRE_ADDR="127.0.0.1:27017"
-# A MONGODB_URI set by the caller means "use that server": FerretDB is then neither installed
-# nor started.
+SECOND_STORE_ADDR="127.0.0.1:27018"
+# A MONGODB_URI set by the caller means "use that server": no read store is then installed or
+# started.
 MONGODB_URI_GIVEN="${MONGODB_URI:-}"
 export MONGODB_URI="${MONGODB_URI_GIVEN:-mongodb://$MONGO_WIRE_ADDR}"
+# The kind of server MONGODB_URI names, for the tests that start private servers of the same
+# kind (harness's PrivateReadStore).
+export READ_STORE="$LOCAL_READ_STORE"
 
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/run"
 
@@ -89,6 +107,11 @@ ensure_packages() {
   command -v curl >/dev/null || missing+=(curl)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   [ -e /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+  # secantusd-rs builds WiredTiger from its C sources with CMake.
+  command -v cmake >/dev/null || missing+=(cmake)
+  command -v make >/dev/null || missing+=(make)
+  command -v cc >/dev/null || missing+=(gcc)
+  command -v c++ >/dev/null || missing+=(g++)
   if ((${#missing[@]})); then
     say "installing Debian packages: ${missing[*]}"
     apt-get update -qq
@@ -236,14 +259,14 @@ create_service_users() {
 }
 
 # The validators the tests run on the OpenAPI documents (and the services against them), the
-# Kubernetes manifests and the compose file, pinned, in a virtualenv of the state directory;
-# exports VALIDATORS_BIN.
+# Kubernetes manifests and the compose file, and pymongo for the read stores' leftovers, pinned,
+# in a virtualenv of the state directory; exports VALIDATORS_BIN.
 SCHEMATHESIS_VERSION=4.32.5
 install_validators() {
   local venv="$STATE_DIR/validators"
-  if ! "$venv/bin/python" -c 'import openapi_spec_validator, kubernetes_validate, check_jsonschema' 2>/dev/null ||
+  if ! "$venv/bin/python" -c 'import openapi_spec_validator, kubernetes_validate, check_jsonschema, pymongo' 2>/dev/null ||
     [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
-    say "installing openapi-spec-validator, Schemathesis, kubernetes-validate and check-jsonschema (PyPI)"
+    say "installing openapi-spec-validator, Schemathesis, kubernetes-validate, check-jsonschema and pymongo (PyPI)"
     python3 -m venv "$venv" 2>/dev/null || {
       apt-get update -qq
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
@@ -251,7 +274,7 @@ install_validators() {
     }
     "$venv/bin/pip" install -q --disable-pip-version-check \
       openapi-spec-validator==0.9.0 "schemathesis==$SCHEMATHESIS_VERSION" \
-      kubernetes-validate==1.37.0 check-jsonschema==0.39.0
+      kubernetes-validate==1.37.0 check-jsonschema==0.39.0 pymongo==4.20.1
   fi
   export VALIDATORS_BIN="$venv/bin"
 }
@@ -271,9 +294,10 @@ install_cargo_deny() {
 # TLS on, and libpq and pgx use it by default when the server offers it.
 LOCAL_POSTGRES_TLS="sslmode=disable"
 
-# FerretDB's storage: its PostgreSQL database, with custom plans forced for every statement
-# (pgx sends the parameter at connect): a cached generic plan cannot use the GIN twins of
-# deploy/ferretdb/index-twins.sql, since it does not know which field `_jsonb -> $1` names.
+# FerretDB's storage (FerretDB only): its PostgreSQL database, with custom plans forced for
+# every statement (pgx sends the parameter at connect): a cached generic plan cannot use the GIN
+# twins of deploy/ferretdb/index-twins.sql, since it does not know which field `_jsonb -> $1`
+# names.
 export FERRETDB_POSTGRESQL_URL="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/ferretdb?plan_cache_mode=force_custom_plan&$LOCAL_POSTGRES_TLS"
 
 # install_index_twins DATABASE: FerretDB's indexes get GIN twins there (see the SQL file).
@@ -282,31 +306,97 @@ install_index_twins() {
     -c 'SET client_min_messages = warning' -f "$REPO_ROOT/deploy/ferretdb/index-twins.sql"
 }
 
-start_ferretdb() {
-  if [ -n "${MONGODB_URI_GIVEN:-}" ]; then
-    return 0
+# secantusd-rs (crate secantus-mdb, GPL-2.0-only: a separate program, never linked into the
+# services), pinned, built once from crates.io and kept in ~/.cargo/bin: about 6 minutes on
+# 2 cores. It declares a newer Rust than it needs.
+ensure_secantusd() {
+  [ "$("$SECANTUSD_BIN" --version 2>/dev/null | head -1)" = "secantusd-rs $SECANTUSD_VERSION" ] && return 0
+  say "installing secantusd-rs $SECANTUSD_VERSION (crates.io: secantus-mdb, about 6 minutes)"
+  cargo install --quiet --locked --ignore-rust-version --root "$(dirname "$(dirname "$SECANTUSD_BIN")")" \
+    secantus-mdb --version "$SECANTUSD_VERSION"
+}
+
+# WiredTiger's cache for the local store: a thirty-second of the machine's memory, between
+# 128 and 512 MiB (the local stack's read model fits; mongod's default would take half).
+secantusd_cache_size() {
+  local kib
+  kib="$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
+  local mib=$((kib / 1024 / 32))
+  ((mib < 128)) && mib=128
+  ((mib > 512)) && mib=512
+  echo "${mib}M"
+}
+
+# read_store_arguments KIND ADDR: the command line of the local read store KIND on ADDR.
+read_store_arguments() {
+  case "$1" in
+    secantusd-rs)
+      # --sync-on-commit: without it, acknowledged writes were lost to a SIGKILL in every run
+      # (docs/local-read-stores.md). The empty configuration file stops the server from
+      # reading one from the working or home directory.
+      echo "--config=$STATE_DIR/secantusd-rs/secantusd.toml --host=${2%:*} --port=${2##*:}" \
+        "--storage-path=$STATE_DIR/secantusd-rs/data --sync-on-commit --standalone" \
+        "--cache-size=$(secantusd_cache_size) --log-level=WARNING"
+      ;;
+    ferretdb)
+      echo "--handler=postgresql --postgresql-url=$FERRETDB_POSTGRESQL_URL" \
+        "--state-dir=$STATE_DIR/ferretdb --listen-addr=$2 --telemetry=disable --debug-addr=-" \
+        "--log-level=WARN"
+      ;;
+  esac
+}
+
+# start_read_store KIND ADDR: the local read store KIND (secantusd-rs or ferretdb) listening on
+# ADDR, installed and prepared when missing. One started by an older script or elsewhere, and
+# the other kind on the same address, are stopped first.
+start_read_store() {
+  local kind="$1" addr="$2" binary other arguments
+  case "$kind" in
+    secantusd-rs)
+      ensure_secantusd
+      binary="$SECANTUSD_BIN"
+      mkdir -p "$STATE_DIR/secantusd-rs"
+      [ -e "$STATE_DIR/secantusd-rs/secantusd.toml" ] ||
+        echo "# Every setting is on the command line (deploy/scripts/infra.sh)." \
+          >"$STATE_DIR/secantusd-rs/secantusd.toml"
+      ;;
+    ferretdb)
+      ensure_ferretdb
+      binary="$FERRETDB_BIN"
+      create_postgres_database ferretdb
+      install_index_twins ferretdb
+      # Databases created later, such as the tests' private FerretDB storage, are copies of it.
+      install_index_twins template1
+      mkdir -p "$STATE_DIR/ferretdb"
+      ;;
+  esac
+  arguments="$(read_store_arguments "$kind" "$addr")"
+  for other in secantusd-rs ferretdb; do
+    if [ "$other" != "$kind" ] && [ "$(cat "$STATE_DIR/run/$other.addr" 2>/dev/null)" = "$addr" ]; then
+      stop_pidfile "$other"
+    fi
+  done
+  [ "$(cat "$STATE_DIR/run/$kind.args" 2>/dev/null)" = "$arguments" ] || stop_pidfile "$kind"
+  if ! port_open "${addr%:*}" "${addr##*:}"; then
+    say "starting $kind (read store) on $addr"
+    # shellcheck disable=SC2086 # one argument per word
+    nohup "$binary" $arguments >>"$STATE_DIR/logs/$kind.log" 2>&1 &
+    echo $! >"$STATE_DIR/run/$kind.pid"
+    echo "$arguments" >"$STATE_DIR/run/$kind.args"
+    echo "$addr" >"$STATE_DIR/run/$kind.addr"
+    wait_for_port "${addr%:*}" "${addr##*:}" 60 "$kind"
   fi
-  ensure_ferretdb
-  create_postgres_database ferretdb
-  install_index_twins ferretdb
-  # Databases created later, such as the tests' private FerretDB storage, are copies of it.
-  install_index_twins template1
-  # A FerretDB started by an older script, with other settings, is replaced.
-  local arguments=(--handler=postgresql --postgresql-url="$FERRETDB_POSTGRESQL_URL"
-    --state-dir="$STATE_DIR/ferretdb" --listen-addr="$MONGO_WIRE_ADDR" --telemetry=disable
-    --debug-addr=- --log-level=WARN)
-  if port_open 127.0.0.1 27017 && [ "$(cat "$STATE_DIR/run/ferretdb.args" 2>/dev/null)" != "${arguments[*]}" ]; then
-    stop_pidfile ferretdb
-  fi
-  if ! port_open 127.0.0.1 27017; then
-    say "starting FerretDB $FERRETDB_VERSION (PostgreSQL backend) on $MONGO_WIRE_ADDR"
-    mkdir -p "$STATE_DIR/ferretdb"
-    nohup "$FERRETDB_BIN" "${arguments[@]}" >>"$STATE_DIR/logs/ferretdb.log" 2>&1 &
-    echo $! >"$STATE_DIR/run/ferretdb.pid"
-    echo "${arguments[*]}" >"$STATE_DIR/run/ferretdb.args"
-    wait_for_port 127.0.0.1 27017 60 FerretDB
-  fi
-  export MONGODB_URI="mongodb://$MONGO_WIRE_ADDR"
+}
+
+# The other local read store, on SECOND_STORE_ADDR, for deploy/test's second pass; exports its
+# kind and URI as SECOND_READ_STORE and SECOND_MONGODB_URI.
+start_second_read_store() {
+  case "$LOCAL_READ_STORE" in
+    secantusd-rs) SECOND_READ_STORE=ferretdb ;;
+    ferretdb) SECOND_READ_STORE=secantusd-rs ;;
+  esac
+  start_read_store "$SECOND_READ_STORE" "$SECOND_STORE_ADDR"
+  export SECOND_READ_STORE SECOND_MONGODB_URI="mongodb://$SECOND_STORE_ADDR"
 }
 
 start_infrastructure() {
@@ -314,47 +404,65 @@ start_infrastructure() {
   start_postgres
   start_rabbitmq
   create_service_users
-  start_ferretdb
+  [ -n "$MONGODB_URI_GIVEN" ] || start_read_store "$LOCAL_READ_STORE" "$MONGO_WIRE_ADDR"
 }
 
 # The tests of this checkout name what they create "$TEST_NAME_PREFIX"_<random> (harness's
 # unique_name), so that leftovers can be told from another checkout's running tests.
 export TEST_NAME_PREFIX="test_$(printf '%s' "$REPO_ROOT" | md5sum | cut -c1-8)"
 
+# mongo_leftovers URI [drop]: the databases of this checkout's tests on the MongoDB-wire server
+# at URI, one a line, dropped too with "drop" (pymongo, in the validators' virtualenv).
+mongo_leftovers() {
+  "$VALIDATORS_BIN/python" - "$1" "$TEST_NAME_PREFIX" "${2:-}" <<'PYTHON'
+import sys
+import pymongo
+
+uri, prefix, drop = sys.argv[1:]
+client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10000)
+for name in client.list_database_names():
+    if name.startswith(prefix + "_"):
+        print(name)
+        if drop:
+            client.drop_database(name)
+PYTHON
+}
+
+# The MongoDB-wire servers the tests use: the local store, and the second one when it runs.
+test_read_store_uris() {
+  echo "$MONGODB_URI"
+  [ -z "${SECOND_MONGODB_URI:-}" ] || echo "$SECOND_MONGODB_URI"
+}
+
 # What this checkout's tests created and did not drop, one "KIND NAME" a line: databases,
-# vhosts, RabbitMQ users, and FerretDB databases (schemas of the ferretdb database).
+# vhosts, RabbitMQ users, and databases of the read stores.
 test_leftovers() {
-  local prefix="$TEST_NAME_PREFIX"
+  local prefix="$TEST_NAME_PREFIX" uri
   runuser -u postgres -- psql -qtAX \
     -c "SELECT 'database ' || datname FROM pg_database WHERE datname LIKE '${prefix}\_%'"
   { broker_api "$RABBITMQ_API_URL/api/vhosts?columns=name" |
     grep -o "\"name\":\"${prefix}_[0-9a-f]*\"" | cut -d'"' -f4 | sed 's/^/vhost /'; } || true
   { broker_api "$RABBITMQ_API_URL/api/users?columns=name" |
     grep -o "\"name\":\"${prefix}_[0-9a-z_]*\"" | cut -d'"' -f4 | sed 's/^/user /'; } || true
-  runuser -u postgres -- psql -qtAX -d ferretdb \
-    -c "SELECT 'ferretdb ' || nspname FROM pg_namespace WHERE nspname LIKE '${prefix}\_%'" \
-    2>/dev/null || true
+  while read -r uri; do
+    mongo_leftovers "$uri" | sed "s|^|read-store-database $uri |"
+  done < <(test_read_store_uris)
 }
 
 # Drops what this checkout's earlier test runs left (the tests drop their own; a killed run
-# cannot). FerretDB is stopped while its schemas are dropped: it caches what databases exist.
+# cannot).
 remove_test_leftovers() {
-  local kind name ferret_stopped=""
+  local kind name uri
   while read -r kind name; do
     case "$kind" in
       database) runuser -u postgres -- psql -q -c "DROP DATABASE \"$name\" WITH (FORCE)" >/dev/null ;;
       vhost) broker_api -X DELETE "$RABBITMQ_API_URL/api/vhosts/$name" >/dev/null ;;
       user) broker_api -X DELETE "$RABBITMQ_API_URL/api/users/$name" >/dev/null ;;
-      ferretdb)
-        [ -n "${MONGODB_URI_GIVEN:-}" ] && continue
-        [ -n "$ferret_stopped" ] || { stop_pidfile ferretdb; ferret_stopped=yes; }
-        runuser -u postgres -- psql -q -d ferretdb -c "DROP SCHEMA \"$name\" CASCADE" >/dev/null
-        ;;
     esac
   done < <(test_leftovers)
-  if [ -n "$ferret_stopped" ]; then
-    start_ferretdb
-  fi
+  while read -r uri; do
+    mongo_leftovers "$uri" drop >/dev/null
+  done < <(test_read_store_uris)
 }
 
 # Fails, naming them, if the tests left anything behind: each test drops what it creates.

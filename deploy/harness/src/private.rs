@@ -1,17 +1,15 @@
-//! Servers owned by one test, for tests that stop and restart them: a PostgreSQL cluster, a
-//! RabbitMQ node and a FerretDB instance, each on its own reserved ports and in its own directory,
-//! so breaking them cannot disturb tests running in parallel on the shared servers.
+//! Servers owned by one test, for tests that stop and restart them: a PostgreSQL cluster and a
+//! RabbitMQ node (the read store is in `read_store`), each on its own reserved ports and in its
+//! own directory, so breaking them cannot disturb tests running in parallel on the shared servers.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tokio::process::Child;
-
 use crate::{eventually, unique_name, ReservedPort};
 
-fn run(command: &mut Command, what: &str) {
+pub(crate) fn run(command: &mut Command, what: &str) {
     let output = command
         .stdin(Stdio::null())
         .output()
@@ -24,7 +22,7 @@ fn run(command: &mut Command, what: &str) {
     );
 }
 
-fn scratch_dir(kind: &str) -> PathBuf {
+pub(crate) fn scratch_dir(kind: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("{}_{kind}", unique_name()));
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
@@ -719,133 +717,5 @@ impl PrivateRabbitCluster {
             }
         }
         Ok(())
-    }
-}
-
-/// A FerretDB of its own, storing into a fresh database of the shared PostgreSQL (so stopping
-/// it is a MongoDB outage that leaves PostgreSQL alone). The database is a copy of `template1`,
-/// so it has the GIN twins of `deploy/ferretdb/index-twins.sql`, and FerretDB connects to it
-/// with the local stack's options (`FERRETDB_POSTGRESQL_URL`'s query string).
-pub struct PrivateFerret {
-    dir: PathBuf,
-    child: Option<Child>,
-    port: ReservedPort,
-    /// FerretDB's storage database (its URL without FerretDB's connection options); dropped
-    /// after the child is killed.
-    pub storage: crate::TestDatabase,
-}
-
-fn log_file(path: &Path) -> Stdio {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_or_else(|_| Stdio::null(), Stdio::from)
-}
-
-fn ferretdb_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("FERRETDB_BIN") {
-        return PathBuf::from(path);
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
-    home.join("go/bin/ferretdb")
-}
-
-impl PrivateFerret {
-    /// The storage URL with the options the local stack gives FerretDB's PostgreSQL
-    /// connections (`deploy/scripts/infra.sh`).
-    fn connection_url(&self) -> String {
-        let options = std::env::var("FERRETDB_POSTGRESQL_URL")
-            .ok()
-            .and_then(|url| url.split_once('?').map(|(_, options)| options.to_owned()));
-        match options {
-            Some(options) => format!("{}?{options}", self.storage.url),
-            None => self.storage.url.clone(),
-        }
-    }
-
-    pub async fn start() -> Self {
-        let mut ferret = Self {
-            dir: scratch_dir("ferretdb"),
-            child: None,
-            port: ReservedPort::new(),
-            storage: crate::fresh_postgres_database(),
-        };
-        ferret.start_again().await;
-        ferret
-    }
-
-    pub fn uri(&self) -> String {
-        format!("mongodb://127.0.0.1:{}", self.port.number())
-    }
-
-    pub async fn start_again(&mut self) {
-        let binary = ferretdb_binary();
-        let child = tokio::process::Command::new(&binary)
-            .arg("--handler=postgresql")
-            .arg(format!("--postgresql-url={}", self.connection_url()))
-            .arg(format!("--state-dir={}", self.dir.display()))
-            .arg(format!("--listen-addr=127.0.0.1:{}", self.port.number()))
-            // No debug listener: its fixed default port would clash with other instances.
-            .args(["--telemetry=disable", "--log-level=warn", "--debug-addr=-"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file(&self.dir.join("ferretdb.log")))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "start FerretDB at {} (deploy/test installs it): {error}",
-                    binary.display()
-                )
-            });
-        self.child = Some(child);
-        let port = self.port.number();
-        eventually(
-            "the private FerretDB to listen",
-            Duration::from_secs(30),
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .ok()
-            },
-        )
-        .await;
-    }
-
-    pub async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.expect("stop FerretDB");
-        }
-    }
-
-    /// Freezes FerretDB with SIGSTOP: its connections stay open and nothing answers on them.
-    pub fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    pub fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self
-            .child
-            .as_ref()
-            .and_then(Child::id)
-            .expect("FerretDB is running");
-        run(
-            Command::new("kill").args([signal, &pid.to_string()]),
-            &format!("kill {signal} FerretDB"),
-        );
-    }
-}
-
-impl Drop for PrivateFerret {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -5,15 +5,17 @@
 
 use harness::{listening_sockets, ServiceStack};
 
-/// The programs of the local stack, by the short name the kernel gives their processes.
-/// FerretDB is not among them where `MONGODB_URI` names another server.
-const STACK_PROGRAMS: [&str; 7] = [
+/// The programs of the local stack, by the short name the kernel gives their processes. The
+/// read stores come last: which of them runs depends on `LOCAL_READ_STORE` (deploy/test runs
+/// both), and neither does where `MONGODB_URI` names another server.
+const STACK_PROGRAMS: [&str; 8] = [
     "postgres",
     "beam.smp",
     "epmd",
     "nginx",
     "command-service",
     "query-service",
+    "secantusd-rs",
     "ferretdb",
 ];
 const ALWAYS_RUNNING: usize = 6;

@@ -1,7 +1,7 @@
 //! Nothing lost, nothing doubled: the whole system under a steady stream of orders while real
 //! processes are broken, one scenario at a time. The stack runs on servers owned by this test
-//! (its own PostgreSQL cluster, RabbitMQ node and FerretDB), so stopping them disturbs no other
-//! test. Each scenario is a test with a stack of its own; after the fault it waits for quiet and
+//! (its own PostgreSQL cluster, RabbitMQ node and read store, of the kind the run tests), so
+//! stopping them disturbs no other test. Each scenario is a test with a stack of its own; after the fault it waits for quiet and
 //! checks every accepted order against the read model and PostgreSQL, then writes its line of
 //! the report, which `deploy/test` gathers into `target/fault-suite.md`.
 
@@ -16,12 +16,13 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Text};
 use harness::{
-    eventually, take_message, Gateway, PrivateFerret, PrivatePostgres, PrivateRabbit,
-    PrivateRabbitCluster, ServiceProcess, TestPublisher, PROJECTION_QUEUE,
+    eventually, metric, scrape_metrics, take_message, Gateway, PrivatePostgres, PrivateRabbit,
+    PrivateRabbitCluster, PrivateReadStore, ReadStoreKind, ServiceProcess, TestPublisher,
+    PROJECTION_QUEUE,
 };
 use serde_json::{json, Value};
 
-// A steady stream the read side sustains on FerretDB in a debug build (about 25 orders/s), so
+// A steady stream the read side sustains on either read store in a debug build (about 25 orders/s), so
 // that after each fault the backlog drains and the checks measure recovery, not saturation.
 const CUSTOMERS_PER_SCENARIO: usize = 8;
 const WORKERS: usize = 2;
@@ -57,7 +58,7 @@ struct Stack {
     /// The command side's database URL: the primary, or both servers with a standby.
     database_url: String,
     broker: Broker,
-    ferret: PrivateFerret,
+    read_store: PrivateReadStore,
     command: ServiceProcess,
     query: ServiceProcess,
     gateway: Gateway,
@@ -93,7 +94,7 @@ impl Stack {
             Some(standby) => PrivatePostgres::url_of_pair(&postgres, standby),
             None => postgres.url(),
         };
-        let ferret = PrivateFerret::start().await;
+        let read_store = PrivateReadStore::start().await;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -101,7 +102,7 @@ impl Stack {
         let query = ServiceProcess::start(
             "query-service",
             &[
-                ("MONGODB_URI", ferret.uri()),
+                ("MONGODB_URI", read_store.uri()),
                 ("AMQP_URL", broker.amqp_url()),
                 ("APP_MONGODB__TIMEOUT_MS", "1000".into()),
                 ("APP_BROKER__MAX_ATTEMPTS", MAX_ATTEMPTS.to_string()),
@@ -131,7 +132,7 @@ impl Stack {
             standby,
             database_url,
             broker,
-            ferret,
+            read_store,
             command,
             query,
             gateway,
@@ -505,6 +506,22 @@ async fn unavailable_read(stack: &Stack) -> String {
     )
 }
 
+/// A sample of the query service's metrics (0 before it exists).
+async fn query_metric(stack: &Stack, name: &str) -> f64 {
+    let address = format!("http://127.0.0.1:{}", stack.query.metrics_port());
+    metric(&scrape_metrics(&stack.client, &address).await, name).unwrap_or(0.0)
+}
+
+/// Deliveries the projection has taken from its queue.
+async fn events_consumed(stack: &Stack) -> f64 {
+    query_metric(stack, "events_consumed_total").await
+}
+
+/// Batches the projection gave up at the read store's deadline, to try again.
+async fn batches_abandoned(stack: &Stack) -> f64 {
+    query_metric(stack, r#"events_retried_total{reason="store_unavailable"}"#).await
+}
+
 /// Readiness answers 503 and names the dependency that is down.
 async fn assert_not_ready(stack: &Stack, service: &ServiceProcess, dependency: &str) {
     let response = stack
@@ -830,7 +847,7 @@ const REPORT_HEADER: &str = "| scenario | sent | accepted | refused | unanswered
 /// The scenarios in the order of the report: each test writes its line to a file named after
 /// its position (and the header to `header.md`), and `deploy/test` puts them together in
 /// `target/fault-suite.md`.
-const REPORT_ORDER: [&str; 15] = [
+const REPORT_ORDER: [&str; 16] = [
     "baseline",
     "rabbitmq-stop-app",
     "rabbitmq-restart",
@@ -839,7 +856,8 @@ const REPORT_ORDER: [&str; 15] = [
     "rabbitmq-cluster-partition",
     "query-service-sigkill",
     "command-service-sigkill",
-    "mongodb-restart",
+    "read-store-sigkill-mid-batch",
+    "read-store-frozen",
     "postgres-restart",
     "postgres-failover",
     "command-service-sigterm",
@@ -853,9 +871,16 @@ fn record(row: &Row) {
         .iter()
         .position(|scenario| *scenario == row.scenario)
         .unwrap_or_else(|| panic!("{} is not in REPORT_ORDER", row.scenario));
+    // The read store's scenarios run on both local stores (deploy/test's two passes).
+    let kind = ReadStoreKind::of_this_run().name();
+    let scenario = if row.scenario.starts_with("read-store") {
+        format!("{} ({kind})", row.scenario)
+    } else {
+        row.scenario.clone()
+    };
     let line = format!(
         "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} s | {} |\n",
-        row.scenario,
+        scenario,
         row.sent,
         row.accepted,
         row.refused,
@@ -870,7 +895,7 @@ fn record(row: &Row) {
     let directory = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault-suite");
     std::fs::create_dir_all(&directory).unwrap();
     std::fs::write(directory.join("header.md"), REPORT_HEADER).unwrap();
-    std::fs::write(directory.join(format!("{position:02}.md")), line).unwrap();
+    std::fs::write(directory.join(format!("{position:02}-{kind}.md")), line).unwrap();
 }
 
 // Each scenario runs on a stack of its own, so that one failure hides no other and the
@@ -1001,14 +1026,42 @@ async fn command_service_sigkill() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mongodb_restart() {
+async fn read_store_sigkill_mid_batch() {
     let mut stack = Stack::start().await;
-    record(&scenario!(stack, "mongodb-restart", |s| {
-        s.ferret.stop().await;
+    record(&scenario!(stack, "read-store-sigkill-mid-batch", |s| {
+        // Frozen first, so that the kill finds a batch's writes sent and unanswered.
+        let consumed = events_consumed(s).await;
+        s.read_store.pause();
+        eventually(
+            "a delivery taken while the read store is frozen",
+            Duration::from_secs(10),
+            || async { (events_consumed(s).await > consumed).then_some(()) },
+        )
+        .await;
+        s.read_store.kill().await;
         let read = unavailable_read(s).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        s.ferret.start_again().await;
-        read
+        s.read_store.start_again().await;
+        format!("SIGKILL with a batch's writes unanswered; {read}; restarted 2 s later")
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_store_frozen() {
+    let mut stack = Stack::start().await;
+    record(&scenario!(stack, "read-store-frozen", |s| {
+        let abandoned = batches_abandoned(s).await;
+        s.read_store.pause();
+        let read = unavailable_read(s).await;
+        eventually(
+            "a batch abandoned at its deadline",
+            Duration::from_secs(10),
+            || async { (batches_abandoned(s).await > abandoned).then_some(()) },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        s.read_store.resume();
+        format!("SIGSTOP for 2 s past a batch's deadline; {read}; SIGCONT")
     }));
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
-use harness::{eventually, PrivateFerret};
+use harness::{eventually, Durability, PrivateReadStore, ReadStoreKind};
 use mongodb::bson::{doc, Document};
 use mongodb::{Client, Collection, IndexModel};
 
@@ -59,8 +59,10 @@ async fn scanned_indexes(orders: &Collection<Document>, filter: Document) -> Vec
 
 #[tokio::test]
 async fn ferretdb_lookups_by_an_indexed_field_scan_its_gin_twin_and_the_twin_goes_with_the_index() {
-    let ferret = PrivateFerret::start().await;
-    let mut storage = PgConnection::establish(&ferret.storage.url).expect("FerretDB's storage");
+    let ferret =
+        PrivateReadStore::start_kind(ReadStoreKind::FerretDb, Durability::SyncOnCommit).await;
+    let storage = ferret.ferretdb_storage_url().expect("FerretDB's storage");
+    let mut storage = PgConnection::establish(storage).expect("FerretDB's storage");
     let client = Client::with_uri_str(ferret.uri()).await.expect("client");
     let orders: Collection<Document> = client.database("read_models").collection("orders");
     orders

@@ -10,6 +10,21 @@ use serde::Serialize;
 /// Linux reports process times in USER_HZ, 100 per second on every architecture it supports.
 const TICKS_PER_SEC: f64 = 100.0;
 
+/// The process groups of the read store, whichever MongoDB-wire server runs: secantusd-rs,
+/// mongod, or FerretDB with the PostgreSQL backends that serve its database.
+pub const READ_STORE_GROUPS: [&str; 4] =
+    ["secantusd-rs", "mongod", "ferretdb", "postgres (ferretdb)"];
+
+/// The read store's CPU milliseconds per order: the sum over its groups, if any of them ran.
+pub fn read_store_ms_per_order(uses: &[CpuUse]) -> Option<f64> {
+    let store: Vec<f64> = uses
+        .iter()
+        .filter(|used| READ_STORE_GROUPS.contains(&used.group.as_str()))
+        .map(|used| used.ms_per_order)
+        .collect();
+    (!store.is_empty()).then(|| store.iter().sum())
+}
+
 /// CPU time each process group had used at one moment.
 pub struct CpuSnapshot {
     taken: Instant,
@@ -100,9 +115,8 @@ fn parse_stat(stat: &str) -> Option<(&str, u64)> {
 fn group_of(name: &str, cmdline: &[u8]) -> String {
     match name {
         "beam.smp" | "erl_child_setup" | "epmd" | "inet_gethost" => "rabbitmq".to_owned(),
-        "command-service" | "query-service" | "ferretdb" | "mongod" | "nginx" | "loadgen" => {
-            name.to_owned()
-        }
+        "command-service" | "query-service" | "secantusd-rs" | "ferretdb" | "mongod" | "nginx"
+        | "loadgen" => name.to_owned(),
         _ if name.starts_with("postgres") => postgres_group(cmdline),
         _ => "other".to_owned(),
     }
@@ -129,6 +143,28 @@ fn postgres_group(cmdline: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn used(group: &str, ms_per_order: f64) -> CpuUse {
+        CpuUse {
+            group: group.to_owned(),
+            cpu_secs: 1.0,
+            share: 0.1,
+            ms_per_order,
+        }
+    }
+
+    #[test]
+    fn the_read_store_is_the_sum_of_its_groups_whichever_server_runs() {
+        let ferretdb = [
+            used("ferretdb", 0.25),
+            used("postgres (ferretdb)", 0.5),
+            used("postgres (orders)", 0.125),
+        ];
+        assert_eq!(read_store_ms_per_order(&ferretdb), Some(0.75));
+        let secantusd = [used("secantusd-rs", 0.25), used("query-service", 0.5)];
+        assert_eq!(read_store_ms_per_order(&secantusd), Some(0.25));
+        assert_eq!(read_store_ms_per_order(&[used("nginx", 0.5)]), None);
+    }
+
     #[test]
     fn stat_lines_give_the_name_and_both_times() {
         let stat = "42 (tokio (worker)) S 1 42 42 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0";
@@ -147,6 +183,7 @@ mod tests {
         assert_eq!(group_of("postgres", local), "postgres (orders)");
         assert_eq!(group_of("postgres", server), "postgres (server)");
         assert_eq!(group_of("beam.smp", b""), "rabbitmq");
+        assert_eq!(group_of("secantusd-rs", b""), "secantusd-rs");
         assert_eq!(group_of("kworker/0:1", b""), "other");
     }
 }

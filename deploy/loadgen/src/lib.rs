@@ -83,7 +83,7 @@ pub struct Options {
     #[arg(long, default_value_t = 0)]
     pub preload: u64,
     /// Documents per kind of write when measuring what each write costs the read store alone
-    /// (CPU per document of FerretDB and its PostgreSQL, or mongod); 0 skips it.
+    /// (CPU per document of secantusd-rs, mongod, or FerretDB and its PostgreSQL); 0 skips it.
     #[arg(long, default_value_t = 0)]
     pub write_costs: u64,
     /// Also write the report as JSON to this file.
@@ -622,6 +622,12 @@ impl Report {
                 group.cpu_secs,
                 group.share * 100.0,
                 group.ms_per_order
+            );
+        }
+        if let Some(store) = cpu::read_store_ms_per_order(&self.cpu) {
+            let _ = writeln!(
+                text,
+                "| CPU read store (its groups above) | {store:.2} ms/order |"
             );
         }
         text

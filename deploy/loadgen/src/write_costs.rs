@@ -1,6 +1,6 @@
 //! What each kind of write the projection makes costs the read store alone, in CPU per
-//! document of the store's processes (FerretDB and its PostgreSQL, or mongod): inserting new
-//! orders in batches, updating one existing document by `_id` (as every carried customer
+//! document of the store's processes (secantusd-rs, mongod, or FerretDB and its PostgreSQL):
+//! inserting new orders in batches, updating one existing document by `_id` (as every carried customer
 //! summary and every position counter is written), and inserting small documents in batches
 //! (what an append-only summary would cost). On FerretDB 1.24 the second is the projection's
 //! floor: see docs/performance.md.
@@ -11,13 +11,11 @@ use mongodb::IndexModel;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::cpu::CpuSnapshot;
+use crate::cpu::{read_store_ms_per_order, CpuSnapshot};
 
 /// The projection's batch size.
 const BATCH: u64 = 64;
 const CUSTOMERS: u64 = 1000;
-/// The process groups of the read store ([`crate::cpu`] names them).
-const STORE_GROUPS: [&str; 3] = ["ferretdb", "postgres (ferretdb)", "mongod"];
 
 /// One kind of write, measured alone.
 #[derive(Debug, Clone, Serialize)]
@@ -106,11 +104,7 @@ fn cost(write: &'static str, documents: u64, started: &CpuSnapshot) -> WriteCost
     WriteCost {
         write,
         documents,
-        cpu_ms_per_document: uses
-            .iter()
-            .filter(|group| STORE_GROUPS.contains(&group.group.as_str()))
-            .map(|group| group.ms_per_order)
-            .sum(),
+        cpu_ms_per_document: read_store_ms_per_order(&uses).unwrap_or(0.0),
     }
 }
 

@@ -4,16 +4,16 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use harness::{eventually, metric, scrape_metrics, PrivateFerret};
+use harness::{eventually, metric, scrape_metrics, PrivateReadStore};
 use serde_json::Value;
 
 use crate::helpers::{new_order, spawn_app_with};
 
 #[tokio::test]
 async fn a_frozen_read_database_fails_reads_with_503_and_the_projection_retries_until_it_answers() {
-    let ferret = PrivateFerret::start().await;
+    let store = PrivateReadStore::start().await;
     let app = spawn_app_with(|settings| {
-        settings.mongodb.uri = ferret.uri();
+        settings.mongodb.uri = store.uri();
         settings.mongodb.read_timeout_ms = 300;
         settings.mongodb.batch_timeout_ms = 300;
     })
@@ -23,7 +23,7 @@ async fn a_frozen_read_database_fails_reads_with_503_and_the_projection_retries_
     app.get_eventually(&format!("/orders/{}", before.aggregate_id))
         .await;
 
-    ferret.pause();
+    store.pause();
     // The driver's own monitor would notice the frozen server only after its next heartbeat
     // (every 10 s) and a connect timeout: well after this client gives up.
     let response = app
@@ -50,7 +50,7 @@ async fn a_frozen_read_database_fails_reads_with_503_and_the_projection_retries_
     )
     .await;
 
-    ferret.resume();
+    store.resume();
     let applied = app
         .get_eventually(&format!("/orders/{}", during.aggregate_id))
         .await;

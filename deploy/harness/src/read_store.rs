@@ -1,0 +1,232 @@
+//! A MongoDB-wire read store owned by one test, for tests that kill, freeze or restart it: of
+//! the kind the run tests against (`READ_STORE`, which `deploy/scripts/infra.sh` sets beside
+//! `MONGODB_URI`), on its own reserved port and in its own directory, set up as the local stack
+//! sets up its own.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tokio::process::Child;
+
+use crate::private::{run, scratch_dir};
+use crate::{eventually, ReservedPort};
+
+/// The two MongoDB-wire servers the local stack can run (docs/local-read-stores.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStoreKind {
+    /// secantusd-rs: the wire protocol over WiredTiger, the local default.
+    Secantusd,
+    /// FerretDB 1.24 on a PostgreSQL database.
+    FerretDb,
+}
+
+impl ReadStoreKind {
+    /// The kind `MONGODB_URI` names in this run: `READ_STORE`, secantusd-rs unless it says
+    /// ferretdb.
+    pub fn of_this_run() -> Self {
+        match std::env::var("READ_STORE").as_deref() {
+            Ok("ferretdb") => Self::FerretDb,
+            _ => Self::Secantusd,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Secantusd => "secantusd-rs",
+            Self::FerretDb => "ferretdb",
+        }
+    }
+
+    fn binary(self) -> PathBuf {
+        let (variable, home_path) = match self {
+            Self::Secantusd => ("SECANTUSD_BIN", ".cargo/bin/secantusd-rs"),
+            Self::FerretDb => ("FERRETDB_BIN", "go/bin/ferretdb"),
+        };
+        std::env::var_os(variable).map_or_else(
+            || {
+                let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+                PathBuf::from(home).join(home_path)
+            },
+            PathBuf::from,
+        )
+    }
+}
+
+/// Whether secantusd-rs syncs its log on every commit, as the local stack runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    SyncOnCommit,
+    /// The server's default, which loses acknowledged writes to a SIGKILL; for the test that
+    /// shows it.
+    ServerDefault,
+}
+
+/// A read store of its own. FerretDB stores into a fresh database of the shared PostgreSQL (so
+/// stopping it is a MongoDB outage that leaves PostgreSQL alone), a copy of `template1` with the
+/// GIN twins of `deploy/ferretdb/index-twins.sql`, connected with the local stack's options
+/// (`FERRETDB_POSTGRESQL_URL`'s query string); secantusd-rs into its own directory.
+pub struct PrivateReadStore {
+    kind: ReadStoreKind,
+    durability: Durability,
+    dir: PathBuf,
+    child: Option<Child>,
+    port: ReservedPort,
+    /// FerretDB's storage database; dropped after the child is killed.
+    storage: Option<crate::TestDatabase>,
+}
+
+fn log_file(path: &Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
+impl PrivateReadStore {
+    /// A store of the kind this run tests, durable as the local stack runs it.
+    pub async fn start() -> Self {
+        Self::start_kind(ReadStoreKind::of_this_run(), Durability::SyncOnCommit).await
+    }
+
+    pub async fn start_kind(kind: ReadStoreKind, durability: Durability) -> Self {
+        let mut store = Self {
+            kind,
+            durability,
+            dir: scratch_dir(kind.name()),
+            child: None,
+            port: ReservedPort::new(),
+            storage: (kind == ReadStoreKind::FerretDb).then(crate::fresh_postgres_database),
+        };
+        if kind == ReadStoreKind::Secantusd {
+            std::fs::write(store.dir.join("secantusd.toml"), "").expect("an empty configuration");
+        }
+        store.start_again().await;
+        store
+    }
+
+    pub fn kind(&self) -> ReadStoreKind {
+        self.kind
+    }
+
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}", self.port.number())
+    }
+
+    /// FerretDB's PostgreSQL database (without FerretDB's connection options).
+    pub fn ferretdb_storage_url(&self) -> Option<&str> {
+        self.storage.as_ref().map(|storage| storage.url.as_str())
+    }
+
+    fn arguments(&self) -> Vec<String> {
+        let port = self.port.number();
+        match self.kind {
+            ReadStoreKind::Secantusd => {
+                let mut arguments = vec![
+                    format!("--config={}", self.dir.join("secantusd.toml").display()),
+                    "--host=127.0.0.1".to_owned(),
+                    format!("--port={port}"),
+                    format!("--storage-path={}", self.dir.join("data").display()),
+                    "--standalone".to_owned(),
+                    "--cache-size=128M".to_owned(),
+                    // Each log file is allocated in full: small ones for a test's few documents.
+                    "--log-file-max=16MB".to_owned(),
+                    "--log-level=WARNING".to_owned(),
+                ];
+                if self.durability == Durability::SyncOnCommit {
+                    arguments.push("--sync-on-commit".to_owned());
+                }
+                arguments
+            }
+            ReadStoreKind::FerretDb => {
+                let storage = &self.storage.as_ref().expect("FerretDB's storage").url;
+                let options = std::env::var("FERRETDB_POSTGRESQL_URL")
+                    .ok()
+                    .and_then(|url| url.split_once('?').map(|(_, options)| options.to_owned()));
+                let storage = match options {
+                    Some(options) => format!("{storage}?{options}"),
+                    None => storage.clone(),
+                };
+                vec![
+                    "--handler=postgresql".to_owned(),
+                    format!("--postgresql-url={storage}"),
+                    format!("--state-dir={}", self.dir.display()),
+                    format!("--listen-addr=127.0.0.1:{port}"),
+                    // No debug listener: its fixed default port would clash with other instances.
+                    "--telemetry=disable".to_owned(),
+                    "--log-level=warn".to_owned(),
+                    "--debug-addr=-".to_owned(),
+                ]
+            }
+        }
+    }
+
+    /// Starts the server (again, after [`Self::kill`]) on the same data and port.
+    pub async fn start_again(&mut self) {
+        let binary = self.kind.binary();
+        let child = tokio::process::Command::new(&binary)
+            .args(self.arguments())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file(&self.dir.join("server.log")))
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "start {} at {} (deploy/test installs it): {error}",
+                    self.kind.name(),
+                    binary.display()
+                )
+            });
+        self.child = Some(child);
+        let port = self.port.number();
+        eventually(
+            "the private read store to listen",
+            Duration::from_secs(30),
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+            },
+        )
+        .await;
+    }
+
+    /// Kills the server with SIGKILL, as a crash ends it, and waits until it is gone.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("SIGKILL the read store");
+        }
+    }
+
+    /// Freezes the server with SIGSTOP: its connections stay open and nothing answers on them.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("the read store is running");
+        run(
+            Command::new("kill").args([signal, &pid.to_string()]),
+            &format!("kill {signal} {}", self.kind.name()),
+        );
+    }
+}
+
+impl Drop for PrivateReadStore {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
