@@ -105,6 +105,7 @@ impl EventConsumer {
         self.status.set_connected(true);
         log::info!("event consumer attached to queue {}", self.settings.queue);
 
+        let mut connection_events = Box::pin(connection.events_listener());
         let batch_size = usize::from(self.settings.batch_size);
         let mut batch: Vec<(Delivery, EventEnvelope)> = Vec::with_capacity(batch_size);
         loop {
@@ -115,6 +116,7 @@ impl EventConsumer {
                 let next = tokio::select! {
                     biased;
                     () = shutdown.cancelled() => break,
+                    error = connection_error(&mut connection_events) => return Err(error.into()),
                     () = sleep_until_some(closes) => break,
                     next = deliveries.next() => next,
                 };
@@ -239,6 +241,19 @@ impl EventConsumer {
         delivery.ack(BasicAckOptions::default()).await?;
         Ok(())
     }
+}
+
+/// The connection's next error. lapin fails the consumer's stream too, but a reset connection
+/// once left the stream waiting for good (the fault suite's broker stop, under load).
+async fn connection_error(
+    events: &mut (impl futures::Stream<Item = lapin::Event> + Unpin),
+) -> lapin::Error {
+    while let Some(event) = events.next().await {
+        if let lapin::Event::Error(error) = event {
+            return error;
+        }
+    }
+    std::future::pending().await
 }
 
 /// Sleeps until `deadline`, or forever without one.
