@@ -336,7 +336,7 @@ impl ReadStore {
     /// written only where there is none, which the unique `_id` index decides on insert: all
     /// of them go in one unordered insert, in which a duplicate key refuses that document
     /// alone. A guarded upsert would look each order up first, and on FerretDB a lookup costs
-    /// more than the insert (see docs/mongodb-and-ferretdb.md). Later versions are guarded
+    /// more than the insert (see docs/local-read-stores.md). Later versions are guarded
     /// upserts, written before the inserts, so that with one write at a time the orders become
     /// readable in the order given.
     ///

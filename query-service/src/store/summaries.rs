@@ -172,7 +172,7 @@ impl ReadStore {
     /// update would cost more than all the inserts it saves.
     ///
     /// No update of many documents in one command: FerretDB 1.24 hangs on bulk updates (see
-    /// docs/mongodb-and-ferretdb.md).
+    /// docs/local-read-stores.md).
     pub async fn write_carried_summaries(
         &self,
         writes: &[SummaryWrite],
