@@ -36,3 +36,14 @@ pub async fn json_when_ok(
     })
     .await
 }
+
+/// Polls until something accepts connections on 127.0.0.1:`port`; panics after `deadline` with
+/// `what`.
+pub async fn accepting_connections(what: &str, port: u16, deadline: Duration) {
+    eventually(what, deadline, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
+}

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::polling::accepting_connections;
 use crate::{eventually, unique_name, ReservedPort};
 
 pub(crate) fn run(command: &mut Command, what: &str) {
@@ -370,15 +371,10 @@ impl PrivateRabbit {
             },
         )
         .await;
-        let amqp_port = self.amqp_port.number();
-        eventually(
+        accepting_connections(
             "the private RabbitMQ node to accept AMQP",
+            self.amqp_port.number(),
             Duration::from_secs(60),
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", amqp_port))
-                    .await
-                    .ok()
-            },
         )
         .await;
     }

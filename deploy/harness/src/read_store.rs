@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use tokio::process::Child;
 
+use crate::polling::accepting_connections;
 use crate::private::{run, scratch_dir};
-use crate::{eventually, ReservedPort};
+use crate::ReservedPort;
 
 /// The two MongoDB-wire servers the local stack can run (docs/local-read-stores.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,15 +181,10 @@ impl PrivateReadStore {
                 )
             });
         self.child = Some(child);
-        let port = self.port.number();
-        eventually(
+        accepting_connections(
             "the private read store to listen",
+            self.port.number(),
             Duration::from_secs(30),
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .ok()
-            },
         )
         .await;
     }
