@@ -99,12 +99,18 @@ run_stack_query_service() {
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
+# listening_program PORT: the name of the program listening on TCP PORT, if any.
+listening_program() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)".*/\1/p' | head -1
+}
+
 ensure_packages() {
   local missing=()
   command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
   command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
   command -v nginx >/dev/null || missing+=(nginx-light)
   command -v curl >/dev/null || missing+=(curl)
+  command -v ss >/dev/null || missing+=(iproute2)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   [ -e /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
   # secantusd-rs builds WiredTiger from its C sources with CMake.
@@ -377,6 +383,14 @@ start_read_store() {
     fi
   done
   [ "$(cat "$STATE_DIR/run/$kind.args" 2>/dev/null)" = "$arguments" ] || stop_pidfile "$kind"
+  # A server this checkout did not start may hold the address (another checkout's stack): it
+  # serves if it is of this kind, and is never taken for the other.
+  local holder
+  holder="$(listening_program "${addr##*:}")"
+  if [ -n "$holder" ] && [ "$holder" != "$kind" ]; then
+    echo "error: $addr is taken by $holder, not $kind; stop it (deploy/down in the checkout that started it) or set LOCAL_READ_STORE or MONGODB_URI" >&2
+    return 1
+  fi
   if ! port_open "${addr%:*}" "${addr##*:}"; then
     say "starting $kind (read store) on $addr"
     # shellcheck disable=SC2086 # one argument per word
