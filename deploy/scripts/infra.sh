@@ -313,11 +313,11 @@ install_index_twins() {
 }
 
 # secantusd-rs (crate secantus-mdb, GPL-2.0-only: a separate program, never linked into the
-# services), pinned, built once from crates.io and kept in ~/.cargo/bin: about 6 minutes on
+# services), pinned, built once from crates.io and kept in ~/.cargo/bin: about 5½ minutes on
 # 2 cores. It declares a newer Rust than it needs.
 ensure_secantusd() {
   [ "$("$SECANTUSD_BIN" --version 2>/dev/null | head -1)" = "secantusd-rs $SECANTUSD_VERSION" ] && return 0
-  say "installing secantusd-rs $SECANTUSD_VERSION (crates.io: secantus-mdb, about 6 minutes)"
+  say "installing secantusd-rs $SECANTUSD_VERSION (crates.io: secantus-mdb, about 5½ minutes)"
   cargo install --quiet --locked --ignore-rust-version --root "$(dirname "$(dirname "$SECANTUSD_BIN")")" \
     secantus-mdb --version "$SECANTUSD_VERSION"
 }
