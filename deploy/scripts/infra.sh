@@ -467,16 +467,19 @@ test_leftovers() {
 # cannot).
 remove_test_leftovers() {
   local kind name uri
+  local -A read_stores=()
   while read -r kind name; do
     case "$kind" in
       database) runuser -u postgres -- psql -q -c "DROP DATABASE \"$name\" WITH (FORCE)" >/dev/null ;;
       vhost) broker_api -X DELETE "$RABBITMQ_API_URL/api/vhosts/$name" >/dev/null ;;
       user) broker_api -X DELETE "$RABBITMQ_API_URL/api/users/$name" >/dev/null ;;
+      # NAME is "URI DATABASE": the store's leftovers go together below.
+      read-store-database) read_stores["${name%% *}"]=1 ;;
     esac
   done < <(test_leftovers)
-  while read -r uri; do
+  for uri in "${!read_stores[@]}"; do
     mongo_leftovers "$uri" drop >/dev/null
-  done < <(test_read_store_uris)
+  done
 }
 
 # Fails, naming them, if the tests left anything behind: each test drops what it creates.

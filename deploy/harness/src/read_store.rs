@@ -107,10 +107,6 @@ impl PrivateReadStore {
         store
     }
 
-    pub fn kind(&self) -> ReadStoreKind {
-        self.kind
-    }
-
     pub fn uri(&self) -> String {
         format!("mongodb://127.0.0.1:{}", self.port.number())
     }

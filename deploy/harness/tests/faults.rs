@@ -1,9 +1,10 @@
 //! Nothing lost, nothing doubled: the whole system under a steady stream of orders while real
 //! processes are broken, one scenario at a time. The stack runs on servers owned by this test
 //! (its own PostgreSQL cluster, RabbitMQ node and read store, of the kind the run tests), so
-//! stopping them disturbs no other test. Each scenario is a test with a stack of its own; after the fault it waits for quiet and
-//! checks every accepted order against the read model and PostgreSQL, then writes its line of
-//! the report, which `deploy/test` gathers into `target/fault-suite.md`.
+//! stopping them disturbs no other test. Each scenario is a test with a stack of its own; after
+//! the fault it waits for quiet and checks every accepted order against the read model and
+//! PostgreSQL, then writes its line of the report, which `deploy/test` gathers into
+//! `target/fault-suite.md`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
@@ -22,8 +23,9 @@ use harness::{
 };
 use serde_json::{json, Value};
 
-// A steady stream the read side sustains on either read store in a debug build (about 25 orders/s), so
-// that after each fault the backlog drains and the checks measure recovery, not saturation.
+// A steady stream the read side sustains on either read store in a debug build (about 25
+// orders/s), so that after each fault the backlog drains and the checks measure recovery, not
+// saturation.
 const CUSTOMERS_PER_SCENARIO: usize = 8;
 const WORKERS: usize = 2;
 const PACE: Duration = Duration::from_millis(70);
@@ -518,6 +520,20 @@ async fn query_metric(stack: &Stack, name: &str) -> f64 {
 /// Batches the projection gave up at the read store's deadline, to try again.
 async fn batches_abandoned(stack: &Stack) -> f64 {
     query_metric(stack, r#"events_retried_total{reason="store_unavailable"}"#).await
+}
+
+/// Freezes the read store (SIGSTOP) and waits until the projection gives a batch up at its
+/// deadline: whichever batch was in flight at the pause, or the next one. Its writes were sent
+/// and went unanswered.
+async fn freeze_past_a_batch_deadline(stack: &Stack) {
+    let abandoned = batches_abandoned(stack).await;
+    stack.read_store.pause();
+    eventually(
+        "a batch abandoned while the read store is frozen",
+        Duration::from_secs(10),
+        || async { (batches_abandoned(stack).await > abandoned).then_some(()) },
+    )
+    .await;
 }
 
 /// Readiness answers 503 and names the dependency that is down.
@@ -1027,22 +1043,16 @@ async fn command_service_sigkill() {
 async fn read_store_sigkill_mid_batch() {
     let mut stack = Stack::start().await;
     record(&scenario!(stack, "read-store-sigkill-mid-batch", |s| {
-        // Frozen first, so that the kill finds a batch's writes sent and unanswered: the
-        // projection gives one up at its deadline (whichever batch was in flight at the pause,
-        // or the next one).
-        let abandoned = batches_abandoned(s).await;
-        s.read_store.pause();
-        eventually(
-            "a batch abandoned while the read store is frozen",
-            Duration::from_secs(10),
-            || async { (batches_abandoned(s).await > abandoned).then_some(()) },
-        )
-        .await;
+        // Frozen first, so that the kill finds a batch's writes sent and unanswered.
+        freeze_past_a_batch_deadline(s).await;
         s.read_store.kill().await;
         let read = unavailable_read(s).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         s.read_store.start_again().await;
-        format!("frozen until a batch's writes went unanswered past its deadline, then SIGKILL; {read}; restarted 2 s later")
+        format!(
+            "frozen until a batch's writes went unanswered past its deadline, then SIGKILL; \
+             {read}; restarted 2 s later"
+        )
     }));
 }
 
@@ -1050,15 +1060,8 @@ async fn read_store_sigkill_mid_batch() {
 async fn read_store_frozen() {
     let mut stack = Stack::start().await;
     record(&scenario!(stack, "read-store-frozen", |s| {
-        let abandoned = batches_abandoned(s).await;
-        s.read_store.pause();
+        freeze_past_a_batch_deadline(s).await;
         let read = unavailable_read(s).await;
-        eventually(
-            "a batch abandoned at its deadline",
-            Duration::from_secs(10),
-            || async { (batches_abandoned(s).await > abandoned).then_some(()) },
-        )
-        .await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         s.read_store.resume();
         format!("SIGSTOP for 2 s past a batch's deadline; {read}; SIGCONT")

@@ -12,8 +12,7 @@ const TICKS_PER_SEC: f64 = 100.0;
 
 /// The process groups of the read store, whichever MongoDB-wire server runs: secantusd-rs,
 /// mongod, or FerretDB with the PostgreSQL backends that serve its database.
-pub const READ_STORE_GROUPS: [&str; 4] =
-    ["secantusd-rs", "mongod", "ferretdb", "postgres (ferretdb)"];
+const READ_STORE_GROUPS: [&str; 4] = ["secantusd-rs", "mongod", "ferretdb", "postgres (ferretdb)"];
 
 /// The read store's CPU milliseconds per order: the sum over its groups, if any of them ran.
 pub fn read_store_ms_per_order(uses: &[CpuUse]) -> Option<f64> {

@@ -1,8 +1,8 @@
 //! What each kind of write the projection makes costs the read store alone, in CPU per
 //! document of the store's processes (secantusd-rs, mongod, or FerretDB and its PostgreSQL):
-//! inserting new orders in batches, updating one existing document by `_id` (as every carried customer
-//! summary and every position counter is written), and inserting small documents in batches
-//! (what an append-only summary would cost). On FerretDB 1.24 the second is the projection's
+//! inserting new orders in batches, updating one existing document by `_id` (as every carried
+//! customer summary and every position counter is written), and inserting small documents in
+//! batches (what an append-only summary would cost). On FerretDB 1.24 the second is the projection's
 //! floor: see docs/performance.md.
 
 use mongodb::bson::{doc, Document};
