@@ -40,6 +40,11 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the order database is unavailable; try again shortly")]
     Unavailable(#[source] StoreError),
+    #[error(
+        "the connection to the order database was lost while committing: the command may or \
+         may not have been applied; repeat it with the same Idempotency-Key to learn which"
+    )]
+    OutcomeUnknown(#[source] StoreError),
     #[error("an unexpected error occurred")]
     Unexpected(#[source] StoreError),
 }
@@ -61,6 +66,7 @@ impl ApiError {
             Self::Conflict(CancelRejection::VersionMismatch { .. }) => "version_mismatch",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unavailable(_) => "unavailable",
+            Self::OutcomeUnknown(_) => "outcome_unknown",
             Self::Unexpected(_) => "internal_error",
         }
     }
@@ -68,7 +74,9 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        if error.is_unavailable() {
+        if error.is_outcome_unknown() {
+            Self::OutcomeUnknown(error)
+        } else if error.is_unavailable() {
             Self::Unavailable(error)
         } else {
             Self::Unexpected(error)
@@ -111,7 +119,7 @@ impl ResponseError for ApiError {
                 StatusCode::PRECONDITION_FAILED
             }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::OutcomeUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -126,7 +134,9 @@ impl ResponseError for ApiError {
             Self::Conflict(CancelRejection::VersionMismatch { actual, .. }) => answer
                 .detail("currentVersion", actual)
                 .header((header::ETAG, format!("\"{actual}\""))),
-            Self::Unavailable(_) => answer.retry_after(RETRY_AFTER_SECONDS),
+            Self::Unavailable(_) | Self::OutcomeUnknown(_) => {
+                answer.retry_after(RETRY_AFTER_SECONDS)
+            }
             _ => answer,
         }
         .finish()

@@ -243,7 +243,12 @@ impl utoipa::IntoResponses for CommandResponses {
         let mut responses = docs::error_responses(&[
             (401, "No valid bearer token (auth enabled)"),
             (403, "The token lacks the orders:write scope"),
-            (503, "PostgreSQL unavailable; see Retry-After"),
+            (
+                503,
+                "PostgreSQL unavailable (`unavailable`), or lost during the commit, which may \
+                 have happened (`outcome_unknown`): retry with the same Idempotency-Key; \
+                 see Retry-After",
+            ),
         ]);
         let mut etag = Header::default();
         etag.description = Some("The order's new version".to_owned());

@@ -11,7 +11,7 @@ mod schema;
 
 use std::sync::Arc;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -36,6 +36,10 @@ pub enum StoreError {
     Unavailable(#[from] diesel::r2d2::PoolError),
     #[error("the database connection was lost")]
     ConnectionLost(#[source] DieselError),
+    /// The connection was lost while COMMIT was on its way: PostgreSQL may have committed the
+    /// transaction before it went (a primary killed after its standby had the commit, say).
+    #[error("the database connection was lost during the commit, which may have happened")]
+    CommitOutcomeUnknown(#[source] DieselError),
     #[error("a database query failed")]
     Query(#[source] DieselError),
     #[error("migrations failed: {0}")]
@@ -62,6 +66,36 @@ impl From<DieselError> for StoreError {
 }
 
 impl StoreError {
+    fn from_commit(error: DieselError) -> Self {
+        let connection_lost = |error: &DieselError| {
+            matches!(
+                error,
+                DieselError::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                    _,
+                )
+            )
+        };
+        match &error {
+            DieselError::RollbackErrorOnCommit { commit_error, .. }
+                if connection_lost(commit_error) =>
+            {
+                Self::CommitOutcomeUnknown(error)
+            }
+            lost if connection_lost(lost) => Self::CommitOutcomeUnknown(error),
+            _ => error.into(),
+        }
+    }
+
+    /// True when the command may or may not have been committed.
+    pub fn is_outcome_unknown(&self) -> bool {
+        match self {
+            Self::CommitOutcomeUnknown(_) => true,
+            Self::Group(error) => error.is_outcome_unknown(),
+            _ => false,
+        }
+    }
+
     /// True when the database could not be reached, as opposed to a query it refused.
     pub fn is_unavailable(&self) -> bool {
         match self {
@@ -92,6 +126,32 @@ impl StoreError {
 /// An error for data the database holds that breaks the write model's rules.
 fn corrupt(what: String) -> StoreError {
     StoreError::Query(DieselError::DeserializationError(what.into()))
+}
+
+/// Runs `work` in a transaction, committed when it succeeds and rolled back when it fails. Unlike
+/// diesel's `transaction`, a commit lost with its connection is told apart
+/// ([`StoreError::CommitOutcomeUnknown`]) from a failure that left nothing committed.
+fn in_transaction<T, E>(
+    conn: &mut PgConnection,
+    work: impl FnOnce(&mut PgConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    AnsiTransactionManager::begin_transaction(conn).map_err(StoreError::from)?;
+    match work(conn) {
+        Ok(value) => AnsiTransactionManager::commit_transaction(conn)
+            .map(|()| value)
+            .map_err(|error| StoreError::from_commit(error).into()),
+        Err(error) => {
+            // Nothing was committed either way; a connection that cannot roll back is marked
+            // broken and the pool drops it.
+            if let Err(rollback) = AnsiTransactionManager::rollback_transaction(conn) {
+                log::warn!("a failed transaction could not be rolled back: {rollback}");
+            }
+            Err(error)
+        }
+    }
 }
 
 /// Caps every statement so a stuck database turns into an error rather than a hung request.

@@ -6,7 +6,7 @@ use shared_events::{
 };
 
 use super::schema::{customers, orders};
-use super::{corrupt, outbox, Store, StoreError};
+use super::{corrupt, in_transaction, outbox, Store, StoreError};
 use crate::domain::{CancelOrder, CancelRejection, OrderRecord, OrderStatus};
 
 /// A customer's summary as the transaction that changed it left it.
@@ -84,7 +84,7 @@ impl Store {
         metadata: EventMetadata,
     ) -> Result<EventEnvelope, CancelOrderError> {
         self.run(move |conn| {
-            conn.transaction(|conn| {
+            in_transaction(conn, |conn| {
                 let record =
                     lock_order(conn, command.order_id)?.ok_or(CancelOrderError::NotFound)?;
                 // Counted before the domain decides: a rejection rolls the count back with the

@@ -17,7 +17,7 @@ use shared_events::{CustomerSummary, EventEnvelope, EventId, EventMetadata, Orde
 use uuid::Uuid;
 
 use super::orders::CustomerSummaryRow;
-use super::{corrupt, Store, StoreError};
+use super::{corrupt, in_transaction, Store, StoreError};
 use crate::domain::{summaries_within_group, NewOrder, OwnedKey, Quantity};
 
 /// A valid order on its way to the database, with the identities it will be known by.
@@ -82,7 +82,7 @@ impl Store {
             .run(move |conn| {
                 // PostgreSQL keeps microseconds; the events must carry the rows' instant.
                 let placed_at = Utc::now().trunc_subsecs(6);
-                match conn.transaction(|conn| commit_group(conn, placed_at, &group)) {
+                match in_transaction(conn, |conn| commit_group(conn, placed_at, &group)) {
                     Err(error) if size > 1 && error.is_constraint_violation() => {
                         log::warn!(
                             "PostgreSQL refused a group of {size} orders ({error}); \
@@ -91,7 +91,7 @@ impl Store {
                         let outcomes = group
                             .iter()
                             .map(|placement| {
-                                conn.transaction(|conn| {
+                                in_transaction(conn, |conn| {
                                     commit_group(conn, placed_at, std::slice::from_ref(placement))
                                 })
                                 .map_err(PlaceOrderError::Store)

@@ -1,8 +1,9 @@
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use serde_json::{json, Value};
 
-use crate::helpers::{order_body, spawn_app, TestApp};
+use crate::helpers::{json_error, order_body, spawn_app, TestApp};
 
 async fn post_with_key(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
     app.client
@@ -50,6 +51,46 @@ async fn a_retry_with_the_same_key_gets_the_same_order_and_writes_nothing() {
     let other_key = post_with_key(&app, "retry-2", &body).await;
     assert_eq!(other_key.status(), 202);
     assert_eq!(counts(&app), (2, 2), "another key is another order");
+}
+
+#[tokio::test]
+async fn a_commit_lost_with_its_connection_is_an_unknown_outcome_that_a_retry_settles() {
+    let app = spawn_app().await;
+    // At COMMIT, the order's deferred trigger ends the session: the client hears nothing back
+    // from its COMMIT, as when a primary dies after its standby has the commit.
+    app.database()
+        .batch_execute(
+            "CREATE FUNCTION test_end_session() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END $$;
+         CREATE CONSTRAINT TRIGGER test_end_session_at_commit AFTER INSERT ON orders
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_end_session()",
+        )
+        .unwrap();
+    let body = order_body("ada@example.com");
+
+    let lost = post_with_key(&app, "lost-commit", &body).await;
+
+    assert!(lost.headers().contains_key("retry-after"));
+    let error = json_error(lost, 503).await;
+    assert_eq!(error["error"], "outcome_unknown", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Idempotency-Key"),
+        "{error}"
+    );
+
+    diesel::sql_query("DROP TRIGGER test_end_session_at_commit ON orders")
+        .execute(&mut app.database())
+        .unwrap();
+    let retry = post_with_key(&app, "lost-commit", &body).await;
+    assert_eq!(retry.status(), 202);
+    assert!(
+        retry.headers().get("idempotent-replayed").is_none(),
+        "this commit had not happened, so the retry placed the order"
+    );
+    assert_eq!(counts(&app), (1, 1));
 }
 
 #[tokio::test]

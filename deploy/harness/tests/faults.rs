@@ -181,9 +181,10 @@ struct Outcomes {
     /// Descriptions of orders a service refused with an error status: none may ever become
     /// visible.
     refused: HashSet<String>,
-    /// Requests whose outcome the client cannot know: no answer at all, or the gateway's
-    /// `upstream_unavailable` (the service went away mid-request, perhaps after its commit).
-    /// They may or may not exist; the comparison with PostgreSQL covers them.
+    /// Requests whose outcome the client cannot know: no answer at all, the gateway's
+    /// `upstream_unavailable` (the service went away mid-request, perhaps after its commit) or
+    /// the service's `outcome_unknown` (PostgreSQL went away during the commit). They may or
+    /// may not exist; the comparison with PostgreSQL covers them.
     unanswered: usize,
     statuses: BTreeMap<u16, usize>,
     sent: usize,
@@ -240,9 +241,12 @@ impl Load {
                                     let id = body["id"].as_str().unwrap_or_default().to_owned();
                                     record.accepted.insert(id, (email, quantity));
                                 }
-                                // The gateway lost the service mid-request: as unknown
-                                // an outcome as no answer at all.
-                                Some((status, body)) if body["error"] == "upstream_unavailable" => {
+                                // The gateway lost the service, or the service its
+                                // database, mid-commit: as unknown an outcome as no answer.
+                                Some((status, body))
+                                    if body["error"] == "upstream_unavailable"
+                                        || body["error"] == "outcome_unknown" =>
+                                {
                                     *record.statuses.entry(status).or_default() += 1;
                                     record.unanswered += 1;
                                 }
