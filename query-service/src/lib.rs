@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod projection;
+pub mod read_models;
 pub mod rebuild;
 pub mod startup;
 pub mod store;

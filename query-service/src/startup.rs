@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::http;
 use crate::metrics::QueryMetrics;
 use crate::projection::Projector;
-use crate::store::{ReadStore, StoreError, CURRENT_SHAPE};
+use crate::store::{ReadStore, StoreError};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +42,6 @@ impl Application {
         let store = ReadStore::new(&settings.mongodb).await?;
         store.follow_active_generation().await?;
         store.ensure_indexes().await?;
-        warn_if_outdated(&store).await?;
-        let listed = store.list_unlisted_customers().await?;
-        if listed > 0 {
-            log::info!("listed {listed} customers a stop had left without a list position");
-        }
         let generation_refresh = settings.mongodb.generation_refresh();
         let max_wait = http::MaxConsistencyWait(settings.consistency.max_wait());
 
@@ -104,23 +99,6 @@ impl Service for Application {
         ));
         self.server
     }
-}
-
-/// Says, once at start-up, when the active generation was written by an earlier release: its
-/// documents lack what the listings and email filters read until `deploy/rebuild` writes a
-/// new one (see `store::generations`).
-async fn warn_if_outdated(store: &ReadStore) -> Result<(), StoreError> {
-    let shape = store.shape_on_start().await?;
-    if shape < CURRENT_SHAPE {
-        log::warn!(
-            "read model generation {} was written by an earlier release (shape {shape}, this \
-             release writes {CURRENT_SHAPE}): some of its orders or customers are missing from the \
-             listings and email filters until a rebuild; run deploy/rebuild \
-             (query-service rebuild-read-models)",
-            store.generation()
-        );
-    }
-    Ok(())
 }
 
 /// Keeps the store on the active generation of the read models until `shutdown`.

@@ -4,8 +4,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    EventId, OnNewOrder, OnNewOrderV1, OnNewOrderV2, OrderCancelled, OrderCancelledV1, OrderEvent,
-    OrderId,
+    EventId, OnNewOrder, OnNewOrderV1, OnNewOrderV2, OnNewOrderV3, OrderCancelled,
+    OrderCancelledV1, OrderCancelledV2, OrderEvent, OrderId,
 };
 
 /// An order's version once its first event (its placement) is applied.
@@ -100,16 +100,24 @@ impl RawEnvelope {
     pub fn into_typed(self) -> Result<EventEnvelope<OrderEvent>, DecodeError> {
         let payload = match (self.event_type.as_str(), self.schema_version) {
             (OnNewOrder::EVENT_TYPE, OnNewOrderV1::SCHEMA_VERSION) => OrderEvent::OnNewOrder(
-                OnNewOrderV2::from(self.payload_as::<OnNewOrderV1>()?).into(),
+                OnNewOrderV3::from(OnNewOrderV2::from(self.payload_as::<OnNewOrderV1>()?)).into(),
             ),
-            (OnNewOrder::EVENT_TYPE, OnNewOrderV2::SCHEMA_VERSION) => {
-                OrderEvent::OnNewOrder(self.payload_as::<OnNewOrderV2>()?.into())
+            (OnNewOrder::EVENT_TYPE, OnNewOrderV2::SCHEMA_VERSION) => OrderEvent::OnNewOrder(
+                OnNewOrderV3::from(self.payload_as::<OnNewOrderV2>()?).into(),
+            ),
+            (OnNewOrder::EVENT_TYPE, OnNewOrderV3::SCHEMA_VERSION) => {
+                OrderEvent::OnNewOrder(self.payload_as::<OnNewOrderV3>()?.into())
             }
             (OnNewOrder::EVENT_TYPE, OnNewOrder::SCHEMA_VERSION) => {
                 OrderEvent::OnNewOrder(self.payload_as()?)
             }
             (OrderCancelled::EVENT_TYPE, OrderCancelledV1::SCHEMA_VERSION) => {
-                OrderEvent::OrderCancelled(self.payload_as::<OrderCancelledV1>()?.into())
+                OrderEvent::OrderCancelled(
+                    OrderCancelledV2::from(self.payload_as::<OrderCancelledV1>()?).into(),
+                )
+            }
+            (OrderCancelled::EVENT_TYPE, OrderCancelledV2::SCHEMA_VERSION) => {
+                OrderEvent::OrderCancelled(self.payload_as::<OrderCancelledV2>()?.into())
             }
             (OrderCancelled::EVENT_TYPE, OrderCancelled::SCHEMA_VERSION) => {
                 OrderEvent::OrderCancelled(self.payload_as()?)

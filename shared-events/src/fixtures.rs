@@ -4,9 +4,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
 use crate::{
-    CustomerDetails, CustomerSummary, EventEnvelope, EventId, EventMetadata, Money, OnNewOrder,
-    OnNewOrderV1, OnNewOrderV2, OrderCancelled, OrderCancelledV1, OrderDetails, OrderEvent,
-    OrderId, FIRST_AGGREGATE_VERSION,
+    CustomerDetails, CustomerSummary, EventEnvelope, EventId, EventMetadata, ListPositions, Money,
+    OnNewOrder, OnNewOrderV1, OnNewOrderV2, OnNewOrderV3, OrderCancelled, OrderCancelledV1,
+    OrderCancelledV2, OrderDetails, OrderEvent, OrderId, FIRST_AGGREGATE_VERSION,
 };
 
 /// The golden encoding of [`on_new_order_v1`], as the first release published it.
@@ -21,8 +21,14 @@ pub const ON_NEW_ORDER_V3_JSON: &str = include_str!("../fixtures/on_new_order_v3
 /// The golden encoding of [`order_cancelled_v1`].
 pub const ORDER_CANCELLED_V1_JSON: &str = include_str!("../fixtures/order_cancelled_v1.json");
 
+/// The golden encoding of [`on_new_order_v4`].
+pub const ON_NEW_ORDER_V4_JSON: &str = include_str!("../fixtures/on_new_order_v4.json");
+
 /// The golden encoding of [`order_cancelled_v2`].
 pub const ORDER_CANCELLED_V2_JSON: &str = include_str!("../fixtures/order_cancelled_v2.json");
+
+/// The golden encoding of [`order_cancelled_v3`].
+pub const ORDER_CANCELLED_V3_JSON: &str = include_str!("../fixtures/order_cancelled_v3.json");
 
 const FIXTURE_ORDER: u128 = 0x0193_5f3a_1c00_7000_8000_0000_0000_0001;
 const PLACED_EVENT: u128 = 0x0193_5f3a_1c00_7000_8000_0000_0000_0003;
@@ -72,24 +78,60 @@ pub fn on_new_order_v2() -> EventEnvelope<OnNewOrderV2> {
 }
 
 /// The event encoded in [`ON_NEW_ORDER_V3_JSON`]: Ada's first order.
-pub fn on_new_order_v3() -> EventEnvelope {
-    with_customer_summary(
-        new_order_event(
-            OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
-            EventId::from_uuid(Uuid::from_u128(PLACED_EVENT)),
-            "ada@example.com",
-            3,
-            fixed_time(),
-        ),
-        CustomerSummary {
-            version: 1,
-            placed_order_count: 1,
-            placed_quantity: 3,
-            cancelled_order_count: 0,
-            cancelled_quantity: 0,
-            last_order_at: fixed_time(),
+pub fn on_new_order_v3() -> EventEnvelope<OnNewOrderV3> {
+    let order_id = OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER));
+    let event_id = EventId::from_uuid(Uuid::from_u128(PLACED_EVENT));
+    EventEnvelope {
+        event_id,
+        event_type: OnNewOrder::EVENT_TYPE.to_owned(),
+        schema_version: OnNewOrderV3::SCHEMA_VERSION,
+        occurred_at: fixed_time(),
+        aggregate_id: order_id,
+        aggregate_version: FIRST_AGGREGATE_VERSION,
+        correlation_id: format!("fixture-{event_id}"),
+        payload: OnNewOrderV3 {
+            order_id,
+            order: order_details("ada@example.com", 3, fixed_time()),
+            customer_summary: Some(ada_after_first_order()),
         },
+    }
+}
+
+/// The event encoded in [`ON_NEW_ORDER_V4_JSON`]: Ada's first order, the 41st order placed,
+/// Ada the 7th customer.
+pub fn on_new_order_v4() -> EventEnvelope {
+    with_list_positions(
+        with_customer_summary(
+            new_order_event(
+                OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
+                EventId::from_uuid(Uuid::from_u128(PLACED_EVENT)),
+                "ada@example.com",
+                3,
+                fixed_time(),
+            ),
+            ada_after_first_order(),
+        ),
+        fixture_positions(),
     )
+}
+
+fn ada_after_first_order() -> CustomerSummary {
+    CustomerSummary {
+        version: 1,
+        placed_order_count: 1,
+        placed_quantity: 3,
+        cancelled_order_count: 0,
+        cancelled_quantity: 0,
+        last_order_at: fixed_time(),
+    }
+}
+
+fn fixture_positions() -> ListPositions {
+    ListPositions {
+        order: 41,
+        customer: 7,
+        customer_order: 1,
+    }
 }
 
 /// The event encoded in [`ORDER_CANCELLED_V1_JSON`]: the order of [`on_new_order_v2`],
@@ -117,26 +159,57 @@ pub fn order_cancelled_v1() -> EventEnvelope<OrderCancelledV1> {
 
 /// The event encoded in [`ORDER_CANCELLED_V2_JSON`]: the order of [`on_new_order_v3`],
 /// cancelled an hour later.
-pub fn order_cancelled_v2() -> EventEnvelope {
-    let created_at = fixed_time();
-    with_customer_summary(
-        cancelled_order_event(
-            OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
-            EventId::from_uuid(Uuid::from_u128(CANCELLED_EVENT)),
-            "ada@example.com",
-            3,
-            created_at,
-            created_at + chrono::Duration::hours(1),
-        ),
-        CustomerSummary {
-            version: 2,
-            placed_order_count: 1,
-            placed_quantity: 3,
-            cancelled_order_count: 1,
-            cancelled_quantity: 3,
-            last_order_at: created_at,
+pub fn order_cancelled_v2() -> EventEnvelope<OrderCancelledV2> {
+    let order_id = OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER));
+    let event_id = EventId::from_uuid(Uuid::from_u128(CANCELLED_EVENT));
+    let cancelled_at = fixed_time() + chrono::Duration::hours(1);
+    EventEnvelope {
+        event_id,
+        event_type: OrderCancelled::EVENT_TYPE.to_owned(),
+        schema_version: OrderCancelledV2::SCHEMA_VERSION,
+        occurred_at: cancelled_at,
+        aggregate_id: order_id,
+        aggregate_version: FIRST_AGGREGATE_VERSION + 1,
+        correlation_id: format!("fixture-{event_id}"),
+        payload: OrderCancelledV2 {
+            order_id,
+            reason: Some(CANCELLATION_REASON.to_owned()),
+            cancelled_at,
+            order: order_details("ada@example.com", 3, fixed_time()),
+            customer_summary: Some(ada_after_cancelling()),
         },
+    }
+}
+
+/// The event encoded in [`ORDER_CANCELLED_V3_JSON`]: the order of [`on_new_order_v4`],
+/// cancelled an hour later.
+pub fn order_cancelled_v3() -> EventEnvelope {
+    let created_at = fixed_time();
+    with_list_positions(
+        with_customer_summary(
+            cancelled_order_event(
+                OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
+                EventId::from_uuid(Uuid::from_u128(CANCELLED_EVENT)),
+                "ada@example.com",
+                3,
+                created_at,
+                created_at + chrono::Duration::hours(1),
+            ),
+            ada_after_cancelling(),
+        ),
+        fixture_positions(),
     )
+}
+
+fn ada_after_cancelling() -> CustomerSummary {
+    CustomerSummary {
+        version: 2,
+        placed_order_count: 1,
+        placed_quantity: 3,
+        cancelled_order_count: 1,
+        cancelled_quantity: 3,
+        last_order_at: fixed_time(),
+    }
 }
 
 /// `event` carrying `summary`, as the command side publishes it.
@@ -148,9 +221,18 @@ pub fn with_customer_summary(mut event: EventEnvelope, summary: CustomerSummary)
     event
 }
 
+/// `event` with `positions`, as the command side publishes it.
+pub fn with_list_positions(mut event: EventEnvelope, positions: ListPositions) -> EventEnvelope {
+    match &mut event.payload {
+        OrderEvent::OnNewOrder(placed) => placed.list_positions = Some(positions),
+        OrderEvent::OrderCancelled(cancelled) => cancelled.list_positions = Some(positions),
+    }
+    event
+}
+
 /// An `OnNewOrder` envelope (current version) for the given order, customer and quantity, at
-/// 12.50 EUR a unit, without a customer summary (as if upcast from version 2): the consumer
-/// counts it itself. [`with_customer_summary`] adds one.
+/// 12.50 EUR a unit, with neither a customer summary nor list positions (as if upcast from
+/// version 2): [`with_customer_summary`] and [`with_list_positions`] add them.
 pub fn new_order_event(
     order_id: OrderId,
     event_id: EventId,
@@ -163,6 +245,7 @@ pub fn new_order_event(
             order_id,
             order: order_details(email, quantity, created_at),
             customer_summary: None,
+            list_positions: None,
         }),
         1,
         metadata(event_id, created_at),
@@ -185,6 +268,7 @@ pub fn cancelled_order_event(
             cancelled_at,
             order: order_details(email, quantity, created_at),
             customer_summary: None,
+            list_positions: None,
         }),
         2,
         metadata(event_id, cancelled_at),

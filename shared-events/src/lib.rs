@@ -26,10 +26,10 @@ pub use envelope::{
 };
 pub use ids::{EventId, OrderId};
 pub use order::{
-    CustomerDetails, CustomerSummary, Money, OnNewOrder, OrderCancelled, OrderDetails, OrderEvent,
-    OrderStatus,
+    CustomerDetails, CustomerSummary, ListPositions, Money, OnNewOrder, OrderCancelled,
+    OrderDetails, OrderEvent, OrderStatus,
 };
-pub use upcast::{OnNewOrderV1, OnNewOrderV2, OrderCancelledV1};
+pub use upcast::{OnNewOrderV1, OnNewOrderV2, OnNewOrderV3, OrderCancelledV1, OrderCancelledV2};
 
 /// Name of the durable topic exchange every event is published to.
 pub const ORDER_EVENTS_EXCHANGE: &str = "orders.events";

@@ -44,8 +44,8 @@ impl OrderEvent {
     }
 }
 
-/// An order was placed. Schema version 3: version 2 (version 1 plus the unit price) plus the
-/// customer's summary.
+/// An order was placed. Schema version 4: version 3 (the order, its unit price and the
+/// customer's summary) plus the order's list positions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OnNewOrder {
@@ -53,17 +53,21 @@ pub struct OnNewOrder {
     #[serde(flatten)]
     pub order: OrderDetails,
     /// The customer's summary with this order counted; `null` only in events upcast from
-    /// earlier versions.
+    /// versions 1 and 2.
     #[serde(default)]
     pub customer_summary: Option<CustomerSummary>,
+    /// `null` only in events upcast from versions 1 to 3.
+    #[serde(default)]
+    pub list_positions: Option<ListPositions>,
 }
 
 impl OnNewOrder {
     pub const EVENT_TYPE: &'static str = "OnNewOrder";
-    pub const SCHEMA_VERSION: u32 = 3;
+    pub const SCHEMA_VERSION: u32 = 4;
 }
 
-/// An order was cancelled. Schema version 2: version 1 plus the customer's summary.
+/// An order was cancelled. Schema version 3: version 2 (the order and the customer's summary)
+/// plus the order's list positions.
 ///
 /// It carries the whole order, not only what changed, so that a consumer can build the order
 /// from this event alone: when the `OnNewOrder` before it is still waiting in a retry queue,
@@ -80,11 +84,29 @@ pub struct OrderCancelled {
     /// from version 1.
     #[serde(default)]
     pub customer_summary: Option<CustomerSummary>,
+    /// `null` only in events upcast from versions 1 and 2.
+    #[serde(default)]
+    pub list_positions: Option<ListPositions>,
 }
 
 impl OrderCancelled {
     pub const EVENT_TYPE: &'static str = "OrderCancelled";
-    pub const SCHEMA_VERSION: u32 = 2;
+    pub const SCHEMA_VERSION: u32 = 3;
+}
+
+/// Where an order stands in the listings, numbered by the command side in the transaction
+/// that placed it, so that every consumer derives the same pages from the event alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPositions {
+    /// The order's among all orders, in the order they were placed, from 1. A position taken
+    /// by a transaction that rolled back is never given again: the numbers may have gaps.
+    pub order: u64,
+    /// The customer's among customers, in the order of their first orders, from 1; given
+    /// with their first order, with gaps as the orders'.
+    pub customer: u64,
+    /// The order's among its customer's orders: 1 for their first, without gaps.
+    pub customer_order: u64,
 }
 
 /// A customer's order summary as of one event, kept by the command side in that event's own
@@ -111,6 +133,14 @@ impl OrderEvent {
         match self {
             Self::OnNewOrder(event) => event.customer_summary.as_ref(),
             Self::OrderCancelled(event) => event.customer_summary.as_ref(),
+        }
+    }
+
+    /// The order's list positions, if the event was published with them.
+    pub fn list_positions(&self) -> Option<ListPositions> {
+        match self {
+            Self::OnNewOrder(event) => event.list_positions,
+            Self::OrderCancelled(event) => event.list_positions,
         }
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{CustomerDetails, OnNewOrder, OrderCancelled, OrderDetails, OrderId};
+use crate::{CustomerDetails, CustomerSummary, OnNewOrder, OrderCancelled, OrderDetails, OrderId};
 
 /// `OnNewOrder` as schema version 1 wrote it: everything but the unit price.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -55,13 +55,47 @@ impl OnNewOrderV2 {
     pub const SCHEMA_VERSION: u32 = 2;
 }
 
-/// Events before version 3 carry no summary: the consumer counts them itself.
-impl From<OnNewOrderV2> for OnNewOrder {
+/// Events before version 3 carry no summary.
+impl From<OnNewOrderV2> for OnNewOrderV3 {
     fn from(v2: OnNewOrderV2) -> Self {
         Self {
             order_id: v2.order_id,
             order: v2.order,
             customer_summary: None,
+        }
+    }
+}
+
+// `OnNewOrder` as schema version 3 wrote it: everything but the list positions, documented and
+// named as it was published.
+/// An order was placed. Schema version 3: version 2 (version 1 plus the unit price) plus the
+/// customer's summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "OnNewOrder")]
+pub struct OnNewOrderV3 {
+    pub order_id: OrderId,
+    #[serde(flatten)]
+    pub order: OrderDetails,
+    /// The customer's summary with this order counted; `null` only in events upcast from
+    /// earlier versions.
+    #[serde(default)]
+    pub customer_summary: Option<CustomerSummary>,
+}
+
+impl OnNewOrderV3 {
+    pub const SCHEMA_VERSION: u32 = 3;
+}
+
+/// Events before version 4 carry no list positions: only a rebuild, replaying the event log
+/// in order, numbers them (query-service's `rebuild::numbering`).
+impl From<OnNewOrderV3> for OnNewOrder {
+    fn from(v3: OnNewOrderV3) -> Self {
+        Self {
+            order_id: v3.order_id,
+            order: v3.order,
+            customer_summary: v3.customer_summary,
+            list_positions: None,
         }
     }
 }
@@ -88,7 +122,7 @@ impl OrderCancelledV1 {
     pub const SCHEMA_VERSION: u32 = 1;
 }
 
-impl From<OrderCancelledV1> for OrderCancelled {
+impl From<OrderCancelledV1> for OrderCancelledV2 {
     fn from(v1: OrderCancelledV1) -> Self {
         Self {
             order_id: v1.order_id,
@@ -96,6 +130,45 @@ impl From<OrderCancelledV1> for OrderCancelled {
             cancelled_at: v1.cancelled_at,
             order: v1.order,
             customer_summary: None,
+        }
+    }
+}
+
+// `OrderCancelled` as schema version 2 wrote it: everything but the list positions,
+// documented and named as it was published.
+/// An order was cancelled. Schema version 2: version 1 plus the customer's summary.
+///
+/// It carries the whole order, not only what changed, so that a consumer can build the order
+/// from this event alone: when the `OnNewOrder` before it is still waiting in a retry queue,
+/// the cancellation must not leave a half-filled order behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "OrderCancelled")]
+pub struct OrderCancelledV2 {
+    pub order_id: OrderId,
+    /// Why the order was cancelled, as the customer or operator gave it.
+    pub reason: Option<String>,
+    pub cancelled_at: DateTime<Utc>,
+    pub order: OrderDetails,
+    /// The customer's summary with this cancellation counted; `null` only in events upcast
+    /// from version 1.
+    #[serde(default)]
+    pub customer_summary: Option<CustomerSummary>,
+}
+
+impl OrderCancelledV2 {
+    pub const SCHEMA_VERSION: u32 = 2;
+}
+
+impl From<OrderCancelledV2> for OrderCancelled {
+    fn from(v2: OrderCancelledV2) -> Self {
+        Self {
+            order_id: v2.order_id,
+            reason: v2.reason,
+            cancelled_at: v2.cancelled_at,
+            order: v2.order,
+            customer_summary: v2.customer_summary,
+            list_positions: None,
         }
     }
 }

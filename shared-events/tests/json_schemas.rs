@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use shared_events::fixtures::{
-    ON_NEW_ORDER_V1_JSON, ON_NEW_ORDER_V2_JSON, ON_NEW_ORDER_V3_JSON, ORDER_CANCELLED_V1_JSON,
-    ORDER_CANCELLED_V2_JSON,
+    ON_NEW_ORDER_V1_JSON, ON_NEW_ORDER_V2_JSON, ON_NEW_ORDER_V3_JSON, ON_NEW_ORDER_V4_JSON,
+    ORDER_CANCELLED_V1_JSON, ORDER_CANCELLED_V2_JSON, ORDER_CANCELLED_V3_JSON,
 };
 use shared_events::schemas::event_schemas;
 
@@ -49,8 +49,10 @@ fn every_golden_event_validates_against_its_schema() {
         ("OnNewOrder.v1.schema.json", ON_NEW_ORDER_V1_JSON),
         ("OnNewOrder.v2.schema.json", ON_NEW_ORDER_V2_JSON),
         ("OnNewOrder.v3.schema.json", ON_NEW_ORDER_V3_JSON),
+        ("OnNewOrder.v4.schema.json", ON_NEW_ORDER_V4_JSON),
         ("OrderCancelled.v1.schema.json", ORDER_CANCELLED_V1_JSON),
         ("OrderCancelled.v2.schema.json", ORDER_CANCELLED_V2_JSON),
+        ("OrderCancelled.v3.schema.json", ORDER_CANCELLED_V3_JSON),
     ] {
         let instance: Value = serde_json::from_str(golden).unwrap();
         let errors: Vec<String> = validator(file_name)

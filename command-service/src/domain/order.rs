@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
 pub use shared_events::OrderStatus;
 use shared_events::{
-    CustomerDetails, CustomerSummary, EventEnvelope, EventMetadata, Money, OnNewOrder,
-    OrderCancelled, OrderDetails, OrderEvent, OrderId, FIRST_AGGREGATE_VERSION,
+    CustomerDetails, CustomerSummary, EventEnvelope, EventMetadata, ListPositions, Money,
+    OnNewOrder, OrderCancelled, OrderDetails, OrderEvent, OrderId, FIRST_AGGREGATE_VERSION,
 };
 
 use super::{
@@ -71,6 +71,7 @@ impl PlacedOrder {
     pub fn on_new_order(
         &self,
         customer: CustomerSummary,
+        list_positions: ListPositions,
         metadata: EventMetadata,
     ) -> EventEnvelope {
         let order = &self.order;
@@ -92,6 +93,7 @@ impl PlacedOrder {
                     created_at: self.created_at,
                 },
                 customer_summary: Some(customer),
+                list_positions: Some(list_positions),
             }),
             FIRST_AGGREGATE_VERSION,
             metadata,
@@ -132,6 +134,8 @@ pub struct OrderRecord {
     pub status: OrderStatus,
     pub version: u64,
     pub details: OrderDetails,
+    /// Given when the order was placed; every event of the order carries them.
+    pub list_positions: ListPositions,
 }
 
 /// A valid request to cancel an order.
@@ -184,6 +188,7 @@ impl OrderRecord {
                 cancelled_at,
                 order: self.details.clone(),
                 customer_summary: Some(customer),
+                list_positions: Some(self.list_positions),
             }),
             self.version + 1,
             metadata,
@@ -215,6 +220,11 @@ mod tests {
                     last_name: "Lovelace".to_owned(),
                 },
                 created_at,
+            },
+            list_positions: ListPositions {
+                order: 12,
+                customer: 3,
+                customer_order: 1,
             },
         }
     }
@@ -292,6 +302,7 @@ mod tests {
         assert_eq!(cancelled.order, placed.details);
         assert_eq!(cancelled.reason.as_deref(), Some("changed my mind"));
         assert_eq!(cancelled.customer_summary, Some(summary()));
+        assert_eq!(cancelled.list_positions, Some(placed.list_positions));
     }
 
     #[test]

@@ -2,7 +2,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use shared_events::{
-    CustomerDetails, CustomerSummary, EventEnvelope, EventMetadata, Money, OrderDetails, OrderId,
+    CustomerDetails, CustomerSummary, EventEnvelope, EventMetadata, ListPositions, Money,
+    OrderDetails, OrderId,
 };
 
 use super::schema::{customers, orders};
@@ -54,6 +55,8 @@ struct OrderRow {
     unit_price_minor: Option<i64>,
     currency: Option<String>,
     created_at: DateTime<Utc>,
+    list_position: i64,
+    customer_order: i64,
 }
 
 /// Why a cancellation was not committed.
@@ -136,10 +139,17 @@ fn lock_order(
     else {
         return Ok(None);
     };
-    let (first_name, last_name): (String, String) = customers::table
+    let (first_name, last_name, customer_position): (String, String, i64) = customers::table
         .find(&row.customer_email)
-        .select((customers::first_name, customers::last_name))
+        .select((
+            customers::first_name,
+            customers::last_name,
+            customers::list_position,
+        ))
         .first(conn)?;
+    let position = |value: i64| {
+        u64::try_from(value).map_err(|_| corrupt(format!("order {id} has list position {value}")))
+    };
     let status = OrderStatus::parse(&row.status)
         .ok_or_else(|| corrupt(format!("order {id} has unknown status {:?}", row.status)))?;
     let unit_price = match (row.unit_price_minor, row.currency) {
@@ -165,6 +175,11 @@ fn lock_order(
                 last_name,
             },
             created_at: row.created_at,
+        },
+        list_positions: ListPositions {
+            order: position(row.list_position)?,
+            customer: position(customer_position)?,
+            customer_order: position(row.customer_order)?,
         },
     }))
 }

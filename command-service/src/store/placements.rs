@@ -13,7 +13,9 @@ use diesel::result::Error as DieselError;
 use diesel::sql_types::{
     Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
 };
-use shared_events::{CustomerSummary, EventEnvelope, EventId, EventMetadata, OrderId};
+use shared_events::{
+    CustomerSummary, EventEnvelope, EventId, EventMetadata, ListPositions, OrderId,
+};
 use uuid::Uuid;
 
 use super::orders::CustomerSummaryRow;
@@ -138,17 +140,19 @@ fn commit_group(
     if placed.is_empty() {
         return Ok(outcomes);
     }
-    let summaries = count_for_customers(conn, placed_at, &placed)?;
+    let counted = count_for_customers(conn, placed_at, &placed)?;
+    let positions: Vec<ListPositions> = counted.iter().map(|c| c.list_positions).collect();
     let events: Vec<EventEnvelope> = placed
         .iter()
-        .zip(summaries)
-        .map(|(placement, summary)| {
+        .zip(counted)
+        .map(|(placement, counted)| {
             placement
                 .order
                 .clone()
                 .place(placement.id, placed_at)
                 .on_new_order(
-                    summary,
+                    counted.summary,
+                    counted.list_positions,
                     EventMetadata {
                         event_id: placement.event_id,
                         occurred_at: placed_at,
@@ -157,7 +161,7 @@ fn commit_group(
                 )
         })
         .collect();
-    insert_orders_keys_and_events(conn, placed_at, &placed, &events)?;
+    insert_orders_keys_and_events(conn, placed_at, &placed, &positions, &events)?;
     Ok(outcomes)
 }
 
@@ -222,14 +226,34 @@ fn resolve_keys(
         .collect())
 }
 
+/// A customer's summary after a group's orders are counted on it, with the list positions
+/// the group gave the customer (on their first order) and their orders.
+#[derive(QueryableByName)]
+struct CountedCustomerRow {
+    #[diesel(embed)]
+    summary: CustomerSummaryRow,
+    #[diesel(sql_type = BigInt)]
+    list_position: i64,
+    /// One for each of the customer's orders in the group, in the group's order.
+    #[diesel(sql_type = Array<BigInt>)]
+    order_positions: Vec<i64>,
+}
+
+/// What the event of one order of a group carries beside the order.
+struct Counted {
+    summary: CustomerSummary,
+    list_positions: ListPositions,
+}
+
 /// Counts the orders on their customers (one row per customer, whatever their number of
 /// orders here, in email order so that concurrent groups lock rows in one order) and gives
-/// the summary each order's event carries, in `placed` order.
+/// what each order's event carries, in `placed` order: its customer's summary and its list
+/// positions.
 fn count_for_customers(
     conn: &mut PgConnection,
     placed_at: DateTime<Utc>,
     placed: &[&OrderPlacement],
-) -> Result<Vec<CustomerSummary>, StoreError> {
+) -> Result<Vec<Counted>, StoreError> {
     // Per email: the names of its last order here, and its orders' quantities in order.
     let mut customers: BTreeMap<&str, (&OrderPlacement, Vec<Quantity>)> = BTreeMap::new();
     for placement in placed {
@@ -239,7 +263,7 @@ fn count_for_customers(
         entry.0 = placement;
         entry.1.push(placement.order.quantity);
     }
-    let rows: Vec<CustomerSummaryRow> = CountForCustomers {
+    let rows: Vec<CountedCustomerRow> = CountForCustomers {
         emails: customers.keys().copied().collect(),
         first_names: customers
             .values()
@@ -261,18 +285,41 @@ fn count_for_customers(
     }
     .load(conn)?;
 
-    let mut within_group: HashMap<String, std::vec::IntoIter<CustomerSummary>> = HashMap::new();
+    let position = |email: &str, value: i64| {
+        u64::try_from(value)
+            .map_err(|_| corrupt(format!("customer {email} was given list position {value}")))
+    };
+    let mut within_group: HashMap<String, std::vec::IntoIter<Counted>> = HashMap::new();
     for row in rows {
-        let email = row.email.clone();
+        let email = row.summary.email.clone();
         let quantities = &customers
             .get(email.as_str())
             .ok_or_else(|| corrupt(format!("customer {email} was not in the group")))?
             .1;
-        let after_group = CustomerSummary::try_from(row)?;
-        within_group.insert(
-            email,
-            summaries_within_group(&after_group, quantities).into_iter(),
-        );
+        if row.order_positions.len() != quantities.len() {
+            return Err(corrupt(format!(
+                "customer {email} was given {} list positions for {} orders",
+                row.order_positions.len(),
+                quantities.len()
+            )));
+        }
+        let customer = position(&email, row.list_position)?;
+        let after_group = CustomerSummary::try_from(row.summary)?;
+        let counted = summaries_within_group(&after_group, quantities)
+            .into_iter()
+            .zip(&row.order_positions)
+            .map(|(summary, &order)| {
+                Ok(Counted {
+                    list_positions: ListPositions {
+                        order: position(&email, order)?,
+                        customer,
+                        customer_order: summary.placed_order_count,
+                    },
+                    summary,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        within_group.insert(email, counted.into_iter());
     }
     placed
         .iter()
@@ -291,8 +338,12 @@ fn insert_orders_keys_and_events(
     conn: &mut PgConnection,
     placed_at: DateTime<Utc>,
     placed: &[&OrderPlacement],
+    positions: &[ListPositions],
     events: &[EventEnvelope],
 ) -> Result<(), StoreError> {
+    let as_column = |value: u64| {
+        i64::try_from(value).map_err(|_| corrupt(format!("list position {value} overflows")))
+    };
     let keyed: Vec<(&OwnedKey, &OrderPlacement)> = placed
         .iter()
         .filter_map(|placement| placement.key.as_ref().map(|key| (key, *placement)))
@@ -320,6 +371,14 @@ fn insert_orders_keys_and_events(
             .iter()
             .map(|price| price.map(|price| price.currency.as_str()))
             .collect(),
+        list_positions: positions
+            .iter()
+            .map(|positions| as_column(positions.order))
+            .collect::<Result<_, _>>()?,
+        customer_orders: positions
+            .iter()
+            .map(|positions| as_column(positions.customer_order))
+            .collect::<Result<_, _>>()?,
         placed_at,
         key_principals: keyed
             .iter()
@@ -386,7 +445,8 @@ impl QueryFragment<Pg> for EarlierKeys<'_> {
 }
 
 /// Adds each customer's orders of the group to their summary (a new customer starts from
-/// them), with their latest names, and returns the summaries.
+/// them, and takes the next customer list position), with their latest names, and returns the
+/// summaries with each customer's list position and one order list position per order.
 struct CountForCustomers<'a> {
     emails: Vec<&'a str>,
     first_names: Vec<&'a str>,
@@ -398,13 +458,7 @@ struct CountForCustomers<'a> {
 
 impl QueryFragment<Pg> for CountForCustomers<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(
-            "INSERT INTO customers AS c (email, first_name, last_name, summary_version, \
-                                         placed_order_count, placed_quantity, last_order_at) \
-             SELECT email, first_name, last_name, orders, orders, quantity, ",
-        );
-        out.push_bind_param::<Timestamptz, _>(&self.placed_at)?;
-        out.push_sql(" FROM unnest(");
+        out.push_sql("WITH new AS (SELECT * FROM unnest(");
         out.push_bind_param::<Array<Text>, _>(&self.emails)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Text>, _>(&self.first_names)?;
@@ -414,18 +468,36 @@ impl QueryFragment<Pg> for CountForCustomers<'_> {
         out.push_bind_param::<Array<BigInt>, _>(&self.orders)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<BigInt>, _>(&self.quantities)?;
+        // A customer's position is drawn only when they look new: drawn for every row, as a
+        // column default would be, the ones that conflict would burn a position each.
         out.push_sql(
-            ") AS new (email, first_name, last_name, orders, quantity) \
-             ON CONFLICT (email) DO UPDATE SET \
-                 first_name = excluded.first_name, \
-                 last_name = excluded.last_name, \
-                 updated_at = now(), \
-                 summary_version = c.summary_version + excluded.summary_version, \
-                 placed_order_count = c.placed_order_count + excluded.placed_order_count, \
-                 placed_quantity = c.placed_quantity + excluded.placed_quantity, \
-                 last_order_at = greatest(c.last_order_at, excluded.last_order_at) \
-             RETURNING email, summary_version, placed_order_count, placed_quantity, \
-                       cancelled_order_count, cancelled_quantity, last_order_at",
+            ") AS new (email, first_name, last_name, orders, quantity)), \
+             counted AS ( \
+                 INSERT INTO customers AS c (email, first_name, last_name, summary_version, \
+                                             placed_order_count, placed_quantity, \
+                                             last_order_at, list_position) \
+                 SELECT email, first_name, last_name, orders, orders, quantity, ",
+        );
+        out.push_bind_param::<Timestamptz, _>(&self.placed_at)?;
+        out.push_sql(
+            ", CASE WHEN EXISTS (SELECT FROM customers known WHERE known.email = new.email) \
+                    THEN 0 ELSE nextval('customer_list_positions') END \
+                 FROM new \
+                 ON CONFLICT (email) DO UPDATE SET \
+                     first_name = excluded.first_name, \
+                     last_name = excluded.last_name, \
+                     updated_at = now(), \
+                     summary_version = c.summary_version + excluded.summary_version, \
+                     placed_order_count = c.placed_order_count + excluded.placed_order_count, \
+                     placed_quantity = c.placed_quantity + excluded.placed_quantity, \
+                     last_order_at = greatest(c.last_order_at, excluded.last_order_at) \
+                 RETURNING c.email, c.summary_version, c.placed_order_count, c.placed_quantity, \
+                           c.cancelled_order_count, c.cancelled_quantity, c.last_order_at, \
+                           c.list_position) \
+             SELECT counted.*, \
+                    ARRAY(SELECT nextval('order_list_positions') \
+                            FROM generate_series(1, new.orders)) AS order_positions \
+               FROM counted JOIN new USING (email)",
         );
         Ok(())
     }
@@ -439,6 +511,8 @@ struct InsertOrdersKeysAndEvents<'a> {
     quantities: Vec<i32>,
     unit_prices: Vec<Option<i64>>,
     currencies: Vec<Option<&'a str>>,
+    list_positions: Vec<i64>,
+    customer_orders: Vec<i64>,
     placed_at: DateTime<Utc>,
     key_principals: Vec<&'a str>,
     keys: Vec<&'a str>,
@@ -456,7 +530,8 @@ impl QueryFragment<Pg> for InsertOrdersKeysAndEvents<'_> {
         out.push_sql(
             "WITH placed AS ( \
                  INSERT INTO orders (id, customer_email, description, quantity, \
-                                     unit_price_minor, currency, created_at) \
+                                     unit_price_minor, currency, list_position, \
+                                     customer_order, created_at) \
                  SELECT *, ",
         );
         out.push_bind_param::<Timestamptz, _>(&self.placed_at)?;
@@ -472,6 +547,10 @@ impl QueryFragment<Pg> for InsertOrdersKeysAndEvents<'_> {
         out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.unit_prices)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Nullable<Text>>, _>(&self.currencies)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.list_positions)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<BigInt>, _>(&self.customer_orders)?;
         out.push_sql(
             ")), keys AS ( \
                  INSERT INTO idempotency_keys (principal, key, request, order_id) \

@@ -13,6 +13,7 @@ diesel::table! {
         cancelled_order_count -> Int8,
         cancelled_quantity -> Int8,
         last_order_at -> Nullable<Timestamptz>,
+        list_position -> Int8,
     }
 }
 
@@ -39,6 +40,8 @@ diesel::table! {
         cancellation_reason -> Nullable<Text>,
         unit_price_minor -> Nullable<Int8>,
         currency -> Nullable<Text>,
+        list_position -> Int8,
+        customer_order -> Int8,
     }
 }
 

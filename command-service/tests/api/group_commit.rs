@@ -182,6 +182,83 @@ async fn within_a_group_a_key_answers_as_it_would_in_turn() {
 }
 
 #[tokio::test]
+async fn orders_and_new_customers_take_the_next_list_positions_and_a_cancellation_carries_them() {
+    let app = spawn_app().await;
+    let store = store_of(&app);
+    let placement =
+        |email: &str| OrderPlacement::new(new_order(email, "Lovelace", 1), None, "test".into());
+    store
+        .place_orders(vec![
+            placement("ada@example.com"),
+            placement("bob@example.com"),
+        ])
+        .await;
+    let group = store
+        .place_orders(vec![
+            placement("cy@example.com"),
+            placement("ada@example.com"),
+            placement("ada@example.com"),
+        ])
+        .await;
+    assert!(group.outcomes.iter().all(Result::is_ok));
+
+    let positions: Vec<(String, u64, u64, u64)> = new_order_events(&app)
+        .into_iter()
+        .map(|event| {
+            let positions = event.list_positions.expect("carried");
+            (
+                event.order.customer.email,
+                positions.order,
+                positions.customer,
+                positions.customer_order,
+            )
+        })
+        .collect();
+    let mut by_order = positions.clone();
+    by_order.sort_by_key(|(_, order, _, _)| *order);
+    let orders: Vec<u64> = by_order.iter().map(|(_, order, _, _)| *order).collect();
+    assert_eq!(orders, [1, 2, 3, 4, 5], "one position per order, no gap");
+    let of = |email: &str| -> Vec<(u64, u64)> {
+        by_order
+            .iter()
+            .filter(|(e, _, _, _)| e == email)
+            .map(|(_, _, customer, customer_order)| (*customer, *customer_order))
+            .collect()
+    };
+    assert_eq!(of("ada@example.com"), [(1, 1), (1, 2), (1, 3)]);
+    assert_eq!(of("bob@example.com"), [(2, 1)]);
+    assert_eq!(
+        of("cy@example.com"),
+        [(3, 1)],
+        "returning customers burn no position"
+    );
+
+    let ada_first = positions
+        .iter()
+        .find(|(email, _, _, customer_order)| email == "ada@example.com" && *customer_order == 1)
+        .unwrap();
+    let id = app.place_order("ada@example.com").await;
+    let response = app
+        .client
+        .post(format!("{}/orders/{id}/cancel", app.address))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let cancelled = app.events_of(&id).pop().unwrap();
+    let OrderEvent::OrderCancelled(cancelled) = cancelled.payload else {
+        panic!("not a cancellation");
+    };
+    assert_eq!(
+        cancelled
+            .list_positions
+            .map(|p| (p.order, p.customer, p.customer_order)),
+        Some((6, ada_first.2, 4))
+    );
+}
+
+#[tokio::test]
 async fn an_order_the_database_refuses_fails_alone_and_the_others_of_its_group_commit() {
     let app = spawn_app().await;
     let store = store_of(&app);

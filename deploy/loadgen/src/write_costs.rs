@@ -40,11 +40,8 @@ async fn measure_in(
 ) -> anyhow::Result<Vec<WriteCost>> {
     let orders = database.collection::<Document>("orders");
     for (keys, name) in [
-        (doc! { "listPage": 1, "listPosition": -1 }, "list_pages"),
-        (
-            doc! { "customerEmail": 1, "listPosition": -1 },
-            "by_customer_email_position",
-        ),
+        (doc! { "listPage": 1 }, "list_pages"),
+        (doc! { "customerPage": 1 }, "customer_pages"),
     ] {
         let options = IndexOptions::builder().name(name.to_owned()).build();
         orders
@@ -120,10 +117,12 @@ fn order(n: u64) -> Document {
         "quantity": 1 + (n % 9) as i64,
         "status": "placed",
         "customer": { "email": &email, "firstName": "Bench", "lastName": "Mark" },
-        "customerEmail": email,
+        "customerEmail": &email,
         "createdAt": mongodb::bson::DateTime::now(),
         "version": 1_i64,
         "listPosition": n as i64,
         "listPage": (n / BATCH) as i64,
+        "customerOrder": (n / CUSTOMERS) as i64,
+        "customerPage": format!("{email}/{}", n / CUSTOMERS / BATCH),
     }
 }

@@ -7,13 +7,14 @@ use shared_events::EventEnvelope;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::unusable::{route_unusable, Disposition, RepublishError};
+use super::unusable::{route_unusable, usable_event, Disposition, RepublishError, UnusableMessage};
 use service_support::broker::{reconnect_backoff, BrokerStatus};
 
 use super::{declare_topology, retire_classic_retry_queue, QueueDepthProbe};
 use crate::config::BrokerSettings;
 use crate::metrics::ProjectionMetrics;
 use crate::projection::{Outcome, Projector};
+use crate::read_models::NumberedEvent;
 
 #[derive(Debug, thiserror::Error)]
 enum ConsumeError {
@@ -107,7 +108,7 @@ impl EventConsumer {
 
         let mut connection_events = Box::pin(connection.events_listener());
         let batch_size = usize::from(self.settings.batch_size);
-        let mut batch: Vec<(Delivery, EventEnvelope)> = Vec::with_capacity(batch_size);
+        let mut batch: Vec<(Delivery, NumberedEvent)> = Vec::with_capacity(batch_size);
         loop {
             // Wait for a first delivery, then take more until the batch is full or its time
             // is up.
@@ -122,11 +123,11 @@ impl EventConsumer {
                 };
                 let delivery = next.ok_or(ConsumeError::Cancelled)??;
                 self.metrics.consumed();
-                match EventEnvelope::decode(&delivery.data) {
-                    Ok(envelope) => {
-                        self.metrics.received(&envelope);
+                match usable_event(&delivery.data) {
+                    Ok(event) => {
+                        self.metrics.received(&event.envelope);
                         closes.get_or_insert_with(|| Instant::now() + self.settings.batch_wait());
-                        batch.push((delivery, envelope));
+                        batch.push((delivery, event));
                     }
                     Err(error) => self.set_aside(&republisher, delivery, &error).await?,
                 }
@@ -145,13 +146,13 @@ impl EventConsumer {
     /// shutdown came first: the batch is left unacknowledged for the broker to redeliver.
     async fn apply(
         &self,
-        batch: &[(Delivery, EventEnvelope)],
+        batch: &[(Delivery, NumberedEvent)],
         shutdown: &CancellationToken,
     ) -> Result<bool, lapin::Error> {
         let Some((last, _)) = batch.last() else {
             return Ok(true);
         };
-        let events: Vec<EventEnvelope> = batch.iter().map(|(_, event)| event.clone()).collect();
+        let events: Vec<NumberedEvent> = batch.iter().map(|(_, event)| event.clone()).collect();
         let started = Instant::now();
         let mut backoff = reconnect_backoff();
         let outcomes = loop {
@@ -175,7 +176,7 @@ impl EventConsumer {
         // already on its own.
         last.ack(BasicAckOptions { multiple: true }).await?;
         self.metrics.batch_applied(events.len(), started.elapsed());
-        for (envelope, outcome) in events.iter().zip(outcomes) {
+        for (envelope, outcome) in events.iter().map(|event| &event.envelope).zip(outcomes) {
             RequestId::scope_if(RequestId::parse(&envelope.correlation_id), async {
                 self.record(envelope, outcome);
             })
@@ -211,7 +212,7 @@ impl EventConsumer {
         &self,
         republisher: &lapin::Channel,
         delivery: Delivery,
-        error: &shared_events::DecodeError,
+        error: &UnusableMessage,
     ) -> Result<(), ConsumeError> {
         let request_id = delivery
             .properties

@@ -6,7 +6,9 @@ use lapin::message::Delivery;
 use lapin::options::BasicPublishOptions;
 use lapin::types::AMQPValue;
 use lapin::{BasicProperties, Channel, Confirmation};
-use shared_events::DecodeError;
+use shared_events::{DecodeError, EventEnvelope};
+
+use crate::read_models::{NumberedEvent, Unnumbered};
 
 use super::topology::{dead_letter_queue_name, retry_queue_name};
 use crate::config::BrokerSettings;
@@ -46,6 +48,30 @@ pub fn attempts_so_far(properties: &BasicProperties) -> u32 {
     }
 }
 
+/// Why a message is not an event the read models can apply.
+#[derive(Debug, thiserror::Error)]
+pub enum UnusableMessage {
+    #[error(transparent)]
+    Undecodable(#[from] DecodeError),
+    #[error(transparent)]
+    Unnumbered(#[from] Unnumbered),
+}
+
+impl UnusableMessage {
+    /// A short, stable code for logs and the `x-error-reason` header.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            Self::Undecodable(error) => error.reason_code(),
+            Self::Unnumbered(error) => error.reason_code(),
+        }
+    }
+}
+
+/// The event in `bytes`, if the read models can apply it as it comes.
+pub fn usable_event(bytes: &[u8]) -> Result<NumberedEvent, UnusableMessage> {
+    Ok(NumberedEvent::try_from(EventEnvelope::decode(bytes)?)?)
+}
+
 /// Republishes `delivery` to the retry queue, or to the dead-letter queue after its last
 /// attempt, and waits for the broker's confirm. The caller acknowledges the original only
 /// after this succeeded, so the message exists in exactly one place at any time.
@@ -53,7 +79,7 @@ pub async fn route_unusable(
     channel: &Channel,
     settings: &BrokerSettings,
     delivery: &Delivery,
-    error: &DecodeError,
+    error: &UnusableMessage,
 ) -> Result<Disposition, RepublishError> {
     let attempts = attempts_so_far(&delivery.properties).saturating_add(1);
     let (queue, disposition) = if attempts < settings.max_attempts {

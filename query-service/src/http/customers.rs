@@ -9,7 +9,8 @@ use super::consistency::{ConsistentRead, TokenParameter, READ_YOUR_WRITES};
 use super::orders::{email_parameter, EmailPath, OrderView};
 use super::paging::{page_response, PageParams, Paging};
 use super::{ApiError, ReadErrors};
-use crate::store::{CustomerDocument, ReadStore};
+use crate::read_models::SummaryDocument;
+use crate::store::ReadStore;
 
 /// A customer with the summary of their orders. `orderCount` and `totalQuantity` count live
 /// orders only; cancelled ones are counted apart.
@@ -25,10 +26,10 @@ pub struct CustomerView {
     last_order_at: DateTime<Utc>,
 }
 
-impl From<CustomerDocument> for CustomerView {
-    fn from(customer: CustomerDocument) -> Self {
+impl From<SummaryDocument> for CustomerView {
+    fn from(customer: SummaryDocument) -> Self {
         Self {
-            email: customer.email,
+            email: customer.customer_email,
             first_name: customer.first_name,
             last_name: customer.last_name,
             order_count: customer.placed_order_count - customer.cancelled_order_count,
@@ -42,10 +43,11 @@ impl From<CustomerDocument> for CustomerView {
     }
 }
 
-/// `GET /customers?limit=&cursor=` (or `offset=` for the first 10 000): in email order.
-#[utoipa::path(get, path = "/customers", operation_id = "list_customers", summary = "List customers, in email order", description = READ_YOUR_WRITES, tag = "customers", params(Paging, TokenParameter),
+/// `GET /customers?limit=&cursor=` (or `offset=` for the first 10 000): in the order of
+/// their first orders.
+#[utoipa::path(get, path = "/customers", operation_id = "list_customers", summary = "List customers, in the order of their first orders", description = READ_YOUR_WRITES, tag = "customers", params(Paging, TokenParameter),
     responses(
-        (status = 200, body = Vec<CustomerView>, description = "In email order"),
+        (status = 200, body = Vec<CustomerView>, description = "In the order of their first orders"),
         ReadErrors,
     ),
     security(("bearer" = ["orders:read"])),

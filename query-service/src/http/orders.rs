@@ -12,7 +12,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::consistency::{ConsistentRead, TokenParameter, READ_YOUR_WRITES};
 use super::paging::{page_response, PageParams, Paging};
 use super::{ApiError, ReadErrors};
-use crate::store::{OrderDocument, PriceDocument, ReadStore};
+use crate::read_models::{OrderDocument, PriceDocument};
+use crate::store::ReadStore;
 
 /// An order as the API returns it, with its customer embedded.
 #[derive(Debug, Serialize, ToSchema)]

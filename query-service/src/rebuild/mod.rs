@@ -5,7 +5,8 @@
 //! 2. The event log is replayed into the next generation's fresh collections. Every event
 //!    committed before the replay read it is in the log; every event committed later is
 //!    published later, hence captured. The projection is idempotent, so events seen both ways
-//!    are harmless.
+//!    are harmless. Events of the log from before events carried their list positions and
+//!    summary are numbered on the way, in log order ([`numbering`]).
 //! 3. The captured events are applied, then the next generation is made active in one
 //!    single-document write (see `store::generations`): reads switch from the complete old
 //!    models to the complete new ones, never to a half-built one.
@@ -16,6 +17,7 @@
 //!    one is dropped, and the retired one is kept for a rollback.
 
 mod event_log;
+pub mod numbering;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -27,8 +29,10 @@ use shared_events::{DecodeError, EventEnvelope, OrderEvent, OrderId};
 use crate::broker::declare_capture_queue;
 use crate::config::Settings;
 use crate::projection::Projector;
+use crate::read_models::NumberedEvent;
 use crate::store::{Generation, ReadStore, StoreError};
 use event_log::EventLogClient;
+use numbering::{CancelledBeforePlaced, LogNumbering};
 
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 const CAPTURE_POLL: Duration = Duration::from_millis(50);
@@ -44,6 +48,12 @@ pub enum RebuildError {
         position: i64,
         #[source]
         source: DecodeError,
+    },
+    #[error("event {position} of the log cannot be numbered: {source}")]
+    Unnumbered {
+        position: i64,
+        #[source]
+        source: CancelledBeforePlaced,
     },
     #[error("the read database failed: {0}")]
     Store(#[from] StoreError),
@@ -145,7 +155,6 @@ pub async fn rebuild_read_models(
     let target = live.pinned(next);
     target.drop_collections().await?;
     target.ensure_indexes().await?;
-    target.record_shape().await?;
     let projector = Projector::new(target.clone(), settings.broker.lanes);
     let mut expected = Expected::default();
 
@@ -198,6 +207,7 @@ async fn replay_log(
     let mut last_report = Instant::now();
     let mut position = 0;
     let mut replayed = 0_u64;
+    let mut numbering = LogNumbering::default();
     loop {
         let page = log.page_after(position).await?;
         if page.events.is_empty() {
@@ -205,17 +215,27 @@ async fn replay_log(
         }
         let mut events = Vec::with_capacity(page.events.len());
         for logged in page.events {
-            events.push(logged.envelope.into_typed().map_err(|source| {
-                RebuildError::Undecodable {
-                    position: logged.position,
-                    source,
-                }
-            })?);
+            let envelope =
+                logged
+                    .envelope
+                    .into_typed()
+                    .map_err(|source| RebuildError::Undecodable {
+                        position: logged.position,
+                        source,
+                    })?;
+            events.push(
+                numbering
+                    .number(envelope)
+                    .map_err(|source| RebuildError::Unnumbered {
+                        position: logged.position,
+                        source,
+                    })?,
+            );
             position = logged.position;
         }
         projector.apply_batch(&events).await?;
-        for envelope in &events {
-            expected.record(envelope);
+        for event in &events {
+            expected.record(&event.envelope);
         }
         replayed += events.len() as u64;
         if last_report.elapsed() >= PROGRESS_EVERY {
@@ -231,7 +251,8 @@ async fn replay_log(
 }
 
 /// Applies what the capture queue holds now; returns how many events that was. A message
-/// that is not a usable event is left to the live consumer's dead-letter handling.
+/// that is not a usable event is left to the live consumer's dead-letter handling (events are
+/// published with their list positions and summary; only the log holds older ones).
 async fn apply_captured(
     channel: &Channel,
     queue: &str,
@@ -244,9 +265,12 @@ async fn apply_captured(
         .await?
     {
         let delivery = message.delivery;
-        if let Ok(envelope) = EventEnvelope::decode(&delivery.data) {
-            projector.apply(&envelope).await?;
-            expected.record(&envelope);
+        let event = EventEnvelope::decode(&delivery.data)
+            .ok()
+            .and_then(|envelope| NumberedEvent::try_from(envelope).ok());
+        if let Some(event) = event {
+            projector.apply_batch(std::slice::from_ref(&event)).await?;
+            expected.record(&event.envelope);
             applied += 1;
         }
         delivery.ack(BasicAckOptions::default()).await?;
@@ -266,7 +290,10 @@ async fn verify(target: &ReadStore, expected: &Expected) -> Result<(u64, u64), R
         .filter(|id| !order_ids.contains(&id.to_string()))
         .count();
     let customers = target.all_customers().await?;
-    let emails: HashSet<&str> = customers.iter().map(|c| c.email.as_str()).collect();
+    let emails: HashSet<&str> = customers
+        .iter()
+        .map(|c| c.customer_email.as_str())
+        .collect();
     let placed: i64 = customers.iter().map(|c| c.placed_order_count).sum();
     let cancelled: i64 = customers.iter().map(|c| c.cancelled_order_count).sum();
     let mut problems = Vec::new();

@@ -1,20 +1,14 @@
-//! Generations of the read models. Generation 0 is the `orders`, `customers` and
-//! `customerSummaries` collections; generation n > 0 is `orders_g<n>`, `customers_g<n>` and
-//! `customerSummaries_g<n>`. One document in
-//! `readModelGenerations`, `{_id: "active", generation: n}`, names the generation that reads
-//! and the live projection use, and every replica follows it.
+//! Generations of the read models. Generation 0 is the `orders`, `customerSummaries` and
+//! `listPages` collections; generation n > 0 is `orders_g<n>`, `customerSummaries_g<n>` and
+//! `listPages_g<n>`. One document in `readModelGenerations`, `{_id: "active", generation: n}`,
+//! names the generation that reads and the live projection use, and every replica follows it.
 //!
 //! A rebuild fills the next generation and then switches that document: a single-document
-//! write, so the switch is atomic and reads never see a half-built model.
-//!
-//! A rebuild is also the one way a read model evolves. Each generation is written whole by
-//! one release, and the shape of its documents is recorded beside the pointer,
-//! `{_id: "shape of <orders collection>", shape: n}`. A release that changes what the documents
-//! hold raises [`CURRENT_SHAPE`]; started on a generation of an older shape it says so at
-//! start-up, and `deploy/rebuild` writes a new generation. Nothing is upgraded in place. (Renaming the new
-//! collections over the old ones would need `renameCollection` with `dropTarget`, which
-//! FerretDB does not implement; a rename in two steps would leave a moment with no
-//! collection at all.)
+//! write, so the switch is atomic and reads never see a half-built model. It is also the one
+//! way a read model changes: a release that changes what the documents hold is deployed with
+//! a rebuild, and nothing is upgraded in place. (Renaming the new collections over the old
+//! ones would need `renameCollection` with `dropTarget`, which FerretDB does not implement; a
+//! rename in two steps would leave a moment with no collection at all.)
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -24,19 +18,12 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 use mongodb::{Collection, Database};
 
-use super::{
-    written_unless_duplicate, CustomerDocument, OrderDocument, ReadStore, StoreError,
-    SummaryVersionDocument,
-};
+use super::{written_unless_duplicate, ReadStore, StoreError};
+use crate::read_models::customers::newest_of_each;
+use crate::read_models::{ListPageMarker, Listing, OrderDocument, SummaryDocument};
 
 const GENERATIONS_COLLECTION: &str = "readModelGenerations";
 const ACTIVE: &str = "active";
-
-/// The shape of the documents this release writes. 1: every order has `customerEmail` (what
-/// email filters use) and a list position (what the newest-first listing reads). 2: every
-/// customer has a list position too (what the customer listing reads). A generation written
-/// before shapes were recorded is shape 0.
-pub const CURRENT_SHAPE: i64 = 2;
 
 /// Which set of read-model collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,11 +60,11 @@ impl fmt::Display for Generation {
 pub struct ReadModels {
     pub generation: Generation,
     pub(super) orders: Collection<OrderDocument>,
-    pub(super) customers: Collection<CustomerDocument>,
-    pub(super) summaries: Collection<SummaryVersionDocument>,
-    /// The list page of customers this process has seen listed in this generation: a
-    /// customer's page never changes once given.
-    pub(super) customer_pages: Arc<Mutex<HashMap<String, i64>>>,
+    pub(super) summaries: Collection<SummaryDocument>,
+    pub(super) list_pages: Collection<ListPageMarker>,
+    /// The last page of each listing this process has found in this generation: pages are
+    /// only ever added, so the search for a newer one starts there.
+    pub(super) last_pages: Arc<Mutex<HashMap<Listing, i64>>>,
 }
 
 impl ReadModels {
@@ -85,9 +72,9 @@ impl ReadModels {
         Self {
             generation,
             orders: database.collection(&generation.collection_name("orders")),
-            customers: database.collection(&generation.collection_name("customers")),
             summaries: database.collection(&generation.collection_name("customerSummaries")),
-            customer_pages: Arc::default(),
+            list_pages: database.collection(&generation.collection_name("listPages")),
+            last_pages: Arc::default(),
         }
     }
 }
@@ -142,47 +129,13 @@ impl ReadStore {
         written_unless_duplicate(switched)
     }
 
-    /// Drops the collections of this store's generation, and the records of their shape and
-    /// list positions.
+    /// Drops the collections of this store's generation.
     pub async fn drop_collections(&self) -> Result<(), StoreError> {
         let models = self.collections();
         models.orders.drop().await?;
-        models.customers.drop().await?;
         models.summaries.drop().await?;
-        self.forget_list_positions(&models).await?;
-        self.generations()
-            .delete_one(doc! { "_id": shape_id(&models) })
-            .await?;
+        models.list_pages.drop().await?;
         Ok(())
-    }
-
-    /// Records that this store's generation holds documents of [`CURRENT_SHAPE`]: for a
-    /// generation this release writes from the start. Replicas may record it together; the
-    /// first record stays.
-    pub async fn record_shape(&self) -> Result<(), StoreError> {
-        let record = doc! { "_id": shape_id(&self.collections()), "shape": CURRENT_SHAPE };
-        written_unless_duplicate(self.generations().insert_one(record).await)?;
-        Ok(())
-    }
-
-    /// The shape of this store's generation: as recorded; [`CURRENT_SHAPE`] for a generation
-    /// still without orders, which this release then records as its own; 0 for one written
-    /// before shapes were recorded.
-    pub async fn shape_on_start(&self) -> Result<i64, StoreError> {
-        let models = self.collections();
-        let recorded = self
-            .generations()
-            .find_one(doc! { "_id": shape_id(&models) })
-            .await?
-            .and_then(|record| record.get_i64("shape").ok());
-        if let Some(shape) = recorded {
-            return Ok(shape);
-        }
-        if models.orders.find_one(doc! {}).await?.is_none() {
-            self.record_shape().await?;
-            return Ok(CURRENT_SHAPE);
-        }
-        Ok(0)
     }
 
     /// The id of every order, read in one pass; for verification after a rebuild.
@@ -203,24 +156,15 @@ impl ReadStore {
         Ok(ids)
     }
 
-    /// Every customer summary at its newest version, bookkeeping left out; for verification
-    /// after a rebuild.
-    pub async fn all_customers(&self) -> Result<Vec<CustomerDocument>, StoreError> {
-        let models = self.collections();
-        let customers: Vec<CustomerDocument> = models
-            .customers
+    /// Every customer's newest summary; for verification after a rebuild.
+    pub async fn all_customers(&self) -> Result<Vec<SummaryDocument>, StoreError> {
+        let versions: Vec<SummaryDocument> = self
+            .collections()
+            .summaries
             .find(doc! {})
-            .projection(super::customer_fields())
             .await?
             .try_collect()
             .await?;
-        let versions: Vec<SummaryVersionDocument> =
-            models.summaries.find(doc! {}).await?.try_collect().await?;
-        Ok(super::summaries::with_newest_versions(customers, versions))
+        Ok(newest_of_each(versions))
     }
-}
-
-/// The id of the shape record of `models`.
-fn shape_id(models: &ReadModels) -> String {
-    format!("shape of {}", models.orders.name())
 }

@@ -1,25 +1,19 @@
-//! The read models in MongoDB (or any server speaking its wire protocol, such as FerretDB).
-//! Only single-document writes are used: no transactions, no change streams.
+//! The read models in MongoDB (or any server speaking its wire protocol: secantusd-rs,
+//! FerretDB). The store executes the writes the read models' fold rules decide
+//! (`crate::read_models`) and serves the reads; it decides nothing about what an event means.
+//! Only single-document operations and unordered inserts are used: no transactions, no change
+//! streams, no read before a write.
 //!
 //! The read models come in generations, so that a rebuild can fill fresh collections while
 //! the live ones keep serving and then take over in one atomic step (see [`generations`]).
 
-mod documents;
 mod generations;
 mod listing;
-mod summaries;
 
-pub use documents::{
-    CustomerDocument, EmbeddedCustomer, OrderDocument, PriceDocument, SummaryVersionDocument,
-};
-pub use generations::{Generation, ReadModels, CURRENT_SHAPE};
+pub use generations::{Generation, ReadModels};
 pub use listing::Listing;
-pub use summaries::{
-    compaction_offset, reaches_compaction_point, CarriedSummary, CountedOrder, SummaryWrite,
-    SUMMARY_VERSIONS_PER_COMPACTION,
-};
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -27,22 +21,14 @@ use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Document};
 use mongodb::error::{ErrorKind, InsertManyError, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
-use mongodb::{Client, Database, IndexModel};
-
-use shared_events::FIRST_AGGREGATE_VERSION;
+use mongodb::{Client, Collection, Database, IndexModel};
+use serde::Serialize;
 
 use crate::config::MongoSettings;
+use crate::read_models::customers::newest_of_each;
+use crate::read_models::{OrderDocument, SummaryDocument, Writes};
 
 const DUPLICATE_KEY: i32 = 11000;
-const INDEX_NOT_FOUND: i32 = 27;
-const FIRST_ORDER_VERSION: i64 = FIRST_AGGREGATE_VERSION as i64;
-/// Indexes of earlier releases that no query uses any more: the nested `customer.email`, and
-/// the `createdAt` orderings listings used before they read pages of list positions.
-const RETIRED_INDEXES: [&str; 3] = [
-    "by_customer_newest_first",
-    "newest_first",
-    "by_customer_email_newest_first",
-];
 
 /// Errors of the read store.
 #[derive(Debug, thiserror::Error)]
@@ -66,13 +52,8 @@ impl From<mongodb::error::Error> for StoreError {
     }
 }
 
-/// Leaves the summary's bookkeeping out of customer reads.
-pub(super) fn customer_fields() -> Document {
-    doc! { "countedOrderIds": 0, "cancelledOrderIds": 0, "namesAsOf": 0 }
-}
-
 /// The document's fields for a `$set`; `_id` is left out, the filter supplies it on insert.
-fn fields_without_id<T: serde::Serialize>(document: &T) -> Result<Document, StoreError> {
+fn fields_without_id<T: Serialize>(document: &T) -> Result<Document, StoreError> {
     let mut fields = mongodb::bson::to_document(document)
         .map_err(|error| StoreError::Operation(error.into()))?;
     fields.remove("_id");
@@ -80,9 +61,8 @@ fn fields_without_id<T: serde::Serialize>(document: &T) -> Result<Document, Stor
 }
 
 /// Whether a write that a duplicate `_id` may refuse wrote. A refusal is an answer, not an
-/// error: a guarded upsert (an update whose filter holds a condition besides `_id`, with
-/// `upsert`) whose condition is false for the existing document tries to insert a second one
-/// and collides, and so does an insert of a document that is already there.
+/// error: a guarded upsert whose guard is false for the stored document tries to insert a
+/// second one and collides.
 fn written_unless_duplicate<T>(
     result: Result<T, mongodb::error::Error>,
 ) -> Result<bool, StoreError> {
@@ -100,19 +80,33 @@ fn written_unless_duplicate<T>(
     }
 }
 
-/// The positions an unordered insert refused as duplicates; any other failure is an error.
-fn duplicates_only(error: mongodb::error::Error) -> Result<Vec<usize>, StoreError> {
-    if let ErrorKind::InsertMany(InsertManyError {
-        write_errors: Some(write_errors),
-        write_concern_error: None,
-        ..
-    }) = &*error.kind
-    {
-        if write_errors.iter().all(|write| write.code == DUPLICATE_KEY) {
-            return Ok(write_errors.iter().map(|write| write.index).collect());
+/// Inserts `documents` in one unordered insert, in which a duplicate key refuses that
+/// document alone; which of them were inserted.
+async fn insert_all<T: Serialize + Send + Sync>(
+    collection: &Collection<T>,
+    documents: &[T],
+) -> Result<Vec<bool>, StoreError> {
+    let mut inserted = vec![true; documents.len()];
+    if documents.is_empty() {
+        return Ok(inserted);
+    }
+    if let Err(error) = collection.insert_many(documents).ordered(false).await {
+        match &*error.kind {
+            ErrorKind::InsertMany(InsertManyError {
+                write_errors: Some(write_errors),
+                write_concern_error: None,
+                ..
+            }) if write_errors.iter().all(|write| write.code == DUPLICATE_KEY) => {
+                for write in write_errors {
+                    if let Some(refused) = inserted.get_mut(write.index) {
+                        *refused = false;
+                    }
+                }
+            }
+            _ => return Err(error.into()),
         }
     }
-    Err(error.into())
+    Ok(inserted)
 }
 
 /// A page of a listing: up to `limit` items from `start`.
@@ -133,7 +127,7 @@ pub struct Start {
 /// An item of a listing, which the next page starts after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cursor {
-    /// The order or customer at this list position.
+    /// The order or customer at this position of the listing.
     Position(i64),
 }
 
@@ -145,14 +139,6 @@ impl Start {
         }
     }
 }
-
-/// Positions per page of the newest-first order listing: one equality lookup reads at most
-/// this many orders.
-pub const LIST_PAGE_SPAN: i64 = 64;
-
-/// Page lookups one listing request may make beyond those its limit needs, to pass positions
-/// handed out to orders that were never written (a duplicate's, or a crashed batch's).
-const SPARE_PAGE_LOOKUPS: usize = 16;
 
 /// Handle to the read models; cheap to clone. It follows the active generation, or stays on
 /// one generation when made by [`ReadStore::pinned`].
@@ -234,7 +220,8 @@ impl ReadStore {
         self.collections().generation
     }
 
-    /// Creates the indexes the queries rely on; safe to run on every start.
+    /// Creates the indexes the reads rely on, each an equality lookup (see
+    /// docs/read-models.md); safe to run on every start.
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
         let index = |keys: Document, name: &str| {
             IndexModel::builder()
@@ -242,41 +229,26 @@ impl ReadStore {
                 .options(IndexOptions::builder().name(name.to_owned()).build())
                 .build()
         };
-        let orders = self.collections().orders;
+        let models = self.collections();
         // One index per command: FerretDB 1.24 on SQLite, the local stack's earlier backend,
         // failed when one createIndexes command named several existing indexes; at start-up
         // the extra round trips cost nothing, so no backend is trusted with it.
         for model in [
-            index(doc! { "listPage": 1, "listPosition": -1 }, "list_pages"),
-            index(
-                doc! { "customerEmail": 1, "listPosition": -1 },
-                "by_customer_email_position",
-            ),
+            index(doc! { "listPage": 1 }, "list_pages"),
+            index(doc! { "customerPage": 1 }, "customer_pages"),
         ] {
-            orders.create_index(model).await?;
+            models.orders.create_index(model).await?;
         }
-        let customers = self.collections().customers;
-        for model in [
-            index(doc! { "listPage": 1, "listPosition": 1 }, "list_pages"),
-            index(doc! { summaries::UNLISTED: 1 }, "unlisted"),
-        ] {
-            customers.create_index(model).await?;
-        }
-        let summaries = self.collections().summaries;
         for model in [
             index(doc! { "customerEmail": 1 }, "by_customer_email"),
             index(doc! { "listPage": 1 }, "list_pages"),
         ] {
-            summaries.create_index(model).await?;
+            models.summaries.create_index(model).await?;
         }
-        for retired in RETIRED_INDEXES {
-            if let Err(error) = orders.drop_index(retired).await {
-                if !matches!(&*error.kind, ErrorKind::Command(failure) if failure.code == INDEX_NOT_FOUND)
-                {
-                    return Err(error.into());
-                }
-            }
-        }
+        models
+            .list_pages
+            .create_index(index(doc! { "listing": 1, "page": -1 }, "last_page_first"))
+            .await?;
         Ok(())
     }
 
@@ -288,6 +260,70 @@ impl ReadStore {
         .await
     }
 
+    /// Makes `writes`, the writes of one batch, in the order that keeps reads consistent:
+    /// summaries and page markers, then orders. Tells, for each order of `writes.orders`
+    /// (inserts, then replacements), whether its write changed the stored order.
+    ///
+    /// No update of many documents in one command: FerretDB 1.24 hangs on bulk updates (see
+    /// docs/local-read-stores.md).
+    pub async fn write(
+        &self,
+        writes: &Writes,
+        concurrency: usize,
+    ) -> Result<Vec<bool>, StoreError> {
+        let models = self.collections();
+        insert_all(&models.summaries, &writes.customers.versions).await?;
+        let compactions: Vec<_> = writes
+            .customers
+            .compactions
+            .iter()
+            .map(|compaction| {
+                models
+                    .summaries
+                    .delete_many(doc! {
+                        "customerEmail": &compaction.email,
+                        "summaryVersion": { "$lt": compaction.below_version },
+                    })
+                    .into_future()
+            })
+            .collect();
+        futures::stream::iter(compactions)
+            .buffer_unordered(concurrency.max(1))
+            .try_collect::<Vec<_>>()
+            .await?;
+        insert_all(&models.list_pages, &writes.list_pages).await?;
+        let mut written = insert_all(&models.orders, &writes.orders.inserts).await?;
+        let replacements: Vec<_> = writes
+            .orders
+            .replacements
+            .iter()
+            .map(|order| self.replace_older(&models.orders, order))
+            .collect();
+        let replaced: Vec<bool> = futures::stream::iter(replacements)
+            .buffered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        written.extend(replaced);
+        Ok(written)
+    }
+
+    /// Writes `order` over the stored copy if that is at an older version, or inserts it if
+    /// there is none; whether it wrote.
+    async fn replace_older(
+        &self,
+        orders: &Collection<OrderDocument>,
+        order: &OrderDocument,
+    ) -> Result<bool, StoreError> {
+        let result = orders
+            .update_one(
+                doc! { "_id": &order.id, "version": { "$lt": order.version } },
+                doc! { "$set": fields_without_id(order)? },
+            )
+            .upsert(true)
+            .await;
+        written_unless_duplicate(result)
+    }
+
     pub async fn find_order(&self, id: &str) -> Result<Option<OrderDocument>, StoreError> {
         self.within_read_deadline(async {
             Ok(self
@@ -297,133 +333,6 @@ impl ReadStore {
                 .await?)
         })
         .await
-    }
-
-    /// The customer `email` with the newest version of their summary: the document, and the
-    /// versions stored beside it (both found by equality).
-    pub async fn find_customer(&self, email: &str) -> Result<Option<CustomerDocument>, StoreError> {
-        self.within_read_deadline(self.find_customer_now(email))
-            .await
-    }
-
-    async fn find_customer_now(&self, email: &str) -> Result<Option<CustomerDocument>, StoreError> {
-        let models = self.collections();
-        let customer = models
-            .customers
-            .find_one(doc! { "_id": email })
-            .projection(customer_fields())
-            .await?;
-        let versions: Vec<SummaryVersionDocument> = models
-            .summaries
-            .find(doc! { "customerEmail": email })
-            .await?
-            .try_collect()
-            .await?;
-        let newest = versions
-            .iter()
-            .max_by_key(|version| version.summary_version);
-        Ok(match (customer, newest) {
-            (Some(customer), Some(newest)) => Some(customer.with_newer(newest)),
-            (Some(customer), None) => Some(customer),
-            (None, newest) => newest.map(CustomerDocument::unlisted),
-        })
-    }
-
-    /// Writes each of `orders` unless the stored copy already reflects its version or a later
-    /// one, at most `concurrency` writes at a time, and tells which were written.
-    ///
-    /// Any stored copy of an order is at its first version or later, so a first version is
-    /// written only where there is none, which the unique `_id` index decides on insert: all
-    /// of them go in one unordered insert, in which a duplicate key refuses that document
-    /// alone. A guarded upsert would look each order up first, and on FerretDB a lookup costs
-    /// more than the insert (see docs/local-read-stores.md). Later versions are guarded
-    /// upserts, written before the inserts, so that with one write at a time the orders become
-    /// readable in the order given.
-    ///
-    /// A list position is reserved for each first version, and for a later version only when
-    /// its upsert inserted it (a cancellation that arrived before its order): the others update
-    /// an order that is listed already, and reserving for them would leave gaps in the pages.
-    pub async fn write_orders(
-        &self,
-        orders: &[OrderDocument],
-        concurrency: usize,
-    ) -> Result<Vec<bool>, StoreError> {
-        let models = self.collections();
-        let collection = &models.orders;
-        let mut written = vec![false; orders.len()];
-        let (firsts, later): (Vec<usize>, Vec<usize>) =
-            (0..orders.len()).partition(|&i| orders[i].version == FIRST_ORDER_VERSION);
-        let upserts: Vec<_> = later
-            .into_iter()
-            .map(|i| async move {
-                let order = &orders[i];
-                let result = collection
-                    .update_one(
-                        doc! { "_id": &order.id, "version": { "$lt": order.version } },
-                        doc! { "$set": fields_without_id(order)? },
-                    )
-                    .upsert(true)
-                    .await;
-                let inserted = matches!(&result, Ok(update) if update.upserted_id.is_some());
-                Ok::<_, StoreError>((i, written_unless_duplicate(result)?, inserted))
-            })
-            .collect();
-        let upserted: Vec<(usize, bool, bool)> = futures::stream::iter(upserts)
-            .buffer_unordered(concurrency.max(1))
-            .try_collect()
-            .await?;
-        let inserted: Vec<usize> = upserted
-            .iter()
-            .filter(|(_, _, inserted)| *inserted)
-            .map(|(i, _, _)| *i)
-            .collect();
-        for (i, was_written, _) in upserted {
-            written[i] = was_written;
-        }
-        self.list_inserted_later_versions(&models, orders, &inserted)
-            .await?;
-        if firsts.is_empty() {
-            return Ok(written);
-        }
-        let positions = self
-            .reserve_list_positions(models.orders.name(), firsts.len())
-            .await?;
-        let listed: Vec<OrderDocument> = firsts
-            .iter()
-            .zip(positions)
-            .map(|(&i, position)| orders[i].clone().listed_at(position))
-            .collect();
-        let refused = match collection.insert_many(&listed).ordered(false).await {
-            Ok(_) => Vec::new(),
-            Err(error) => duplicates_only(error)?,
-        };
-        for (position, &i) in firsts.iter().enumerate() {
-            written[i] = !refused.contains(&position);
-        }
-        Ok(written)
-    }
-
-    /// Gives the later versions at `inserted`, which their upserts inserted, list positions.
-    async fn list_inserted_later_versions(
-        &self,
-        models: &ReadModels,
-        orders: &[OrderDocument],
-        inserted: &[usize],
-    ) -> Result<(), StoreError> {
-        let positions = self
-            .reserve_list_positions(models.orders.name(), inserted.len())
-            .await?;
-        for (&i, position) in inserted.iter().zip(positions) {
-            let listed = orders[i].clone().listed_at(position);
-            models
-                .orders
-                .update_one(
-                    doc! { "_id": &listed.id, "listPosition": { "$exists": false } },
-                    doc! { "$set": { "listPosition": listed.list_position, "listPage": listed.list_page } },
-                )
-                .await?;
-        }
-        Ok(())
     }
 
     /// The version of order `id` in the read model, if it is there at all.
@@ -439,6 +348,23 @@ impl ReadStore {
             Ok(found.and_then(|order| order.get_i64("version").ok()))
         })
         .await
+    }
+
+    /// The customer `email`'s newest summary: their versions are found by equality.
+    pub async fn find_customer(&self, email: &str) -> Result<Option<SummaryDocument>, StoreError> {
+        self.within_read_deadline(self.find_customer_now(email))
+            .await
+    }
+
+    async fn find_customer_now(&self, email: &str) -> Result<Option<SummaryDocument>, StoreError> {
+        let versions: Vec<SummaryDocument> = self
+            .collections()
+            .summaries
+            .find(doc! { "customerEmail": email })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(newest_of_each(versions).into_iter().next())
     }
 }
 

@@ -9,7 +9,7 @@ use chrono::Utc;
 use harness::{take_message, Lookout};
 use query_service::broker::dead_letter_queue_name;
 
-use crate::helpers::{new_order, spawn_app};
+use crate::helpers::spawn_app;
 
 async fn query_service(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_query-service"))
@@ -86,7 +86,7 @@ async fn an_unknown_argument_is_refused_with_the_usage_and_status_2() {
 async fn replaying_dead_letters_as_a_dry_run_counts_them_and_moves_none() {
     let app = spawn_app().await;
     let dead_letters = dead_letter_queue_name(&app.broker.queue);
-    let event = new_order("ada@example.com", 5, Utc::now());
+    let event = app.placed("ada@example.com", 5, Utc::now());
     for _ in 0..2 {
         app.publisher
             .publish_to_queue(&dead_letters, &serde_json::to_vec(&event).unwrap())

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::Value;
 
-use crate::helpers::{cancellation_of, new_order, spawn_app, spawn_app_with, CONSISTENCY_WAIT_MS};
+use crate::helpers::{spawn_app, spawn_app_with, CONSISTENCY_WAIT_MS};
 
 fn token_of(event: &shared_events::EventEnvelope) -> String {
     format!("{}.{}", event.aggregate_id, event.aggregate_version)
@@ -12,7 +12,7 @@ fn token_of(event: &shared_events::EventEnvelope) -> String {
 #[tokio::test]
 async fn a_read_with_a_token_waits_until_the_event_is_applied() {
     let app = spawn_app().await;
-    let placed = new_order("ada@example.com", 3, Utc::now());
+    let placed = app.placed("ada@example.com", 3, Utc::now());
     // The read starts before the event is even published, so without waiting it would 404.
     let read = app
         .client
@@ -31,9 +31,9 @@ async fn a_read_with_a_token_waits_until_the_event_is_applied() {
 #[tokio::test]
 async fn a_token_in_the_query_string_covers_the_customer_summary_too() {
     let app = spawn_app().await;
-    let placed = new_order("ada@example.com", 3, Utc::now());
+    let placed = app.placed("ada@example.com", 3, Utc::now());
     app.publish(&placed).await;
-    let cancelled = cancellation_of(&placed);
+    let cancelled = app.cancelled(&placed);
     app.publish(&cancelled).await;
 
     let response = app
@@ -51,7 +51,7 @@ async fn a_token_in_the_query_string_covers_the_customer_summary_too() {
 #[tokio::test]
 async fn a_token_the_read_model_never_reaches_is_answered_503_after_the_bounded_wait() {
     let app = spawn_app().await;
-    let never_published = new_order("ada@example.com", 3, Utc::now());
+    let never_published = app.placed("ada@example.com", 3, Utc::now());
     let started = Instant::now();
     let response = app
         .client
@@ -75,7 +75,7 @@ async fn a_token_the_read_model_never_reaches_is_answered_503_after_the_bounded_
 #[tokio::test]
 async fn a_token_no_command_issued_lately_is_answered_503_without_waiting() {
     let app = spawn_app_with(|settings| settings.consistency.max_wait_ms = 10_000).await;
-    let published = new_order("ada@example.com", 3, Utc::now());
+    let published = app.placed("ada@example.com", 3, Utc::now());
     app.publish(&published).await;
     app.wait_until_processed().await;
     let made_up = [

@@ -7,7 +7,7 @@ use chrono::Utc;
 use harness::{eventually, metric, scrape_metrics, PrivateReadStore};
 use serde_json::Value;
 
-use crate::helpers::{new_order, spawn_app_with};
+use crate::helpers::spawn_app_with;
 
 #[tokio::test]
 async fn a_frozen_read_database_fails_reads_with_503_and_the_projection_retries_until_it_answers() {
@@ -18,7 +18,7 @@ async fn a_frozen_read_database_fails_reads_with_503_and_the_projection_retries_
         settings.mongodb.batch_timeout_ms = 300;
     })
     .await;
-    let before = new_order("frozen@example.com", 1, Utc::now());
+    let before = app.placed("frozen@example.com", 1, Utc::now());
     app.publish(&before).await;
     app.get_eventually(&format!("/orders/{}", before.aggregate_id))
         .await;
@@ -37,7 +37,7 @@ async fn a_frozen_read_database_fails_reads_with_503_and_the_projection_retries_
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "unavailable", "{body}");
 
-    let during = new_order("frozen@example.com", 2, Utc::now());
+    let during = app.placed("frozen@example.com", 2, Utc::now());
     app.publish(&during).await;
     eventually(
         "the frozen batch to be abandoned and retried",

@@ -3,11 +3,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use harness::{eventually, json_when_ok, run_in_background, InProcess, TestPublisher};
 use query_service::config::{BrokerSettings, Settings};
+use query_service::rebuild::numbering::LogNumbering;
 use query_service::startup::Application;
 use serde_json::Value;
 use service_support::broker::BrokerAddresses;
 use service_support::config::LayeredSettings;
-use shared_events::fixtures::{cancelled_order_event, new_order_event};
+use shared_events::fixtures::{
+    cancelled_order_event, new_order_event, with_customer_summary, with_list_positions,
+};
 use shared_events::{EventEnvelope, EventId, OrderEvent, OrderId};
 use uuid::Uuid;
 
@@ -21,6 +24,8 @@ pub struct TestApp {
     pub broker: BrokerSettings,
     pub client: reqwest::Client,
     pub publisher: TestPublisher,
+    /// Numbers the test's events as the command side would, in the order they are made.
+    numbering: std::sync::Mutex<LogNumbering>,
     _scratch: (harness::TestVhost, harness::TestMongoDatabase),
 }
 
@@ -58,6 +63,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         address,
         metrics_address,
         publisher: TestPublisher::connect(&amqp_url).await,
+        numbering: std::sync::Mutex::default(),
         amqp_url,
         broker,
         client: reqwest::Client::new(),
@@ -76,7 +82,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     app
 }
 
-/// An `OnNewOrder` event with fresh ids.
+/// An `OnNewOrder` event with fresh ids, as an earlier release published it: without its
+/// customer's summary and list positions ([`TestApp::numbered`] adds them).
 pub fn new_order(email: &str, quantity: u32, created_at: DateTime<Utc>) -> EventEnvelope {
     new_order_event(
         OrderId::from_uuid(Uuid::now_v7()),
@@ -102,6 +109,32 @@ pub fn cancellation_of(placed: &EventEnvelope) -> EventEnvelope {
 }
 
 impl TestApp {
+    /// `event` with its customer's summary and list positions, as the command side publishes
+    /// it: numbered after every event numbered before in this test (what it carries already
+    /// is kept).
+    pub fn numbered(&self, event: EventEnvelope) -> EventEnvelope {
+        let numbered = self
+            .numbering
+            .lock()
+            .unwrap()
+            .number(event)
+            .expect("a cancellation of an order numbered before");
+        with_list_positions(
+            with_customer_summary(numbered.envelope, numbered.summary),
+            numbered.positions,
+        )
+    }
+
+    /// The next `OnNewOrder` as the command side publishes it.
+    pub fn placed(&self, email: &str, quantity: u32, created_at: DateTime<Utc>) -> EventEnvelope {
+        self.numbered(new_order(email, quantity, created_at))
+    }
+
+    /// The cancellation of `placed` as the command side publishes it.
+    pub fn cancelled(&self, placed: &EventEnvelope) -> EventEnvelope {
+        self.numbered(cancellation_of(placed))
+    }
+
     pub async fn publish(&self, event: &EventEnvelope) {
         self.publisher
             .publish(&event.routing_key(), &serde_json::to_vec(event).unwrap())
@@ -144,23 +177,10 @@ impl TestApp {
             .unwrap()
     }
 
-    /// The list position of every document of `collection` (`orders` or `customers`), in
-    /// ascending order.
-    pub async fn list_positions(&self, collection: &str) -> Vec<i64> {
-        let mut positions: Vec<i64> = self
-            .documents(collection)
-            .await
-            .iter()
-            .map(|document| document.get_i64("listPosition").unwrap())
-            .collect();
-        positions.sort_unstable();
-        positions
-    }
-
     /// Publishes a sentinel order and waits until it is readable: with one lane, events are
     /// applied in queue order, so everything published before it has been processed.
     pub async fn wait_until_processed(&self) {
-        let sentinel = new_order("sentinel@example.com", 1, Utc::now());
+        let sentinel = self.placed("sentinel@example.com", 1, Utc::now());
         self.publish(&sentinel).await;
         self.get_eventually(&format!("/orders/{}", sentinel.aggregate_id))
             .await;

@@ -7,4 +7,3 @@ mod helpers;
 mod operability;
 mod projection;
 mod queries;
-mod shapes;

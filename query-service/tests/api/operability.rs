@@ -12,7 +12,7 @@ use serde_json::Value;
 use service_support::auth::{TokenAlgorithm, TokenIssuer, READ_SCOPE, WRITE_SCOPE};
 use uuid::Uuid;
 
-use crate::helpers::{new_order, spawn_app, spawn_app_with, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
 async fn document(app: &TestApp) -> Value {
     let response = app.get("/openapi/query.json").await;
@@ -75,7 +75,7 @@ async fn the_docs_page_is_served_locally_over_both_documents() {
 #[tokio::test]
 async fn metrics_count_applied_duplicate_retried_and_dead_lettered_events() {
     let app = spawn_app().await;
-    let placed = new_order("metrics@example.com", 2, Utc::now());
+    let placed = app.placed("metrics@example.com", 2, Utc::now());
     app.publish(&placed).await;
     app.publish(&placed).await;
     app.publisher

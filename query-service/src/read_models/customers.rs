@@ -1,0 +1,259 @@
+//! The customers read model: one document per version of a customer's summary in
+//! `customerSummaries`, as the events carry them; a read takes the customer's newest.
+//!
+//! A summary only ever grows by version, and each event carries the customer's whole summary
+//! as of that event, so a batch inserts the newest version it holds for each customer under
+//! the key `<email>/<version>`: a redelivery is refused as a duplicate, an older version
+//! arriving late never hides a newer one, and two replicas never write the same document.
+//! Inserting costs a fraction of an update on every store (docs/performance.md). Every
+//! [`VERSIONS_PER_COMPACTION`] versions the customer's older versions are deleted, which a
+//! read never notices: the newest stays.
+
+use std::collections::HashMap;
+
+use mongodb::bson::DateTime;
+use serde::{Deserialize, Serialize};
+
+use super::listings::page_of;
+use super::{bson_count, bson_time, NumberedEvent};
+
+/// A customer's older summary versions are deleted once every this many versions: a read
+/// finds at most about this many versions of a customer.
+pub const VERSIONS_PER_COMPACTION: i64 = 8;
+
+/// One version of a customer's summary, with the customer's names as of that event and their
+/// place in the customer listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryDocument {
+    /// `<email>/<summary version>`.
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub customer_email: String,
+    pub summary_version: i64,
+    pub first_name: String,
+    pub last_name: String,
+    /// Orders placed, cancelled or not.
+    pub placed_order_count: i64,
+    pub placed_quantity: i64,
+    pub cancelled_order_count: i64,
+    pub cancelled_quantity: i64,
+    pub last_order_at: DateTime,
+    /// The customer's place in the listing of customers, from their first order.
+    pub list_position: i64,
+    /// The page of `list_position`: the customer listing reads a page's versions by equality
+    /// on it.
+    pub list_page: i64,
+}
+
+/// Deleting the customer's versions older than one the same batch stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compaction {
+    pub email: String,
+    pub below_version: i64,
+}
+
+/// The writes of a batch to `customerSummaries`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CustomerWrites {
+    /// The newest version of each customer of the batch, inserted together (unordered; a
+    /// duplicate is refused alone).
+    pub versions: Vec<SummaryDocument>,
+    /// After the inserts: for each customer whose versions in the batch reach a compaction
+    /// point.
+    pub compactions: Vec<Compaction>,
+}
+
+/// Where in [`VERSIONS_PER_COMPACTION`] versions the customer `email`'s compactions fall:
+/// spread by the email, so that customers who order at the same pace are not all compacted in
+/// the same batches. Every replica must agree, so the hash (FNV-1a of the email's bytes) is
+/// fixed.
+pub fn compaction_offset(email: &str) -> i64 {
+    let hash = email.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % VERSIONS_PER_COMPACTION as u64) as i64
+}
+
+/// Whether versions `lowest` to `newest` of the customer `email` reach one of their
+/// compaction points: `v` is one when `v + compaction_offset(email)` is a multiple of
+/// [`VERSIONS_PER_COMPACTION`].
+fn reaches_compaction_point(email: &str, lowest: i64, newest: i64) -> bool {
+    let points_up_to =
+        |version: i64| (version + compaction_offset(email)).div_euclid(VERSIONS_PER_COMPACTION);
+    points_up_to(lowest - 1) < points_up_to(newest)
+}
+
+/// The newest summary version of each customer of `batch`, and the compactions it reaches, in
+/// the order the batch first names the customers.
+pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
+    let mut newest: Vec<SummaryDocument> = Vec::new();
+    let mut lowest: Vec<i64> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for event in batch {
+        let version = document(event);
+        match index.get(event.envelope.payload.order().customer.email.as_str()) {
+            Some(&at) => {
+                lowest[at] = lowest[at].min(version.summary_version);
+                if newest[at].summary_version < version.summary_version {
+                    newest[at] = version;
+                }
+            }
+            None => {
+                index.insert(&event.envelope.payload.order().customer.email, newest.len());
+                lowest.push(version.summary_version);
+                newest.push(version);
+            }
+        }
+    }
+    let compactions = newest
+        .iter()
+        .zip(lowest)
+        .filter(|(version, lowest)| {
+            reaches_compaction_point(&version.customer_email, *lowest, version.summary_version)
+        })
+        .map(|(version, _)| Compaction {
+            email: version.customer_email.clone(),
+            below_version: version.summary_version,
+        })
+        .collect();
+    CustomerWrites {
+        versions: newest,
+        compactions,
+    }
+}
+
+/// The customer's summary as of `event`.
+pub fn document(event: &NumberedEvent) -> SummaryDocument {
+    let customer = &event.envelope.payload.order().customer;
+    let summary = &event.summary;
+    let list_position = bson_count(event.positions.customer);
+    SummaryDocument {
+        id: format!("{}/{}", customer.email, summary.version),
+        customer_email: customer.email.clone(),
+        summary_version: bson_count(summary.version),
+        first_name: customer.first_name.clone(),
+        last_name: customer.last_name.clone(),
+        placed_order_count: bson_count(summary.placed_order_count),
+        placed_quantity: bson_count(summary.placed_quantity),
+        cancelled_order_count: bson_count(summary.cancelled_order_count),
+        cancelled_quantity: bson_count(summary.cancelled_quantity),
+        last_order_at: bson_time(summary.last_order_at),
+        list_position,
+        list_page: page_of(list_position),
+    }
+}
+
+/// The newest version of each customer among `versions`, in listing order.
+pub fn newest_of_each(versions: Vec<SummaryDocument>) -> Vec<SummaryDocument> {
+    let mut newest: HashMap<String, SummaryDocument> = HashMap::new();
+    for version in versions {
+        match newest.get(&version.customer_email) {
+            Some(kept) if kept.summary_version >= version.summary_version => {}
+            _ => {
+                newest.insert(version.customer_email.clone(), version);
+            }
+        }
+    }
+    let mut customers: Vec<SummaryDocument> = newest.into_values().collect();
+    customers.sort_unstable_by_key(|customer| customer.list_position);
+    customers
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::read_models::tests::{cancelled, placed, with_summary};
+
+    #[test]
+    fn a_batch_inserts_each_customer_s_newest_version_once() {
+        let first = with_summary(placed("ada@example.com", 2, 1), 1, (1, 2), (0, 0));
+        let second = with_summary(placed("ada@example.com", 3, 2), 2, (2, 5), (0, 0));
+        let bob = placed("bob@example.com", 1, 3);
+        let cancellation = with_summary(cancelled(&first), 3, (2, 5), (1, 2));
+
+        let writes = writes(&[cancellation, first.clone(), bob, second, first]);
+
+        let versions: Vec<(&str, i64, i64, i64)> = writes
+            .versions
+            .iter()
+            .map(|v| {
+                (
+                    v.id.as_str(),
+                    v.summary_version,
+                    v.placed_order_count,
+                    v.cancelled_order_count,
+                )
+            })
+            .collect();
+        assert_eq!(
+            versions,
+            [
+                ("ada@example.com/3", 3, 2, 1),
+                ("bob@example.com/1", 1, 1, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_compacts_a_customer_when_its_versions_reach_a_compaction_point() {
+        let email = "ada@example.com";
+        let compacted = |versions: &[i64]| {
+            let batch: Vec<NumberedEvent> = versions
+                .iter()
+                .map(|&version| {
+                    let count = u64::try_from(version).unwrap();
+                    with_summary(placed(email, 1, count), count, (count, count), (0, 0))
+                })
+                .collect();
+            writes(&batch).compactions
+        };
+        let every = VERSIONS_PER_COMPACTION;
+        let point = 2 * every - compaction_offset(email);
+        let at = |below_version| {
+            vec![Compaction {
+                email: email.to_owned(),
+                below_version,
+            }]
+        };
+        assert_eq!(compacted(&[point - 1]), []);
+        assert_eq!(compacted(&[point]), at(point));
+        assert_eq!(compacted(&[point + 1, point - 1]), at(point + 1));
+        assert_eq!(compacted(&[point + 1, point + 2]), []);
+        assert_eq!(compacted(&[point + every]), at(point + every));
+    }
+
+    #[test]
+    fn compaction_points_are_spread_and_fixed_by_the_email_alone() {
+        let offsets: HashSet<i64> = (0..200)
+            .map(|n| compaction_offset(&format!("customer{n}@example.com")))
+            .collect();
+        assert_eq!(offsets.len(), VERSIONS_PER_COMPACTION as usize);
+        assert_eq!(compaction_offset("ada@example.com"), 2);
+        assert_eq!(compaction_offset(""), 5);
+    }
+
+    #[test]
+    fn a_read_takes_each_customer_s_newest_version_in_listing_order() {
+        let version = |email: &str, version: u64, position: u64| {
+            let mut event = with_summary(placed(email, 1, 1), version, (version, 1), (0, 0));
+            event.positions.customer = position;
+            document(&event)
+        };
+
+        let customers = newest_of_each(vec![
+            version("bob@example.com", 1, 2),
+            version("ada@example.com", 3, 1),
+            version("bob@example.com", 4, 2),
+            version("ada@example.com", 2, 1),
+        ]);
+
+        let found: Vec<(&str, i64)> = customers
+            .iter()
+            .map(|c| (c.customer_email.as_str(), c.summary_version))
+            .collect();
+        assert_eq!(found, [("ada@example.com", 3), ("bob@example.com", 4)]);
+    }
+}

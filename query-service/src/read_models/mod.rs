@@ -1,0 +1,186 @@
+//! The read models, each a fold of the events: one module per model holds its documents and
+//! the rules that turn a batch of events into the writes it implies, pure functions tested
+//! without a database. The store (`crate::store`) only executes the writes.
+//!
+//! Every number a model needs comes with the event: the customer's summary and the order's
+//! list positions, given by the command side in the order's own transaction. So the writes of
+//! a batch depend on its events alone, never on what is stored or on which replica applies
+//! them, and in any order: each write is an insert under a unique key (a duplicate is refused
+//! and changes nothing) or an update guarded by the version it brings.
+//!
+//! - [`orders`]: one document per order, at its newest version, with the customer embedded.
+//! - [`customers`]: one document per version of a customer's summary; reads take the newest.
+//! - [`listings`]: which pages of the listings hold anything, for the listings' first page.
+
+pub mod customers;
+pub mod listings;
+pub mod orders;
+
+use mongodb::bson::DateTime;
+use shared_events::{CustomerSummary, EventEnvelope, ListPositions};
+
+pub use customers::{Compaction, CustomerWrites, SummaryDocument};
+pub use listings::{ListPageMarker, Listing, LIST_PAGE_SPAN};
+pub use orders::{EmbeddedCustomer, OrderDocument, OrderWrites, PriceDocument};
+
+/// An event with what the read models derive everything from: its customer's summary and its
+/// list positions. Events published before they were carried (`OnNewOrder` before v4,
+/// `OrderCancelled` before v3) are numbered by a rebuild, which replays the event log in
+/// order (`crate::rebuild::numbering`); the live consumer parks them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberedEvent {
+    pub envelope: EventEnvelope,
+    pub summary: CustomerSummary,
+    pub positions: ListPositions,
+}
+
+/// An event without its summary or list positions.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{event_type} v{schema_version} of order {order_id} carries no {missing}: events from \
+     before v4 of OnNewOrder and v3 of OrderCancelled are applied by a rebuild \
+     (query-service rebuild-read-models), which numbers them in log order"
+)]
+pub struct Unnumbered {
+    pub event_type: String,
+    pub schema_version: u32,
+    pub order_id: String,
+    pub missing: &'static str,
+}
+
+impl Unnumbered {
+    pub fn reason_code(&self) -> &'static str {
+        "unnumbered-event"
+    }
+}
+
+impl TryFrom<EventEnvelope> for NumberedEvent {
+    type Error = Unnumbered;
+
+    fn try_from(envelope: EventEnvelope) -> Result<Self, Unnumbered> {
+        let summary = envelope.payload.customer_summary().cloned();
+        let positions = envelope.payload.list_positions();
+        match (summary, positions) {
+            (Some(summary), Some(positions)) => Ok(Self {
+                envelope,
+                summary,
+                positions,
+            }),
+            (summary, _) => Err(Unnumbered {
+                event_type: envelope.event_type.clone(),
+                schema_version: envelope.schema_version,
+                order_id: envelope.aggregate_id.to_string(),
+                missing: if summary.is_none() {
+                    "customer summary"
+                } else {
+                    "list positions"
+                },
+            }),
+        }
+    }
+}
+
+/// Every write a batch of events implies, in the order the store makes them: summaries and
+/// page markers before the orders, so that a read that sees an order at some version finds
+/// its customer's summary and its page at least as new (read-your-writes relies on it).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Writes {
+    pub customers: CustomerWrites,
+    pub list_pages: Vec<ListPageMarker>,
+    pub orders: OrderWrites,
+}
+
+/// The writes that apply `batch`, whatever was applied before.
+pub fn writes(batch: &[NumberedEvent]) -> Writes {
+    Writes {
+        customers: customers::writes(batch),
+        list_pages: listings::writes(batch),
+        orders: orders::writes(batch),
+    }
+}
+
+fn bson_time(time: chrono::DateTime<chrono::Utc>) -> DateTime {
+    DateTime::from_millis(time.timestamp_millis())
+}
+
+/// A count, version or position of the wire format as BSON stores it (64-bit signed).
+fn bson_count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use chrono::{Duration, TimeZone, Utc};
+    use shared_events::fixtures::{cancelled_order_event, new_order_event};
+    use shared_events::{EventId, OrderId};
+    use uuid::Uuid;
+
+    use super::*;
+
+    /// A numbered `OnNewOrder`: the order at list position `position`, its customer's first
+    /// (customer 1, summary version 1).
+    pub fn placed(email: &str, quantity: u32, position: u64) -> NumberedEvent {
+        let at = Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
+        NumberedEvent {
+            envelope: new_order_event(
+                OrderId::from_uuid(Uuid::now_v7()),
+                EventId::from_uuid(Uuid::now_v7()),
+                email,
+                quantity,
+                at,
+            ),
+            summary: CustomerSummary {
+                version: 1,
+                placed_order_count: 1,
+                placed_quantity: u64::from(quantity),
+                cancelled_order_count: 0,
+                cancelled_quantity: 0,
+                last_order_at: at,
+            },
+            positions: ListPositions {
+                order: position,
+                customer: 1,
+                customer_order: 1,
+            },
+        }
+    }
+
+    /// The numbered cancellation of `placed`: its next version, with the cancellation counted.
+    pub fn cancelled(placed: &NumberedEvent) -> NumberedEvent {
+        let order = placed.envelope.payload.order();
+        let mut summary = placed.summary.clone();
+        summary.version += 1;
+        summary.cancelled_order_count += 1;
+        summary.cancelled_quantity += u64::from(order.quantity);
+        NumberedEvent {
+            envelope: cancelled_order_event(
+                placed.envelope.aggregate_id,
+                EventId::from_uuid(Uuid::now_v7()),
+                &order.customer.email,
+                order.quantity,
+                order.created_at,
+                order.created_at + Duration::minutes(5),
+            ),
+            summary,
+            positions: placed.positions,
+        }
+    }
+
+    /// `event` carrying summary `version` with (orders, quantity) placed and cancelled.
+    pub fn with_summary(
+        mut event: NumberedEvent,
+        version: u64,
+        placed: (u64, u64),
+        cancelled: (u64, u64),
+    ) -> NumberedEvent {
+        event.summary = CustomerSummary {
+            version,
+            placed_order_count: placed.0,
+            placed_quantity: placed.1,
+            cancelled_order_count: cancelled.0,
+            cancelled_quantity: cancelled.1,
+            last_order_at: event.summary.last_order_at,
+        };
+        event
+    }
+}
