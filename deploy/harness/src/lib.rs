@@ -10,6 +10,7 @@
 
 mod amqp;
 mod gateway;
+mod listings;
 mod polling;
 mod ports;
 mod private;
@@ -22,6 +23,7 @@ mod validators;
 
 pub use amqp::{take_message, EventTap, TestPublisher};
 pub use gateway::{Gateway, GATEWAY_TEMPLATE};
+pub use listings::{assert_listings_match_postgres, walk_listing, walk_pages};
 pub use polling::{eventually, json_when_ok};
 pub use ports::{Lookout, ReservedPort};
 pub use private::{PrivatePostgres, PrivateRabbit, PrivateRabbitCluster};

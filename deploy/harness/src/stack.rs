@@ -84,6 +84,13 @@ impl ServiceStack {
         }
     }
 
+    /// Another query-service, a competing consumer of the same queue on the same read store.
+    pub async fn start_query_replica(&self) -> ServiceProcess {
+        let replica = ServiceProcess::start("query-service", &self.query_env).await;
+        replica.wait_until_ready("rabbitmq").await;
+        replica
+    }
+
     /// Runs `query-service rebuild-read-models` with `args` against this stack, as an operator
     /// would.
     pub async fn rebuild_read_models(&self, args: &[&str]) -> Output {

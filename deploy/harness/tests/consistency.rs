@@ -367,7 +367,11 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
     assert_eq!(later.len(), 15);
     assert_read_models_match_postgres(&stack).await;
     let v1_read = stack.get_json(&format!("/orders/{v1_order}")).await;
-    assert_eq!(v1_read["unitPrice"], Value::Null, "the rebuild applied the v1 event");
+    assert_eq!(
+        v1_read["unitPrice"],
+        Value::Null,
+        "the rebuild applied the v1 event"
+    );
     let customers: HashMap<String, Value> = stack
         .get_json("/customers?limit=500")
         .await

@@ -63,6 +63,8 @@ struct Stack {
     read_store: PrivateReadStore,
     command: ServiceProcess,
     query: ServiceProcess,
+    /// The query side's environment, for replicas beside `query`.
+    query_env: Vec<(&'static str, String)>,
     gateway: Gateway,
     client: reqwest::Client,
 }
@@ -101,20 +103,17 @@ impl Stack {
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap();
-        let query = ServiceProcess::start(
-            "query-service",
-            &[
-                ("MONGODB_URI", read_store.uri()),
-                ("AMQP_URL", broker.amqp_url()),
-                ("APP_MONGODB__TIMEOUT_MS", "1000".into()),
-                // Deadlines short enough for the frozen read store's scenarios.
-                ("APP_MONGODB__READ_TIMEOUT_MS", "1000".into()),
-                ("APP_MONGODB__BATCH_TIMEOUT_MS", "2000".into()),
-                ("APP_BROKER__MAX_ATTEMPTS", MAX_ATTEMPTS.to_string()),
-                ("APP_BROKER__RETRY_DELAY_MS", "100".into()),
-            ],
-        )
-        .await;
+        let query_env = vec![
+            ("MONGODB_URI", read_store.uri()),
+            ("AMQP_URL", broker.amqp_url()),
+            ("APP_MONGODB__TIMEOUT_MS", "1000".into()),
+            // Deadlines short enough for the frozen read store's scenarios.
+            ("APP_MONGODB__READ_TIMEOUT_MS", "1000".into()),
+            ("APP_MONGODB__BATCH_TIMEOUT_MS", "2000".into()),
+            ("APP_BROKER__MAX_ATTEMPTS", MAX_ATTEMPTS.to_string()),
+            ("APP_BROKER__RETRY_DELAY_MS", "100".into()),
+        ];
+        let query = ServiceProcess::start("query-service", &query_env).await;
         // The projection's queue must exist before the first event is published.
         query.wait_until_ready("rabbitmq").await;
         let command = ServiceProcess::start(
@@ -140,9 +139,17 @@ impl Stack {
             read_store,
             command,
             query,
+            query_env,
             gateway,
             client,
         }
+    }
+
+    /// Another query-service on the same queue and read store.
+    async fn start_query_replica(&self) -> ServiceProcess {
+        let replica = ServiceProcess::start("query-service", &self.query_env).await;
+        replica.wait_until_ready("rabbitmq").await;
+        replica
     }
 
     /// The stack's own RabbitMQ node (not on a cluster stack).
@@ -865,7 +872,7 @@ const REPORT_HEADER: &str = "| scenario | sent | accepted | refused | unanswered
 /// The scenarios in the order of the report: each test writes its line to a file named after
 /// its position (and the header to `header.md`), and `deploy/test` puts them together in
 /// `target/fault-suite.md`.
-const REPORT_ORDER: [&str; 16] = [
+const REPORT_ORDER: [&str; 17] = [
     "baseline",
     "rabbitmq-stop-app",
     "rabbitmq-restart",
@@ -873,6 +880,7 @@ const REPORT_ORDER: [&str; 16] = [
     "rabbitmq-cluster-follower-kill",
     "rabbitmq-cluster-partition",
     "query-service-sigkill",
+    "query-replica-sigkill",
     "command-service-sigkill",
     "read-store-sigkill-mid-batch",
     "read-store-frozen",
@@ -1018,6 +1026,27 @@ async fn query_service_sigkill() {
         s.query.start_again().await;
         "SIGKILL mid-stream, restarted after 1 s".to_owned()
     }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_of_three_query_replicas_sigkill() {
+    let mut stack = Stack::start().await;
+    let mut replicas = [
+        stack.start_query_replica().await,
+        stack.start_query_replica().await,
+    ];
+    let row = scenario!(stack, "query-replica-sigkill", |_s| {
+        replicas[0].kill().await;
+        "one of three competing replicas SIGKILLed mid-stream, not restarted; listings walked \
+         page by page on the survivors match PostgreSQL"
+            .to_owned()
+    });
+    for survivor in [&stack.query, &replicas[1]] {
+        let base = format!("http://{}", survivor.address());
+        harness::assert_listings_match_postgres(&stack.client, &base, &stack.database_url, 13)
+            .await;
+    }
+    record(&row);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

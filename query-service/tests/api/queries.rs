@@ -65,29 +65,7 @@ async fn orders_are_listed_newest_first_in_pages() {
 
 /// Follows `Link: rel="next"` from `path` to the end; the ids of every page, in order.
 async fn every_page(app: &crate::helpers::TestApp, path: &str) -> Vec<Vec<String>> {
-    let mut pages = Vec::new();
-    let mut next = Some(path.to_owned());
-    while let Some(path) = next {
-        let response = app.get(&path).await;
-        assert_eq!(response.status(), 200, "{path}");
-        next = response.headers().get("link").map(|link| {
-            let link = link.to_str().unwrap();
-            link[link.find('<').unwrap() + 1..link.find('>').unwrap()].to_owned()
-        });
-        let page: Vec<Value> = response.json().await.unwrap();
-        pages.push(
-            page.iter()
-                .map(|item| {
-                    item["id"]
-                        .as_str()
-                        .or(item["email"].as_str())
-                        .unwrap()
-                        .to_owned()
-                })
-                .collect(),
-        );
-    }
-    pages
+    harness::walk_pages(&app.client, &app.address, path).await
 }
 
 #[tokio::test]
