@@ -4,6 +4,10 @@
 -- customer's orders. The read side derives every page from them, with no counter of its own.
 -- Orders placed before are numbered in the order of their OnNewOrder in the event log, as a
 -- rebuild numbers their events (query-service's rebuild::numbering): both sides agree.
+-- Numbering rewrites every order: no statement limit (the service's pool sets one) for this
+-- migration's transaction.
+SET LOCAL statement_timeout = 0;
+
 CREATE SEQUENCE order_list_positions AS BIGINT;
 CREATE SEQUENCE customer_list_positions AS BIGINT;
 

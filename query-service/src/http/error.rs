@@ -51,7 +51,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(_) | StoreError::TimedOut(_) => Self::Unavailable(error),
-            StoreError::Operation(_) => Self::Unexpected(error),
+            StoreError::Operation(_) | StoreError::Refused(_) => Self::Unexpected(error),
         }
     }
 }

@@ -65,6 +65,9 @@ pub struct ReadModels {
     /// The last page of each listing this process has found in this generation: pages are
     /// only ever added, so the search for a newer one starts there.
     pub(super) last_pages: Arc<Mutex<HashMap<Listing, i64>>>,
+    /// The page markers this process has seen stored in this generation: markers are never
+    /// removed, so inserting one again would only be refused.
+    pub(super) stored_markers: Arc<Mutex<HashSet<String>>>,
 }
 
 impl ReadModels {
@@ -75,6 +78,7 @@ impl ReadModels {
             summaries: database.collection(&generation.collection_name("customerSummaries")),
             list_pages: database.collection(&generation.collection_name("listPages")),
             last_pages: Arc::default(),
+            stored_markers: Arc::default(),
         }
     }
 }

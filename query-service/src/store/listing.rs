@@ -8,7 +8,7 @@ use std::cmp::Reverse;
 use futures::TryStreamExt;
 use mongodb::bson::doc;
 
-use super::{Cursor, Page, ReadModels, ReadStore, Start, StoreError};
+use super::{lock, Cursor, Page, ReadModels, ReadStore, Start, StoreError};
 use crate::read_models::customers::newest_of_each;
 use crate::read_models::listings::page_of;
 use crate::read_models::orders::customer_page;
@@ -279,10 +279,4 @@ fn take_after_skipping<T>(
             found.push(item);
         }
     }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -13,7 +13,7 @@ mod listing;
 pub use generations::{Generation, ReadModels};
 pub use listing::Listing;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::config::MongoSettings;
 use crate::read_models::customers::newest_of_each;
-use crate::read_models::{OrderDocument, SummaryDocument, Writes};
+use crate::read_models::{Compaction, ListPageMarker, OrderDocument, SummaryDocument, Writes};
 
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -39,6 +39,8 @@ pub enum StoreError {
     Operation(#[source] mongodb::error::Error),
     #[error("the read database did not answer within {} ms", .0.as_millis())]
     TimedOut(Duration),
+    #[error("the read database refused a write: {0}")]
+    Refused(String),
 }
 
 impl From<mongodb::error::Error> for StoreError {
@@ -273,25 +275,18 @@ impl ReadStore {
     ) -> Result<Vec<bool>, StoreError> {
         let models = self.collections();
         insert_all(&models.summaries, &writes.customers.versions).await?;
-        let compactions: Vec<_> = writes
-            .customers
-            .compactions
-            .iter()
-            .map(|compaction| {
-                models
-                    .summaries
-                    .delete_many(doc! {
-                        "customerEmail": &compaction.email,
-                        "summaryVersion": { "$lt": compaction.below_version },
-                    })
-                    .into_future()
-            })
-            .collect();
-        futures::stream::iter(compactions)
-            .buffer_unordered(concurrency.max(1))
-            .try_collect::<Vec<_>>()
-            .await?;
-        insert_all(&models.list_pages, &writes.list_pages).await?;
+        self.compact(&models, &writes.customers.compactions).await?;
+        let new_markers: Vec<ListPageMarker> = {
+            let stored = lock(&models.stored_markers);
+            writes
+                .list_pages
+                .iter()
+                .filter(|marker| !stored.contains(&marker.id))
+                .cloned()
+                .collect()
+        };
+        insert_all(&models.list_pages, &new_markers).await?;
+        lock(&models.stored_markers).extend(new_markers.into_iter().map(|marker| marker.id));
         let mut written = insert_all(&models.orders, &writes.orders.inserts).await?;
         let replacements: Vec<_> = writes
             .orders
@@ -305,6 +300,44 @@ impl ReadStore {
             .await?;
         written.extend(replaced);
         Ok(written)
+    }
+
+    /// Deletes the summary versions `compactions` name, all in one `delete` command (one round
+    /// trip, each statement an equality lookup on `customerEmail`).
+    async fn compact(
+        &self,
+        models: &ReadModels,
+        compactions: &[Compaction],
+    ) -> Result<(), StoreError> {
+        if compactions.is_empty() {
+            return Ok(());
+        }
+        let deletes: Vec<Document> = compactions
+            .iter()
+            .map(|compaction| {
+                doc! {
+                    "q": {
+                        "customerEmail": &compaction.email,
+                        "summaryVersion": { "$lt": compaction.below_version },
+                    },
+                    "limit": 0,
+                }
+            })
+            .collect();
+        let answer = self
+            .database
+            .run_command(doc! {
+                "delete": models.summaries.name(),
+                "deletes": deletes,
+                "ordered": false,
+            })
+            .await?;
+        match answer.get_array("writeErrors") {
+            Ok(errors) if !errors.is_empty() => Err(StoreError::Refused(format!(
+                "deleting older summary versions: {errors:?}"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Writes `order` over the stored copy if that is at an older version, or inserts it if
@@ -366,6 +399,12 @@ impl ReadStore {
             .await?;
         Ok(newest_of_each(versions).into_iter().next())
     }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `operation`, failed as [`StoreError::TimedOut`] if it takes longer than `deadline`.
