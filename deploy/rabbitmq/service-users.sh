@@ -6,9 +6,8 @@
 #   publisher (command service): declare and publish to the orders.events exchange; read
 #     nothing, so it cannot consume anyone's events.
 #   consumer (query service): declare, bind and consume its projection queue and the queue's
-#     .retry-quorum, .dead-letter and .rebuild-g<N> (a rebuild's capture queue) companions, and
-#     .retry (the classic retry queue of earlier releases, deleted once drained); read the
-#     exchange to bind; publish only through the default exchange (to its own retry and
+#     .retry-quorum, .dead-letter and .rebuild-g<N> (a rebuild's capture queue) companions;
+#     read the exchange to bind; publish only through the default exchange (to its own retry and
 #     dead-letter queues), never to orders.events.
 #
 # Environment: RABBITMQ_API_URL, RABBITMQ_API_USER, RABBITMQ_API_PASSWORD (an administrator),
@@ -32,7 +31,7 @@ api() { # api METHOD PATH JSON
 
 vhost_path="$(printf '%s' "$vhost" | sed 's|/|%2F|g')"
 exchange="$(exact orders.events)"
-queues="$(exact "$queue")(\\\\.retry(-quorum)?|\\\\.dead-letter|\\\\.rebuild-g[0-9]+)?"
+queues="$(exact "$queue")(\\\\.retry-quorum|\\\\.dead-letter|\\\\.rebuild-g[0-9]+)?"
 
 api PUT "/users/$PUBLISHER_USER" "{\"password\":\"$PUBLISHER_PASSWORD\",\"tags\":\"\"}"
 api PUT "/permissions/$vhost_path/$PUBLISHER_USER" \

@@ -897,9 +897,13 @@ fn record(row: &Row) {
         .iter()
         .position(|scenario| *scenario == row.scenario)
         .unwrap_or_else(|| panic!("{} is not in REPORT_ORDER", row.scenario));
-    // The read store's scenarios run on both local stores (deploy/test's two passes).
+    // The read store's scenarios and the replicas' run on both local stores (deploy/test's two
+    // passes).
     let kind = ReadStoreKind::of_this_run().name();
-    let scenario = if row.scenario.starts_with("read-store") {
+    let scenario = if ["read-store", "query-replica"]
+        .iter()
+        .any(|prefix| row.scenario.starts_with(prefix))
+    {
         format!("{} ({kind})", row.scenario)
     } else {
         row.scenario.clone()

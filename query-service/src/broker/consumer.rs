@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::unusable::{route_unusable, usable_event, Disposition, RepublishError, UnusableMessage};
 use service_support::broker::{reconnect_backoff, BrokerStatus};
 
-use super::{declare_topology, retire_classic_retry_queue, QueueDepthProbe};
+use super::{declare_topology, QueueDepthProbe};
 use crate::config::BrokerSettings;
 use crate::metrics::ProjectionMetrics;
 use crate::projection::{Outcome, Projector};
@@ -86,7 +86,6 @@ impl EventConsumer {
         let connection = self.settings.url.connect("query-service").await?;
         let channel = connection.create_channel().await?;
         declare_topology(&channel, &self.settings.queue).await?;
-        retire_classic_retry_queue(&connection, &self.settings.queue).await;
         let republisher = connection.create_channel().await?;
         republisher
             .confirm_select(ConfirmSelectOptions::default())

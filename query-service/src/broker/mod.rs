@@ -9,7 +9,5 @@ mod unusable;
 pub use consumer::EventConsumer;
 pub use depths::QueueDepthProbe;
 pub use replay::{count_dead_letters, replay_dead_letters};
-pub use topology::{
-    dead_letter_queue_name, declare_capture_queue, declare_topology, retire_classic_retry_queue,
-};
+pub use topology::{dead_letter_queue_name, declare_capture_queue, declare_topology};
 pub use unusable::{ATTEMPTS_HEADER, ERROR_HEADER, ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER};

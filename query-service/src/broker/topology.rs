@@ -4,25 +4,18 @@
 //! - `<queue>.retry-quorum`: quorum queue where an unusable message waits `retry_delay_ms`
 //!   (per-message TTL) before RabbitMQ dead-letters it back to `<queue>` through the default
 //!   exchange, at least once: a delayed retry, not a hot loop, that survives the loss of a node.
-//!   It replaces `<queue>.retry`, a classic queue living on one node, which
-//!   [`retire_classic_retry_queue`] deletes once it has drained.
 //! - `<queue>.dead-letter`: quorum queue where a message is parked after its last attempt,
 //!   with headers saying why, for an operator to inspect and replay.
 
-use lapin::options::{QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection};
+use lapin::Channel;
 use service_support::broker::declare_order_events_exchange;
 use shared_events::{ORDER_EVENTS_BINDING, ORDER_EVENTS_EXCHANGE};
 
 /// The queue where `queue`'s unusable messages wait before their next attempt.
 pub fn retry_queue_name(queue: &str) -> String {
     format!("{queue}.retry-quorum")
-}
-
-/// The classic queue earlier releases declared for the same purpose.
-fn classic_retry_queue_name(queue: &str) -> String {
-    format!("{queue}.retry")
 }
 
 /// The queue where `queue`'s unusable messages are parked for an operator.
@@ -87,29 +80,6 @@ pub async fn declare_topology(channel: &Channel, queue: &str) -> Result<(), lapi
         )
         .await?;
     Ok(())
-}
-
-/// Deletes the classic retry queue of earlier releases if it is empty; its messages keep
-/// expiring back into `queue` meanwhile, so a later start deletes it. On a channel of its own,
-/// which the broker closes when the queue still holds messages. Whether it was deleted.
-pub async fn retire_classic_retry_queue(connection: &Connection, queue: &str) -> bool {
-    let legacy = classic_retry_queue_name(queue);
-    let deleted = match connection.create_channel().await {
-        Ok(channel) => {
-            let options = QueueDeleteOptions {
-                if_empty: true,
-                ..QueueDeleteOptions::default()
-            };
-            let deleted = channel.queue_delete(legacy.as_str().into(), options).await;
-            let _ = channel.close(200, "".into()).await;
-            deleted.is_ok()
-        }
-        Err(_) => false,
-    };
-    if !deleted {
-        log::info!("{legacy} still holds messages; they return to {queue} as they expire");
-    }
-    deleted
 }
 
 /// A queue that receives a copy of every event from now on, for as long as `channel`'s

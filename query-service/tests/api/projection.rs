@@ -9,8 +9,8 @@ use shared_events::{CustomerSummary, OrderEvent};
 use query_service::read_models::customers::{compaction_offset, VERSIONS_PER_COMPACTION};
 
 use query_service::broker::{
-    dead_letter_queue_name, replay_dead_letters, retire_classic_retry_queue, ATTEMPTS_HEADER,
-    ERROR_HEADER, ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER,
+    dead_letter_queue_name, replay_dead_letters, ATTEMPTS_HEADER, ERROR_HEADER,
+    ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER,
 };
 
 use crate::helpers::{new_order, spawn_app, spawn_app_with};
@@ -470,73 +470,4 @@ async fn the_consumer_attaches_through_the_first_broker_address_that_answers() {
         .get_eventually(&format!("/orders/{}", placed.aggregate_id))
         .await;
     assert_eq!(order["customer"]["email"], "ada@example.com");
-}
-
-#[tokio::test]
-async fn the_classic_retry_queue_of_earlier_releases_is_deleted_once_it_has_drained() {
-    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
-    use lapin::types::FieldTable;
-    use lapin::{BasicProperties, Connection, ConnectionProperties};
-
-    let vhost = harness::fresh_vhost().await;
-    let (queue, classic) = ("orders.query-projection", "orders.query-projection.retry");
-    let connection = Connection::connect(&vhost.url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    // The classic queue's message count, or `None` once it no longer exists.
-    let messages_in_classic = || async {
-        let probe = connection.create_channel().await.unwrap();
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        let declared = probe
-            .queue_declare(classic.into(), passive, FieldTable::default())
-            .await;
-        declared.ok().map(|queue| queue.message_count())
-    };
-    assert!(
-        retire_classic_retry_queue(&connection, queue).await,
-        "nothing to retire counts as done"
-    );
-
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(classic.into(), durable, FieldTable::default())
-        .await
-        .unwrap();
-    channel
-        .basic_publish(
-            "".into(),
-            classic.into(),
-            BasicPublishOptions::default(),
-            b"waiting for its retry",
-            BasicProperties::default(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    assert!(!retire_classic_retry_queue(&connection, queue).await);
-    assert_eq!(
-        messages_in_classic().await,
-        Some(1),
-        "a queue in use was deleted"
-    );
-
-    assert!(take_message(&vhost.url, classic).await.is_some());
-    assert!(retire_classic_retry_queue(&connection, queue).await);
-    assert_eq!(
-        messages_in_classic().await,
-        None,
-        "the drained queue is still there"
-    );
 }
