@@ -362,14 +362,18 @@ impl PrivateRabbit {
             self.management_port.number()
         );
         let client = reqwest::Client::new();
-        eventually(
-            "the private RabbitMQ node to serve",
-            Duration::from_secs(60),
-            || {
-                let request = client.get(&url).basic_auth("guest", Some("guest")).send();
-                async move { request.await.ok().filter(|r| r.status().is_success()) }
-            },
-        )
+        // A cluster member that was killed, or that autoheal stopped, loads its tables from its
+        // peers before it serves, retrying 30 s at a time while they are busy healing: a fault
+        // scenario's restart once took longer than a standalone node's minute.
+        let deadline = if self.clustered {
+            Duration::from_secs(300)
+        } else {
+            Duration::from_secs(60)
+        };
+        eventually("the private RabbitMQ node to serve", deadline, || {
+            let request = client.get(&url).basic_auth("guest", Some("guest")).send();
+            async move { request.await.ok().filter(|r| r.status().is_success()) }
+        })
         .await;
         accepting_connections(
             "the private RabbitMQ node to accept AMQP",
