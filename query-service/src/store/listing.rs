@@ -6,7 +6,7 @@
 use std::cmp::Reverse;
 
 use futures::TryStreamExt;
-use mongodb::bson::doc;
+use mongodb::bson::{doc, Document};
 
 use super::{lock, Cursor, Page, ReadModels, ReadStore, Start, StoreError};
 use crate::read_models::customers::newest_of_each;
@@ -30,6 +30,16 @@ const SPARE_PAGE_LOOKUPS: usize = 16;
 pub struct Listing<T> {
     pub items: Vec<T>,
     pub next: Option<Start>,
+}
+
+impl<T> Listing<T> {
+    /// A listing with nothing in it.
+    fn empty() -> Self {
+        Self {
+            items: Vec::new(),
+            next: None,
+        }
+    }
 }
 
 impl ReadStore {
@@ -92,10 +102,7 @@ impl ReadStore {
         let models = self.collections();
         let limit = page.limit as usize;
         let Some(last_page) = self.last_list_page(&models, ListingKind::Customers).await? else {
-            return Ok(Listing {
-                items: Vec::new(),
-                next: None,
-            });
+            return Ok(Listing::empty());
         };
         let after = match page.start.after {
             Some(Cursor::Position(position)) => position,
@@ -156,24 +163,15 @@ impl ReadStore {
     async fn newest_orders(&self, page: &Page) -> Result<Listing<OrderDocument>, StoreError> {
         let models = self.collections();
         let Some(last_page) = self.last_list_page(&models, ListingKind::Orders).await? else {
-            return Ok(Listing {
-                items: Vec::new(),
-                next: None,
-            });
+            return Ok(Listing::empty());
         };
-        self.orders_newest_first(page, last_page, |list_page| {
-            let orders = models.orders.clone();
-            async move {
-                Ok(orders
-                    .find(doc! { "listPage": list_page })
-                    .await?
-                    .try_collect::<Vec<OrderDocument>>()
-                    .await?
-                    .into_iter()
-                    .map(|order| (order.list_position, order))
-                    .collect())
-            }
-        })
+        self.orders_newest_first(
+            &models,
+            page,
+            last_page,
+            |list_page| doc! { "listPage": list_page },
+            |order| order.list_position,
+        )
         .await
     }
 
@@ -186,63 +184,52 @@ impl ReadStore {
     ) -> Result<Listing<OrderDocument>, StoreError> {
         let models = self.collections();
         let Some(customer) = self.find_customer_now(email).await? else {
-            return Ok(Listing {
-                items: Vec::new(),
-                next: None,
-            });
+            return Ok(Listing::empty());
         };
-        let last_page = page_of(customer.placed_order_count);
-        self.orders_newest_first(page, last_page, |customer_page_number| {
-            let orders = models.orders.clone();
-            let key = customer_page(email, customer_page_number);
-            async move {
-                Ok(orders
-                    .find(doc! { "customerPage": key })
-                    .await?
-                    .try_collect::<Vec<OrderDocument>>()
-                    .await?
-                    .into_iter()
-                    .map(|order| (order.customer_order, order))
-                    .collect())
-            }
-        })
+        self.orders_newest_first(
+            &models,
+            page,
+            page_of(customer.placed_order_count),
+            |page_number| doc! { "customerPage": customer_page(email, page_number) },
+            |order| order.customer_order,
+        )
         .await
     }
 
-    /// A page of a newest-first listing whose page `n` of positions `read_page(n)` reads, as
-    /// (position, order) pairs, pages from `last_page` down.
-    async fn orders_newest_first<F, Fut>(
+    /// A page of a newest-first listing of orders: page `n` of its positions is the orders
+    /// `page_filter(n)` finds, each at `position(order)`; pages are read from `last_page` down.
+    async fn orders_newest_first(
         &self,
+        models: &ReadModels,
         page: &Page,
         last_page: i64,
-        read_page: F,
-    ) -> Result<Listing<OrderDocument>, StoreError>
-    where
-        F: Fn(i64) -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<(i64, OrderDocument)>, StoreError>>,
-    {
+        page_filter: impl Fn(i64) -> Document,
+        position: impl Fn(&OrderDocument) -> i64,
+    ) -> Result<Listing<OrderDocument>, StoreError> {
         let limit = page.limit as usize;
         let before = match page.start.after {
-            Some(Cursor::Position(position)) => position,
+            Some(Cursor::Position(after)) => after,
             None => i64::MAX,
         };
-        let mut found: Vec<(i64, OrderDocument)> = Vec::with_capacity(limit);
+        let mut found: Vec<OrderDocument> = Vec::with_capacity(limit);
         let mut to_skip = page.start.skip;
         let mut list_page = last_page.min(page_of(before.saturating_sub(1)));
         let mut lookups_left = pages_for(limit, to_skip);
         while found.len() < limit && list_page >= 0 && lookups_left > 0 {
-            let mut orders: Vec<(i64, OrderDocument)> = read_page(list_page)
+            let mut orders: Vec<OrderDocument> = models
+                .orders
+                .find(page_filter(list_page))
                 .await?
-                .into_iter()
-                .filter(|(position, _)| *position < before)
-                .collect();
-            orders.sort_unstable_by_key(|(position, _)| Reverse(*position));
+                .try_collect()
+                .await?;
+            orders.retain(|order| position(order) < before);
+            orders.sort_unstable_by_key(|order| Reverse(position(order)));
             take_after_skipping(&mut found, orders, &mut to_skip, limit);
             list_page -= 1;
             lookups_left -= 1;
         }
         let next = if found.len() == limit {
-            found.last().map(|(position, _)| *position)
+            found.last().map(&position)
         } else if list_page >= 0 {
             // Out of lookups: the next page starts below the pages read.
             Some((list_page + 1) * LIST_PAGE_SPAN)
@@ -250,7 +237,7 @@ impl ReadStore {
             None
         };
         Ok(Listing {
-            items: found.into_iter().map(|(_, order)| order).collect(),
+            items: found,
             next: next.map(|position| Start {
                 after: Some(Cursor::Position(position)),
                 skip: to_skip,
