@@ -184,16 +184,19 @@ pub fn order_cancelled_v2() -> EventEnvelope<OrderCancelledV2> {
 /// The event encoded in [`ORDER_CANCELLED_V3_JSON`]: the order of [`on_new_order_v4`],
 /// cancelled an hour later.
 pub fn order_cancelled_v3() -> EventEnvelope {
-    let created_at = fixed_time();
+    let placed = new_order_event(
+        OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
+        EventId::from_uuid(Uuid::from_u128(PLACED_EVENT)),
+        "ada@example.com",
+        3,
+        fixed_time(),
+    );
     with_list_positions(
         with_customer_summary(
-            cancelled_order_event(
-                OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
+            cancellation_of(
+                &placed,
                 EventId::from_uuid(Uuid::from_u128(CANCELLED_EVENT)),
-                "ada@example.com",
-                3,
-                created_at,
-                created_at + chrono::Duration::hours(1),
+                fixed_time() + chrono::Duration::hours(1),
             ),
             ada_after_cancelling(),
         ),
@@ -252,25 +255,23 @@ pub fn new_order_event(
     )
 }
 
-/// The `OrderCancelled` envelope of the order [`new_order_event`] makes with the same values.
-pub fn cancelled_order_event(
-    order_id: OrderId,
+/// The `OrderCancelled` envelope (current version) of the order `placed` placed, carrying that
+/// order whole, at `cancelled_at`, with neither a customer summary nor list positions.
+pub fn cancellation_of(
+    placed: &EventEnvelope,
     event_id: EventId,
-    email: &str,
-    quantity: u32,
-    created_at: DateTime<Utc>,
     cancelled_at: DateTime<Utc>,
 ) -> EventEnvelope {
     EventEnvelope::seal(
         OrderEvent::OrderCancelled(OrderCancelled {
-            order_id,
+            order_id: placed.aggregate_id,
             reason: Some(CANCELLATION_REASON.to_owned()),
             cancelled_at,
-            order: order_details(email, quantity, created_at),
+            order: placed.payload.order().clone(),
             customer_summary: None,
             list_positions: None,
         }),
-        2,
+        placed.aggregate_version + 1,
         metadata(event_id, cancelled_at),
     )
 }

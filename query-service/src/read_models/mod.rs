@@ -111,7 +111,7 @@ fn bson_count(value: u64) -> i64 {
 #[cfg(test)]
 pub(crate) mod tests {
     use chrono::{Duration, TimeZone, Utc};
-    use shared_events::fixtures::{cancelled_order_event, new_order_event};
+    use shared_events::fixtures::{cancellation_of, new_order_event};
     use shared_events::{EventId, OrderId};
     use uuid::Uuid;
 
@@ -153,12 +153,9 @@ pub(crate) mod tests {
         summary.cancelled_order_count += 1;
         summary.cancelled_quantity += u64::from(order.quantity);
         NumberedEvent {
-            envelope: cancelled_order_event(
-                placed.envelope.aggregate_id,
+            envelope: cancellation_of(
+                &placed.envelope,
                 EventId::from_uuid(Uuid::now_v7()),
-                &order.customer.email,
-                order.quantity,
-                order.created_at,
                 order.created_at + Duration::minutes(5),
             ),
             summary,

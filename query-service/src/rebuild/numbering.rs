@@ -120,7 +120,7 @@ impl LogNumbering {
 mod tests {
     use chrono::{Duration, TimeZone, Utc};
     use shared_events::fixtures::{
-        cancelled_order_event, new_order_event, on_new_order_v4, with_customer_summary,
+        cancellation_of, new_order_event, on_new_order_v4, with_customer_summary,
     };
     use shared_events::EventId;
     use uuid::Uuid;
@@ -138,14 +138,10 @@ mod tests {
     }
 
     fn cancelled(placed: &EventEnvelope) -> EventEnvelope {
-        let order = placed.payload.order();
-        cancelled_order_event(
-            placed.aggregate_id,
+        cancellation_of(
+            placed,
             EventId::from_uuid(Uuid::now_v7()),
-            &order.customer.email,
-            order.quantity,
-            order.created_at,
-            order.created_at + Duration::hours(1),
+            placed.payload.order().created_at + Duration::hours(1),
         )
     }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use service_support::broker::BrokerAddresses;
 use service_support::config::LayeredSettings;
 use shared_events::fixtures::{
-    cancelled_order_event, new_order_event, with_customer_summary, with_list_positions,
+    self as fixtures, new_order_event, with_customer_summary, with_list_positions,
 };
 use shared_events::{EventEnvelope, EventId, OrderEvent, OrderId};
 use uuid::Uuid;
@@ -96,15 +96,11 @@ pub fn new_order(email: &str, quantity: u32, created_at: DateTime<Utc>) -> Event
 
 /// The `OrderCancelled` event of an order made by [`new_order`], a minute after it.
 pub fn cancellation_of(placed: &EventEnvelope) -> EventEnvelope {
-    let order = placed.payload.order();
     assert!(matches!(placed.payload, OrderEvent::OnNewOrder(_)));
-    cancelled_order_event(
-        placed.aggregate_id,
+    fixtures::cancellation_of(
+        placed,
         EventId::from_uuid(Uuid::now_v7()),
-        &order.customer.email,
-        order.quantity,
-        order.created_at,
-        order.created_at + chrono::TimeDelta::minutes(1),
+        placed.payload.order().created_at + chrono::TimeDelta::minutes(1),
     )
 }
 
