@@ -26,10 +26,9 @@ use lapin::options::{BasicAckOptions, BasicGetOptions};
 use lapin::Channel;
 use shared_events::{DecodeError, EventEnvelope, OrderEvent, OrderId};
 
-use crate::broker::declare_capture_queue;
+use crate::broker::{declare_capture_queue, usable_event};
 use crate::config::Settings;
 use crate::projection::Projector;
-use crate::read_models::NumberedEvent;
 use crate::store::{Generation, ReadStore, StoreError};
 use event_log::EventLogClient;
 use numbering::{CancelledBeforePlaced, LogNumbering};
@@ -265,10 +264,7 @@ async fn apply_captured(
         .await?
     {
         let delivery = message.delivery;
-        let event = EventEnvelope::decode(&delivery.data)
-            .ok()
-            .and_then(|envelope| NumberedEvent::try_from(envelope).ok());
-        if let Some(event) = event {
+        if let Ok(event) = usable_event(&delivery.data) {
             projector.apply_batch(std::slice::from_ref(&event)).await?;
             expected.record(&event.envelope);
             applied += 1;
