@@ -97,6 +97,10 @@ run_stack_query_service() {
     "$binary" "$@"
 }
 
+# postgres_psql ARGUMENT…: psql as the postgres superuser, from /, with any file on standard
+# input: the checkout may be in a directory the postgres user cannot enter (mktemp -d's 0700).
+postgres_psql() { (cd / && runuser -u postgres -- psql "$@"); }
+
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # listening_program PORT: the name of the program listening on TCP PORT, if any.
@@ -171,14 +175,14 @@ start_postgres() {
     pg_ctlcluster "$version" "$cluster" start
   fi
   wait_for_port 127.0.0.1 5432 60 PostgreSQL
-  runuser -u postgres -- psql -qtAX -c "SELECT 1 FROM pg_roles WHERE rolname = '$PG_ROLE'" | grep -q 1 ||
-    runuser -u postgres -- psql -q -c "CREATE ROLE $PG_ROLE LOGIN CREATEDB PASSWORD '$PG_PASSWORD'"
+  postgres_psql -qtAX -c "SELECT 1 FROM pg_roles WHERE rolname = '$PG_ROLE'" | grep -q 1 ||
+    postgres_psql -q -c "CREATE ROLE $PG_ROLE LOGIN CREATEDB PASSWORD '$PG_PASSWORD'"
 }
 
 # create_postgres_database NAME
 create_postgres_database() {
-  runuser -u postgres -- psql -qtAX -c "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1 ||
-    runuser -u postgres -- psql -q -c "CREATE DATABASE \"$1\" OWNER $PG_ROLE"
+  postgres_psql -qtAX -c "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1 ||
+    postgres_psql -q -c "CREATE DATABASE \"$1\" OWNER $PG_ROLE"
 }
 
 # The local broker listens on loopback only: AMQP, the management UI, Erlang distribution and
@@ -308,8 +312,8 @@ export FERRETDB_POSTGRESQL_URL="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/
 
 # install_index_twins DATABASE: FerretDB's indexes get GIN twins there (see the SQL file).
 install_index_twins() {
-  runuser -u postgres -- psql -qtAX -v ON_ERROR_STOP=1 -d "$1" -o /dev/null \
-    -c 'SET client_min_messages = warning' -f "$REPO_ROOT/deploy/ferretdb/index-twins.sql"
+  postgres_psql -qtAX -v ON_ERROR_STOP=1 -d "$1" -o /dev/null \
+    -c 'SET client_min_messages = warning' -f - <"$REPO_ROOT/deploy/ferretdb/index-twins.sql"
 }
 
 # secantusd-rs (crate secantus-mdb, GPL-2.0-only: a separate program, never linked into the
@@ -452,7 +456,7 @@ test_read_store_uris() {
 # vhosts, RabbitMQ users, and databases of the read stores.
 test_leftovers() {
   local prefix="$TEST_NAME_PREFIX" uri
-  runuser -u postgres -- psql -qtAX \
+  postgres_psql -qtAX \
     -c "SELECT 'database ' || datname FROM pg_database WHERE datname LIKE '${prefix}\_%'"
   { broker_api "$RABBITMQ_API_URL/api/vhosts?columns=name" |
     grep -o "\"name\":\"${prefix}_[0-9a-f]*\"" | cut -d'"' -f4 | sed 's/^/vhost /'; } || true
@@ -470,7 +474,7 @@ remove_test_leftovers() {
   local -A read_stores=()
   while read -r kind name; do
     case "$kind" in
-      database) runuser -u postgres -- psql -q -c "DROP DATABASE \"$name\" WITH (FORCE)" >/dev/null ;;
+      database) postgres_psql -q -c "DROP DATABASE \"$name\" WITH (FORCE)" >/dev/null ;;
       vhost) broker_api -X DELETE "$RABBITMQ_API_URL/api/vhosts/$name" >/dev/null ;;
       user) broker_api -X DELETE "$RABBITMQ_API_URL/api/users/$name" >/dev/null ;;
       # NAME is "URI DATABASE": the store's leftovers go together below.
