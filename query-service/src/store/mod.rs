@@ -263,8 +263,10 @@ impl ReadStore {
     }
 
     /// Makes `writes`, the writes of one batch, in the order that keeps reads consistent:
-    /// summaries and page markers, then orders. Tells, for each order of `writes.orders`
-    /// (inserts, then replacements), whether its write changed the stored order.
+    /// summaries and page markers, then the replaced orders, then the new ones, so that an
+    /// order readable means the writes of its batch before it are done. Tells, for each order
+    /// of `writes.orders` (inserts, then replacements), whether its write changed the stored
+    /// order.
     ///
     /// No update of many documents in one command: FerretDB 1.24 hangs on bulk updates (see
     /// docs/local-read-stores.md).
@@ -287,7 +289,6 @@ impl ReadStore {
         };
         insert_all(&models.list_pages, &new_markers).await?;
         lock(&models.stored_markers).extend(new_markers.into_iter().map(|marker| marker.id));
-        let mut written = insert_all(&models.orders, &writes.orders.inserts).await?;
         let replacements: Vec<_> = writes
             .orders
             .replacements
@@ -298,6 +299,7 @@ impl ReadStore {
             .buffered(concurrency.max(1))
             .try_collect()
             .await?;
+        let mut written = insert_all(&models.orders, &writes.orders.inserts).await?;
         written.extend(replaced);
         Ok(written)
     }
@@ -342,19 +344,27 @@ impl ReadStore {
 
     /// Writes `order` over the stored copy if that is at an older version, or inserts it if
     /// there is none; whether it wrote.
+    ///
+    /// A duplicate key on the upsert means the order was there when the insert was tried, at
+    /// its version or a newer one, or inserted (by another batch or replica) between the
+    /// server's match and its insert. Then the same guarded update without the upsert settles
+    /// it: the order exists now, and a stored version only grows.
     async fn replace_older(
         &self,
         orders: &Collection<OrderDocument>,
         order: &OrderDocument,
     ) -> Result<bool, StoreError> {
-        let result = orders
-            .update_one(
-                doc! { "_id": &order.id, "version": { "$lt": order.version } },
-                doc! { "$set": fields_without_id(order)? },
-            )
+        let older = doc! { "_id": &order.id, "version": { "$lt": order.version } };
+        let fields = doc! { "$set": fields_without_id(order)? };
+        let upserted = orders
+            .update_one(older.clone(), fields.clone())
             .upsert(true)
             .await;
-        written_unless_duplicate(result)
+        if written_unless_duplicate(upserted)? {
+            return Ok(true);
+        }
+        let updated = orders.update_one(older, fields).await?;
+        Ok(updated.matched_count > 0)
     }
 
     pub async fn find_order(&self, id: &str) -> Result<Option<OrderDocument>, StoreError> {

@@ -175,6 +175,9 @@ impl TestApp {
 
     /// Publishes a sentinel order and waits until it is readable: with one lane, events are
     /// applied in queue order, so everything published before it has been processed.
+    /// Waits until every event published before the call is applied: the store writes a
+    /// batch's new orders last, so the sentinel, the newest of its batch, is readable only once
+    /// the rest of its batch is written.
     pub async fn wait_until_processed(&self) {
         let sentinel = self.placed("sentinel@example.com", 1, Utc::now());
         self.publish(&sentinel).await;
