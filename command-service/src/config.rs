@@ -75,6 +75,7 @@ pub struct OutboxSettings {
     pub claim_lease_ms: u64,
     pub retry_delay_ms: u64,
     pub confirm_timeout_ms: u64,
+    pub max_batches_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +97,12 @@ impl LayeredSettings for Settings {
         }
         if !(1..=1000).contains(&self.outbox.batch_size) {
             return Err(invalid("outbox.batch_size", "must be between 1 and 1000"));
+        }
+        if !(1..=64).contains(&self.outbox.max_batches_in_flight) {
+            return Err(invalid(
+                "outbox.max_batches_in_flight",
+                "must be between 1 and 64",
+            ));
         }
         if self.outbox.poll_interval_ms == 0 {
             return Err(invalid("outbox.poll_interval_ms", "must be at least 1"));

@@ -2,4 +2,4 @@
 
 mod publisher;
 
-pub use publisher::{EventPublisher, PublishError};
+pub use publisher::{EventPublisher, PendingConfirms, PublishError};

@@ -52,37 +52,25 @@ impl EventPublisher {
         self.channel.status().connected()
     }
 
-    /// Publishes every message as persistent and mandatory, then awaits all confirms
-    /// together, for at most `confirm_timeout`. The result for each message is in the same
-    /// position as the message.
+    /// Publishes every message as persistent and mandatory, in order, without waiting for
+    /// the broker: the confirms are awaited through the answer, for at most `confirm_timeout`
+    /// from now, while the next messages go out.
     pub async fn publish_all(
         &self,
-        messages: &[OutboxMessage],
+        messages: Vec<OutboxMessage>,
         confirm_timeout: Duration,
-    ) -> Vec<Result<(), PublishError>> {
+    ) -> PendingConfirms {
         let deadline = Instant::now() + confirm_timeout;
         let mut confirms = Vec::with_capacity(messages.len());
-        for message in messages {
+        for message in &messages {
             confirms.push(self.publish(message).await);
         }
-        join_all(
-            confirms
-                .into_iter()
-                .zip(messages)
-                .map(|(sent, message)| async move {
-                    let confirmation = timeout_at(deadline, sent?)
-                        .await
-                        .map_err(|_| PublishError::Unconfirmed(confirm_timeout))?;
-                    match confirmation? {
-                        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-                        Confirmation::Ack(Some(_returned)) => {
-                            Err(PublishError::Unroutable(message.routing_key.clone()))
-                        }
-                        Confirmation::Nack(_) => Err(PublishError::Nacked),
-                    }
-                }),
-        )
-        .await
+        PendingConfirms {
+            messages,
+            confirms,
+            deadline,
+            confirm_timeout,
+        }
     }
 
     async fn publish(
@@ -117,5 +105,41 @@ impl EventPublisher {
                 properties,
             )
             .await?)
+    }
+}
+
+/// Messages published and not yet confirmed.
+pub struct PendingConfirms {
+    messages: Vec<OutboxMessage>,
+    confirms: Vec<Result<lapin::PublisherConfirm, PublishError>>,
+    deadline: Instant,
+    confirm_timeout: Duration,
+}
+
+impl PendingConfirms {
+    /// Awaits every confirm, until the deadline; each message with what became of it.
+    pub async fn settled(self) -> Vec<(OutboxMessage, Result<(), PublishError>)> {
+        let Self {
+            messages,
+            confirms,
+            deadline,
+            confirm_timeout,
+        } = self;
+        let outcomes = join_all(confirms.into_iter().zip(&messages).map(
+            |(sent, message)| async move {
+                let confirmation = timeout_at(deadline, sent?)
+                    .await
+                    .map_err(|_| PublishError::Unconfirmed(confirm_timeout))?;
+                match confirmation? {
+                    Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+                    Confirmation::Ack(Some(_returned)) => {
+                        Err(PublishError::Unroutable(message.routing_key.clone()))
+                    }
+                    Confirmation::Nack(_) => Err(PublishError::Nacked),
+                }
+            },
+        ))
+        .await;
+        messages.into_iter().zip(outcomes).collect()
     }
 }

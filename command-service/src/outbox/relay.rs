@@ -2,15 +2,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use service_support::RequestId;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use service_support::broker::{reconnect_backoff, BrokerStatus};
 
-use crate::broker::{EventPublisher, PublishError};
+use crate::broker::{EventPublisher, PendingConfirms, PublishError};
 use crate::config::{BrokerSettings, OutboxSettings};
 use crate::metrics::RelayMetrics;
-use crate::store::{Store, StoreError};
+use crate::store::{OutboxMessage, Store, StoreError};
 
 /// Wakes the relay right after a commit, so events leave without waiting for the next poll.
 #[derive(Debug, Clone, Default)]
@@ -95,42 +95,39 @@ impl OutboxRelay {
         log::info!("outbox relay stopped");
     }
 
+    /// Claims and publishes batches while the confirms of earlier ones are pending (at most
+    /// `outbox.max_batches_in_flight` of them), and settles each batch as its confirms arrive:
+    /// marks its rows published or hands them back. Returns when the broker fails or on
+    /// shutdown, once every batch published is settled.
     async fn publish_until_broker_fails(
         &self,
         publisher: &EventPublisher,
         shutdown: &CancellationToken,
     ) {
+        let (in_flight, published) = mpsc::channel(self.settings.max_batches_in_flight);
+        let broker_failed = CancellationToken::new();
+        tokio::join!(
+            self.claim_and_publish(publisher, in_flight, shutdown, &broker_failed),
+            self.settle(published, shutdown, &broker_failed),
+        );
+    }
+
+    async fn claim_and_publish(
+        &self,
+        publisher: &EventPublisher,
+        in_flight: mpsc::Sender<PendingConfirms>,
+        shutdown: &CancellationToken,
+        broker_failed: &CancellationToken,
+    ) {
         let mut store_backoff = reconnect_backoff();
-        loop {
-            match self.publish_pending(publisher).await {
-                Ok(full_batch) => {
-                    store_backoff = reconnect_backoff();
-                    if full_batch {
-                        continue;
-                    }
-                    if shutdown.is_cancelled() {
-                        return;
-                    }
-                    tokio::select! {
-                        () = shutdown.cancelled() => {}
-                        () = self.wakeup.woken() => {}
-                        () = tokio::time::sleep(self.settings.poll_interval()) => {}
-                    }
-                    // Notice a connection that died while idle, so readiness tells the truth.
-                    if !publisher.is_connected() {
-                        log::warn!("outbox relay lost the broker connection; reconnecting");
-                        return;
-                    }
-                }
-                Err(PassError::BrokerDown) => {
-                    log::warn!("outbox relay lost the broker connection; reconnecting");
-                    return;
-                }
-                Err(error @ PassError::Refused(_)) => {
-                    log::warn!("outbox relay: {error}; reconnecting");
-                    return;
-                }
-                Err(PassError::Store(error)) => {
+        while !broker_failed.is_cancelled() {
+            let batch = match self
+                .store
+                .claim_outbox_batch(self.settings.batch_size, self.settings.claim_lease())
+                .await
+            {
+                Ok(batch) => batch,
+                Err(error) => {
                     let delay = store_backoff.next().unwrap_or(Duration::from_secs(10));
                     log::warn!(
                         "outbox relay cannot read the outbox ({error}); retrying in {delay:?}"
@@ -139,37 +136,99 @@ impl OutboxRelay {
                         return;
                     }
                     self.sleep_unless_shutdown(delay, shutdown).await;
+                    continue;
+                }
+            };
+            store_backoff = reconnect_backoff();
+            let full_batch = batch.len() == self.settings.batch_size as usize;
+            if !batch.is_empty() {
+                let pending = publisher
+                    .publish_all(batch, self.settings.confirm_timeout())
+                    .await;
+                if in_flight.send(pending).await.is_err() {
+                    return;
+                }
+                if !publisher.is_connected() {
+                    log::warn!("outbox relay lost the broker connection; reconnecting");
+                    return;
+                }
+            }
+            if full_batch {
+                continue;
+            }
+            if shutdown.is_cancelled() {
+                return;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = broker_failed.cancelled() => return,
+                () = self.wakeup.woken() => {}
+                () = tokio::time::sleep(self.settings.poll_interval()) => {}
+            }
+            // Notice a connection that died while idle, so readiness tells the truth.
+            if !publisher.is_connected() {
+                log::warn!("outbox relay lost the broker connection; reconnecting");
+                return;
+            }
+        }
+    }
+
+    /// Settles the batches published, in order, until the publishing side is done; cancels
+    /// `broker_failed` when the broker refused or lost one. Rows whose outcome cannot be
+    /// recorded by shutdown stay claimed until their lease ends and are published again then.
+    async fn settle(
+        &self,
+        mut published: mpsc::Receiver<PendingConfirms>,
+        shutdown: &CancellationToken,
+        broker_failed: &CancellationToken,
+    ) {
+        let mut store_backoff = reconnect_backoff();
+        while let Some(pending) = published.recv().await {
+            let settled = pending.settled().await;
+            loop {
+                match self.record(&settled).await {
+                    Ok(()) => break,
+                    Err(PassError::Store(error)) => {
+                        let delay = store_backoff.next().unwrap_or(Duration::from_secs(10));
+                        log::warn!(
+                            "outbox relay cannot record what the broker confirmed ({error}); \
+                             retrying in {delay:?}"
+                        );
+                        if shutdown.is_cancelled() {
+                            break;
+                        }
+                        self.sleep_unless_shutdown(delay, shutdown).await;
+                    }
+                    Err(error) => {
+                        if !broker_failed.is_cancelled() {
+                            log::warn!("outbox relay: {error}; reconnecting");
+                            broker_failed.cancel();
+                        }
+                        break;
+                    }
                 }
             }
         }
     }
 
-    /// Claims one batch, publishes it and records the outcome of every row.
-    /// Returns whether the batch was full, that is whether more rows may be waiting.
-    async fn publish_pending(&self, publisher: &EventPublisher) -> Result<bool, PassError> {
-        let batch = self
-            .store
-            .claim_outbox_batch(self.settings.batch_size, self.settings.claim_lease())
-            .await?;
-        if batch.is_empty() {
-            return Ok(false);
-        }
-        let outcomes = publisher
-            .publish_all(&batch, self.settings.confirm_timeout())
-            .await;
-        let mut published = Vec::with_capacity(batch.len());
+    /// Records the outcome of every message of a batch: the confirmed ones marked published,
+    /// the others handed back for another attempt.
+    async fn record(
+        &self,
+        settled: &[(OutboxMessage, Result<(), PublishError>)],
+    ) -> Result<(), PassError> {
+        let mut published = Vec::with_capacity(settled.len());
         let mut refused = 0;
-        for (message, outcome) in batch.iter().zip(outcomes) {
+        let mut connection_lost = false;
+        for (message, outcome) in settled {
             match outcome {
-                Ok(()) => {
-                    self.metrics.confirmed_by_broker(message);
-                    published.push(message.id);
-                }
+                Ok(()) => published.push(message.id),
                 Err(error) => {
-                    if matches!(error, PublishError::Nacked | PublishError::Unconfirmed(_)) {
-                        refused += 1;
+                    match error {
+                        PublishError::Nacked | PublishError::Unconfirmed(_) => refused += 1,
+                        PublishError::Connection(_) => connection_lost = true,
+                        PublishError::Unroutable(_) | PublishError::Encode(_) => {}
                     }
-                    self.metrics.failed.inc();
                     RequestId::scope_if(message.request_id(), async {
                         log::warn!("event {} not published: {error}", message.event_id);
                         self.store
@@ -184,19 +243,24 @@ impl OutboxRelay {
                 }
             }
         }
-        let published_count = published.len();
+        let failed = settled.len() - published.len();
         if !published.is_empty() {
+            let count = published.len();
             self.store.mark_published(published).await?;
-            self.metrics.confirmed.inc_by(published_count as u64);
-            log::debug!("outbox relay published {published_count} events");
+            for (message, _) in settled.iter().filter(|(_, outcome)| outcome.is_ok()) {
+                self.metrics.confirmed_by_broker(message);
+            }
+            self.metrics.confirmed.inc_by(count as u64);
+            log::debug!("outbox relay published {count} events");
         }
-        if !publisher.is_connected() {
+        self.metrics.failed.inc_by(failed as u64);
+        if connection_lost {
             return Err(PassError::BrokerDown);
         }
         if refused > 0 {
             return Err(PassError::Refused(refused));
         }
-        Ok(batch.len() == self.settings.batch_size as usize)
+        Ok(())
     }
 
     async fn sleep_unless_shutdown(&self, delay: Duration, shutdown: &CancellationToken) {
