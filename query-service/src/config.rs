@@ -60,6 +60,7 @@ pub struct MongoSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ConsistencySettings {
     pub max_wait_ms: u64,
+    pub max_waiting_reads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +121,12 @@ impl LayeredSettings for Settings {
         }
         if self.consistency.max_wait_ms > 60_000 {
             return Err(invalid("consistency.max_wait_ms", "must be at most 60000"));
+        }
+        if !(1..=100_000).contains(&self.consistency.max_waiting_reads) {
+            return Err(invalid(
+                "consistency.max_waiting_reads",
+                "must be between 1 and 100000",
+            ));
         }
         Ok(())
     }

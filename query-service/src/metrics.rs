@@ -15,6 +15,7 @@ use shared_events::EventEnvelope;
 use service_support::broker::BrokerStatus;
 
 use crate::broker::QueueDepthProbe;
+use crate::projection::AppliedVersions;
 use crate::store::ReadStore;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -161,6 +162,8 @@ pub struct ScrapeSampler {
     dependencies: DependencyStatus,
     depth_probe: QueueDepthProbe,
     queue_depths: Family<QueueLabels, Gauge>,
+    applied: AppliedVersions,
+    waiting_reads: Gauge,
 }
 
 impl Sampler for ScrapeSampler {
@@ -176,6 +179,8 @@ impl Sampler for ScrapeSampler {
                 .get_or_create(&QueueLabels { queue })
                 .set(i64::from(depth));
         }
+        self.waiting_reads
+            .set(i64::try_from(self.applied.waiting()).unwrap_or(i64::MAX));
     }
 }
 
@@ -187,7 +192,12 @@ pub struct QueryMetrics {
 }
 
 impl QueryMetrics {
-    pub fn new(store: ReadStore, broker: BrokerStatus, depth_probe: QueueDepthProbe) -> Self {
+    pub fn new(
+        store: ReadStore,
+        broker: BrokerStatus,
+        depth_probe: QueueDepthProbe,
+        applied: AppliedVersions,
+    ) -> Self {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
         let projection = ProjectionMetrics::register(&mut registry);
@@ -197,12 +207,20 @@ impl QueryMetrics {
             "Messages waiting in the projection's queue, its retry queue and its dead-letter queue",
             queue_depths.clone(),
         );
+        let waiting_reads = Gauge::default();
+        registry.register(
+            "consistency_waiting_reads",
+            "Reads with a consistency token waiting for the read model on this replica",
+            waiting_reads.clone(),
+        );
         let sampler = ScrapeSampler {
             store,
             broker,
             dependencies: DependencyStatus::register(&mut registry),
             depth_probe,
             queue_depths,
+            applied,
+            waiting_reads,
         };
         Self {
             registry: Arc::new(registry),

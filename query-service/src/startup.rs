@@ -13,7 +13,7 @@ use crate::broker::{EventConsumer, QueueDepthProbe};
 use crate::config::Settings;
 use crate::http;
 use crate::metrics::QueryMetrics;
-use crate::projection::Projector;
+use crate::projection::{AppliedVersions, Projector};
 use crate::store::{ReadStore, StoreError};
 
 /// Why the service could not start.
@@ -44,13 +44,19 @@ impl Application {
         store.ensure_indexes().await?;
         let generation_refresh = settings.mongodb.generation_refresh();
         let max_wait = http::MaxConsistencyWait(settings.consistency.max_wait());
+        let applied = AppliedVersions::new(settings.consistency.max_waiting_reads);
 
         let broker_status = BrokerStatus::default();
         let depth_probe = QueueDepthProbe::new(&settings.broker.queue);
-        let metrics = QueryMetrics::new(store.clone(), broker_status.clone(), depth_probe.clone());
+        let metrics = QueryMetrics::new(
+            store.clone(),
+            broker_status.clone(),
+            depth_probe.clone(),
+            applied.clone(),
+        );
         let consumer = EventConsumer::new(
             settings.broker.clone(),
-            Projector::new(store.clone(), settings.broker.lanes),
+            Projector::new(store.clone(), settings.broker.lanes, applied.clone()),
             broker_status.clone(),
             metrics.projection,
             depth_probe,
@@ -69,6 +75,7 @@ impl Application {
                     .app_data(http::query_config())
                     .app_data(store_data.clone())
                     .app_data(max_wait)
+                    .app_data(applied.clone())
                     .app_data(broker_status.clone());
                 http::routes(config);
             },

@@ -28,8 +28,10 @@ enum ConsumeError {
 
 /// Feeds the projection from the queue.
 ///
-/// Deliveries are taken in batches: up to `batch_size`, as they arrive for at most
-/// `batch_wait_ms` after the first. A batch is applied as a whole (one summary write per
+/// Deliveries are taken in batches: the first, then up to `batch_size` of those that have
+/// arrived meanwhile (by default a batch does not wait for more: a short queue gives small
+/// batches and a low lag, a long one large batches; `batch_wait_ms` trades lag for larger
+/// batches). A batch is applied as a whole (one summary write per
 /// customer, one insert for all new orders; see [`Projector::apply_batch`]) and acknowledged
 /// with one `multiple` acknowledgement once it is in MongoDB. While MongoDB fails, the same
 /// batch is retried with backoff, so nothing is dropped. Unacknowledged deliveries (at most
@@ -109,16 +111,16 @@ impl EventConsumer {
         let batch_size = usize::from(self.settings.batch_size);
         let mut batch: Vec<(Delivery, NumberedEvent)> = Vec::with_capacity(batch_size);
         loop {
-            // Wait for a first delivery, then take more until the batch is full or its time
-            // is up.
+            // Wait for a first delivery, then take those that have arrived (and, with a
+            // batch wait, those that arrive within it) until the batch is full.
             let mut closes = None;
             while batch.len() < batch_size {
                 let next = tokio::select! {
                     biased;
                     () = shutdown.cancelled() => break,
                     error = connection_error(&mut connection_events) => return Err(error.into()),
-                    () = sleep_until_some(closes) => break,
                     next = deliveries.next() => next,
+                    () = sleep_until_some(closes) => break,
                 };
                 let delivery = next.ok_or(ConsumeError::Cancelled)??;
                 self.metrics.consumed();

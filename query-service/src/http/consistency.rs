@@ -3,7 +3,10 @@
 //! header or the `consistencyToken` query parameter, first waits until the read model holds
 //! that order at that version or later. The wait is bounded (`consistency.max_wait_ms`); past
 //! it the read answers 503 `not_yet_consistent` rather than stale data. Reads without a token
-//! do not wait at all.
+//! do not wait at all. A waiting read is woken by this replica's projection when a batch
+//! writes its version, and polls the store meanwhile for a version another replica writes; at
+//! most `consistency.max_waiting_reads` wait at once on a replica, past that a read with a
+//! token answers 503 `too_many_waiting` at once.
 //!
 //! Checking the order document is enough for every read, summaries included, because the
 //! projection writes the order last (see `projection`).
@@ -21,9 +24,11 @@ use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::IntoParams;
 
 use super::ApiError;
+use crate::projection::AppliedVersions;
 use crate::store::ReadStore;
 
-const FIRST_POLL: Duration = Duration::from_millis(2);
+/// The fallback poll, for a version another replica applies.
+const FIRST_POLL: Duration = Duration::from_millis(10);
 const LONGEST_POLL: Duration = Duration::from_millis(50);
 /// How far a token's order may be placed before now, beyond the wait itself, and still be
 /// waited for when the read model does not know it: a projection further behind answers 503
@@ -127,29 +132,31 @@ fn requested_token(request: &HttpRequest) -> Result<Option<ConsistencyToken>, Ap
         .transpose()
 }
 
+/// Waits until the read model holds `token`: woken by this replica's projection when one of
+/// its batches writes the version, or found by a poll that backs off (another replica may
+/// apply it).
 async fn wait_for(
     store: &ReadStore,
+    applied: &AppliedVersions,
     token: ConsistencyToken,
     max_wait: Duration,
 ) -> Result<(), ApiError> {
     let deadline = Instant::now() + max_wait;
     let order_id = token.order_id.to_string();
     let wanted = i64::try_from(token.version).unwrap_or(i64::MAX);
+    let mut awaited = applied.wait_for(&order_id, wanted)?;
+    let stored = store.order_version(&order_id).await?;
+    if stored.is_some_and(|version| version >= wanted) {
+        return Ok(());
+    }
+    if !worth_waiting_for(&token, stored, std::time::SystemTime::now(), max_wait) {
+        return Err(ApiError::NotYetConsistent {
+            token,
+            waited: Duration::ZERO,
+        });
+    }
     let mut pause = FIRST_POLL;
-    let mut first_check = true;
     loop {
-        let stored = store.order_version(&order_id).await?;
-        if stored.is_some_and(|version| version >= wanted) {
-            return Ok(());
-        }
-        if first_check && !worth_waiting_for(&token, stored, std::time::SystemTime::now(), max_wait)
-        {
-            return Err(ApiError::NotYetConsistent {
-                token,
-                waited: Duration::ZERO,
-            });
-        }
-        first_check = false;
         let now = Instant::now();
         if now >= deadline {
             return Err(ApiError::NotYetConsistent {
@@ -157,7 +164,14 @@ async fn wait_for(
                 waited: max_wait,
             });
         }
-        tokio::time::sleep(pause.min(deadline - now)).await;
+        tokio::select! {
+            () = awaited.applied() => return Ok(()),
+            () = tokio::time::sleep(pause.min(deadline - now)) => {}
+        }
+        let stored = store.order_version(&order_id).await?;
+        if stored.is_some_and(|version| version >= wanted) {
+            return Ok(());
+        }
         pause = (pause * 2).min(LONGEST_POLL);
     }
 }
@@ -169,12 +183,13 @@ impl FromRequest for ConsistentRead {
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let token = requested_token(request);
         let store = request.app_data::<web::Data<ReadStore>>().cloned();
+        let applied = request.app_data::<AppliedVersions>().cloned();
         let max_wait = request
             .app_data::<MaxConsistencyWait>()
             .map_or(Duration::ZERO, |wait| wait.0);
         Box::pin(async move {
-            if let (Some(token), Some(store)) = (token?, store) {
-                wait_for(&store, token, max_wait).await?;
+            if let (Some(token), Some(store), Some(applied)) = (token?, store, applied) {
+                wait_for(&store, &applied, token, max_wait).await?;
             }
             Ok(Self)
         })

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use service_support::errors::{self, ErrorAnswer, RETRY_AFTER_SECONDS};
 
+use crate::projection::TooManyWaiting;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,8 @@ pub enum ApiError {
         token: shared_events::ConsistencyToken,
         waited: std::time::Duration,
     },
+    #[error("too many reads wait for the read model on this replica; retry shortly")]
+    TooManyWaiting(#[from] TooManyWaiting),
     #[error("the read database is unavailable; try again shortly")]
     Unavailable(#[source] StoreError),
     #[error("an unexpected error occurred")]
@@ -41,6 +44,7 @@ impl ApiError {
             Self::NotFound(_) | Self::UnknownRoute => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotYetConsistent { .. } => "not_yet_consistent",
+            Self::TooManyWaiting(_) => "too_many_waiting",
             Self::Unavailable(_) => "unavailable",
             Self::Unexpected(_) => "internal_error",
         }
@@ -64,7 +68,9 @@ impl ResponseError for ApiError {
             }
             Self::NotFound(_) | Self::UnknownRoute => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotYetConsistent { .. } | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotYetConsistent { .. } | Self::TooManyWaiting(_) | Self::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +83,7 @@ impl ResponseError for ApiError {
             Self::NotYetConsistent { token, .. } => answer
                 .detail("consistencyToken", token.to_string())
                 .retry_after(1),
+            Self::TooManyWaiting(_) => answer.retry_after(1),
             Self::Unavailable(_) => answer.retry_after(RETRY_AFTER_SECONDS),
             _ => answer,
         }

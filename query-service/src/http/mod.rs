@@ -46,7 +46,7 @@ impl utoipa::IntoResponses for ReadErrors {
             (403, "The token lacks the orders:read scope"),
             (
                 503,
-                "MongoDB unavailable, or not_yet_consistent; see Retry-After",
+                "MongoDB unavailable, not_yet_consistent or too_many_waiting; see Retry-After",
             ),
         ])
     }

@@ -7,6 +7,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+mod applied;
+
+pub use applied::{AppliedVersions, TooManyWaiting};
+
 use crate::read_models::{self, NumberedEvent};
 use crate::store::{ReadStore, StoreError};
 
@@ -24,13 +28,16 @@ pub struct Projector {
     store: ReadStore,
     /// Writes in flight at once while applying a batch.
     concurrency: usize,
+    /// Told each order version a batch wrote.
+    applied: AppliedVersions,
 }
 
 impl Projector {
-    pub fn new(store: ReadStore, concurrency: usize) -> Self {
+    pub fn new(store: ReadStore, concurrency: usize, applied: AppliedVersions) -> Self {
         Self {
             store,
             concurrency: concurrency.max(1),
+            applied,
         }
     }
 
@@ -53,11 +60,17 @@ impl Projector {
                 took.as_millis()
             );
         }
-        let written: HashMap<&str, bool> = writes
-            .orders
-            .inserts
-            .iter()
-            .chain(&writes.orders.replacements)
+        let orders = || {
+            writes
+                .orders
+                .inserts
+                .iter()
+                .chain(&writes.orders.replacements)
+        };
+        // A write refused as a duplicate found the order at that version or a newer one.
+        self.applied
+            .applied(orders().map(|order| (order.id.as_str(), order.version)));
+        let written: HashMap<&str, bool> = orders()
             .map(|order| order.id.as_str())
             .zip(written)
             .collect();

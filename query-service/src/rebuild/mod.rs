@@ -28,7 +28,7 @@ use shared_events::{DecodeError, EventEnvelope, OrderEvent, OrderId};
 
 use crate::broker::{declare_capture_queue, usable_event};
 use crate::config::Settings;
-use crate::projection::Projector;
+use crate::projection::{AppliedVersions, Projector};
 use crate::store::{Generation, ReadStore, StoreError};
 use event_log::EventLogClient;
 use numbering::{CancelledBeforePlaced, LogNumbering};
@@ -154,7 +154,12 @@ pub async fn rebuild_read_models(
     let target = live.pinned(next);
     target.drop_collections().await?;
     target.ensure_indexes().await?;
-    let projector = Projector::new(target.clone(), settings.broker.lanes);
+    // Nobody reads with a consistency token from a generation being rebuilt.
+    let projector = Projector::new(
+        target.clone(),
+        settings.broker.lanes,
+        AppliedVersions::new(0),
+    );
     let mut expected = Expected::default();
 
     let connection = settings.broker.url.connect("query-service rebuild").await?;

@@ -3,6 +3,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::Value;
 
+use harness::eventually;
+
 use crate::helpers::{spawn_app, spawn_app_with, CONSISTENCY_WAIT_MS};
 
 fn token_of(event: &shared_events::EventEnvelope) -> String {
@@ -129,4 +131,44 @@ async fn a_malformed_token_in_the_header_is_a_400_naming_the_header() {
     assert_eq!(body["error"], "invalid_header", "{body}");
     assert_eq!(body["header"], "X-Consistency-Token", "{body}");
     assert!(body.get("parameter").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn reads_past_the_bound_on_waiting_ones_are_answered_503_at_once() {
+    let app = spawn_app_with(|settings| {
+        settings.consistency.max_wait_ms = 10_000;
+        settings.consistency.max_waiting_reads = 2;
+    })
+    .await;
+    let wait_for = |event: &shared_events::EventEnvelope| {
+        app.client
+            .get(format!("{}/orders/{}", app.address, event.aggregate_id))
+            .header("X-Consistency-Token", token_of(event))
+            .send()
+    };
+    let first = app.placed("ada@example.com", 1, Utc::now());
+    let second = app.placed("bob@example.com", 1, Utc::now());
+    let waiting = tokio::spawn(futures::future::join(wait_for(&first), wait_for(&second)));
+    eventually("both reads to wait", Duration::from_secs(10), || async {
+        let page = harness::scrape_metrics(&app.client, &app.metrics_address).await;
+        (harness::metric(&page, "consistency_waiting_reads") == Some(2.0)).then_some(())
+    })
+    .await;
+
+    let started = Instant::now();
+    let refused = wait_for(&app.placed("cy@example.com", 1, Utc::now()))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_waiting", "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5), "it waited");
+
+    // The waiting reads are woken by the batch that applies their orders.
+    app.publish(&first).await;
+    app.publish(&second).await;
+    let (first_read, second_read) = waiting.await.unwrap();
+    assert_eq!(first_read.unwrap().status(), 200);
+    assert_eq!(second_read.unwrap().status(), 200);
 }
