@@ -21,6 +21,8 @@ pub fn customer_email(n: usize) -> String {
 const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
 /// Lag probes in flight at once: each polls the read side, so more would disturb what it measures.
 const MAX_PROBES: usize = 2;
+/// Own-write reads in flight at once: one request each, waiting in the query service.
+const MAX_OWN_WRITE_READS: usize = 16;
 const READ_PACE: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +41,11 @@ pub struct EndToEnd {
     pub post_latency: Summary,
     /// From the 202 to the order being readable through the gateway (sampled orders).
     pub projection_lag: Summary,
+    /// From the 202 to the answer of a `GET /orders/{id}` sent at once with the POST's
+    /// consistency token (other sampled orders): what a client reading its own write waits.
+    pub own_write_read: Summary,
+    /// Own-write reads answered anything but 200 (a 503 when the wait ran out).
+    pub own_write_reads_failed: u64,
     pub get_by_id_latency: Summary,
     pub get_by_email_latency: Summary,
     /// Second by second while posting.
@@ -60,6 +67,8 @@ pub struct Second {
 struct Shared {
     post: Latencies,
     lag: Latencies,
+    own_write_read: Latencies,
+    own_write_reads_failed: u64,
     get_by_id: Latencies,
     get_by_email: Latencies,
     accepted_ids: Vec<String>,
@@ -130,6 +139,7 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
     let accepted = Arc::new(AtomicU64::new(0));
     let posting_flag = Arc::new(AtomicBool::new(true));
     let probes = Arc::new(tokio::sync::Semaphore::new(MAX_PROBES));
+    let own_write_reads = Arc::new(tokio::sync::Semaphore::new(MAX_OWN_WRITE_READS));
     let started = Instant::now();
     let deadline = options
         .duration
@@ -147,7 +157,7 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
             failed.clone(),
             accepted.clone(),
         );
-        let probes = probes.clone();
+        let (probes, own_write_reads) = (probes.clone(), own_write_reads.clone());
         let url = format!("{}/orders", options.gateway);
         let gateway = options.gateway.clone();
         let (count, lag_every) = (options.count, options.lag_sample_every);
@@ -167,15 +177,16 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
                 let sent = Instant::now();
                 let response = client.post(&url).json(&order(n)).send().await;
                 let latency = sent.elapsed();
-                let id = match response {
-                    Ok(response) if response.status() == 202 => response
-                        .json::<Value>()
-                        .await
-                        .ok()
-                        .and_then(|body| body["id"].as_str().map(str::to_owned)),
+                let body = match response {
+                    Ok(response) if response.status() == 202 => response.json::<Value>().await.ok(),
                     _ => None,
                 };
-                let Some(id) = id else {
+                let Some((id, token)) = body.and_then(|body| {
+                    Some((
+                        body["id"].as_str()?.to_owned(),
+                        body["consistencyToken"].as_str()?.to_owned(),
+                    ))
+                }) else {
                     failed.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
@@ -186,6 +197,29 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
                     shared.post.record(latency);
                     shared.timeline.post(accepted_at - started, latency);
                     shared.accepted_ids.push(id.clone());
+                }
+                // Half-way between two lag probes, an own-write read.
+                if (sequence + lag_every / 2).is_multiple_of(lag_every) && lag_every > 1 {
+                    if let Ok(permit) = own_write_reads.clone().try_acquire_owned() {
+                        let (client, shared) = (client.clone(), shared.clone());
+                        let url = format!("{gateway}/orders/{id}");
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            let answer = client
+                                .get(&url)
+                                .header("X-Consistency-Token", token)
+                                .send()
+                                .await;
+                            let waited = accepted_at.elapsed();
+                            let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+                            match answer {
+                                Ok(response) if response.status() == 200 => {
+                                    shared.own_write_read.record(waited);
+                                }
+                                _ => shared.own_write_reads_failed += 1,
+                            }
+                        });
+                    }
                 }
                 let probe = sequence
                     .is_multiple_of(lag_every)
@@ -245,6 +279,9 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
     let drain_secs = drained.elapsed().as_secs_f64();
     // Lag probes still polling hold permits; each ends within DRAIN_DEADLINE.
     let _ = probes.acquire_many(MAX_PROBES as u32).await;
+    let _ = own_write_reads
+        .acquire_many(MAX_OWN_WRITE_READS as u32)
+        .await;
 
     let shared = shared.lock().unwrap_or_else(|e| e.into_inner());
     let accepted = accepted.load(Ordering::Relaxed);
@@ -259,6 +296,8 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
         end_to_end_per_sec: accepted as f64 / (posting_secs + drain_secs),
         post_latency: shared.post.summary(),
         projection_lag: shared.lag.summary(),
+        own_write_read: shared.own_write_read.summary(),
+        own_write_reads_failed: shared.own_write_reads_failed,
         get_by_id_latency: shared.get_by_id.summary(),
         get_by_email_latency: shared.get_by_email.summary(),
         timeline: shared.timeline.seconds(posting),

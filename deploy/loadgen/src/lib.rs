@@ -537,6 +537,18 @@ impl Report {
         };
         row(&mut text, "POST latency", &e.post_latency);
         row(&mut text, "projection lag", &e.projection_lag);
+        row(
+            &mut text,
+            "own-write read (POST's answer → GET with its token answered)",
+            &e.own_write_read,
+        );
+        if e.own_write_reads_failed > 0 {
+            let _ = writeln!(
+                text,
+                "| own-write reads not answered 200 | {} |",
+                e.own_write_reads_failed
+            );
+        }
         if let Some(lag) = &self.read_side_lag {
             let ms = |value: Option<f64>| {
                 value.map_or_else(|| "> 16 s".to_owned(), |v| format!("{v:.1}"))
