@@ -184,7 +184,11 @@ impl OutboxRelay {
     ) {
         let mut store_backoff = reconnect_backoff();
         while let Some(pending) = published.recv().await {
-            let settled = pending.settled().await;
+            // The batches published since are recorded with it, in one statement each way.
+            let mut settled = pending.settled().await;
+            while let Ok(next) = published.try_recv() {
+                settled.extend(next.settled().await);
+            }
             loop {
                 match self.record(&settled).await {
                     Ok(()) => break,
