@@ -3,8 +3,8 @@
 //!
 //! A handler hands its order to a bounded queue and waits for that order's own outcome. A
 //! committer takes what is queued (up to `max_size` orders, waiting at most `max_wait_ms`
-//! after the first for more), commits it as one group with [`Store::place_orders`], answers
-//! every waiting handler and wakes the relay once. While one group commits the next one
+//! after the first for more), commits it as one group with [`Store::place_orders`] and answers
+//! every waiting handler (the store tells the relay of the group's events). While one group commits the next one
 //! gathers, so the busier the service, the larger the groups and the cheaper each order.
 //! Every answer still comes after its own order is durably committed with its event.
 
@@ -18,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::GroupCommitSettings;
 use crate::metrics::GroupCommitMetrics;
-use crate::outbox::RelayWakeup;
 use crate::store::{GroupOutcomes, OrderPlacement, PlaceOrderError, Placement, Store, StoreError};
 
 type Outcome = Result<Placement, PlaceOrderError>;
@@ -37,25 +36,23 @@ pub struct OrderDesk(Route);
 #[derive(Clone)]
 enum Route {
     Queue(mpsc::Sender<Queued>),
-    Alone { store: Store, relay: RelayWakeup },
+    Alone(Store),
 }
 
 impl OrderDesk {
     /// The desk, and the committers that must run for it when group commit is on.
     pub fn new(
         store: Store,
-        relay: RelayWakeup,
         settings: GroupCommitSettings,
         metrics: GroupCommitMetrics,
     ) -> (Self, Option<Committers>) {
         if !settings.enabled {
-            return (Self(Route::Alone { store, relay }), None);
+            return (Self(Route::Alone(store)), None);
         }
         let (sender, receiver) = mpsc::channel(settings.queue_capacity);
         let committers = Committers {
             queue: Arc::new(Mutex::new(receiver)),
             store,
-            relay,
             settings,
             metrics,
         };
@@ -65,10 +62,7 @@ impl OrderDesk {
     /// Places the order and answers once it is committed (or refused).
     pub async fn place(&self, placement: OrderPlacement) -> Outcome {
         match &self.0 {
-            Route::Alone { store, relay } => commit(store, relay, vec![placement])
-                .await
-                .outcomes
-                .remove(0),
+            Route::Alone(store) => store.place_orders(vec![placement]).await.outcomes.remove(0),
             Route::Queue(queue) => {
                 let (reply, outcome) = oneshot::channel();
                 queue
@@ -81,28 +75,10 @@ impl OrderDesk {
     }
 }
 
-/// Commits `placements` as one group and wakes the relay if any of them was placed.
-async fn commit(
-    store: &Store,
-    relay: &RelayWakeup,
-    placements: Vec<OrderPlacement>,
-) -> GroupOutcomes {
-    let group = store.place_orders(placements).await;
-    if group
-        .outcomes
-        .iter()
-        .any(|outcome| matches!(outcome, Ok(Placement::Placed(_))))
-    {
-        relay.wake();
-    }
-    group
-}
-
 /// The tasks that take groups from the queue and commit them.
 pub struct Committers {
     queue: Arc<Mutex<mpsc::Receiver<Queued>>>,
     store: Store,
-    relay: RelayWakeup,
     settings: GroupCommitSettings,
     metrics: GroupCommitMetrics,
 }
@@ -122,8 +98,7 @@ impl Committers {
                 .into_iter()
                 .map(|queued| (queued.placement, queued.reply))
                 .unzip();
-            let GroupOutcomes { outcomes, split } =
-                commit(&self.store, &self.relay, placements).await;
+            let GroupOutcomes { outcomes, split } = self.store.place_orders(placements).await;
             if split {
                 self.metrics.splits.inc();
             }
@@ -179,7 +154,6 @@ mod tests {
         });
         let (desk, committers) = OrderDesk::new(
             store,
-            RelayWakeup::default(),
             GroupCommitSettings {
                 enabled: true,
                 max_size,

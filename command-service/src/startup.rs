@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::group_commit::{Committers, OrderDesk};
 use crate::http;
 use crate::metrics::CommandMetrics;
-use crate::outbox::{OutboxRelay, RelayWakeup};
+use crate::outbox::OutboxRelay;
 use crate::store::{Store, StoreError};
 
 /// Why the service could not start.
@@ -38,20 +38,17 @@ impl Application {
         let store = Store::new(&settings.database);
         store.run_migrations().await?;
 
-        let wakeup = RelayWakeup::default();
         let broker_status = BrokerStatus::default();
         let metrics = CommandMetrics::new(store.clone(), broker_status.clone());
         let relay = OutboxRelay::new(
             store.clone(),
             settings.broker.clone(),
             settings.outbox.clone(),
-            wakeup.clone(),
             broker_status.clone(),
             metrics.relay.clone(),
         );
         let (desk, committers) = OrderDesk::new(
             store.clone(),
-            wakeup.clone(),
             settings.group_commit.clone(),
             metrics.group_commit.clone(),
         );
@@ -61,7 +58,6 @@ impl Application {
 
         let store = web::Data::new(store);
         let desk = web::Data::new(desk);
-        let wakeup = web::Data::new(wakeup);
         let broker_status = web::Data::new(broker_status);
         let max_body_bytes = settings.http.max_body_bytes;
         let admin_token = web::Data::new(http::AdminToken(settings.admin.token.clone()));
@@ -74,7 +70,6 @@ impl Application {
                     .app_data(web::Data::new(http::BodyLimit(max_body_bytes)))
                     .app_data(store.clone())
                     .app_data(desk.clone())
-                    .app_data(wakeup.clone())
                     .app_data(broker_status.clone())
                     .app_data(admin_token.clone());
                 http::routes(config);

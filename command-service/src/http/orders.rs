@@ -29,7 +29,6 @@ use crate::domain::{
     ValidationErrors,
 };
 use crate::group_commit::OrderDesk;
-use crate::outbox::RelayWakeup;
 use crate::store::{OrderPlacement, Placement, Store};
 
 const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -365,7 +364,6 @@ pub async fn cancel_order(
     id: web::Path<String>,
     body: web::Payload,
     store: web::Data<Store>,
-    relay: web::Data<RelayWakeup>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, ApiError> {
     let order_id: OrderId = id.parse().map_err(|_| ApiError::NotFound)?;
@@ -388,7 +386,6 @@ pub async fn cancel_order(
     let event = store
         .cancel_order(command, now, metadata(&RequestId::of(&request), now))
         .await?;
-    relay.wake();
     log::info!("cancelled order {order_id}");
     Ok(accepted(
         event.aggregate_id,

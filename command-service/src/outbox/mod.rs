@@ -8,4 +8,4 @@
 
 mod relay;
 
-pub use relay::{OutboxRelay, RelayWakeup};
+pub use relay::OutboxRelay;

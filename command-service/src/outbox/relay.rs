@@ -1,8 +1,7 @@
-use std::sync::Arc;
 use std::time::Duration;
 
 use service_support::RequestId;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use service_support::broker::{reconnect_backoff, BrokerStatus};
@@ -12,38 +11,34 @@ use crate::config::{BrokerSettings, OutboxSettings};
 use crate::metrics::RelayMetrics;
 use crate::store::{OutboxMessage, Store, StoreError};
 
-/// Wakes the relay right after a commit, so events leave without waiting for the next poll.
-#[derive(Debug, Clone, Default)]
-pub struct RelayWakeup(Arc<Notify>);
-
-impl RelayWakeup {
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-
-    async fn woken(&self) {
-        self.0.notified().await;
-    }
-}
-
-/// Why a relay pass stopped early.
+/// Why the relay leaves a broker connection.
 #[derive(Debug, thiserror::Error)]
-enum PassError {
+enum BrokerTrouble {
     #[error("the broker connection is down")]
-    BrokerDown,
+    ConnectionLost,
     /// Nacks or missing confirms: on a cluster, a channel opened while a queue's leader was
     /// failing over can keep refusing; a new connection, to the next node, does not.
     #[error("the broker refused or did not confirm {0} events")]
     Refused(usize),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+}
+
+/// What the settled messages say of the connection, if it must be left.
+fn broker_trouble(settled: &[(OutboxMessage, Result<(), PublishError>)]) -> Option<BrokerTrouble> {
+    let mut refused = 0;
+    for (_, outcome) in settled {
+        match outcome {
+            Err(PublishError::Connection(_)) => return Some(BrokerTrouble::ConnectionLost),
+            Err(PublishError::Nacked | PublishError::Unconfirmed(_)) => refused += 1,
+            Ok(()) | Err(PublishError::Unroutable(_) | PublishError::Encode(_)) => {}
+        }
+    }
+    (refused > 0).then_some(BrokerTrouble::Refused(refused))
 }
 
 pub struct OutboxRelay {
     store: Store,
     broker: BrokerSettings,
     settings: OutboxSettings,
-    wakeup: RelayWakeup,
     status: BrokerStatus,
     metrics: RelayMetrics,
 }
@@ -53,7 +48,6 @@ impl OutboxRelay {
         store: Store,
         broker: BrokerSettings,
         settings: OutboxSettings,
-        wakeup: RelayWakeup,
         status: BrokerStatus,
         metrics: RelayMetrics,
     ) -> Self {
@@ -61,7 +55,6 @@ impl OutboxRelay {
             store,
             broker,
             settings,
-            wakeup,
             status,
             metrics,
         }
@@ -162,7 +155,7 @@ impl OutboxRelay {
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 () = broker_failed.cancelled() => return,
-                () = self.wakeup.woken() => {}
+                () = self.store.events_committed() => {}
                 () = tokio::time::sleep(self.settings.poll_interval()) => {}
             }
             // Notice a connection that died while idle, so readiness tells the truth.
@@ -173,9 +166,10 @@ impl OutboxRelay {
         }
     }
 
-    /// Settles the batches published, in order, until the publishing side is done; cancels
-    /// `broker_failed` when the broker refused or lost one. Rows whose outcome cannot be
-    /// recorded by shutdown stay claimed until their lease ends and are published again then.
+    /// Settles the batches published, in order, until the publishing side is done. When the
+    /// broker refused or lost one, cancels `broker_failed` before recording it, so that no more
+    /// is published on that connection. Rows whose outcome cannot be recorded by shutdown stay
+    /// claimed until their lease ends and are published again then.
     async fn settle(
         &self,
         mut published: mpsc::Receiver<PendingConfirms>,
@@ -184,70 +178,62 @@ impl OutboxRelay {
     ) {
         let mut store_backoff = reconnect_backoff();
         while let Some(pending) = published.recv().await {
-            // The batches published since are recorded with it, in one statement each way.
+            // While the broker confirms, the batches published since are recorded with this
+            // one, in one statement.
             let mut settled = pending.settled().await;
-            while let Ok(next) = published.try_recv() {
+            while broker_trouble(&settled).is_none() {
+                let Ok(next) = published.try_recv() else {
+                    break;
+                };
                 settled.extend(next.settled().await);
             }
-            loop {
-                match self.record(&settled).await {
-                    Ok(()) => break,
-                    Err(PassError::Store(error)) => {
-                        let delay = store_backoff.next().unwrap_or(Duration::from_secs(10));
-                        log::warn!(
-                            "outbox relay cannot record what the broker confirmed ({error}); \
-                             retrying in {delay:?}"
-                        );
-                        if shutdown.is_cancelled() {
-                            break;
-                        }
-                        self.sleep_unless_shutdown(delay, shutdown).await;
-                    }
-                    Err(error) => {
-                        if !broker_failed.is_cancelled() {
-                            log::warn!("outbox relay: {error}; reconnecting");
-                            broker_failed.cancel();
-                        }
-                        break;
-                    }
+            if let Some(trouble) = broker_trouble(&settled) {
+                if !broker_failed.is_cancelled() {
+                    log::warn!("outbox relay: {trouble}; reconnecting");
+                    broker_failed.cancel();
                 }
+            }
+            while let Err(error) = self.record(&settled).await {
+                let delay = store_backoff.next().unwrap_or(Duration::from_secs(10));
+                log::warn!(
+                    "outbox relay cannot record what the broker confirmed ({error}); \
+                     retrying in {delay:?}"
+                );
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                self.sleep_unless_shutdown(delay, shutdown).await;
             }
         }
     }
 
-    /// Records the outcome of every message of a batch: the confirmed ones marked published,
-    /// the others handed back for another attempt.
+    /// Records the outcome of every message settled: the confirmed ones marked published, the
+    /// others handed back for another attempt.
     async fn record(
         &self,
         settled: &[(OutboxMessage, Result<(), PublishError>)],
-    ) -> Result<(), PassError> {
+    ) -> Result<(), StoreError> {
         let mut published = Vec::with_capacity(settled.len());
-        let mut refused = 0;
-        let mut connection_lost = false;
+        let mut failed = Vec::new();
         for (message, outcome) in settled {
             match outcome {
                 Ok(()) => published.push(message.id),
                 Err(error) => {
-                    match error {
-                        PublishError::Nacked | PublishError::Unconfirmed(_) => refused += 1,
-                        PublishError::Connection(_) => connection_lost = true,
-                        PublishError::Unroutable(_) | PublishError::Encode(_) => {}
-                    }
                     RequestId::scope_if(message.request_id(), async {
                         log::warn!("event {} not published: {error}", message.event_id);
-                        self.store
-                            .release_for_retry(
-                                message.id,
-                                error.to_string(),
-                                self.settings.retry_delay(),
-                            )
-                            .await
                     })
-                    .await?;
+                    .await;
+                    failed.push((message.id, error.to_string()));
                 }
             }
         }
-        let failed = settled.len() - published.len();
+        if !failed.is_empty() {
+            let count = failed.len();
+            self.store
+                .release_for_retry(failed, self.settings.retry_delay())
+                .await?;
+            self.metrics.failed.inc_by(count as u64);
+        }
         if !published.is_empty() {
             let count = published.len();
             self.store.mark_published(published).await?;
@@ -256,13 +242,6 @@ impl OutboxRelay {
             }
             self.metrics.confirmed.inc_by(count as u64);
             log::debug!("outbox relay published {count} events");
-        }
-        self.metrics.failed.inc_by(failed as u64);
-        if connection_lost {
-            return Err(PassError::BrokerDown);
-        }
-        if refused > 0 {
-            return Err(PassError::Refused(refused));
         }
         Ok(())
     }

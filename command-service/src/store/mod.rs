@@ -6,10 +6,13 @@ mod event_log;
 mod orders;
 mod outbox;
 mod placements;
+mod statement;
 #[rustfmt::skip]
 mod schema;
 
 use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
@@ -169,6 +172,9 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for StatementTimeout
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    /// Notified after each commit that appended events to the outbox, so that the relay
+    /// publishes them without waiting for its poll.
+    events_committed: Arc<Notify>,
 }
 
 impl Store {
@@ -180,7 +186,20 @@ impl Store {
             .connection_timeout(settings.acquire_timeout())
             .connection_customizer(Box::new(StatementTimeout(settings.statement_timeout_ms)))
             .build_unchecked(ConnectionManager::new(settings.url.expose_secret()));
-        Self { pool }
+        Self {
+            pool,
+            events_committed: Arc::default(),
+        }
+    }
+
+    /// Resolves after a commit that appended events (or at once if one came since the last
+    /// call): the relay's cue.
+    pub async fn events_committed(&self) {
+        self.events_committed.notified().await;
+    }
+
+    fn tell_events_committed(&self) {
+        self.events_committed.notify_one();
     }
 
     /// Runs `work` with a pooled connection on the blocking thread pool.

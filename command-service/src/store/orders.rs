@@ -117,11 +117,12 @@ impl Store {
                             .eq(command.reason.as_ref().map(|reason| reason.as_str())),
                     ))
                     .execute(conn)?;
-                outbox::append(conn, &event)?;
+                outbox::append(conn, std::slice::from_ref(&event))?;
                 Ok(event)
             })
         })
         .await
+        .inspect(|_| self.tell_events_committed())
     }
 }
 

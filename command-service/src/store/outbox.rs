@@ -7,7 +7,7 @@ use service_support::RequestId;
 use shared_events::EventEnvelope;
 use uuid::Uuid;
 
-use super::schema::outbox;
+use super::statement::{Parameter, Statement};
 use super::{Store, StoreError};
 
 /// Position of a row in the outbox; increases with every event written.
@@ -53,30 +53,64 @@ impl OutboxMessage {
     }
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = outbox)]
-struct NewOutboxRow<'a> {
-    event_id: Uuid,
-    aggregate_id: Uuid,
-    event_type: &'a str,
-    routing_key: &'a str,
-    envelope: serde_json::Value,
+/// The text that appends the events of [`OutboxRows::into_parameters`], at the end of a
+/// statement: every event is appended through it, a group's placements inside the group's
+/// statement, a cancellation on its own.
+macro_rules! insert_outbox_rows {
+    () => {
+        "INSERT INTO outbox (event_id, aggregate_id, event_type, routing_key, envelope) \
+         SELECT event_id, aggregate_id, event_type, routing_key, envelope::jsonb \
+           FROM unnest(?, ?, ?, ?, ?) \
+             AS event (event_id, aggregate_id, event_type, routing_key, envelope)"
+    };
+}
+pub(super) use insert_outbox_rows;
+
+/// The outbox's columns for some events, one array each.
+pub(super) struct OutboxRows {
+    event_ids: Vec<Uuid>,
+    aggregate_ids: Vec<Uuid>,
+    event_types: Vec<String>,
+    routing_keys: Vec<String>,
+    envelopes: Vec<String>,
 }
 
-/// Writes `event` to the outbox on `conn`, inside the caller's transaction.
-pub(super) fn append(conn: &mut PgConnection, event: &EventEnvelope) -> Result<(), StoreError> {
-    let envelope = serde_json::to_value(event).map_err(|error| {
-        StoreError::Query(diesel::result::Error::SerializationError(error.into()))
-    })?;
-    diesel::insert_into(outbox::table)
-        .values(NewOutboxRow {
-            event_id: event.event_id.as_uuid(),
-            aggregate_id: event.aggregate_id.as_uuid(),
-            event_type: &event.event_type,
-            routing_key: &event.routing_key(),
-            envelope,
+impl OutboxRows {
+    pub(super) fn of(events: &[EventEnvelope]) -> Result<Self, StoreError> {
+        Ok(Self {
+            event_ids: events.iter().map(|e| e.event_id.as_uuid()).collect(),
+            aggregate_ids: events.iter().map(|e| e.aggregate_id.as_uuid()).collect(),
+            event_types: events.iter().map(|e| e.event_type.clone()).collect(),
+            routing_keys: events.iter().map(EventEnvelope::routing_key).collect(),
+            envelopes: events
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<Result<_, _>>()
+                .map_err(|error| {
+                    StoreError::Query(diesel::result::Error::SerializationError(error.into()))
+                })?,
         })
-        .execute(conn)?;
+    }
+
+    /// The parameters of [`insert_outbox_rows`], in its order.
+    pub(super) fn into_parameters(self) -> [Parameter<'static>; 5] {
+        [
+            Parameter::Uuids(self.event_ids),
+            Parameter::Uuids(self.aggregate_ids),
+            Parameter::OwnedTexts(self.event_types),
+            Parameter::OwnedTexts(self.routing_keys),
+            Parameter::OwnedTexts(self.envelopes),
+        ]
+    }
+}
+
+/// Appends `events` to the outbox on `conn`, inside the caller's transaction.
+pub(super) fn append(conn: &mut PgConnection, events: &[EventEnvelope]) -> Result<(), StoreError> {
+    Statement::new(
+        insert_outbox_rows!(),
+        OutboxRows::of(events)?.into_parameters().into(),
+    )
+    .execute(conn)?;
     Ok(())
 }
 
@@ -153,22 +187,24 @@ impl Store {
         .await
     }
 
-    /// Hands a row back for another attempt after `delay`, recording why this one failed.
+    /// Hands rows back for another attempt after `delay`, each with why this one failed.
     pub async fn release_for_retry(
         &self,
-        id: OutboxMessageId,
-        error: String,
+        failed: Vec<(OutboxMessageId, String)>,
         delay: Duration,
     ) -> Result<(), StoreError> {
+        let (ids, errors): (Vec<OutboxMessageId>, Vec<String>) = failed.into_iter().unzip();
         self.run(move |conn| {
             diesel::sql_query(
                 "UPDATE outbox
-                    SET claimed_until = now() + $2 * interval '1 millisecond', last_error = $3
-                  WHERE id = $1",
+                    SET claimed_until = now() + $2 * interval '1 millisecond',
+                        last_error = failed.error
+                   FROM unnest($1, $3) AS failed (id, error)
+                  WHERE outbox.id = failed.id",
             )
-            .bind::<BigInt, _>(id)
+            .bind::<Array<BigInt>, _>(ids)
             .bind::<BigInt, _>(millis(delay))
-            .bind::<Text, _>(error)
+            .bind::<Array<Text>, _>(errors)
             .execute(conn)?;
             Ok(())
         })

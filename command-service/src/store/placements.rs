@@ -6,19 +6,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use diesel::pg::{Pg, PgConnection};
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::result::Error as DieselError;
-use diesel::sql_types::{
-    Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
-};
+use diesel::sql_types::{Array, BigInt, Jsonb, Text, Uuid as SqlUuid};
 use shared_events::{
     CustomerSummary, EventEnvelope, EventId, EventMetadata, ListPositions, OrderId,
 };
 use uuid::Uuid;
 
 use super::orders::CustomerSummaryRow;
+use super::outbox::{insert_outbox_rows, OutboxRows};
+use super::statement::{Parameter, Statement};
 use super::{corrupt, in_transaction, Store, StoreError};
 use crate::domain::{summaries_within_group, NewOrder, OwnedKey, Quantity};
 
@@ -112,6 +110,15 @@ impl Store {
                 }
             })
             .await;
+        if let Ok(group) = &committed {
+            if group
+                .outcomes
+                .iter()
+                .any(|outcome| matches!(outcome, Ok(Placement::Placed(_))))
+            {
+                self.tell_events_committed();
+            }
+        }
         committed.unwrap_or_else(|error| {
             let shared = Arc::new(error);
             GroupOutcomes {
@@ -194,11 +201,19 @@ fn resolve_keys(
         let mut names: Vec<String> = keys.iter().map(|key| key.lock_name()).collect();
         names.sort_unstable();
         names.dedup();
-        LockKeys { names }.execute(conn)?;
-        EarlierKeys {
-            principals: keys.iter().map(|key| key.principal.as_str()).collect(),
-            keys: keys.iter().map(|key| key.key.as_str()).collect(),
-        }
+        Statement::new(
+            "SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest(?) AS name",
+            vec![Parameter::OwnedTexts(names)],
+        )
+        .execute(conn)?;
+        Statement::new(
+            "SELECT principal, key, request, order_id FROM idempotency_keys \
+             WHERE (principal, key) IN (SELECT * FROM unnest(?, ?))",
+            vec![
+                Parameter::Texts(keys.iter().map(|key| key.principal.as_str()).collect()),
+                Parameter::Texts(keys.iter().map(|key| key.key.as_str()).collect()),
+            ],
+        )
         .load(conn)?
     };
     for row in &earlier {
@@ -263,26 +278,63 @@ fn count_for_customers(
         entry.0 = placement;
         entry.1.push(placement.order.quantity);
     }
-    let rows: Vec<CountedCustomerRow> = CountForCustomers {
-        emails: customers.keys().copied().collect(),
-        first_names: customers
-            .values()
-            .map(|(last, _)| last.order.customer.first_name.as_str())
-            .collect(),
-        last_names: customers
-            .values()
-            .map(|(last, _)| last.order.customer.last_name.as_str())
-            .collect(),
-        orders: customers
-            .values()
-            .map(|(_, quantities)| quantities.len() as i64)
-            .collect(),
-        quantities: customers
-            .values()
-            .map(|(_, quantities)| quantities.iter().map(|q| i64::from(q.get())).sum())
-            .collect(),
-        placed_at,
-    }
+    // A customer's position is drawn only when they look new: drawn for every row, as a
+    // column default would be, the ones that conflict would burn a position each.
+    let rows: Vec<CountedCustomerRow> = Statement::new(
+        "WITH new AS (SELECT * FROM unnest(?, ?, ?, ?, ?) \
+                          AS new (email, first_name, last_name, orders, quantity)), \
+         counted AS ( \
+             INSERT INTO customers AS c (email, first_name, last_name, summary_version, \
+                                         placed_order_count, placed_quantity, \
+                                         last_order_at, list_position) \
+             SELECT email, first_name, last_name, orders, orders, quantity, ?, \
+                    CASE WHEN EXISTS (SELECT FROM customers known WHERE known.email = new.email) \
+                         THEN 0 ELSE nextval('customer_list_positions') END \
+             FROM new \
+             ON CONFLICT (email) DO UPDATE SET \
+                 first_name = excluded.first_name, \
+                 last_name = excluded.last_name, \
+                 updated_at = now(), \
+                 summary_version = c.summary_version + excluded.summary_version, \
+                 placed_order_count = c.placed_order_count + excluded.placed_order_count, \
+                 placed_quantity = c.placed_quantity + excluded.placed_quantity, \
+                 last_order_at = greatest(c.last_order_at, excluded.last_order_at) \
+             RETURNING c.email, c.summary_version, c.placed_order_count, c.placed_quantity, \
+                       c.cancelled_order_count, c.cancelled_quantity, c.last_order_at, \
+                       c.list_position) \
+         SELECT counted.*, \
+                ARRAY(SELECT nextval('order_list_positions') \
+                        FROM generate_series(1, new.orders)) AS order_positions \
+           FROM counted JOIN new USING (email)",
+        vec![
+            Parameter::Texts(customers.keys().copied().collect()),
+            Parameter::Texts(
+                customers
+                    .values()
+                    .map(|(last, _)| last.order.customer.first_name.as_str())
+                    .collect(),
+            ),
+            Parameter::Texts(
+                customers
+                    .values()
+                    .map(|(last, _)| last.order.customer.last_name.as_str())
+                    .collect(),
+            ),
+            Parameter::BigInts(
+                customers
+                    .values()
+                    .map(|(_, quantities)| quantities.len() as i64)
+                    .collect(),
+            ),
+            Parameter::BigInts(
+                customers
+                    .values()
+                    .map(|(_, quantities)| quantities.iter().map(|q| i64::from(q.get())).sum())
+                    .collect(),
+            ),
+            Parameter::Instant(placed_at),
+        ],
+    )
     .load(conn)?;
 
     let position = |email: &str, value: i64| {
@@ -349,264 +401,83 @@ fn insert_orders_keys_and_events(
         .filter_map(|placement| placement.key.as_ref().map(|key| (key, *placement)))
         .collect();
     let prices: Vec<_> = placed.iter().map(|p| p.order.unit_price.as_ref()).collect();
-    InsertOrdersKeysAndEvents {
-        order_ids: placed.iter().map(|p| p.id.as_uuid()).collect(),
-        emails: placed
-            .iter()
-            .map(|p| p.order.customer.email.as_str())
-            .collect(),
-        descriptions: placed
-            .iter()
-            .map(|p| p.order.description.as_str())
-            .collect(),
-        quantities: placed
-            .iter()
-            .map(|p| i32::from(p.order.quantity.get()))
-            .collect(),
-        unit_prices: prices
-            .iter()
-            .map(|price| price.map(|price| price.amount.get()))
-            .collect(),
-        currencies: prices
-            .iter()
-            .map(|price| price.map(|price| price.currency.as_str()))
-            .collect(),
-        list_positions: positions
-            .iter()
-            .map(|positions| as_column(positions.order))
-            .collect::<Result<_, _>>()?,
-        customer_orders: positions
-            .iter()
-            .map(|positions| as_column(positions.customer_order))
-            .collect::<Result<_, _>>()?,
-        placed_at,
-        key_principals: keyed
-            .iter()
-            .map(|(key, _)| key.principal.as_str())
-            .collect(),
-        keys: keyed.iter().map(|(key, _)| key.key.as_str()).collect(),
-        key_requests: keyed
-            .iter()
-            .map(|(_, p)| p.order.fingerprint().to_string())
-            .collect(),
-        key_order_ids: keyed.iter().map(|(_, p)| p.id.as_uuid()).collect(),
-        event_ids: events.iter().map(|e| e.event_id.as_uuid()).collect(),
-        aggregate_ids: events.iter().map(|e| e.aggregate_id.as_uuid()).collect(),
-        event_types: events.iter().map(|e| e.event_type.as_str()).collect(),
-        routing_keys: events.iter().map(EventEnvelope::routing_key).collect(),
-        envelopes: events
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<Result<_, _>>()
-            .map_err(|error| StoreError::Query(DieselError::SerializationError(error.into())))?,
-    }
-    .execute(conn)?;
-    Ok(())
-}
-
-// The statements, written as query fragments rather than `sql_query` text because diesel keeps
-// a fragment whose text is fixed by its type prepared on each connection, where it would have
-// PostgreSQL parse and plan `sql_query`'s text on every call. Each column is one array, so a
-// statement's text does not depend on the group's size.
-
-/// Takes the advisory lock of each name, in the order given.
-#[derive(QueryId)]
-struct LockKeys {
-    names: Vec<String>,
-}
-
-impl QueryFragment<Pg> for LockKeys {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) FROM unnest(");
-        out.push_bind_param::<Array<Text>, _>(&self.names)?;
-        out.push_sql(") AS name");
-        Ok(())
-    }
-}
-
-/// The recorded requests and orders of these keys.
-struct EarlierKeys<'a> {
-    principals: Vec<&'a str>,
-    keys: Vec<&'a str>,
-}
-
-impl QueryFragment<Pg> for EarlierKeys<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(
-            "SELECT principal, key, request, order_id FROM idempotency_keys \
-             WHERE (principal, key) IN (SELECT * FROM unnest(",
-        );
-        out.push_bind_param::<Array<Text>, _>(&self.principals)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.keys)?;
-        out.push_sql("))");
-        Ok(())
-    }
-}
-
-/// Adds each customer's orders of the group to their summary (a new customer starts from
-/// them, and takes the next customer list position), with their latest names, and returns the
-/// summaries with each customer's list position and one order list position per order.
-struct CountForCustomers<'a> {
-    emails: Vec<&'a str>,
-    first_names: Vec<&'a str>,
-    last_names: Vec<&'a str>,
-    orders: Vec<i64>,
-    quantities: Vec<i64>,
-    placed_at: DateTime<Utc>,
-}
-
-impl QueryFragment<Pg> for CountForCustomers<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("WITH new AS (SELECT * FROM unnest(");
-        out.push_bind_param::<Array<Text>, _>(&self.emails)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.first_names)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.last_names)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.orders)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.quantities)?;
-        // A customer's position is drawn only when they look new: drawn for every row, as a
-        // column default would be, the ones that conflict would burn a position each.
-        out.push_sql(
-            ") AS new (email, first_name, last_name, orders, quantity)), \
-             counted AS ( \
-                 INSERT INTO customers AS c (email, first_name, last_name, summary_version, \
-                                             placed_order_count, placed_quantity, \
-                                             last_order_at, list_position) \
-                 SELECT email, first_name, last_name, orders, orders, quantity, ",
-        );
-        out.push_bind_param::<Timestamptz, _>(&self.placed_at)?;
-        out.push_sql(
-            ", CASE WHEN EXISTS (SELECT FROM customers known WHERE known.email = new.email) \
-                    THEN 0 ELSE nextval('customer_list_positions') END \
-                 FROM new \
-                 ON CONFLICT (email) DO UPDATE SET \
-                     first_name = excluded.first_name, \
-                     last_name = excluded.last_name, \
-                     updated_at = now(), \
-                     summary_version = c.summary_version + excluded.summary_version, \
-                     placed_order_count = c.placed_order_count + excluded.placed_order_count, \
-                     placed_quantity = c.placed_quantity + excluded.placed_quantity, \
-                     last_order_at = greatest(c.last_order_at, excluded.last_order_at) \
-                 RETURNING c.email, c.summary_version, c.placed_order_count, c.placed_quantity, \
-                           c.cancelled_order_count, c.cancelled_quantity, c.last_order_at, \
-                           c.list_position) \
-             SELECT counted.*, \
-                    ARRAY(SELECT nextval('order_list_positions') \
-                            FROM generate_series(1, new.orders)) AS order_positions \
-               FROM counted JOIN new USING (email)",
-        );
-        Ok(())
-    }
-}
-
-/// Inserts the orders, the idempotency keys they claimed and their events.
-struct InsertOrdersKeysAndEvents<'a> {
-    order_ids: Vec<Uuid>,
-    emails: Vec<&'a str>,
-    descriptions: Vec<&'a str>,
-    quantities: Vec<i32>,
-    unit_prices: Vec<Option<i64>>,
-    currencies: Vec<Option<&'a str>>,
-    list_positions: Vec<i64>,
-    customer_orders: Vec<i64>,
-    placed_at: DateTime<Utc>,
-    key_principals: Vec<&'a str>,
-    keys: Vec<&'a str>,
-    key_requests: Vec<String>,
-    key_order_ids: Vec<Uuid>,
-    event_ids: Vec<Uuid>,
-    aggregate_ids: Vec<Uuid>,
-    event_types: Vec<&'a str>,
-    routing_keys: Vec<String>,
-    envelopes: Vec<String>,
-}
-
-impl QueryFragment<Pg> for InsertOrdersKeysAndEvents<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(
+    let mut parameters = vec![
+        Parameter::Instant(placed_at),
+        Parameter::Uuids(placed.iter().map(|p| p.id.as_uuid()).collect()),
+        Parameter::Texts(
+            placed
+                .iter()
+                .map(|p| p.order.customer.email.as_str())
+                .collect(),
+        ),
+        Parameter::Texts(
+            placed
+                .iter()
+                .map(|p| p.order.description.as_str())
+                .collect(),
+        ),
+        Parameter::Ints(
+            placed
+                .iter()
+                .map(|p| i32::from(p.order.quantity.get()))
+                .collect(),
+        ),
+        Parameter::OptionalBigInts(
+            prices
+                .iter()
+                .map(|price| price.map(|price| price.amount.get()))
+                .collect(),
+        ),
+        Parameter::OptionalTexts(
+            prices
+                .iter()
+                .map(|price| price.map(|price| price.currency.as_str()))
+                .collect(),
+        ),
+        Parameter::BigInts(
+            positions
+                .iter()
+                .map(|positions| as_column(positions.order))
+                .collect::<Result<_, _>>()?,
+        ),
+        Parameter::BigInts(
+            positions
+                .iter()
+                .map(|positions| as_column(positions.customer_order))
+                .collect::<Result<_, _>>()?,
+        ),
+        Parameter::Texts(
+            keyed
+                .iter()
+                .map(|(key, _)| key.principal.as_str())
+                .collect(),
+        ),
+        Parameter::Texts(keyed.iter().map(|(key, _)| key.key.as_str()).collect()),
+        Parameter::OwnedTexts(
+            keyed
+                .iter()
+                .map(|(_, p)| p.order.fingerprint().to_string())
+                .collect(),
+        ),
+        Parameter::Uuids(keyed.iter().map(|(_, p)| p.id.as_uuid()).collect()),
+    ];
+    parameters.extend(OutboxRows::of(events)?.into_parameters());
+    Statement::new(
+        concat!(
             "WITH placed AS ( \
                  INSERT INTO orders (id, customer_email, description, quantity, \
                                      unit_price_minor, currency, list_position, \
                                      customer_order, created_at) \
-                 SELECT *, ",
-        );
-        out.push_bind_param::<Timestamptz, _>(&self.placed_at)?;
-        out.push_sql(" FROM unnest(");
-        out.push_bind_param::<Array<SqlUuid>, _>(&self.order_ids)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.emails)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.descriptions)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Int4>, _>(&self.quantities)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.unit_prices)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.currencies)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.list_positions)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<BigInt>, _>(&self.customer_orders)?;
-        out.push_sql(
-            ")), keys AS ( \
+                 SELECT *, ? FROM unnest(?, ?, ?, ?, ?, ?, ?, ?)), \
+             keys AS ( \
                  INSERT INTO idempotency_keys (principal, key, request, order_id) \
-                 SELECT principal, key, request::jsonb, order_id FROM unnest(",
-        );
-        out.push_bind_param::<Array<Text>, _>(&self.key_principals)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.keys)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.key_requests)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<SqlUuid>, _>(&self.key_order_ids)?;
-        out.push_sql(
-            ") AS claimed (principal, key, request, order_id)) \
-             INSERT INTO outbox (event_id, aggregate_id, event_type, routing_key, envelope) \
-             SELECT event_id, aggregate_id, event_type, routing_key, envelope::jsonb \
-             FROM unnest(",
-        );
-        out.push_bind_param::<Array<SqlUuid>, _>(&self.event_ids)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<SqlUuid>, _>(&self.aggregate_ids)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.event_types)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.routing_keys)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(&self.envelopes)?;
-        out.push_sql(") AS event (event_id, aggregate_id, event_type, routing_key, envelope)");
-        Ok(())
-    }
+                 SELECT principal, key, request::jsonb, order_id FROM unnest(?, ?, ?, ?) \
+                     AS claimed (principal, key, request, order_id)) ",
+            insert_outbox_rows!()
+        ),
+        parameters,
+    )
+    .execute(conn)?;
+    Ok(())
 }
 
-impl QueryId for EarlierKeys<'_> {
-    type QueryId = EarlierKeys<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl QueryId for CountForCustomers<'_> {
-    type QueryId = CountForCustomers<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl QueryId for InsertOrdersKeysAndEvents<'_> {
-    type QueryId = InsertOrdersKeysAndEvents<'static>;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl Query for EarlierKeys<'_> {
-    type SqlType = Untyped;
-}
-
-impl Query for CountForCustomers<'_> {
-    type SqlType = Untyped;
-}
-
-impl<Conn> RunQueryDsl<Conn> for LockKeys {}
-impl<Conn> RunQueryDsl<Conn> for EarlierKeys<'_> {}
-impl<Conn> RunQueryDsl<Conn> for CountForCustomers<'_> {}
-impl<Conn> RunQueryDsl<Conn> for InsertOrdersKeysAndEvents<'_> {}
