@@ -480,4 +480,3 @@ fn insert_orders_keys_and_events(
     .execute(conn)?;
     Ok(())
 }
-

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Int4, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, BigInt, Int4, Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid,
+};
 use uuid::Uuid;
 
 /// A value bound to one `?` of a [`Statement`].
