@@ -23,6 +23,25 @@ struct Waiting {
     by_order: HashMap<String, Vec<Waiter>>,
 }
 
+impl Waiting {
+    /// Takes out the waiters of `order_id` that `picked` chooses.
+    fn take(&mut self, order_id: &str, picked: impl Fn(&Waiter) -> bool) -> Vec<Waiter> {
+        let Some(waiters) = self.by_order.get_mut(order_id) else {
+            return Vec::new();
+        };
+        let (taken, kept): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(waiters)
+            .into_iter()
+            .partition(|waiter| picked(waiter));
+        if kept.is_empty() {
+            self.by_order.remove(order_id);
+        } else {
+            *waiters = kept;
+        }
+        self.count -= taken.len();
+        taken
+    }
+}
+
 #[derive(Debug)]
 struct Waiter {
     id: u64,
@@ -77,20 +96,7 @@ impl AppliedVersions {
             return;
         }
         for (order_id, version) in orders {
-            let Some(waiters) = waiting.by_order.get_mut(order_id) else {
-                continue;
-            };
-            let before = waiters.len();
-            let (ready, still): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(waiters)
-                .into_iter()
-                .partition(|waiter| waiter.version <= version);
-            *waiters = still;
-            let after = waiters.len();
-            if waiters.is_empty() {
-                waiting.by_order.remove(order_id);
-            }
-            waiting.count -= before - after;
-            for waiter in ready {
+            for waiter in waiting.take(order_id, |waiter| waiter.version <= version) {
                 // The read may have given up meanwhile; nobody to tell then.
                 let _ = waiter.wake.send(());
             }
@@ -103,17 +109,7 @@ impl AppliedVersions {
     }
 
     fn forget(&self, order_id: &str, id: u64) {
-        let mut waiting = self.lock();
-        let Some(waiters) = waiting.by_order.get_mut(order_id) else {
-            return;
-        };
-        let before = waiters.len();
-        waiters.retain(|waiter| waiter.id != id);
-        let after = waiters.len();
-        if waiters.is_empty() {
-            waiting.by_order.remove(order_id);
-        }
-        waiting.count -= before - after;
+        self.lock().take(order_id, |waiter| waiter.id == id);
     }
 
     fn lock(&self) -> MutexGuard<'_, Waiting> {
