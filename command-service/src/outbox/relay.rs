@@ -217,7 +217,7 @@ impl OutboxRelay {
         let mut failed = Vec::new();
         for (message, outcome) in settled {
             match outcome {
-                Ok(()) => published.push(message.id),
+                Ok(()) => published.push(message),
                 Err(error) => {
                     RequestId::scope_if(message.request_id(), async {
                         log::warn!("event {} not published: {error}", message.event_id);
@@ -236,8 +236,10 @@ impl OutboxRelay {
         }
         if !published.is_empty() {
             let count = published.len();
-            self.store.mark_published(published).await?;
-            for (message, _) in settled.iter().filter(|(_, outcome)| outcome.is_ok()) {
+            self.store
+                .mark_published(published.iter().map(|message| message.id).collect())
+                .await?;
+            for message in published {
                 self.metrics.confirmed_by_broker(message);
             }
             self.metrics.confirmed.inc_by(count as u64);
