@@ -280,15 +280,25 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
                 .await,
         );
     }
+    let mut cancelled = Vec::new();
     for order in placed.iter().step_by(4) {
-        stack
-            .command(&format!("/orders/{}/cancel", order.id), &json!({}))
-            .await;
+        cancelled.push(
+            stack
+                .command(&format!("/orders/{}/cancel", order.id), &json!({}))
+                .await,
+        );
     }
+    // Every event must be applied before the corruption below, or a late cancellation would
+    // write its order back.
     let last = placed.last().unwrap();
     stack
         .read_after(&format!("/orders/{}", last.id), &last.token)
         .await;
+    for order in &cancelled {
+        stack
+            .read_after(&format!("/orders/{}", order.id), &order.token)
+            .await;
+    }
     let parked = stack
         .client
         .get(stack.services.gateway.url(&format!("/orders/{v1_order}")))
