@@ -4,15 +4,18 @@
 use std::time::Duration;
 
 use config::ConfigError;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use service_support::auth::AuthSettings;
+use service_support::auth::{AuthSettings, Authenticator};
 use service_support::broker::BrokerAddresses;
 use service_support::config::{invalid, Alias, LayeredSettings};
 use service_support::metrics::MetricsSettings;
+use service_support::secrets;
 use service_support::startup::ListenSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
+/// The operator token reads the event log and every order: as strong as a signing key.
+const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 
 const ALIASES: &[Alias] = &[
     Alias {
@@ -92,6 +95,15 @@ impl LayeredSettings for Settings {
     const ALIASES: &'static [Alias] = ALIASES;
 
     fn validate(&self) -> Result<(), ConfigError> {
+        Authenticator::from_settings(&self.auth)
+            .map_err(|refusal| ConfigError::Message(refusal.to_string()))?;
+        self.http.listen.validate("http")?;
+        let admin_token = self.admin.token.expose_secret();
+        if let Some(weakness) = secrets::weakness(admin_token, MIN_ADMIN_TOKEN_BYTES)
+            .filter(|_| !admin_token.is_empty())
+        {
+            return Err(invalid("admin.token", &weakness));
+        }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1"));
         }
@@ -210,7 +222,7 @@ mod tests {
                 "DATABASE_URL",
                 "postgres://orders:db-password@db.example/orders",
             ),
-            ("ADMIN_TOKEN", "the-admin-token"),
+            ("ADMIN_TOKEN", "the-admin-token-0123456789abcdefghijklmnopq"),
             (
                 "APP_AUTH__HS256_SECRET",
                 "a-signing-secret-of-32-bytes-and-more",
@@ -221,7 +233,10 @@ mod tests {
         for secret in ["db-password", "the-admin-token", "a-signing-secret"] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
-        assert_eq!(settings.admin.token.expose_secret(), "the-admin-token");
+        assert_eq!(
+            settings.admin.token.expose_secret(),
+            "the-admin-token-0123456789abcdefghijklmnopq"
+        );
     }
 
     #[test]
@@ -235,6 +250,14 @@ mod tests {
             error.to_string().contains("group_commit.committers"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_placeholder_or_short_admin_token_is_refused_naming_the_setting() {
+        for token in ["change-me-operator-token", "stack-admin-token"] {
+            let error = Settings::from_env([("ADMIN_TOKEN", token)]).unwrap_err();
+            assert!(error.to_string().contains("admin.token"), "{error}");
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Bearer-token authorization with scopes. Tokens are JWTs: HS256 with a shared secret, or
 //! RS256 checked against the issuer's public key, so that a service can verify a token but
 //! never mint one. The command side asks for [`WRITE_SCOPE`], the query side for
-//! [`READ_SCOPE`], each in the token's space-separated `scope` claim (RFC 8693). Off by default
-//! (`auth.enabled`), for the local quick start.
+//! [`READ_SCOPE`], each in the token's space-separated `scope` claim (RFC 8693). Checked as
+//! RFC 7519 says: `exp`, `nbf`, `iss` and `aud` (a string or an array), within a leeway of
+//! `auth.leeway_seconds`; `iat` is optional. Off by default (`auth.enabled`), for the local
+//! quick start.
 
 use std::future::{ready, Ready};
 use std::marker::PhantomData;
@@ -21,6 +23,8 @@ pub const WRITE_SCOPE: &str = "orders:write";
 pub const READ_SCOPE: &str = "orders:read";
 /// HS256 keys shorter than the hash (256 bits) weaken it (RFC 7518, section 3.2).
 const MIN_HS256_SECRET_BYTES: usize = 32;
+/// A clock skew past this is a clock to fix, not one to tolerate.
+const MAX_LEEWAY_SECONDS: u64 = 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum TokenAlgorithm {
@@ -38,32 +42,46 @@ pub struct AuthSettings {
     pub rs256_public_key: String,
     /// Tokens must name this audience in `aud`.
     pub audience: String,
-    /// When not empty, tokens must name this issuer in `iss`.
+    /// Tokens must name this issuer in `iss`; required when auth is enabled.
     pub issuer: String,
+    /// How far `exp` and `nbf` may be off the service's clock.
+    pub leeway_seconds: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
-    #[error("auth.hs256_secret must be at least {MIN_HS256_SECRET_BYTES} bytes for HS256")]
-    SecretTooShort,
+    #[error("invalid value for auth.hs256_secret: {0}")]
+    WeakSecret(String),
+    #[error("auth.issuer must name the issuer (iss) of the tokens when auth.enabled is true")]
+    NoIssuer,
+    #[error("auth.audience must name this API (aud) when auth.enabled is true")]
+    NoAudience,
+    #[error("invalid value for auth.leeway_seconds: must be at most {MAX_LEEWAY_SECONDS}")]
+    LeewayTooLong,
     #[error("auth.rs256_public_key is not an RSA public key in PEM: {0}")]
     PublicKey(jsonwebtoken::errors::Error),
 }
 
-/// The claims this API reads and writes.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Claims {
-    pub sub: String,
-    pub aud: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub iss: String,
-    pub exp: u64,
-    pub iat: u64,
-    #[serde(default)]
-    pub scope: String,
+/// The claims this API signs (for tests and `issue-token`).
+#[derive(Debug, Serialize)]
+struct IssuedClaims<'a> {
+    sub: &'a str,
+    aud: &'a str,
+    iss: &'a str,
+    iat: u64,
+    exp: u64,
+    scope: String,
 }
 
-impl Claims {
+/// What a verified token tells beyond the checks [`Validation`] makes.
+#[derive(Debug, Deserialize)]
+struct GrantedClaims {
+    sub: String,
+    #[serde(default)]
+    scope: String,
+}
+
+impl GrantedClaims {
     fn grants(&self, scope: &str) -> bool {
         self.scope
             .split_ascii_whitespace()
@@ -82,11 +100,20 @@ impl Authenticator {
         if !settings.enabled {
             return Ok(Self { verifier: None });
         }
+        if settings.issuer.is_empty() {
+            return Err(AuthConfigError::NoIssuer);
+        }
+        if settings.audience.is_empty() {
+            return Err(AuthConfigError::NoAudience);
+        }
+        if settings.leeway_seconds > MAX_LEEWAY_SECONDS {
+            return Err(AuthConfigError::LeewayTooLong);
+        }
         let key = match settings.algorithm {
             TokenAlgorithm::HS256 => {
                 let secret = settings.hs256_secret.expose_secret();
-                if secret.len() < MIN_HS256_SECRET_BYTES {
-                    return Err(AuthConfigError::SecretTooShort);
+                if let Some(weakness) = crate::secrets::weakness(secret, MIN_HS256_SECRET_BYTES) {
+                    return Err(AuthConfigError::WeakSecret(weakness));
                 }
                 DecodingKey::from_secret(secret.as_bytes())
             }
@@ -100,10 +127,10 @@ impl Authenticator {
             TokenAlgorithm::RS256 => Algorithm::RS256,
         });
         validation.set_audience(&[&settings.audience]);
-        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
-        if !settings.issuer.is_empty() {
-            validation.set_issuer(&[&settings.issuer]);
-        }
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = settings.leeway_seconds;
         Ok(Self {
             verifier: Some((key, validation)),
         })
@@ -126,8 +153,8 @@ impl Authenticator {
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or(AuthError::MissingToken)?;
-        let claims = jsonwebtoken::decode::<Claims>(token, key, validation)
-            .map_err(|error| AuthError::InvalidToken(error.to_string()))?
+        let claims = jsonwebtoken::decode::<GrantedClaims>(token, key, validation)
+            .map_err(AuthError::InvalidToken)?
             .claims;
         if claims.grants(scope) {
             Ok(Principal::Subject(claims.sub))
@@ -141,8 +168,9 @@ impl Authenticator {
 pub enum AuthError {
     #[error("a bearer token is required (Authorization: Bearer <token>)")]
     MissingToken,
-    #[error("the bearer token is not valid: {0}")]
-    InvalidToken(String),
+    /// Why is logged, never answered: it would guide whoever forges tokens.
+    #[error("the bearer token is not valid")]
+    InvalidToken(jsonwebtoken::errors::Error),
     #[error("the bearer token does not grant the {required} scope")]
     InsufficientScope { required: &'static str },
     #[error("authorization is not configured in this service")]
@@ -159,6 +187,9 @@ impl ResponseError for AuthError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::InvalidToken(reason) = self {
+            log::info!("refused a bearer token: {reason}");
+        }
         let (code, challenge) = match self {
             Self::MissingToken => ("unauthorized", "Bearer realm=\"orders\"".to_owned()),
             Self::InvalidToken(_) => (
@@ -262,30 +293,26 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    pub fn hs256(secret: &str, audience: &str) -> Self {
+    pub fn hs256(secret: &str, audience: &str, issuer: &str) -> Self {
         Self {
             key: EncodingKey::from_secret(secret.as_bytes()),
             algorithm: Algorithm::HS256,
             audience: audience.to_owned(),
-            issuer: String::new(),
+            issuer: issuer.to_owned(),
         }
     }
 
     pub fn rs256(
         private_key_pem: &str,
         audience: &str,
+        issuer: &str,
     ) -> Result<Self, jsonwebtoken::errors::Error> {
         Ok(Self {
             key: EncodingKey::from_rsa_pem(private_key_pem.as_bytes())?,
             algorithm: Algorithm::RS256,
             audience: audience.to_owned(),
-            issuer: String::new(),
+            issuer: issuer.to_owned(),
         })
-    }
-
-    pub fn with_issuer(mut self, issuer: &str) -> Self {
-        issuer.clone_into(&mut self.issuer);
-        self
     }
 
     /// A token for `subject` holding `scopes`, valid from now for `lifetime`.
@@ -310,10 +337,10 @@ impl TokenIssuer {
         issued_at: u64,
         expires_at: u64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let claims = Claims {
-            sub: subject.to_owned(),
-            aud: self.audience.clone(),
-            iss: self.issuer.clone(),
+        let claims = IssuedClaims {
+            sub: subject,
+            aud: &self.audience,
+            iss: &self.issuer,
             iat: issued_at,
             exp: expires_at,
             scope: scopes.join(" "),
@@ -324,20 +351,24 @@ impl TokenIssuer {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::body::MessageBody;
     use actix_web::test::TestRequest;
+    use serde_json::{json, Value};
 
     use super::*;
 
-    const SECRET: &str = "unit-test-secret-of-thirty-two-by";
+    const SECRET: &str = "4c9e1f7a2b8d3e6f0a5c9b1d7e2f8a4c";
+    const ISSUER: &str = "https://id.example.com";
 
-    fn settings(issuer: &str) -> AuthSettings {
+    fn settings() -> AuthSettings {
         AuthSettings {
             enabled: true,
             algorithm: TokenAlgorithm::HS256,
             hs256_secret: SECRET.into(),
             rs256_public_key: String::new(),
             audience: "orders-api".to_owned(),
-            issuer: issuer.to_owned(),
+            issuer: ISSUER.to_owned(),
+            leeway_seconds: 5,
         }
     }
 
@@ -350,48 +381,140 @@ mod tests {
             .authorize(&request, READ_SCOPE)
     }
 
-    fn token(issuer: &str) -> String {
-        TokenIssuer::hs256(SECRET, "orders-api")
-            .with_issuer(issuer)
-            .issue("someone", &[READ_SCOPE], Duration::from_secs(60))
-            .unwrap()
+    fn now() -> i64 {
+        i64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap()
+    }
+
+    /// A token with exactly these claims, which [`TokenIssuer`] would never write.
+    fn signed(claims: &Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    /// Claims every check accepts; a test changes one.
+    fn valid_claims() -> Value {
+        json!({
+            "sub": "someone",
+            "aud": "orders-api",
+            "iss": ISSUER,
+            "exp": now() + 60,
+            "scope": READ_SCOPE,
+        })
+    }
+
+    fn with(key: &str, value: Value) -> Value {
+        let mut claims = valid_claims();
+        claims[key] = value;
+        claims
+    }
+
+    fn without(key: &str) -> Value {
+        let mut claims = valid_claims();
+        claims.as_object_mut().unwrap().remove(key);
+        claims
+    }
+
+    fn refused(claims: &Value) -> bool {
+        matches!(
+            check(&settings(), &signed(claims)),
+            Err(AuthError::InvalidToken(_))
+        )
     }
 
     #[test]
-    fn a_configured_issuer_must_match() {
-        let settings = settings("https://id.example.com");
-
+    fn a_token_without_iat_is_accepted() {
         assert_eq!(
-            check(&settings, &token("https://id.example.com")).unwrap(),
+            check(&settings(), &signed(&valid_claims())).unwrap(),
             Principal::Subject("someone".to_owned())
         );
-        assert!(matches!(
-            check(&settings, &token("https://elsewhere.example.com")),
-            Err(AuthError::InvalidToken(_))
-        ));
     }
 
     #[test]
-    fn without_a_configured_issuer_any_is_accepted() {
-        assert!(check(&settings(""), &token("https://anyone.example.com")).is_ok());
+    fn the_issuer_is_required_and_must_match() {
+        assert!(refused(&without("iss")));
+        assert!(refused(&with(
+            "iss",
+            json!("https://elsewhere.example.com")
+        )));
+    }
+
+    #[test]
+    fn the_audience_may_be_a_string_or_an_array_naming_this_api() {
+        assert!(!refused(&with("aud", json!(["billing", "orders-api"]))));
+        assert!(refused(&with("aud", json!(["billing", "shipping"]))));
+        assert!(refused(&without("aud")));
+    }
+
+    #[test]
+    fn not_before_is_checked_within_the_leeway() {
+        assert!(refused(&with("nbf", json!(now() + 30))));
+        assert!(!refused(&with("nbf", json!(now() + 2))));
+    }
+
+    #[test]
+    fn expiry_is_checked_within_the_leeway() {
+        assert!(refused(&with("exp", json!(now() - 30))));
+        assert!(!refused(&with("exp", json!(now() - 2))));
+    }
+
+    #[test]
+    fn the_client_is_not_told_why_its_token_was_refused() {
+        let error = check(&settings(), &signed(&with("nbf", json!(now() + 30)))).unwrap_err();
+        let body = error.error_response().into_body().try_into_bytes().unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+
+        assert_eq!(body["error"], "invalid_token");
+        assert_eq!(body["message"], "the bearer token is not valid");
     }
 
     #[test]
     fn a_scope_must_be_a_whole_word_of_the_claim() {
-        let token = TokenIssuer::hs256(SECRET, "orders-api")
+        let token = TokenIssuer::hs256(SECRET, "orders-api", ISSUER)
             .issue("someone", &["orders:readonly"], Duration::from_secs(60))
             .unwrap();
 
         assert!(matches!(
-            check(&settings(""), &token),
+            check(&settings(), &token),
             Err(AuthError::InsufficientScope { .. })
         ));
     }
 
     #[test]
+    fn settings_without_an_issuer_or_with_a_placeholder_secret_are_refused() {
+        let mut no_issuer = settings();
+        no_issuer.issuer = String::new();
+        let mut placeholder = settings();
+        placeholder.hs256_secret = "compose-demo-secret-change-me-0123456789".into();
+
+        assert!(matches!(
+            Authenticator::from_settings(&no_issuer),
+            Err(AuthConfigError::NoIssuer)
+        ));
+        let refusal = Authenticator::from_settings(&placeholder)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            refusal.starts_with("invalid value for auth.hs256_secret: is a placeholder"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
     fn disabled_auth_lets_a_request_without_a_token_through() {
-        let mut settings = settings("");
+        let mut settings = settings();
         settings.enabled = false;
+        settings.issuer = String::new();
         let request = TestRequest::default().to_http_request();
 
         assert_eq!(

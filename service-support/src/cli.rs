@@ -7,7 +7,7 @@ use crate::auth::{TokenIssuer, READ_SCOPE, WRITE_SCOPE};
 
 const SECRET_VARIABLE: &str = "APP_AUTH__HS256_SECRET";
 
-/// Prints an HS256 bearer token for development set-ups (docker compose, `AUTH=on deploy/up`),
+/// Prints an HS256 bearer token for development set-ups (docker compose, a stack with auth on),
 /// signed with the services' own secret, which it reads from APP_AUTH__HS256_SECRET as the
 /// services do (never from the command line, where other users of the machine could read
 /// it). In production an identity provider issues tokens, RS256 ideally, and this is not
@@ -26,6 +26,9 @@ pub struct IssueToken {
     /// The audience the services expect.
     #[arg(long, env = "APP_AUTH__AUDIENCE", default_value = "orders-api")]
     audience: String,
+    /// The issuer the services expect, as they read it.
+    #[arg(long, env = "APP_AUTH__ISSUER")]
+    issuer: String,
 }
 
 impl IssueToken {
@@ -43,7 +46,11 @@ impl IssueToken {
             return ExitCode::FAILURE;
         };
         let lifetime = Duration::from_secs(self.ttl_secs);
-        match TokenIssuer::hs256(&secret, &self.audience).issue(&self.subject, &scopes, lifetime) {
+        match TokenIssuer::hs256(&secret, &self.audience, &self.issuer).issue(
+            &self.subject,
+            &scopes,
+            lifetime,
+        ) {
             Ok(token) => {
                 println!("{token}");
                 ExitCode::SUCCESS

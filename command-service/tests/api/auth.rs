@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use command_service::config::Settings;
 use harness::{
-    concrete_path, openapi_operations, TEST_HS256_SECRET, TEST_RS256_PRIVATE_KEY,
-    TEST_RS256_PUBLIC_KEY,
+    concrete_path, enable_test_auth, openapi_operations, random_secret, test_hs256_secret,
+    test_token_issuer, TEST_AUDIENCE, TEST_ISSUER, TEST_RS256_PRIVATE_KEY, TEST_RS256_PUBLIC_KEY,
 };
 use reqwest::header::WWW_AUTHENTICATE;
 use serde_json::Value;
@@ -15,13 +15,10 @@ use uuid::Uuid;
 
 use crate::helpers::{order_body, spawn_app_owning, TestApp};
 
-const AUDIENCE: &str = "orders-api";
 const HOUR: Duration = Duration::from_secs(3600);
 
 fn hs256(settings: &mut Settings) {
-    settings.auth.enabled = true;
-    settings.auth.algorithm = TokenAlgorithm::HS256;
-    settings.auth.hs256_secret = TEST_HS256_SECRET.into();
+    enable_test_auth(&mut settings.auth);
 }
 
 async fn spawn_with_auth(adjust: fn(&mut Settings)) -> TestApp {
@@ -62,7 +59,7 @@ async fn a_command_without_a_token_is_401_with_a_bearer_challenge() {
 #[tokio::test]
 async fn a_token_with_the_write_scope_places_the_order() {
     let app = spawn_with_auth(hs256).await;
-    let token = TokenIssuer::hs256(TEST_HS256_SECRET, AUDIENCE)
+    let token = test_token_issuer()
         .issue("shop-frontend", &[READ_SCOPE, WRITE_SCOPE], HOUR)
         .unwrap();
 
@@ -72,7 +69,7 @@ async fn a_token_with_the_write_scope_places_the_order() {
 #[tokio::test]
 async fn an_idempotency_key_belongs_to_the_principal_that_used_it() {
     let app = spawn_with_auth(hs256).await;
-    let issuer = TokenIssuer::hs256(TEST_HS256_SECRET, AUDIENCE);
+    let issuer = test_token_issuer();
     let token_of = |subject: &str| issuer.issue(subject, &[WRITE_SCOPE], HOUR).unwrap();
     let post = |token: String| {
         app.client
@@ -105,7 +102,7 @@ async fn an_idempotency_key_belongs_to_the_principal_that_used_it() {
 #[tokio::test]
 async fn a_read_only_token_is_403_insufficient_scope() {
     let app = spawn_with_auth(hs256).await;
-    let token = TokenIssuer::hs256(TEST_HS256_SECRET, AUDIENCE)
+    let token = test_token_issuer()
         .issue("reporting", &[READ_SCOPE], HOUR)
         .unwrap();
 
@@ -119,15 +116,18 @@ async fn a_read_only_token_is_403_insufficient_scope() {
 #[tokio::test]
 async fn expired_forged_and_foreign_tokens_are_401_invalid_token() {
     let app = spawn_with_auth(hs256).await;
-    let issuer = TokenIssuer::hs256(TEST_HS256_SECRET, AUDIENCE);
+    let issuer = test_token_issuer();
     let two_hours_ago = chrono::Utc::now().timestamp().unsigned_abs() - 7200;
     let expired = issuer
         .issue_at("late", &[WRITE_SCOPE], two_hours_ago, two_hours_ago + 3600)
         .unwrap();
-    let forged = TokenIssuer::hs256("another-secret-of-thirty-two-byte", AUDIENCE)
+    let forged = TokenIssuer::hs256(&random_secret(), TEST_AUDIENCE, TEST_ISSUER)
         .issue("forger", &[WRITE_SCOPE], HOUR)
         .unwrap();
-    let other_audience = TokenIssuer::hs256(TEST_HS256_SECRET, "another-api")
+    let other_audience = TokenIssuer::hs256(test_hs256_secret(), "another-api", TEST_ISSUER)
+        .issue("elsewhere", &[WRITE_SCOPE], HOUR)
+        .unwrap();
+    let other_issuer = TokenIssuer::hs256(test_hs256_secret(), TEST_AUDIENCE, "https://elsewhere")
         .issue("elsewhere", &[WRITE_SCOPE], HOUR)
         .unwrap();
 
@@ -135,27 +135,29 @@ async fn expired_forged_and_foreign_tokens_are_401_invalid_token() {
         expired.as_str(),
         forged.as_str(),
         other_audience.as_str(),
+        other_issuer.as_str(),
         "not-a-jwt",
     ] {
         let (body, _) = error_of(post_order_with(&app, Some(token)).await, 401).await;
         assert_eq!(body["error"], "invalid_token", "{token}");
+        assert_eq!(body["message"], "the bearer token is not valid", "{token}");
     }
 }
 
 #[tokio::test]
 async fn rs256_tokens_are_checked_with_the_issuers_public_key() {
     let app = spawn_with_auth(|settings| {
-        settings.auth.enabled = true;
+        enable_test_auth(&mut settings.auth);
         settings.auth.algorithm = TokenAlgorithm::RS256;
         TEST_RS256_PUBLIC_KEY.clone_into(&mut settings.auth.rs256_public_key);
     })
     .await;
-    let signed = TokenIssuer::rs256(TEST_RS256_PRIVATE_KEY, AUDIENCE)
+    let signed = TokenIssuer::rs256(TEST_RS256_PRIVATE_KEY, TEST_AUDIENCE, TEST_ISSUER)
         .unwrap()
         .issue("shop-frontend", &[WRITE_SCOPE], HOUR)
         .unwrap();
     // An HS256 token "signed" with the public key: the algorithm confusion attack.
-    let confused = TokenIssuer::hs256(TEST_RS256_PUBLIC_KEY, AUDIENCE)
+    let confused = TokenIssuer::hs256(TEST_RS256_PUBLIC_KEY, TEST_AUDIENCE, TEST_ISSUER)
         .issue("attacker", &[WRITE_SCOPE], HOUR)
         .unwrap();
 

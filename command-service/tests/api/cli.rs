@@ -8,14 +8,16 @@ use actix_web::test::TestRequest;
 use harness::Lookout;
 use service_support::auth::{AuthError, AuthSettings, Authenticator, Principal, TokenAlgorithm};
 
-const SECRET: &str = "a-secret-of-at-least-thirty-two-bytes";
+const SECRET: &str = "9d4b7e1c3a8f2d6b0e5c9a7f1b3d8e4c";
+const ISSUER: &str = "https://issuer.test.invalid";
 
 fn command_service(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_command-service"))
         .args(args)
-        .envs(env.iter().copied())
         .env("APP_AUTH__HS256_SECRET", SECRET)
+        .env("APP_AUTH__ISSUER", ISSUER)
         .env_remove("APP_AUTH__AUDIENCE")
+        .envs(env.iter().copied())
         .output()
         .expect("run command-service")
 }
@@ -108,7 +110,8 @@ fn authenticator() -> Authenticator {
         hs256_secret: SECRET.into(),
         rs256_public_key: String::new(),
         audience: "orders-api".to_owned(),
-        issuer: String::new(),
+        issuer: ISSUER.to_owned(),
+        leeway_seconds: 5,
     })
     .unwrap()
 }
@@ -179,4 +182,29 @@ fn issue_token_without_a_secret_says_which_variable_to_set() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(stderr(&output).contains("APP_AUTH__HS256_SECRET is not set"));
+}
+
+#[test]
+fn serve_refuses_a_placeholder_secret_or_admin_token_naming_the_setting() {
+    let lookout = Lookout::new();
+    let servers = [
+        ("DATABASE_URL", lookout.url("postgres")),
+        ("AMQP_URL", lookout.url("amqp")),
+    ];
+    for (setting, variable, placeholder) in [
+        (
+            "auth.hs256_secret",
+            "APP_AUTH__HS256_SECRET",
+            "compose-demo-secret-change-me-0123456789",
+        ),
+        ("admin.token", "ADMIN_TOKEN", "change-me-operator-token"),
+    ] {
+        let mut env: Vec<(&str, &str)> = servers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.extend([("APP_AUTH__ENABLED", "true"), (variable, placeholder)]);
+        let output = command_service(&["serve"], &env);
+
+        assert_eq!(output.status.code(), Some(1), "{setting}: {output:?}");
+        assert!(stderr(&output).contains(setting), "{}", stderr(&output));
+    }
+    assert!(!lookout.was_contacted(), "started with a placeholder");
 }

@@ -31,7 +31,7 @@ pub use process::{binary, run_in_background, InProcess, ServiceProcess};
 pub use read_store::{Durability, PrivateReadStore, ReadStoreKind};
 pub use scrape::{metric, scrape_metrics};
 pub use sockets::{listening_sockets, ListeningSocket};
-pub use stack::{ServiceStack, PROJECTION_QUEUE, STACK_ADMIN_TOKEN};
+pub use stack::{stack_admin_token, ServiceStack, PROJECTION_QUEUE};
 pub use validators::{
     assert_document_describes_service, concrete_path, openapi_operations, openapi_problems,
     run_validator, schemathesis, validator, yaml_documents,
@@ -319,5 +319,48 @@ pub fn service_users(test_vhost: &TestVhost, queue: &str) -> ServiceUsers {
 /// A key pair made for the tests of RS256 tokens only; it signs nothing real.
 pub const TEST_RS256_PRIVATE_KEY: &str = include_str!("../keys/test-rs256-private.pem");
 pub const TEST_RS256_PUBLIC_KEY: &str = include_str!("../keys/test-rs256-public.pem");
-/// An HS256 secret for tests (32 bytes, the least the services accept).
-pub const TEST_HS256_SECRET: &str = "test-secret-of-thirty-two-bytes!";
+/// The issuer and audience of the tokens tests sign.
+pub const TEST_ISSUER: &str = "https://issuer.test.invalid";
+pub const TEST_AUDIENCE: &str = "orders-api";
+
+/// The HS256 secret of this test process, made when first asked for: no value printed in the
+/// repository opens a stack.
+pub fn test_hs256_secret() -> &'static str {
+    static SECRET: std::sync::LazyLock<String> = std::sync::LazyLock::new(random_secret);
+    &SECRET
+}
+
+/// 64 hexadecimal digits from the system's random source.
+pub fn random_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Auth on with HS256, [`test_hs256_secret`], [`TEST_ISSUER`] and [`TEST_AUDIENCE`], for a
+/// service started in the test's process.
+pub fn enable_test_auth(settings: &mut service_support::auth::AuthSettings) {
+    settings.enabled = true;
+    settings.algorithm = service_support::auth::TokenAlgorithm::HS256;
+    settings.hs256_secret = test_hs256_secret().into();
+    TEST_ISSUER.clone_into(&mut settings.issuer);
+    TEST_AUDIENCE.clone_into(&mut settings.audience);
+}
+
+/// The same settings as environment variables, for services started as processes.
+pub fn test_auth_environment() -> Vec<(&'static str, String)> {
+    vec![
+        ("APP_AUTH__ENABLED", "true".to_owned()),
+        ("APP_AUTH__ALGORITHM", "HS256".to_owned()),
+        ("APP_AUTH__HS256_SECRET", test_hs256_secret().to_owned()),
+        ("APP_AUTH__ISSUER", TEST_ISSUER.to_owned()),
+        ("APP_AUTH__AUDIENCE", TEST_AUDIENCE.to_owned()),
+    ]
+}
+
+/// Signs tokens that services with [`enable_test_auth`] or [`test_auth_environment`] accept.
+pub fn test_token_issuer() -> service_support::auth::TokenIssuer {
+    service_support::auth::TokenIssuer::hs256(test_hs256_secret(), TEST_AUDIENCE, TEST_ISSUER)
+}

@@ -10,8 +10,12 @@ use crate::{
 /// `config/default.toml`, and `deploy/rabbitmq/service-users.sh`'s default).
 pub const PROJECTION_QUEUE: &str = "orders.query-projection";
 
-/// The admin token both services of a [`ServiceStack`] are configured with.
-pub const STACK_ADMIN_TOKEN: &str = "stack-admin-token";
+/// The admin token both services of a [`ServiceStack`] are configured with, made for this
+/// test process.
+pub fn stack_admin_token() -> &'static str {
+    static TOKEN: std::sync::LazyLock<String> = std::sync::LazyLock::new(crate::random_secret);
+    &TOKEN
+}
 
 /// Both services as their real binaries behind the real nginx gateway, on this stack's own
 /// PostgreSQL database, RabbitMQ vhost and MongoDB database. Each service connects to RabbitMQ
@@ -49,7 +53,7 @@ impl ServiceStack {
             &[
                 ("DATABASE_URL", database_url.clone()),
                 ("AMQP_URL", users.publisher_url.clone()),
-                ("ADMIN_TOKEN", STACK_ADMIN_TOKEN.to_owned()),
+                ("ADMIN_TOKEN", stack_admin_token().to_owned()),
             ]
             .into_iter()
             .chain(extra.iter().cloned())
@@ -61,7 +65,7 @@ impl ServiceStack {
             ("APP_MONGODB__DATABASE", mongo_database.clone()),
             ("APP_MONGODB__GENERATION_REFRESH_MS", "200".to_owned()),
             ("AMQP_URL", users.consumer_url.clone()),
-            ("ADMIN_TOKEN", STACK_ADMIN_TOKEN.to_owned()),
+            ("ADMIN_TOKEN", stack_admin_token().to_owned()),
             (
                 "APP_REBUILD__EVENT_LOG_URL",
                 format!("http://{}", command.address()),

@@ -5,18 +5,14 @@
 
 use std::time::Duration;
 
-use harness::{ServiceStack, TEST_HS256_SECRET};
+use harness::{test_auth_environment, test_token_issuer, ServiceStack};
 use loadgen::Options;
-use service_support::auth::{TokenIssuer, READ_SCOPE, WRITE_SCOPE};
+use service_support::auth::{READ_SCOPE, WRITE_SCOPE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_benchmark_run_measures_every_part_of_the_report() {
-    let stack = ServiceStack::start_with(&[
-        ("APP_AUTH__ENABLED", "true".to_owned()),
-        ("APP_AUTH__HS256_SECRET", TEST_HS256_SECRET.to_owned()),
-    ])
-    .await;
-    let token = TokenIssuer::hs256(TEST_HS256_SECRET, "orders-api")
+    let stack = ServiceStack::start_with(&test_auth_environment()).await;
+    let token = test_token_issuer()
         .issue(
             "loadgen",
             &[READ_SCOPE, WRITE_SCOPE],

@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use harness::{
-    assert_document_describes_service, concrete_path, eventually, metric, openapi_operations,
-    scrape_metrics, TEST_HS256_SECRET,
+    assert_document_describes_service, concrete_path, enable_test_auth, eventually, metric,
+    openapi_operations, scrape_metrics, test_token_issuer,
 };
 use query_service::config::Settings;
 use serde_json::Value;
-use service_support::auth::{TokenAlgorithm, TokenIssuer, READ_SCOPE, WRITE_SCOPE};
+use service_support::auth::{READ_SCOPE, WRITE_SCOPE};
 use uuid::Uuid;
 
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
@@ -130,13 +130,11 @@ async fn metrics_count_applied_duplicate_retried_and_dead_lettered_events() {
 }
 
 fn hs256(settings: &mut Settings) {
-    settings.auth.enabled = true;
-    settings.auth.algorithm = TokenAlgorithm::HS256;
-    settings.auth.hs256_secret = TEST_HS256_SECRET.into();
+    enable_test_auth(&mut settings.auth);
 }
 
 fn token(scopes: &[&str]) -> String {
-    TokenIssuer::hs256(TEST_HS256_SECRET, "orders-api")
+    test_token_issuer()
         .issue("reader", scopes, Duration::from_secs(3600))
         .unwrap()
 }
