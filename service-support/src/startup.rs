@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use config::ConfigError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use utoipa::openapi::OpenApi;
@@ -17,7 +18,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 
 use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
-use crate::config::LayeredSettings;
+use crate::config::{invalid, LayeredSettings};
+use crate::cors;
 use crate::docs::OpenApiJson;
 use crate::metrics::{HttpMetrics, MetricsEndpoint};
 use crate::telemetry;
@@ -33,12 +35,24 @@ pub enum FrontendError {
     Document(#[from] serde_json::Error),
 }
 
-/// Where a service's HTTP server listens, and how long a stop waits for requests in flight.
+/// Where a service's HTTP server listens, how long a stop waits for requests in flight, and
+/// which web pages may call it from a browser.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct ListenSettings {
     pub host: String,
     pub port: u16,
     pub shutdown_timeout_secs: u64,
+    /// Comma-separated origins (`https://shop.example.com`); empty: no cross-origin access.
+    pub cors_allowed_origins: String,
+}
+
+impl ListenSettings {
+    /// Checks what a type cannot say; `key` is where these settings sit (`http`).
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        cors::parse_origins(&self.cors_allowed_origins)
+            .map(drop)
+            .map_err(|rule| invalid(&format!("{key}.cors_allowed_origins"), &rule))
+    }
 }
 
 /// A service's HTTP side before it listens: the settings are checked and the document
@@ -89,9 +103,12 @@ impl HttpFrontend {
             authenticator,
             document,
         } = self;
+        let cors_origins = cors::parse_origins(&listen.cors_allowed_origins).unwrap_or_default();
         let server = HttpServer::new(move || {
             let routes = routes.clone();
             App::new()
+                .wrap(cors::policy(&cors_origins))
+                .wrap(from_fn(cors::refusals_as_json))
                 .wrap(from_fn(telemetry::observe))
                 .app_data(http_metrics.clone())
                 .app_data(authenticator.clone())

@@ -341,7 +341,8 @@ pub async fn place_order(
     description = "Cancels the order. With `If-Match` (the version a read's `ETag` gave), only \
                    if nobody changed the order since. The answer's `consistencyToken` lets a read \
                    wait until the cancellation shows, as after placing.",
-    request_body(content = Option<CancelOrderBody>, description = "Optional"),
+    request_body(content = Option<CancelOrderBody>, content_type = "application/json",
+        description = "Optional, but the request is always sent as `application/json`"),
     params(
         ("id" = String, Path, format = Uuid, description = "The order's id"),
         IfMatchHeader,
@@ -394,13 +395,21 @@ pub async fn cancel_order(
     ))
 }
 
-/// The body is optional: empty or `null` means no reason. Otherwise it must be a JSON object,
-/// sent as JSON (`Content-Type: application/json`).
+/// The request must be sent as JSON (`Content-Type: application/json`), body or not: a
+/// browser sends that type across sites only after a CORS preflight, so a plain form on
+/// another site cannot cancel an order. The body is optional: empty or `null` means no
+/// reason; otherwise it is a JSON object.
 async fn read_cancel_body(
     request: &HttpRequest,
     body: web::Payload,
     limit: usize,
 ) -> Result<CancelOrderBody, ApiError> {
+    let is_json = request.mime_type().ok().flatten().is_some_and(|mime| {
+        mime.subtype() == actix_web::mime::JSON || mime.suffix() == Some(actix_web::mime::JSON)
+    });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
     let bytes = body
         .to_bytes_limited(limit)
         .await
@@ -408,12 +417,6 @@ async fn read_cancel_body(
         .map_err(|error| ApiError::MalformedJson(error.to_string()))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(CancelOrderBody::default());
-    }
-    let is_json = request.mime_type().ok().flatten().is_some_and(|mime| {
-        mime.subtype() == actix_web::mime::JSON || mime.suffix() == Some(actix_web::mime::JSON)
-    });
-    if !is_json {
-        return Err(ApiError::UnsupportedMediaType);
     }
     serde_json::from_slice::<Option<CancelOrderBody>>(&bytes)
         .map(Option::unwrap_or_default)

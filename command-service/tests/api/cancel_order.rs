@@ -65,34 +65,37 @@ async fn cancelling_commits_the_new_state_with_an_event_carrying_the_whole_order
 async fn the_body_is_optional() {
     let app = spawn_app().await;
     let id = app.place_order("ada@example.com").await;
-    let response = app
-        .client
-        .post(format!("{}/orders/{id}/cancel", app.address))
-        .send()
-        .await
-        .unwrap();
+    let response = cancel(&app, &id, None, "").await;
     assert_eq!(response.status(), 202);
     assert_eq!(order_state(&app, &id).cancellation_reason, None);
 }
 
 #[tokio::test]
-async fn a_body_not_sent_as_json_is_a_415_and_cancels_nothing() {
+async fn a_request_not_sent_as_json_is_a_415_and_cancels_nothing() {
     let app = spawn_app().await;
     let id = app.place_order("ada@example.com").await;
-    for content_type in [Some("text/plain"), None] {
-        let mut request = app
-            .client
-            .post(format!("{}/orders/{id}/cancel", app.address))
-            .body(r#"{"reason": "changed my mind"}"#);
-        if let Some(content_type) = content_type {
-            request = request.header("content-type", content_type);
+    // What a form on another site can send without a CORS preflight, with a body and without.
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        for body in [r#"{"reason": "changed my mind"}"#, ""] {
+            let mut request = app
+                .client
+                .post(format!("{}/orders/{id}/cancel", app.address))
+                .body(body);
+            if let Some(content_type) = content_type {
+                request = request.header("content-type", content_type);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                json_error(response, 415).await["error"],
+                "unsupported_media_type",
+                "{content_type:?} {body:?}"
+            );
         }
-        let response = request.send().await.unwrap();
-        assert_eq!(
-            json_error(response, 415).await["error"],
-            "unsupported_media_type",
-            "{content_type:?}"
-        );
     }
     let state = order_state(&app, &id);
     assert_eq!((state.status.as_str(), state.version), ("placed", 1));

@@ -232,6 +232,7 @@ async fn each_event_carries_the_customer_summary_with_itself_counted() {
     let cancelled = app
         .client
         .post(format!("{}/orders/{first}/cancel", app.address))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap();
@@ -275,6 +276,7 @@ async fn a_refused_cancellation_leaves_the_summary_alone() {
     let cancel = || {
         app.client
             .post(format!("{}/orders/{id}/cancel", app.address))
+            .header("content-type", "application/json")
             .send()
     };
     assert_eq!(cancel().await.unwrap().status(), 202);
