@@ -2,12 +2,15 @@
 //! specification's JSON Schema by check-jsonschema (its vendored `compose-spec` schema), then
 //! checked for what a schema cannot see: every service others wait on has a health check,
 //! the scalable services have no fixed name or host port, the gateway runs the template the
-//! tests render with the variables it uses, and every file it mounts exists.
+//! tests render with the variables it uses, every file it mounts exists, and no secret has a
+//! value in it (each is a required variable that `deploy/compose-env` writes).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use harness::{run_validator, yaml_documents, GATEWAY_TEMPLATE};
 use serde_json::Value;
@@ -166,4 +169,97 @@ fn every_file_compose_mounts_or_builds_from_exists() {
             );
         }
     }
+}
+
+/// Each `${NAME…}` of the compose file with what follows its name (`:?message`, `:-default`).
+fn variables(text: &str) -> Vec<(String, String)> {
+    let reference = regex::Regex::new(r"\$\{([A-Z0-9_]+)([^}]*)\}").unwrap();
+    reference
+        .captures_iter(text)
+        .map(|found| (found[1].to_owned(), found[2].to_owned()))
+        .collect()
+}
+
+fn is_secret(name: &str) -> bool {
+    ["PASSWORD", "SECRET", "TOKEN", "PASS"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+#[test]
+fn no_secret_has_a_value_in_the_compose_file() {
+    let text = std::fs::read_to_string(compose_file()).unwrap();
+    let compose = compose();
+    let mut checked = 0;
+    for service in services(&compose).values() {
+        let Some(environment) = service["environment"].as_object() else {
+            continue;
+        };
+        for (name, value) in environment {
+            let value = value.as_str().unwrap_or_default();
+            let credentials_in_url = value.contains("://") && value.contains('@');
+            if is_secret(name) || credentials_in_url {
+                checked += 1;
+                assert!(
+                    value.contains("${"),
+                    "{name} has a value in the compose file: {value}"
+                );
+            }
+        }
+    }
+    assert!(
+        checked >= 8,
+        "only {checked} secrets found: is the test blind?"
+    );
+    for (name, operator) in variables(&text) {
+        // An empty admin token leaves the operator endpoints off: the one default allowed.
+        if is_secret(&name) && name != "ADMIN_TOKEN" {
+            assert!(
+                operator.starts_with(":?"),
+                "${{{name}{operator}}}: a secret must be required (:?), never defaulted"
+            );
+        }
+    }
+}
+
+#[test]
+fn compose_env_writes_every_secret_the_compose_file_requires_and_keeps_them() {
+    let text = std::fs::read_to_string(compose_file()).unwrap();
+    let required: BTreeSet<String> = variables(&text)
+        .into_iter()
+        .filter(|(_, operator)| operator.starts_with(":?"))
+        .map(|(name, _)| name)
+        .collect();
+    let dir = std::env::temp_dir().join(harness::unique_name());
+    std::fs::create_dir_all(&dir).unwrap();
+    let env_file = dir.join(".env");
+    let write = || {
+        let output = Command::new(repository().join("deploy/compose-env"))
+            .arg(&env_file)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        std::fs::read_to_string(&env_file).unwrap()
+    };
+
+    let first = write();
+    let second = write();
+
+    let written: BTreeSet<String> = first
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| {
+            assert!(
+                service_support::secrets::weakness(value, 32).is_none(),
+                "{name}={value}"
+            );
+            name.to_owned()
+        })
+        .collect();
+    let missing: Vec<&String> = required.difference(&written).collect();
+    assert!(missing.is_empty(), "compose-env does not write {missing:?}");
+    assert_eq!(first, second, "a second run changed the values");
+    let mode = std::fs::metadata(&env_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
