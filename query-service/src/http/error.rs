@@ -11,7 +11,7 @@ use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("query parameter {name}: {message}")]
+    #[error("parameter {name}: {message}")]
     InvalidParameter { name: &'static str, message: String },
     #[error("header {name}: {message}")]
     InvalidHeader { name: &'static str, message: String },

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use service_support::auth::{Granted, Read};
 use service_support::chars::{self, CONTROL};
 use service_support::docs::{parameter, string_schema, ErrorBody};
+use shared_events::OrderId;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::schema::ObjectBuilder;
 use utoipa::{IntoParams, ToSchema};
@@ -171,8 +172,12 @@ pub async fn get(
     id: web::Path<String>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
+    let id: OrderId = id.parse().map_err(|_| ApiError::InvalidParameter {
+        name: "id",
+        message: "must be an order id (a UUID)".to_owned(),
+    })?;
     let order = store
-        .find_order(&id.to_lowercase())
+        .find_order(&id.to_string())
         .await?
         .ok_or(ApiError::NotFound("order"))?;
     Ok(HttpResponse::Ok()

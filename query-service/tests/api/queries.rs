@@ -157,7 +157,6 @@ async fn unknown_ids_are_404_with_a_json_error() {
     let app = spawn_app().await;
     for path in [
         "/orders/0193f0e6-0000-7000-8000-000000000000",
-        "/orders/not-a-uuid",
         "/customers/nobody@example.com",
         "/customers/nobody@example.com/orders",
         "/customers/%7B%22$gt%22:%22%22%7D",
@@ -189,7 +188,7 @@ async fn bad_paging_parameters_are_400_naming_the_parameter() {
 }
 
 #[tokio::test]
-async fn a_control_character_in_an_email_or_cursor_is_400_not_a_store_error() {
+async fn a_control_character_in_an_email_or_cursor_or_a_malformed_id_is_400_not_a_store_error() {
     let app = spawn_app().await;
     for (path, parameter) in [
         ("/orders?email=a%00b@example.com", "email"),
@@ -197,6 +196,9 @@ async fn a_control_character_in_an_email_or_cursor_is_400_not_a_store_error() {
         ("/customers/a%00b@example.com/orders", "email"),
         ("/orders?email=a%0Ab@example.com", "email"),
         ("/customers?cursor=a%00b", "cursor"),
+        ("/orders/%00", "id"),
+        ("/orders/not-a-uuid", "id"),
+        ("/orders/0193f0e6-0000-7000-8000-00000000000%00", "id"),
     ] {
         let body = json_error(app.get(path).await, 400).await;
         assert_eq!(body["parameter"], parameter, "{path}");
