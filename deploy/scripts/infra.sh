@@ -37,6 +37,9 @@ export MONGODB_URI="${MONGODB_URI_GIVEN:-mongodb://$MONGO_WIRE_ADDR}"
 export READ_STORE="$LOCAL_READ_STORE"
 
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/run"
+# The logs are the stack's own (their lines name orders and errors): not for the machine's
+# other users.
+chmod 750 "$STATE_DIR/logs"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -349,7 +352,9 @@ read_store_arguments() {
         "--cache-size=$(secantusd_cache_size) --log-level=WARNING"
       ;;
     ferretdb)
-      echo "--handler=postgresql --postgresql-url=$FERRETDB_POSTGRESQL_URL" \
+      # The PostgreSQL URL, password and all, comes from FERRETDB_POSTGRESQL_URL in its
+      # environment: a command line is readable by every user of the machine.
+      echo "--handler=postgresql" \
         "--state-dir=$STATE_DIR/ferretdb --listen-addr=$2 --telemetry=disable --debug-addr=-" \
         "--log-level=WARN"
       ;;

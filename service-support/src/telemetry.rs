@@ -1,6 +1,7 @@
 //! The middleware every request passes first: it settles the request id, runs the request
 //! with it as the current id (for log lines), answers it in `X-Request-Id`, records the
-//! request's metrics and writes one access-log line.
+//! request's metrics and writes one access-log line, which names the route (`/customers/{email}`)
+//! and never the path: paths carry emails.
 
 use std::time::Instant;
 
@@ -27,7 +28,6 @@ pub async fn observe(
     request.extensions_mut().insert(request_id.clone());
     let metrics = request.app_data::<web::Data<HttpMetrics>>().cloned();
     let method = request.method().to_string();
-    let path = request.path().to_owned();
 
     request_id
         .clone()
@@ -49,7 +49,7 @@ pub async fn observe(
             }
             log::info!(
                 target: "http",
-                "{method} {path} {status} {:.1}ms",
+                "{method} {route} {status} {:.1}ms",
                 seconds * 1000.0
             );
             Ok(response)

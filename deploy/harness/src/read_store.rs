@@ -137,17 +137,8 @@ impl PrivateReadStore {
                 arguments
             }
             ReadStoreKind::FerretDb => {
-                let storage = &self.storage.as_ref().expect("FerretDB's storage").url;
-                let options = std::env::var("FERRETDB_POSTGRESQL_URL")
-                    .ok()
-                    .and_then(|url| url.split_once('?').map(|(_, options)| options.to_owned()));
-                let storage = match options {
-                    Some(options) => format!("{storage}?{options}"),
-                    None => storage.clone(),
-                };
                 vec![
                     "--handler=postgresql".to_owned(),
-                    format!("--postgresql-url={storage}"),
                     format!("--state-dir={}", self.dir.display()),
                     format!("--listen-addr=127.0.0.1:{port}"),
                     // No debug listener: its fixed default port would clash with other instances.
@@ -159,11 +150,28 @@ impl PrivateReadStore {
         }
     }
 
+    /// What the server reads from its environment: FerretDB's PostgreSQL URL, which holds a
+    /// password and so stays off the command line, where every user of the machine reads it.
+    fn environment(&self) -> Vec<(&'static str, String)> {
+        let Some(storage) = &self.storage else {
+            return Vec::new();
+        };
+        let options = std::env::var("FERRETDB_POSTGRESQL_URL")
+            .ok()
+            .and_then(|url| url.split_once('?').map(|(_, options)| options.to_owned()));
+        let url = match options {
+            Some(options) => format!("{}?{options}", storage.url),
+            None => storage.url.clone(),
+        };
+        vec![("FERRETDB_POSTGRESQL_URL", url)]
+    }
+
     /// Starts the server (again, after [`Self::kill`]) on the same data and port.
     pub async fn start_again(&mut self) {
         let binary = self.kind.binary();
         let child = tokio::process::Command::new(&binary)
             .args(self.arguments())
+            .envs(self.environment())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file(&self.dir.join("server.log")))

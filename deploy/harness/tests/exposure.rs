@@ -1,5 +1,6 @@
-//! What the local stack exposes beyond this machine: nothing. Runs against the servers
-//! `deploy/test` started the way `deploy/up` does, with both services and the gateway running.
+//! What the local stack exposes beyond this machine, or to the machine's other users: nothing.
+//! Runs against the servers `deploy/test` started the way `deploy/up` does, with both services
+//! and the gateway running.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
@@ -55,4 +56,55 @@ async fn the_local_broker_refuses_guest_and_the_old_documented_password() {
             .status();
         assert_eq!(status, 401, "{user}/{password} was let in");
     }
+}
+
+/// The command line of every process of the local stack (and of the tests' own servers, which
+/// have the same names), as `ps` shows it to every user of the machine.
+fn stack_command_lines() -> Vec<(String, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|process| {
+            let comm = std::fs::read_to_string(process.path().join("comm")).ok()?;
+            let program = comm.trim();
+            STACK_PROGRAMS.contains(&program).then_some(())?;
+            let line = std::fs::read(process.path().join("cmdline")).ok()?;
+            let line = String::from_utf8_lossy(&line).replace('\0', " ");
+            Some((program.to_owned(), line))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn no_password_is_on_a_command_line() {
+    let _stack = ServiceStack::start().await;
+    let credentials_in_url = regex::Regex::new(r"://[^/@\s:]+:[^/@\s]+@").unwrap();
+    let lines = stack_command_lines();
+    assert!(
+        lines.iter().any(|(program, _)| program == "nginx"),
+        "no process of the stack found: {lines:?}"
+    );
+    let exposed: Vec<_> = lines
+        .iter()
+        .filter(|(_, line)| credentials_in_url.is_match(line) || line.contains("password"))
+        .collect();
+    assert!(
+        exposed.is_empty(),
+        "passwords on command lines: {exposed:?}"
+    );
+}
+
+#[test]
+fn the_local_stack_s_logs_are_not_readable_by_other_users() {
+    use std::os::unix::fs::PermissionsExt;
+    let state_dir = std::env::var("CQRS_STATE_DIR").map_or_else(
+        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.stack"),
+        std::path::PathBuf::from,
+    );
+    let logs = state_dir.join("logs");
+    let mode = std::fs::metadata(&logs)
+        .unwrap_or_else(|error| panic!("{}: {error} (deploy/test makes it)", logs.display()))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o007, 0, "{} is {mode:o}", logs.display());
 }

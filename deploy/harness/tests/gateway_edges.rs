@@ -184,3 +184,170 @@ async fn the_request_id_a_client_sees_is_one_the_services_accept() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_docs_redirect_names_no_host_taken_from_the_request() {
+    let stack = ServiceStack::start().await;
+
+    let response = raw(
+        stack.gateway.port(),
+        b"GET /docs HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+
+    assert_eq!(response.status, 301);
+    assert_eq!(response.header("location"), Some("/docs/"));
+}
+
+#[tokio::test]
+async fn the_access_log_names_routes_never_a_customer_s_email() {
+    let stack = ServiceStack::start().await;
+    let client = reqwest::Client::new();
+    let placed = client
+        .post(stack.gateway.url("/orders"))
+        .json(&serde_json::json!({
+            "description": "Tea", "quantity": 1, "firstName": "Ada", "lastName": "Lovelace",
+            "email": "ada.lovelace@example.com",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), 202);
+    let paths = [
+        "/customers/ada.lovelace@example.com",
+        "/customers/ada.lovelace@example.com/orders",
+        "/orders?email=ada.lovelace%40example.com",
+    ];
+    for path in paths {
+        client.get(stack.gateway.url(path)).send().await.unwrap();
+    }
+
+    let log = stack.gateway.access_log();
+    assert_eq!(log.len(), 1 + paths.len(), "{log:#?}");
+    for route in [
+        "\"POST /orders HTTP/1.1\" 202 ",
+        "\"GET /customers/{email} HTTP/1.1\" ",
+        "\"GET /customers/{email}/orders HTTP/1.1\" ",
+        "\"GET /orders HTTP/1.1\" 200 ",
+    ] {
+        assert!(
+            log.iter().any(|line| line.contains(route)),
+            "{route}: {log:#?}"
+        );
+    }
+    assert!(
+        !log.iter().any(|line| line.contains("lovelace")),
+        "{log:#?}"
+    );
+}
+
+/// Opens a connection and sends `bytes`, leaving it open.
+async fn held(port: u16, bytes: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    stream
+}
+
+/// The status and body nginx answers on `stream` within `wait`, read as far as its
+/// Content-Length (nginx may keep the connection open after an answer).
+async fn answer_within(stream: &mut TcpStream, wait: Duration) -> Option<(u16, String)> {
+    let mut bytes = Vec::new();
+    let read_answer = async {
+        let mut chunk = [0_u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .filter_map(|line| line.split_once(':'))
+                    .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    return;
+                }
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => bytes.extend_from_slice(&chunk[..read]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(wait, read_answer).await;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let (_, body) = text.split_once("\r\n\r\n")?;
+    Some((status, body.to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_do_not_hold_up_a_normal_read() {
+    const SLOW_HEADERS: usize = 300;
+    const SLOW_BODIES: usize = 300;
+    const PER_ADDRESS: usize = 256;
+    let stack = ServiceStack::start().await;
+    let port = stack.gateway.port();
+
+    // Clients that never finish their headers, and clients that send a body's first byte and
+    // stop, all from 127.0.0.1.
+    let mut slow_headers = Vec::new();
+    for _ in 0..SLOW_HEADERS {
+        slow_headers.push(held(port, b"GET /orders HTTP/1.1\r\nHost: x\r\nX-Slow: ").await);
+    }
+    let mut slow_bodies = Vec::new();
+    for _ in 0..SLOW_BODIES {
+        slow_bodies.push(
+            held(
+                port,
+                b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                  Content-Length: 100\r\n\r\n{",
+            )
+            .await,
+        );
+    }
+
+    // A normal read from another address answers at once.
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let response = client
+            .get(stack.gateway.url("/orders"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        took.push(started.elapsed());
+    }
+    took.sort();
+    assert!(
+        took[2] < Duration::from_millis(50),
+        "a read took {:?} (median) beside {} slow clients",
+        took[2],
+        SLOW_HEADERS + SLOW_BODIES
+    );
+
+    // Past the requests in progress one address may have, 429 at once; the rest are cut off
+    // when their body stalls (client_body_timeout, 5 s), with a JSON 408.
+    let answers = futures::future::join_all(
+        slow_bodies
+            .iter_mut()
+            .map(|stream| answer_within(stream, Duration::from_secs(20))),
+    )
+    .await;
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for (status, body) in answers.into_iter().map(Option::unwrap) {
+        let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body:?}"));
+        assert!(error["error"].is_string(), "{body}");
+        *statuses.entry(status).or_default() += 1;
+    }
+    assert_eq!(
+        statuses,
+        [(408, PER_ADDRESS), (429, SLOW_BODIES - PER_ADDRESS)].into(),
+        "statuses of the stalled bodies"
+    );
+    drop(slow_headers);
+}
