@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::auth::{TokenIssuer, READ_SCOPE, WRITE_SCOPE};
 
 const SECRET_VARIABLE: &str = "APP_AUTH__HS256_SECRET";
+const ISSUER_VARIABLE: &str = "APP_AUTH__ISSUER";
 
 /// Prints an HS256 bearer token for development set-ups (docker compose, a stack with auth on),
 /// signed with the services' own secret, which it reads from APP_AUTH__HS256_SECRET as the
@@ -26,9 +27,9 @@ pub struct IssueToken {
     /// The audience the services expect.
     #[arg(long, env = "APP_AUTH__AUDIENCE", default_value = "orders-api")]
     audience: String,
-    /// The issuer the services expect, as they read it.
-    #[arg(long, env = "APP_AUTH__ISSUER")]
-    issuer: String,
+    /// The issuer the services expect (their auth.issuer).
+    #[arg(long, env = ISSUER_VARIABLE)]
+    issuer: Option<String>,
 }
 
 impl IssueToken {
@@ -45,8 +46,14 @@ impl IssueToken {
             );
             return ExitCode::FAILURE;
         };
+        let Some(issuer) = &self.issuer else {
+            eprintln!(
+                "{ISSUER_VARIABLE} is not set (or --issuer): it names the issuer the services expect"
+            );
+            return ExitCode::FAILURE;
+        };
         let lifetime = Duration::from_secs(self.ttl_secs);
-        match TokenIssuer::hs256(&secret, &self.audience, &self.issuer).issue(
+        match TokenIssuer::hs256(&secret, &self.audience, issuer).issue(
             &self.subject,
             &scopes,
             lifetime,

@@ -20,7 +20,7 @@ pub enum ApiError {
     PayloadTooLarge { limit: Option<usize> },
     #[error("the request is invalid")]
     Validation(ValidationErrors),
-    #[error("query parameter {name}: {message}")]
+    #[error("parameter {name}: {message}")]
     InvalidParameter { name: &'static str, message: String },
     #[error("the admin API is disabled: set admin.token (ADMIN_TOKEN) to enable it")]
     AdminDisabled,

@@ -68,8 +68,8 @@ impl From<serde_json::Map<String, Value>> for PlaceOrderBody {
     }
 }
 
-/// The optional body of `POST /orders/{id}/cancel`: a JSON object, read through a map as
-/// [`PlaceOrderBody`] is. Its schema is in [`super::schemas`].
+/// The body of `POST /orders/{id}/cancel`, its reason optional: a JSON object, read through a
+/// map as [`PlaceOrderBody`] is. Its schema is in [`super::schemas`].
 #[derive(Debug, Default, Deserialize)]
 #[serde(from = "serde_json::Map<String, Value>")]
 pub struct CancelOrderBody {
@@ -341,19 +341,20 @@ pub async fn place_order(
     description = "Cancels the order. With `If-Match` (the version a read's `ETag` gave), only \
                    if nobody changed the order since. The answer's `consistencyToken` lets a read \
                    wait until the cancellation shows, as after placing.",
-    request_body(content = Option<CancelOrderBody>, content_type = "application/json",
-        description = "Optional, but the request is always sent as `application/json`"),
+    request_body(content = CancelOrderBody, content_type = "application/json",
+        description = "`{}` or empty for no reason; always sent as `application/json`"),
     params(
         ("id" = String, Path, format = Uuid, description = "The order's id"),
         IfMatchHeader,
     ),
     responses(
-        (status = 400, body = ErrorBody, description = "Malformed JSON or If-Match"),
+        (status = 400, body = ErrorBody, description = "Malformed id, JSON or If-Match"),
         CommandResponses,
         (status = 404, body = ErrorBody, description = "No such order"),
         (status = 409, body = ErrorBody, description = "Already cancelled"),
         (status = 412, body = ErrorBody,
             description = "If-Match names another version; `currentVersion` and ETag give it"),
+        (status = 415, body = ErrorBody, description = "Not sent as application/json"),
         (status = 422, body = ErrorBody, description = "Invalid reason"),
     ),
     security(("bearer" = ["orders:write"])),
@@ -367,7 +368,10 @@ pub async fn cancel_order(
     store: web::Data<Store>,
     limit: web::Data<BodyLimit>,
 ) -> Result<HttpResponse, ApiError> {
-    let order_id: OrderId = id.parse().map_err(|_| ApiError::NotFound)?;
+    let order_id: OrderId = id.parse().map_err(|_| ApiError::InvalidParameter {
+        name: "id",
+        message: "must be an order id (a UUID)".to_owned(),
+    })?;
     super::require_utf8(&request)?;
     let body = read_cancel_body(&request, body, limit.0).await?;
     let mut errors = ValidationErrors::default();

@@ -114,11 +114,17 @@ async fn cancelling_twice_is_a_409_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn an_unknown_order_is_a_404() {
+async fn an_unknown_order_is_a_404_and_a_malformed_id_a_400_naming_it() {
     let app = spawn_app().await;
-    for id in ["01935f3a-1c00-7000-8000-00000000dead", "not-a-uuid"] {
-        let body = json_error(cancel(&app, id, None, "").await, 404).await;
-        assert_eq!(body["error"], "not_found", "{id}");
+    let body = json_error(
+        cancel(&app, "01935f3a-1c00-7000-8000-00000000dead", None, "").await,
+        404,
+    )
+    .await;
+    assert_eq!(body["error"], "not_found");
+    for id in ["not-a-uuid", "%00"] {
+        let body = json_error(cancel(&app, id, None, "").await, 400).await;
+        assert_eq!(body["parameter"], "id", "{id}");
     }
 }
 

@@ -185,6 +185,18 @@ fn issue_token_without_a_secret_says_which_variable_to_set() {
 }
 
 #[test]
+fn issue_token_without_an_issuer_says_which_variable_to_set() {
+    let output = Command::new(env!("CARGO_BIN_EXE_command-service"))
+        .arg("issue-token")
+        .env("APP_AUTH__HS256_SECRET", SECRET)
+        .env_remove("APP_AUTH__ISSUER")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(stderr(&output).contains("APP_AUTH__ISSUER is not set"));
+}
+
+#[test]
 fn serve_refuses_a_placeholder_secret_or_admin_token_naming_the_setting() {
     let lookout = Lookout::new();
     let servers = [

@@ -1,7 +1,9 @@
 //! The gateway's own answers, as a careless or hostile client meets them through the real
 //! nginx running `deploy/nginx/gateway.conf.template`: every answer is the API's JSON error
 //! shape without nginx's version, methods the API does not take are 405 on every path, HEAD
-//! works where GET does, and the request id a client sees is the one both services log.
+//! works where GET does, the request id a client sees is the one both services log, redirects
+//! name no host, the access logs name routes and never an email, slow clients are cut off
+//! without holding up others, and browsers reach the API only from the origins listed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
@@ -200,7 +202,7 @@ async fn the_docs_redirect_names_no_host_taken_from_the_request() {
 }
 
 #[tokio::test]
-async fn the_access_log_names_routes_never_a_customer_s_email() {
+async fn the_access_logs_name_routes_never_a_customer_s_email() {
     let stack = ServiceStack::start().await;
     let client = reqwest::Client::new();
     let placed = client
@@ -222,7 +224,12 @@ async fn the_access_log_names_routes_never_a_customer_s_email() {
         client.get(stack.gateway.url(path)).send().await.unwrap();
     }
 
-    let log = stack.gateway.access_log();
+    let log: Vec<String> = stack
+        .gateway
+        .access_log()
+        .into_iter()
+        .filter(|line| !line.contains(" /health "))
+        .collect();
     assert_eq!(log.len(), 1 + paths.len(), "{log:#?}");
     for route in [
         "\"POST /orders HTTP/1.1\" 202 ",
@@ -239,6 +246,23 @@ async fn the_access_log_names_routes_never_a_customer_s_email() {
         !log.iter().any(|line| line.contains("lovelace")),
         "{log:#?}"
     );
+    for service in [&stack.command, &stack.query] {
+        let lines: Vec<String> = service
+            .log_lines()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.contains("/customers/{email}") || line.contains("POST /orders")),
+            "no access line: {lines:#?}"
+        );
+        assert!(
+            !lines.iter().any(|line| line.contains("lovelace")),
+            "{lines:#?}"
+        );
+    }
 }
 
 /// Opens a connection and sends `bytes`, leaving it open.
@@ -248,9 +272,18 @@ async fn held(port: u16, bytes: &[u8]) -> TcpStream {
     stream
 }
 
-/// The status and body nginx answers on `stream` within `wait`, read as far as its
-/// Content-Length (nginx may keep the connection open after an answer).
-async fn answer_within(stream: &mut TcpStream, wait: Duration) -> Option<(u16, String)> {
+/// What nginx did with a connection within a wait.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    /// An answer: its status and body (read as far as its Content-Length).
+    Answered(u16, String),
+    /// Closed without an answer.
+    Closed,
+    /// Still open, nothing said.
+    Silent,
+}
+
+async fn outcome_within(stream: &mut TcpStream, wait: Duration) -> Outcome {
     let mut bytes = Vec::new();
     let read_answer = async {
         let mut chunk = [0_u8; 4096];
@@ -264,20 +297,23 @@ async fn answer_within(stream: &mut TcpStream, wait: Duration) -> Option<(u16, S
                     .and_then(|(_, value)| value.trim().parse::<usize>().ok())
                     .unwrap_or(0);
                 if body.len() >= length {
-                    return;
+                    return true;
                 }
             }
             match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return true,
                 Ok(read) => bytes.extend_from_slice(&chunk[..read]),
             }
         }
     };
-    let _ = tokio::time::timeout(wait, read_answer).await;
+    let ended = tokio::time::timeout(wait, read_answer).await.is_ok();
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let (_, body) = text.split_once("\r\n\r\n")?;
-    Some((status, body.to_owned()))
+    let status = text.split(' ').nth(1).and_then(|code| code.parse().ok());
+    match (status, text.split_once("\r\n\r\n")) {
+        (Some(status), Some((_, body))) => Outcome::Answered(status, body.to_owned()),
+        _ if ended => Outcome::Closed,
+        _ => Outcome::Silent,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,24 +366,145 @@ async fn slow_clients_are_cut_off_and_do_not_hold_up_a_normal_read() {
         SLOW_HEADERS + SLOW_BODIES
     );
 
-    // Past the requests in progress one address may have, 429 at once; the rest are cut off
-    // when their body stalls (client_body_timeout, 5 s), with a JSON 408.
-    let answers = futures::future::join_all(
+    // Past the requests in progress one address may have, a JSON 429 at once; the rest are
+    // cut off when their body stalls (client_body_timeout, 5 s): nginx closes them.
+    let outcomes = futures::future::join_all(
         slow_bodies
             .iter_mut()
-            .map(|stream| answer_within(stream, Duration::from_secs(20))),
+            .map(|stream| outcome_within(stream, Duration::from_secs(20))),
     )
     .await;
-    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
-    for (status, body) in answers.into_iter().map(Option::unwrap) {
-        let error: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body:?}"));
-        assert!(error["error"].is_string(), "{body}");
-        *statuses.entry(status).or_default() += 1;
+    let refused: Vec<&String> = outcomes
+        .iter()
+        .filter_map(|outcome| match outcome {
+            Outcome::Answered(429, body) => Some(body),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), SLOW_BODIES - PER_ADDRESS);
+    for body in refused {
+        let error: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{body:?}"));
+        assert_eq!(error["error"], "too_many_connections");
     }
-    assert_eq!(
-        statuses,
-        [(408, PER_ADDRESS), (429, SLOW_BODIES - PER_ADDRESS)].into(),
-        "statuses of the stalled bodies"
-    );
+    let closed = outcomes
+        .iter()
+        .filter(|outcome| **outcome == Outcome::Closed)
+        .count();
+    assert_eq!(closed, PER_ADDRESS, "{outcomes:?}");
     drop(slow_headers);
+}
+
+/// A CORS preflight through the gateway for `method` on `path`, from `origin`.
+async fn preflight(
+    client: &reqwest::Client,
+    stack: &ServiceStack,
+    path: &str,
+    method: &str,
+    origin: &str,
+) -> reqwest::Response {
+    client
+        .request(reqwest::Method::OPTIONS, stack.gateway.url(path))
+        .header("origin", origin)
+        .header("access-control-request-method", method)
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn without_an_allow_list_no_other_site_may_call_the_api_from_a_browser() {
+    let stack = ServiceStack::start().await;
+    let client = reqwest::Client::new();
+
+    for (path, method) in [
+        ("/orders", "POST"),
+        ("/orders", "GET"),
+        ("/customers", "GET"),
+    ] {
+        let response = preflight(&client, &stack, path, method, "https://shop.example.com").await;
+        assert!(
+            !response.status().is_success(),
+            "{method} {path}: {}",
+            response.status()
+        );
+        assert!(response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
+        assert!(response.json::<Value>().await.unwrap()["error"].is_string());
+    }
+    let read = client
+        .get(stack.gateway.url("/orders"))
+        .header("origin", "https://shop.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(read.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn listed_origins_may_call_the_api_from_a_browser_and_no_other() {
+    const SHOP: &str = "https://shop.example.com";
+    let stack =
+        ServiceStack::start_with(&[("APP_HTTP__CORS_ALLOWED_ORIGINS", SHOP.to_owned())]).await;
+    let client = reqwest::Client::new();
+
+    for (path, method) in [
+        ("/orders", "POST"),
+        ("/orders", "GET"),
+        (
+            "/orders/01935f3a-1c00-7000-8000-000000000001/cancel",
+            "POST",
+        ),
+        ("/customers/ada@example.com", "GET"),
+    ] {
+        let allowed = preflight(&client, &stack, path, method, SHOP).await;
+        assert_eq!(allowed.status(), 200, "{method} {path}");
+        assert_eq!(
+            allowed.headers()["access-control-allow-origin"],
+            SHOP,
+            "{method} {path}"
+        );
+        let refused = preflight(&client, &stack, path, method, "https://evil.example").await;
+        assert_eq!(refused.status(), 403, "{method} {path}");
+        assert!(refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
+        assert_eq!(
+            refused.json::<Value>().await.unwrap()["error"],
+            "cors_refused"
+        );
+    }
+    let placed = client
+        .post(stack.gateway.url("/orders"))
+        .header("origin", SHOP)
+        .json(&serde_json::json!({
+            "description": "Tea", "quantity": 1, "firstName": "Ada", "lastName": "Lovelace",
+            "email": "ada@example.com",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), 202);
+    assert_eq!(placed.headers()["access-control-allow-origin"], SHOP);
+    let exposed = placed.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(exposed.contains("x-consistency-token"), "{exposed}");
+    let elsewhere = client
+        .get(stack.gateway.url("/orders"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(elsewhere
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
 }
