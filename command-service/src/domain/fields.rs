@@ -1,4 +1,8 @@
-use service_support::chars::{self, BIDI_CONTROL, CONTROL, INVISIBLE, WHITE_SPACE};
+use iso_currency::{Currency, IntoEnumIterator};
+use service_support::chars::{
+    self, Ranges, BIDI_CONTROL, CONTROL, INVISIBLE, LINE_SEPARATOR, NONCHARACTER, NOT_A_LETTER,
+    PRIVATE_USE, WHITE_SPACE,
+};
 
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 pub const MAX_NAME_CHARS: usize = 100;
@@ -58,24 +62,40 @@ pub struct CurrencyCode(String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailAddress(String);
 
-/// What a free-text field may hold: printable text on one line, not only blanks (white space
-/// and characters that draw nothing), at most `max_chars` characters. Control characters (NUL,
-/// CR and LF, tabs, terminal escapes) and bidirectional controls are refused, since these
-/// values end up in logs, e-mails and other people's screens.
+/// What no free-text field may hold, with why: these values end up in logs, e-mails and
+/// other people's screens, where such characters break lines, reorder or hide text, or mean
+/// whatever a font makes of them.
+const FORBIDDEN: [(Ranges, &str); 6] = [
+    (
+        CONTROL,
+        "must not contain control characters (line breaks, tabs, NUL, escapes)",
+    ),
+    (
+        LINE_SEPARATOR,
+        "must be one line (no line or paragraph separator)",
+    ),
+    (
+        BIDI_CONTROL,
+        "must not contain bidirectional control characters",
+    ),
+    (
+        INVISIBLE,
+        "must not contain characters that draw nothing (zero-width, fillers, tags)",
+    ),
+    (PRIVATE_USE, "must not contain private-use characters"),
+    (NONCHARACTER, "must not contain noncharacters"),
+];
+
+/// What a free-text field may hold: visible text on one line, not only white space, at most
+/// `max_chars` characters, with no character of [`FORBIDDEN`].
 fn text(value: String, max_chars: usize) -> Result<String, String> {
-    if value
-        .chars()
-        .all(|c| chars::contains(WHITE_SPACE, c) || chars::contains(INVISIBLE, c))
-    {
+    if value.chars().all(|c| chars::contains(WHITE_SPACE, c)) {
         return Err("must not be blank".to_owned());
     }
-    if value.chars().any(|c| chars::contains(CONTROL, c)) {
-        return Err(
-            "must not contain control characters (line breaks, tabs, NUL, escapes)".to_owned(),
-        );
-    }
-    if value.chars().any(|c| chars::contains(BIDI_CONTROL, c)) {
-        return Err("must not contain bidirectional control characters".to_owned());
+    for (ranges, rule) in FORBIDDEN {
+        if value.chars().any(|c| chars::contains(ranges, c)) {
+            return Err(rule.to_owned());
+        }
     }
     let length = value.chars().count();
     if length > max_chars {
@@ -86,9 +106,18 @@ fn text(value: String, max_chars: usize) -> Result<String, String> {
     Ok(value)
 }
 
+fn forbidden_ranges() -> Vec<Ranges> {
+    FORBIDDEN.iter().map(|(ranges, _)| *ranges).collect()
+}
+
 /// The pattern of [`text`] for the API's schemas (its length is `maxLength`).
 pub fn text_pattern() -> String {
-    chars::pattern_without_and_not_only(&[CONTROL, BIDI_CONTROL], &[WHITE_SPACE, INVISIBLE])
+    chars::pattern_without_and_not_only(&forbidden_ranges(), &[WHITE_SPACE])
+}
+
+/// The pattern of [`PersonName::parse`]: [`text`] with a letter somewhere.
+pub fn name_pattern() -> String {
+    chars::pattern_without_and_not_only(&forbidden_ranges(), &[WHITE_SPACE, NOT_A_LETTER])
 }
 
 impl Description {
@@ -122,7 +151,14 @@ impl Quantity {
 
 impl PersonName {
     pub fn parse(value: String) -> Result<Self, String> {
-        text(value, MAX_NAME_CHARS).map(Self)
+        let value = text(value, MAX_NAME_CHARS)?;
+        if value
+            .chars()
+            .all(|c| chars::contains(WHITE_SPACE, c) || chars::contains(NOT_A_LETTER, c))
+        {
+            return Err("must contain a letter".to_owned());
+        }
+        Ok(Self(value))
     }
 
     pub fn as_str(&self) -> &str {
@@ -205,14 +241,15 @@ impl IdempotencyKey {
 }
 
 impl CurrencyCode {
+    /// An active ISO 4217 code as the standard writes it, upper-case (the `iso_currency`
+    /// crate's table, without superseded codes or the special ones: gold, test and "no
+    /// currency" codes).
     pub fn parse(value: String) -> Result<Self, String> {
-        let code = value.trim().to_ascii_uppercase();
-        if code.len() == 3 && code.bytes().all(|byte| byte.is_ascii_uppercase()) {
-            Ok(Self(code))
-        } else {
-            Err(format!(
-                "must be a three-letter ISO 4217 code such as EUR, got {value:?}"
-            ))
+        match Currency::from_code(&value) {
+            Some(currency) if is_active(currency) => Ok(Self(value)),
+            _ => Err(format!(
+                "must be an active ISO 4217 currency code such as EUR, got {value:?}"
+            )),
         }
     }
 
@@ -220,12 +257,17 @@ impl CurrencyCode {
         &self.0
     }
 
-    /// The pattern of [`CurrencyCode::parse`] for the API's schemas: three ASCII letters in
-    /// either case, with white space around them trimmed.
-    pub fn pattern() -> String {
-        let space = chars::class_of(&[WHITE_SPACE]);
-        format!("^[{space}]*[A-Za-z]{{3}}[{space}]*$")
+    /// The codes [`CurrencyCode::parse`] accepts, upper-case, for the API's schemas.
+    pub fn active_codes() -> Vec<&'static str> {
+        Currency::iter()
+            .filter(|currency| is_active(*currency))
+            .map(|currency| currency.code())
+            .collect()
     }
+}
+
+fn is_active(currency: Currency) -> bool {
+    currency.is_superseded().is_none() && !currency.is_special()
 }
 
 #[cfg(test)]
@@ -261,9 +303,22 @@ mod tests {
     }
 
     #[test]
-    fn text_is_printable_on_one_line_and_not_only_invisible() {
+    fn text_is_visible_on_one_line() {
         for bad in [
             "\u{200B}\u{200D} \u{FEFF}",
+            "Ada\u{2028}Lovelace",
+            "Ada\u{2029}",
+            "\u{61C}Ada",
+            "Ada\u{200B}",
+            "\u{3164}",
+            "\u{2800}",
+            "\u{115F}Ada",
+            "Ada\u{E0041}\u{E0042}",
+            "Ada\u{E000}",
+            "Ada\u{10FFFD}",
+            "Ada\u{FDD0}",
+            "Ada\u{FFFF}",
+            "Ada\u{1FFFE}",
             "Ada\nLovelace",
             "Ada\r\nSet-Cookie: x",
             "\u{1b}[31mAda",
@@ -283,6 +338,21 @@ mod tests {
                 "{good:?} was refused"
             );
         }
+    }
+
+    #[test]
+    fn a_name_needs_a_letter() {
+        for bad in ["...", "-", "1234", "$ €", "!?\u{2026}"] {
+            assert_eq!(
+                PersonName::parse(bad.into()),
+                Err("must contain a letter".to_owned()),
+                "{bad:?}"
+            );
+        }
+        for good in ["Ø", "J. 2nd", "李", "Ἀριστοτέλης"] {
+            assert!(PersonName::parse(good.into()).is_ok(), "{good:?}");
+        }
+        assert!(Description::parse("1234".into()).is_ok());
     }
 
     #[test]
@@ -333,11 +403,27 @@ mod tests {
     }
 
     #[test]
-    fn a_currency_is_three_letters_kept_upper_case() {
-        assert_eq!(CurrencyCode::parse(" eur ".into()).unwrap().as_str(), "EUR");
-        for bad in ["", "EU", "EURO", "E1R", "€€€"] {
+    fn a_currency_is_an_active_iso_4217_code_in_upper_case() {
+        assert_eq!(CurrencyCode::parse("EUR".into()).unwrap().as_str(), "EUR");
+        assert_eq!(CurrencyCode::parse("JPY".into()).unwrap().as_str(), "JPY");
+        for bad in [
+            "",
+            "EU",
+            "EURO",
+            "E1R",
+            "€€€",
+            "ZZZ",
+            "XXX",
+            "XTS",
+            "VES",
+            "DEM",
+            "eur",
+            " EUR",
+        ] {
             assert!(CurrencyCode::parse(bad.into()).is_err(), "{bad:?}");
         }
+        let codes = CurrencyCode::active_codes();
+        assert!(codes.len() > 150 && codes.contains(&"EUR"), "{codes:?}");
     }
 
     #[test]
@@ -377,24 +463,24 @@ mod tests {
         }
     }
 
+    /// Each character alone, and beside a space, is accepted as a name exactly when the
+    /// schema's pattern matches it.
     #[test]
-    fn the_currency_and_key_patterns_accept_what_the_rules_accept() {
-        let currency = regex::Regex::new(&CurrencyCode::pattern()).unwrap();
-        for sample in [
-            "EUR",
-            " eur\u{3000}",
-            "Eu",
-            "EURO",
-            "E1R",
-            "",
-            "\u{a0}usd\t",
-        ] {
-            assert_eq!(
-                currency.is_match(sample),
-                CurrencyCode::parse(sample.into()).is_ok(),
-                "{sample:?}"
-            );
+    fn the_name_pattern_accepts_what_the_rule_accepts() {
+        let pattern = regex::Regex::new(&name_pattern()).unwrap();
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            for sample in [c.to_string(), format!("{c} ")] {
+                assert_eq!(
+                    pattern.is_match(&sample),
+                    PersonName::parse(sample.clone()).is_ok(),
+                    "{sample:?}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn the_key_pattern_accepts_what_the_rule_accepts() {
         let key = regex::Regex::new(&IdempotencyKey::pattern()).unwrap();
         for sample in [
             "a".to_owned(),

@@ -5,9 +5,9 @@ mod fields;
 mod order;
 
 pub use fields::{
-    text_pattern, CancellationReason, CurrencyCode, Description, EmailAddress, IdempotencyKey,
-    MinorUnits, OwnedKey, PersonName, Quantity, MAX_DESCRIPTION_CHARS, MAX_EMAIL_CHARS,
-    MAX_NAME_CHARS, MAX_REASON_CHARS, QUANTITY_RANGE, UNIT_PRICE_RANGE,
+    name_pattern, text_pattern, CancellationReason, CurrencyCode, Description, EmailAddress,
+    IdempotencyKey, MinorUnits, OwnedKey, PersonName, Quantity, MAX_DESCRIPTION_CHARS,
+    MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_REASON_CHARS, QUANTITY_RANGE, UNIT_PRICE_RANGE,
 };
 pub use order::{
     summaries_within_group, CancelOrder, CancelRejection, Customer, NewOrder, OrderRecord,

@@ -5,6 +5,7 @@
 mod admin;
 mod error;
 mod health;
+mod json;
 mod orders;
 mod schemas;
 

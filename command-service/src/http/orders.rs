@@ -21,6 +21,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::json::UniqueKeys;
 use super::schemas::{IdempotencyKeyHeader, IfMatchHeader};
 use super::{ApiError, BodyLimit};
 use crate::domain::{
@@ -38,10 +39,10 @@ const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// The body of `POST /orders`, as the original API's clients send it. Each field is taken as
 /// any JSON value so that a wrong type is reported against its field; unknown fields are
 /// ignored, for clients that send more than this API needs. Only a JSON object is a body: read
-/// through a map, so that serde's positional reading of an array is never used.
-/// Its schema is in [`super::schemas`].
+/// through a map ([`UniqueKeys`]), so that serde's positional reading of an array is never
+/// used. Its schema is in [`super::schemas`].
 #[derive(Debug, Deserialize)]
-#[serde(from = "serde_json::Map<String, Value>")]
+#[serde(from = "UniqueKeys")]
 pub struct PlaceOrderBody {
     description: Option<Value>,
     quantity: Option<Value>,
@@ -52,8 +53,8 @@ pub struct PlaceOrderBody {
     currency: Option<Value>,
 }
 
-impl From<serde_json::Map<String, Value>> for PlaceOrderBody {
-    fn from(mut fields: serde_json::Map<String, Value>) -> Self {
+impl From<UniqueKeys> for PlaceOrderBody {
+    fn from(UniqueKeys(mut fields): UniqueKeys) -> Self {
         // `null` counts as absent, as it does for an `Option` field.
         let mut take = |name: &str| fields.remove(name).filter(|value| !value.is_null());
         Self {
@@ -71,13 +72,13 @@ impl From<serde_json::Map<String, Value>> for PlaceOrderBody {
 /// The body of `POST /orders/{id}/cancel`, its reason optional: a JSON object, read through a
 /// map as [`PlaceOrderBody`] is. Its schema is in [`super::schemas`].
 #[derive(Debug, Default, Deserialize)]
-#[serde(from = "serde_json::Map<String, Value>")]
+#[serde(from = "UniqueKeys")]
 pub struct CancelOrderBody {
     reason: Option<Value>,
 }
 
-impl From<serde_json::Map<String, Value>> for CancelOrderBody {
-    fn from(mut fields: serde_json::Map<String, Value>) -> Self {
+impl From<UniqueKeys> for CancelOrderBody {
+    fn from(UniqueKeys(mut fields): UniqueKeys) -> Self {
         Self {
             reason: fields.remove("reason").filter(|value| !value.is_null()),
         }

@@ -13,15 +13,23 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::orders::{CancelOrderBody, PlaceOrderBody};
 use crate::domain::{
-    text_pattern, CurrencyCode, IdempotencyKey, MAX_DESCRIPTION_CHARS, MAX_EMAIL_CHARS,
-    MAX_NAME_CHARS, MAX_REASON_CHARS, QUANTITY_RANGE, UNIT_PRICE_RANGE,
+    name_pattern, text_pattern, CurrencyCode, IdempotencyKey, MAX_DESCRIPTION_CHARS,
+    MAX_EMAIL_CHARS, MAX_NAME_CHARS, MAX_REASON_CHARS, QUANTITY_RANGE, UNIT_PRICE_RANGE,
 };
 
 fn text(max_chars: usize, description: &str, example: &str) -> ObjectBuilder {
     string_schema(text_pattern(), Some(max_chars))
         .description(Some(format!(
             "{description}: 1 to {max_chars} characters on one line, not only blanks, no \
-             control or bidirectional-control characters"
+             control, bidirectional-control, invisible, private-use or noncharacter"
+        )))
+        .examples([json!(example)])
+}
+
+fn name(description: &str, example: &str) -> ObjectBuilder {
+    string_schema(name_pattern(), Some(MAX_NAME_CHARS))
+        .description(Some(format!(
+            "{description}: as any text field, 1 to {MAX_NAME_CHARS} characters, with a letter"
         )))
         .examples([json!(example)])
 }
@@ -42,8 +50,8 @@ fn order_with(
             "quantity",
             integer_schema(QUANTITY_RANGE).examples([json!(2)]),
         )
-        .property("firstName", text(MAX_NAME_CHARS, "First name", "Ada"))
-        .property("lastName", text(MAX_NAME_CHARS, "Last name", "Lovelace"))
+        .property("firstName", name("First name", "Ada"))
+        .property("lastName", name("Last name", "Lovelace"))
         .property(
             "email",
             ObjectBuilder::new()
@@ -113,8 +121,10 @@ impl PartialSchema for OrderWithPrice {
                 ),
                 (
                     "currency",
-                    string_schema(CurrencyCode::pattern(), None)
-                        .description(Some("ISO 4217 code"))
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(CurrencyCode::active_codes()))
+                        .description(Some("An active ISO 4217 code, upper-case"))
                         .examples([json!("EUR")]),
                 ),
             ],

@@ -165,6 +165,31 @@ async fn wrong_types_and_missing_fields_are_reported_per_field() {
         ),
         (json!({"email": null}), "email", "is required"),
         (json!({"email": ["a@b.c"]}), "email", "must be a string"),
+        (
+            json!({"firstName": "..."}),
+            "firstName",
+            "must contain a letter",
+        ),
+        (
+            json!({"lastName": "\u{3164}\u{3164}"}),
+            "lastName",
+            "draw nothing",
+        ),
+        (
+            json!({"description": "Tea\u{2028}Set-Cookie: x"}),
+            "description",
+            "one line",
+        ),
+        (
+            json!({"description": "Tea\u{E000}"}),
+            "description",
+            "private-use",
+        ),
+        (
+            json!({"unitPriceMinor": 100, "currency": "ZZZ"}),
+            "currency",
+            "active ISO 4217",
+        ),
     ];
     for (patch, field, expected) in cases {
         let mut body = order_body("ada@example.com");
@@ -312,7 +337,7 @@ async fn a_unit_price_is_stored_and_published_and_comes_with_its_currency() {
     let app = spawn_app().await;
     let mut body = order_body("ada@example.com");
     body["unitPriceMinor"] = json!(1250);
-    body["currency"] = json!("eur");
+    body["currency"] = json!("EUR");
     let response = app.post_order(&body).await;
     assert_eq!(response.status(), 202);
     let id = response.json::<Value>().await.unwrap()["id"]

@@ -39,6 +39,38 @@ async fn malformed_truncated_or_non_object_json_is_a_400() {
 }
 
 #[tokio::test]
+async fn a_key_given_twice_is_a_400_naming_it_and_places_nothing() {
+    let app = spawn_app().await;
+    for (path, raw) in [
+        (
+            "/orders".to_owned(),
+            r#"{"description": "Tea", "quantity": 1, "firstName": "Ada", "lastName": "Lovelace",
+                "email": "twice@example.com", "quantity": 9999}"#,
+        ),
+        (
+            format!(
+                "/orders/{}/cancel",
+                app.place_order("ada@example.com").await
+            ),
+            r#"{"reason": "a", "reason": "b"}"#,
+        ),
+    ] {
+        let response = app
+            .client
+            .post(format!("{}{path}", app.address))
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        let body = json_error(response, 400).await;
+        assert_eq!(body["error"], "malformed_json", "{path}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains("duplicate key"), "{message}");
+    }
+}
+
+#[tokio::test]
 async fn json_declared_in_a_charset_other_than_utf8_is_a_415() {
     let app = spawn_app().await;
     let body = serde_json::to_vec(&crate::helpers::order_body("ada@example.com")).unwrap();
