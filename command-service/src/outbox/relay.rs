@@ -114,6 +114,12 @@ impl OutboxRelay {
     ) {
         let mut store_backoff = reconnect_backoff();
         while !broker_failed.is_cancelled() {
+            // A connection that died while publishing or while idle is noticed before more is
+            // claimed, and readiness tells the truth.
+            if !publisher.is_connected() {
+                log::warn!("outbox relay lost the broker connection; reconnecting");
+                return;
+            }
             let batch = match self
                 .store
                 .claim_outbox_batch(self.settings.batch_size, self.settings.claim_lease())
@@ -141,10 +147,6 @@ impl OutboxRelay {
                 if in_flight.send(pending).await.is_err() {
                     return;
                 }
-                if !publisher.is_connected() {
-                    log::warn!("outbox relay lost the broker connection; reconnecting");
-                    return;
-                }
             }
             if full_batch {
                 continue;
@@ -157,11 +159,6 @@ impl OutboxRelay {
                 () = broker_failed.cancelled() => return,
                 () = self.store.events_committed() => {}
                 () = tokio::time::sleep(self.settings.poll_interval()) => {}
-            }
-            // Notice a connection that died while idle, so readiness tells the truth.
-            if !publisher.is_connected() {
-                log::warn!("outbox relay lost the broker connection; reconnecting");
-                return;
             }
         }
     }

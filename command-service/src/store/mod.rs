@@ -131,6 +131,13 @@ fn corrupt(what: String) -> StoreError {
     StoreError::Query(DieselError::DeserializationError(what.into()))
 }
 
+/// A count, position or version the database holds, as the unsigned number it is meant to
+/// be; a negative one is corruption, named by `what` (never by a customer's email: it goes to
+/// the log).
+fn unsigned(value: i64, what: impl FnOnce() -> String) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| corrupt(format!("{} is {value}", what())))
+}
+
 /// Runs `work` in a transaction, committed when it succeeds and rolled back when it fails. Unlike
 /// diesel's `transaction`, a commit lost with its connection is told apart
 /// ([`StoreError::CommitOutcomeUnknown`]) from a failure that left nothing committed.

@@ -7,7 +7,7 @@ use shared_events::{
 };
 
 use super::schema::{customers, orders};
-use super::{corrupt, in_transaction, outbox, Store, StoreError};
+use super::{corrupt, in_transaction, outbox, unsigned, Store, StoreError};
 use crate::domain::{CancelOrder, CancelRejection, OrderRecord, OrderStatus};
 
 /// A customer's summary as the transaction that changed it left it.
@@ -27,19 +27,16 @@ impl TryFrom<CustomerSummaryRow> for CustomerSummary {
     type Error = StoreError;
 
     fn try_from(row: CustomerSummaryRow) -> Result<Self, StoreError> {
-        let count = |value: i64| {
-            u64::try_from(value)
-                .map_err(|_| corrupt(format!("customer {} has a count of {value}", row.email)))
-        };
+        let count = |value: i64, name: &str| unsigned(value, || format!("a customer's {name}"));
         Ok(Self {
-            version: count(row.summary_version)?,
-            placed_order_count: count(row.placed_order_count)?,
-            placed_quantity: count(row.placed_quantity)?,
-            cancelled_order_count: count(row.cancelled_order_count)?,
-            cancelled_quantity: count(row.cancelled_quantity)?,
+            version: count(row.summary_version, "summary version")?,
+            placed_order_count: count(row.placed_order_count, "placed order count")?,
+            placed_quantity: count(row.placed_quantity, "placed quantity")?,
+            cancelled_order_count: count(row.cancelled_order_count, "cancelled order count")?,
+            cancelled_quantity: count(row.cancelled_quantity, "cancelled quantity")?,
             last_order_at: row
                 .last_order_at
-                .ok_or_else(|| corrupt(format!("customer {} has no order", row.email)))?,
+                .ok_or_else(|| corrupt("a customer with a summary has no order".to_owned()))?,
         })
     }
 }
@@ -148,9 +145,7 @@ fn lock_order(
             customers::list_position,
         ))
         .first(conn)?;
-    let position = |value: i64| {
-        u64::try_from(value).map_err(|_| corrupt(format!("order {id} has list position {value}")))
-    };
+    let position = |value: i64| unsigned(value, || format!("a list position of order {id}"));
     let status = OrderStatus::parse(&row.status)
         .ok_or_else(|| corrupt(format!("order {id} has unknown status {:?}", row.status)))?;
     let unit_price = match (row.unit_price_minor, row.currency) {
@@ -163,8 +158,7 @@ fn lock_order(
     Ok(Some(OrderRecord {
         id,
         status,
-        version: u64::try_from(row.version)
-            .map_err(|_| corrupt(format!("order {id} has version {}", row.version)))?,
+        version: unsigned(row.version, || format!("the version of order {id}"))?,
         details: OrderDetails {
             description: row.description,
             quantity: u32::try_from(row.quantity)

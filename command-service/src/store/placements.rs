@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::orders::CustomerSummaryRow;
 use super::outbox::{insert_outbox_rows, OutboxRows};
 use super::statement::{Parameter, Statement};
-use super::{corrupt, in_transaction, Store, StoreError};
+use super::{corrupt, in_transaction, unsigned, Store, StoreError};
 use crate::domain::{summaries_within_group, NewOrder, OwnedKey, Quantity};
 
 /// A valid order on its way to the database, with the identities it will be known by.
@@ -337,25 +337,22 @@ fn count_for_customers(
     )
     .load(conn)?;
 
-    let position = |email: &str, value: i64| {
-        u64::try_from(value)
-            .map_err(|_| corrupt(format!("customer {email} was given list position {value}")))
-    };
+    let position = |value: i64| unsigned(value, || "a list position given".to_owned());
     let mut within_group: HashMap<String, std::vec::IntoIter<Counted>> = HashMap::new();
     for row in rows {
         let email = row.summary.email.clone();
         let quantities = &customers
             .get(email.as_str())
-            .ok_or_else(|| corrupt(format!("customer {email} was not in the group")))?
+            .ok_or_else(|| corrupt("a customer not in the group was counted".to_owned()))?
             .1;
         if row.order_positions.len() != quantities.len() {
             return Err(corrupt(format!(
-                "customer {email} was given {} list positions for {} orders",
+                "a customer was given {} list positions for {} orders",
                 row.order_positions.len(),
                 quantities.len()
             )));
         }
-        let customer = position(&email, row.list_position)?;
+        let customer = position(row.list_position)?;
         let after_group = CustomerSummary::try_from(row.summary)?;
         let counted = summaries_within_group(&after_group, quantities)
             .into_iter()
@@ -363,7 +360,7 @@ fn count_for_customers(
             .map(|(summary, &order)| {
                 Ok(Counted {
                     list_positions: ListPositions {
-                        order: position(&email, order)?,
+                        order: position(order)?,
                         customer,
                         customer_order: summary.placed_order_count,
                     },
@@ -380,7 +377,7 @@ fn count_for_customers(
             within_group
                 .get_mut(email)
                 .and_then(Iterator::next)
-                .ok_or_else(|| corrupt(format!("customer {email} was not counted")))
+                .ok_or_else(|| corrupt("a customer in the group was not counted".to_owned()))
         })
         .collect()
 }
