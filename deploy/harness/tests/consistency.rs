@@ -189,6 +189,7 @@ async fn commands_and_reads_through_the_gateway_honour_tokens_and_versions() {
                 .gateway
                 .url(&format!("/orders/{}/cancel", placed.id)),
         )
+        .json(&json!({}))
         .send()
         .await
         .unwrap();

@@ -1,16 +1,18 @@
 //! The Kubernetes manifests under `deploy/k8s/`: validated against the Kubernetes API schemas
 //! by kubernetes-validate (strict: unknown fields are errors), then checked for what a schema
 //! cannot see: references between resources, probes and resources on every container, an
-//! autoscaler per service, each service holding only its own credentials, and the gateway's
-//! configuration matching `deploy/nginx/gateway.conf.template`. The overlays' custom resources
+//! autoscaler per service, each service holding only its own credentials (in Secrets that
+//! `deploy/k8s/make-secrets` writes and no manifest holds), and the gateway's configuration
+//! matching `deploy/nginx/gateway.conf.template`. The overlays' custom resources
 //! (KEDA in `deploy/k8s/keda/`, the RabbitMQ and CloudNativePG operators in
 //! `deploy/k8s/operators/`) are validated against their projects' published CRD schemas, kept
 //! in `deploy/harness/fixtures/crds/`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use harness::{run_validator, yaml_documents, PROJECTION_QUEUE};
 use serde_json::{json, Value};
@@ -36,11 +38,69 @@ fn manifest_files() -> Vec<PathBuf> {
     files
 }
 
-/// Every resource, by (kind, name).
+/// The connection URLs `make-secrets` is given in these tests; nothing connects to them.
+const TEST_URLS: [(&str, &str); 4] = [
+    (
+        "DATABASE_URL",
+        "postgres://orders:pw@postgres.test.invalid:5432/orders",
+    ),
+    (
+        "MONGODB_URI",
+        "mongodb://orders:pw@mongodb.test.invalid:27017",
+    ),
+    (
+        "PUBLISHER_AMQP_URL",
+        "amqp://orders-publisher:pw@rabbitmq.test.invalid:5672/%2f",
+    ),
+    (
+        "CONSUMER_AMQP_URL",
+        "amqp://orders-consumer:pw@rabbitmq.test.invalid:5672/%2f",
+    ),
+];
+
+/// The Secrets `deploy/k8s/make-secrets` writes (with `--operators` or not), as the
+/// kustomization's secretGenerator makes them: by name, their keys and values.
+fn generated_secrets(operators: bool) -> HashMap<String, BTreeMap<String, String>> {
+    let dir = std::env::temp_dir().join(harness::unique_name());
+    let mut command = Command::new(k8s_dir().join("make-secrets"));
+    command.arg("--dir").arg(&dir).envs(TEST_URLS);
+    if operators {
+        command
+            .arg("--operators")
+            .envs([("PUBLISHER_PASSWORD", "pw"), ("CONSUMER_PASSWORD", "pw")]);
+    }
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "make-secrets: {output:?}");
+    let kustomization = &yaml_documents(&k8s_dir().join("kustomization.yaml"))[0];
+    let secrets = kustomization["secretGenerator"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|generator| {
+            let file = generator["envs"][0].as_str().unwrap();
+            let text = std::fs::read_to_string(dir.join(file.trim_start_matches("secrets/")))
+                .unwrap_or_else(|error| panic!("make-secrets wrote no {file}: {error}"));
+            let values = text
+                .lines()
+                .filter_map(|line| line.split_once('='))
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect();
+            (generator["name"].as_str().unwrap().to_owned(), values)
+        })
+        .collect();
+    std::fs::remove_dir_all(&dir).unwrap();
+    secrets
+}
+
+/// Every resource, by (kind, name), the generated Secrets among them.
 fn resources() -> HashMap<(String, String), Value> {
+    let generated = generated_secrets(false).into_iter().map(|(name, values)| {
+        json!({"kind": "Secret", "metadata": {"name": name}, "stringData": values})
+    });
     manifest_files()
         .iter()
         .flat_map(|file| yaml_documents(file))
+        .chain(generated)
         .map(|resource| {
             let key = (
                 resource["kind"].as_str().unwrap().to_owned(),
@@ -49,6 +109,47 @@ fn resources() -> HashMap<(String, String), Value> {
             (key, resource)
         })
         .collect()
+}
+
+#[test]
+fn no_manifest_holds_a_secret_and_make_secrets_keeps_its_own_out_of_git() {
+    for file in manifest_files() {
+        for resource in yaml_documents(&file) {
+            assert_ne!(
+                resource["kind"],
+                "Secret",
+                "{} holds a Secret",
+                file.display()
+            );
+        }
+    }
+    let ignored = Command::new("git")
+        .args([
+            "check-ignore",
+            "-q",
+            "deploy/k8s/secrets/command-service.env",
+        ])
+        .current_dir(k8s_dir().join("../.."))
+        .status()
+        .unwrap();
+    assert!(
+        ignored.success(),
+        "deploy/k8s/secrets/ is not ignored by git"
+    );
+    let secrets = generated_secrets(false);
+    let command = &secrets["command-service-secrets"];
+    let query = &secrets["query-service-secrets"];
+    for key in ["APP_AUTH__HS256_SECRET", "ADMIN_TOKEN"] {
+        assert_eq!(
+            command[key], query[key],
+            "{key} differs between the services"
+        );
+        assert!(
+            service_support::secrets::weakness(&command[key], 32).is_none(),
+            "{key}={}",
+            command[key]
+        );
+    }
 }
 
 fn named<'a>(resources: &'a HashMap<(String, String), Value>, kind: &str) -> Vec<&'a Value> {
@@ -465,10 +566,8 @@ fn the_operators_overlay_replicates_both_engines_and_points_the_services_at_them
     let nodes: Vec<String> = (0..3)
         .map(|n| format!("{broker}-server-{n}.{broker}-nodes:5672"))
         .collect();
-    let secrets = yaml_documents(&k8s_dir().join("operators/broker-addresses.yaml"));
-    assert_eq!(secrets.len(), 2);
-    for secret in &secrets {
-        let name = secret["metadata"]["name"].as_str().unwrap();
+    let secrets = generated_secrets(true);
+    for name in ["command-service-secrets", "query-service-secrets"] {
         let base_url = base[&("Secret".to_owned(), name.to_owned())]["stringData"]["AMQP_URL"]
             .as_str()
             .unwrap();
@@ -477,13 +576,8 @@ fn the_operators_overlay_replicates_both_engines_and_points_the_services_at_them
             .split(':')
             .next()
             .unwrap();
-        let addresses: Vec<&str> = secret["stringData"]["AMQP_URL"]
-            .as_str()
-            .unwrap()
+        let hosts: Vec<&str> = secrets[name]["AMQP_URL"]
             .split(',')
-            .collect();
-        let hosts: Vec<&str> = addresses
-            .iter()
             .map(|address| {
                 let rest = address
                     .strip_prefix(&format!("amqp://{user}:"))
@@ -493,6 +587,10 @@ fn the_operators_overlay_replicates_both_engines_and_points_the_services_at_them
             .collect();
         assert_eq!(hosts, nodes, "{name}");
     }
+    assert!(
+        !secrets["command-service-secrets"].contains_key("DATABASE_URL"),
+        "with the operators, the database URL comes from CloudNativePG's secret"
+    );
 
     // The command side's database URL is the one CloudNativePG keeps for the orders database.
     let patch = &yaml_documents(&k8s_dir().join("operators/command-service-database.yaml"))[0];
@@ -513,7 +611,7 @@ fn the_operators_overlay_replicates_both_engines_and_points_the_services_at_them
     );
     assert_eq!(
         kustomization["patches"],
-        json!([{"path": "broker-addresses.yaml"}, {"path": "command-service-database.yaml"}])
+        json!([{"path": "command-service-database.yaml"}])
     );
 }
 
