@@ -172,7 +172,12 @@ mod tests {
         assert_eq!(class_of(&[CONTROL]), "\\u0000-\\u001F\\u007F-\\u009F");
         assert_eq!(
             pattern_without(&[BIDI_CONTROL]),
-            "^[^\\u200E-\\u200F\\u202A-\\u202E\\u2066-\\u2069]*$"
+            "^[^\\u061C\\u200E-\\u200F\\u202A-\\u202E\\u2066-\\u2069]*$"
+        );
+        assert_eq!(
+            class_of(&[&[('\u{FFFE}', '\u{10FFFF}')]]),
+            "\\uFFFE-\u{10FFFF}",
+            "a character beyond U+FFFF is written as itself"
         );
     }
 }

@@ -2,15 +2,12 @@
 //! lists their origins. Without the setting no CORS header is ever sent, so a browser lets no
 //! other site read an answer, and a preflight (which no route takes) is refused like any
 //! unknown method. With it, `actix-cors` answers the listed origins, and a preflight from any
-//! other is refused with a JSON 403 instead of that crate's plain-text 400.
+//! other is refused with a JSON 403 (`errors::library_errors_as_json`) instead of that
+//! crate's plain-text 400.
 
-use actix_cors::{Cors, CorsError};
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{header, StatusCode};
-use actix_web::middleware::{Condition, Next};
-
-use crate::errors::ErrorAnswer;
+use actix_cors::Cors;
+use actix_web::http::header;
+use actix_web::middleware::Condition;
 
 /// How long a browser may keep a preflight's answer.
 const PREFLIGHT_MAX_AGE_SECONDS: usize = 600;
@@ -61,28 +58,6 @@ pub fn policy(origins: &[String]) -> Condition<Cors> {
         ])
         .max_age(PREFLIGHT_MAX_AGE_SECONDS);
     Condition::new(!origins.is_empty(), cors)
-}
-
-/// Use with `App::wrap(from_fn(refusals_as_json))` outside [`policy`]: its refusals in the
-/// API's error shape.
-pub async fn refusals_as_json(
-    request: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let response = next.call(request).await?;
-    let refusal = response
-        .response()
-        .error()
-        .and_then(|error| error.as_error::<CorsError>())
-        .map(ToString::to_string);
-    Ok(match refusal {
-        Some(reason) => response.into_response(
-            ErrorAnswer::new(StatusCode::FORBIDDEN, "cors_refused", reason)
-                .finish()
-                .map_into_right_body(),
-        ),
-        None => response.map_into_left_body(),
-    })
 }
 
 #[cfg(test)]

@@ -3,8 +3,12 @@
 //! service maps its own error type to a status and a code in one place and builds the answer
 //! here.
 
+use actix_cors::CorsError;
+use actix_web::body::{BodySize, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, TryIntoHeaderPair};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -85,6 +89,43 @@ pub fn no_route<E: ResponseError>(
     }
 }
 
+/// Use with `App::wrap(from_fn(library_errors_as_json))`: the errors the libraries under the
+/// handlers answer in their own way get the API's shape, so that every error is JSON. A
+/// refused CORS preflight becomes `403 cors_refused`; an error without a body (the docs page's
+/// 404 for a file it does not serve) gets one named after its status, its headers kept.
+pub async fn library_errors_as_json(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let head = request.method() == Method::HEAD;
+    let response = next.call(request).await?;
+    let status = response.status();
+    let bodiless = matches!(
+        response.response().body().size(),
+        BodySize::None | BodySize::Sized(0)
+    );
+    let answer = if let Some(refusal) = response
+        .response()
+        .error()
+        .and_then(|error| error.as_error::<CorsError>())
+    {
+        ErrorAnswer::new(StatusCode::FORBIDDEN, "cors_refused", refusal).finish()
+    } else if (status.is_client_error() || status.is_server_error()) && bodiless && !head {
+        let reason = status.canonical_reason().unwrap_or("error");
+        let code = reason.to_lowercase().replace([' ', '-'], "_");
+        let mut answer = ErrorAnswer::new(status, &code, reason.to_lowercase()).finish();
+        for (name, value) in response.headers() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                answer.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        answer
+    } else {
+        return Ok(response.map_into_left_body());
+    };
+    Ok(response.into_response(answer.map_into_right_body()))
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::body::to_bytes;
@@ -110,6 +151,40 @@ mod tests {
             body,
             json!({"error": "unavailable", "message": "the store failed", "parameter": "limit"})
         );
+    }
+
+    #[actix_web::test]
+    async fn an_error_a_library_answers_without_a_body_gets_one_and_keeps_its_headers() {
+        use actix_web::middleware::from_fn;
+        use actix_web::{test, web, App};
+
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(library_errors_as_json))
+                .route(
+                    "/empty",
+                    web::get().to(|| async {
+                        HttpResponse::NotFound()
+                            .insert_header(("x-kept", "yes"))
+                            .finish()
+                    }),
+                )
+                .route(
+                    "/answered",
+                    web::get().to(|| async { HttpResponse::NotFound().body("its own") }),
+                ),
+        )
+        .await;
+
+        let empty =
+            test::call_service(&app, test::TestRequest::get().uri("/empty").to_request()).await;
+        assert_eq!(empty.status(), StatusCode::NOT_FOUND);
+        assert_eq!(empty.headers().get("x-kept").unwrap(), "yes");
+        let body: Value = test::read_body_json(empty).await;
+        assert_eq!(body, json!({"error": "not_found", "message": "not found"}));
+        let answered =
+            test::call_service(&app, test::TestRequest::get().uri("/answered").to_request()).await;
+        assert_eq!(test::read_body(answered).await, "its own");
     }
 
     #[test]

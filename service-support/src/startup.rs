@@ -19,10 +19,10 @@ use utoipa_actix_web::AppExt;
 
 use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
 use crate::config::{invalid, LayeredSettings};
-use crate::cors;
 use crate::docs::OpenApiJson;
 use crate::metrics::{HttpMetrics, MetricsEndpoint};
 use crate::telemetry;
+use crate::{cors, errors};
 
 /// Why a service's HTTP side could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +108,7 @@ impl HttpFrontend {
             let routes = routes.clone();
             App::new()
                 .wrap(cors::policy(&cors_origins))
-                .wrap(from_fn(cors::refusals_as_json))
+                .wrap(from_fn(errors::library_errors_as_json))
                 .wrap(from_fn(telemetry::observe))
                 .app_data(http_metrics.clone())
                 .app_data(authenticator.clone())

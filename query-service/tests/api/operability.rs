@@ -70,6 +70,13 @@ async fn the_docs_page_is_served_locally_over_both_documents() {
     assert!(script.contains("/openapi/command.json"), "{script}");
     assert!(script.contains("/openapi/query.json"), "{script}");
     assert_eq!(app.get("/docs/swagger-ui-bundle.js").await.status(), 200);
+    let missing = app.get("/docs/no-such-file.js").await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<serde_json::Value>().await.unwrap()["error"],
+        "not_found",
+        "a 404 without a JSON body"
+    );
 }
 
 #[tokio::test]
