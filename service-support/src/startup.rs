@@ -33,6 +33,8 @@ pub enum FrontendError {
     Auth(#[from] AuthConfigError),
     #[error("cannot render the OpenAPI document: {0}")]
     Document(#[from] serde_json::Error),
+    #[error("invalid value for http.cors_allowed_origins: {0}")]
+    CorsOrigins(String),
 }
 
 /// Where a service's HTTP server listens, how long a stop waits for requests in flight, and
@@ -103,7 +105,8 @@ impl HttpFrontend {
             authenticator,
             document,
         } = self;
-        let cors_origins = cors::parse_origins(&listen.cors_allowed_origins).unwrap_or_default();
+        let cors_origins = cors::parse_origins(&listen.cors_allowed_origins)
+            .map_err(FrontendError::CorsOrigins)?;
         let server = HttpServer::new(move || {
             let routes = routes.clone();
             App::new()

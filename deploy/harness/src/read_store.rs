@@ -201,20 +201,46 @@ impl PrivateReadStore {
     }
 
     /// Freezes the server with SIGSTOP: its connections stay open and nothing answers on them.
+    /// Returns once every thread of it is seen stopped, since a signal is delivered after
+    /// `kill` returns.
     pub fn pause(&self) {
         self.signal("-STOP");
+        let tasks = PathBuf::from(format!("/proc/{}/task", self.pid()));
+        let every_thread_stopped = || {
+            std::fs::read_dir(&tasks).is_ok_and(|threads| {
+                threads.filter_map(Result::ok).all(|thread| {
+                    std::fs::read_to_string(thread.path().join("stat")).is_ok_and(|stat| {
+                        // The state follows the parenthesised command name.
+                        stat.rsplit_once(") ")
+                            .is_some_and(|(_, rest)| rest.starts_with(['T', 't']))
+                    })
+                })
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !every_thread_stopped() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} not stopped 5 s after SIGSTOP",
+                self.kind.name()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     pub fn resume(&self) {
         self.signal("-CONT");
     }
 
-    fn signal(&self, signal: &str) {
-        let pid = self
-            .child
+    fn pid(&self) -> u32 {
+        self.child
             .as_ref()
             .and_then(Child::id)
-            .expect("the read store is running");
+            .expect("the read store is running")
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.pid();
         run(
             Command::new("kill").args([signal, &pid.to_string()]),
             &format!("kill {signal} {}", self.kind.name()),
