@@ -6,7 +6,7 @@ use std::time::Duration;
 use config::ConfigError;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use service_support::auth::{AuthSettings, Authenticator};
+use service_support::auth::AuthSettings;
 use service_support::broker::BrokerAddresses;
 use service_support::config::{invalid, Alias, LayeredSettings};
 use service_support::metrics::MetricsSettings;
@@ -95,9 +95,6 @@ impl LayeredSettings for Settings {
     const ALIASES: &'static [Alias] = ALIASES;
 
     fn validate(&self) -> Result<(), ConfigError> {
-        Authenticator::from_settings(&self.auth)
-            .map_err(|refusal| ConfigError::Message(refusal.to_string()))?;
-        self.http.listen.validate("http")?;
         let admin_token = self.admin.token.expose_secret();
         if let Some(weakness) = secrets::weakness(admin_token, MIN_ADMIN_TOKEN_BYTES)
             .filter(|_| !admin_token.is_empty())

@@ -34,7 +34,7 @@ impl Application {
     /// Runs pending migrations, binds the listeners (port 0 picks a free one) and builds the
     /// servers and the relay. Nothing is served until [`Service::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let frontend = HttpFrontend::new(&settings.auth, &http::openapi())?;
+        let frontend = HttpFrontend::new(&settings.auth, &settings.http.listen, &http::openapi())?;
         let store = Store::new(&settings.database);
         store.run_migrations().await?;
 

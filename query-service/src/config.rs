@@ -6,7 +6,7 @@ use std::time::Duration;
 use config::ConfigError;
 use secrecy::SecretString;
 use serde::Deserialize;
-use service_support::auth::{AuthSettings, Authenticator};
+use service_support::auth::AuthSettings;
 use service_support::broker::BrokerAddresses;
 use service_support::config::{invalid, Alias, LayeredSettings};
 use service_support::metrics::MetricsSettings;
@@ -80,9 +80,6 @@ impl LayeredSettings for Settings {
     const ALIASES: &'static [Alias] = ALIASES;
 
     fn validate(&self) -> Result<(), ConfigError> {
-        Authenticator::from_settings(&self.auth)
-            .map_err(|refusal| ConfigError::Message(refusal.to_string()))?;
-        self.http.validate("http")?;
         if self.broker.prefetch == 0 {
             return Err(invalid("broker.prefetch", "must be at least 1"));
         }

@@ -38,7 +38,7 @@ impl Application {
     /// servers and the consumer. Nothing is served or consumed until
     /// [`Service::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let frontend = HttpFrontend::new(&settings.auth, &http::openapi())?;
+        let frontend = HttpFrontend::new(&settings.auth, &settings.http, &http::openapi())?;
         let store = ReadStore::new(&settings.mongodb).await?;
         store.follow_active_generation().await?;
         store.ensure_indexes().await?;

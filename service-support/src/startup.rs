@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
-use config::ConfigError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use utoipa::openapi::OpenApi;
@@ -18,7 +17,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 
 use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
-use crate::config::{invalid, LayeredSettings};
+use crate::config::LayeredSettings;
 use crate::docs::OpenApiJson;
 use crate::metrics::{HttpMetrics, MetricsEndpoint};
 use crate::telemetry;
@@ -48,20 +47,12 @@ pub struct ListenSettings {
     pub cors_allowed_origins: String,
 }
 
-impl ListenSettings {
-    /// Checks what a type cannot say; `key` is where these settings sit (`http`).
-    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        cors::parse_origins(&self.cors_allowed_origins)
-            .map(drop)
-            .map_err(|rule| invalid(&format!("{key}.cors_allowed_origins"), &rule))
-    }
-}
-
 /// A service's HTTP side before it listens: the settings are checked and the document
 /// rendered first, so that a bad configuration is refused before any database is touched.
 pub struct HttpFrontend {
     authenticator: web::Data<Authenticator>,
     document: web::Data<OpenApiJson>,
+    cors_origins: Vec<String>,
 }
 
 /// A service's HTTP and metrics servers, bound to their ports: nothing is served until
@@ -75,7 +66,11 @@ pub struct BoundServer {
 impl HttpFrontend {
     /// The document is served as it is when `auth` is enabled, else without its security
     /// requirements: it says what this service enforces.
-    pub fn new(auth: &AuthSettings, document: &OpenApi) -> Result<Self, FrontendError> {
+    pub fn new(
+        auth: &AuthSettings,
+        listen: &ListenSettings,
+        document: &OpenApi,
+    ) -> Result<Self, FrontendError> {
         let mut document = document.clone();
         if !auth.enabled {
             crate::docs::without_security(&mut document);
@@ -83,6 +78,8 @@ impl HttpFrontend {
         Ok(Self {
             authenticator: web::Data::new(Authenticator::from_settings(auth)?),
             document: web::Data::new(OpenApiJson::render(&document)?),
+            cors_origins: cors::parse_origins(&listen.cors_allowed_origins)
+                .map_err(FrontendError::CorsOrigins)?,
         })
     }
 
@@ -104,9 +101,8 @@ impl HttpFrontend {
         let Self {
             authenticator,
             document,
+            cors_origins,
         } = self;
-        let cors_origins = cors::parse_origins(&listen.cors_allowed_origins)
-            .map_err(FrontendError::CorsOrigins)?;
         let server = HttpServer::new(move || {
             let routes = routes.clone();
             App::new()

@@ -30,7 +30,7 @@ pub use private::{PrivatePostgres, PrivateRabbit, PrivateRabbitCluster};
 pub use process::{binary, run_in_background, InProcess, ServiceProcess};
 pub use read_store::{Durability, PrivateReadStore, ReadStoreKind};
 pub use scrape::{metric, scrape_metrics};
-pub use sockets::{listening_sockets, ListeningSocket};
+pub use sockets::{command_lines, listening_sockets, ListeningSocket};
 pub use stack::{stack_admin_token, ServiceStack, PROJECTION_QUEUE};
 pub use validators::{
     assert_document_describes_service, concrete_path, openapi_operations, openapi_problems,

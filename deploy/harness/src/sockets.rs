@@ -1,5 +1,5 @@
-//! The TCP sockets listening on this machine and the programs that hold them, read from
-//! `/proc` (no `ss` or `netstat` needed).
+//! The TCP sockets listening on this machine and the programs that hold them, and the
+//! programs' command lines, read from `/proc` (no `ss`, `netstat` or `ps` needed).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -97,6 +97,23 @@ fn socket_owners() -> HashMap<u64, String> {
         }
     }
     owners
+}
+
+/// Every process as `ps` shows it to every user of the machine: its short name (`comm`) and
+/// its command line, arguments joined by spaces.
+pub fn command_lines() -> Vec<(String, String)> {
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    processes
+        .filter_map(Result::ok)
+        .filter_map(|process| {
+            let dir = process.path();
+            let line = std::fs::read(dir.join("cmdline")).ok()?;
+            let line = String::from_utf8_lossy(&line).replace('\0', " ");
+            Some((program_name(&dir), line))
+        })
+        .collect()
 }
 
 fn program_name(process_dir: &Path) -> String {

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
-use harness::{listening_sockets, ServiceStack};
+use harness::{command_lines, listening_sockets, ServiceStack};
 
 /// The programs of the local stack, by the short name the kernel gives their processes. The
 /// read stores come last: which of them runs depends on `LOCAL_READ_STORE` (deploy/test runs
@@ -58,28 +58,15 @@ async fn the_local_broker_refuses_guest_and_the_old_documented_password() {
     }
 }
 
-/// The command line of every process of the local stack (and of the tests' own servers, which
-/// have the same names), as `ps` shows it to every user of the machine.
-fn stack_command_lines() -> Vec<(String, String)> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter_map(|process| {
-            let comm = std::fs::read_to_string(process.path().join("comm")).ok()?;
-            let program = comm.trim();
-            STACK_PROGRAMS.contains(&program).then_some(())?;
-            let line = std::fs::read(process.path().join("cmdline")).ok()?;
-            let line = String::from_utf8_lossy(&line).replace('\0', " ");
-            Some((program.to_owned(), line))
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn no_password_is_on_a_command_line() {
     let _stack = ServiceStack::start().await;
     let credentials_in_url = regex::Regex::new(r"://[^/@\s:]+:[^/@\s]+@").unwrap();
-    let lines = stack_command_lines();
+    // The local stack's processes, and the tests' own servers, which have the same names.
+    let lines: Vec<(String, String)> = command_lines()
+        .into_iter()
+        .filter(|(program, _)| STACK_PROGRAMS.contains(&program.as_str()))
+        .collect();
     assert!(
         lines.iter().any(|(program, _)| program == "nginx"),
         "no process of the stack found: {lines:?}"
