@@ -4,8 +4,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    EventId, OnNewOrder, OnNewOrderV1, OnNewOrderV2, OnNewOrderV3, OrderCancelled,
-    OrderCancelledV1, OrderCancelledV2, OrderEvent, OrderId,
+    EventId, OnNewOrder, OnNewOrderV1, OnNewOrderV2, OnNewOrderV3, OnNewOrderV4, OrderCancelled,
+    OrderCancelledV1, OrderCancelledV2, OrderCancelledV3, OrderEvent, OrderId,
 };
 
 /// An order's version once its first event (its placement) is applied.
@@ -99,25 +99,34 @@ impl RawEnvelope {
     /// older version to the current one.
     pub fn into_typed(self) -> Result<EventEnvelope<OrderEvent>, DecodeError> {
         let payload = match (self.event_type.as_str(), self.schema_version) {
-            (OnNewOrder::EVENT_TYPE, OnNewOrderV1::SCHEMA_VERSION) => OrderEvent::OnNewOrder(
-                OnNewOrderV3::from(OnNewOrderV2::from(self.payload_as::<OnNewOrderV1>()?)).into(),
+            (OnNewOrder::EVENT_TYPE, OnNewOrderV1::SCHEMA_VERSION) => {
+                let v2 = OnNewOrderV2::from(self.payload_as::<OnNewOrderV1>()?);
+                OrderEvent::OnNewOrder(OnNewOrderV4::from(OnNewOrderV3::from(v2)).into())
+            }
+            (OnNewOrder::EVENT_TYPE, OnNewOrderV2::SCHEMA_VERSION) => {
+                let v3 = OnNewOrderV3::from(self.payload_as::<OnNewOrderV2>()?);
+                OrderEvent::OnNewOrder(OnNewOrderV4::from(v3).into())
+            }
+            (OnNewOrder::EVENT_TYPE, OnNewOrderV3::SCHEMA_VERSION) => OrderEvent::OnNewOrder(
+                OnNewOrderV4::from(self.payload_as::<OnNewOrderV3>()?).into(),
             ),
-            (OnNewOrder::EVENT_TYPE, OnNewOrderV2::SCHEMA_VERSION) => OrderEvent::OnNewOrder(
-                OnNewOrderV3::from(self.payload_as::<OnNewOrderV2>()?).into(),
-            ),
-            (OnNewOrder::EVENT_TYPE, OnNewOrderV3::SCHEMA_VERSION) => {
-                OrderEvent::OnNewOrder(self.payload_as::<OnNewOrderV3>()?.into())
+            (OnNewOrder::EVENT_TYPE, OnNewOrderV4::SCHEMA_VERSION) => {
+                OrderEvent::OnNewOrder(self.payload_as::<OnNewOrderV4>()?.into())
             }
             (OnNewOrder::EVENT_TYPE, OnNewOrder::SCHEMA_VERSION) => {
                 OrderEvent::OnNewOrder(self.payload_as()?)
             }
             (OrderCancelled::EVENT_TYPE, OrderCancelledV1::SCHEMA_VERSION) => {
-                OrderEvent::OrderCancelled(
-                    OrderCancelledV2::from(self.payload_as::<OrderCancelledV1>()?).into(),
-                )
+                let v2 = OrderCancelledV2::from(self.payload_as::<OrderCancelledV1>()?);
+                OrderEvent::OrderCancelled(OrderCancelledV3::from(v2).into())
             }
             (OrderCancelled::EVENT_TYPE, OrderCancelledV2::SCHEMA_VERSION) => {
-                OrderEvent::OrderCancelled(self.payload_as::<OrderCancelledV2>()?.into())
+                OrderEvent::OrderCancelled(
+                    OrderCancelledV3::from(self.payload_as::<OrderCancelledV2>()?).into(),
+                )
+            }
+            (OrderCancelled::EVENT_TYPE, OrderCancelledV3::SCHEMA_VERSION) => {
+                OrderEvent::OrderCancelled(self.payload_as::<OrderCancelledV3>()?.into())
             }
             (OrderCancelled::EVENT_TYPE, OrderCancelled::SCHEMA_VERSION) => {
                 OrderEvent::OrderCancelled(self.payload_as()?)

@@ -5,8 +5,9 @@ use uuid::Uuid;
 
 use crate::{
     CustomerDetails, CustomerSummary, EventEnvelope, EventId, EventMetadata, ListPositions, Money,
-    OnNewOrder, OnNewOrderV1, OnNewOrderV2, OnNewOrderV3, OrderCancelled, OrderCancelledV1,
-    OrderCancelledV2, OrderDetails, OrderEvent, OrderId, FIRST_AGGREGATE_VERSION,
+    OnNewOrder, OnNewOrderV1, OnNewOrderV2, OnNewOrderV3, OnNewOrderV4, OrderCancelled,
+    OrderCancelledV1, OrderCancelledV2, OrderCancelledV3, OrderDetails, OrderEvent, OrderId,
+    OwnerPositions, FIRST_AGGREGATE_VERSION,
 };
 
 /// The golden encoding of [`on_new_order_v1`], as the first release published it.
@@ -29,6 +30,15 @@ pub const ORDER_CANCELLED_V2_JSON: &str = include_str!("../fixtures/order_cancel
 
 /// The golden encoding of [`order_cancelled_v3`].
 pub const ORDER_CANCELLED_V3_JSON: &str = include_str!("../fixtures/order_cancelled_v3.json");
+
+/// The golden encoding of [`on_new_order_v5`].
+pub const ON_NEW_ORDER_V5_JSON: &str = include_str!("../fixtures/on_new_order_v5.json");
+
+/// The golden encoding of [`order_cancelled_v4`].
+pub const ORDER_CANCELLED_V4_JSON: &str = include_str!("../fixtures/order_cancelled_v4.json");
+
+/// The owner of the orders of [`on_new_order_v5`] and [`order_cancelled_v4`].
+pub const FIXTURE_OWNER: &str = "shop-frontend";
 
 const FIXTURE_ORDER: u128 = 0x0193_5f3a_1c00_7000_8000_0000_0000_0001;
 const PLACED_EVENT: u128 = 0x0193_5f3a_1c00_7000_8000_0000_0000_0003;
@@ -99,19 +109,45 @@ pub fn on_new_order_v3() -> EventEnvelope<OnNewOrderV3> {
 
 /// The event encoded in [`ON_NEW_ORDER_V4_JSON`]: Ada's first order, the 41st order placed,
 /// Ada the 7th customer.
-pub fn on_new_order_v4() -> EventEnvelope {
-    with_list_positions(
-        with_customer_summary(
-            new_order_event(
-                OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
-                EventId::from_uuid(Uuid::from_u128(PLACED_EVENT)),
-                "ada@example.com",
-                3,
-                fixed_time(),
+pub fn on_new_order_v4() -> EventEnvelope<OnNewOrderV4> {
+    let order_id = OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER));
+    let event_id = EventId::from_uuid(Uuid::from_u128(PLACED_EVENT));
+    EventEnvelope {
+        event_id,
+        event_type: OnNewOrder::EVENT_TYPE.to_owned(),
+        schema_version: OnNewOrderV4::SCHEMA_VERSION,
+        occurred_at: fixed_time(),
+        aggregate_id: order_id,
+        aggregate_version: FIRST_AGGREGATE_VERSION,
+        correlation_id: format!("fixture-{event_id}"),
+        payload: OnNewOrderV4 {
+            order_id,
+            order: order_details("ada@example.com", 3, fixed_time()),
+            customer_summary: Some(ada_after_first_order()),
+            list_positions: Some(fixture_positions()),
+        },
+    }
+}
+
+/// The event encoded in [`ON_NEW_ORDER_V5_JSON`]: the order of [`on_new_order_v4`], placed
+/// by [`FIXTURE_OWNER`]: its 12th order, Ada its 3rd customer.
+pub fn on_new_order_v5() -> EventEnvelope {
+    with_owner(
+        with_list_positions(
+            with_customer_summary(
+                new_order_event(
+                    OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
+                    EventId::from_uuid(Uuid::from_u128(PLACED_EVENT)),
+                    "ada@example.com",
+                    3,
+                    fixed_time(),
+                ),
+                ada_after_first_order(),
             ),
-            ada_after_first_order(),
+            fixture_positions(),
         ),
-        fixture_positions(),
+        FIXTURE_OWNER,
+        fixture_owner_positions(),
     )
 }
 
@@ -131,6 +167,13 @@ fn fixture_positions() -> ListPositions {
         order: 41,
         customer: 7,
         customer_order: 1,
+    }
+}
+
+fn fixture_owner_positions() -> OwnerPositions {
+    OwnerPositions {
+        order: 12,
+        customer: 3,
     }
 }
 
@@ -183,24 +226,46 @@ pub fn order_cancelled_v2() -> EventEnvelope<OrderCancelledV2> {
 
 /// The event encoded in [`ORDER_CANCELLED_V3_JSON`]: the order of [`on_new_order_v4`],
 /// cancelled an hour later.
-pub fn order_cancelled_v3() -> EventEnvelope {
-    let placed = new_order_event(
-        OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER)),
-        EventId::from_uuid(Uuid::from_u128(PLACED_EVENT)),
-        "ada@example.com",
-        3,
-        fixed_time(),
-    );
-    with_list_positions(
-        with_customer_summary(
-            cancellation_of(
-                &placed,
-                EventId::from_uuid(Uuid::from_u128(CANCELLED_EVENT)),
-                fixed_time() + chrono::Duration::hours(1),
+pub fn order_cancelled_v3() -> EventEnvelope<OrderCancelledV3> {
+    let order_id = OrderId::from_uuid(Uuid::from_u128(FIXTURE_ORDER));
+    let event_id = EventId::from_uuid(Uuid::from_u128(CANCELLED_EVENT));
+    let cancelled_at = fixed_time() + chrono::Duration::hours(1);
+    EventEnvelope {
+        event_id,
+        event_type: OrderCancelled::EVENT_TYPE.to_owned(),
+        schema_version: OrderCancelledV3::SCHEMA_VERSION,
+        occurred_at: cancelled_at,
+        aggregate_id: order_id,
+        aggregate_version: FIRST_AGGREGATE_VERSION + 1,
+        correlation_id: format!("fixture-{event_id}"),
+        payload: OrderCancelledV3 {
+            order_id,
+            reason: Some(CANCELLATION_REASON.to_owned()),
+            cancelled_at,
+            order: order_details("ada@example.com", 3, fixed_time()),
+            customer_summary: Some(ada_after_cancelling()),
+            list_positions: Some(fixture_positions()),
+        },
+    }
+}
+
+/// The event encoded in [`ORDER_CANCELLED_V4_JSON`]: the order of [`on_new_order_v5`],
+/// cancelled an hour later.
+pub fn order_cancelled_v4() -> EventEnvelope {
+    with_owner(
+        with_list_positions(
+            with_customer_summary(
+                cancellation_of(
+                    &on_new_order_v5(),
+                    EventId::from_uuid(Uuid::from_u128(CANCELLED_EVENT)),
+                    fixed_time() + chrono::Duration::hours(1),
+                ),
+                ada_after_cancelling(),
             ),
-            ada_after_cancelling(),
+            fixture_positions(),
         ),
-        fixture_positions(),
+        FIXTURE_OWNER,
+        fixture_owner_positions(),
     )
 }
 
@@ -233,9 +298,25 @@ pub fn with_list_positions(mut event: EventEnvelope, positions: ListPositions) -
     event
 }
 
+/// `event` owned by `owner` at `positions` in its listings, as the command side publishes it.
+pub fn with_owner(mut event: EventEnvelope, owner: &str, positions: OwnerPositions) -> EventEnvelope {
+    match &mut event.payload {
+        OrderEvent::OnNewOrder(placed) => {
+            placed.owner = owner.to_owned();
+            placed.owner_positions = Some(positions);
+        }
+        OrderEvent::OrderCancelled(cancelled) => {
+            cancelled.owner = owner.to_owned();
+            cancelled.owner_positions = Some(positions);
+        }
+    }
+    event
+}
+
 /// An `OnNewOrder` envelope (current version) for the given order, customer and quantity, at
-/// 12.50 EUR a unit, with neither a customer summary nor list positions (as if upcast from
-/// version 2): [`with_customer_summary`] and [`with_list_positions`] add them.
+/// 12.50 EUR a unit, the anonymous owner's, with neither a customer summary nor positions (as
+/// if upcast from version 2): [`with_customer_summary`], [`with_list_positions`] and
+/// [`with_owner`] add them.
 pub fn new_order_event(
     order_id: OrderId,
     event_id: EventId,
@@ -246,9 +327,11 @@ pub fn new_order_event(
     EventEnvelope::seal(
         OrderEvent::OnNewOrder(OnNewOrder {
             order_id,
+            owner: String::new(),
             order: order_details(email, quantity, created_at),
             customer_summary: None,
             list_positions: None,
+            owner_positions: None,
         }),
         1,
         metadata(event_id, created_at),
@@ -256,7 +339,8 @@ pub fn new_order_event(
 }
 
 /// The `OrderCancelled` envelope (current version) of the order `placed` placed, carrying that
-/// order whole, at `cancelled_at`, with neither a customer summary nor list positions.
+/// order whole and its owner, at `cancelled_at`, with neither a customer summary nor
+/// positions.
 pub fn cancellation_of(
     placed: &EventEnvelope,
     event_id: EventId,
@@ -265,11 +349,13 @@ pub fn cancellation_of(
     EventEnvelope::seal(
         OrderEvent::OrderCancelled(OrderCancelled {
             order_id: placed.aggregate_id,
+            owner: placed.payload.owner().to_owned(),
             reason: Some(CANCELLATION_REASON.to_owned()),
             cancelled_at,
             order: placed.payload.order().clone(),
             customer_summary: None,
             list_positions: None,
+            owner_positions: None,
         }),
         placed.aggregate_version + 1,
         metadata(event_id, cancelled_at),

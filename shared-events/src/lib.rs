@@ -27,9 +27,12 @@ pub use envelope::{
 pub use ids::{EventId, OrderId};
 pub use order::{
     CustomerDetails, CustomerSummary, ListPositions, Money, OnNewOrder, OrderCancelled,
-    OrderDetails, OrderEvent, OrderStatus,
+    OrderDetails, OrderEvent, OrderStatus, OwnerPositions,
 };
-pub use upcast::{OnNewOrderV1, OnNewOrderV2, OnNewOrderV3, OrderCancelledV1, OrderCancelledV2};
+pub use upcast::{
+    OnNewOrderV1, OnNewOrderV2, OnNewOrderV3, OnNewOrderV4, OrderCancelledV1, OrderCancelledV2,
+    OrderCancelledV3,
+};
 
 /// Name of the durable topic exchange every event is published to.
 pub const ORDER_EVENTS_EXCHANGE: &str = "orders.events";

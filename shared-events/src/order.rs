@@ -44,12 +44,17 @@ impl OrderEvent {
     }
 }
 
-/// An order was placed. Schema version 4: version 3 (the order, its unit price and the
-/// customer's summary) plus the order's list positions.
+/// An order was placed. Schema version 5: version 4 (the order, its unit price, the
+/// customer's summary and the order's list positions) plus its owner and its positions in its
+/// owner's listings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OnNewOrder {
     pub order_id: OrderId,
+    /// The principal that placed the order and owns it: its token's subject, or `""` for the
+    /// anonymous principal of a service without auth (and for every order placed before
+    /// orders had owners).
+    pub owner: String,
     #[serde(flatten)]
     pub order: OrderDetails,
     /// The customer's summary with this order counted; `null` only in events upcast from
@@ -59,15 +64,19 @@ pub struct OnNewOrder {
     /// `null` only in events upcast from versions 1 to 3.
     #[serde(default)]
     pub list_positions: Option<ListPositions>,
+    /// `null` only in events upcast from versions 1 to 3.
+    #[serde(default)]
+    pub owner_positions: Option<OwnerPositions>,
 }
 
 impl OnNewOrder {
     pub const EVENT_TYPE: &'static str = "OnNewOrder";
-    pub const SCHEMA_VERSION: u32 = 4;
+    pub const SCHEMA_VERSION: u32 = 5;
 }
 
-/// An order was cancelled. Schema version 3: version 2 (the order and the customer's summary)
-/// plus the order's list positions.
+/// An order was cancelled. Schema version 4: version 3 (the order, the customer's summary and
+/// the order's list positions) plus the order's owner and its positions in its owner's
+/// listings.
 ///
 /// It carries the whole order, not only what changed, so that a consumer can build the order
 /// from this event alone: when the `OnNewOrder` before it is still waiting in a retry queue,
@@ -76,6 +85,8 @@ impl OnNewOrder {
 #[serde(rename_all = "camelCase")]
 pub struct OrderCancelled {
     pub order_id: OrderId,
+    /// The principal that placed the order and owns it, as [`OnNewOrder::owner`].
+    pub owner: String,
     /// Why the order was cancelled, as the customer or operator gave it.
     pub reason: Option<String>,
     pub cancelled_at: DateTime<Utc>,
@@ -87,11 +98,14 @@ pub struct OrderCancelled {
     /// `null` only in events upcast from versions 1 and 2.
     #[serde(default)]
     pub list_positions: Option<ListPositions>,
+    /// `null` only in events upcast from versions 1 and 2.
+    #[serde(default)]
+    pub owner_positions: Option<OwnerPositions>,
 }
 
 impl OrderCancelled {
     pub const EVENT_TYPE: &'static str = "OrderCancelled";
-    pub const SCHEMA_VERSION: u32 = 3;
+    pub const SCHEMA_VERSION: u32 = 4;
 }
 
 /// Where an order stands in the listings, numbered by the command side in the transaction
@@ -107,6 +121,18 @@ pub struct ListPositions {
     pub customer: u64,
     /// The order's among its customer's orders: 1 for their first, without gaps.
     pub customer_order: u64,
+}
+
+/// Where an order stands in its owner's listings: the owner's orders and the owner's
+/// customers (a customer belongs to an owner: the same email under two owners is two
+/// customers). Numbered by the command side as [`ListPositions`] are, with gaps as theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerPositions {
+    /// The order's among its owner's orders, in the order they were placed, from 1.
+    pub order: u64,
+    /// The customer's among its owner's customers, in the order of their first orders, from 1.
+    pub customer: u64,
 }
 
 /// A customer's order summary as of one event, kept by the command side in that event's own
@@ -141,6 +167,22 @@ impl OrderEvent {
         match self {
             Self::OnNewOrder(event) => event.list_positions,
             Self::OrderCancelled(event) => event.list_positions,
+        }
+    }
+
+    /// The order's positions in its owner's listings, if the event was published with them.
+    pub fn owner_positions(&self) -> Option<OwnerPositions> {
+        match self {
+            Self::OnNewOrder(event) => event.owner_positions,
+            Self::OrderCancelled(event) => event.owner_positions,
+        }
+    }
+
+    /// The principal that owns the order.
+    pub fn owner(&self) -> &str {
+        match self {
+            Self::OnNewOrder(event) => &event.owner,
+            Self::OrderCancelled(event) => &event.owner,
         }
     }
 }

@@ -6,8 +6,8 @@ use schemars::{JsonSchema, Schema};
 use serde_json::json;
 
 use crate::{
-    EventEnvelope, OnNewOrder, OnNewOrderV1, OnNewOrderV2, OnNewOrderV3, OrderCancelled,
-    OrderCancelledV1, OrderCancelledV2,
+    EventEnvelope, OnNewOrder, OnNewOrderV1, OnNewOrderV2, OnNewOrderV3, OnNewOrderV4,
+    OrderCancelled, OrderCancelledV1, OrderCancelledV2, OrderCancelledV3,
 };
 
 /// One published schema: the file it is checked in as, and its content.
@@ -22,6 +22,7 @@ pub fn event_schemas() -> Vec<EventSchema> {
         envelope_schema::<OnNewOrderV1>(OnNewOrder::EVENT_TYPE, OnNewOrderV1::SCHEMA_VERSION),
         envelope_schema::<OnNewOrderV2>(OnNewOrder::EVENT_TYPE, OnNewOrderV2::SCHEMA_VERSION),
         envelope_schema::<OnNewOrderV3>(OnNewOrder::EVENT_TYPE, OnNewOrderV3::SCHEMA_VERSION),
+        envelope_schema::<OnNewOrderV4>(OnNewOrder::EVENT_TYPE, OnNewOrderV4::SCHEMA_VERSION),
         envelope_schema::<OnNewOrder>(OnNewOrder::EVENT_TYPE, OnNewOrder::SCHEMA_VERSION),
         envelope_schema::<OrderCancelledV1>(
             OrderCancelled::EVENT_TYPE,
@@ -30,6 +31,10 @@ pub fn event_schemas() -> Vec<EventSchema> {
         envelope_schema::<OrderCancelledV2>(
             OrderCancelled::EVENT_TYPE,
             OrderCancelledV2::SCHEMA_VERSION,
+        ),
+        envelope_schema::<OrderCancelledV3>(
+            OrderCancelled::EVENT_TYPE,
+            OrderCancelledV3::SCHEMA_VERSION,
         ),
         envelope_schema::<OrderCancelled>(
             OrderCancelled::EVENT_TYPE,

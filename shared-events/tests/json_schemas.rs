@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use serde_json::Value;
 use shared_events::fixtures::{
     ON_NEW_ORDER_V1_JSON, ON_NEW_ORDER_V2_JSON, ON_NEW_ORDER_V3_JSON, ON_NEW_ORDER_V4_JSON,
-    ORDER_CANCELLED_V1_JSON, ORDER_CANCELLED_V2_JSON, ORDER_CANCELLED_V3_JSON,
+    ON_NEW_ORDER_V5_JSON, ORDER_CANCELLED_V1_JSON, ORDER_CANCELLED_V2_JSON,
+    ORDER_CANCELLED_V3_JSON, ORDER_CANCELLED_V4_JSON,
 };
 use shared_events::schemas::event_schemas;
 
@@ -50,9 +51,11 @@ fn every_golden_event_validates_against_its_schema() {
         ("OnNewOrder.v2.schema.json", ON_NEW_ORDER_V2_JSON),
         ("OnNewOrder.v3.schema.json", ON_NEW_ORDER_V3_JSON),
         ("OnNewOrder.v4.schema.json", ON_NEW_ORDER_V4_JSON),
+        ("OnNewOrder.v5.schema.json", ON_NEW_ORDER_V5_JSON),
         ("OrderCancelled.v1.schema.json", ORDER_CANCELLED_V1_JSON),
         ("OrderCancelled.v2.schema.json", ORDER_CANCELLED_V2_JSON),
         ("OrderCancelled.v3.schema.json", ORDER_CANCELLED_V3_JSON),
+        ("OrderCancelled.v4.schema.json", ORDER_CANCELLED_V4_JSON),
     ] {
         let instance: Value = serde_json::from_str(golden).unwrap();
         let errors: Vec<String> = validator(file_name)
@@ -78,4 +81,11 @@ fn the_schemas_reject_a_wrong_version_and_a_missing_field() {
     let mut text_quantity: Value = serde_json::from_str(ORDER_CANCELLED_V1_JSON).unwrap();
     text_quantity["payload"]["order"]["quantity"] = Value::from("three");
     assert!(!validator("OrderCancelled.v1.schema.json").is_valid(&text_quantity));
+
+    let mut without_owner: Value = serde_json::from_str(ON_NEW_ORDER_V5_JSON).unwrap();
+    without_owner["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("owner");
+    assert!(!validator("OnNewOrder.v5.schema.json").is_valid(&without_owner));
 }
