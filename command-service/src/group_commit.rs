@@ -181,7 +181,7 @@ mod tests {
             },
         };
         Queued {
-            placement: OrderPlacement::new(order, None, "test".into()),
+            placement: OrderPlacement::new(order, String::new(), None, "test".into()),
             reply: oneshot::channel().0,
         }
     }

@@ -128,7 +128,7 @@ impl OnNewOrderV4 {
 }
 
 /// Orders placed before they had owners belong to the anonymous owner (`""`), as the
-/// command side's migration `2026-12-03-000008_ownership` filed them: every order before was
+/// command side's migration `2026-12-02-000008_ownership` filed them: every order before was
 /// that owner's, so its positions in the owner's listings are its list positions.
 impl From<OnNewOrderV4> for OnNewOrder {
     fn from(v4: OnNewOrderV4) -> Self {

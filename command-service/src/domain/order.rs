@@ -2,7 +2,8 @@ use chrono::{DateTime, Utc};
 pub use shared_events::OrderStatus;
 use shared_events::{
     CustomerDetails, CustomerSummary, EventEnvelope, EventMetadata, ListPositions, Money,
-    OnNewOrder, OrderCancelled, OrderDetails, OrderEvent, OrderId, FIRST_AGGREGATE_VERSION,
+    OnNewOrder, OrderCancelled, OrderDetails, OrderEvent, OrderId, OwnerPositions,
+    FIRST_AGGREGATE_VERSION,
 };
 
 use super::{
@@ -34,10 +35,12 @@ pub struct NewOrder {
     pub customer: Customer,
 }
 
-/// An order that has been given its identity and time; what the store persists.
+/// An order that has been given its identity, owner and time; what the store persists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlacedOrder {
     pub id: OrderId,
+    /// The principal that placed it (`Principal::scope_name`).
+    pub owner: String,
     pub created_at: DateTime<Utc>,
     pub order: NewOrder,
 }
@@ -56,9 +59,10 @@ impl NewOrder {
         })
     }
 
-    pub fn place(self, id: OrderId, created_at: DateTime<Utc>) -> PlacedOrder {
+    pub fn place(self, id: OrderId, owner: String, created_at: DateTime<Utc>) -> PlacedOrder {
         PlacedOrder {
             id,
+            owner,
             created_at,
             order: self,
         }
@@ -67,17 +71,19 @@ impl NewOrder {
 
 impl PlacedOrder {
     /// The `OnNewOrder` event that tells the read side about this order, with the customer's
-    /// summary once it is counted.
+    /// summary once it is counted and the order's positions.
     pub fn on_new_order(
         &self,
         customer: CustomerSummary,
-        list_positions: ListPositions,
+        positions: (ListPositions, OwnerPositions),
         metadata: EventMetadata,
     ) -> EventEnvelope {
         let order = &self.order;
+        let (list_positions, owner_positions) = positions;
         EventEnvelope::seal(
             OrderEvent::OnNewOrder(OnNewOrder {
                 order_id: self.id,
+                owner: self.owner.clone(),
                 order: OrderDetails {
                     description: order.description.as_str().to_owned(),
                     quantity: u32::from(order.quantity.get()),
@@ -94,6 +100,7 @@ impl PlacedOrder {
                 },
                 customer_summary: Some(customer),
                 list_positions: Some(list_positions),
+                owner_positions: Some(owner_positions),
             }),
             FIRST_AGGREGATE_VERSION,
             metadata,
@@ -131,17 +138,22 @@ pub fn summaries_within_group(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRecord {
     pub id: OrderId,
+    /// The principal that placed it.
+    pub owner: String,
     pub status: OrderStatus,
     pub version: u64,
     pub details: OrderDetails,
     /// Given when the order was placed; every event of the order carries them.
     pub list_positions: ListPositions,
+    pub owner_positions: OwnerPositions,
 }
 
 /// A valid request to cancel an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelOrder {
     pub order_id: OrderId,
+    /// Who asks: only the order's owner may cancel it; to anybody else it does not exist.
+    pub principal: String,
     pub reason: Option<CancellationReason>,
     /// The version the caller last saw (`If-Match`); `None` cancels whatever the version.
     pub expected_version: Option<u64>,
@@ -181,6 +193,7 @@ impl OrderRecord {
         Ok(EventEnvelope::seal(
             OrderEvent::OrderCancelled(OrderCancelled {
                 order_id: self.id,
+                owner: self.owner.clone(),
                 reason: command
                     .reason
                     .as_ref()
@@ -189,6 +202,7 @@ impl OrderRecord {
                 order: self.details.clone(),
                 customer_summary: Some(customer),
                 list_positions: Some(self.list_positions),
+                owner_positions: Some(self.owner_positions),
             }),
             self.version + 1,
             metadata,
@@ -208,6 +222,7 @@ mod tests {
         let created_at = Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap();
         OrderRecord {
             id: OrderId::from_uuid(Uuid::now_v7()),
+            owner: "shop-frontend".to_owned(),
             status,
             version,
             details: OrderDetails {
@@ -226,12 +241,17 @@ mod tests {
                 customer: 3,
                 customer_order: 1,
             },
+            owner_positions: OwnerPositions {
+                order: 4,
+                customer: 2,
+            },
         }
     }
 
     fn cancel(record: &OrderRecord, expected_version: Option<u64>) -> CancelOrder {
         CancelOrder {
             order_id: record.id,
+            principal: record.owner.clone(),
             reason: Some(CancellationReason::parse("changed my mind".into()).unwrap()),
             expected_version,
         }
@@ -303,6 +323,8 @@ mod tests {
         assert_eq!(cancelled.reason.as_deref(), Some("changed my mind"));
         assert_eq!(cancelled.customer_summary, Some(summary()));
         assert_eq!(cancelled.list_positions, Some(placed.list_positions));
+        assert_eq!(cancelled.owner, placed.owner);
+        assert_eq!(cancelled.owner_positions, Some(placed.owner_positions));
     }
 
     #[test]

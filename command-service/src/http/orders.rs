@@ -26,7 +26,7 @@ use super::schemas::{IdempotencyKeyHeader, IfMatchHeader};
 use super::{ApiError, BodyLimit};
 use crate::domain::{
     CancelOrder, CancellationReason, CurrencyCode, Customer, Description, EmailAddress,
-    IdempotencyKey, MinorUnits, NewOrder, OrderStatus, OwnedKey, PersonName, Quantity, UnitPrice,
+    IdempotencyKey, MinorUnits, NewOrder, OrderStatus, PersonName, Quantity, UnitPrice,
     ValidationErrors,
 };
 use crate::group_commit::OrderDesk;
@@ -314,11 +314,12 @@ pub async fn place_order(
 ) -> Result<HttpResponse, ApiError> {
     super::require_utf8(&request)?;
     let new_order = NewOrder::try_from(body.into_inner()).map_err(ApiError::Validation)?;
-    let key = idempotency_key(&request)?.map(|key| OwnedKey {
-        principal: granted.principal().scope_name().to_owned(),
-        key,
-    });
-    let placement = OrderPlacement::new(new_order, key, RequestId::of(&request).to_string());
+    let placement = OrderPlacement::new(
+        new_order,
+        granted.principal().scope_name().to_owned(),
+        idempotency_key(&request)?,
+        RequestId::of(&request).to_string(),
+    );
     // "accepted" is what the original API answered; clients may depend on it.
     match desk.place(placement).await? {
         Placement::Placed(id) => {
@@ -351,7 +352,7 @@ pub async fn place_order(
     responses(
         (status = 400, body = ErrorBody, description = "Malformed id, JSON or If-Match"),
         CommandResponses,
-        (status = 404, body = ErrorBody, description = "No such order"),
+        (status = 404, body = ErrorBody, description = "No such order, or another principal's"),
         (status = 409, body = ErrorBody, description = "Already cancelled"),
         (status = 412, body = ErrorBody,
             description = "If-Match names another version; `currentVersion` and ETag give it"),
@@ -362,7 +363,7 @@ pub async fn place_order(
 )]
 #[post("/orders/{id}/cancel")]
 pub async fn cancel_order(
-    _: Granted<Write>,
+    granted: Granted<Write>,
     request: HttpRequest,
     id: web::Path<String>,
     body: web::Payload,
@@ -385,6 +386,7 @@ pub async fn cancel_order(
     }
     let command = CancelOrder {
         order_id,
+        principal: granted.principal().scope_name().to_owned(),
         reason,
         expected_version: expected_version(&request)?,
     };

@@ -3,7 +3,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use shared_events::{
     CustomerDetails, CustomerSummary, EventEnvelope, EventMetadata, ListPositions, Money,
-    OrderDetails, OrderId,
+    OrderDetails, OrderId, OwnerPositions,
 };
 
 use super::schema::{customers, orders};
@@ -44,6 +44,7 @@ impl TryFrom<CustomerSummaryRow> for CustomerSummary {
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = orders)]
 struct OrderRow {
+    owner: String,
     status: String,
     version: i64,
     customer_email: String,
@@ -54,11 +55,13 @@ struct OrderRow {
     created_at: DateTime<Utc>,
     list_position: i64,
     customer_order: i64,
+    owner_position: i64,
 }
 
 /// Why a cancellation was not committed.
 #[derive(Debug, thiserror::Error)]
 pub enum CancelOrderError {
+    /// None with that id, or another principal's.
     #[error("no order with that id")]
     NotFound,
     #[error(transparent)]
@@ -74,9 +77,10 @@ impl From<DieselError> for CancelOrderError {
 }
 
 impl Store {
-    /// Cancels an order: locks its row, lets the domain decide, and commits the new state with
-    /// the `OrderCancelled` event, or nothing. Concurrent commands on one order are serialised
-    /// by the row lock, so exactly one of two racing cancellations succeeds.
+    /// Cancels an order of the command's principal: locks its row, lets the domain decide, and
+    /// commits the new state with the `OrderCancelled` event, or nothing. Another principal's
+    /// order is not found. Concurrent commands on one order are serialised by the row lock, so
+    /// exactly one of two racing cancellations succeeds.
     pub async fn cancel_order(
         &self,
         command: CancelOrder,
@@ -85,12 +89,13 @@ impl Store {
     ) -> Result<EventEnvelope, CancelOrderError> {
         self.run(move |conn| {
             in_transaction(conn, |conn| {
-                let record =
-                    lock_order(conn, command.order_id)?.ok_or(CancelOrderError::NotFound)?;
+                let record = lock_order(conn, command.order_id, &command.principal)?
+                    .ok_or(CancelOrderError::NotFound)?;
                 // Counted before the domain decides: a rejection rolls the count back with the
                 // rest of the transaction.
+                let customer = (&record.owner, &record.details.customer.email);
                 let summary: CustomerSummary =
-                    diesel::update(customers::table.find(&record.details.customer.email))
+                    diesel::update(customers::table.find(customer))
                         .set((
                             customers::summary_version.eq(customers::summary_version + 1),
                             customers::cancelled_order_count
@@ -123,13 +128,15 @@ impl Store {
     }
 }
 
-/// Loads the order and locks its row until the transaction ends.
+/// Loads the order if `owner` owns it, and locks its row until the transaction ends.
 fn lock_order(
     conn: &mut PgConnection,
     id: OrderId,
+    owner: &str,
 ) -> Result<Option<OrderRecord>, CancelOrderError> {
     let Some(row) = orders::table
         .find(id.as_uuid())
+        .filter(orders::owner.eq(owner))
         .select(OrderRow::as_select())
         .for_update()
         .first(conn)
@@ -137,12 +144,18 @@ fn lock_order(
     else {
         return Ok(None);
     };
-    let (first_name, last_name, customer_position): (String, String, i64) = customers::table
-        .find(&row.customer_email)
+    let (first_name, last_name, customer_position, owner_customer_position): (
+        String,
+        String,
+        i64,
+        i64,
+    ) = customers::table
+        .find((&row.owner, &row.customer_email))
         .select((
             customers::first_name,
             customers::last_name,
             customers::list_position,
+            customers::owner_position,
         ))
         .first(conn)?;
     let position = |value: i64| unsigned(value, || format!("a list position of order {id}"));
@@ -157,6 +170,7 @@ fn lock_order(
     };
     Ok(Some(OrderRecord {
         id,
+        owner: row.owner,
         status,
         version: unsigned(row.version, || format!("the version of order {id}"))?,
         details: OrderDetails {
@@ -175,6 +189,10 @@ fn lock_order(
             order: position(row.list_position)?,
             customer: position(customer_position)?,
             customer_order: position(row.customer_order)?,
+        },
+        owner_positions: OwnerPositions {
+            order: position(row.owner_position)?,
+            customer: position(owner_customer_position)?,
         },
     }))
 }

@@ -11,6 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Jsonb, Text, Uuid as SqlUuid};
 use shared_events::{
     CustomerSummary, EventEnvelope, EventId, EventMetadata, ListPositions, OrderId,
+    OwnerPositions,
 };
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ use super::orders::CustomerSummaryRow;
 use super::outbox::{insert_outbox_rows, OutboxRows};
 use super::statement::{Parameter, Statement};
 use super::{corrupt, in_transaction, unsigned, Store, StoreError};
-use crate::domain::{summaries_within_group, NewOrder, OwnedKey, Quantity};
+use crate::domain::{summaries_within_group, IdempotencyKey, NewOrder, OwnedKey, Quantity};
 
 /// A valid order on its way to the database, with the identities it will be known by.
 #[derive(Debug, Clone)]
@@ -28,17 +29,29 @@ pub struct OrderPlacement {
     /// The request that placed it, named in its event.
     pub correlation_id: String,
     pub order: NewOrder,
+    /// The principal placing it, who will own it (`Principal::scope_name`).
+    pub owner: String,
+    /// The idempotency key it was sent with, filed under its owner.
     pub key: Option<OwnedKey>,
 }
 
 impl OrderPlacement {
-    pub fn new(order: NewOrder, key: Option<OwnedKey>, correlation_id: String) -> Self {
+    pub fn new(
+        order: NewOrder,
+        owner: String,
+        key: Option<IdempotencyKey>,
+        correlation_id: String,
+    ) -> Self {
         Self {
             id: OrderId::from_uuid(Uuid::now_v7()),
             event_id: EventId::from_uuid(Uuid::now_v7()),
             correlation_id,
+            key: key.map(|key| OwnedKey {
+                principal: owner.clone(),
+                key,
+            }),
+            owner,
             order,
-            key,
         }
     }
 }
@@ -148,7 +161,8 @@ fn commit_group(
         return Ok(outcomes);
     }
     let counted = count_for_customers(conn, placed_at, &placed)?;
-    let positions: Vec<ListPositions> = counted.iter().map(|c| c.list_positions).collect();
+    let positions: Vec<(ListPositions, OwnerPositions)> =
+        counted.iter().map(|c| c.positions).collect();
     let events: Vec<EventEnvelope> = placed
         .iter()
         .zip(counted)
@@ -156,10 +170,10 @@ fn commit_group(
             placement
                 .order
                 .clone()
-                .place(placement.id, placed_at)
+                .place(placement.id, placement.owner.clone(), placed_at)
                 .on_new_order(
                     counted.summary,
-                    counted.list_positions,
+                    counted.positions,
                     EventMetadata {
                         event_id: placement.event_id,
                         occurred_at: placed_at,
@@ -241,57 +255,94 @@ fn resolve_keys(
         .collect())
 }
 
-/// A customer's summary after a group's orders are counted on it, with the list positions
-/// the group gave the customer (on their first order) and their orders.
+/// A customer's summary after a group's orders are counted on it, with the positions the
+/// group gave the customer (on their first order) and their orders.
 #[derive(QueryableByName)]
 struct CountedCustomerRow {
     #[diesel(embed)]
     summary: CustomerSummaryRow,
+    #[diesel(sql_type = Text)]
+    owner: String,
     #[diesel(sql_type = BigInt)]
     list_position: i64,
-    /// One for each of the customer's orders in the group, in the group's order.
+    #[diesel(sql_type = BigInt)]
+    owner_position: i64,
+    /// One for each of the customer's orders in the group, in the group's order: among all
+    /// orders, and among the owner's.
     #[diesel(sql_type = Array<BigInt>)]
     order_positions: Vec<i64>,
+    #[diesel(sql_type = Array<BigInt>)]
+    owner_order_positions: Vec<i64>,
 }
 
 /// What the event of one order of a group carries beside the order.
 struct Counted {
     summary: CustomerSummary,
-    list_positions: ListPositions,
+    positions: (ListPositions, OwnerPositions),
 }
 
 /// Counts the orders on their customers (one row per customer, whatever their number of
-/// orders here, in email order so that concurrent groups lock rows in one order) and gives
-/// what each order's event carries, in `placed` order: its customer's summary and its list
-/// positions.
+/// orders here, in (owner, email) order so that concurrent groups lock rows in one order) and
+/// on their owners, and gives what each order's event carries, in `placed` order: its
+/// customer's summary and its positions.
+///
+/// Positions among all orders and customers come from sequences; among a subject's, from its
+/// row of `owners`, counted once per group: the group's orders and new customers of that
+/// owner are numbered up to the row's new counts, in (email, group) order. The anonymous
+/// owner has no row: its positions are the list positions.
 fn count_for_customers(
     conn: &mut PgConnection,
     placed_at: DateTime<Utc>,
     placed: &[&OrderPlacement],
 ) -> Result<Vec<Counted>, StoreError> {
-    // Per email: the names of its last order here, and its orders' quantities in order.
-    let mut customers: BTreeMap<&str, (&OrderPlacement, Vec<Quantity>)> = BTreeMap::new();
+    // Per (owner, email): the names of its last order here, and its orders' quantities.
+    let mut customers: BTreeMap<(&str, &str), (&OrderPlacement, Vec<Quantity>)> = BTreeMap::new();
     for placement in placed {
         let entry = customers
-            .entry(placement.order.customer.email.as_str())
+            .entry(customer_key(placement))
             .or_insert_with(|| (placement, Vec::new()));
         entry.0 = placement;
         entry.1.push(placement.order.quantity);
     }
-    // A customer's position is drawn only when they look new: drawn for every row, as a
+    // A customer's positions are drawn only when they look new: drawn for every row, as a
     // column default would be, the ones that conflict would burn a position each.
     let rows: Vec<CountedCustomerRow> = Statement::new(
-        "WITH new AS (SELECT * FROM unnest(?, ?, ?, ?, ?) \
-                          AS new (email, first_name, last_name, orders, quantity)), \
+        "WITH new AS MATERIALIZED ( \
+             SELECT n.*, NOT EXISTS (SELECT FROM customers known \
+                                      WHERE known.owner = n.owner AND known.email = n.email) \
+                         AS is_new \
+               FROM unnest(?, ?, ?, ?, ?, ?) \
+                    AS n (owner, email, first_name, last_name, orders, quantity)), \
+         owned AS ( \
+             INSERT INTO owners AS o (owner, order_count, customer_count) \
+             SELECT owner, sum(orders), count(*) FILTER (WHERE is_new) \
+               FROM new WHERE owner <> '' GROUP BY owner ORDER BY owner \
+             ON CONFLICT (owner) DO UPDATE SET \
+                 order_count = o.order_count + excluded.order_count, \
+                 customer_count = o.customer_count + excluded.customer_count \
+             RETURNING o.owner, o.order_count, o.customer_count), \
+         numbered AS MATERIALIZED ( \
+             SELECT new.*, \
+                    CASE WHEN is_new THEN nextval('customer_list_positions') ELSE 0 END \
+                        AS list_position, \
+                    ARRAY(SELECT nextval('order_list_positions') \
+                            FROM generate_series(1, new.orders)) AS order_positions, \
+                    coalesce(count(*) FILTER (WHERE is_new) OVER later, 0) AS new_later, \
+                    coalesce(sum(orders) OVER later, 0)::bigint AS orders_later \
+               FROM new \
+             WINDOW later AS (PARTITION BY owner ORDER BY email \
+                              ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)), \
          counted AS ( \
-             INSERT INTO customers AS c (email, first_name, last_name, summary_version, \
+             INSERT INTO customers AS c (owner, email, first_name, last_name, summary_version, \
                                          placed_order_count, placed_quantity, \
-                                         last_order_at, list_position) \
-             SELECT email, first_name, last_name, orders, orders, quantity, ?, \
-                    CASE WHEN EXISTS (SELECT FROM customers known WHERE known.email = new.email) \
-                         THEN 0 ELSE nextval('customer_list_positions') END \
-             FROM new \
-             ON CONFLICT (email) DO UPDATE SET \
+                                         last_order_at, list_position, owner_position) \
+             SELECT owner, email, first_name, last_name, orders, orders, quantity, ?, \
+                    list_position, \
+                    CASE WHEN owner = '' THEN list_position \
+                         WHEN is_new THEN owned.customer_count - new_later \
+                         ELSE 0 END \
+               FROM numbered LEFT JOIN owned USING (owner) ORDER BY owner, email \
+             ON CONFLICT (owner, email) DO UPDATE SET \
                  first_name = excluded.first_name, \
                  last_name = excluded.last_name, \
                  updated_at = now(), \
@@ -299,15 +350,19 @@ fn count_for_customers(
                  placed_order_count = c.placed_order_count + excluded.placed_order_count, \
                  placed_quantity = c.placed_quantity + excluded.placed_quantity, \
                  last_order_at = greatest(c.last_order_at, excluded.last_order_at) \
-             RETURNING c.email, c.summary_version, c.placed_order_count, c.placed_quantity, \
-                       c.cancelled_order_count, c.cancelled_quantity, c.last_order_at, \
-                       c.list_position) \
-         SELECT counted.*, \
-                ARRAY(SELECT nextval('order_list_positions') \
-                        FROM generate_series(1, new.orders)) AS order_positions \
-           FROM counted JOIN new USING (email)",
+             RETURNING c.owner, c.email, c.summary_version, c.placed_order_count, \
+                       c.placed_quantity, c.cancelled_order_count, c.cancelled_quantity, \
+                       c.last_order_at, c.list_position, c.owner_position) \
+         SELECT counted.*, numbered.order_positions, \
+                CASE WHEN numbered.owner = '' THEN numbered.order_positions \
+                     ELSE ARRAY(SELECT owned.order_count - numbered.orders_later \
+                                       - numbered.orders + n \
+                                  FROM generate_series(1, numbered.orders) AS n) \
+                END AS owner_order_positions \
+           FROM counted JOIN numbered USING (owner, email) LEFT JOIN owned USING (owner)",
         vec![
-            Parameter::Texts(customers.keys().copied().collect()),
+            Parameter::Texts(customers.keys().map(|(owner, _)| *owner).collect()),
+            Parameter::Texts(customers.keys().map(|(_, email)| *email).collect()),
             Parameter::Texts(
                 customers
                     .values()
@@ -338,48 +393,66 @@ fn count_for_customers(
     .load(conn)?;
 
     let position = |value: i64| unsigned(value, || "a list position given".to_owned());
-    let mut within_group: HashMap<String, std::vec::IntoIter<Counted>> = HashMap::new();
+    let mut within_group: HashMap<(String, String), std::vec::IntoIter<Counted>> = HashMap::new();
     for row in rows {
-        let email = row.summary.email.clone();
+        let key = (row.owner, row.summary.email.clone());
         let quantities = &customers
-            .get(email.as_str())
+            .get(&(key.0.as_str(), key.1.as_str()))
             .ok_or_else(|| corrupt("a customer not in the group was counted".to_owned()))?
             .1;
-        if row.order_positions.len() != quantities.len() {
+        if row.order_positions.len() != quantities.len()
+            || row.owner_order_positions.len() != quantities.len()
+        {
             return Err(corrupt(format!(
-                "a customer was given {} list positions for {} orders",
+                "a customer was given {} and {} positions for {} orders",
                 row.order_positions.len(),
+                row.owner_order_positions.len(),
                 quantities.len()
             )));
         }
         let customer = position(row.list_position)?;
+        let owner_customer = position(row.owner_position)?;
         let after_group = CustomerSummary::try_from(row.summary)?;
         let counted = summaries_within_group(&after_group, quantities)
             .into_iter()
-            .zip(&row.order_positions)
-            .map(|(summary, &order)| {
+            .zip(row.order_positions.iter().zip(&row.owner_order_positions))
+            .map(|(summary, (&order, &owner_order))| {
                 Ok(Counted {
-                    list_positions: ListPositions {
-                        order: position(order)?,
-                        customer,
-                        customer_order: summary.placed_order_count,
-                    },
+                    positions: (
+                        ListPositions {
+                            order: position(order)?,
+                            customer,
+                            customer_order: summary.placed_order_count,
+                        },
+                        OwnerPositions {
+                            order: position(owner_order)?,
+                            customer: owner_customer,
+                        },
+                    ),
                     summary,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        within_group.insert(email, counted.into_iter());
+        within_group.insert(key, counted.into_iter());
     }
     placed
         .iter()
         .map(|placement| {
-            let email = placement.order.customer.email.as_str();
+            let (owner, email) = customer_key(placement);
             within_group
-                .get_mut(email)
+                .get_mut(&(owner.to_owned(), email.to_owned()))
                 .and_then(Iterator::next)
                 .ok_or_else(|| corrupt("a customer in the group was not counted".to_owned()))
         })
         .collect()
+}
+
+/// The customer an order is counted on: its email, under its owner.
+fn customer_key(placement: &OrderPlacement) -> (&str, &str) {
+    (
+        placement.owner.as_str(),
+        placement.order.customer.email.as_str(),
+    )
 }
 
 /// The orders, the keys they claimed and their events, in one statement.
@@ -387,7 +460,7 @@ fn insert_orders_keys_and_events(
     conn: &mut PgConnection,
     placed_at: DateTime<Utc>,
     placed: &[&OrderPlacement],
-    positions: &[ListPositions],
+    positions: &[(ListPositions, OwnerPositions)],
     events: &[EventEnvelope],
 ) -> Result<(), StoreError> {
     let as_column = |value: u64| {
@@ -401,6 +474,7 @@ fn insert_orders_keys_and_events(
     let mut parameters = vec![
         Parameter::Instant(placed_at),
         Parameter::Uuids(placed.iter().map(|p| p.id.as_uuid()).collect()),
+        Parameter::Texts(placed.iter().map(|p| p.owner.as_str()).collect()),
         Parameter::Texts(
             placed
                 .iter()
@@ -434,13 +508,19 @@ fn insert_orders_keys_and_events(
         Parameter::BigInts(
             positions
                 .iter()
-                .map(|positions| as_column(positions.order))
+                .map(|(list, _)| as_column(list.order))
                 .collect::<Result<_, _>>()?,
         ),
         Parameter::BigInts(
             positions
                 .iter()
-                .map(|positions| as_column(positions.customer_order))
+                .map(|(list, _)| as_column(list.customer_order))
+                .collect::<Result<_, _>>()?,
+        ),
+        Parameter::BigInts(
+            positions
+                .iter()
+                .map(|(_, owner)| as_column(owner.order))
                 .collect::<Result<_, _>>()?,
         ),
         Parameter::Texts(
@@ -462,10 +542,10 @@ fn insert_orders_keys_and_events(
     Statement::new(
         concat!(
             "WITH placed AS ( \
-                 INSERT INTO orders (id, customer_email, description, quantity, \
+                 INSERT INTO orders (id, owner, customer_email, description, quantity, \
                                      unit_price_minor, currency, list_position, \
-                                     customer_order, created_at) \
-                 SELECT *, ? FROM unnest(?, ?, ?, ?, ?, ?, ?, ?)), \
+                                     customer_order, owner_position, created_at) \
+                 SELECT *, ? FROM unnest(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)), \
              keys AS ( \
                  INSERT INTO idempotency_keys (principal, key, request, order_id) \
                  SELECT principal, key, request::jsonb, order_id FROM unnest(?, ?, ?, ?) \

@@ -1,7 +1,7 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    customers (email) {
+    customers (owner, email) {
         email -> Text,
         first_name -> Text,
         last_name -> Text,
@@ -14,6 +14,8 @@ diesel::table! {
         cancelled_quantity -> Int8,
         last_order_at -> Nullable<Timestamptz>,
         list_position -> Int8,
+        owner -> Text,
+        owner_position -> Int8,
     }
 }
 
@@ -42,6 +44,16 @@ diesel::table! {
         currency -> Nullable<Text>,
         list_position -> Int8,
         customer_order -> Int8,
+        owner -> Text,
+        owner_position -> Int8,
+    }
+}
+
+diesel::table! {
+    owners (owner) {
+        owner -> Text,
+        order_count -> Int8,
+        customer_count -> Int8,
     }
 }
 
@@ -63,6 +75,5 @@ diesel::table! {
 }
 
 diesel::joinable!(idempotency_keys -> orders (order_id));
-diesel::joinable!(orders -> customers (customer_email));
 
-diesel::allow_tables_to_appear_in_same_query!(customers, idempotency_keys, orders, outbox,);
+diesel::allow_tables_to_appear_in_same_query!(customers, idempotency_keys, orders, outbox, owners,);

@@ -100,6 +100,50 @@ async fn an_idempotency_key_belongs_to_the_principal_that_used_it() {
 }
 
 #[tokio::test]
+async fn an_order_belongs_to_its_token_s_subject_and_to_anybody_else_it_does_not_exist() {
+    let app = spawn_with_auth(hs256).await;
+    let issuer = test_token_issuer();
+    let token_of = |subject: &str| issuer.issue(subject, &[WRITE_SCOPE], HOUR).unwrap();
+    let placed = post_order_with(&app, Some(&token_of("shop-a"))).await;
+    assert_eq!(placed.status(), 202);
+    let id = placed.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cancel = |token: String| {
+        app.client
+            .post(format!("{}/orders/{id}/cancel", app.address))
+            .bearer_auth(token)
+            .json(&serde_json::json!({}))
+            .send()
+    };
+
+    let (body, _) = error_of(cancel(token_of("shop-b")).await.unwrap(), 404).await;
+    assert_eq!(body["error"], "not_found");
+    let unknown = app
+        .client
+        .post(format!("{}/orders/{}/cancel", app.address, Uuid::now_v7()))
+        .bearer_auth(token_of("shop-b"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown.json::<Value>().await.unwrap(),
+        body,
+        "another's order answers as no order does"
+    );
+
+    assert_eq!(cancel(token_of("shop-a")).await.unwrap().status(), 202);
+    let owners: Vec<String> = app
+        .events_of(&id)
+        .iter()
+        .map(|event| event.payload.owner().to_owned())
+        .collect();
+    assert_eq!(owners, ["shop-a", "shop-a"]);
+}
+
+#[tokio::test]
 async fn a_read_only_token_is_403_insufficient_scope() {
     let app = spawn_with_auth(hs256).await;
     let token = test_token_issuer()

@@ -1,6 +1,6 @@
 use command_service::config::Settings;
 use command_service::domain::{
-    Customer, Description, EmailAddress, IdempotencyKey, NewOrder, OwnedKey, PersonName, Quantity,
+    Customer, Description, EmailAddress, IdempotencyKey, NewOrder, PersonName, Quantity,
 };
 use command_service::store::{OrderPlacement, PlaceOrderError, Placement, Store};
 use diesel::prelude::*;
@@ -131,14 +131,11 @@ async fn one_key_posted_several_times_in_one_group_places_one_order() {
 #[tokio::test]
 async fn within_a_group_a_key_answers_as_it_would_in_turn() {
     let app = spawn_app().await;
-    let key = |name: &str| OwnedKey {
-        principal: String::new(),
-        key: IdempotencyKey::parse(name).unwrap(),
-    };
     let keyed = |quantity: i64, name: &str| {
         OrderPlacement::new(
             new_order("ada@example.com", "Lovelace", quantity),
-            Some(key(name)),
+            String::new(),
+            Some(IdempotencyKey::parse(name).unwrap()),
             "test".into(),
         )
     };
@@ -185,8 +182,14 @@ async fn within_a_group_a_key_answers_as_it_would_in_turn() {
 async fn orders_and_new_customers_take_the_next_list_positions_and_a_cancellation_carries_them() {
     let app = spawn_app().await;
     let store = store_of(&app);
-    let placement =
-        |email: &str| OrderPlacement::new(new_order(email, "Lovelace", 1), None, "test".into());
+    let placement = |email: &str| {
+        OrderPlacement::new(
+            new_order(email, "Lovelace", 1),
+            String::new(),
+            None,
+            "test".into(),
+        )
+    };
     store
         .place_orders(vec![
             placement("ada@example.com"),
@@ -259,11 +262,121 @@ async fn orders_and_new_customers_take_the_next_list_positions_and_a_cancellatio
 }
 
 #[tokio::test]
+async fn each_subject_numbers_its_own_orders_and_customers_and_one_email_is_a_customer_per_owner() {
+    let app = spawn_app().await;
+    let store = store_of(&app);
+    let placement = |owner: &str, email: &str, last_name: &str| {
+        OrderPlacement::new(
+            new_order(email, last_name, 1),
+            owner.to_owned(),
+            None,
+            "test".into(),
+        )
+    };
+    store
+        .place_orders(vec![
+            placement("alice", "ada@example.com", "Lovelace"),
+            placement("bob", "ada@example.com", "Byron"),
+            placement("alice", "cy@example.com", "Young"),
+        ])
+        .await;
+    let group = store
+        .place_orders(vec![
+            placement("bob", "zed@example.com", "Zed"),
+            placement("alice", "ada@example.com", "Lovelace"),
+            placement("bob", "ada@example.com", "Byron"),
+            placement("", "ada@example.com", "King"),
+        ])
+        .await;
+    assert!(group.outcomes.iter().all(Result::is_ok));
+
+    let mut seen: Vec<(String, String, String, u64, u64, u64)> = Vec::new();
+    for event in new_order_events(&app) {
+        let list = event.list_positions.expect("carried");
+        let owner = event.owner_positions.expect("carried");
+        if event.owner.is_empty() {
+            assert_eq!(
+                (owner.order, owner.customer),
+                (list.order, list.customer),
+                "the anonymous owner's positions are the list positions"
+            );
+        }
+        seen.push((
+            event.owner,
+            event.order.customer.email,
+            event.order.customer.last_name,
+            list.customer_order,
+            owner.order,
+            owner.customer,
+        ));
+    }
+    seen.retain(|(owner, ..)| !owner.is_empty());
+    seen.sort_by_key(|(owner, _, _, _, owner_order, _)| (owner.clone(), *owner_order));
+    let seen: Vec<_> = seen
+        .iter()
+        .map(|(owner, email, name, customer_order, order, customer)| {
+            (
+                owner.as_str(),
+                email.as_str(),
+                name.as_str(),
+                *customer_order,
+                *order,
+                *customer,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("alice", "ada@example.com", "Lovelace", 1, 1, 1),
+            ("alice", "cy@example.com", "Young", 1, 2, 2),
+            ("alice", "ada@example.com", "Lovelace", 2, 3, 1),
+            ("bob", "ada@example.com", "Byron", 1, 1, 1),
+            ("bob", "ada@example.com", "Byron", 2, 2, 1),
+            ("bob", "zed@example.com", "Zed", 1, 3, 2),
+        ],
+        "each subject counts its orders and customers from 1, in its own order"
+    );
+
+    // Bob's order cannot rename Alice's customer, nor can Alice cancel Bob's order.
+    let names: Vec<(String, String)> = diesel::sql_query(
+        "SELECT owner AS a, last_name AS b FROM customers \
+          WHERE email = 'ada@example.com' ORDER BY owner",
+    )
+    .load::<Pair>(&mut app.database())
+    .unwrap()
+    .into_iter()
+    .map(|pair| (pair.a, pair.b))
+    .collect();
+    assert_eq!(
+        names,
+        [
+            (String::new(), "King".to_owned()),
+            ("alice".to_owned(), "Lovelace".to_owned()),
+            ("bob".to_owned(), "Byron".to_owned()),
+        ]
+    );
+}
+
+#[derive(QueryableByName)]
+struct Pair {
+    #[diesel(sql_type = Text)]
+    a: String,
+    #[diesel(sql_type = Text)]
+    b: String,
+}
+
+#[tokio::test]
 async fn an_order_the_database_refuses_fails_alone_and_the_others_of_its_group_commit() {
     let app = spawn_app().await;
     let store = store_of(&app);
     let placement = |email: &str, last_name: &str| {
-        OrderPlacement::new(new_order(email, last_name, 2), None, "test".into())
+        OrderPlacement::new(
+            new_order(email, last_name, 2),
+            String::new(),
+            None,
+            "test".into(),
+        )
     };
     let first = placement("ada@example.com", "Lovelace");
     let first_id = first.id;

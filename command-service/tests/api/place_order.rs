@@ -70,12 +70,17 @@ async fn the_order_its_customer_and_its_event_are_committed_together() {
             .expect("one outbox row for the order");
     let envelope = stored.envelope;
     assert_eq!(envelope["eventType"], "OnNewOrder");
-    assert_eq!(envelope["schemaVersion"], 4);
+    assert_eq!(envelope["schemaVersion"], 5);
     assert_eq!(envelope["aggregateVersion"], 1);
     assert_eq!(envelope["payload"]["customerSummary"]["version"], 1);
     assert_eq!(
         envelope["payload"]["listPositions"],
         json!({"order": 1, "customer": 1, "customerOrder": 1})
+    );
+    assert_eq!(envelope["payload"]["owner"], "", "auth is off: the anonymous owner");
+    assert_eq!(
+        envelope["payload"]["ownerPositions"],
+        json!({"order": 1, "customer": 1})
     );
     assert_eq!(envelope["payload"]["unitPrice"], Value::Null);
     assert_eq!(envelope["payload"]["orderId"], id.as_str());
