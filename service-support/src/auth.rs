@@ -21,6 +21,9 @@ use crate::errors::ErrorAnswer;
 
 pub const WRITE_SCOPE: &str = "orders:write";
 pub const READ_SCOPE: &str = "orders:read";
+/// With [`READ_SCOPE`], reads see every principal's orders and customers, not only the
+/// caller's own: for operators.
+pub const READ_ALL_SCOPE: &str = "orders:read-all";
 /// HS256 keys shorter than the hash (256 bits) weaken it (RFC 7518, section 3.2).
 const MIN_HS256_SECRET_BYTES: usize = 32;
 /// A clock skew past this is a clock to fix, not one to tolerate.
@@ -136,14 +139,15 @@ impl Authenticator {
         })
     }
 
-    /// Checks the request's bearer token and that it grants `scope`; who made the request.
+    /// Checks the request's bearer token and that it grants `scope`; who made the request, and
+    /// every scope its token holds.
     pub fn authorize(
         &self,
         request: &HttpRequest,
         scope: &'static str,
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<(Principal, Vec<String>), AuthError> {
         let Some((key, validation)) = &self.verifier else {
-            return Ok(Principal::Anonymous);
+            return Ok((Principal::Anonymous, Vec::new()));
         };
         let token = request
             .headers()
@@ -157,7 +161,12 @@ impl Authenticator {
             .map_err(AuthError::InvalidToken)?
             .claims;
         if claims.grants(scope) {
-            Ok(Principal::Subject(claims.sub))
+            let scopes = claims
+                .scope
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect();
+            Ok((Principal::Subject(claims.sub), scopes))
         } else {
             Err(AuthError::InsufficientScope { required: scope })
         }
@@ -241,12 +250,18 @@ impl Scope for Read {
 /// cannot run for a caller without the scope.
 pub struct Granted<S: Scope> {
     principal: Principal,
+    scopes: Vec<String>,
     scope: PhantomData<S>,
 }
 
 impl<S: Scope> Granted<S> {
     pub fn principal(&self) -> &Principal {
         &self.principal
+    }
+
+    /// Whether the token also holds `scope`; never for [`Principal::Anonymous`].
+    pub fn holds(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|held| held == scope)
     }
 }
 
@@ -258,8 +273,9 @@ pub enum Principal {
 }
 
 impl Principal {
-    /// The name what a client owns is filed under (its idempotency keys): empty for
-    /// [`Principal::Anonymous`], which exists only while auth is off, when every client is one.
+    /// The name what a client owns is filed under (its orders, customers and idempotency
+    /// keys): empty for [`Principal::Anonymous`], which exists only while auth is off, when
+    /// every client is one.
     pub fn scope_name(&self) -> &str {
         match self {
             Self::Anonymous => "",
@@ -277,8 +293,9 @@ impl<S: Scope> FromRequest for Granted<S> {
             Some(authenticator) => authenticator.authorize(request, S::NAME),
             None => Err(AuthError::NotConfigured),
         };
-        ready(granted.map(|principal| Self {
+        ready(granted.map(|(principal, scopes)| Self {
             principal,
+            scopes,
             scope: PhantomData,
         }))
     }
@@ -379,6 +396,7 @@ mod tests {
         Authenticator::from_settings(settings)
             .unwrap()
             .authorize(&request, READ_SCOPE)
+            .map(|(principal, _)| principal)
     }
 
     fn now() -> i64 {
@@ -429,6 +447,27 @@ mod tests {
             check(&settings(), &signed(claims)),
             Err(AuthError::InvalidToken(_))
         )
+    }
+
+    #[test]
+    fn the_subject_comes_with_every_scope_its_token_holds() {
+        let request = TestRequest::default()
+            .insert_header((
+                header::AUTHORIZATION,
+                format!(
+                    "Bearer {}",
+                    signed(&with("scope", json!("orders:read  orders:read-all")))
+                ),
+            ))
+            .to_http_request();
+
+        let (principal, scopes) = Authenticator::from_settings(&settings())
+            .unwrap()
+            .authorize(&request, READ_SCOPE)
+            .unwrap();
+
+        assert_eq!(principal, Principal::Subject("someone".to_owned()));
+        assert_eq!(scopes, [READ_SCOPE, READ_ALL_SCOPE]);
     }
 
     #[test]
@@ -522,7 +561,7 @@ mod tests {
                 .unwrap()
                 .authorize(&request, WRITE_SCOPE)
                 .unwrap(),
-            Principal::Anonymous
+            (Principal::Anonymous, Vec::new())
         );
     }
 }

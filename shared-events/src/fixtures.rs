@@ -299,7 +299,11 @@ pub fn with_list_positions(mut event: EventEnvelope, positions: ListPositions) -
 }
 
 /// `event` owned by `owner` at `positions` in its listings, as the command side publishes it.
-pub fn with_owner(mut event: EventEnvelope, owner: &str, positions: OwnerPositions) -> EventEnvelope {
+pub fn with_owner(
+    mut event: EventEnvelope,
+    owner: &str,
+    positions: OwnerPositions,
+) -> EventEnvelope {
     match &mut event.payload {
         OrderEvent::OnNewOrder(placed) => {
             placed.owner = owner.to_owned();

@@ -4,9 +4,9 @@ use serde::Serialize;
 use serde_json::json;
 use shared_events::fixtures::{
     on_new_order_v1, on_new_order_v2, on_new_order_v3, on_new_order_v4, on_new_order_v5,
-    order_cancelled_v1, order_cancelled_v2, order_cancelled_v3, order_cancelled_v4,
-    FIXTURE_OWNER, ON_NEW_ORDER_V1_JSON, ON_NEW_ORDER_V2_JSON, ON_NEW_ORDER_V3_JSON,
-    ON_NEW_ORDER_V4_JSON, ON_NEW_ORDER_V5_JSON, ORDER_CANCELLED_V1_JSON, ORDER_CANCELLED_V2_JSON,
+    order_cancelled_v1, order_cancelled_v2, order_cancelled_v3, order_cancelled_v4, FIXTURE_OWNER,
+    ON_NEW_ORDER_V1_JSON, ON_NEW_ORDER_V2_JSON, ON_NEW_ORDER_V3_JSON, ON_NEW_ORDER_V4_JSON,
+    ON_NEW_ORDER_V5_JSON, ORDER_CANCELLED_V1_JSON, ORDER_CANCELLED_V2_JSON,
     ORDER_CANCELLED_V3_JSON, ORDER_CANCELLED_V4_JSON,
 };
 use shared_events::{

@@ -94,19 +94,16 @@ impl Store {
                 // Counted before the domain decides: a rejection rolls the count back with the
                 // rest of the transaction.
                 let customer = (&record.owner, &record.details.customer.email);
-                let summary: CustomerSummary =
-                    diesel::update(customers::table.find(customer))
-                        .set((
-                            customers::summary_version.eq(customers::summary_version + 1),
-                            customers::cancelled_order_count
-                                .eq(customers::cancelled_order_count + 1),
-                            customers::cancelled_quantity
-                                .eq(customers::cancelled_quantity
-                                    + i64::from(record.details.quantity)),
-                        ))
-                        .returning(CustomerSummaryRow::as_returning())
-                        .get_result::<CustomerSummaryRow>(conn)?
-                        .try_into()?;
+                let summary: CustomerSummary = diesel::update(customers::table.find(customer))
+                    .set((
+                        customers::summary_version.eq(customers::summary_version + 1),
+                        customers::cancelled_order_count.eq(customers::cancelled_order_count + 1),
+                        customers::cancelled_quantity
+                            .eq(customers::cancelled_quantity + i64::from(record.details.quantity)),
+                    ))
+                    .returning(CustomerSummaryRow::as_returning())
+                    .get_result::<CustomerSummaryRow>(conn)?
+                    .try_into()?;
                 let event = record.cancel(&command, cancelled_at, summary, metadata)?;
                 let version = i64::try_from(event.aggregate_version)
                     .map_err(|_| corrupt(format!("version overflow on order {}", record.id)))?;

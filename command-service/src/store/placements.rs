@@ -10,8 +10,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Jsonb, Text, Uuid as SqlUuid};
 use shared_events::{
-    CustomerSummary, EventEnvelope, EventId, EventMetadata, ListPositions, OrderId,
-    OwnerPositions,
+    CustomerSummary, EventEnvelope, EventId, EventMetadata, ListPositions, OrderId, OwnerPositions,
 };
 use uuid::Uuid;
 

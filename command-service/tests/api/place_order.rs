@@ -77,7 +77,10 @@ async fn the_order_its_customer_and_its_event_are_committed_together() {
         envelope["payload"]["listPositions"],
         json!({"order": 1, "customer": 1, "customerOrder": 1})
     );
-    assert_eq!(envelope["payload"]["owner"], "", "auth is off: the anonymous owner");
+    assert_eq!(
+        envelope["payload"]["owner"], "",
+        "auth is off: the anonymous owner"
+    );
     assert_eq!(
         envelope["payload"]["ownerPositions"],
         json!({"order": 1, "customer": 1})

@@ -8,15 +8,18 @@ use utoipa::ToSchema;
 use super::consistency::{ConsistentRead, TokenParameter, READ_YOUR_WRITES};
 use super::orders::{email_parameter, EmailPath, OrderView};
 use super::paging::{page_response, PageParams, Paging};
-use super::{ApiError, ReadErrors};
+use super::{whose, ApiError, ReadErrors};
 use crate::read_models::SummaryDocument;
-use crate::store::ReadStore;
+use crate::store::{OrderListing, ReadStore};
 
 /// A customer with the summary of their orders. `orderCount` and `totalQuantity` count live
 /// orders only; cancelled ones are counted apart.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerView {
+    /// Whose customer this is: the owner of the orders counted here (a customer is an email
+    /// under one owner).
+    owner: String,
     email: String,
     first_name: String,
     last_name: String,
@@ -29,6 +32,7 @@ pub struct CustomerView {
 impl From<SummaryDocument> for CustomerView {
     fn from(customer: SummaryDocument) -> Self {
         Self {
+            owner: customer.owner,
             email: customer.customer_email,
             first_name: customer.first_name,
             last_name: customer.last_name,
@@ -45,7 +49,7 @@ impl From<SummaryDocument> for CustomerView {
 
 /// `GET /customers?limit=&cursor=` (or `offset=` for the first 10 000): in the order of
 /// their first orders.
-#[utoipa::path(get, path = "/customers", operation_id = "list_customers", summary = "List customers, in the order of their first orders", description = READ_YOUR_WRITES, tag = "customers", params(Paging, TokenParameter),
+#[utoipa::path(get, path = "/customers", operation_id = "list_customers", summary = "List the caller's customers (every owner's with orders:read-all), in the order of their first orders", description = READ_YOUR_WRITES, tag = "customers", params(Paging, TokenParameter),
     responses(
         (status = 200, body = Vec<CustomerView>, description = "In the order of their first orders"),
         ReadErrors,
@@ -54,14 +58,14 @@ impl From<SummaryDocument> for CustomerView {
 )]
 #[get("/customers")]
 pub async fn list(
-    _: Granted<Read>,
+    granted: Granted<Read>,
     _: ConsistentRead,
     request: HttpRequest,
     params: web::Query<PageParams>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
     let page = params.page()?;
-    let listing = store.list_customers(&page).await?;
+    let listing = store.list_customers(whose(&granted), &page).await?;
     Ok(page_response(
         &request,
         &page,
@@ -72,7 +76,7 @@ pub async fn list(
 }
 
 /// `GET /customers/{email}`.
-#[utoipa::path(get, path = "/customers/{email}", operation_id = "get_customer", summary = "Get a customer's summary", description = READ_YOUR_WRITES, tag = "customers",
+#[utoipa::path(get, path = "/customers/{email}", operation_id = "get_customer", summary = "Get the summary of one of the caller's customers", description = READ_YOUR_WRITES, tag = "customers",
     params(EmailPath, TokenParameter),
     responses(
         (status = 200, body = CustomerView, description = "The customer's summary"),
@@ -83,20 +87,23 @@ pub async fn list(
 )]
 #[get("/customers/{email}")]
 pub async fn get(
-    _: Granted<Read>,
+    granted: Granted<Read>,
     _: ConsistentRead,
     path: web::Path<EmailPath>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
     let customer = store
-        .find_customer(&email_parameter(&path.email)?)
+        .find_customer(
+            granted.principal().scope_name(),
+            &email_parameter(&path.email)?,
+        )
         .await?
         .ok_or(ApiError::NotFound("customer"))?;
     Ok(HttpResponse::Ok().json(CustomerView::from(customer)))
 }
 
 /// `GET /customers/{email}/orders?limit=&cursor=`: that customer's orders, newest first.
-#[utoipa::path(get, path = "/customers/{email}/orders", operation_id = "list_customer_orders", summary = "List a customer's orders, newest first", description = READ_YOUR_WRITES, tag = "customers",
+#[utoipa::path(get, path = "/customers/{email}/orders", operation_id = "list_customer_orders", summary = "List the orders of one of the caller's customers, newest first", description = READ_YOUR_WRITES, tag = "customers",
     params(EmailPath, Paging, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),
@@ -107,7 +114,7 @@ pub async fn get(
 )]
 #[get("/customers/{email}/orders")]
 pub async fn orders(
-    _: Granted<Read>,
+    granted: Granted<Read>,
     _: ConsistentRead,
     request: HttpRequest,
     path: web::Path<EmailPath>,
@@ -116,10 +123,19 @@ pub async fn orders(
 ) -> Result<HttpResponse, ApiError> {
     let page = params.page()?;
     let email = email_parameter(&path.email)?;
-    if store.find_customer(&email).await?.is_none() {
+    let owner = granted.principal().scope_name();
+    if store.find_customer(owner, &email).await?.is_none() {
         return Err(ApiError::NotFound("customer"));
     }
-    let listing = store.list_orders(Some(&email), &page).await?;
+    let listing = store
+        .list_orders(
+            OrderListing::OfCustomer {
+                owner,
+                email: &email,
+            },
+            &page,
+        )
+        .await?;
     Ok(page_response(
         &request,
         &page,

@@ -15,18 +15,25 @@ pub use error::ApiError;
 use std::collections::BTreeMap;
 
 use actix_web::web;
+use service_support::auth::{Granted, Read, READ_ALL_SCOPE};
 use service_support::docs::{self, BearerSecurity, ErrorBody, QUERY_DOCUMENT_PATH};
 use utoipa::openapi::response::Response;
 use utoipa::openapi::RefOr;
 use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::store::Whose;
+
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Order queries",
         description = "The query side: orders and customer summaries, projected from the \
-                       command side's events. Commands are served by the command side.",
+                       command side's events. Commands are served by the command side. Each \
+                       caller sees its own orders and customers (those its token's subject \
+                       placed; a customer is an email under one owner); a token that also \
+                       holds `orders:read-all` lists and reads every owner's orders and \
+                       customers.",
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerSecurity),
@@ -49,6 +56,16 @@ impl utoipa::IntoResponses for ReadErrors {
                 "MongoDB unavailable, not_yet_consistent or too_many_waiting; see Retry-After",
             ),
         ])
+    }
+}
+
+/// Whose orders and customers a read by `granted` sees: every owner's with `orders:read-all`,
+/// otherwise the caller's own.
+fn whose(granted: &Granted<Read>) -> Whose<'_> {
+    if granted.holds(READ_ALL_SCOPE) {
+        Whose::Everyone
+    } else {
+        Whose::Owner(granted.principal().scope_name())
     }
 }
 

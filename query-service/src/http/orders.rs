@@ -12,15 +12,18 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::consistency::{ConsistentRead, TokenParameter, READ_YOUR_WRITES};
 use super::paging::{page_response, PageParams, Paging};
-use super::{ApiError, ReadErrors};
+use super::{whose, ApiError, ReadErrors};
 use crate::read_models::{OrderDocument, PriceDocument};
-use crate::store::ReadStore;
+use crate::store::{OrderListing, ReadStore};
 
 /// An order as the API returns it, with its customer embedded.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderView {
     id: String,
+    /// Who placed the order and owns it: the subject of the token it was placed with (`""`
+    /// while auth is off).
+    owner: String,
     description: String,
     quantity: i64,
     /// `null` for orders placed before prices were recorded.
@@ -56,6 +59,7 @@ impl From<OrderDocument> for OrderView {
     fn from(order: OrderDocument) -> Self {
         Self {
             id: order.id,
+            owner: order.owner,
             description: order.description,
             quantity: order.quantity,
             unit_price: order.unit_price.map(
@@ -99,7 +103,8 @@ impl IntoParams for CustomerFilter {
         vec![parameter(
             "email",
             ParameterIn::Query,
-            "Only this customer's orders; matched trimmed, lower-cased, domain in ASCII (IDNA)",
+            "Only the orders of the caller's customer with this email; matched trimmed, \
+             lower-cased, domain in ASCII (IDNA)",
             email_parameter_schema(),
         )]
     }
@@ -116,14 +121,15 @@ impl IntoParams for EmailPath {
         vec![parameter(
             "email",
             ParameterIn::Path,
-            "The customer's email; matched trimmed, lower-cased, domain in ASCII (IDNA)",
+            "The email of one of the caller's customers; matched trimmed, lower-cased, domain \
+             in ASCII (IDNA)",
             email_parameter_schema().min_length(Some(1)),
         )]
     }
 }
 
 /// `GET /orders?limit=&cursor=&email=` (or `offset=` for the first 10 000): newest first.
-#[utoipa::path(get, path = "/orders", operation_id = "list_orders", summary = "List orders, newest first", description = READ_YOUR_WRITES, tag = "orders", params(CustomerFilter, Paging, TokenParameter),
+#[utoipa::path(get, path = "/orders", operation_id = "list_orders", summary = "List the caller's orders (every owner's with orders:read-all), newest first", description = READ_YOUR_WRITES, tag = "orders", params(CustomerFilter, Paging, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),
         ReadErrors,
@@ -132,7 +138,7 @@ impl IntoParams for EmailPath {
 )]
 #[get("/orders")]
 pub async fn list(
-    _: Granted<Read>,
+    granted: Granted<Read>,
     _: ConsistentRead,
     request: HttpRequest,
     params: web::Query<ListParams>,
@@ -140,7 +146,14 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = params.page.page()?;
     let email = params.email.as_deref().map(email_parameter).transpose()?;
-    let listing = store.list_orders(email.as_deref(), &page).await?;
+    let listing = match &email {
+        None => OrderListing::Of(whose(&granted)),
+        Some(email) => OrderListing::OfCustomer {
+            owner: granted.principal().scope_name(),
+            email,
+        },
+    };
+    let listing = store.list_orders(listing, &page).await?;
     let extra: Vec<(&str, &str)> = email
         .iter()
         .map(|email| ("email", email.as_str()))
@@ -160,14 +173,15 @@ pub async fn list(
     responses(
         (status = 200, body = OrderView, description = "The order", headers(("ETag" = String,
             description = "The order's version, for a cancellation's If-Match"))),
-        (status = 404, body = ErrorBody, description = "No such order (yet)"),
+        (status = 404, body = ErrorBody,
+            description = "No such order (yet), or another owner's (without orders:read-all)"),
         ReadErrors,
     ),
     security(("bearer" = ["orders:read"])),
 )]
 #[get("/orders/{id}")]
 pub async fn get(
-    _: Granted<Read>,
+    granted: Granted<Read>,
     _: ConsistentRead,
     id: web::Path<String>,
     store: web::Data<ReadStore>,
@@ -179,6 +193,7 @@ pub async fn get(
     let order = store
         .find_order(&id.to_string())
         .await?
+        .filter(|order| whose(&granted).sees(&order.owner))
         .ok_or(ApiError::NotFound("order"))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, format!("\"{}\"", order.version)))

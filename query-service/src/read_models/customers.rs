@@ -1,9 +1,10 @@
 //! The customers read model: one document per version of a customer's summary in
-//! `customerSummaries`, as the events carry them; a read takes the customer's newest.
+//! `customerSummaries`, as the events carry them; a read takes the customer's newest. A
+//! customer is an email under an owner: the same email under two owners is two customers.
 //!
 //! A summary only ever grows by version, and each event carries the customer's whole summary
 //! as of that event, so a batch inserts the newest version it holds for each customer under
-//! the key `<email>/<version>`: a redelivery is refused as a duplicate, an older version
+//! the key `<owner>/<email>/<version>`: a redelivery is refused as a duplicate, an older version
 //! arriving late never hides a newer one, and two replicas never write the same document.
 //! Inserting costs a fraction of an update on every store (docs/performance.md). Every
 //! [`VERSIONS_PER_COMPACTION`] versions the customer's older versions are deleted, which a
@@ -15,7 +16,8 @@ use mongodb::bson::DateTime;
 use serde::{Deserialize, Serialize};
 
 use super::listings::page_of;
-use super::{bson_count, bson_time, NumberedEvent};
+use super::orders::owner_page;
+use super::{bson_count, bson_time, key, NumberedEvent};
 
 /// A customer's older summary versions are deleted once every this many versions: a read
 /// finds at most about this many versions of a customer.
@@ -26,10 +28,14 @@ pub const VERSIONS_PER_COMPACTION: i64 = 8;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SummaryDocument {
-    /// `<email>/<summary version>`.
+    /// `<customer key>/<summary version>` (see [`super::key`]).
     #[serde(rename = "_id")]
     pub id: String,
+    /// The customer's owner; `""` is the anonymous one.
+    pub owner: String,
     pub customer_email: String,
+    /// [`customer_key`]: a customer's versions are found by equality on it.
+    pub customer_key: String,
     pub summary_version: i64,
     pub first_name: String,
     pub last_name: String,
@@ -44,12 +50,21 @@ pub struct SummaryDocument {
     /// The page of `list_position`: the customer listing reads a page's versions by equality
     /// on it.
     pub list_page: i64,
+    /// The customer's place among its owner's customers.
+    pub owner_position: i64,
+    /// [`owner_page`] of the owner and the page of `owner_position`.
+    pub owner_list_page: String,
+}
+
+/// The key of `owner`'s customer `email`.
+pub fn customer_key(owner: &str, email: &str) -> String {
+    key(&[owner, email])
 }
 
 /// Deleting the customer's versions older than one the same batch stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compaction {
-    pub email: String,
+    pub customer_key: String,
     pub below_version: i64,
 }
 
@@ -64,23 +79,23 @@ pub struct CustomerWrites {
     pub compactions: Vec<Compaction>,
 }
 
-/// Where in [`VERSIONS_PER_COMPACTION`] versions the customer `email`'s compactions fall:
-/// spread by the email, so that customers who order at the same pace are not all compacted in
-/// the same batches. Every replica must agree, so the hash (FNV-1a of the email's bytes) is
+/// Where in [`VERSIONS_PER_COMPACTION`] versions the compactions of the customer `key` fall:
+/// spread by the key, so that customers who order at the same pace are not all compacted in
+/// the same batches. Every replica must agree, so the hash (FNV-1a of the key's bytes) is
 /// fixed.
-pub fn compaction_offset(email: &str) -> i64 {
-    let hash = email.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+pub fn compaction_offset(key: &str) -> i64 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     });
     (hash % VERSIONS_PER_COMPACTION as u64) as i64
 }
 
-/// Whether versions `lowest` to `newest` of the customer `email` reach one of their
-/// compaction points: `v` is one when `v + compaction_offset(email)` is a multiple of
+/// Whether versions `lowest` to `newest` of the customer `key` reach one of their
+/// compaction points: `v` is one when `v + compaction_offset(key)` is a multiple of
 /// [`VERSIONS_PER_COMPACTION`].
-fn reaches_compaction_point(email: &str, lowest: i64, newest: i64) -> bool {
+fn reaches_compaction_point(key: &str, lowest: i64, newest: i64) -> bool {
     let points_up_to =
-        |version: i64| (version + compaction_offset(email)).div_euclid(VERSIONS_PER_COMPACTION);
+        |version: i64| (version + compaction_offset(key)).div_euclid(VERSIONS_PER_COMPACTION);
     points_up_to(lowest - 1) < points_up_to(newest)
 }
 
@@ -89,10 +104,10 @@ fn reaches_compaction_point(email: &str, lowest: i64, newest: i64) -> bool {
 pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
     let mut newest: Vec<SummaryDocument> = Vec::new();
     let mut lowest: Vec<i64> = Vec::new();
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     for event in batch {
         let version = document(event);
-        match index.get(event.envelope.payload.order().customer.email.as_str()) {
+        match index.get(&version.customer_key) {
             Some(&at) => {
                 lowest[at] = lowest[at].min(version.summary_version);
                 if newest[at].summary_version < version.summary_version {
@@ -100,7 +115,7 @@ pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
                 }
             }
             None => {
-                index.insert(&event.envelope.payload.order().customer.email, newest.len());
+                index.insert(version.customer_key.clone(), newest.len());
                 lowest.push(version.summary_version);
                 newest.push(version);
             }
@@ -110,10 +125,10 @@ pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
         .iter()
         .zip(lowest)
         .filter(|(version, lowest)| {
-            reaches_compaction_point(&version.customer_email, *lowest, version.summary_version)
+            reaches_compaction_point(&version.customer_key, *lowest, version.summary_version)
         })
         .map(|(version, _)| Compaction {
-            email: version.customer_email.clone(),
+            customer_key: version.customer_key.clone(),
             below_version: version.summary_version,
         })
         .collect();
@@ -125,12 +140,17 @@ pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
 
 /// The customer's summary as of `event`.
 pub fn document(event: &NumberedEvent) -> SummaryDocument {
+    let owner = event.envelope.payload.owner();
     let customer = &event.envelope.payload.order().customer;
     let summary = &event.summary;
     let list_position = bson_count(event.positions.customer);
+    let owner_position = bson_count(event.owner_positions.customer);
+    let customer_key = customer_key(owner, &customer.email);
     SummaryDocument {
-        id: format!("{}/{}", customer.email, summary.version),
+        id: key(&[owner, &customer.email, &summary.version.to_string()]),
+        owner: owner.to_owned(),
         customer_email: customer.email.clone(),
+        customer_key,
         summary_version: bson_count(summary.version),
         first_name: customer.first_name.clone(),
         last_name: customer.last_name.clone(),
@@ -141,22 +161,27 @@ pub fn document(event: &NumberedEvent) -> SummaryDocument {
         last_order_at: bson_time(summary.last_order_at),
         list_position,
         list_page: page_of(list_position),
+        owner_position,
+        owner_list_page: owner_page(owner, page_of(owner_position)),
     }
 }
 
-/// The newest version of each customer among `versions`, in listing order.
-pub fn newest_of_each(versions: Vec<SummaryDocument>) -> Vec<SummaryDocument> {
+/// The newest version of each customer among `versions`, in the order of `position`.
+pub fn newest_of_each(
+    versions: Vec<SummaryDocument>,
+    position: impl Fn(&SummaryDocument) -> i64,
+) -> Vec<SummaryDocument> {
     let mut newest: HashMap<String, SummaryDocument> = HashMap::new();
     for version in versions {
-        match newest.get(&version.customer_email) {
+        match newest.get(&version.customer_key) {
             Some(kept) if kept.summary_version >= version.summary_version => {}
             _ => {
-                newest.insert(version.customer_email.clone(), version);
+                newest.insert(version.customer_key.clone(), version);
             }
         }
     }
     let mut customers: Vec<SummaryDocument> = newest.into_values().collect();
-    customers.sort_unstable_by_key(|customer| customer.list_position);
+    customers.sort_unstable_by_key(position);
     customers
 }
 
@@ -164,8 +189,10 @@ pub fn newest_of_each(versions: Vec<SummaryDocument>) -> Vec<SummaryDocument> {
 mod tests {
     use std::collections::HashSet;
 
+    use shared_events::OwnerPositions;
+
     use super::*;
-    use crate::read_models::tests::{cancelled, placed, with_summary};
+    use crate::read_models::tests::{cancelled, owned_by, placed, with_summary};
 
     #[test]
     fn a_batch_inserts_each_customer_s_newest_version_once() {
@@ -191,8 +218,8 @@ mod tests {
         assert_eq!(
             versions,
             [
-                ("ada@example.com/3", 3, 2, 1),
-                ("bob@example.com/1", 1, 1, 0)
+                ("/ada@example.com/3", 3, 2, 1),
+                ("/bob@example.com/1", 1, 1, 0)
             ]
         );
     }
@@ -200,6 +227,7 @@ mod tests {
     #[test]
     fn a_batch_compacts_a_customer_when_its_versions_reach_a_compaction_point() {
         let email = "ada@example.com";
+        let key = customer_key("", email);
         let compacted = |versions: &[i64]| {
             let batch: Vec<NumberedEvent> = versions
                 .iter()
@@ -211,10 +239,10 @@ mod tests {
             writes(&batch).compactions
         };
         let every = VERSIONS_PER_COMPACTION;
-        let point = 2 * every - compaction_offset(email);
+        let point = 2 * every - compaction_offset(&key);
         let at = |below_version| {
             vec![Compaction {
-                email: email.to_owned(),
+                customer_key: key.clone(),
                 below_version,
             }]
         };
@@ -236,6 +264,42 @@ mod tests {
     }
 
     #[test]
+    fn one_email_under_two_owners_is_two_customers() {
+        let of = |owner: &str, customer: u64| {
+            owned_by(
+                placed("ada@example.com", 1, customer),
+                owner,
+                OwnerPositions { order: 1, customer },
+            )
+        };
+
+        let writes = writes(&[of("alice", 1), of("bob", 1)]);
+
+        let ids: Vec<(&str, &str, &str)> = writes
+            .versions
+            .iter()
+            .map(|v| {
+                (
+                    v.id.as_str(),
+                    v.customer_key.as_str(),
+                    v.owner_list_page.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                (
+                    "alice/ada@example.com/1",
+                    "alice/ada@example.com",
+                    "alice/0"
+                ),
+                ("bob/ada@example.com/1", "bob/ada@example.com", "bob/0"),
+            ]
+        );
+    }
+
+    #[test]
     fn a_read_takes_each_customer_s_newest_version_in_listing_order() {
         let version = |email: &str, version: u64, position: u64| {
             let mut event = with_summary(placed(email, 1, 1), version, (version, 1), (0, 0));
@@ -243,12 +307,15 @@ mod tests {
             document(&event)
         };
 
-        let customers = newest_of_each(vec![
-            version("bob@example.com", 1, 2),
-            version("ada@example.com", 3, 1),
-            version("bob@example.com", 4, 2),
-            version("ada@example.com", 2, 1),
-        ]);
+        let customers = newest_of_each(
+            vec![
+                version("bob@example.com", 1, 2),
+                version("ada@example.com", 3, 1),
+                version("bob@example.com", 4, 2),
+                version("ada@example.com", 2, 1),
+            ],
+            |customer| customer.list_position,
+        );
 
         let found: Vec<(&str, i64)> = customers
             .iter()

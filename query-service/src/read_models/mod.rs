@@ -11,13 +11,17 @@
 //! - [`orders`]: one document per order, at its newest version, with the customer embedded.
 //! - [`customers`]: one document per version of a customer's summary; reads take the newest.
 //! - [`listings`]: which pages of the listings hold anything, for the listings' first page.
+//!
+//! Every order and customer belongs to an owner (the principal that placed the order, carried
+//! by its events); each owner's orders and customers are listed apart, by the positions the
+//! events carry for the owner's listings, besides the listings of everything.
 
 pub mod customers;
 pub mod listings;
 pub mod orders;
 
 use mongodb::bson::DateTime;
-use shared_events::{CustomerSummary, EventEnvelope, ListPositions};
+use shared_events::{CustomerSummary, EventEnvelope, ListPositions, OwnerPositions};
 
 pub use customers::{Compaction, CustomerWrites, SummaryDocument};
 pub use listings::{ListPageMarker, Listing, LIST_PAGE_SPAN};
@@ -32,6 +36,7 @@ pub struct NumberedEvent {
     pub envelope: EventEnvelope,
     pub summary: CustomerSummary,
     pub positions: ListPositions,
+    pub owner_positions: OwnerPositions,
 }
 
 /// An event without its summary or list positions.
@@ -60,13 +65,15 @@ impl TryFrom<EventEnvelope> for NumberedEvent {
     fn try_from(envelope: EventEnvelope) -> Result<Self, Unnumbered> {
         let summary = envelope.payload.customer_summary().cloned();
         let positions = envelope.payload.list_positions();
-        match (summary, positions) {
-            (Some(summary), Some(positions)) => Ok(Self {
+        let owner_positions = envelope.payload.owner_positions();
+        match (summary, positions, owner_positions) {
+            (Some(summary), Some(positions), Some(owner_positions)) => Ok(Self {
                 envelope,
                 summary,
                 positions,
+                owner_positions,
             }),
-            (summary, _) => Err(Unnumbered {
+            (summary, _, _) => Err(Unnumbered {
                 event_type: envelope.event_type.clone(),
                 schema_version: envelope.schema_version,
                 order_id: envelope.aggregate_id.to_string(),
@@ -99,6 +106,17 @@ pub fn writes(batch: &[NumberedEvent]) -> Writes {
     }
 }
 
+/// One text naming `parts` and nothing else: joined by `/`, with `%` and `/` in each part
+/// written `%25` and `%2F`, so that no two lists of parts give one key (an owner and an email
+/// may both hold a `/`).
+pub fn key(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|part| part.replace('%', "%25").replace('/', "%2F"))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn bson_time(time: chrono::DateTime<chrono::Utc>) -> DateTime {
     DateTime::from_millis(time.timestamp_millis())
 }
@@ -117,8 +135,19 @@ pub(crate) mod tests {
 
     use super::*;
 
-    /// A numbered `OnNewOrder`: the order at list position `position`, its customer's first
-    /// (customer 1, summary version 1).
+    #[test]
+    fn a_key_tells_its_parts_apart_whatever_they_hold() {
+        assert_eq!(
+            key(&["alice", "ada@example.com", "3"]),
+            "alice/ada@example.com/3"
+        );
+        assert_eq!(key(&["", "ada@example.com"]), "/ada@example.com");
+        assert_ne!(key(&["a/b", "c"]), key(&["a", "b/c"]));
+        assert_ne!(key(&["a%2Fb", "c"]), key(&["a/b", "c"]));
+    }
+
+    /// A numbered `OnNewOrder` of the anonymous owner: the order at list position `position`,
+    /// its customer's first (customer 1, summary version 1).
     pub fn placed(email: &str, quantity: u32, position: u64) -> NumberedEvent {
         let at = Utc.with_ymd_and_hms(2026, 12, 2, 9, 0, 0).unwrap();
         NumberedEvent {
@@ -142,7 +171,27 @@ pub(crate) mod tests {
                 customer: 1,
                 customer_order: 1,
             },
+            owner_positions: OwnerPositions {
+                order: position,
+                customer: 1,
+            },
         }
+    }
+
+    /// `event` placed by `owner`, at `positions` in its listings.
+    pub fn owned_by(
+        mut event: NumberedEvent,
+        owner: &str,
+        positions: OwnerPositions,
+    ) -> NumberedEvent {
+        match &mut event.envelope.payload {
+            shared_events::OrderEvent::OnNewOrder(placed) => placed.owner = owner.to_owned(),
+            shared_events::OrderEvent::OrderCancelled(cancelled) => {
+                cancelled.owner = owner.to_owned()
+            }
+        }
+        event.owner_positions = positions;
+        event
     }
 
     /// The numbered cancellation of `placed`: its next version, with the cancellation counted.
@@ -160,6 +209,7 @@ pub(crate) mod tests {
             ),
             summary,
             positions: placed.positions,
+            owner_positions: placed.owner_positions,
         }
     }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use shared_events::{OrderEvent, OrderStatus, FIRST_AGGREGATE_VERSION};
 
 use super::listings::page_of;
-use super::{bson_count, bson_time, NumberedEvent};
+use super::{bson_count, bson_time, key, NumberedEvent};
 
 /// An order as stored in the `orders` collection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +22,8 @@ use super::{bson_count, bson_time, NumberedEvent};
 pub struct OrderDocument {
     #[serde(rename = "_id")]
     pub id: String,
+    /// The principal that placed the order; `""` is the anonymous one.
+    pub owner: String,
     pub description: String,
     pub quantity: i64,
     /// `None` for orders placed before prices were recorded.
@@ -47,9 +49,14 @@ pub struct OrderDocument {
     pub list_page: i64,
     /// The order's place among its customer's orders, from 1.
     pub customer_order: i64,
-    /// `<email>/<page of customer_order>`: a customer's orders are read a page at a time by
-    /// equality on it.
+    /// [`customer_page`] of the order's customer and the page of `customer_order`: a
+    /// customer's orders are read a page at a time by equality on it.
     pub customer_page: String,
+    /// The order's place among its owner's orders.
+    pub owner_position: i64,
+    /// [`owner_page`] of the owner and the page of `owner_position`: the owner's listing reads
+    /// a page by equality on it.
+    pub owner_list_page: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,9 +83,14 @@ pub struct OrderWrites {
     pub replacements: Vec<OrderDocument>,
 }
 
-/// The key of page `page` of the customer `email`'s orders.
-pub fn customer_page(email: &str, page: i64) -> String {
-    format!("{email}/{page}")
+/// The key of page `page` of the orders of `owner`'s customer `email`.
+pub fn customer_page(owner: &str, email: &str, page: i64) -> String {
+    key(&[owner, email, &page.to_string()])
+}
+
+/// The key of page `page` of `owner`'s listing (of orders, or of customers).
+pub fn owner_page(owner: &str, page: i64) -> String {
+    key(&[owner, &page.to_string()])
 }
 
 /// The newest version of each order of `batch`, in the order the batch first names them.
@@ -116,10 +128,13 @@ pub fn document(event: &NumberedEvent) -> OrderDocument {
             cancelled.reason.clone(),
         ),
     };
+    let owner = envelope.payload.owner();
     let list_position = bson_count(event.positions.order);
     let customer_order = bson_count(event.positions.customer_order);
+    let owner_position = bson_count(event.owner_positions.order);
     OrderDocument {
         id: envelope.aggregate_id.to_string(),
+        owner: owner.to_owned(),
         description: order.description.clone(),
         quantity: i64::from(order.quantity),
         unit_price: order.unit_price.as_ref().map(|price| PriceDocument {
@@ -140,14 +155,18 @@ pub fn document(event: &NumberedEvent) -> OrderDocument {
         list_position,
         list_page: page_of(list_position),
         customer_order,
-        customer_page: customer_page(&order.customer.email, page_of(customer_order)),
+        customer_page: customer_page(owner, &order.customer.email, page_of(customer_order)),
+        owner_position,
+        owner_list_page: owner_page(owner, page_of(owner_position)),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use shared_events::OwnerPositions;
+
     use super::*;
-    use crate::read_models::tests::{cancelled, placed};
+    use crate::read_models::tests::{cancelled, owned_by, placed};
 
     #[test]
     fn each_order_is_written_once_at_its_newest_version_firsts_inserted_later_replaced() {
@@ -200,7 +219,29 @@ mod tests {
 
         assert_eq!((document.list_position, document.list_page), (130, 2));
         assert_eq!(document.customer_order, 1);
-        assert_eq!(document.customer_page, "ada@example.com/0");
+        assert_eq!(document.customer_page, "/ada@example.com/0");
         assert_eq!(document.customer_email, "ada@example.com");
+        assert_eq!(document.owner, "");
+        assert_eq!(document.owner_list_page, "/2");
+    }
+
+    #[test]
+    fn an_owner_s_order_is_on_its_owner_s_pages() {
+        let order = owned_by(
+            placed("ada@example.com", 2, 130),
+            "shop/a",
+            OwnerPositions {
+                order: 70,
+                customer: 3,
+            },
+        );
+
+        let document = document(&order);
+
+        assert_eq!(document.owner, "shop/a");
+        assert_eq!(document.owner_position, 70);
+        assert_eq!(document.owner_list_page, "shop%2Fa/1");
+        assert_eq!(document.customer_page, "shop%2Fa/ada@example.com/0");
+        assert_eq!(document.list_page, 2, "and on the listing of everything");
     }
 }

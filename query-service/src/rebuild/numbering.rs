@@ -5,12 +5,16 @@
 //! (`2026-12-02-000007_list_positions`): orders numbered in the order of their `OnNewOrder`,
 //! customers in the order of their first one, each customer's orders from 1, and each
 //! customer's summary counted one version per placement and cancellation, from the newest
-//! summary an event carried. Events that carry both pass through untouched, and cost no memory.
+//! summary an event carried. Those orders are the anonymous owner's (as the events' upcasts
+//! say), so their positions in its listings are their list positions. Events that carry all
+//! of it pass through untouched, and cost no memory.
 
 use std::collections::HashMap;
 
 use chrono::DateTime;
-use shared_events::{CustomerSummary, EventEnvelope, ListPositions, OrderEvent, OrderId};
+use shared_events::{
+    CustomerSummary, EventEnvelope, ListPositions, OrderEvent, OrderId, OwnerPositions,
+};
 
 use crate::read_models::NumberedEvent;
 
@@ -43,11 +47,16 @@ impl LogNumbering {
     ) -> Result<NumberedEvent, CancelledBeforePlaced> {
         let carried_summary = envelope.payload.customer_summary().cloned();
         let carried_positions = envelope.payload.list_positions();
-        if let (Some(summary), Some(positions)) = (carried_summary.clone(), carried_positions) {
+        if let (Some(summary), Some(positions), Some(owner_positions)) = (
+            carried_summary.clone(),
+            carried_positions,
+            envelope.payload.owner_positions(),
+        ) {
             return Ok(NumberedEvent {
                 envelope,
                 summary,
                 positions,
+                owner_positions,
             });
         }
         let order_id = envelope.payload.order_id();
@@ -99,6 +108,10 @@ impl LogNumbering {
             envelope,
             summary,
             positions,
+            owner_positions: OwnerPositions {
+                order: positions.order,
+                customer: positions.customer,
+            },
         })
     }
 
@@ -120,7 +133,7 @@ impl LogNumbering {
 mod tests {
     use chrono::{Duration, TimeZone, Utc};
     use shared_events::fixtures::{
-        cancellation_of, new_order_event, on_new_order_v4, with_customer_summary,
+        cancellation_of, new_order_event, on_new_order_v5, with_customer_summary,
     };
     use shared_events::EventId;
     use uuid::Uuid;
@@ -207,12 +220,16 @@ mod tests {
     #[test]
     fn an_event_that_carries_everything_passes_through() {
         let mut numbering = LogNumbering::default();
-        let event = on_new_order_v4();
+        let event = on_new_order_v5();
 
         let numbered = numbering.number(event.clone()).unwrap();
 
         assert_eq!(numbered.envelope, event);
         assert_eq!(Some(numbered.positions), event.payload.list_positions());
+        assert_eq!(
+            Some(numbered.owner_positions),
+            event.payload.owner_positions()
+        );
         assert!(numbering.customers.is_empty() && numbering.orders.is_empty());
     }
 

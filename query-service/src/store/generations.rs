@@ -169,6 +169,6 @@ impl ReadStore {
             .await?
             .try_collect()
             .await?;
-        Ok(newest_of_each(versions))
+        Ok(newest_of_each(versions, |customer| customer.list_position))
     }
 }

@@ -1,17 +1,19 @@
 //! The listings, read a page of positions at a time by equality (see
 //! `crate::read_models::listings`): orders newest first, customers in the order of their
-//! first orders, a customer's orders newest first. A page deep in a listing costs what the
-//! first one does, on every store.
+//! first orders, a customer's orders newest first; of everybody, or of one owner. A page deep
+//! in a listing costs what the first one does, on every store.
 
 use std::cmp::Reverse;
 
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
 
-use super::{lock, Cursor, Page, ReadModels, ReadStore, Start, StoreError};
+use super::{
+    lock, Cursor, Page, ReadModels, ReadStore, Start, StoreError, Whose, MAX_REMEMBERED_PAGES,
+};
 use crate::read_models::customers::newest_of_each;
 use crate::read_models::listings::page_of;
-use crate::read_models::orders::customer_page;
+use crate::read_models::orders::{customer_page, owner_page};
 use crate::read_models::{
     ListPageMarker, Listing as ListingKind, OrderDocument, SummaryDocument, LIST_PAGE_SPAN,
 };
@@ -30,6 +32,15 @@ const SPARE_PAGE_LOOKUPS: usize = 16;
 pub struct Listing<T> {
     pub items: Vec<T>,
     pub next: Option<Start>,
+}
+
+/// Which orders a listing of orders holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderListing<'a> {
+    /// Everybody's, or one owner's.
+    Of(Whose<'a>),
+    /// The orders of `owner`'s customer `email`.
+    OfCustomer { owner: &'a str, email: &'a str },
 }
 
 impl<T> Listing<T> {
@@ -79,29 +90,59 @@ impl ReadStore {
         }
         if let Some(page) = last {
             let mut known = lock(&models.last_pages);
+            if known.len() >= MAX_REMEMBERED_PAGES {
+                known.clear();
+            }
             let entry = known.entry(listing).or_insert(page);
             *entry = (*entry).max(page);
         }
         Ok(last)
     }
 
-    /// Customers in the order of their first orders, a page of positions at a time, and where
-    /// the next page starts if there may be more.
+    /// Customers in the order of their first orders, everybody's or one owner's, a page of
+    /// positions at a time, and where the next page starts if there may be more.
     pub async fn list_customers(
         &self,
+        whose: Whose<'_>,
         page: &Page,
     ) -> Result<Listing<SummaryDocument>, StoreError> {
-        self.within_read_deadline(self.list_customers_now(page))
-            .await
+        self.within_read_deadline(async {
+            match whose {
+                Whose::Everyone => {
+                    self.customers_in_order(
+                        page,
+                        ListingKind::Customers,
+                        |list_page| doc! { "listPage": list_page },
+                        |customer| customer.list_position,
+                    )
+                    .await
+                }
+                Whose::Owner(owner) => {
+                    self.customers_in_order(
+                        page,
+                        ListingKind::CustomersOf(owner.to_owned()),
+                        |list_page| doc! { "ownerListPage": owner_page(owner, list_page) },
+                        |customer| customer.owner_position,
+                    )
+                    .await
+                }
+            }
+        })
+        .await
     }
 
-    async fn list_customers_now(
+    /// A page of `listing`: page `n` of its positions is the summary versions
+    /// `page_filter(n)` finds, each customer at `position(customer)`.
+    async fn customers_in_order(
         &self,
         page: &Page,
+        listing: ListingKind,
+        page_filter: impl Fn(i64) -> Document,
+        position: impl Fn(&SummaryDocument) -> i64 + Copy,
     ) -> Result<Listing<SummaryDocument>, StoreError> {
         let models = self.collections();
         let limit = page.limit as usize;
-        let Some(last_page) = self.last_list_page(&models, ListingKind::Customers).await? else {
+        let Some(last_page) = self.last_list_page(&models, listing).await? else {
             return Ok(Listing::empty());
         };
         let after = match page.start.after {
@@ -115,19 +156,19 @@ impl ReadStore {
         while found.len() < limit && list_page <= last_page && lookups_left > 0 {
             let versions: Vec<SummaryDocument> = models
                 .summaries
-                .find(doc! { "listPage": list_page })
+                .find(page_filter(list_page))
                 .await?
                 .try_collect()
                 .await?;
-            let customers = newest_of_each(versions)
+            let customers = newest_of_each(versions, position)
                 .into_iter()
-                .filter(|customer| customer.list_position > after);
+                .filter(|customer| position(customer) > after);
             take_after_skipping(&mut found, customers, &mut to_skip, limit);
             list_page += 1;
             lookups_left -= 1;
         }
         let next = if found.len() == limit {
-            found.last().map(|customer| customer.list_position)
+            found.last().map(position)
         } else if list_page <= last_page {
             // Out of lookups: the next page starts above the pages read.
             Some(list_page * LIST_PAGE_SPAN - 1)
@@ -143,54 +184,74 @@ impl ReadStore {
         })
     }
 
-    /// Orders newest first, optionally only those of one customer, and where the next page
-    /// starts if there may be more.
+    /// Orders newest first, of everybody, of one owner or of one customer, and where the next
+    /// page starts if there may be more.
     pub async fn list_orders(
         &self,
-        customer_email: Option<&str>,
+        listing: OrderListing<'_>,
         page: &Page,
     ) -> Result<Listing<OrderDocument>, StoreError> {
         self.within_read_deadline(async {
-            match customer_email {
-                None => self.newest_orders(page).await,
-                Some(email) => self.customer_orders(email, page).await,
+            match listing {
+                OrderListing::Of(Whose::Everyone) => {
+                    self.newest_orders(
+                        page,
+                        ListingKind::Orders,
+                        |list_page| doc! { "listPage": list_page },
+                        |order| order.list_position,
+                    )
+                    .await
+                }
+                OrderListing::Of(Whose::Owner(owner)) => {
+                    self.newest_orders(
+                        page,
+                        ListingKind::OrdersOf(owner.to_owned()),
+                        |list_page| doc! { "ownerListPage": owner_page(owner, list_page) },
+                        |order| order.owner_position,
+                    )
+                    .await
+                }
+                OrderListing::OfCustomer { owner, email } => {
+                    self.customer_orders(owner, email, page).await
+                }
             }
         })
         .await
     }
 
-    /// Every order, a page of positions at a time from the newest.
-    async fn newest_orders(&self, page: &Page) -> Result<Listing<OrderDocument>, StoreError> {
+    /// The orders of `listing`, a page of positions at a time from the newest.
+    async fn newest_orders(
+        &self,
+        page: &Page,
+        listing: ListingKind,
+        page_filter: impl Fn(i64) -> Document,
+        position: impl Fn(&OrderDocument) -> i64,
+    ) -> Result<Listing<OrderDocument>, StoreError> {
         let models = self.collections();
-        let Some(last_page) = self.last_list_page(&models, ListingKind::Orders).await? else {
+        let Some(last_page) = self.last_list_page(&models, listing).await? else {
             return Ok(Listing::empty());
         };
-        self.orders_newest_first(
-            &models,
-            page,
-            last_page,
-            |list_page| doc! { "listPage": list_page },
-            |order| order.list_position,
-        )
-        .await
+        self.orders_newest_first(&models, page, last_page, page_filter, position)
+            .await
     }
 
-    /// The orders of the customer `email`, a page of their orders at a time from their
+    /// The orders of `owner`'s customer `email`, a page of their orders at a time from their
     /// newest: their newest summary says how many they placed.
     async fn customer_orders(
         &self,
+        owner: &str,
         email: &str,
         page: &Page,
     ) -> Result<Listing<OrderDocument>, StoreError> {
         let models = self.collections();
-        let Some(customer) = self.find_customer_now(email).await? else {
+        let Some(customer) = self.find_customer_now(owner, email).await? else {
             return Ok(Listing::empty());
         };
         self.orders_newest_first(
             &models,
             page,
             page_of(customer.placed_order_count),
-            |page_number| doc! { "customerPage": customer_page(email, page_number) },
+            |page_number| doc! { "customerPage": customer_page(owner, email, page_number) },
             |order| order.customer_order,
         )
         .await

@@ -11,7 +11,7 @@ mod generations;
 mod listing;
 
 pub use generations::{Generation, ReadModels};
-pub use listing::Listing;
+pub use listing::{Listing, OrderListing};
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -25,7 +25,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use serde::Serialize;
 
 use crate::config::MongoSettings;
-use crate::read_models::customers::newest_of_each;
+use crate::read_models::customers::{customer_key, newest_of_each};
 use crate::read_models::{Compaction, ListPageMarker, OrderDocument, SummaryDocument, Writes};
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -109,6 +109,25 @@ async fn insert_all<T: Serialize + Send + Sync>(
         }
     }
     Ok(inserted)
+}
+
+/// Whose orders and customers a read sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose<'a> {
+    /// Every owner's.
+    Everyone,
+    /// One owner's.
+    Owner(&'a str),
+}
+
+impl Whose<'_> {
+    /// Whether what `owner` owns is seen.
+    pub fn sees(self, owner: &str) -> bool {
+        match self {
+            Self::Everyone => true,
+            Self::Owner(seen) => seen == owner,
+        }
+    }
 }
 
 /// A page of a listing: up to `limit` items from `start`.
@@ -237,13 +256,15 @@ impl ReadStore {
         // the extra round trips cost nothing, so no backend is trusted with it.
         for model in [
             index(doc! { "listPage": 1 }, "list_pages"),
+            index(doc! { "ownerListPage": 1 }, "owner_list_pages"),
             index(doc! { "customerPage": 1 }, "customer_pages"),
         ] {
             models.orders.create_index(model).await?;
         }
         for model in [
-            index(doc! { "customerEmail": 1 }, "by_customer_email"),
+            index(doc! { "customerKey": 1 }, "by_customer"),
             index(doc! { "listPage": 1 }, "list_pages"),
+            index(doc! { "ownerListPage": 1 }, "owner_list_pages"),
         ] {
             models.summaries.create_index(model).await?;
         }
@@ -279,7 +300,10 @@ impl ReadStore {
         insert_all(&models.summaries, &writes.customers.versions).await?;
         self.compact(&models, &writes.customers.compactions).await?;
         let new_markers: Vec<ListPageMarker> = {
-            let stored = lock(&models.stored_markers);
+            let mut stored = lock(&models.stored_markers);
+            if stored.len() >= MAX_REMEMBERED_PAGES {
+                stored.clear();
+            }
             writes
                 .list_pages
                 .iter()
@@ -305,7 +329,7 @@ impl ReadStore {
     }
 
     /// Deletes the summary versions `compactions` name, all in one `delete` command (one round
-    /// trip, each statement an equality lookup on `customerEmail`).
+    /// trip, each statement an equality lookup on `customerKey`).
     async fn compact(
         &self,
         models: &ReadModels,
@@ -319,7 +343,7 @@ impl ReadStore {
             .map(|compaction| {
                 doc! {
                     "q": {
-                        "customerEmail": &compaction.email,
+                        "customerKey": &compaction.customer_key,
                         "summaryVersion": { "$lt": compaction.below_version },
                     },
                     "limit": 0,
@@ -393,23 +417,39 @@ impl ReadStore {
         .await
     }
 
-    /// The customer `email`'s newest summary: their versions are found by equality.
-    pub async fn find_customer(&self, email: &str) -> Result<Option<SummaryDocument>, StoreError> {
-        self.within_read_deadline(self.find_customer_now(email))
+    /// The newest summary of `owner`'s customer `email`: their versions are found by
+    /// equality.
+    pub async fn find_customer(
+        &self,
+        owner: &str,
+        email: &str,
+    ) -> Result<Option<SummaryDocument>, StoreError> {
+        self.within_read_deadline(self.find_customer_now(owner, email))
             .await
     }
 
-    async fn find_customer_now(&self, email: &str) -> Result<Option<SummaryDocument>, StoreError> {
+    async fn find_customer_now(
+        &self,
+        owner: &str,
+        email: &str,
+    ) -> Result<Option<SummaryDocument>, StoreError> {
         let versions: Vec<SummaryDocument> = self
             .collections()
             .summaries
-            .find(doc! { "customerEmail": email })
+            .find(doc! { "customerKey": customer_key(owner, email) })
             .await?
             .try_collect()
             .await?;
-        Ok(newest_of_each(versions).into_iter().next())
+        Ok(newest_of_each(versions, |customer| customer.list_position)
+            .into_iter()
+            .next())
     }
 }
+
+/// The pages a process remembers of a generation, at most, in each of its two memories (last
+/// pages of listings, stored markers): past it, a memory starts again (the next reads look the
+/// pages up), so that many owners' listings cannot grow it without bound.
+const MAX_REMEMBERED_PAGES: usize = 100_000;
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex

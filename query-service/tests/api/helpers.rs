@@ -9,7 +9,7 @@ use serde_json::Value;
 use service_support::broker::BrokerAddresses;
 use service_support::config::LayeredSettings;
 use shared_events::fixtures::{
-    self as fixtures, new_order_event, with_customer_summary, with_list_positions,
+    self as fixtures, new_order_event, with_customer_summary, with_list_positions, with_owner,
 };
 use shared_events::{EventEnvelope, EventId, OrderEvent, OrderId};
 use uuid::Uuid;
@@ -105,9 +105,9 @@ pub fn cancellation_of(placed: &EventEnvelope) -> EventEnvelope {
 }
 
 impl TestApp {
-    /// `event` with its customer's summary and list positions, as the command side publishes
-    /// it: numbered after every event numbered before in this test (what it carries already
-    /// is kept).
+    /// `event` with its customer's summary and positions, as the command side publishes it
+    /// for the anonymous owner: numbered after every event numbered before in this test (what
+    /// it carries already is kept).
     pub fn numbered(&self, event: EventEnvelope) -> EventEnvelope {
         let numbered = self
             .numbering
@@ -115,9 +115,14 @@ impl TestApp {
             .unwrap()
             .number(event)
             .expect("a cancellation of an order numbered before");
-        with_list_positions(
-            with_customer_summary(numbered.envelope, numbered.summary),
-            numbered.positions,
+        let owner = numbered.envelope.payload.owner().to_owned();
+        with_owner(
+            with_list_positions(
+                with_customer_summary(numbered.envelope, numbered.summary),
+                numbered.positions,
+            ),
+            &owner,
+            numbered.owner_positions,
         )
     }
 
