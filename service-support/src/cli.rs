@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::auth::{TokenIssuer, READ_SCOPE, WRITE_SCOPE};
+use crate::auth::{TokenIssuer, READ_ALL_SCOPE, READ_SCOPE, WRITE_SCOPE};
 
 const SECRET_VARIABLE: &str = "APP_AUTH__HS256_SECRET";
 const ISSUER_VARIABLE: &str = "APP_AUTH__ISSUER";
@@ -15,8 +15,13 @@ const ISSUER_VARIABLE: &str = "APP_AUTH__ISSUER";
 /// needed.
 #[derive(Debug, clap::Args)]
 pub struct IssueToken {
-    /// A scope the token grants; repeat it for both (default: both).
-    #[arg(long = "scope", value_name = "SCOPE", value_parser = [READ_SCOPE, WRITE_SCOPE])]
+    /// A scope the token grants; repeat it for several (default: orders:read and
+    /// orders:write). orders:read-all, with orders:read, reads every owner's orders.
+    #[arg(
+        long = "scope",
+        value_name = "SCOPE",
+        value_parser = [READ_SCOPE, WRITE_SCOPE, READ_ALL_SCOPE]
+    )]
     scopes: Vec<String>,
     /// The principal the token names (its `sub` claim).
     #[arg(long, value_name = "NAME", default_value = "developer")]

@@ -126,7 +126,9 @@ fn authorize(token: &str, scope: &'static str) -> Result<Principal, AuthError> {
     let request = TestRequest::default()
         .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
         .to_http_request();
-    authenticator().authorize(&request, scope)
+    authenticator()
+        .authorize(&request, scope)
+        .map(|(principal, _)| principal)
 }
 
 #[test]
@@ -137,6 +139,29 @@ fn an_issued_token_grants_exactly_the_scopes_asked_for() {
         authorize(&token, "orders:read").unwrap(),
         Principal::Subject("reporting".to_owned())
     );
+    assert!(matches!(
+        authorize(&token, "orders:write"),
+        Err(AuthError::InsufficientScope { .. })
+    ));
+}
+
+#[test]
+fn an_operator_token_reads_everybody_s_orders_and_writes_nothing() {
+    let token = issue_token(&[
+        "--scope",
+        "orders:read",
+        "--scope",
+        "orders:read-all",
+        "--subject",
+        "operator",
+    ]);
+    let request = TestRequest::default()
+        .insert_header((header::AUTHORIZATION, format!("Bearer {token}")))
+        .to_http_request();
+
+    let (_, scopes) = authenticator().authorize(&request, "orders:read").unwrap();
+
+    assert_eq!(scopes, ["orders:read", "orders:read-all"]);
     assert!(matches!(
         authorize(&token, "orders:write"),
         Err(AuthError::InsufficientScope { .. })

@@ -233,19 +233,21 @@ fn write_like_the_first_release(stack: &Stack) -> String {
     conn.transaction::<_, diesel::result::Error, _>(|conn| {
         // Numbered as the migration that introduced list positions numbered such orders.
         diesel::sql_query(
-            "INSERT INTO customers (email, first_name, last_name, list_position)
-             VALUES ($1, $2, $3, nextval('customer_list_positions'))
-             ON CONFLICT (email) DO NOTHING",
+            "INSERT INTO customers (owner, email, first_name, last_name, list_position,
+                                    owner_position)
+             SELECT '', $1, $2, $3, position, position
+               FROM nextval('customer_list_positions') AS position
+             ON CONFLICT (owner, email) DO NOTHING",
         )
         .bind::<Text, _>(payload["customer"]["email"].as_str().unwrap())
         .bind::<Text, _>(payload["customer"]["firstName"].as_str().unwrap())
         .bind::<Text, _>(payload["customer"]["lastName"].as_str().unwrap())
         .execute(conn)?;
         diesel::sql_query(
-            "INSERT INTO orders (id, customer_email, description, quantity, created_at,
-                                 list_position, customer_order)
-             VALUES ($1::uuid, $2, $3, $4::int, $5::timestamptz,
-                     nextval('order_list_positions'), 1)",
+            "INSERT INTO orders (id, owner, customer_email, description, quantity, created_at,
+                                 list_position, customer_order, owner_position)
+             SELECT $1::uuid, '', $2, $3, $4::int, $5::timestamptz, position, 1, position
+               FROM nextval('order_list_positions') AS position",
         )
         .bind::<Text, _>(payload["orderId"].as_str().unwrap())
         .bind::<Text, _>(payload["customer"]["email"].as_str().unwrap())

@@ -95,7 +95,7 @@ pub async fn postgres(admin_url: &str, clients: usize, duration: Duration) -> an
                     last_name: PersonName::parse("Mark".into()).map_err(anyhow::Error::msg)?,
                 },
             };
-            let placement = OrderPlacement::new(order, None, "loadgen".into());
+            let placement = OrderPlacement::new(order, String::new(), None, "loadgen".into());
             store
                 .place_orders(vec![placement])
                 .await
