@@ -224,12 +224,21 @@ async fn the_access_logs_name_routes_never_a_customer_s_email() {
         client.get(stack.gateway.url(path)).send().await.unwrap();
     }
 
-    let log: Vec<String> = stack
-        .gateway
-        .access_log()
-        .into_iter()
-        .filter(|line| !line.contains(" /health "))
-        .collect();
+    // nginx writes a request's line once its answer is sent: the last one may still be coming.
+    let log: Vec<String> = harness::eventually(
+        "a gateway access line for every request",
+        Duration::from_secs(10),
+        || async {
+            let log: Vec<String> = stack
+                .gateway
+                .access_log()
+                .into_iter()
+                .filter(|line| !line.contains(" /health "))
+                .collect();
+            (log.len() > paths.len()).then_some(log)
+        },
+    )
+    .await;
     assert_eq!(log.len(), 1 + paths.len(), "{log:#?}");
     for route in [
         "\"POST /orders HTTP/1.1\" 202 ",
