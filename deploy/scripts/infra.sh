@@ -289,7 +289,29 @@ install_validators() {
       openapi-spec-validator==0.9.0 "schemathesis==$SCHEMATHESIS_VERSION" \
       kubernetes-validate==1.37.0 check-jsonschema==0.39.0 pymongo==4.20.1
   fi
+  install_asyncapi_cli "$venv"
   export VALIDATORS_BIN="$venv/bin"
+}
+
+# The AsyncAPI CLI, pinned, from the npm registry with the machine's Node.js (about a minute,
+# 450 MB), into the validators' directory, for the events' AsyncAPI document. Its install
+# scripts are skipped (they fetch a browser for commands the tests do not use), and its
+# anonymous usage metrics are off.
+ASYNCAPI_CLI_VERSION=6.2.0
+install_asyncapi_cli() {
+  local venv="$1" prefix="$1/asyncapi-cli"
+  if [ "$("$prefix/node_modules/.bin/asyncapi" --version 2>/dev/null | cut -d' ' -f1)" != "@asyncapi/cli/$ASYNCAPI_CLI_VERSION" ]; then
+    command -v npm >/dev/null || {
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    }
+    say "installing the AsyncAPI CLI $ASYNCAPI_CLI_VERSION (npm)"
+    mkdir -p "$prefix"
+    npm install --prefix "$prefix" --ignore-scripts --no-audit --no-fund --loglevel=error \
+      "@asyncapi/cli@$ASYNCAPI_CLI_VERSION" >/dev/null
+    "$prefix/node_modules/.bin/asyncapi" config analytics --disable >/dev/null 2>&1 || true
+  fi
+  ln -sf "$prefix/node_modules/.bin/asyncapi" "$venv/bin/asyncapi"
 }
 
 # cargo-deny, pinned, from crates.io (built once, about 5 minutes on 2 cores, and kept in

@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use actix_web::web;
 use service_support::broker::BrokerStatus;
+use service_support::docs::AsyncApiJson;
 use service_support::metrics::MetricsEndpoint;
 use service_support::startup::{BoundServer, FrontendError, HttpFrontend, Service};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{EventConsumer, QueueDepthProbe};
+use crate::broker::{events_document, EventConsumer, QueueDepthProbe};
 use crate::config::Settings;
 use crate::http;
 use crate::metrics::QueryMetrics;
@@ -65,6 +66,9 @@ impl Application {
             MetricsEndpoint::bind(&settings.metrics, metrics.registry, metrics.sampler)
                 .map_err(FrontendError::Listen)?;
 
+        let events_document = web::Data::new(AsyncApiJson::render(&events_document(
+            &settings.broker.queue,
+        )));
         let store_data = web::Data::new(store.clone());
         let broker_status = web::Data::new(broker_status);
         let server = frontend.bind(
@@ -76,7 +80,8 @@ impl Application {
                     .app_data(store_data.clone())
                     .app_data(max_wait)
                     .app_data(applied.clone())
-                    .app_data(broker_status.clone());
+                    .app_data(broker_status.clone())
+                    .app_data(events_document.clone());
                 http::routes(config);
             },
         )?;

@@ -21,6 +21,8 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 
 pub const COMMAND_DOCUMENT_PATH: &str = "/openapi/command.json";
 pub const QUERY_DOCUMENT_PATH: &str = "/openapi/query.json";
+/// Where the query-service serves the events' AsyncAPI document (`shared_events::asyncapi`).
+pub const EVENTS_DOCUMENT_PATH: &str = "/asyncapi/events.json";
 /// The name operations use in `security(("bearer" = [...]))`.
 pub const BEARER_SCHEME: &str = "bearer";
 
@@ -154,6 +156,23 @@ impl OpenApiJson {
 
 /// Serves the document held in the app data.
 pub async fn serve_document(document: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.0.clone())
+}
+
+/// The events' AsyncAPI document, rendered once at start-up.
+#[derive(Debug, Clone)]
+pub struct AsyncApiJson(web::Bytes);
+
+impl AsyncApiJson {
+    pub fn render(document: &serde_json::Value) -> Self {
+        Self(web::Bytes::from(document.to_string()))
+    }
+}
+
+/// Serves the AsyncAPI document held in the app data.
+pub async fn serve_events_document(document: web::Data<AsyncApiJson>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(document.0.clone())

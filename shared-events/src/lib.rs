@@ -16,6 +16,7 @@ mod ids;
 mod order;
 mod upcast;
 
+pub mod asyncapi;
 pub mod fixtures;
 pub mod schemas;
 

@@ -11,7 +11,36 @@ use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::Channel;
 use service_support::broker::declare_order_events_exchange;
+use shared_events::asyncapi::QueueChannel;
 use shared_events::{ORDER_EVENTS_BINDING, ORDER_EVENTS_EXCHANGE};
+
+/// The events' AsyncAPI document with this topology's queues, `queue` being the projection's.
+pub fn events_document(queue: &str) -> serde_json::Value {
+    let retry = retry_queue_name(queue);
+    let dead_letter = dead_letter_queue_name(queue);
+    shared_events::asyncapi::document(&[
+        QueueChannel {
+            id: "projection",
+            name: queue,
+            description: "The query side's quorum queue, bound to every order event \
+                          (`order.#`); its replicas compete for the messages.",
+        },
+        QueueChannel {
+            id: "projectionRetry",
+            name: &retry,
+            description: "Where an unusable message waits (per-message TTL) before it is \
+                          dead-lettered back to the projection's queue, its headers counting \
+                          the attempts.",
+        },
+        QueueChannel {
+            id: "projectionDeadLetter",
+            name: &dead_letter,
+            description: "Where a message is parked after its last attempt, with \
+                          `x-error-reason` and `x-error-message`, for an operator to inspect \
+                          and replay.",
+        },
+    ])
+}
 
 /// The queue where `queue`'s unusable messages wait before their next attempt.
 pub fn retry_queue_name(queue: &str) -> String {

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 
 use actix_web::web;
 use service_support::auth::{Granted, Read, READ_ALL_SCOPE};
-use service_support::docs::{self, BearerSecurity, ErrorBody, QUERY_DOCUMENT_PATH};
+use service_support::docs::{
+    self, BearerSecurity, ErrorBody, EVENTS_DOCUMENT_PATH, QUERY_DOCUMENT_PATH,
+};
 use utoipa::openapi::response::Response;
 use utoipa::openapi::RefOr;
 use utoipa::OpenApi;
@@ -78,6 +80,10 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(customers::get)
         .service(customers::orders)
         .route(QUERY_DOCUMENT_PATH, web::get().to(docs::serve_document))
+        .route(
+            EVENTS_DOCUMENT_PATH,
+            web::get().to(docs::serve_events_document),
+        )
         .map(|config| {
             // Served for operators and orchestrators, never routed by the gateway, so not in
             // the API's document (docs/operating.md describes the probes).
