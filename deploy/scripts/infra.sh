@@ -272,46 +272,58 @@ create_service_users() {
 }
 
 # The validators the tests run on the OpenAPI documents (and the services against them), the
-# Kubernetes manifests and the compose file, and pymongo for the read stores' leftovers, pinned,
-# in a virtualenv of the state directory; exports VALIDATORS_BIN.
+# events' AsyncAPI document, the Kubernetes manifests and the compose file, and pymongo for the
+# read stores' leftovers, pinned. They are kept per set of versions in the user's cache
+# (VALIDATORS_HOME), as secantusd-rs and cargo-deny are in ~/.cargo/bin, so that a fresh clone
+# finds them installed; a lock keeps two runs from installing one set at once, and a set whose
+# install did not finish is installed again. `.stack/validators` links to them. Exports
+# VALIDATORS_BIN.
 SCHEMATHESIS_VERSION=4.32.5
+PYPI_VALIDATORS="openapi-spec-validator==0.9.0 schemathesis==$SCHEMATHESIS_VERSION kubernetes-validate==1.37.0 check-jsonschema==0.39.0 pymongo==4.20.1"
+ASYNCAPI_CLI_VERSION=6.2.0
+VALIDATORS_HOME="${VALIDATORS_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/cqrs-orders}"
 install_validators() {
-  local venv="$STATE_DIR/validators"
-  if ! "$venv/bin/python" -c 'import openapi_spec_validator, kubernetes_validate, check_jsonschema, pymongo' 2>/dev/null ||
-    [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
-    say "installing openapi-spec-validator, Schemathesis, kubernetes-validate, check-jsonschema and pymongo (PyPI)"
-    python3 -m venv "$venv" 2>/dev/null || {
-      apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-      python3 -m venv "$venv"
-    }
-    "$venv/bin/pip" install -q --disable-pip-version-check \
-      openapi-spec-validator==0.9.0 "schemathesis==$SCHEMATHESIS_VERSION" \
-      kubernetes-validate==1.37.0 check-jsonschema==0.39.0 pymongo==4.20.1
-  fi
-  install_asyncapi_cli "$venv"
+  local venv
+  venv="$VALIDATORS_HOME/validators-$(printf '%s @asyncapi/cli@%s' "$PYPI_VALIDATORS" "$ASYNCAPI_CLI_VERSION" | md5sum | cut -c1-12)"
+  mkdir -p "$VALIDATORS_HOME"
+  (
+    flock 9
+    if [ ! -e "$venv/.installed" ]; then
+      say "installing the validators into $venv: $PYPI_VALIDATORS (PyPI), @asyncapi/cli $ASYNCAPI_CLI_VERSION (npm)"
+      rm -rf "$venv"
+      python3 -m venv "$venv" 2>/dev/null || {
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+      }
+      # shellcheck disable=SC2086 # one requirement a word
+      "$venv/bin/pip" install -q --disable-pip-version-check $PYPI_VALIDATORS
+      install_asyncapi_cli "$venv"
+      touch "$venv/.installed"
+    fi
+  ) 9>"$VALIDATORS_HOME/install.lock"
+  # The checkout's name for them, which the docs use (an install of earlier releases was there).
+  [ -L "$STATE_DIR/validators" ] || rm -rf "$STATE_DIR/validators"
+  ln -sfn "$venv" "$STATE_DIR/validators"
   export VALIDATORS_BIN="$venv/bin"
 }
 
-# The AsyncAPI CLI, pinned, from the npm registry with the machine's Node.js (about a minute,
-# 450 MB), into the validators' directory, for the events' AsyncAPI document. Its install
-# scripts are skipped (they fetch a browser for commands the tests do not use), and its
-# anonymous usage metrics are off.
-ASYNCAPI_CLI_VERSION=6.2.0
+# install_asyncapi_cli VENV: the AsyncAPI CLI from the npm registry with the machine's Node.js
+# (about a minute, 450 MB), into VENV, its command in VENV/bin. Its install scripts are skipped
+# (they fetch a browser for commands the tests do not use), and its anonymous usage metrics
+# are off.
 install_asyncapi_cli() {
-  local venv="$1" prefix="$1/asyncapi-cli"
-  if [ "$("$prefix/node_modules/.bin/asyncapi" --version 2>/dev/null | cut -d' ' -f1)" != "@asyncapi/cli/$ASYNCAPI_CLI_VERSION" ]; then
-    command -v npm >/dev/null || {
-      apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-    }
-    say "installing the AsyncAPI CLI $ASYNCAPI_CLI_VERSION (npm)"
-    mkdir -p "$prefix"
-    npm install --prefix "$prefix" --ignore-scripts --no-audit --no-fund --loglevel=error \
-      "@asyncapi/cli@$ASYNCAPI_CLI_VERSION" >/dev/null
-    "$prefix/node_modules/.bin/asyncapi" config analytics --disable >/dev/null 2>&1 || true
-  fi
-  ln -sf "$prefix/node_modules/.bin/asyncapi" "$venv/bin/asyncapi"
+  local prefix="$1/asyncapi-cli"
+  command -v npm >/dev/null || {
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  }
+  mkdir -p "$prefix"
+  npm install --prefix "$prefix" --ignore-scripts --no-audit --no-fund --loglevel=error \
+    "@asyncapi/cli@$ASYNCAPI_CLI_VERSION" >/dev/null
+  "$prefix/node_modules/.bin/asyncapi" config analytics --disable >/dev/null 2>&1 || true
+  ln -sf "$prefix/node_modules/.bin/asyncapi" "$1/bin/asyncapi"
 }
 
 # cargo-deny, pinned, from crates.io (built once, about 5 minutes on 2 cores, and kept in
