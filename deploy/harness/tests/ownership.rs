@@ -188,6 +188,44 @@ async fn each_caller_sees_and_changes_only_its_own_orders_and_customers() {
         pairs(&[("alice", ada), ("bob", ada), ("bob", "bob@example.com")])
     );
 
+    // ?owner= names whose: the caller's own always, another's only with orders:read-all.
+    assert_eq!(
+        alice.list("/orders?owner=alice").await,
+        pairs(&[("alice", &alices)])
+    );
+    let (status, refused) = alice.get(&format!("/customers/{ada}?owner=bob")).await;
+    assert_eq!(status, 403);
+    assert_eq!(refused["error"], "insufficient_scope");
+    assert_eq!(alice.get("/orders?owner=bob").await.0, 403);
+    let (_, customer) = operator.get(&format!("/customers/{ada}?owner=bob")).await;
+    assert_eq!(customer["lastName"], "Byron");
+    assert_eq!(
+        operator.list("/orders?owner=bob&limit=1").await,
+        pairs(&[("bob", &bobs_own)])
+    );
+    let next = operator
+        .client
+        .get(stack.gateway.url("/orders?owner=bob&limit=1"))
+        .bearer_auth(&operator.token)
+        .send()
+        .await
+        .unwrap();
+    let link = next.headers()["link"].to_str().unwrap().to_owned();
+    assert!(
+        link.contains("owner=bob"),
+        "the next page keeps the owner: {link}"
+    );
+    assert_eq!(
+        operator
+            .list(&format!("/customers/{ada}/orders?owner=alice"))
+            .await,
+        pairs(&[("alice", &alices)])
+    );
+    assert_eq!(
+        operator.list("/customers?owner=bob").await,
+        pairs(&[("bob", ada), ("bob", "bob@example.com")])
+    );
+
     // POST /orders/{id}/cancel: only the owner; reading everybody's does not let one write.
     let refused = alice.cancel(&bobs_ada).await;
     assert_eq!(refused.status(), 404);

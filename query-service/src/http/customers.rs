@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::consistency::{ConsistentRead, TokenParameter, READ_YOUR_WRITES};
 use super::orders::{email_parameter, EmailPath, OrderView};
 use super::paging::{page_response, PageParams, Paging};
-use super::{whose, ApiError, ReadErrors};
+use super::{ApiError, OwnerParam, ReadErrors};
 use crate::read_models::SummaryDocument;
 use crate::store::{OrderListing, ReadStore};
 
@@ -49,7 +49,7 @@ impl From<SummaryDocument> for CustomerView {
 
 /// `GET /customers?limit=&cursor=` (or `offset=` for the first 10 000): in the order of
 /// their first orders.
-#[utoipa::path(get, path = "/customers", operation_id = "list_customers", summary = "List the caller's customers (every owner's with orders:read-all), in the order of their first orders", description = READ_YOUR_WRITES, tag = "customers", params(Paging, TokenParameter),
+#[utoipa::path(get, path = "/customers", operation_id = "list_customers", summary = "List the caller's customers (every owner's with orders:read-all), in the order of their first orders", description = READ_YOUR_WRITES, tag = "customers", params(OwnerParam, Paging, TokenParameter),
     responses(
         (status = 200, body = Vec<CustomerView>, description = "In the order of their first orders"),
         ReadErrors,
@@ -62,14 +62,17 @@ pub async fn list(
     _: ConsistentRead,
     request: HttpRequest,
     params: web::Query<PageParams>,
+    owner: web::Query<OwnerParam>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
     let page = params.page()?;
-    let listing = store.list_customers(whose(&granted), &page).await?;
+    let listing = store
+        .list_customers(owner.listing(&granted)?, &page)
+        .await?;
     Ok(page_response(
         &request,
         &page,
-        &[],
+        &owner.link_params(),
         listing.items.into_iter().map(CustomerView::from).collect(),
         listing.next,
     ))
@@ -77,7 +80,7 @@ pub async fn list(
 
 /// `GET /customers/{email}`.
 #[utoipa::path(get, path = "/customers/{email}", operation_id = "get_customer", summary = "Get the summary of one of the caller's customers", description = READ_YOUR_WRITES, tag = "customers",
-    params(EmailPath, TokenParameter),
+    params(EmailPath, OwnerParam, TokenParameter),
     responses(
         (status = 200, body = CustomerView, description = "The customer's summary"),
         (status = 404, body = ErrorBody, description = "No such customer (yet)"),
@@ -90,13 +93,11 @@ pub async fn get(
     granted: Granted<Read>,
     _: ConsistentRead,
     path: web::Path<EmailPath>,
+    owner: web::Query<OwnerParam>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
     let customer = store
-        .find_customer(
-            granted.principal().scope_name(),
-            &email_parameter(&path.email)?,
-        )
+        .find_customer(owner.of_customer(&granted)?, &email_parameter(&path.email)?)
         .await?
         .ok_or(ApiError::NotFound("customer"))?;
     Ok(HttpResponse::Ok().json(CustomerView::from(customer)))
@@ -104,7 +105,7 @@ pub async fn get(
 
 /// `GET /customers/{email}/orders?limit=&cursor=`: that customer's orders, newest first.
 #[utoipa::path(get, path = "/customers/{email}/orders", operation_id = "list_customer_orders", summary = "List the orders of one of the caller's customers, newest first", description = READ_YOUR_WRITES, tag = "customers",
-    params(EmailPath, Paging, TokenParameter),
+    params(EmailPath, OwnerParam, Paging, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),
         (status = 404, body = ErrorBody, description = "No such customer (yet)"),
@@ -119,11 +120,13 @@ pub async fn orders(
     request: HttpRequest,
     path: web::Path<EmailPath>,
     params: web::Query<PageParams>,
+    owner: web::Query<OwnerParam>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
     let page = params.page()?;
     let email = email_parameter(&path.email)?;
-    let owner = granted.principal().scope_name();
+    let link_params = owner.link_params();
+    let owner = owner.of_customer(&granted)?;
     if store.find_customer(owner, &email).await?.is_none() {
         return Err(ApiError::NotFound("customer"));
     }
@@ -139,7 +142,7 @@ pub async fn orders(
     Ok(page_response(
         &request,
         &page,
-        &[],
+        &link_params,
         listing.items.into_iter().map(OrderView::from).collect(),
         listing.next,
     ))

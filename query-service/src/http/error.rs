@@ -4,6 +4,7 @@
 use actix_web::error::QueryPayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use service_support::auth::AuthError;
 use service_support::errors::{self, ErrorAnswer, RETRY_AFTER_SECONDS};
 
 use crate::projection::TooManyWaiting;
@@ -19,6 +20,9 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("no {0} with that id")]
     NotFound(&'static str),
+    /// A read of another owner's without the scope that allows it: answered as auth answers.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("no such resource")]
     UnknownRoute,
     #[error("method not allowed: this service only answers reads")]
@@ -42,6 +46,7 @@ impl ApiError {
             Self::InvalidParameter { .. } | Self::InvalidQuery(_) => "invalid_parameter",
             Self::InvalidHeader { .. } => "invalid_header",
             Self::NotFound(_) | Self::UnknownRoute => "not_found",
+            Self::Auth(_) => "insufficient_scope",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotYetConsistent { .. } => "not_yet_consistent",
             Self::TooManyWaiting(_) => "too_many_waiting",
@@ -67,6 +72,7 @@ impl ResponseError for ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::NotFound(_) | Self::UnknownRoute => StatusCode::NOT_FOUND,
+            Self::Auth(error) => error.status_code(),
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotYetConsistent { .. } | Self::TooManyWaiting(_) | Self::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -76,6 +82,9 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::Auth(error) = self {
+            return error.error_response();
+        }
         let answer = ErrorAnswer::to(self, self.status_code(), self.code());
         match self {
             Self::InvalidParameter { name, .. } => answer.detail("parameter", name),

@@ -15,13 +15,16 @@ pub use error::ApiError;
 use std::collections::BTreeMap;
 
 use actix_web::web;
-use service_support::auth::{Granted, Read, READ_ALL_SCOPE};
+use serde::Deserialize;
+use service_support::auth::{AuthError, Granted, Read, READ_ALL_SCOPE};
+use service_support::chars::{self, CONTROL};
 use service_support::docs::{
     self, BearerSecurity, ErrorBody, EVENTS_DOCUMENT_PATH, QUERY_DOCUMENT_PATH,
 };
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::response::Response;
 use utoipa::openapi::RefOr;
-use utoipa::OpenApi;
+use utoipa::{IntoParams, OpenApi};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::store::Whose;
@@ -52,7 +55,10 @@ impl utoipa::IntoResponses for ReadErrors {
         docs::error_responses(&[
             (400, "Invalid parameter or consistency token"),
             (401, "No valid bearer token (auth enabled)"),
-            (403, "The token lacks the orders:read scope"),
+            (
+                403,
+                "The token lacks the orders:read scope, or orders:read-all for another owner's",
+            ),
             (
                 503,
                 "MongoDB unavailable, not_yet_consistent or too_many_waiting; see Retry-After",
@@ -68,6 +74,68 @@ fn whose(granted: &Granted<Read>) -> Whose<'_> {
         Whose::Everyone
     } else {
         Whose::Owner(granted.principal().scope_name())
+    }
+}
+
+/// The `owner` query parameter of the reads that take one: whose orders or customers.
+#[derive(Debug, Default, Deserialize)]
+pub struct OwnerParam {
+    owner: Option<String>,
+}
+
+impl IntoParams for OwnerParam {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![docs::parameter(
+            "owner",
+            ParameterIn::Query,
+            "Whose: an owner's subject (`\"\"` for the anonymous one). The caller's own by \
+             default; another owner's needs orders:read-all",
+            docs::string_schema(chars::pattern_without(&[CONTROL]), None),
+        )]
+    }
+}
+
+impl OwnerParam {
+    /// The owner named, if any: the caller's own always, another only with `orders:read-all`.
+    fn named<'a>(&'a self, granted: &Granted<Read>) -> Result<Option<&'a str>, ApiError> {
+        let Some(owner) = self.owner.as_deref() else {
+            return Ok(None);
+        };
+        if owner.chars().any(|c| chars::contains(CONTROL, c)) {
+            return Err(ApiError::InvalidParameter {
+                name: "owner",
+                message: "must not contain control characters".to_owned(),
+            });
+        }
+        if owner != granted.principal().scope_name() && !granted.holds(READ_ALL_SCOPE) {
+            return Err(AuthError::InsufficientScope {
+                required: READ_ALL_SCOPE,
+            }
+            .into());
+        }
+        Ok(Some(owner))
+    }
+
+    /// `owner` as the next page's link repeats it.
+    fn link_params(&self) -> Vec<(&'static str, &str)> {
+        self.owner
+            .iter()
+            .map(|owner| ("owner", owner.as_str()))
+            .collect()
+    }
+
+    /// Whose a listing shows: the named owner's, or as [`whose`].
+    fn listing<'a>(&'a self, granted: &'a Granted<Read>) -> Result<Whose<'a>, ApiError> {
+        Ok(self
+            .named(granted)?
+            .map_or_else(|| whose(granted), Whose::Owner))
+    }
+
+    /// Whose customer an email names: the named owner's, or the caller's.
+    fn of_customer<'a>(&'a self, granted: &'a Granted<Read>) -> Result<&'a str, ApiError> {
+        Ok(self
+            .named(granted)?
+            .unwrap_or_else(|| granted.principal().scope_name()))
     }
 }
 

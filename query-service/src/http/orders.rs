@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::consistency::{ConsistentRead, TokenParameter, READ_YOUR_WRITES};
 use super::paging::{page_response, PageParams, Paging};
-use super::{whose, ApiError, ReadErrors};
+use super::{whose, ApiError, OwnerParam, ReadErrors};
 use crate::read_models::{OrderDocument, PriceDocument};
 use crate::store::{OrderListing, ReadStore};
 
@@ -87,10 +87,13 @@ impl From<OrderDocument> for OrderView {
     }
 }
 
-/// The query of `GET /orders`: documented by [`CustomerFilter`] and [`Paging`].
+/// The query of `GET /orders`: documented by [`CustomerFilter`], [`OwnerParam`] and
+/// [`Paging`].
 #[derive(Debug, Deserialize)]
 pub struct ListParams {
     email: Option<String>,
+    #[serde(flatten)]
+    owner: OwnerParam,
     #[serde(flatten)]
     page: PageParams,
 }
@@ -103,8 +106,8 @@ impl IntoParams for CustomerFilter {
         vec![parameter(
             "email",
             ParameterIn::Query,
-            "Only the orders of the caller's customer with this email; matched trimmed, \
-             lower-cased, domain in ASCII (IDNA)",
+            "Only the orders of the customer with this email (the caller's, or `owner`'s); \
+             matched trimmed, lower-cased, domain in ASCII (IDNA)",
             email_parameter_schema(),
         )]
     }
@@ -121,15 +124,15 @@ impl IntoParams for EmailPath {
         vec![parameter(
             "email",
             ParameterIn::Path,
-            "The email of one of the caller's customers; matched trimmed, lower-cased, domain \
-             in ASCII (IDNA)",
+            "The customer's email (the caller's customer, or `owner`'s); matched trimmed, \
+             lower-cased, domain in ASCII (IDNA)",
             email_parameter_schema().min_length(Some(1)),
         )]
     }
 }
 
 /// `GET /orders?limit=&cursor=&email=` (or `offset=` for the first 10 000): newest first.
-#[utoipa::path(get, path = "/orders", operation_id = "list_orders", summary = "List the caller's orders (every owner's with orders:read-all), newest first", description = READ_YOUR_WRITES, tag = "orders", params(CustomerFilter, Paging, TokenParameter),
+#[utoipa::path(get, path = "/orders", operation_id = "list_orders", summary = "List the caller's orders (every owner's with orders:read-all), newest first", description = READ_YOUR_WRITES, tag = "orders", params(CustomerFilter, OwnerParam, Paging, TokenParameter),
     responses(
         (status = 200, body = Vec<OrderView>, description = "Newest first"),
         ReadErrors,
@@ -147,17 +150,18 @@ pub async fn list(
     let page = params.page.page()?;
     let email = params.email.as_deref().map(email_parameter).transpose()?;
     let listing = match &email {
-        None => OrderListing::Of(whose(&granted)),
+        None => OrderListing::Of(params.owner.listing(&granted)?),
         Some(email) => OrderListing::OfCustomer {
-            owner: granted.principal().scope_name(),
+            owner: params.owner.of_customer(&granted)?,
             email,
         },
     };
     let listing = store.list_orders(listing, &page).await?;
-    let extra: Vec<(&str, &str)> = email
+    let mut extra: Vec<(&str, &str)> = email
         .iter()
         .map(|email| ("email", email.as_str()))
         .collect();
+    extra.extend(params.owner.link_params());
     Ok(page_response(
         &request,
         &page,
