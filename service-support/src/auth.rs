@@ -81,14 +81,22 @@ struct IssuedClaims<'a> {
 struct GrantedClaims {
     sub: String,
     #[serde(default)]
-    scope: String,
+    scope: Scopes,
 }
 
-impl GrantedClaims {
-    fn grants(&self, scope: &str) -> bool {
-        self.scope
-            .split_ascii_whitespace()
-            .any(|held| held == scope)
+/// The scopes a token holds: its `scope` claim, space-separated (RFC 8693); none while auth
+/// is off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Scopes(String);
+
+impl Scopes {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.split_ascii_whitespace()
+    }
+
+    pub fn holds(&self, scope: &str) -> bool {
+        self.iter().any(|held| held == scope)
     }
 }
 
@@ -145,9 +153,9 @@ impl Authenticator {
         &self,
         request: &HttpRequest,
         scope: &'static str,
-    ) -> Result<(Principal, Vec<String>), AuthError> {
+    ) -> Result<(Principal, Scopes), AuthError> {
         let Some((key, validation)) = &self.verifier else {
-            return Ok((Principal::Anonymous, Vec::new()));
+            return Ok((Principal::Anonymous, Scopes::default()));
         };
         let token = request
             .headers()
@@ -160,13 +168,8 @@ impl Authenticator {
         let claims = jsonwebtoken::decode::<GrantedClaims>(token, key, validation)
             .map_err(AuthError::InvalidToken)?
             .claims;
-        if claims.grants(scope) {
-            let scopes = claims
-                .scope
-                .split_ascii_whitespace()
-                .map(str::to_owned)
-                .collect();
-            Ok((Principal::Subject(claims.sub), scopes))
+        if claims.scope.holds(scope) {
+            Ok((Principal::Subject(claims.sub), claims.scope))
         } else {
             Err(AuthError::InsufficientScope { required: scope })
         }
@@ -250,7 +253,7 @@ impl Scope for Read {
 /// cannot run for a caller without the scope.
 pub struct Granted<S: Scope> {
     principal: Principal,
-    scopes: Vec<String>,
+    scopes: Scopes,
     scope: PhantomData<S>,
 }
 
@@ -261,7 +264,7 @@ impl<S: Scope> Granted<S> {
 
     /// Whether the token also holds `scope`; never for [`Principal::Anonymous`].
     pub fn holds(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|held| held == scope)
+        self.scopes.holds(scope)
     }
 }
 
@@ -467,7 +470,10 @@ mod tests {
             .unwrap();
 
         assert_eq!(principal, Principal::Subject("someone".to_owned()));
-        assert_eq!(scopes, [READ_SCOPE, READ_ALL_SCOPE]);
+        assert_eq!(
+            scopes.iter().collect::<Vec<_>>(),
+            [READ_SCOPE, READ_ALL_SCOPE]
+        );
     }
 
     #[test]
@@ -561,7 +567,7 @@ mod tests {
                 .unwrap()
                 .authorize(&request, WRITE_SCOPE)
                 .unwrap(),
-            (Principal::Anonymous, Vec::new())
+            (Principal::Anonymous, Scopes::default())
         );
     }
 }

@@ -161,7 +161,10 @@ fn an_operator_token_reads_everybody_s_orders_and_writes_nothing() {
 
     let (_, scopes) = authenticator().authorize(&request, "orders:read").unwrap();
 
-    assert_eq!(scopes, ["orders:read", "orders:read-all"]);
+    assert_eq!(
+        scopes.iter().collect::<Vec<_>>(),
+        ["orders:read", "orders:read-all"]
+    );
     assert!(matches!(
         authorize(&token, "orders:write"),
         Err(AuthError::InsufficientScope { .. })
