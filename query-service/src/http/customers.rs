@@ -10,7 +10,7 @@ use super::orders::{email_parameter, EmailPath, OrderView};
 use super::paging::{page_response, PageParams, Paging};
 use super::{ApiError, OwnerParam, ReadErrors};
 use crate::read_models::SummaryDocument;
-use crate::store::{OrderListing, ReadStore};
+use crate::store::ReadStore;
 
 /// A customer with the summary of their orders. `orderCount` and `totalQuantity` count live
 /// orders only; cancelled ones are counted apart.
@@ -125,24 +125,14 @@ pub async fn orders(
 ) -> Result<HttpResponse, ApiError> {
     let page = params.page()?;
     let email = email_parameter(&path.email)?;
-    let link_params = owner.link_params();
-    let owner = owner.of_customer(&granted)?;
-    if store.find_customer(owner, &email).await?.is_none() {
-        return Err(ApiError::NotFound("customer"));
-    }
     let listing = store
-        .list_orders(
-            OrderListing::OfCustomer {
-                owner,
-                email: &email,
-            },
-            &page,
-        )
-        .await?;
+        .list_customer_orders(owner.of_customer(&granted)?, &email, &page)
+        .await?
+        .ok_or(ApiError::NotFound("customer"))?;
     Ok(page_response(
         &request,
         &page,
-        &link_params,
+        &owner.link_params(),
         listing.items.into_iter().map(OrderView::from).collect(),
         listing.next,
     ))

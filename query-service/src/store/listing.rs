@@ -211,9 +211,10 @@ impl ReadStore {
                     )
                     .await
                 }
-                OrderListing::OfCustomer { owner, email } => {
-                    self.customer_orders(owner, email, page).await
-                }
+                OrderListing::OfCustomer { owner, email } => Ok(self
+                    .customer_orders(owner, email, page)
+                    .await?
+                    .unwrap_or_else(Listing::empty)),
             }
         })
         .await
@@ -235,17 +236,30 @@ impl ReadStore {
             .await
     }
 
+    /// The orders of `owner`'s customer `email` newest first, or `None` if there is no such
+    /// customer.
+    pub async fn list_customer_orders(
+        &self,
+        owner: &str,
+        email: &str,
+        page: &Page,
+    ) -> Result<Option<Listing<OrderDocument>>, StoreError> {
+        self.within_read_deadline(self.customer_orders(owner, email, page))
+            .await
+    }
+
     /// The orders of `owner`'s customer `email`, a page of their orders at a time from their
-    /// newest: their newest summary says how many they placed.
+    /// newest: their newest summary says how many they placed (`None`: no summary, no
+    /// customer).
     async fn customer_orders(
         &self,
         owner: &str,
         email: &str,
         page: &Page,
-    ) -> Result<Listing<OrderDocument>, StoreError> {
+    ) -> Result<Option<Listing<OrderDocument>>, StoreError> {
         let models = self.collections();
         let Some(customer) = self.find_customer_now(owner, email).await? else {
-            return Ok(Listing::empty());
+            return Ok(None);
         };
         self.orders_newest_first(
             &models,
@@ -255,6 +269,7 @@ impl ReadStore {
             |order| order.customer_order,
         )
         .await
+        .map(Some)
     }
 
     /// A page of a newest-first listing of orders: page `n` of its positions is the orders

@@ -25,7 +25,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use serde::Serialize;
 
 use crate::config::MongoSettings;
-use crate::read_models::customers::{customer_key, newest_of_each};
+use crate::read_models::customers::customer_key;
 use crate::read_models::{Compaction, ListPageMarker, OrderDocument, SummaryDocument, Writes};
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -440,9 +440,9 @@ impl ReadStore {
             .await?
             .try_collect()
             .await?;
-        Ok(newest_of_each(versions, |customer| customer.list_position)
+        Ok(versions
             .into_iter()
-            .next())
+            .max_by_key(|version| version.summary_version))
     }
 }
 
