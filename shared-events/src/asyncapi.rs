@@ -33,10 +33,9 @@ pub fn document(queues: &[QueueChannel<'_>]) -> Value {
     let messages: Map<String, Value> = schemas
         .iter()
         .map(|schema| {
-            let (event_type, version) = type_and_version(schema);
             (
-                message_id(&event_type, version),
-                message(schema, &event_type, version),
+                message_id(schema.event_type, schema.version),
+                message(schema),
             )
         })
         .collect();
@@ -160,26 +159,11 @@ fn upper_first(text: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The event type and schema version a schema is published for.
-fn type_and_version(schema: &EventSchema) -> (String, u32) {
-    let properties = schema.schema.get("properties");
-    let event_type = properties
-        .and_then(|p| p.pointer("/eventType/const"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let version = properties
-        .and_then(|p| p.pointer("/schemaVersion/const"))
-        .and_then(Value::as_u64)
-        .and_then(|v| u32::try_from(v).ok())
-        .unwrap_or_default();
-    (event_type, version)
-}
-
 /// The message of one event type and version: its properties and headers as the relay sets
 /// them, and its envelope's JSON Schema with every definition written in place (a `$ref`
 /// inside a document resolves against the document's root).
-fn message(schema: &EventSchema, event_type: &str, version: u32) -> Value {
+fn message(schema: &EventSchema) -> Value {
+    let (event_type, version) = (schema.event_type, schema.version);
     let mut payload = serde_json::to_value(&schema.schema).unwrap_or(Value::Null);
     let definitions = payload
         .as_object_mut()

@@ -12,6 +12,8 @@ use crate::{
 
 /// One published schema: the file it is checked in as, and its content.
 pub struct EventSchema {
+    pub event_type: &'static str,
+    pub version: u32,
     pub file_name: String,
     pub schema: Schema,
 }
@@ -44,7 +46,7 @@ pub fn event_schemas() -> Vec<EventSchema> {
 }
 
 /// The envelope around payload `P`, with its event type and schema version pinned.
-fn envelope_schema<P: JsonSchema>(event_type: &str, version: u32) -> EventSchema {
+fn envelope_schema<P: JsonSchema>(event_type: &'static str, version: u32) -> EventSchema {
     let mut schema = schemars::schema_for!(EventEnvelope<P>);
     schema.insert(
         "title".to_owned(),
@@ -58,6 +60,8 @@ fn envelope_schema<P: JsonSchema>(event_type: &str, version: u32) -> EventSchema
         properties.insert("schemaVersion".to_owned(), json!({ "const": version }));
     }
     EventSchema {
+        event_type,
+        version,
         file_name: format!("{event_type}.v{version}.schema.json"),
         schema,
     }
