@@ -12,12 +12,17 @@ use service_support::config::{invalid, Alias, LayeredSettings};
 use service_support::metrics::MetricsSettings;
 use service_support::secrets;
 use service_support::startup::ListenSettings;
+use service_support::traces::TraceSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 /// The operator token reads the event log and every order: as strong as a signing key.
 const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 
 const ALIASES: &[Alias] = &[
+    Alias {
+        variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        key: "traces.otlp_endpoint",
+    },
     Alias {
         variable: "DATABASE_URL",
         key: "database.url",
@@ -36,6 +41,7 @@ const ALIASES: &[Alias] = &[
 pub struct Settings {
     pub http: HttpSettings,
     pub metrics: MetricsSettings,
+    pub traces: TraceSettings,
     pub auth: AuthSettings,
     pub database: DatabaseSettings,
     pub broker: BrokerSettings,
@@ -95,6 +101,9 @@ impl LayeredSettings for Settings {
     const ALIASES: &'static [Alias] = ALIASES;
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some((key, rule)) = self.traces.problem() {
+            return Err(invalid(key, rule));
+        }
         let admin_token = self.admin.token.expose_secret();
         if let Some(weakness) = secrets::weakness(admin_token, MIN_ADMIN_TOKEN_BYTES)
             .filter(|_| !admin_token.is_empty())

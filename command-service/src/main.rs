@@ -38,7 +38,8 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> ExitCode {
-    run("command service", Application::build(settings).await).await
+    let traces = settings.traces.clone();
+    run("command-service", &traces, Application::build(settings)).await
 }
 
 async fn migrate(settings: Settings) -> ExitCode {

@@ -94,6 +94,7 @@ impl CommandMetrics {
     pub fn new(store: Store, broker: BrokerStatus) -> Self {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
+        service_support::traces::register_metrics(&mut registry);
         let relay = RelayMetrics {
             confirmed: Counter::default(),
             failed: Counter::default(),

@@ -11,6 +11,16 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STATE_DIR="${CQRS_STATE_DIR:-$REPO_ROOT/.stack}"
 FERRETDB_VERSION="v1.24.2"
 export FERRETDB_BIN="${FERRETDB_BIN:-$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin/ferretdb}"
+# Jaeger: the v1.75.0 module's `jaeger` program (Jaeger v2, v2.12.0's code); the module
+# proxy also serves v1.76.0, not an approved release. docs/tracing.md.
+JAEGER_VERSION="v1.75.0"
+export JAEGER_BIN="${JAEGER_BIN:-$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin/jaeger-$JAEGER_VERSION}"
+export JAEGER_OTLP_PORT="${JAEGER_OTLP_PORT:-4318}"
+export JAEGER_QUERY_PORT="${JAEGER_QUERY_PORT:-16686}"
+export JAEGER_QUERY_GRPC_PORT="${JAEGER_QUERY_GRPC_PORT:-16685}"
+# Where the services send spans, and where the tests and deploy/trace read traces.
+export JAEGER_OTLP_URL="http://127.0.0.1:$JAEGER_OTLP_PORT"
+export JAEGER_QUERY_URL="http://127.0.0.1:$JAEGER_QUERY_PORT"
 SECANTUSD_VERSION="0.5.3-beta.196"
 export SECANTUSD_BIN="${SECANTUSD_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/secantusd-rs}"
 PG_ROLE="cqrs"
@@ -353,6 +363,51 @@ install_index_twins() {
     -c 'SET client_min_messages = warning' -f - <"$REPO_ROOT/deploy/ferretdb/index-twins.sql"
 }
 
+# Jaeger is built once from the Go module proxy and kept beside FerretDB (about 6 minutes on 2
+# cores). Its go.mod has replace directives, which `go install pkg@version` refuses: it is
+# built as a tool of a throwaway module instead (`go get -tool`).
+ensure_jaeger() {
+  [ -x "$JAEGER_BIN" ] && return 0
+  command -v go >/dev/null || {
+    echo "error: Go is needed to build Jaeger (the trace viewer)" >&2
+    return 1
+  }
+  say "installing Jaeger $JAEGER_VERSION (Go module proxy, about 6 minutes, once)"
+  local build_dir
+  build_dir="$(mktemp -d)"
+  mkdir -p "$(dirname "$JAEGER_BIN")"
+  if ! (cd "$build_dir" && go mod init local/jaeger-build &&
+    go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" &&
+    go build -trimpath -o "$JAEGER_BIN.partial" github.com/jaegertracing/jaeger/cmd/jaeger) \
+    >"$STATE_DIR/logs/jaeger-install.log" 2>&1; then
+    rm -rf "$build_dir" "$JAEGER_BIN.partial"
+    echo "error: building Jaeger failed; see $STATE_DIR/logs/jaeger-install.log" >&2
+    return 1
+  fi
+  rm -rf "$build_dir"
+  mv "$JAEGER_BIN.partial" "$JAEGER_BIN"
+}
+
+# Jaeger on loopback: OTLP/HTTP in on JAEGER_OTLP_PORT, the query API and UI on
+# JAEGER_QUERY_PORT; traces in memory (the newest 200 000).
+start_jaeger() {
+  ensure_jaeger
+  local holder
+  holder="$(listening_program "$JAEGER_OTLP_PORT")"
+  if [ -n "$holder" ] && [ "$holder" != jaeger ] && [ "$holder" != "jaeger-$JAEGER_VERSION" ]; then
+    echo "error: port $JAEGER_OTLP_PORT is taken by $holder, not Jaeger; set JAEGER_OTLP_PORT" >&2
+    return 1
+  fi
+  if ! port_open 127.0.0.1 "$JAEGER_QUERY_PORT"; then
+    say "starting Jaeger (traces) on 127.0.0.1:$JAEGER_QUERY_PORT"
+    (cd "$STATE_DIR" && nohup "$JAEGER_BIN" --config "$REPO_ROOT/deploy/jaeger/config.yaml" \
+      >>"$STATE_DIR/logs/jaeger.log" 2>&1 &
+      echo $! >"$STATE_DIR/run/jaeger.pid")
+    wait_for_port 127.0.0.1 "$JAEGER_QUERY_PORT" 60 Jaeger
+    wait_for_port 127.0.0.1 "$JAEGER_OTLP_PORT" 60 Jaeger
+  fi
+}
+
 # secantusd-rs (crate secantus-mdb, GPL-2.0-only: a separate program, never linked into the
 # services), pinned, built once from crates.io and kept in ~/.cargo/bin: about 5½ minutes on
 # 2 cores. It declares a newer Rust than it needs.
@@ -461,6 +516,7 @@ start_infrastructure() {
   start_postgres
   start_rabbitmq
   create_service_users
+  start_jaeger
   [ -n "$MONGODB_URI_GIVEN" ] || start_read_store "$LOCAL_READ_STORE" "$MONGO_WIRE_ADDR"
 }
 

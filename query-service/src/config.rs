@@ -11,10 +11,15 @@ use service_support::broker::BrokerAddresses;
 use service_support::config::{invalid, Alias, LayeredSettings};
 use service_support::metrics::MetricsSettings;
 use service_support::startup::ListenSettings;
+use service_support::traces::TraceSettings;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
 const ALIASES: &[Alias] = &[
+    Alias {
+        variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
+        key: "traces.otlp_endpoint",
+    },
     Alias {
         variable: "MONGODB_URI",
         key: "mongodb.uri",
@@ -33,6 +38,7 @@ const ALIASES: &[Alias] = &[
 pub struct Settings {
     pub http: ListenSettings,
     pub metrics: MetricsSettings,
+    pub traces: TraceSettings,
     pub auth: AuthSettings,
     pub mongodb: MongoSettings,
     pub consistency: ConsistencySettings,
@@ -80,6 +86,9 @@ impl LayeredSettings for Settings {
     const ALIASES: &'static [Alias] = ALIASES;
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some((key, rule)) = self.traces.problem() {
+            return Err(invalid(key, rule));
+        }
         if self.broker.prefetch == 0 {
             return Err(invalid("broker.prefetch", "must be at least 1"));
         }

@@ -51,7 +51,8 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> ExitCode {
-    run("query service", Application::build(settings).await).await
+    let traces = settings.traces.clone();
+    run("query-service", &traces, Application::build(settings)).await
 }
 
 async fn replay_dry_run(settings: Settings) -> ExitCode {

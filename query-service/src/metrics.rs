@@ -200,6 +200,7 @@ impl QueryMetrics {
     ) -> Self {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
+        service_support::traces::register_metrics(&mut registry);
         let projection = ProjectionMetrics::register(&mut registry);
         let queue_depths = Family::default();
         registry.register(

@@ -20,5 +20,6 @@ pub mod request_id;
 pub mod secrets;
 pub mod startup;
 pub mod telemetry;
+pub mod traces;
 
 pub use request_id::RequestId;

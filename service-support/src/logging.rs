@@ -1,6 +1,7 @@
 //! Log lines for people (the default) or for a log pipeline (`LOG_FORMAT=json`: one JSON
 //! object per line). Either way a line written while serving a request, relaying its event or
-//! projecting it carries that request's id. `RUST_LOG` filters as usual.
+//! projecting it carries that request's id, and the trace's id when it runs in a span
+//! (`crate::traces`). `RUST_LOG` filters as usual.
 
 use std::io::Write;
 
@@ -43,6 +44,7 @@ fn write_line(out: &mut Formatter, record: &Record<'_>, format: LogFormat) -> st
         record,
         format,
         RequestId::current(),
+        crate::traces::current_trace_id(),
         &Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
     );
     writeln!(out, "{line}")
@@ -52,6 +54,7 @@ fn render(
     record: &Record<'_>,
     format: LogFormat,
     request_id: Option<RequestId>,
+    trace_id: Option<String>,
     timestamp: &str,
 ) -> String {
     match format {
@@ -64,6 +67,9 @@ fn render(
             });
             if let Some(id) = request_id {
                 line["requestId"] = json!(id.as_str());
+            }
+            if let Some(id) = trace_id {
+                line["traceId"] = json!(id);
             }
             line.to_string()
         }
@@ -78,6 +84,10 @@ fn render(
                 line.push_str(" request_id=");
                 line.push_str(id.as_str());
             }
+            if let Some(id) = trace_id {
+                line.push_str(" trace_id=");
+                line.push_str(&id);
+            }
             line
         }
     }
@@ -86,6 +96,8 @@ fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
     fn rendered(format: LogFormat, request_id: Option<&str>) -> String {
         render(
@@ -96,25 +108,28 @@ mod tests {
                 .build(),
             format,
             request_id.and_then(RequestId::parse),
+            request_id.map(|_| TRACE_ID.to_owned()),
             "2026-11-23T12:00:00.000Z",
         )
     }
 
     #[test]
-    fn a_json_line_is_one_object_with_the_request_id() {
+    fn a_json_line_is_one_object_with_the_request_and_trace_ids() {
         let line: serde_json::Value =
             serde_json::from_str(&rendered(LogFormat::Json, Some("req-1"))).unwrap();
         assert_eq!(line["message"], "order \"accepted\"");
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["target"], "command_service::http");
         assert_eq!(line["requestId"], "req-1");
+        assert_eq!(line["traceId"], TRACE_ID);
     }
 
     #[test]
-    fn a_text_line_ends_with_the_request_id() {
+    fn a_text_line_ends_with_the_request_id_and_the_trace_id() {
         assert_eq!(
             rendered(LogFormat::Text, Some("req-1")),
-            "2026-11-23T12:00:00.000Z INFO  command_service::http: order \"accepted\" request_id=req-1"
+            "2026-11-23T12:00:00.000Z INFO  command_service::http: order \"accepted\" request_id=req-1 \
+             trace_id=4bf92f3577b34da6a3ce929d0e0e4736"
         );
     }
 

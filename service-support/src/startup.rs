@@ -21,6 +21,7 @@ use crate::config::LayeredSettings;
 use crate::docs::OpenApiJson;
 use crate::metrics::{HttpMetrics, MetricsEndpoint};
 use crate::telemetry;
+use crate::traces::{TraceSettings, Traces};
 use crate::{cors, errors};
 
 /// Why a service's HTTP side could not be set up.
@@ -204,9 +205,21 @@ where
     }
 }
 
-/// Runs the service `name` until it stops, logging where it listens and why it failed.
-pub async fn run<S: Service, E: Display>(name: &str, built: Result<S, E>) -> ExitCode {
-    let service = match built {
+/// Installs the trace exporter `traces` asks for, builds the service `name` and runs it until
+/// it stops, logging where it listens and why it failed; then exports the last spans.
+pub async fn run<S: Service, E: Display>(
+    name: &'static str,
+    traces: &TraceSettings,
+    build: impl Future<Output = Result<S, E>>,
+) -> ExitCode {
+    let traces = match Traces::start(name, traces) {
+        Ok(traces) => traces,
+        Err(error) => {
+            log::error!("refusing to start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let service = match build.await {
         Ok(service) => service,
         Err(error) => {
             log::error!("refusing to start: {error}");
@@ -218,11 +231,13 @@ pub async fn run<S: Service, E: Display>(name: &str, built: Result<S, E>) -> Exi
         service.port(),
         service.metrics_port()
     );
-    match service.run_until_stopped().await {
+    let code = match service.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log::error!("{name} failed: {error}");
             ExitCode::FAILURE
         }
-    }
+    };
+    traces.shutdown();
+    code
 }

@@ -1,11 +1,12 @@
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::future::join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use service_support::broker::{declare_order_events_exchange, BrokerAddresses};
+use service_support::traces::{self, KeyValue, SpanKind, TraceParent, TRACEPARENT_HEADER};
 use shared_events::{ORDER_EVENTS_EXCHANGE, REQUEST_ID_HEADER};
 use tokio::time::{timeout_at, Instant};
 
@@ -61,6 +62,7 @@ impl EventPublisher {
         confirm_timeout: Duration,
     ) -> PendingConfirms {
         let deadline = Instant::now() + confirm_timeout;
+        let published_at = SystemTime::now();
         let mut confirms = Vec::with_capacity(messages.len());
         for message in &messages {
             confirms.push(self.publish(message).await);
@@ -70,6 +72,7 @@ impl EventPublisher {
             confirms,
             deadline,
             confirm_timeout,
+            published_at,
         }
     }
 
@@ -88,10 +91,7 @@ impl EventPublisher {
             .with_message_id(message.event_id.to_string().into())
             .with_type(message.event_type.as_str().into())
             .with_correlation_id(correlation_id.as_str().into())
-            .with_headers(FieldTable::from(BTreeMap::from([(
-                REQUEST_ID_HEADER.into(),
-                AMQPValue::LongString(correlation_id.into()),
-            )])));
+            .with_headers(headers(message, correlation_id));
         Ok(self
             .channel
             .basic_publish(
@@ -108,12 +108,28 @@ impl EventPublisher {
     }
 }
 
+/// The request id, and the trace context when the event has one.
+fn headers(message: &OutboxMessage, correlation_id: String) -> FieldTable {
+    let mut headers = BTreeMap::from([(
+        REQUEST_ID_HEADER.into(),
+        AMQPValue::LongString(correlation_id.into()),
+    )]);
+    if let Some(trace_parent) = &message.trace_parent {
+        headers.insert(
+            TRACEPARENT_HEADER.into(),
+            AMQPValue::LongString(trace_parent.as_str().into()),
+        );
+    }
+    FieldTable::from(headers)
+}
+
 /// Messages published and not yet confirmed.
 pub struct PendingConfirms {
     messages: Vec<OutboxMessage>,
     confirms: Vec<Result<lapin::PublisherConfirm, PublishError>>,
     deadline: Instant,
     confirm_timeout: Duration,
+    published_at: SystemTime,
 }
 
 impl PendingConfirms {
@@ -124,22 +140,78 @@ impl PendingConfirms {
             confirms,
             deadline,
             confirm_timeout,
+            published_at,
         } = self;
         let outcomes = join_all(confirms.into_iter().zip(&messages).map(
             |(sent, message)| async move {
-                let confirmation = timeout_at(deadline, sent?)
-                    .await
-                    .map_err(|_| PublishError::Unconfirmed(confirm_timeout))?;
-                match confirmation? {
-                    Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-                    Confirmation::Ack(Some(_returned)) => {
-                        Err(PublishError::Unroutable(message.routing_key.clone()))
+                let outcome = async {
+                    let confirmation = timeout_at(deadline, sent?)
+                        .await
+                        .map_err(|_| PublishError::Unconfirmed(confirm_timeout))?;
+                    match confirmation? {
+                        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+                        Confirmation::Ack(Some(_returned)) => {
+                            Err(PublishError::Unroutable(message.routing_key.clone()))
+                        }
+                        Confirmation::Nack(_) => Err(PublishError::Nacked),
                     }
-                    Confirmation::Nack(_) => Err(PublishError::Nacked),
                 }
+                .await;
+                trace_relay(message, published_at, &outcome);
+                outcome
             },
         ))
         .await;
         messages.into_iter().zip(outcomes).collect()
     }
+}
+
+/// Records the event's time in the outbox (its commit to its publish) and its publish (to
+/// the broker's confirm) in the trace of the request that caused it.
+fn trace_relay(
+    message: &OutboxMessage,
+    published_at: SystemTime,
+    outcome: &Result<(), PublishError>,
+) {
+    if !traces::recording() {
+        return;
+    }
+    let Some(parent) = message.trace_parent.as_deref().and_then(TraceParent::parse) else {
+        return;
+    };
+    let parent = parent.context();
+    let attributes = || {
+        vec![
+            KeyValue::new(
+                "order.id",
+                message.envelope["aggregateId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            KeyValue::new("messaging.message.id", message.event_id.to_string()),
+            KeyValue::new(
+                "messaging.rabbitmq.destination.routing_key",
+                message.routing_key.clone(),
+            ),
+        ]
+    };
+    if let Some(committed) = message.occurred_at() {
+        traces::record(
+            "outbox wait",
+            SpanKind::Internal,
+            &parent,
+            (committed.into(), published_at),
+            attributes(),
+            None,
+        );
+    }
+    traces::record(
+        "publish orders.events",
+        SpanKind::Producer,
+        &parent,
+        (published_at, SystemTime::now()),
+        attributes(),
+        outcome.as_ref().err().map(ToString::to_string),
+    );
 }

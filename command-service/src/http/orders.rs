@@ -8,6 +8,7 @@ use serde_json::Value;
 use service_support::auth::{Granted, Write};
 use service_support::docs::{self, ErrorBody, QUERY_DOCUMENT_PATH};
 use service_support::params::{whole_number, whole_number_pattern};
+use service_support::traces::{self, TraceParent};
 use service_support::RequestId;
 use shared_events::{
     ConsistencyToken, EventId, EventMetadata, OrderId, CONSISTENCY_TOKEN_HEADER,
@@ -319,9 +320,15 @@ pub async fn place_order(
         granted.principal().scope_name().to_owned(),
         idempotency_key(&request)?,
         RequestId::of(&request).to_string(),
-    );
+    )
+    .with_trace_parent(TraceParent::current());
     // "accepted" is what the original API answered; clients may depend on it.
-    match desk.place(placement).await? {
+    let placed = traces::in_span("group commit", desk.place(placement)).await?;
+    let id = match placed {
+        Placement::Placed(id) | Placement::Replayed(id) => id,
+    };
+    traces::annotate("order.id", id);
+    match placed {
         Placement::Placed(id) => {
             log::info!("accepted order {id}");
             Ok(accepted(id, FIRST_AGGREGATE_VERSION, "accepted"))
@@ -376,6 +383,7 @@ pub async fn cancel_order(
     })?;
     super::require_utf8(&request)?;
     let body = read_cancel_body(&request, body, limit.0).await?;
+    traces::annotate("order.id", order_id);
     let mut errors = ValidationErrors::default();
     let reason = match body.reason {
         None => None,
@@ -392,7 +400,12 @@ pub async fn cancel_order(
     };
     let now = Utc::now().trunc_subsecs(6);
     let event = store
-        .cancel_order(command, now, metadata(&RequestId::of(&request), now))
+        .cancel_order(
+            command,
+            now,
+            metadata(&RequestId::of(&request), now),
+            TraceParent::current(),
+        )
         .await?;
     log::info!("cancelled order {order_id}");
     Ok(accepted(

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
+use service_support::traces::TraceParent;
 use shared_events::{
     CustomerDetails, CustomerSummary, EventEnvelope, EventMetadata, ListPositions, Money,
     OrderDetails, OrderId, OwnerPositions,
@@ -86,6 +87,7 @@ impl Store {
         command: CancelOrder,
         cancelled_at: DateTime<Utc>,
         metadata: EventMetadata,
+        trace_parent: Option<TraceParent>,
     ) -> Result<EventEnvelope, CancelOrderError> {
         self.run(move |conn| {
             in_transaction(conn, |conn| {
@@ -116,7 +118,7 @@ impl Store {
                             .eq(command.reason.as_ref().map(|reason| reason.as_str())),
                     ))
                     .execute(conn)?;
-                outbox::append(conn, std::slice::from_ref(&event))?;
+                outbox::append(conn, &event, trace_parent)?;
                 Ok(event)
             })
         })

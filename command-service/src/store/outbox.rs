@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Jsonb, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Double, Jsonb, Nullable, Text, Uuid as SqlUuid};
+use service_support::traces::TraceParent;
 use service_support::RequestId;
 use shared_events::EventEnvelope;
 use uuid::Uuid;
@@ -26,6 +27,9 @@ pub struct OutboxMessage {
     pub routing_key: String,
     #[diesel(sql_type = Jsonb)]
     pub envelope: serde_json::Value,
+    /// The `traceparent` of the request that caused the event, if it came in a trace.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub trace_parent: Option<String>,
 }
 
 /// The events waiting for the broker.
@@ -58,10 +62,11 @@ impl OutboxMessage {
 /// statement, a cancellation on its own.
 macro_rules! insert_outbox_rows {
     () => {
-        "INSERT INTO outbox (event_id, aggregate_id, event_type, routing_key, envelope) \
-         SELECT event_id, aggregate_id, event_type, routing_key, envelope::jsonb \
-           FROM unnest(?, ?, ?, ?, ?) \
-             AS event (event_id, aggregate_id, event_type, routing_key, envelope)"
+        "INSERT INTO outbox (event_id, aggregate_id, event_type, routing_key, envelope, \
+                             trace_parent) \
+         SELECT event_id, aggregate_id, event_type, routing_key, envelope::jsonb, trace_parent \
+           FROM unnest(?, ?, ?, ?, ?, ?) \
+             AS event (event_id, aggregate_id, event_type, routing_key, envelope, trace_parent)"
     };
 }
 pub(super) use insert_outbox_rows;
@@ -73,10 +78,15 @@ pub(super) struct OutboxRows {
     event_types: Vec<String>,
     routing_keys: Vec<String>,
     envelopes: Vec<String>,
+    trace_parents: Vec<Option<String>>,
 }
 
 impl OutboxRows {
-    pub(super) fn of(events: &[EventEnvelope]) -> Result<Self, StoreError> {
+    /// The rows of `events`, each with the `traceparent` of the request that caused it.
+    pub(super) fn of(
+        events: &[EventEnvelope],
+        trace_parents: impl IntoIterator<Item = Option<TraceParent>>,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
             event_ids: events.iter().map(|e| e.event_id.as_uuid()).collect(),
             aggregate_ids: events.iter().map(|e| e.aggregate_id.as_uuid()).collect(),
@@ -89,26 +99,37 @@ impl OutboxRows {
                 .map_err(|error| {
                     StoreError::Query(diesel::result::Error::SerializationError(error.into()))
                 })?,
+            trace_parents: trace_parents
+                .into_iter()
+                .map(|parent| parent.map(|parent| parent.as_str().to_owned()))
+                .collect(),
         })
     }
 
     /// The parameters of [`insert_outbox_rows`], in its order.
-    pub(super) fn into_parameters(self) -> [Parameter<'static>; 5] {
+    pub(super) fn into_parameters(self) -> [Parameter<'static>; 6] {
         [
             Parameter::Uuids(self.event_ids),
             Parameter::Uuids(self.aggregate_ids),
             Parameter::OwnedTexts(self.event_types),
             Parameter::OwnedTexts(self.routing_keys),
             Parameter::OwnedTexts(self.envelopes),
+            Parameter::OwnedOptionalTexts(self.trace_parents),
         ]
     }
 }
 
-/// Appends `events` to the outbox on `conn`, inside the caller's transaction.
-pub(super) fn append(conn: &mut PgConnection, events: &[EventEnvelope]) -> Result<(), StoreError> {
+/// Appends `event` to the outbox on `conn`, inside the caller's transaction.
+pub(super) fn append(
+    conn: &mut PgConnection,
+    event: &EventEnvelope,
+    trace_parent: Option<TraceParent>,
+) -> Result<(), StoreError> {
     Statement::new(
         insert_outbox_rows!(),
-        OutboxRows::of(events)?.into_parameters().into(),
+        OutboxRows::of(std::slice::from_ref(event), [trace_parent])?
+            .into_parameters()
+            .into(),
     )
     .execute(conn)?;
     Ok(())
@@ -144,7 +165,7 @@ impl Store {
                                 ORDER BY id
                                 LIMIT $1
                                 FOR UPDATE SKIP LOCKED)
-              RETURNING outbox.id, event_id, event_type, routing_key, envelope",
+              RETURNING outbox.id, event_id, event_type, routing_key, envelope, trace_parent",
             )
             .bind::<BigInt, _>(i64::from(limit))
             .bind::<BigInt, _>(millis(lease))

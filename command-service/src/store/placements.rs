@@ -9,6 +9,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Jsonb, Text, Uuid as SqlUuid};
+use service_support::traces::TraceParent;
 use shared_events::{
     CustomerSummary, EventEnvelope, EventId, EventMetadata, ListPositions, OrderId, OwnerPositions,
 };
@@ -32,6 +33,8 @@ pub struct OrderPlacement {
     pub owner: String,
     /// The idempotency key it was sent with, filed under its owner.
     pub key: Option<OwnedKey>,
+    /// The trace of the request that placed it, continued by its event.
+    pub trace_parent: Option<TraceParent>,
 }
 
 impl OrderPlacement {
@@ -51,6 +54,15 @@ impl OrderPlacement {
             }),
             owner,
             order,
+            trace_parent: None,
+        }
+    }
+
+    /// The same placement, its event continuing the trace `trace_parent`.
+    pub fn with_trace_parent(self, trace_parent: Option<TraceParent>) -> Self {
+        Self {
+            trace_parent,
+            ..self
         }
     }
 }
@@ -537,7 +549,9 @@ fn insert_orders_keys_and_events(
         ),
         Parameter::Uuids(keyed.iter().map(|(_, p)| p.id.as_uuid()).collect()),
     ];
-    parameters.extend(OutboxRows::of(events)?.into_parameters());
+    parameters.extend(
+        OutboxRows::of(events, placed.iter().map(|p| p.trace_parent.clone()))?.into_parameters(),
+    );
     Statement::new(
         concat!(
             "WITH placed AS ( \

@@ -71,6 +71,7 @@ diesel::table! {
         publish_attempts -> Int4,
         last_error -> Nullable<Text>,
         aggregate_version -> Int8,
+        trace_parent -> Nullable<Text>,
     }
 }
 

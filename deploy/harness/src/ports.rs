@@ -18,8 +18,9 @@ use std::path::PathBuf;
 
 /// Where the local stack (`deploy/up`) and the system's RabbitMQ command-line tools listen:
 /// never handed out, even while nothing listens there.
-const FIXED_PORTS: [RangeInclusive<u16>; 4] = [
+const FIXED_PORTS: [RangeInclusive<u16>; 5] = [
     15672..=15672, // RabbitMQ management
+    16685..=16686, // Jaeger's query API (gRPC, HTTP)
     25672..=25672, // RabbitMQ distribution
     27017..=27017, // the MongoDB-wire server
     35672..=35682, // rabbitmqctl's own distribution ports

@@ -1,7 +1,10 @@
+use std::time::SystemTime;
+
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
+use service_support::traces::{self, KeyValue, SpanKind, TraceParent, TRACEPARENT_HEADER};
 use service_support::RequestId;
 use shared_events::EventEnvelope;
 use tokio::time::Instant;
@@ -109,7 +112,7 @@ impl EventConsumer {
 
         let mut connection_events = Box::pin(connection.events_listener());
         let batch_size = usize::from(self.settings.batch_size);
-        let mut batch: Vec<(Delivery, NumberedEvent)> = Vec::with_capacity(batch_size);
+        let mut batch: Vec<Received> = Vec::with_capacity(batch_size);
         loop {
             // Wait for a first delivery, then take those that have arrived (and, with a
             // batch wait, those that arrive within it) until the batch is full.
@@ -128,7 +131,11 @@ impl EventConsumer {
                     Ok(event) => {
                         self.metrics.received(&event.envelope);
                         closes.get_or_insert_with(|| Instant::now() + self.settings.batch_wait());
-                        batch.push((delivery, event));
+                        batch.push(Received {
+                            delivery,
+                            event,
+                            at: SystemTime::now(),
+                        });
                     }
                     Err(error) => self.set_aside(&republisher, delivery, &error).await?,
                 }
@@ -147,14 +154,18 @@ impl EventConsumer {
     /// shutdown came first: the batch is left unacknowledged for the broker to redeliver.
     async fn apply(
         &self,
-        batch: &[(Delivery, NumberedEvent)],
+        batch: &[Received],
         shutdown: &CancellationToken,
     ) -> Result<bool, lapin::Error> {
-        let Some((last, _)) = batch.last() else {
+        let Some(last) = batch.last() else {
             return Ok(true);
         };
-        let events: Vec<NumberedEvent> = batch.iter().map(|(_, event)| event.clone()).collect();
+        let events: Vec<NumberedEvent> = batch
+            .iter()
+            .map(|received| received.event.clone())
+            .collect();
         let started = Instant::now();
+        let started_at = SystemTime::now();
         let mut backoff = reconnect_backoff();
         let outcomes = loop {
             match self.projector.apply_batch(&events).await {
@@ -175,8 +186,11 @@ impl EventConsumer {
         };
         // Every delivery of the batch, and every unusable one before it, which was acknowledged
         // already on its own.
-        last.ack(BasicAckOptions { multiple: true }).await?;
+        last.delivery
+            .ack(BasicAckOptions { multiple: true })
+            .await?;
         self.metrics.batch_applied(events.len(), started.elapsed());
+        trace_batch(batch, (started_at, SystemTime::now()));
         for (envelope, outcome) in events.iter().map(|event| &event.envelope).zip(outcomes) {
             RequestId::scope_if(RequestId::parse(&envelope.correlation_id), async {
                 self.record(envelope, outcome);
@@ -247,6 +261,61 @@ impl EventConsumer {
 
 /// The connection's next error. lapin fails the consumer's stream too, but a reset connection
 /// once left the stream waiting for good (the fault suite's broker stop, under load).
+/// An event delivered and waiting in the batch being filled.
+struct Received {
+    delivery: Delivery,
+    event: NumberedEvent,
+    at: SystemTime,
+}
+
+/// Records each event's delivery (from its arrival to its batch's acknowledgement) in the
+/// trace of the request that caused it, and the batch's write as a span of its own linked to
+/// each of those traces.
+fn trace_batch(batch: &[Received], (started, applied): (SystemTime, SystemTime)) {
+    if !traces::recording() {
+        return;
+    }
+    let size = i64::try_from(batch.len()).unwrap_or(i64::MAX);
+    let parents: Vec<_> = batch
+        .iter()
+        .filter_map(|received| {
+            let parent = received
+                .delivery
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|headers| match headers.inner().get(TRACEPARENT_HEADER) {
+                    Some(AMQPValue::LongString(text)) => std::str::from_utf8(text.as_bytes())
+                        .ok()
+                        .and_then(TraceParent::parse),
+                    _ => None,
+                })?
+                .context();
+            let envelope = &received.event.envelope;
+            traces::record(
+                "deliver",
+                SpanKind::Consumer,
+                &parent,
+                (received.at, applied),
+                vec![
+                    KeyValue::new("order.id", envelope.aggregate_id.to_string()),
+                    KeyValue::new("messaging.message.id", envelope.event_id.to_string()),
+                    KeyValue::new("event.type", envelope.event_type.clone()),
+                    KeyValue::new("messaging.batch.message_count", size),
+                ],
+                None,
+            );
+            Some(parent)
+        })
+        .collect();
+    traces::record_linked(
+        "project batch",
+        (started, applied),
+        parents,
+        vec![KeyValue::new("messaging.batch.message_count", size)],
+    );
+}
+
 async fn connection_error(
     events: &mut (impl futures::Stream<Item = lapin::Event> + Unpin),
 ) -> lapin::Error {

@@ -18,6 +18,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use service_support::docs::{parameter, string_schema};
+use service_support::traces;
 use shared_events::{ConsistencyToken, CONSISTENCY_TOKEN_HEADER};
 use tokio::time::Instant;
 use utoipa::openapi::path::{Parameter, ParameterIn};
@@ -189,7 +190,11 @@ impl FromRequest for ConsistentRead {
             .map_or(Duration::ZERO, |wait| wait.0);
         Box::pin(async move {
             if let (Some(token), Some(store), Some(applied)) = (token?, store, applied) {
-                wait_for(&store, &applied, token, max_wait).await?;
+                traces::in_span(
+                    "consistency wait",
+                    wait_for(&store, &applied, token, max_wait),
+                )
+                .await?;
             }
             Ok(Self)
         })
