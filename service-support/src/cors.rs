@@ -46,6 +46,7 @@ pub fn policy(origins: &[String]) -> Condition<Cors> {
             header::HeaderName::from_static("idempotency-key"),
             header::HeaderName::from_static("x-consistency-token"),
             header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("traceparent"),
         ])
         .expose_headers([
             header::ETAG,
@@ -55,6 +56,8 @@ pub fn policy(origins: &[String]) -> Condition<Cors> {
             header::HeaderName::from_static("idempotent-replayed"),
             header::HeaderName::from_static("x-consistency-token"),
             header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("traceparent"),
+            header::HeaderName::from_static("traceresponse"),
         ])
         .max_age(PREFLIGHT_MAX_AGE_SECONDS);
     Condition::new(!origins.is_empty(), cors)

@@ -14,14 +14,16 @@ use std::time::{Duration, SystemTime};
 
 use opentelemetry::global::{self, BoxedTracer};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{Link, Span as _, SpanBuilder, Status, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{
+    Link, Span as _, SpanBuilder, Status, TraceContextExt, TraceId, TraceState, Tracer as _,
+};
 use opentelemetry::Context;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, Span, SpanData,
-    SpanExporter, SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SamplingDecision, SamplingResult,
+    SdkTracerProvider, ShouldSample, Span, SpanData, SpanExporter, SpanProcessor,
 };
 use opentelemetry_sdk::Resource;
 use prometheus_client::metrics::counter::Counter;
@@ -129,8 +131,8 @@ impl Traces {
                 inner: batches,
                 queue,
             })
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                settings.sample_ratio,
+            .with_sampler(FollowsSampledLinks(Sampler::ParentBased(Box::new(
+                Sampler::TraceIdRatioBased(settings.sample_ratio),
             ))))
             .with_resource(Resource::builder().with_service_name(service).build())
             .build();
@@ -352,6 +354,35 @@ pub fn record_linked(
         &Context::new(),
     );
     span.end_with_timestamp(ended);
+}
+
+/// Parent-based ratio sampling, except that a span without a parent that links to sampled
+/// spans is sampled: a batch's span is kept when an event in it is traced
+/// ([`record_linked`] links sampled spans only).
+#[derive(Debug, Clone)]
+struct FollowsSampledLinks(Sampler);
+
+impl ShouldSample for FollowsSampledLinks {
+    fn should_sample(
+        &self,
+        parent: Option<&Context>,
+        trace_id: TraceId,
+        name: &str,
+        kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
+    ) -> SamplingResult {
+        let has_parent = parent.is_some_and(|context| context.span().span_context().is_valid());
+        if !has_parent && links.iter().any(|link| link.span_context.is_sampled()) {
+            return SamplingResult {
+                decision: SamplingDecision::RecordAndSample,
+                attributes: Vec::new(),
+                trace_state: TraceState::default(),
+            };
+        }
+        self.0
+            .should_sample(parent, trace_id, name, kind, attributes, links)
+    }
 }
 
 /// Spans finished and not yet exported, bounded: [`BoundedProcessor`] admits a span only
