@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Jsonb, Text};
 use harness::{
-    eventually, metric, scrape_metrics, take_message, Gateway, PrivatePostgres, PrivateRabbit,
-    PrivateRabbitCluster, PrivateReadStore, ReadStoreKind, ServiceProcess, TestPublisher,
-    PROJECTION_QUEUE,
+    eventually, metric, scrape_metrics, take_message, trace_spans, tracing_environment, Gateway,
+    PrivatePostgres, PrivateRabbit, PrivateRabbitCluster, PrivateReadStore, ReadStoreKind,
+    ServiceProcess, TestPublisher, PROJECTION_QUEUE,
 };
 use serde_json::{json, Value};
 
@@ -112,7 +112,10 @@ impl Stack {
             ("APP_MONGODB__BATCH_TIMEOUT_MS", "2000".into()),
             ("APP_BROKER__MAX_ATTEMPTS", MAX_ATTEMPTS.to_string()),
             ("APP_BROKER__RETRY_DELAY_MS", "100".into()),
-        ];
+        ]
+        .into_iter()
+        .chain(tracing_environment("1"))
+        .collect::<Vec<_>>();
         let query = ServiceProcess::start("query-service", &query_env).await;
         // The projection's queue must exist before the first event is published.
         query.wait_until_ready("rabbitmq").await;
@@ -127,7 +130,10 @@ impl Stack {
                 // A killed relay's claims pass to its successor after this lease.
                 ("APP_OUTBOX__CLAIM_LEASE_MS", "2000".into()),
                 ("APP_OUTBOX__CONFIRM_TIMEOUT_MS", "1500".into()),
-            ],
+            ]
+            .into_iter()
+            .chain(tracing_environment("1"))
+            .collect::<Vec<_>>(),
         )
         .await;
         let gateway = Gateway::start(&command.address(), &query.address()).await;
@@ -185,6 +191,8 @@ impl Stack {
 struct Outcomes {
     /// order id → (email, quantity), for every 202.
     accepted: HashMap<String, (String, i64)>,
+    /// order id → the id of the trace its 202 answered (`traceparent`).
+    traces: HashMap<String, String>,
     /// Descriptions of orders a service refused with an error status: none may ever become
     /// visible.
     refused: HashSet<String>,
@@ -235,7 +243,14 @@ impl Load {
                         let answer = match answer {
                             Ok(response) => {
                                 let status = response.status().as_u16();
-                                Some((status, response.json::<Value>().await.unwrap_or_default()))
+                                let trace_id = response
+                                    .headers()
+                                    .get("traceparent")
+                                    .and_then(|value| value.to_str().ok())
+                                    .and_then(|value| value.split('-').nth(1))
+                                    .map(str::to_owned);
+                                let body = response.json::<Value>().await.unwrap_or_default();
+                                Some((status, body, trace_id))
                             }
                             Err(_) => None,
                         };
@@ -243,21 +258,24 @@ impl Load {
                             let mut record = outcomes.lock().unwrap();
                             record.sent += 1;
                             match answer {
-                                Some((202, body)) => {
+                                Some((202, body, trace_id)) => {
                                     *record.statuses.entry(202).or_default() += 1;
                                     let id = body["id"].as_str().unwrap_or_default().to_owned();
+                                    if let Some(trace_id) = trace_id {
+                                        record.traces.insert(id.clone(), trace_id);
+                                    }
                                     record.accepted.insert(id, (email, quantity));
                                 }
                                 // The gateway lost the service, or the service its
                                 // database, mid-commit: as unknown an outcome as no answer.
-                                Some((status, body))
+                                Some((status, body, _))
                                     if body["error"] == "upstream_unavailable"
                                         || body["error"] == "outcome_unknown" =>
                                 {
                                     *record.statuses.entry(status).or_default() += 1;
                                     record.unanswered += 1;
                                 }
-                                Some((status, _)) => {
+                                Some((status, _, _)) => {
                                     *record.statuses.entry(status).or_default() += 1;
                                     record.refused.insert(description);
                                 }
@@ -307,6 +325,8 @@ struct Row {
     lost: usize,
     recovery: Duration,
     note: String,
+    /// order id → trace id, for every accepted order whose answer named its trace.
+    traces: HashMap<String, String>,
 }
 
 impl Row {
@@ -323,6 +343,7 @@ impl Row {
             lost: 0,
             recovery,
             note,
+            traces: HashMap::new(),
         }
     }
 }
@@ -429,6 +450,7 @@ async fn settle(
         lost,
         recovery,
         note,
+        traces: outcomes.traces.clone(),
     };
     assert_eq!(
         lost,
@@ -951,10 +973,53 @@ async fn rabbitmq_stop_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_restart() {
     let mut stack = Stack::start().await;
-    record(&scenario!(stack, "rabbitmq-restart", |s| {
+    let mut row = scenario!(stack, "rabbitmq-restart", |s| {
         s.rabbit().restart().await;
         "whole node stopped and started".to_owned()
-    }));
+    });
+    let (complete, accepted) = complete_traces(&stack, &row).await;
+    write!(
+        row.note,
+        "; {complete} of {accepted} accepted orders have a complete trace"
+    )
+    .unwrap();
+    assert!(
+        complete * 100 >= accepted * 99,
+        "rabbitmq-restart: {complete} of {accepted} accepted orders have a complete trace"
+    );
+    record(&row);
+}
+
+/// How many of the accepted orders have a complete trace in Jaeger (the request, its group
+/// commit, a confirmed publish, the delivery), of how many, once the spans had time to be
+/// exported.
+async fn complete_traces(stack: &Stack, row: &Row) -> (usize, usize) {
+    let is_complete = |spans: &[harness::RecordedSpan]| {
+        let has = |service: &str, name: &str| {
+            spans.iter().any(|span| {
+                span.service == service && span.name == name && !span.failed()
+            })
+        };
+        has("command-service", "POST /orders")
+            && has("command-service", "group commit")
+            && has("command-service", "publish orders.events")
+            && has("query-service", "deliver")
+    };
+    let mut incomplete: Vec<&String> = row.traces.values().collect();
+    let deadline = Instant::now() + QUIET_DEADLINE;
+    while !incomplete.is_empty() && Instant::now() < deadline {
+        let mut still = Vec::new();
+        for trace_id in incomplete {
+            if !is_complete(&trace_spans(&stack.client, trace_id).await) {
+                still.push(trace_id);
+            }
+        }
+        incomplete = still;
+        if !incomplete.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    (row.traces.len() - incomplete.len(), row.accepted)
 }
 
 /// Three scenarios on one three-node cluster (it takes about half a minute to form), one after
