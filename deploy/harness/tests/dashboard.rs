@@ -177,6 +177,66 @@ fn the_dashboard_uses_the_provisioned_datasource_and_dashboard_folder() {
     );
 }
 
+/// The Explore view a panel link opens: its data source's uid and its query's service.
+fn explored(url: &str) -> (String, String) {
+    let query = url
+        .strip_prefix("/explore?")
+        .unwrap_or_else(|| panic!("a link into Grafana's Explore: {url}"));
+    let parameters: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+    let panes = &parameters
+        .iter()
+        .find(|(name, _)| name == "panes")
+        .expect("the Explore link names its panes")
+        .1;
+    let panes: Value = serde_json::from_str(panes).unwrap();
+    let pane = panes.as_object().unwrap().values().next().unwrap();
+    assert_eq!(pane["range"]["from"], "${__from}", "the panel's time range");
+    let query = &pane["queries"][0];
+    (
+        query["datasource"]["uid"].as_str().unwrap().to_owned(),
+        query["service"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn every_latency_panel_links_to_the_traces_in_the_provisioned_jaeger() {
+    let datasources =
+        yaml_documents(&grafana_dir().join("provisioning/datasources/prometheus.yml")).remove(0);
+    let jaeger = datasources["datasources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|source| source["type"] == "jaeger")
+        .expect("Jaeger is a provisioned data source");
+    let compose = yaml_documents(&grafana_dir().join("../../docker-compose.yml")).remove(0);
+    assert!(compose["services"]["jaeger"]["image"]
+        .as_str()
+        .unwrap()
+        .starts_with("jaegertracing/jaeger:"));
+    assert_eq!(jaeger["url"], "http://jaeger:16686", "compose's Jaeger");
+    let dashboard = dashboard();
+    let latency_panels: Vec<&Value> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|panel| panel["fieldConfig"]["defaults"]["unit"] == "s")
+        .collect();
+    assert!(latency_panels.len() >= 4);
+    for panel in latency_panels {
+        let links = panel["links"].as_array();
+        assert!(
+            links.is_some_and(|links| !links.is_empty()),
+            "{} shows a latency and links no traces",
+            panel["title"]
+        );
+        for link in links.into_iter().flatten() {
+            let (uid, service) = explored(link["url"].as_str().unwrap());
+            assert_eq!(uid, jaeger["uid"].as_str().unwrap(), "{}", panel["title"]);
+            assert!(["command-service", "query-service"].contains(&service.as_str()));
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_metric_the_dashboard_queries_is_exposed_by_the_services() {
     let stack = ServiceStack::start().await;

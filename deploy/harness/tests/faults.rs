@@ -996,9 +996,9 @@ async fn rabbitmq_restart() {
 async fn complete_traces(stack: &Stack, row: &Row) -> (usize, usize) {
     let is_complete = |spans: &[harness::RecordedSpan]| {
         let has = |service: &str, name: &str| {
-            spans.iter().any(|span| {
-                span.service == service && span.name == name && !span.failed()
-            })
+            spans
+                .iter()
+                .any(|span| span.service == service && span.name == name && !span.failed())
         };
         has("command-service", "POST /orders")
             && has("command-service", "group commit")
