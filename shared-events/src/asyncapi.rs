@@ -7,7 +7,10 @@
 use serde_json::{json, Map, Value};
 
 use crate::schemas::{event_schemas, EventSchema};
-use crate::{routing_key, OnNewOrder, OrderCancelled, ORDER_EVENTS_EXCHANGE, REQUEST_ID_HEADER};
+use crate::{
+    routing_key, OnNewOrder, OrderCancelled, ORDER_EVENTS_EXCHANGE, REQUEST_ID_HEADER,
+    TRACEPARENT_HEADER,
+};
 
 /// The version of the AsyncAPI bindings for AMQP 0-9-1 the document uses.
 const AMQP_BINDING_VERSION: &str = "0.3.0";
@@ -187,8 +190,15 @@ fn message(schema: &EventSchema) -> Value {
             "type": "object",
             "properties": {
                 REQUEST_ID_HEADER: { "type": "string" },
+                TRACEPARENT_HEADER: {
+                    "type": "string",
+                    "description": "The W3C trace context of the request that caused the \
+                                    event, when it came in a trace (absent otherwise).",
+                    "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                },
             },
             "required": [REQUEST_ID_HEADER],
+            "additionalProperties": false,
         },
         "payload": payload,
         "bindings": { "amqp": {

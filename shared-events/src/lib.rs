@@ -49,3 +49,7 @@ pub fn routing_key(event_type: &str) -> String {
 /// AMQP header carrying the id of the HTTP request that caused the event (also the message's
 /// `correlation_id` property and the envelope's `correlationId`).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// AMQP header (and HTTP header) carrying the W3C trace context of the request that caused the
+/// event, when it came in a trace: the projection continues that trace.
+pub const TRACEPARENT_HEADER: &str = "traceparent";

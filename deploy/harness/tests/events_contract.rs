@@ -6,11 +6,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use harness::{run_validator, unique_name, EventTap, ServiceStack, PROJECTION_QUEUE};
+use harness::{
+    new_trace_parent, run_validator, unique_name, EventTap, ServiceStack, PROJECTION_QUEUE,
+};
 use serde_json::{json, Value};
 use service_support::docs::EVENTS_DOCUMENT_PATH;
 use shared_events::asyncapi::message_id;
-use shared_events::{ORDER_EVENTS_EXCHANGE, REQUEST_ID_HEADER};
+use shared_events::{ORDER_EVENTS_EXCHANGE, REQUEST_ID_HEADER, TRACEPARENT_HEADER};
 
 /// `document` in a file of its own, for the CLI.
 fn written(document: &Value) -> PathBuf {
@@ -73,8 +75,11 @@ async fn every_message_the_relay_publishes_is_one_the_document_describes() {
     let document = served_document(&stack).await;
     let mut tap = EventTap::attach(&stack.amqp_url).await;
     let client = reqwest::Client::new();
+    // The order comes in a trace, so its event carries the trace's header too.
+    let (_, traceparent) = new_trace_parent();
     let placed: Value = client
         .post(stack.gateway.url("/orders"))
+        .header(TRACEPARENT_HEADER, &traceparent)
         .json(&json!({
             "description": "Tea", "quantity": 2, "firstName": "Ada", "lastName": "Lovelace",
             "email": "ada@example.com", "unitPriceMinor": 450, "currency": "EUR",
@@ -131,6 +136,10 @@ async fn every_message_the_relay_publishes_is_one_the_document_describes() {
             .collect();
         let headers_schema = jsonschema::validator_for(&message["headers"]).unwrap();
         assert!(headers_schema.is_valid(&Value::Object(headers.clone())));
+        if event_type == "OnNewOrder" {
+            let carried = headers[TRACEPARENT_HEADER].as_str().unwrap();
+            assert_eq!(carried.split('-').nth(1), traceparent.split('-').nth(1));
+        }
         assert_eq!(
             message["correlationId"]["location"],
             format!("$message.header#/{REQUEST_ID_HEADER}")
