@@ -38,19 +38,19 @@ pub async fn observe(
         .get(TRACEPARENT_HEADER)
         .and_then(|value| value.to_str().ok());
     let trace = if traces::recording() || incoming.is_some() {
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
-        traces::start(
-            format!("{method} {route}"),
-            SpanKind::Server,
-            &traces::extract(incoming),
-            vec![
-                KeyValue::new("http.request.method", method.clone()),
-                KeyValue::new("http.route", route),
-                KeyValue::new("http.request.id", request_id.as_str().to_owned()),
-            ],
-        )
+        traces::start(SpanKind::Server, &traces::extract(incoming), || {
+            let route = request
+                .match_pattern()
+                .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+            (
+                format!("{method} {route}"),
+                vec![
+                    KeyValue::new("http.request.method", method.clone()),
+                    KeyValue::new("http.route", route),
+                    KeyValue::new("http.request.id", request_id.as_str().to_owned()),
+                ],
+            )
+        })
     } else {
         opentelemetry::Context::new()
     };

@@ -17,7 +17,6 @@ use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{
     Link, Span as _, SpanBuilder, Status, TraceContextExt, TraceId, TraceState, Tracer as _,
 };
-use opentelemetry::Context;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -32,11 +31,10 @@ use serde::Deserialize;
 
 pub use opentelemetry::context::FutureExt;
 pub use opentelemetry::trace::SpanKind;
+pub use opentelemetry::Context;
 pub use opentelemetry::KeyValue;
 
-/// The W3C header that carries a trace context, in HTTP requests and answers and in broker
-/// messages.
-pub const TRACEPARENT_HEADER: &str = "traceparent";
+pub use shared_events::TRACEPARENT_HEADER;
 /// The W3C Trace Context Level 2 answer header: the trace and the server's span.
 pub const TRACERESPONSE_HEADER: &str = "traceresponse";
 
@@ -197,9 +195,17 @@ impl TraceParent {
         })
     }
 
-    /// The context of the span the current task runs in, if any.
-    pub fn current() -> Option<Self> {
-        Self::of(&Context::current())
+    /// The context of the span the current task runs in, if its trace is sampled: what an
+    /// event carries on (an unsampled trace records nothing downstream, so it is not stored
+    /// and sent with every event).
+    pub fn current_sampled() -> Option<Self> {
+        Context::map_current(|context| {
+            if context.span().span_context().is_sampled() {
+                Self::of(context)
+            } else {
+                None
+            }
+        })
     }
 
     /// A `traceparent` header's value, if it is a valid one.
@@ -250,32 +256,35 @@ pub fn current_trace_id() -> Option<String> {
     })
 }
 
-/// Sets an attribute of the span the current task runs in, when spans are recorded.
+/// Sets an attribute of the span the current task runs in, if that span is recorded.
 pub fn annotate(key: &'static str, value: impl std::fmt::Display) {
     if recording() {
         Context::map_current(|context| {
-            context
-                .span()
-                .set_attribute(KeyValue::new(key, value.to_string()));
+            let span = context.span();
+            if span.is_recording() {
+                span.set_attribute(KeyValue::new(key, value.to_string()));
+            }
         });
     }
 }
 
-/// Starts a span named `name`, child of `parent`, that runs until its context is passed to
-/// [`end`].
+/// Starts a span child of `parent` that runs until its context is passed to [`end`]. Its name
+/// and attributes are made by `describe` only if it is recorded: an unsampled span costs no
+/// allocation beyond the SDK's own.
 pub fn start(
-    name: impl Into<std::borrow::Cow<'static, str>>,
     kind: SpanKind,
     parent: &Context,
-    attributes: Vec<KeyValue>,
+    describe: impl FnOnce() -> (String, Vec<KeyValue>),
 ) -> Context {
-    let span = tracer().build_with_context(
-        SpanBuilder::from_name(name)
-            .with_kind(kind)
-            .with_attributes(attributes),
-        parent,
-    );
-    parent.with_span(span)
+    let span = tracer().build_with_context(SpanBuilder::from_name("").with_kind(kind), parent);
+    let context = parent.with_span(span);
+    let span = context.span();
+    if span.is_recording() {
+        let (name, attributes) = describe();
+        span.update_name(name);
+        span.set_attributes(attributes);
+    }
+    context
 }
 
 /// Ends the span of `context`, marked failed with `error` if one is given.
@@ -287,36 +296,38 @@ pub fn end(context: &Context, error: Option<String>) {
     span.end();
 }
 
-/// Runs `work` in a child span of the current one named `name` (directly when nothing is
-/// recorded).
+/// Runs `work` in a child span of the current one named `name` (directly when the current span
+/// is not recorded, as its child would not be).
 pub async fn in_span<F: std::future::Future>(name: &'static str, work: F) -> F::Output {
-    if !recording() {
+    if !recording() || !Context::map_current(|context| context.span().is_recording()) {
         return work.await;
     }
-    let context = start(name, SpanKind::Internal, &Context::current(), Vec::new());
+    let parent = Context::current();
+    let span = tracer().build_with_context(SpanBuilder::from_name(name), &parent);
+    let context = parent.with_span(span);
     let output = work.with_context(context.clone()).await;
     end(&context, None);
     output
 }
 
-/// Records a span that already happened, from `started` to `ended`, child of `parent`
-/// (unsampled parents record nothing), with `links` to other traces.
+/// Records a span that already happened, from `started` to `ended`, child of `parent`, if
+/// `parent` is sampled (its attributes are made only then).
 pub fn record(
     name: &'static str,
     kind: SpanKind,
     parent: &Context,
     (started, ended): (SystemTime, SystemTime),
-    attributes: Vec<KeyValue>,
+    attributes: impl FnOnce() -> Vec<KeyValue>,
     error: Option<String>,
 ) {
-    if !recording() {
+    if !recording() || !parent.span().span_context().is_sampled() {
         return;
     }
     let mut span = tracer().build_with_context(
         SpanBuilder::from_name(name)
             .with_kind(kind)
             .with_start_time(started)
-            .with_attributes(attributes),
+            .with_attributes(attributes()),
         parent,
     );
     if let Some(error) = error {
@@ -326,12 +337,13 @@ pub fn record(
 }
 
 /// Records a span of its own trace from `started` to `ended`, linked to each context of
-/// `linked` that is sampled (a batch's span links to the trace of each event in it).
+/// `linked` that is sampled (a batch's span links to the trace of each event in it); nothing
+/// if none is.
 pub fn record_linked(
     name: &'static str,
     (started, ended): (SystemTime, SystemTime),
     linked: impl IntoIterator<Item = Context>,
-    attributes: Vec<KeyValue>,
+    attributes: impl FnOnce() -> Vec<KeyValue>,
 ) {
     if !recording() {
         return;
@@ -350,7 +362,7 @@ pub fn record_linked(
             .with_kind(SpanKind::Internal)
             .with_start_time(started)
             .with_links(links)
-            .with_attributes(attributes),
+            .with_attributes(attributes()),
         &Context::new(),
     );
     span.end_with_timestamp(ended);

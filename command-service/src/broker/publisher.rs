@@ -190,10 +190,6 @@ fn trace_relay(
                     .to_owned(),
             ),
             KeyValue::new("messaging.message.id", message.event_id.to_string()),
-            KeyValue::new(
-                "messaging.rabbitmq.destination.routing_key",
-                message.routing_key.clone(),
-            ),
         ]
     };
     if let Some(committed) = message.occurred_at() {
@@ -202,7 +198,7 @@ fn trace_relay(
             SpanKind::Internal,
             &parent,
             (committed.into(), published_at),
-            attributes(),
+            attributes,
             None,
         );
     }
@@ -211,7 +207,7 @@ fn trace_relay(
         SpanKind::Producer,
         &parent,
         (published_at, SystemTime::now()),
-        attributes(),
+        attributes,
         outcome.as_ref().err().map(ToString::to_string),
     );
 }

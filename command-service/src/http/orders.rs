@@ -321,7 +321,7 @@ pub async fn place_order(
         idempotency_key(&request)?,
         RequestId::of(&request).to_string(),
     )
-    .with_trace_parent(TraceParent::current());
+    .with_trace_parent(TraceParent::current_sampled());
     // "accepted" is what the original API answered; clients may depend on it.
     let placed = traces::in_span("group commit", desk.place(placement)).await?;
     let id = match placed {
@@ -404,7 +404,7 @@ pub async fn cancel_order(
             command,
             now,
             metadata(&RequestId::of(&request), now),
-            TraceParent::current(),
+            TraceParent::current_sampled(),
         )
         .await?;
     log::info!("cancelled order {order_id}");

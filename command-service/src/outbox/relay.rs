@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use service_support::traces::{self, FutureExt};
 use service_support::RequestId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -216,9 +217,13 @@ impl OutboxRelay {
             match outcome {
                 Ok(()) => published.push(message),
                 Err(error) => {
-                    RequestId::scope_if(message.request_id(), async {
-                        log::warn!("event {} not published: {error}", message.event_id);
-                    })
+                    RequestId::scope_if(
+                        message.request_id(),
+                        async {
+                            log::warn!("event {} not published: {error}", message.event_id);
+                        }
+                        .with_context(traces::extract(message.trace_parent.as_deref())),
+                    )
                     .await;
                     failed.push((message.id, error.to_string()));
                 }

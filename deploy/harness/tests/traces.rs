@@ -125,7 +125,11 @@ async fn an_order_and_its_read_are_one_trace_across_both_services_in_causal_orde
     let post = named(&spans, "command-service", "POST /orders");
     let group_commit = named(&spans, "command-service", "group commit");
     let outbox = named(&spans, "command-service", "outbox wait");
-    let publish = named(&spans, "command-service", "publish orders.events");
+    // A publish the broker refused (the queue not bound yet) is retried: the confirmed one.
+    let publish = spans
+        .iter()
+        .find(|span| span.name == "publish orders.events" && !span.failed())
+        .expect("a confirmed publish");
     let deliver = named(&spans, "query-service", "deliver");
     let get = named(&spans, "query-service", "GET /orders/{id}");
     let wait = named(&spans, "query-service", "consistency wait");
@@ -151,7 +155,8 @@ async fn an_order_and_its_read_are_one_trace_across_both_services_in_causal_orde
     assert_eq!(wait.parent.as_deref(), Some(get.span_id.as_str()));
     // Causal order, on the one clock of this machine.
     assert!(post.start <= group_commit.start && group_commit.end() <= post.end());
-    assert!(outbox.end() <= publish.start, "publish after the outbox");
+    // Jaeger keeps start and duration in whole microseconds, each rounded.
+    assert!(outbox.end() <= publish.start + 1, "publish after the outbox");
     assert!(
         group_commit.start <= publish.start,
         "publish after the commit began"
@@ -160,7 +165,7 @@ async fn an_order_and_its_read_are_one_trace_across_both_services_in_causal_orde
         publish.start <= deliver.start,
         "delivered after it was published"
     );
-    assert!(!publish.failed() && !post.failed());
+    assert!(!post.failed());
 
     // The batch that wrote the event is a trace of its own, linked to this one.
     let batch = eventually(
@@ -294,4 +299,67 @@ async fn without_a_collector_orders_are_served_and_dropped_spans_are_counted() {
         })
         .await;
     }
+}
+
+fn deploy_trace(args: &[&str]) -> std::process::Output {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../trace");
+    std::process::Command::new(script)
+        .args(args)
+        .output()
+        .expect("run deploy/trace")
+}
+
+#[tokio::test]
+async fn deploy_trace_prints_an_order_s_trace_from_its_id_or_its_request_id() {
+    let stack = ServiceStack::start_with(&tracing_environment("1")).await;
+    let client = reqwest::Client::new();
+    let request_id = format!("deploy-trace-{}", uuid::Uuid::new_v4().simple());
+    let placed = client
+        .post(stack.gateway.url("/orders"))
+        .header("x-request-id", &request_id)
+        .json(&order("printed@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), 202);
+    let trace_id = header(&placed, "traceparent")
+        .split('-')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let id = placed.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    trace_with(
+        &client,
+        &trace_id,
+        &[
+            ("command-service", "publish orders.events"),
+            ("query-service", "deliver"),
+        ],
+    )
+    .await;
+    for wanted in [id.as_str(), request_id.as_str(), trace_id.as_str()] {
+        let output = deploy_trace(&[wanted]);
+        let printed = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "deploy/trace {wanted}: {output:?}");
+        assert!(
+            printed.starts_with(&format!("trace {trace_id}")),
+            "{printed}"
+        );
+        for line in [
+            "command-service / POST /orders",
+            "command-service / group commit",
+            "command-service / publish orders.events",
+            "query-service / deliver",
+        ] {
+            assert!(printed.contains(line), "{line} missing:\n{printed}");
+        }
+    }
+    let unknown = deploy_trace(&["no-such-order"]);
+    assert_eq!(unknown.status.code(), Some(1), "{unknown:?}");
+    let help = deploy_trace(&["--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).starts_with("Usage: deploy/trace"));
 }

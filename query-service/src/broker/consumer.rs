@@ -4,7 +4,7 @@ use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use service_support::traces::{self, KeyValue, SpanKind, TraceParent, TRACEPARENT_HEADER};
+use service_support::traces::{self, Context, FutureExt, KeyValue, SpanKind, TRACEPARENT_HEADER};
 use service_support::RequestId;
 use shared_events::EventEnvelope;
 use tokio::time::Instant;
@@ -132,6 +132,7 @@ impl EventConsumer {
                         self.metrics.received(&event.envelope);
                         closes.get_or_insert_with(|| Instant::now() + self.settings.batch_wait());
                         batch.push(Received {
+                            trace: traces::extract(traceparent(&delivery)),
                             delivery,
                             event,
                             at: SystemTime::now(),
@@ -191,10 +192,15 @@ impl EventConsumer {
             .await?;
         self.metrics.batch_applied(events.len(), started.elapsed());
         trace_batch(batch, (started_at, SystemTime::now()));
-        for (envelope, outcome) in events.iter().map(|event| &event.envelope).zip(outcomes) {
-            RequestId::scope_if(RequestId::parse(&envelope.correlation_id), async {
-                self.record(envelope, outcome);
-            })
+        for (received, outcome) in batch.iter().zip(outcomes) {
+            let envelope = &received.event.envelope;
+            RequestId::scope_if(
+                RequestId::parse(&envelope.correlation_id),
+                async {
+                    self.record(envelope, outcome);
+                }
+                .with_context(received.trace.clone()),
+            )
             .await;
         }
         Ok(true)
@@ -266,6 +272,22 @@ struct Received {
     delivery: Delivery,
     event: NumberedEvent,
     at: SystemTime,
+    /// The trace its message continues (empty if it carries none).
+    trace: Context,
+}
+
+/// The message's `traceparent` header, if it has one.
+fn traceparent(delivery: &Delivery) -> Option<&str> {
+    match delivery
+        .properties
+        .headers()
+        .as_ref()?
+        .inner()
+        .get(TRACEPARENT_HEADER)?
+    {
+        AMQPValue::LongString(text) => std::str::from_utf8(text.as_bytes()).ok(),
+        _ => None,
+    }
 }
 
 /// Records each event's delivery (from its arrival to its batch's acknowledgement) in the
@@ -276,43 +298,28 @@ fn trace_batch(batch: &[Received], (started, applied): (SystemTime, SystemTime))
         return;
     }
     let size = i64::try_from(batch.len()).unwrap_or(i64::MAX);
-    let parents: Vec<_> = batch
-        .iter()
-        .filter_map(|received| {
-            let parent = received
-                .delivery
-                .properties
-                .headers()
-                .as_ref()
-                .and_then(|headers| match headers.inner().get(TRACEPARENT_HEADER) {
-                    Some(AMQPValue::LongString(text)) => std::str::from_utf8(text.as_bytes())
-                        .ok()
-                        .and_then(TraceParent::parse),
-                    _ => None,
-                })?
-                .context();
-            let envelope = &received.event.envelope;
-            traces::record(
-                "deliver",
-                SpanKind::Consumer,
-                &parent,
-                (received.at, applied),
+    for received in batch {
+        let envelope = &received.event.envelope;
+        traces::record(
+            "deliver",
+            SpanKind::Consumer,
+            &received.trace,
+            (received.at, applied),
+            || {
                 vec![
                     KeyValue::new("order.id", envelope.aggregate_id.to_string()),
                     KeyValue::new("messaging.message.id", envelope.event_id.to_string()),
-                    KeyValue::new("event.type", envelope.event_type.clone()),
                     KeyValue::new("messaging.batch.message_count", size),
-                ],
-                None,
-            );
-            Some(parent)
-        })
-        .collect();
+                ]
+            },
+            None,
+        );
+    }
     traces::record_linked(
         "project batch",
         (started, applied),
-        parents,
-        vec![KeyValue::new("messaging.batch.message_count", size)],
+        batch.iter().map(|received| received.trace.clone()),
+        || vec![KeyValue::new("messaging.batch.message_count", size)],
     );
 }
 
