@@ -9,17 +9,19 @@ use harness::{command_lines, listening_sockets, ServiceStack};
 /// The programs of the local stack, by the short name the kernel gives their processes. The
 /// read stores come last: which of them runs depends on `LOCAL_READ_STORE` (deploy/test runs
 /// both), and neither does where `MONGODB_URI` names another server.
-const STACK_PROGRAMS: [&str; 8] = [
+const STACK_PROGRAMS: [&str; 9] = [
     "postgres",
     "beam.smp",
     "epmd",
     "nginx",
     "command-service",
     "query-service",
+    // Jaeger, as deploy/scripts/infra.sh installs it (jaeger-<version>).
+    "jaeger-v1.75.0",
     "secantusd-rs",
     "ferretdb",
 ];
-const ALWAYS_RUNNING: usize = 6;
+const ALWAYS_RUNNING: usize = 7;
 
 #[tokio::test]
 async fn every_server_of_the_local_stack_listens_on_loopback_only() {

@@ -117,6 +117,8 @@ fn group_of(name: &str, cmdline: &[u8]) -> String {
         "command-service" | "query-service" | "secantusd-rs" | "ferretdb" | "mongod" | "nginx"
         | "loadgen" => name.to_owned(),
         _ if name.starts_with("postgres") => postgres_group(cmdline),
+        // The trace viewer, installed as jaeger-<version> (deploy/scripts/infra.sh).
+        _ if name.starts_with("jaeger") => "jaeger".to_owned(),
         _ => "other".to_owned(),
     }
 }
@@ -183,6 +185,7 @@ mod tests {
         assert_eq!(group_of("postgres", server), "postgres (server)");
         assert_eq!(group_of("beam.smp", b""), "rabbitmq");
         assert_eq!(group_of("secantusd-rs", b""), "secantusd-rs");
+        assert_eq!(group_of("jaeger-v1.75.0", b""), "jaeger");
         assert_eq!(group_of("kworker/0:1", b""), "other");
     }
 }
