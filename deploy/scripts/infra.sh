@@ -389,7 +389,7 @@ ensure_jaeger() {
 }
 
 # Jaeger on loopback: OTLP/HTTP in on JAEGER_OTLP_PORT, the query API and UI on
-# JAEGER_QUERY_PORT; traces in memory (the newest 200 000).
+# JAEGER_QUERY_PORT; traces in memory (the newest 50 000).
 start_jaeger() {
   ensure_jaeger
   local holder
@@ -400,9 +400,10 @@ start_jaeger() {
   fi
   if ! port_open 127.0.0.1 "$JAEGER_QUERY_PORT"; then
     say "starting Jaeger (traces) on 127.0.0.1:$JAEGER_QUERY_PORT"
-    (cd "$STATE_DIR" && nohup "$JAEGER_BIN" --config "$REPO_ROOT/deploy/jaeger/config.yaml" \
-      >>"$STATE_DIR/logs/jaeger.log" 2>&1 &
-      echo $! >"$STATE_DIR/run/jaeger.pid")
+    # exec: the pid recorded is Jaeger's own, which deploy/down stops.
+    (cd "$STATE_DIR" && exec nohup "$JAEGER_BIN" --config "$REPO_ROOT/deploy/jaeger/config.yaml" \
+      >>"$STATE_DIR/logs/jaeger.log" 2>&1) &
+    echo $! >"$STATE_DIR/run/jaeger.pid"
     wait_for_port 127.0.0.1 "$JAEGER_QUERY_PORT" 60 Jaeger
     wait_for_port 127.0.0.1 "$JAEGER_OTLP_PORT" 60 Jaeger
   fi
