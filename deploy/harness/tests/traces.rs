@@ -156,7 +156,10 @@ async fn an_order_and_its_read_are_one_trace_across_both_services_in_causal_orde
     // Causal order, on the one clock of this machine.
     assert!(post.start <= group_commit.start && group_commit.end() <= post.end());
     // Jaeger keeps start and duration in whole microseconds, each rounded.
-    assert!(outbox.end() <= publish.start + 1, "publish after the outbox");
+    assert!(
+        outbox.end() <= publish.start + 1,
+        "publish after the outbox"
+    );
     assert!(
         group_commit.start <= publish.start,
         "publish after the commit began"
