@@ -33,6 +33,14 @@ fn header(response: &reqwest::Response, name: &str) -> String {
         .to_owned()
 }
 
+/// The id a `202` answered for a placed order.
+async fn order_id(placed: reqwest::Response) -> String {
+    placed.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn named<'a>(spans: &'a [RecordedSpan], service: &str, name: &str) -> &'a RecordedSpan {
     spans
         .iter()
@@ -93,10 +101,7 @@ async fn an_order_and_its_read_are_one_trace_across_both_services_in_causal_orde
         "the answer continues the client's trace: {answered_parent}"
     );
     let token = header(&placed, CONSISTENCY_TOKEN_HEADER);
-    let id = placed.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = order_id(placed).await;
 
     // The client reads its write in the same trace.
     let read = client
@@ -215,10 +220,7 @@ async fn a_trace_the_service_starts_follows_its_sample_ratio() {
     let traceparent = header(&placed, "traceparent");
     assert!(traceparent.ends_with("-01"), "sampled: {traceparent}");
     let trace_id = traceparent.split('-').nth(1).unwrap().to_owned();
-    let id = placed.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = order_id(placed).await;
     let spans = trace_with(
         &client,
         &trace_id,
@@ -282,10 +284,7 @@ async fn without_a_collector_orders_are_served_and_dropped_spans_are_counted() {
             .unwrap();
         assert_eq!(placed.status(), 202);
         let token = header(&placed, CONSISTENCY_TOKEN_HEADER);
-        let id = placed.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = order_id(placed).await;
         let read = client
             .get(stack.gateway.url(&format!("/orders/{id}")))
             .header(CONSISTENCY_TOKEN_HEADER, &token)
@@ -330,10 +329,7 @@ async fn deploy_trace_prints_an_order_s_trace_from_its_id_or_its_request_id() {
         .nth(1)
         .unwrap()
         .to_owned();
-    let id = placed.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = order_id(placed).await;
     trace_with(
         &client,
         &trace_id,
