@@ -21,6 +21,8 @@ export JAEGER_QUERY_GRPC_PORT="${JAEGER_QUERY_GRPC_PORT:-16685}"
 # Where the services send spans, and where the tests and deploy/trace read traces.
 export JAEGER_OTLP_URL="http://127.0.0.1:$JAEGER_OTLP_PORT"
 export JAEGER_QUERY_URL="http://127.0.0.1:$JAEGER_QUERY_PORT"
+# The page the local Jaeger serves instead of its UI, which its Go module does not hold.
+export JAEGER_UI_ASSETS="$REPO_ROOT/deploy/jaeger/ui"
 SECANTUSD_VERSION="0.5.3-beta.196"
 export SECANTUSD_BIN="${SECANTUSD_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/secantusd-rs}"
 PG_ROLE="cqrs"

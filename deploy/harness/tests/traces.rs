@@ -356,6 +356,22 @@ async fn deploy_trace_prints_an_order_s_trace_from_its_id_or_its_request_id() {
             assert!(printed.contains(line), "{line} missing:\n{printed}");
         }
     }
+    // The local Jaeger serves the page that finds the same trace (deploy/jaeger/ui).
+    let page = client
+        .get(format!(
+            "{}/",
+            std::env::var("JAEGER_QUERY_URL").unwrap_or_else(|_| "http://127.0.0.1:16686".into())
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<title>Traces of the order system</title>"),
+        "{page}"
+    );
     let unknown = deploy_trace(&["no-such-order"]);
     assert_eq!(unknown.status.code(), Some(1), "{unknown:?}");
     let help = deploy_trace(&["--help"]);
