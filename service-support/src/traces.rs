@@ -221,11 +221,6 @@ impl TraceParent {
     pub fn context(&self) -> Context {
         extract(Some(&self.0))
     }
-
-    /// The trace's id (32 hex digits).
-    pub fn trace_id(&self) -> &str {
-        self.0.get(3..35).unwrap_or_default()
-    }
 }
 
 struct TraceParentHeader<'a>(Option<&'a str>);
@@ -513,10 +508,9 @@ mod tests {
     const SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
     #[test]
-    fn a_valid_traceparent_is_kept_and_gives_its_trace_id() {
+    fn a_valid_traceparent_is_kept_and_is_its_context_s() {
         let parsed = TraceParent::parse(SAMPLED).unwrap();
         assert_eq!(parsed.as_str(), SAMPLED);
-        assert_eq!(parsed.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(TraceParent::of(&parsed.context()), Some(parsed));
     }
 
