@@ -101,9 +101,7 @@ impl LayeredSettings for Settings {
     const ALIASES: &'static [Alias] = ALIASES;
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if let Some((key, rule)) = self.traces.problem() {
-            return Err(invalid(key, rule));
-        }
+        self.traces.validate()?;
         let admin_token = self.admin.token.expose_secret();
         if let Some(weakness) = secrets::weakness(admin_token, MIN_ADMIN_TOKEN_BYTES)
             .filter(|_| !admin_token.is_empty())

@@ -86,9 +86,7 @@ impl LayeredSettings for Settings {
     const ALIASES: &'static [Alias] = ALIASES;
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if let Some((key, rule)) = self.traces.problem() {
-            return Err(invalid(key, rule));
-        }
+        self.traces.validate()?;
         if self.broker.prefetch == 0 {
             return Err(invalid("broker.prefetch", "must be at least 1"));
         }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, SystemTime};
 
+use config::ConfigError;
 use opentelemetry::global::{self, BoxedTracer};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{
@@ -35,6 +36,8 @@ pub use opentelemetry::Context;
 pub use opentelemetry::KeyValue;
 
 pub use shared_events::TRACEPARENT_HEADER;
+
+use crate::config::invalid;
 /// The W3C Trace Context Level 2 answer header: the trace and the server's span.
 pub const TRACERESPONSE_HEADER: &str = "traceresponse";
 
@@ -55,26 +58,26 @@ pub struct TraceSettings {
 }
 
 impl TraceSettings {
-    /// The rules [`crate::config::LayeredSettings::validate`] checks, as the name of the key at
-    /// fault and the rule it breaks.
-    pub fn problem(&self) -> Option<(&'static str, &'static str)> {
+    /// The rules a service's [`crate::config::LayeredSettings::validate`] checks for these
+    /// keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(0.0..=1.0).contains(&self.sample_ratio) {
-            return Some(("traces.sample_ratio", "must be between 0 and 1"));
+            return Err(invalid("traces.sample_ratio", "must be between 0 and 1"));
         }
         if self.max_queued_spans == 0 {
-            return Some(("traces.max_queued_spans", "must be at least 1"));
+            return Err(invalid("traces.max_queued_spans", "must be at least 1"));
         }
         let endpoint = self.otlp_endpoint.as_str();
         if !(endpoint.is_empty()
             || endpoint.starts_with("http://")
             || endpoint.starts_with("https://"))
         {
-            return Some((
+            return Err(invalid(
                 "traces.otlp_endpoint",
                 "must be an http:// or https:// URL, or empty",
             ));
         }
-        None
+        Ok(())
     }
 }
 
@@ -208,18 +211,8 @@ impl TraceParent {
         })
     }
 
-    /// A `traceparent` header's value, if it is a valid one.
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::of(&extract(Some(text)))
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// A context whose (remote) parent span is this one.
-    pub fn context(&self) -> Context {
-        extract(Some(&self.0))
     }
 }
 
@@ -508,10 +501,9 @@ mod tests {
     const SAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
     #[test]
-    fn a_valid_traceparent_is_kept_and_is_its_context_s() {
-        let parsed = TraceParent::parse(SAMPLED).unwrap();
-        assert_eq!(parsed.as_str(), SAMPLED);
-        assert_eq!(TraceParent::of(&parsed.context()), Some(parsed));
+    fn a_valid_traceparent_is_continued_as_it_came() {
+        let continued = TraceParent::of(&extract(Some(SAMPLED))).unwrap();
+        assert_eq!(continued.as_str(), SAMPLED);
     }
 
     #[test]
@@ -524,7 +516,7 @@ mod tests {
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
         ] {
-            assert_eq!(TraceParent::parse(text), None, "{text:?}");
+            assert_eq!(TraceParent::of(&extract(Some(text))), None, "{text:?}");
         }
     }
 
@@ -558,17 +550,10 @@ mod tests {
             sample_ratio: ratio,
             max_queued_spans: 10,
         };
-        assert_eq!(settings(0.01, "").problem(), None);
-        assert_eq!(settings(1.0, "http://127.0.0.1:4318").problem(), None);
-        assert_eq!(
-            settings(1.5, "").problem().map(|(key, _)| key),
-            Some("traces.sample_ratio")
-        );
-        assert_eq!(
-            settings(0.5, "127.0.0.1:4318")
-                .problem()
-                .map(|(key, _)| key),
-            Some("traces.otlp_endpoint")
-        );
+        assert!(settings(0.01, "").validate().is_ok());
+        assert!(settings(1.0, "http://127.0.0.1:4318").validate().is_ok());
+        let refused = |settings: TraceSettings| settings.validate().unwrap_err().to_string();
+        assert!(refused(settings(1.5, "")).contains("traces.sample_ratio"));
+        assert!(refused(settings(0.5, "127.0.0.1:4318")).contains("traces.otlp_endpoint"));
     }
 }

@@ -6,7 +6,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use service_support::broker::{declare_order_events_exchange, BrokerAddresses};
-use service_support::traces::{self, KeyValue, SpanKind, TraceParent, TRACEPARENT_HEADER};
+use service_support::traces::{self, KeyValue, SpanKind, TRACEPARENT_HEADER};
 use shared_events::{ORDER_EVENTS_EXCHANGE, REQUEST_ID_HEADER};
 use tokio::time::{timeout_at, Instant};
 
@@ -176,10 +176,7 @@ fn trace_relay(
     if !traces::recording() {
         return;
     }
-    let Some(parent) = message.trace_parent.as_deref().and_then(TraceParent::parse) else {
-        return;
-    };
-    let parent = parent.context();
+    let parent = traces::extract(message.trace_parent.as_deref());
     let attributes = || {
         vec![
             KeyValue::new(

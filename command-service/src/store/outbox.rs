@@ -83,9 +83,9 @@ pub(super) struct OutboxRows {
 
 impl OutboxRows {
     /// The rows of `events`, each with the `traceparent` of the request that caused it.
-    pub(super) fn of(
+    pub(super) fn of<'a>(
         events: &[EventEnvelope],
-        trace_parents: impl IntoIterator<Item = Option<TraceParent>>,
+        trace_parents: impl IntoIterator<Item = Option<&'a TraceParent>>,
     ) -> Result<Self, StoreError> {
         Ok(Self {
             event_ids: events.iter().map(|e| e.event_id.as_uuid()).collect(),
@@ -127,7 +127,7 @@ pub(super) fn append(
 ) -> Result<(), StoreError> {
     Statement::new(
         insert_outbox_rows!(),
-        OutboxRows::of(std::slice::from_ref(event), [trace_parent])?
+        OutboxRows::of(std::slice::from_ref(event), [trace_parent.as_ref()])?
             .into_parameters()
             .into(),
     )

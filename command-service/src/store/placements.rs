@@ -550,7 +550,7 @@ fn insert_orders_keys_and_events(
         Parameter::Uuids(keyed.iter().map(|(_, p)| p.id.as_uuid()).collect()),
     ];
     parameters.extend(
-        OutboxRows::of(events, placed.iter().map(|p| p.trace_parent.clone()))?.into_parameters(),
+        OutboxRows::of(events, placed.iter().map(|p| p.trace_parent.as_ref()))?.into_parameters(),
     );
     Statement::new(
         concat!(

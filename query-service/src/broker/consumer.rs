@@ -265,8 +265,6 @@ impl EventConsumer {
     }
 }
 
-/// The connection's next error. lapin fails the consumer's stream too, but a reset connection
-/// once left the stream waiting for good (the fault suite's broker stop, under load).
 /// An event delivered and waiting in the batch being filled.
 struct Received {
     delivery: Delivery,
@@ -323,6 +321,8 @@ fn trace_batch(batch: &[Received], (started, applied): (SystemTime, SystemTime))
     );
 }
 
+/// The connection's next error. lapin fails the consumer's stream too, but a reset connection
+/// once left the stream waiting for good (the fault suite's broker stop, under load).
 async fn connection_error(
     events: &mut (impl futures::Stream<Item = lapin::Event> + Unpin),
 ) -> lapin::Error {
