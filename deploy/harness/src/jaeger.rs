@@ -15,7 +15,8 @@ pub fn jaeger_otlp_url() -> String {
     env_or("JAEGER_OTLP_URL", "http://127.0.0.1:4318")
 }
 
-fn jaeger_query_url() -> String {
+/// Jaeger's query API and page.
+pub fn jaeger_query_url() -> String {
     env_or("JAEGER_QUERY_URL", "http://127.0.0.1:16686")
 }
 

@@ -25,8 +25,8 @@ mod validators;
 pub use amqp::{take_message, EventTap, TestPublisher};
 pub use gateway::{Gateway, GATEWAY_TEMPLATE};
 pub use jaeger::{
-    jaeger_otlp_url, new_trace_parent, trace_spans, traces_tagged, tracing_environment,
-    RecordedSpan,
+    jaeger_otlp_url, jaeger_query_url, new_trace_parent, trace_spans, traces_tagged,
+    tracing_environment, RecordedSpan,
 };
 pub use listings::{assert_listings_match_postgres, walk_listing, walk_pages};
 pub use polling::{eventually, json_when_ok};

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use harness::{
-    eventually, metric, new_trace_parent, scrape_metrics, trace_spans, traces_tagged,
-    tracing_environment, RecordedSpan, ReservedPort, ServiceStack,
+    eventually, jaeger_query_url, metric, new_trace_parent, scrape_metrics, trace_spans,
+    traces_tagged, tracing_environment, RecordedSpan, ReservedPort, ServiceStack,
 };
 use serde_json::{json, Value};
 use shared_events::CONSISTENCY_TOKEN_HEADER;
@@ -358,10 +358,7 @@ async fn deploy_trace_prints_an_order_s_trace_from_its_id_or_its_request_id() {
     }
     // The local Jaeger serves the page that finds the same trace (deploy/jaeger/ui).
     let page = client
-        .get(format!(
-            "{}/",
-            std::env::var("JAEGER_QUERY_URL").unwrap_or_else(|_| "http://127.0.0.1:16686".into())
-        ))
+        .get(format!("{}/", jaeger_query_url()))
         .send()
         .await
         .unwrap()
