@@ -202,12 +202,14 @@ create_postgres_database() {
 
 # The local broker listens on loopback only: AMQP, the management UI, Erlang distribution and
 # epmd (rabbitmq-env.conf), and its administrator may log in from loopback only
-# (rabbitmq.conf). Written where Debian's package reads them, since the broker is the
-# machine's; a broker started with other files is restarted.
-RABBITMQ_ENV_CONF='# Written by deploy/scripts/infra.sh: every listener on loopback.
+# (rabbitmq.conf). Its schedulers do not spin while idle (+sbwt none …): the broker shares the
+# machine's cores with every other server of the stack, and RabbitMQ advises turning busy
+# waiting off on shared hosts (docs/performance.md measures it). Written where Debian's package
+# reads them, since the broker is the machine's; a broker started with other files is restarted.
+RABBITMQ_ENV_CONF='# Written by deploy/scripts/infra.sh: every listener on loopback, no busy waiting.
 NODE_IP_ADDRESS=127.0.0.1
 export ERL_EPMD_ADDRESS=127.0.0.1
-SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} +sbwt none +sbwtdcpu none +sbwtdio none"
 CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"'
 RABBITMQ_CONF="# Written by deploy/scripts/infra.sh.
 listeners.tcp.default = 127.0.0.1:5672

@@ -299,7 +299,8 @@ impl PrivateRabbit {
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
                 format!(
                     "-rabbitmq_management tcp_config [{{ip,\"127.0.0.1\"}},{{port,{}}}] \
-                     -kernel inet_dist_use_interface {{127,0,0,1}} {}",
+                     -kernel inet_dist_use_interface {{127,0,0,1}} \
+                     +sbwt none +sbwtdcpu none +sbwtdio none {}",
                     self.management_port.number(),
                     self.net_ticktime()
                 ),
