@@ -21,6 +21,10 @@ pub struct RelayMetrics {
     pub confirmed: Counter,
     pub failed: Counter,
     pub connections: Counter,
+    /// Events published as their commit handed them over, without a claim.
+    pub handed_off: Counter,
+    /// Events published after the relay claimed them.
+    pub claimed: Counter,
     /// From an event's `occurredAt` (its commit) to the broker's confirm: the write side's part
     /// of the projection lag.
     pub publish_delay: Histogram,
@@ -99,6 +103,8 @@ impl CommandMetrics {
             confirmed: Counter::default(),
             failed: Counter::default(),
             connections: Counter::default(),
+            handed_off: Counter::default(),
+            claimed: Counter::default(),
             publish_delay: seconds_histogram(),
         };
         registry.register(
@@ -115,6 +121,17 @@ impl CommandMetrics {
             "outbox_publish_failures",
             "Publish attempts the broker refused or returned; the event stays in the outbox",
             relay.failed.clone(),
+        );
+        registry.register(
+            "outbox_handed_off_events",
+            "Events the relay published as their commit handed them over, without claiming them",
+            relay.handed_off.clone(),
+        );
+        registry.register(
+            "outbox_claimed_events",
+            "Events the relay claimed from the outbox to publish (not handed over: appended while \
+             it was away or behind, handed back after a refusal, or left by another relay)",
+            relay.claimed.clone(),
         );
         registry.register(
             "outbox_relay_connections",

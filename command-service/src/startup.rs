@@ -11,7 +11,7 @@ use crate::config::Settings;
 use crate::group_commit::{Committers, OrderDesk};
 use crate::http;
 use crate::metrics::CommandMetrics;
-use crate::outbox::OutboxRelay;
+use crate::outbox::{Handoff, OutboxRelay, WAITING_COMMITS};
 use crate::store::{Store, StoreError};
 
 /// Why the service could not start.
@@ -35,13 +35,15 @@ impl Application {
     /// servers and the relay. Nothing is served until [`Service::run_until_stopped`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let frontend = HttpFrontend::new(&settings.auth, &settings.http.listen, &http::openapi())?;
-        let store = Store::new(&settings.database);
+        let (handoff, handed_off) = Handoff::new(settings.outbox.claim_lease(), WAITING_COMMITS);
+        let store = Store::new(&settings.database).handing_off_to(handoff);
         store.run_migrations().await?;
 
         let broker_status = BrokerStatus::default();
         let metrics = CommandMetrics::new(store.clone(), broker_status.clone());
         let relay = OutboxRelay::new(
             store.clone(),
+            handed_off,
             settings.broker.clone(),
             settings.outbox.clone(),
             broker_status.clone(),

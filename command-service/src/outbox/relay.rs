@@ -2,7 +2,8 @@ use std::time::Duration;
 
 use service_support::traces::{self, FutureExt};
 use service_support::RequestId;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Mutex};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use service_support::broker::{reconnect_backoff, BrokerStatus};
@@ -10,6 +11,7 @@ use service_support::broker::{reconnect_backoff, BrokerStatus};
 use crate::broker::{EventPublisher, PendingConfirms, PublishError};
 use crate::config::{BrokerSettings, OutboxSettings};
 use crate::metrics::RelayMetrics;
+use crate::outbox::{HandedOff, HandoffReceiver};
 use crate::store::{OutboxMessage, Store, StoreError};
 
 /// Why the relay leaves a broker connection.
@@ -21,6 +23,28 @@ enum BrokerTrouble {
     /// failing over can keep refusing; a new connection, to the next node, does not.
     #[error("the broker refused or did not confirm {0} events")]
     Refused(usize),
+}
+
+/// The events of `first` and of the commits handed over after it, up to `batch_size`, whose
+/// claim outlasts `deadline` (their confirm's): a row whose claim could end first is left to
+/// the relay that claims it then, so that no row is ever published by two relays at once.
+fn still_claimed(
+    first: HandedOff,
+    handed_off: &mut HandoffReceiver,
+    batch_size: usize,
+    deadline: Instant,
+) -> Vec<OutboxMessage> {
+    let mut batch = Vec::new();
+    let mut next = Some(first);
+    while let Some(commit) = next {
+        if commit.claimed_until > deadline {
+            batch.extend(commit.messages);
+        }
+        next = (batch.len() < batch_size)
+            .then(|| handed_off.try_next())
+            .flatten();
+    }
+    batch
 }
 
 /// What the settled messages say of the connection, if it must be left.
@@ -38,6 +62,7 @@ fn broker_trouble(settled: &[(OutboxMessage, Result<(), PublishError>)]) -> Opti
 
 pub struct OutboxRelay {
     store: Store,
+    handed_off: Mutex<HandoffReceiver>,
     broker: BrokerSettings,
     settings: OutboxSettings,
     status: BrokerStatus,
@@ -47,6 +72,7 @@ pub struct OutboxRelay {
 impl OutboxRelay {
     pub fn new(
         store: Store,
+        handed_off: HandoffReceiver,
         broker: BrokerSettings,
         settings: OutboxSettings,
         status: BrokerStatus,
@@ -54,6 +80,7 @@ impl OutboxRelay {
     ) -> Self {
         Self {
             store,
+            handed_off: Mutex::new(handed_off),
             broker,
             settings,
             status,
@@ -69,8 +96,6 @@ impl OutboxRelay {
             let publisher = match EventPublisher::connect(&self.broker.url).await {
                 Ok(publisher) => {
                     log::info!("outbox relay connected to the broker");
-                    self.metrics.connections.inc();
-                    self.status.set_connected(true);
                     backoff = reconnect_backoff();
                     publisher
                 }
@@ -89,79 +114,158 @@ impl OutboxRelay {
         log::info!("outbox relay stopped");
     }
 
-    /// Claims and publishes batches while the confirms of earlier ones are pending (at most
-    /// `outbox.max_batches_in_flight` of them), and settles each batch as its confirms arrive:
-    /// marks its rows published or hands them back. Returns when the broker fails or on
-    /// shutdown, once every batch published is settled.
+    /// Publishes what commits hand over and what it claims, while the confirms of earlier
+    /// batches are pending (at most `outbox.max_batches_in_flight` of them), and settles each
+    /// batch as its confirms arrive: marks its rows published or hands them back. Returns when
+    /// the broker fails or on shutdown, once every batch published is settled.
     async fn publish_until_broker_fails(
         &self,
         publisher: &EventPublisher,
         shutdown: &CancellationToken,
     ) {
+        let mut handed_off = self.handed_off.lock().await;
         let (in_flight, published) = mpsc::channel(self.settings.max_batches_in_flight);
         let broker_failed = CancellationToken::new();
+        handed_off.set_taking(true);
+        self.metrics.connections.inc();
+        self.status.set_connected(true);
         tokio::join!(
-            self.claim_and_publish(publisher, in_flight, shutdown, &broker_failed),
+            async {
+                self.publish(
+                    publisher,
+                    &mut handed_off,
+                    in_flight,
+                    shutdown,
+                    &broker_failed,
+                )
+                .await;
+                handed_off.set_taking(false);
+            },
             self.settle(published, shutdown, &broker_failed),
         );
     }
 
-    async fn claim_and_publish(
+    /// Publishes each commit's events as they are handed over and claims the rows that were
+    /// not (appended while no place was free, handed back after a failure, or left by a relay
+    /// that crashed): at once on connecting, when a commit says it appended rows unclaimed, and
+    /// every `outbox.poll_interval_ms`. On shutdown, publishes what is waiting once more.
+    async fn publish(
         &self,
         publisher: &EventPublisher,
+        handed_off: &mut HandoffReceiver,
         in_flight: mpsc::Sender<PendingConfirms>,
         shutdown: &CancellationToken,
         broker_failed: &CancellationToken,
     ) {
         let mut store_backoff = reconnect_backoff();
+        let mut next_claim = Instant::now();
+        let mut stopping = false;
         while !broker_failed.is_cancelled() {
             // A connection that died while publishing or while idle is noticed before more is
-            // claimed, and readiness tells the truth.
+            // published, and readiness tells the truth.
             if !publisher.is_connected() {
                 log::warn!("outbox relay lost the broker connection; reconnecting");
                 return;
             }
-            let batch = match self
-                .store
-                .claim_outbox_batch(self.settings.batch_size, self.settings.claim_lease())
-                .await
-            {
-                Ok(batch) => batch,
-                Err(error) => {
-                    let delay = store_backoff.next().unwrap_or(Duration::from_secs(10));
-                    log::warn!(
-                        "outbox relay cannot read the outbox ({error}); retrying in {delay:?}"
-                    );
-                    if shutdown.is_cancelled() {
-                        return;
+            let claim_due = Instant::now() >= next_claim;
+            let handed = if stopping || !claim_due {
+                handed_off.try_next()
+            } else {
+                None
+            };
+            let mut last = false;
+            let batch = match handed {
+                Some(first) => self.handed_over(first, handed_off),
+                None if stopping || claim_due => {
+                    match self
+                        .store
+                        .claim_outbox_batch(self.settings.batch_size, self.settings.claim_lease())
+                        .await
+                    {
+                        Ok(batch) => {
+                            store_backoff = reconnect_backoff();
+                            self.metrics.claimed.inc_by(batch.len() as u64);
+                            if batch.len() < self.settings.batch_size as usize {
+                                next_claim = Instant::now() + self.settings.poll_interval();
+                                last = stopping;
+                            }
+                            batch
+                        }
+                        Err(error) => {
+                            let delay = store_backoff.next().unwrap_or(Duration::from_secs(10));
+                            log::warn!(
+                                "outbox relay cannot read the outbox ({error}); \
+                                 retrying in {delay:?}"
+                            );
+                            if stopping {
+                                return;
+                            }
+                            next_claim = Instant::now() + delay;
+                            continue;
+                        }
                     }
-                    self.sleep_unless_shutdown(delay, shutdown).await;
-                    continue;
+                }
+                None => {
+                    let claimable = handed_off.claimable();
+                    tokio::select! {
+                    biased;
+                    () = broker_failed.cancelled() => return,
+                    () = shutdown.cancelled() => {
+                        // Commits from now on append unclaimed, for the next relay to claim.
+                        handed_off.set_taking(false);
+                        stopping = true;
+                        continue;
+                    }
+                    handed = handed_off.next() => match handed {
+                        Some(first) => self.handed_over(first, handed_off),
+                        None => return,
+                    },
+                    () = claimable => {
+                        next_claim = Instant::now();
+                        continue;
+                    }
+                    () = tokio::time::sleep_until(next_claim) => continue,
+                    }
                 }
             };
-            store_backoff = reconnect_backoff();
-            let full_batch = batch.len() == self.settings.batch_size as usize;
-            if !batch.is_empty() {
-                let pending = publisher
-                    .publish_all(batch, self.settings.confirm_timeout())
-                    .await;
-                if in_flight.send(pending).await.is_err() {
-                    return;
-                }
-            }
-            if full_batch {
-                continue;
-            }
-            if shutdown.is_cancelled() {
+            if !self.publish_batch(publisher, batch, &in_flight).await || last {
                 return;
             }
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = broker_failed.cancelled() => return,
-                () = self.store.events_committed() => {}
-                () = tokio::time::sleep(self.settings.poll_interval()) => {}
-            }
         }
+    }
+
+    /// The events of `first` and of the commits handed over after it, up to a batch, that are
+    /// still claimed at their confirm's deadline.
+    fn handed_over(
+        &self,
+        first: HandedOff,
+        handed_off: &mut HandoffReceiver,
+    ) -> Vec<OutboxMessage> {
+        let batch = still_claimed(
+            first,
+            handed_off,
+            self.settings.batch_size as usize,
+            Instant::now() + self.settings.confirm_timeout(),
+        );
+        self.metrics.handed_off.inc_by(batch.len() as u64);
+        batch
+    }
+
+    /// Publishes `batch` and passes its pending confirms to the settler; `false` once the
+    /// settler is gone.
+    async fn publish_batch(
+        &self,
+        publisher: &EventPublisher,
+        batch: Vec<OutboxMessage>,
+        in_flight: &mpsc::Sender<PendingConfirms>,
+    ) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        let pending = publisher
+            .publish_all(batch, self.settings.confirm_timeout())
+            .await;
+        in_flight.send(pending).await.is_ok()
     }
 
     /// Settles the batches published, in order, until the publishing side is done. When the
@@ -178,12 +282,12 @@ impl OutboxRelay {
         while let Some(pending) = published.recv().await {
             // While the broker confirms, the batches published since are recorded with this
             // one, in one statement.
-            let mut settled = pending.settled().await;
+            let mut settled = self.confirmed(pending).await;
             while broker_trouble(&settled).is_none() {
                 let Ok(next) = published.try_recv() else {
                     break;
                 };
-                settled.extend(next.settled().await);
+                settled.extend(self.confirmed(next).await);
             }
             if let Some(trouble) = broker_trouble(&settled) {
                 if !broker_failed.is_cancelled() {
@@ -203,6 +307,21 @@ impl OutboxRelay {
                 self.sleep_unless_shutdown(delay, shutdown).await;
             }
         }
+    }
+
+    /// Awaits the outcome of every message of `pending`, and times each confirmed one from its
+    /// commit.
+    async fn confirmed(
+        &self,
+        pending: PendingConfirms,
+    ) -> Vec<(OutboxMessage, Result<(), PublishError>)> {
+        let settled = pending.settled().await;
+        for (message, outcome) in &settled {
+            if outcome.is_ok() {
+                self.metrics.confirmed_by_broker(message);
+            }
+        }
+        settled
     }
 
     /// Records the outcome of every message settled: the confirmed ones marked published, the
@@ -241,9 +360,6 @@ impl OutboxRelay {
             self.store
                 .mark_published(published.iter().map(|message| message.id).collect())
                 .await?;
-            for message in published {
-                self.metrics.confirmed_by_broker(message);
-            }
             self.metrics.confirmed.inc_by(count as u64);
             log::debug!("outbox relay published {count} events");
         }
@@ -255,5 +371,61 @@ impl OutboxRelay {
             () = shutdown.cancelled() => {}
             () = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::outbox::Handoff;
+
+    fn message(id: i64) -> OutboxMessage {
+        OutboxMessage {
+            id,
+            event_id: uuid::Uuid::now_v7(),
+            event_type: "OnNewOrder".into(),
+            routing_key: "order.placed".into(),
+            envelope: serde_json::json!({}),
+            trace_parent: None,
+        }
+    }
+
+    fn ids(batch: &[OutboxMessage]) -> Vec<i64> {
+        batch.iter().map(|message| message.id).collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_the_commits_handed_over_up_to_its_size() {
+        let (handoff, mut receiver) = Handoff::new(Duration::from_secs(30), 8);
+        receiver.set_taking(true);
+        for id in [2, 4, 6] {
+            handoff.committed(handoff.reserve(), vec![message(id), message(id + 1)]);
+        }
+        let first = receiver.try_next().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+
+        let batch = still_claimed(first, &mut receiver, 3, deadline);
+
+        // Whole commits: the second fills the batch past its size, the third waits.
+        assert_eq!(ids(&batch), [2, 3, 4, 5]);
+        assert_eq!(ids(&receiver.try_next().unwrap().messages), [6, 7]);
+    }
+
+    #[tokio::test]
+    async fn events_whose_claim_ends_before_their_confirm_s_deadline_are_left_to_a_claim() {
+        let (handoff, mut receiver) = Handoff::new(Duration::from_secs(30), 8);
+        receiver.set_taking(true);
+        handoff.committed(handoff.reserve(), vec![message(2)]);
+        let expiring = HandedOff {
+            messages: vec![message(1)],
+            claimed_until: Instant::now() + Duration::from_secs(5),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+
+        let batch = still_claimed(expiring, &mut receiver, 100, deadline);
+
+        assert_eq!(ids(&batch), [2]);
     }
 }

@@ -12,8 +12,6 @@ mod schema;
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
-
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -22,6 +20,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use secrecy::ExposeSecret;
 
 use crate::config::DatabaseSettings;
+use crate::outbox::Handoff;
 
 pub use event_log::{EventLogPage, LoggedEvent};
 pub use orders::CancelOrderError;
@@ -179,13 +178,13 @@ impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for StatementTimeout
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
-    /// Notified after each commit that appended events to the outbox, so that the relay
-    /// publishes them without waiting for its poll.
-    events_committed: Arc<Notify>,
+    /// Where each commit that appended events passes them on to the relay.
+    handoff: Handoff,
 }
 
 impl Store {
-    /// Creates the pool without connecting: the first query connects.
+    /// Creates the pool without connecting: the first query connects. Events are appended
+    /// unclaimed, for a relay to claim, unless [`Store::handing_off_to`] names its relay.
     pub fn new(settings: &DatabaseSettings) -> Self {
         let pool = Pool::builder()
             .max_size(settings.pool_size)
@@ -195,18 +194,14 @@ impl Store {
             .build_unchecked(ConnectionManager::new(settings.url.expose_secret()));
         Self {
             pool,
-            events_committed: Arc::default(),
+            handoff: Handoff::detached(),
         }
     }
 
-    /// Resolves after a commit that appended events (or at once if one came since the last
-    /// call): the relay's cue.
-    pub async fn events_committed(&self) {
-        self.events_committed.notified().await;
-    }
-
-    fn tell_events_committed(&self) {
-        self.events_committed.notify_one();
+    /// The same store, handing the events it commits to the relay at the other end of
+    /// `handoff`.
+    pub fn handing_off_to(self, handoff: Handoff) -> Self {
+        Self { handoff, ..self }
     }
 
     /// Runs `work` with a pooled connection on the blocking thread pool.

@@ -10,6 +10,7 @@ use shared_events::{
 use super::schema::{customers, orders};
 use super::{corrupt, in_transaction, outbox, unsigned, Store, StoreError};
 use crate::domain::{CancelOrder, CancelRejection, OrderRecord, OrderStatus};
+use crate::outbox::Reservation;
 
 /// A customer's summary as the transaction that changed it left it.
 #[derive(Queryable, QueryableByName, Selectable)]
@@ -89,41 +90,48 @@ impl Store {
         metadata: EventMetadata,
         trace_parent: Option<TraceParent>,
     ) -> Result<EventEnvelope, CancelOrderError> {
-        self.run(move |conn| {
-            in_transaction(conn, |conn| {
-                let record = lock_order(conn, command.order_id, &command.principal)?
-                    .ok_or(CancelOrderError::NotFound)?;
-                // Counted before the domain decides: a rejection rolls the count back with the
-                // rest of the transaction.
-                let customer = (&record.owner, &record.details.customer.email);
-                let summary: CustomerSummary = diesel::update(customers::table.find(customer))
-                    .set((
-                        customers::summary_version.eq(customers::summary_version + 1),
-                        customers::cancelled_order_count.eq(customers::cancelled_order_count + 1),
-                        customers::cancelled_quantity
-                            .eq(customers::cancelled_quantity + i64::from(record.details.quantity)),
-                    ))
-                    .returning(CustomerSummaryRow::as_returning())
-                    .get_result::<CustomerSummaryRow>(conn)?
-                    .try_into()?;
-                let event = record.cancel(&command, cancelled_at, summary, metadata)?;
-                let version = i64::try_from(event.aggregate_version)
-                    .map_err(|_| corrupt(format!("version overflow on order {}", record.id)))?;
-                diesel::update(orders::table.find(command.order_id.as_uuid()))
-                    .set((
-                        orders::status.eq(OrderStatus::Cancelled.as_str()),
-                        orders::version.eq(version),
-                        orders::cancelled_at.eq(Some(cancelled_at)),
-                        orders::cancellation_reason
-                            .eq(command.reason.as_ref().map(|reason| reason.as_str())),
-                    ))
-                    .execute(conn)?;
-                outbox::append(conn, &event, trace_parent)?;
-                Ok(event)
+        let reservation = self.handoff.reserve();
+        let claimed_for = reservation.as_ref().map(Reservation::lease);
+        let (event, appended) = self
+            .run(move |conn| {
+                in_transaction(conn, |conn| {
+                    let record = lock_order(conn, command.order_id, &command.principal)?
+                        .ok_or(CancelOrderError::NotFound)?;
+                    // Counted before the domain decides: a rejection rolls the count back with the
+                    // rest of the transaction.
+                    let customer = (&record.owner, &record.details.customer.email);
+                    let summary: CustomerSummary = diesel::update(customers::table.find(customer))
+                        .set((
+                            customers::summary_version.eq(customers::summary_version + 1),
+                            customers::cancelled_order_count
+                                .eq(customers::cancelled_order_count + 1),
+                            customers::cancelled_quantity
+                                .eq(customers::cancelled_quantity
+                                    + i64::from(record.details.quantity)),
+                        ))
+                        .returning(CustomerSummaryRow::as_returning())
+                        .get_result::<CustomerSummaryRow>(conn)?
+                        .try_into()?;
+                    let event = record.cancel(&command, cancelled_at, summary, metadata)?;
+                    let version = i64::try_from(event.aggregate_version)
+                        .map_err(|_| corrupt(format!("version overflow on order {}", record.id)))?;
+                    diesel::update(orders::table.find(command.order_id.as_uuid()))
+                        .set((
+                            orders::status.eq(OrderStatus::Cancelled.as_str()),
+                            orders::version.eq(version),
+                            orders::cancelled_at.eq(Some(cancelled_at)),
+                            orders::cancellation_reason
+                                .eq(command.reason.as_ref().map(|reason| reason.as_str())),
+                        ))
+                        .execute(conn)?;
+                    let appended =
+                        outbox::append(conn, &event, trace_parent.as_ref(), claimed_for)?;
+                    Ok::<_, CancelOrderError>((event, appended))
+                })
             })
-        })
-        .await
-        .inspect(|_| self.tell_events_committed())
+            .await?;
+        self.handoff.committed(reservation, appended);
+        Ok(event)
     }
 }
 

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::time::Duration;
 
 use diesel::pg::PgConnection;
@@ -9,7 +10,7 @@ use shared_events::EventEnvelope;
 use uuid::Uuid;
 
 use super::statement::{Parameter, Statement};
-use super::{Store, StoreError};
+use super::{corrupt, Store, StoreError};
 
 /// Position of a row in the outbox; increases with every event written.
 pub type OutboxMessageId = i64;
@@ -58,20 +59,34 @@ impl OutboxMessage {
 }
 
 /// The text that appends the events of [`OutboxRows::into_parameters`], at the end of a
-/// statement: every event is appended through it, a group's placements inside the group's
-/// statement, a cancellation on its own.
+/// statement, claimed for the relay for the milliseconds of its last parameter (unclaimed when
+/// it is NULL), and returns each row's id ([`Appended`]): every event is appended through it, a
+/// group's placements inside the group's statement, a cancellation on its own.
 macro_rules! insert_outbox_rows {
     () => {
         "INSERT INTO outbox (event_id, aggregate_id, event_type, routing_key, envelope, \
-                             trace_parent) \
-         SELECT event_id, aggregate_id, event_type, routing_key, envelope::jsonb, trace_parent \
+                             trace_parent, claimed_until, publish_attempts) \
+         SELECT event_id, aggregate_id, event_type, routing_key, envelope::jsonb, trace_parent, \
+                claim.until, (claim.until IS NOT NULL)::int \
            FROM unnest(?, ?, ?, ?, ?, ?) \
-             AS event (event_id, aggregate_id, event_type, routing_key, envelope, trace_parent)"
+             AS event (event_id, aggregate_id, event_type, routing_key, envelope, trace_parent), \
+                (SELECT now() + ? * interval '1 millisecond' AS until) AS claim \
+         RETURNING id, event_id"
     };
 }
 pub(super) use insert_outbox_rows;
 
-/// The outbox's columns for some events, one array each.
+/// A row [`insert_outbox_rows`] appended.
+#[derive(QueryableByName)]
+pub(super) struct Appended {
+    #[diesel(sql_type = BigInt)]
+    id: OutboxMessageId,
+    #[diesel(sql_type = SqlUuid)]
+    event_id: Uuid,
+}
+
+/// The outbox's columns for some events, one array each, and how long they are claimed for
+/// the relay as they are appended.
 pub(super) struct OutboxRows {
     event_ids: Vec<Uuid>,
     aggregate_ids: Vec<Uuid>,
@@ -79,13 +94,16 @@ pub(super) struct OutboxRows {
     routing_keys: Vec<String>,
     envelopes: Vec<String>,
     trace_parents: Vec<Option<String>>,
+    claimed_for: Option<Duration>,
 }
 
 impl OutboxRows {
-    /// The rows of `events`, each with the `traceparent` of the request that caused it.
+    /// The rows of `events`, each with the `traceparent` of the request that caused it,
+    /// claimed for the relay for `claimed_for`, if given.
     pub(super) fn of<'a>(
         events: &[EventEnvelope],
         trace_parents: impl IntoIterator<Item = Option<&'a TraceParent>>,
+        claimed_for: Option<Duration>,
     ) -> Result<Self, StoreError> {
         Ok(Self {
             event_ids: events.iter().map(|e| e.event_id.as_uuid()).collect(),
@@ -96,18 +114,17 @@ impl OutboxRows {
                 .iter()
                 .map(serde_json::to_string)
                 .collect::<Result<_, _>>()
-                .map_err(|error| {
-                    StoreError::Query(diesel::result::Error::SerializationError(error.into()))
-                })?,
+                .map_err(serialization)?,
             trace_parents: trace_parents
                 .into_iter()
                 .map(|parent| parent.map(|parent| parent.as_str().to_owned()))
                 .collect(),
+            claimed_for,
         })
     }
 
     /// The parameters of [`insert_outbox_rows`], in its order.
-    pub(super) fn into_parameters(self) -> [Parameter<'static>; 6] {
+    pub(super) fn into_parameters(self) -> [Parameter<'static>; 7] {
         [
             Parameter::Uuids(self.event_ids),
             Parameter::Uuids(self.aggregate_ids),
@@ -115,24 +132,62 @@ impl OutboxRows {
             Parameter::OwnedTexts(self.routing_keys),
             Parameter::OwnedTexts(self.envelopes),
             Parameter::OwnedOptionalTexts(self.trace_parents),
+            Parameter::OptionalBigInt(self.claimed_for.map(millis)),
         ]
     }
 }
 
-/// Appends `event` to the outbox on `conn`, inside the caller's transaction.
+/// The rows appended for `events` (with `trace_parents`, as [`OutboxRows::of`] took them), as
+/// the relay publishes them, in the order of `events`.
+pub(super) fn appended_messages<'a>(
+    events: &[EventEnvelope],
+    trace_parents: impl IntoIterator<Item = Option<&'a TraceParent>>,
+    appended: Vec<Appended>,
+) -> Result<Vec<OutboxMessage>, StoreError> {
+    let ids: HashMap<Uuid, OutboxMessageId> = appended
+        .into_iter()
+        .map(|row| (row.event_id, row.id))
+        .collect();
+    events
+        .iter()
+        .zip(trace_parents)
+        .map(|(event, trace_parent)| {
+            let event_id = event.event_id.as_uuid();
+            Ok(OutboxMessage {
+                id: *ids.get(&event_id).ok_or_else(|| {
+                    corrupt(format!("event {event_id} was not appended to the outbox"))
+                })?,
+                event_id,
+                event_type: event.event_type.clone(),
+                routing_key: event.routing_key(),
+                envelope: serde_json::to_value(event).map_err(serialization)?,
+                trace_parent: trace_parent.map(|parent| parent.as_str().to_owned()),
+            })
+        })
+        .collect()
+}
+
+fn serialization(error: serde_json::Error) -> StoreError {
+    StoreError::Query(diesel::result::Error::SerializationError(error.into()))
+}
+
+/// Appends `event` to the outbox on `conn`, inside the caller's transaction, claimed for the
+/// relay for `claimed_for`, if given; the row as the relay publishes it.
 pub(super) fn append(
     conn: &mut PgConnection,
     event: &EventEnvelope,
-    trace_parent: Option<TraceParent>,
-) -> Result<(), StoreError> {
-    Statement::new(
+    trace_parent: Option<&TraceParent>,
+    claimed_for: Option<Duration>,
+) -> Result<Vec<OutboxMessage>, StoreError> {
+    let events = std::slice::from_ref(event);
+    let appended = Statement::new(
         insert_outbox_rows!(),
-        OutboxRows::of(std::slice::from_ref(event), [trace_parent.as_ref()])?
+        OutboxRows::of(events, [trace_parent], claimed_for)?
             .into_parameters()
             .into(),
     )
-    .execute(conn)?;
-    Ok(())
+    .load(conn)?;
+    appended_messages(events, [trace_parent], appended)
 }
 
 fn millis(duration: Duration) -> i64 {

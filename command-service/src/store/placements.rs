@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::pg::PgConnection;
@@ -16,10 +17,11 @@ use shared_events::{
 use uuid::Uuid;
 
 use super::orders::CustomerSummaryRow;
-use super::outbox::{insert_outbox_rows, OutboxRows};
+use super::outbox::{appended_messages, insert_outbox_rows, OutboxMessage, OutboxRows};
 use super::statement::{Parameter, Statement};
 use super::{corrupt, in_transaction, unsigned, Store, StoreError};
 use crate::domain::{summaries_within_group, IdempotencyKey, NewOrder, OwnedKey, Quantity};
+use crate::outbox::Reservation;
 
 /// A valid order on its way to the database, with the identities it will be known by.
 #[derive(Debug, Clone)]
@@ -102,65 +104,82 @@ impl Store {
     /// (the database unreachable, a statement timeout) is every order's answer.
     pub async fn place_orders(&self, group: Vec<OrderPlacement>) -> GroupOutcomes {
         let size = group.len();
+        let reservation = self.handoff.reserve();
+        let claimed_for = reservation.as_ref().map(Reservation::lease);
         let committed = self
             .run(move |conn| {
                 // PostgreSQL keeps microseconds; the events must carry the rows' instant.
                 let placed_at = Utc::now().trunc_subsecs(6);
-                match in_transaction(conn, |conn| commit_group(conn, placed_at, &group)) {
+                let commit = |conn: &mut PgConnection, group: &[OrderPlacement]| {
+                    in_transaction(conn, |conn| {
+                        commit_group(conn, placed_at, group, claimed_for)
+                    })
+                };
+                match commit(conn, &group) {
                     Err(error) if size > 1 && error.is_constraint_violation() => {
                         log::warn!(
                             "PostgreSQL refused a group of {size} orders ({error}); \
                              committing each alone"
                         );
+                        let mut appended = Vec::new();
                         let outcomes = group
                             .iter()
                             .map(|placement| {
-                                in_transaction(conn, |conn| {
-                                    commit_group(conn, placed_at, std::slice::from_ref(placement))
-                                })
-                                .map_err(PlaceOrderError::Store)
-                                .and_then(|mut outcomes| outcomes.remove(0))
+                                commit(conn, std::slice::from_ref(placement))
+                                    .map_err(PlaceOrderError::Store)
+                                    .and_then(|mut committed| {
+                                        appended.append(&mut committed.appended);
+                                        committed.outcomes.remove(0)
+                                    })
                             })
                             .collect();
-                        Ok(GroupOutcomes {
+                        Ok(Committed {
                             outcomes,
+                            appended,
                             split: true,
                         })
                     }
-                    committed => committed.map(|outcomes| GroupOutcomes {
-                        outcomes,
-                        split: false,
-                    }),
+                    committed => committed,
                 }
             })
             .await;
-        if let Ok(group) = &committed {
-            if group
-                .outcomes
-                .iter()
-                .any(|outcome| matches!(outcome, Ok(Placement::Placed(_))))
-            {
-                self.tell_events_committed();
+        match committed {
+            Ok(Committed {
+                outcomes,
+                appended,
+                split,
+            }) => {
+                self.handoff.committed(reservation, appended);
+                GroupOutcomes { outcomes, split }
+            }
+            Err(error) => {
+                let shared = Arc::new(error);
+                GroupOutcomes {
+                    outcomes: (0..size)
+                        .map(|_| Err(PlaceOrderError::Store(StoreError::Group(shared.clone()))))
+                        .collect(),
+                    split: false,
+                }
             }
         }
-        committed.unwrap_or_else(|error| {
-            let shared = Arc::new(error);
-            GroupOutcomes {
-                outcomes: (0..size)
-                    .map(|_| Err(PlaceOrderError::Store(StoreError::Group(shared.clone()))))
-                    .collect(),
-                split: false,
-            }
-        })
     }
 }
 
-/// One transaction's work for `group`, every order placed at `placed_at`.
+/// What a group's transactions committed: an outcome per order, and the events appended.
+struct Committed {
+    outcomes: Vec<Result<Placement, PlaceOrderError>>,
+    appended: Vec<OutboxMessage>,
+    split: bool,
+}
+
+/// One transaction's work for `group`, every order placed at `placed_at`, its events claimed
+/// for the relay for `claimed_for`, if given.
 fn commit_group(
     conn: &mut PgConnection,
     placed_at: DateTime<Utc>,
     group: &[OrderPlacement],
-) -> Result<Vec<Result<Placement, PlaceOrderError>>, StoreError> {
+    claimed_for: Option<Duration>,
+) -> Result<Committed, StoreError> {
     let outcomes = resolve_keys(conn, group)?;
     let placed: Vec<&OrderPlacement> = group
         .iter()
@@ -169,7 +188,11 @@ fn commit_group(
         .map(|(placement, _)| placement)
         .collect();
     if placed.is_empty() {
-        return Ok(outcomes);
+        return Ok(Committed {
+            outcomes,
+            appended: Vec::new(),
+            split: false,
+        });
     }
     let counted = count_for_customers(conn, placed_at, &placed)?;
     let positions: Vec<(ListPositions, OwnerPositions)> =
@@ -193,8 +216,13 @@ fn commit_group(
                 )
         })
         .collect();
-    insert_orders_keys_and_events(conn, placed_at, &placed, &positions, &events)?;
-    Ok(outcomes)
+    let appended =
+        insert_orders_keys_and_events(conn, placed_at, &placed, &positions, &events, claimed_for)?;
+    Ok(Committed {
+        outcomes,
+        appended,
+        split: false,
+    })
 }
 
 #[derive(QueryableByName)]
@@ -466,14 +494,16 @@ fn customer_key(placement: &OrderPlacement) -> (&str, &str) {
     )
 }
 
-/// The orders, the keys they claimed and their events, in one statement.
+/// The orders, the keys they claimed and their events, in one statement; the events as the
+/// relay publishes them.
 fn insert_orders_keys_and_events(
     conn: &mut PgConnection,
     placed_at: DateTime<Utc>,
     placed: &[&OrderPlacement],
     positions: &[(ListPositions, OwnerPositions)],
     events: &[EventEnvelope],
-) -> Result<(), StoreError> {
+    claimed_for: Option<Duration>,
+) -> Result<Vec<OutboxMessage>, StoreError> {
     let as_column = |value: u64| {
         i64::try_from(value).map_err(|_| corrupt(format!("list position {value} overflows")))
     };
@@ -549,10 +579,9 @@ fn insert_orders_keys_and_events(
         ),
         Parameter::Uuids(keyed.iter().map(|(_, p)| p.id.as_uuid()).collect()),
     ];
-    parameters.extend(
-        OutboxRows::of(events, placed.iter().map(|p| p.trace_parent.as_ref()))?.into_parameters(),
-    );
-    Statement::new(
+    let trace_parents = || placed.iter().map(|p| p.trace_parent.as_ref());
+    parameters.extend(OutboxRows::of(events, trace_parents(), claimed_for)?.into_parameters());
+    let appended = Statement::new(
         concat!(
             "WITH placed AS ( \
                  INSERT INTO orders (id, owner, customer_email, description, quantity, \
@@ -567,6 +596,6 @@ fn insert_orders_keys_and_events(
         ),
         parameters,
     )
-    .execute(conn)?;
-    Ok(())
+    .load(conn)?;
+    appended_messages(events, trace_parents(), appended)
 }

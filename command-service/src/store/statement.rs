@@ -1,4 +1,4 @@
-//! Statements whose text is fixed and whose parameters are arrays (or a single instant), so
+//! Statements whose text is fixed and whose parameters are arrays (or single values), so
 //! that a statement's text does not depend on how many rows it writes. diesel keeps such a
 //! statement prepared on each connection, by its text, where it would have PostgreSQL parse
 //! and plan `sql_query`'s text on every call.
@@ -12,7 +12,7 @@ use diesel::sql_types::{
 };
 use uuid::Uuid;
 
-/// A value bound to one `?` of a [`Statement`].
+/// A value bound to one `?` of a [`Statement`]: an array, or a single value.
 pub(super) enum Parameter<'a> {
     Texts(Vec<&'a str>),
     OwnedTexts(Vec<String>),
@@ -23,6 +23,7 @@ pub(super) enum Parameter<'a> {
     Ints(Vec<i32>),
     Uuids(Vec<Uuid>),
     Instant(DateTime<Utc>),
+    OptionalBigInt(Option<i64>),
 }
 
 /// One statement: its text, in which each `?` stands for the next of its parameters.
@@ -63,6 +64,9 @@ impl QueryFragment<Pg> for Statement<'_> {
                 Parameter::Ints(values) => out.push_bind_param::<Array<Int4>, _>(values)?,
                 Parameter::Uuids(values) => out.push_bind_param::<Array<SqlUuid>, _>(values)?,
                 Parameter::Instant(value) => out.push_bind_param::<Timestamptz, _>(value)?,
+                Parameter::OptionalBigInt(value) => {
+                    out.push_bind_param::<Nullable<BigInt>, _>(value)?
+                }
             }
             out.push_sql(piece);
         }

@@ -1,7 +1,5 @@
 use command_service::config::Settings;
-use command_service::domain::{
-    Customer, Description, EmailAddress, IdempotencyKey, NewOrder, PersonName, Quantity,
-};
+use command_service::domain::IdempotencyKey;
 use command_service::store::{OrderPlacement, PlaceOrderError, Placement, Store};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
@@ -10,7 +8,7 @@ use harness::{metric, scrape_metrics};
 use serde_json::{json, Value};
 use shared_events::{OnNewOrder, OrderEvent};
 
-use crate::helpers::{order_body, spawn_app, spawn_app_owning, test_settings, TestApp};
+use crate::helpers::{new_order, order_body, spawn_app, spawn_app_owning, test_settings, TestApp};
 
 /// One committer that waits up to a second for others to join a group, so that orders posted
 /// together are committed together.
@@ -28,19 +26,6 @@ async fn groups(app: &TestApp) -> (f64, f64, f64) {
         read("order_group_commit_size_sum"),
         read("order_group_commit_splits_total"),
     )
-}
-
-fn new_order(email: &str, last_name: &str, quantity: i64) -> NewOrder {
-    NewOrder {
-        description: Description::parse("Tea".into()).unwrap(),
-        quantity: Quantity::parse(quantity).unwrap(),
-        unit_price: None,
-        customer: Customer {
-            email: EmailAddress::parse(email.into()).unwrap(),
-            first_name: PersonName::parse("Ada".into()).unwrap(),
-            last_name: PersonName::parse(last_name.into()).unwrap(),
-        },
-    }
 }
 
 fn store_of(app: &TestApp) -> Store {

@@ -1,4 +1,7 @@
 use command_service::config::Settings;
+use command_service::domain::{
+    Customer, Description, EmailAddress, NewOrder, PersonName, Quantity,
+};
 use command_service::startup::Application;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use harness::{run_in_background, InProcess};
@@ -142,5 +145,19 @@ impl TestApp {
 
     pub fn database(&self) -> PgConnection {
         PgConnection::establish(&self.database_url).expect("connect to the test database")
+    }
+}
+
+/// A valid order of `quantity` for the customer `email`, named Ada `last_name`.
+pub fn new_order(email: &str, last_name: &str, quantity: i64) -> NewOrder {
+    NewOrder {
+        description: Description::parse("Tea".into()).unwrap(),
+        quantity: Quantity::parse(quantity).unwrap(),
+        unit_price: None,
+        customer: Customer {
+            email: EmailAddress::parse(email.into()).unwrap(),
+            first_name: PersonName::parse("Ada".into()).unwrap(),
+            last_name: PersonName::parse(last_name.into()).unwrap(),
+        },
     }
 }

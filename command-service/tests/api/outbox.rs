@@ -1,14 +1,17 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use command_service::store::{OrderPlacement, Placement, Store};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text};
-use harness::{eventually, EventTap};
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use harness::{eventually, metric, scrape_metrics, EventTap};
 use service_support::broker::BrokerAddresses;
 use shared_events::{EventEnvelope, OnNewOrder, OrderEvent};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, spawn_app_on, spawn_app_owning};
+use crate::helpers::{
+    new_order, spawn_app, spawn_app_on, spawn_app_owning, test_settings, TestApp,
+};
 
 #[derive(QueryableByName, Debug)]
 struct OutboxState {
@@ -255,4 +258,92 @@ async fn the_event_log_refuses_a_second_event_for_one_version_of_an_order() {
         refused.to_string().contains("outbox_aggregate_version_key"),
         "{refused}"
     );
+}
+
+/// Waits until the relay is connected to the broker, and so takes what commits hand over.
+async fn wait_for_the_relay(app: &TestApp) {
+    eventually(
+        "the relay to connect to the broker",
+        Duration::from_secs(10),
+        || async {
+            let page = scrape_metrics(&app.client, &app.metrics_address).await;
+            (metric(&page, "outbox_relay_connections_total") >= Some(1.0)).then_some(())
+        },
+    )
+    .await;
+}
+
+/// (events published as handed over, events published after a claim), as the metrics count.
+async fn relay_paths(app: &TestApp) -> (f64, f64) {
+    let page = scrape_metrics(&app.client, &app.metrics_address).await;
+    let read = |name: &str| metric(&page, name).unwrap_or_else(|| panic!("no {name}"));
+    (
+        read("outbox_handed_off_events_total"),
+        read("outbox_claimed_events_total"),
+    )
+}
+
+#[derive(QueryableByName)]
+struct Attempts {
+    #[diesel(sql_type = Integer)]
+    publish_attempts: i32,
+}
+
+#[tokio::test]
+async fn events_committed_while_the_relay_is_connected_are_handed_to_it_and_published_unclaimed() {
+    let app = spawn_app().await;
+    let mut tap = EventTap::attach(&app.amqp_url).await;
+    wait_for_the_relay(&app).await;
+
+    for email in ["ada@example.com", "grace@example.com", "alan@example.com"] {
+        app.place_order(email).await;
+    }
+
+    for _ in 0..3 {
+        tap.next(Duration::from_secs(10))
+            .await
+            .expect("every event is published");
+    }
+    let mut conn = app.database();
+    wait_until_all_published(&mut conn).await;
+    assert_eq!(relay_paths(&app).await, (3.0, 0.0));
+    let attempts: Vec<Attempts> = diesel::sql_query("SELECT publish_attempts FROM outbox")
+        .load(&mut conn)
+        .unwrap();
+    assert!(
+        attempts.iter().all(|row| row.publish_attempts == 1),
+        "each row claimed once, by the statement that appended it"
+    );
+}
+
+#[tokio::test]
+async fn events_appended_without_a_hand_off_are_claimed_and_published() {
+    let app = spawn_app().await;
+    let mut tap = EventTap::attach(&app.amqp_url).await;
+    wait_for_the_relay(&app).await;
+    // A store with no relay of its own, as another process's would be.
+    let store = Store::new(&test_settings(&app.database_url, &app.amqp_url).database);
+
+    let outcome = store
+        .place_orders(vec![OrderPlacement::new(
+            new_order("ada@example.com", "Lovelace", 1),
+            String::new(),
+            None,
+            "test".into(),
+        )])
+        .await
+        .outcomes
+        .remove(0);
+
+    let Ok(Placement::Placed(id)) = outcome else {
+        panic!("not placed: {outcome:?}");
+    };
+    let (body, _) = tap
+        .next(Duration::from_secs(10))
+        .await
+        .expect("the relay claims and publishes the event");
+    let envelope = EventEnvelope::decode(&body).expect("a valid envelope");
+    assert_eq!(envelope.aggregate_id, id);
+    wait_until_all_published(&mut app.database()).await;
+    assert_eq!(relay_paths(&app).await, (0.0, 1.0));
 }
