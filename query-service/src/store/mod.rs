@@ -283,11 +283,12 @@ impl ReadStore {
         .await
     }
 
-    /// Makes `writes`, the writes of one batch, in the order that keeps reads consistent:
-    /// summaries and page markers, then the replaced orders, then the new ones, so that an
-    /// order readable means the writes of its batch before it are done. Tells, for each order
-    /// of `writes.orders` (inserts, then replacements), whether its write changed the stored
-    /// order.
+    /// Makes `writes`, the writes of one batch, in the order that keeps reads consistent: the
+    /// summaries and page markers first, then the orders (with the compaction of older
+    /// summaries, which only follows the inserts of newer ones), so that an order readable
+    /// means the writes of its batch before it are done. The writes of each step go out
+    /// together, each on a connection of its own. Tells, for each order of `writes.orders`
+    /// (inserts, then replacements), whether its write changed the stored order.
     ///
     /// No update of many documents in one command: FerretDB 1.24 hangs on bulk updates (see
     /// docs/local-read-stores.md).
@@ -297,8 +298,6 @@ impl ReadStore {
         concurrency: usize,
     ) -> Result<Vec<bool>, StoreError> {
         let models = self.collections();
-        insert_all(&models.summaries, &writes.customers.versions).await?;
-        self.compact(&models, &writes.customers.compactions).await?;
         let new_markers: Vec<ListPageMarker> = {
             let mut stored = lock(&models.stored_markers);
             if stored.len() >= MAX_REMEMBERED_PAGES {
@@ -311,7 +310,10 @@ impl ReadStore {
                 .cloned()
                 .collect()
         };
-        insert_all(&models.list_pages, &new_markers).await?;
+        futures::try_join!(
+            insert_all(&models.summaries, &writes.customers.versions),
+            insert_all(&models.list_pages, &new_markers),
+        )?;
         lock(&models.stored_markers).extend(new_markers.into_iter().map(|marker| marker.id));
         let replacements: Vec<_> = writes
             .orders
@@ -319,11 +321,13 @@ impl ReadStore {
             .iter()
             .map(|order| self.replace_older(&models.orders, order))
             .collect();
-        let replaced: Vec<bool> = futures::stream::iter(replacements)
-            .buffered(concurrency.max(1))
-            .try_collect()
-            .await?;
-        let mut written = insert_all(&models.orders, &writes.orders.inserts).await?;
+        let (mut written, replaced, ()) = futures::try_join!(
+            insert_all(&models.orders, &writes.orders.inserts),
+            futures::stream::iter(replacements)
+                .buffered(concurrency.max(1))
+                .try_collect::<Vec<bool>>(),
+            self.compact(&models, &writes.customers.compactions),
+        )?;
         written.extend(replaced);
         Ok(written)
     }
