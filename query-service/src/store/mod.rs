@@ -284,11 +284,11 @@ impl ReadStore {
     }
 
     /// Makes `writes`, the writes of one batch, in the order that keeps reads consistent: the
-    /// summaries and page markers first, then the orders (with the compaction of older
-    /// summaries, which only follows the inserts of newer ones), so that an order readable
-    /// means the writes of its batch before it are done. The writes of each step go out
-    /// together, each on a connection of its own. Tells, for each order of `writes.orders`
-    /// (inserts, then replacements), whether its write changed the stored order.
+    /// summaries and page markers first, then the replaced orders, then the new ones (with the
+    /// compaction of older summaries, which only follows the inserts of newer ones), so that an
+    /// order readable means the writes of its batch before it are done. The writes of each step
+    /// go out together, each on a connection of its own. Tells, for each order of
+    /// `writes.orders` (inserts, then replacements), whether its write changed the stored order.
     ///
     /// No update of many documents in one command: FerretDB 1.24 hangs on bulk updates (see
     /// docs/local-read-stores.md).
@@ -321,11 +321,12 @@ impl ReadStore {
             .iter()
             .map(|order| self.replace_older(&models.orders, order))
             .collect();
-        let (mut written, replaced, ()) = futures::try_join!(
+        let replaced: Vec<bool> = futures::stream::iter(replacements)
+            .buffered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        let (mut written, ()) = futures::try_join!(
             insert_all(&models.orders, &writes.orders.inserts),
-            futures::stream::iter(replacements)
-                .buffered(concurrency.max(1))
-                .try_collect::<Vec<bool>>(),
             self.compact(&models, &writes.customers.compactions),
         )?;
         written.extend(replaced);
