@@ -144,10 +144,11 @@ impl HandoffReceiver {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn message(id: i64) -> OutboxMessage {
+    /// An outbox row with id `id`.
+    pub(in crate::outbox) fn message(id: i64) -> OutboxMessage {
         OutboxMessage {
             id,
             event_id: uuid::Uuid::now_v7(),

@@ -208,23 +208,23 @@ impl OutboxRelay {
                 None => {
                     let claimable = handed_off.claimable();
                     tokio::select! {
-                    biased;
-                    () = broker_failed.cancelled() => return,
-                    () = shutdown.cancelled() => {
-                        // Commits from now on append unclaimed, for the next relay to claim.
-                        handed_off.set_taking(false);
-                        stopping = true;
-                        continue;
-                    }
-                    handed = handed_off.next() => match handed {
-                        Some(first) => self.handed_over(first, handed_off),
-                        None => return,
-                    },
-                    () = claimable => {
-                        next_claim = Instant::now();
-                        continue;
-                    }
-                    () = tokio::time::sleep_until(next_claim) => continue,
+                        biased;
+                        () = broker_failed.cancelled() => return,
+                        () = shutdown.cancelled() => {
+                            // Commits from now on append unclaimed, for the next relay to claim.
+                            handed_off.set_taking(false);
+                            stopping = true;
+                            continue;
+                        }
+                        handed = handed_off.next() => match handed {
+                            Some(first) => self.handed_over(first, handed_off),
+                            None => return,
+                        },
+                        () = claimable => {
+                            next_claim = Instant::now();
+                            continue;
+                        }
+                        () = tokio::time::sleep_until(next_claim) => continue,
                     }
                 }
             };
@@ -379,18 +379,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::outbox::handoff::tests::message;
     use crate::outbox::Handoff;
-
-    fn message(id: i64) -> OutboxMessage {
-        OutboxMessage {
-            id,
-            event_id: uuid::Uuid::now_v7(),
-            event_type: "OnNewOrder".into(),
-            routing_key: "order.placed".into(),
-            envelope: serde_json::json!({}),
-            trace_parent: None,
-        }
-    }
 
     fn ids(batch: &[OutboxMessage]) -> Vec<i64> {
         batch.iter().map(|message| message.id).collect()
