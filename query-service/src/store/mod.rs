@@ -283,12 +283,11 @@ impl ReadStore {
         .await
     }
 
-    /// Makes `writes`, the writes of one batch, in the order that keeps reads consistent: the
-    /// summaries and page markers first, then the replaced orders, then the new ones (with the
-    /// compaction of older summaries, which only follows the inserts of newer ones), so that an
-    /// order readable means the writes of its batch before it are done. The writes of each step
-    /// go out together, each on a connection of its own. Tells, for each order of
-    /// `writes.orders` (inserts, then replacements), whether its write changed the stored order.
+    /// Makes `writes`, the writes of one batch, in the order that keeps reads consistent:
+    /// summaries and page markers, then the replaced orders, then the new ones, so that an
+    /// order readable means the writes of its batch before it are done. Tells, for each order
+    /// of `writes.orders` (inserts, then replacements), whether its write changed the stored
+    /// order.
     ///
     /// No update of many documents in one command: FerretDB 1.24 hangs on bulk updates (see
     /// docs/local-read-stores.md).
@@ -298,6 +297,8 @@ impl ReadStore {
         concurrency: usize,
     ) -> Result<Vec<bool>, StoreError> {
         let models = self.collections();
+        insert_all(&models.summaries, &writes.customers.versions).await?;
+        self.compact(&models, &writes.customers.compactions).await?;
         let new_markers: Vec<ListPageMarker> = {
             let mut stored = lock(&models.stored_markers);
             if stored.len() >= MAX_REMEMBERED_PAGES {
@@ -310,10 +311,7 @@ impl ReadStore {
                 .cloned()
                 .collect()
         };
-        futures::try_join!(
-            insert_all(&models.summaries, &writes.customers.versions),
-            insert_all(&models.list_pages, &new_markers),
-        )?;
+        insert_all(&models.list_pages, &new_markers).await?;
         lock(&models.stored_markers).extend(new_markers.into_iter().map(|marker| marker.id));
         let replacements: Vec<_> = writes
             .orders
@@ -325,10 +323,7 @@ impl ReadStore {
             .buffered(concurrency.max(1))
             .try_collect()
             .await?;
-        let (mut written, ()) = futures::try_join!(
-            insert_all(&models.orders, &writes.orders.inserts),
-            self.compact(&models, &writes.customers.compactions),
-        )?;
+        let mut written = insert_all(&models.orders, &writes.orders.inserts).await?;
         written.extend(replaced);
         Ok(written)
     }
