@@ -30,6 +30,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 
+use crate::config::invalid;
+
 pub use opentelemetry::context::FutureExt;
 pub use opentelemetry::trace::SpanKind;
 pub use opentelemetry::Context;
@@ -37,7 +39,6 @@ pub use opentelemetry::KeyValue;
 
 pub use shared_events::TRACEPARENT_HEADER;
 
-use crate::config::invalid;
 /// The W3C Trace Context Level 2 answer header: the trace and the server's span.
 pub const TRACERESPONSE_HEADER: &str = "traceresponse";
 

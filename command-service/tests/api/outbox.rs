@@ -182,17 +182,7 @@ async fn a_nacked_event_stays_in_the_outbox_and_the_relay_reconnects_to_publish_
     .await;
     assert_eq!(state.pending, 1, "a nacked event must stay pending");
     assert!(state.last_error.unwrap().contains("nack"));
-    let metrics_url = format!("{}/metrics", app.metrics_address);
-    eventually(
-        "the relay to reconnect",
-        Duration::from_secs(10),
-        || async {
-            let page = reqwest::get(&metrics_url).await.ok()?.text().await.ok()?;
-            let connections = harness::metric(&page, "outbox_relay_connections_total")?;
-            (connections >= 2.0).then_some(())
-        },
-    )
-    .await;
+    wait_for_relay_connections(&app, 2.0, "the relay to reconnect").await;
 
     channel
         .queue_delete(
@@ -260,16 +250,13 @@ async fn the_event_log_refuses_a_second_event_for_one_version_of_an_order() {
     );
 }
 
-/// Waits until the relay is connected to the broker, and so takes what commits hand over.
-async fn wait_for_the_relay(app: &TestApp) {
-    eventually(
-        "the relay to connect to the broker",
-        Duration::from_secs(10),
-        || async {
-            let page = scrape_metrics(&app.client, &app.metrics_address).await;
-            (metric(&page, "outbox_relay_connections_total") >= Some(1.0)).then_some(())
-        },
-    )
+/// Waits until the relay has opened `count` broker connections (past the first, it
+/// reconnected); while connected, it takes what commits hand over.
+async fn wait_for_relay_connections(app: &TestApp, count: f64, what: &str) {
+    eventually(what, Duration::from_secs(10), || async {
+        let page = scrape_metrics(&app.client, &app.metrics_address).await;
+        (metric(&page, "outbox_relay_connections_total") >= Some(count)).then_some(())
+    })
     .await;
 }
 
@@ -293,7 +280,7 @@ struct Attempts {
 async fn events_committed_while_the_relay_is_connected_are_handed_to_it_and_published_unclaimed() {
     let app = spawn_app().await;
     let mut tap = EventTap::attach(&app.amqp_url).await;
-    wait_for_the_relay(&app).await;
+    wait_for_relay_connections(&app, 1.0, "the relay to connect to the broker").await;
 
     for email in ["ada@example.com", "grace@example.com", "alan@example.com"] {
         app.place_order(email).await;
@@ -320,7 +307,7 @@ async fn events_committed_while_the_relay_is_connected_are_handed_to_it_and_publ
 async fn events_appended_without_a_hand_off_are_claimed_and_published() {
     let app = spawn_app().await;
     let mut tap = EventTap::attach(&app.amqp_url).await;
-    wait_for_the_relay(&app).await;
+    wait_for_relay_connections(&app, 1.0, "the relay to connect to the broker").await;
     // A store with no relay of its own, as another process's would be.
     let store = Store::new(&test_settings(&app.database_url, &app.amqp_url).database);
 
