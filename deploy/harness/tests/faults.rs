@@ -420,7 +420,11 @@ async fn settle(
             .accepted
             .keys()
             .all(|id| read.visible.contains_key(id));
-        if (complete && read.summaries == written) || started.elapsed() > QUIET_DEADLINE {
+        // An order committed without an answer may be applied between the listing and the
+        // customer reads: settled means the listings and the counts agree with PostgreSQL.
+        let committed: i64 = written.values().map(|(orders, _)| orders).sum();
+        let consistent = read.summaries == written && read.visible.len() as i64 == committed;
+        if (complete && consistent) || started.elapsed() > QUIET_DEADLINE {
             break (read, written);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
