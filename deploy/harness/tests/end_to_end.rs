@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel::sql_types::{Jsonb, Text};
@@ -222,26 +222,29 @@ async fn one_request_id_names_the_log_lines_of_both_services() {
             .map(|line| line["message"].as_str().unwrap_or_default().to_owned())
             .collect()
     };
-    let command_lines = messages_of(&stack.services.command);
-    assert!(
-        command_lines
-            .iter()
-            .any(|line| line.contains("accepted order")),
-        "{command_lines:?}"
-    );
-    assert!(
-        command_lines
-            .iter()
-            .any(|line| line.starts_with("POST /orders 202")),
-        "{command_lines:?}"
-    );
-    let query_lines = messages_of(&stack.services.query);
-    assert!(
-        query_lines
-            .iter()
-            .any(|line| line.starts_with("applied OnNewOrder")),
-        "{query_lines:?}"
-    );
+    // Each line is written after the work it names (the read model's write before its
+    // "applied" line), so they are waited for.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let missing = loop {
+        let command_lines = messages_of(&stack.services.command);
+        let query_lines = messages_of(&stack.services.query);
+        let missing: Vec<String> = [
+            ("command-service", &command_lines, "accepted order"),
+            ("command-service", &command_lines, "POST /orders 202"),
+            ("query-service", &query_lines, "applied OnNewOrder"),
+        ]
+        .into_iter()
+        .filter(|(_, lines, prefix)| !lines.iter().any(|line| line.starts_with(prefix)))
+        .map(|(service, lines, prefix)| {
+            format!("{service}: no line starting {prefix:?} in {lines:?}")
+        })
+        .collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert!(missing.is_empty(), "{missing:#?}");
 }
 
 #[tokio::test]
