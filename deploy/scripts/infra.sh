@@ -455,11 +455,21 @@ read_store_arguments() {
   esac
 }
 
+# read_store_environment KIND: what the local read store KIND reads from its environment,
+# beyond what every process inherits, as NAME=VALUE words.
+read_store_environment() {
+  case "$1" in
+    # No oplog: the services use no change stream and the server is a single node, so it would
+    # only be written (docs/local-read-stores.md#secantusd-rs-without-its-oplog).
+    secantusd-rs) echo "SECANTUS_DISABLE_OPLOG=1" ;;
+  esac
+}
+
 # start_read_store KIND ADDR: the local read store KIND (secantusd-rs or ferretdb) listening on
 # ADDR, installed and prepared when missing. One started by an older script or elsewhere, and
 # the other kind on the same address, are stopped first.
 start_read_store() {
-  local kind="$1" addr="$2" binary other arguments
+  local kind="$1" addr="$2" binary other environment arguments
   case "$kind" in
     secantusd-rs)
       ensure_secantusd
@@ -479,13 +489,14 @@ start_read_store() {
       mkdir -p "$STATE_DIR/ferretdb"
       ;;
   esac
+  environment="$(read_store_environment "$kind")"
   arguments="$(read_store_arguments "$kind" "$addr")"
   for other in secantusd-rs ferretdb; do
     if [ "$other" != "$kind" ] && [ "$(cat "$STATE_DIR/run/$other.addr" 2>/dev/null)" = "$addr" ]; then
       stop_pidfile "$other"
     fi
   done
-  [ "$(cat "$STATE_DIR/run/$kind.args" 2>/dev/null)" = "$arguments" ] || stop_pidfile "$kind"
+  [ "$(cat "$STATE_DIR/run/$kind.args" 2>/dev/null)" = "$environment $arguments" ] || stop_pidfile "$kind"
   # A server this checkout did not start may hold the address (another checkout's stack): it
   # serves if it is of this kind, and is never taken for the other.
   local holder
@@ -497,9 +508,9 @@ start_read_store() {
   if ! port_open "${addr%:*}" "${addr##*:}"; then
     say "starting $kind (read store) on $addr"
     # shellcheck disable=SC2086 # one argument per word
-    nohup "$binary" $arguments >>"$STATE_DIR/logs/$kind.log" 2>&1 &
+    nohup env $environment "$binary" $arguments >>"$STATE_DIR/logs/$kind.log" 2>&1 &
     echo $! >"$STATE_DIR/run/$kind.pid"
-    echo "$arguments" >"$STATE_DIR/run/$kind.args"
+    echo "$environment $arguments" >"$STATE_DIR/run/$kind.args"
     echo "$addr" >"$STATE_DIR/run/$kind.addr"
     wait_for_port "${addr%:*}" "${addr##*:}" 60 "$kind"
   fi

@@ -150,9 +150,14 @@ impl PrivateReadStore {
         }
     }
 
-    /// What the server reads from its environment: FerretDB's PostgreSQL URL, which holds a
-    /// password and so stays off the command line, where every user of the machine reads it.
+    /// What the server reads from its environment, as the local stack starts it
+    /// (`read_store_environment` in deploy/scripts/infra.sh): secantusd-rs without its oplog;
+    /// FerretDB's PostgreSQL URL, which holds a password and so stays off the command line,
+    /// where every user of the machine reads it.
     fn environment(&self) -> Vec<(&'static str, String)> {
+        if self.kind == ReadStoreKind::Secantusd {
+            return vec![("SECANTUS_DISABLE_OPLOG", "1".to_owned())];
+        }
         let Some(storage) = &self.storage else {
             return Vec::new();
         };
