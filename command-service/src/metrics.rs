@@ -33,7 +33,7 @@ pub struct RelayMetrics {
 impl RelayMetrics {
     /// Times `message` from its commit to now, when the broker confirmed it.
     pub fn confirmed_by_broker(&self, message: &OutboxMessage) {
-        if let Some(occurred_at) = message.occurred_at() {
+        if let Some(occurred_at) = message.occurred_at {
             let delay = (Utc::now() - occurred_at).to_std().unwrap_or_default();
             self.publish_delay.observe(delay.as_secs_f64());
         }

@@ -23,8 +23,6 @@ pub enum PublishError {
     Nacked,
     #[error("the broker did not confirm the message within {} ms", .0.as_millis())]
     Unconfirmed(Duration),
-    #[error("the stored envelope could not be encoded: {0}")]
-    Encode(#[from] serde_json::Error),
 }
 
 /// A confirm-mode channel to the order events exchange.
@@ -80,7 +78,6 @@ impl EventPublisher {
         &self,
         message: &OutboxMessage,
     ) -> Result<lapin::PublisherConfirm, PublishError> {
-        let body = serde_json::to_vec(&message.envelope)?;
         let correlation_id = message
             .request_id()
             .map(|id| id.to_string())
@@ -101,7 +98,7 @@ impl EventPublisher {
                     mandatory: true,
                     ..BasicPublishOptions::default()
                 },
-                &body,
+                message.envelope.as_bytes(),
                 properties,
             )
             .await?)
@@ -179,17 +176,11 @@ fn trace_relay(
     let parent = traces::extract(message.trace_parent.as_deref());
     let attributes = || {
         vec![
-            KeyValue::new(
-                "order.id",
-                message.envelope["aggregateId"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-            ),
+            KeyValue::new("order.id", message.aggregate_id.to_string()),
             KeyValue::new("messaging.message.id", message.event_id.to_string()),
         ]
     };
-    if let Some(committed) = message.occurred_at() {
+    if let Some(committed) = message.occurred_at {
         traces::record(
             "outbox wait",
             SpanKind::Internal,

@@ -152,9 +152,12 @@ pub(super) mod tests {
         OutboxMessage {
             id,
             event_id: uuid::Uuid::now_v7(),
+            aggregate_id: uuid::Uuid::now_v7(),
             event_type: "OnNewOrder".into(),
             routing_key: "order.placed".into(),
-            envelope: serde_json::json!({}),
+            envelope: "{}".into(),
+            occurred_at: None,
+            correlation_id: None,
             trace_parent: None,
         }
     }

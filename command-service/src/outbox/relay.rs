@@ -54,7 +54,7 @@ fn broker_trouble(settled: &[(OutboxMessage, Result<(), PublishError>)]) -> Opti
         match outcome {
             Err(PublishError::Connection(_)) => return Some(BrokerTrouble::ConnectionLost),
             Err(PublishError::Nacked | PublishError::Unconfirmed(_)) => refused += 1,
-            Ok(()) | Err(PublishError::Unroutable(_) | PublishError::Encode(_)) => {}
+            Ok(()) | Err(PublishError::Unroutable(_)) => {}
         }
     }
     (refused > 0).then_some(BrokerTrouble::Refused(refused))

@@ -1,9 +1,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Jsonb, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use service_support::traces::TraceParent;
 use service_support::RequestId;
 use shared_events::EventEnvelope;
@@ -15,19 +16,28 @@ use super::{corrupt, Store, StoreError};
 /// Position of a row in the outbox; increases with every event written.
 pub type OutboxMessageId = i64;
 
-/// A pending event claimed by a relay for publishing.
+/// An event as the relay publishes it: its outbox row and what the message carries.
 #[derive(Debug, Clone, QueryableByName)]
 pub struct OutboxMessage {
     #[diesel(sql_type = BigInt)]
     pub id: OutboxMessageId,
     #[diesel(sql_type = SqlUuid)]
     pub event_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub aggregate_id: Uuid,
     #[diesel(sql_type = Text)]
     pub event_type: String,
     #[diesel(sql_type = Text)]
     pub routing_key: String,
-    #[diesel(sql_type = Jsonb)]
-    pub envelope: serde_json::Value,
+    /// The envelope as JSON: the message's body.
+    #[diesel(sql_type = Text)]
+    pub envelope: String,
+    /// When the event occurred (its order was committed), as its envelope says.
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The envelope's `correlationId`: the request that caused the event.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub correlation_id: Option<String>,
     /// The `traceparent` of the request that caused the event, if it came in a trace.
     #[diesel(sql_type = Nullable<Text>)]
     pub trace_parent: Option<String>,
@@ -43,18 +53,9 @@ pub struct OutboxBacklog {
 }
 
 impl OutboxMessage {
-    /// When the event occurred (its order was committed), as its envelope says.
-    pub fn occurred_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        self.envelope["occurredAt"]
-            .as_str()
-            .and_then(|text| text.parse().ok())
-    }
-
     /// The request that caused the event, as its envelope names it.
     pub fn request_id(&self) -> Option<RequestId> {
-        self.envelope["correlationId"]
-            .as_str()
-            .and_then(RequestId::parse)
+        self.correlation_id.as_deref().and_then(RequestId::parse)
     }
 }
 
@@ -93,6 +94,8 @@ pub(super) struct OutboxRows {
     event_types: Vec<String>,
     routing_keys: Vec<String>,
     envelopes: Vec<String>,
+    occurred_at: Vec<DateTime<Utc>>,
+    correlation_ids: Vec<String>,
     trace_parents: Vec<Option<String>>,
     claimed_for: Option<Duration>,
 }
@@ -115,6 +118,8 @@ impl OutboxRows {
                 .map(serde_json::to_string)
                 .collect::<Result<_, _>>()
                 .map_err(serialization)?,
+            occurred_at: events.iter().map(|e| e.occurred_at).collect(),
+            correlation_ids: events.iter().map(|e| e.correlation_id.clone()).collect(),
             trace_parents: trace_parents
                 .into_iter()
                 .map(|parent| parent.map(|parent| parent.as_str().to_owned()))
@@ -124,47 +129,54 @@ impl OutboxRows {
     }
 
     /// The parameters of [`insert_outbox_rows`], in its order.
-    pub(super) fn into_parameters(self) -> [Parameter<'static>; 7] {
+    pub(super) fn parameters(&self) -> [Parameter<'_>; 7] {
+        fn texts(values: &[String]) -> Vec<&str> {
+            values.iter().map(String::as_str).collect()
+        }
         [
-            Parameter::Uuids(self.event_ids),
-            Parameter::Uuids(self.aggregate_ids),
-            Parameter::OwnedTexts(self.event_types),
-            Parameter::OwnedTexts(self.routing_keys),
-            Parameter::OwnedTexts(self.envelopes),
-            Parameter::OwnedOptionalTexts(self.trace_parents),
+            Parameter::Uuids(self.event_ids.clone()),
+            Parameter::Uuids(self.aggregate_ids.clone()),
+            Parameter::Texts(texts(&self.event_types)),
+            Parameter::Texts(texts(&self.routing_keys)),
+            Parameter::Texts(texts(&self.envelopes)),
+            Parameter::OptionalTexts(self.trace_parents.iter().map(Option::as_deref).collect()),
             Parameter::OptionalBigInt(self.claimed_for.map(millis)),
         ]
     }
-}
 
-/// The rows appended for `events` (with `trace_parents`, as [`OutboxRows::of`] took them), as
-/// the relay publishes them, in the order of `events`.
-pub(super) fn appended_messages<'a>(
-    events: &[EventEnvelope],
-    trace_parents: impl IntoIterator<Item = Option<&'a TraceParent>>,
-    appended: Vec<Appended>,
-) -> Result<Vec<OutboxMessage>, StoreError> {
-    let ids: HashMap<Uuid, OutboxMessageId> = appended
-        .into_iter()
-        .map(|row| (row.event_id, row.id))
-        .collect();
-    events
-        .iter()
-        .zip(trace_parents)
-        .map(|(event, trace_parent)| {
-            let event_id = event.event_id.as_uuid();
-            Ok(OutboxMessage {
+    /// The rows as the relay publishes them, given what [`insert_outbox_rows`] returned for
+    /// them; none when they were appended unclaimed, for no relay takes those from the
+    /// commit.
+    pub(super) fn into_messages(
+        self,
+        appended: Vec<Appended>,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        if self.claimed_for.is_none() {
+            return Ok(Vec::new());
+        }
+        let ids: HashMap<Uuid, OutboxMessageId> = appended
+            .into_iter()
+            .map(|row| (row.event_id, row.id))
+            .collect();
+        let mut messages = Vec::with_capacity(self.event_ids.len());
+        for (i, envelope) in self.envelopes.into_iter().enumerate() {
+            let event_id = self.event_ids[i];
+            messages.push(OutboxMessage {
                 id: *ids.get(&event_id).ok_or_else(|| {
                     corrupt(format!("event {event_id} was not appended to the outbox"))
                 })?,
                 event_id,
-                event_type: event.event_type.clone(),
-                routing_key: event.routing_key(),
-                envelope: serde_json::to_value(event).map_err(serialization)?,
-                trace_parent: trace_parent.map(|parent| parent.as_str().to_owned()),
-            })
-        })
-        .collect()
+                aggregate_id: self.aggregate_ids[i],
+                event_type: self.event_types[i].clone(),
+                routing_key: self.routing_keys[i].clone(),
+                envelope,
+                occurred_at: Some(self.occurred_at[i]),
+                correlation_id: Some(self.correlation_ids[i].clone()),
+                trace_parent: self.trace_parents[i].clone(),
+            });
+        }
+        Ok(messages)
+    }
 }
 
 fn serialization(error: serde_json::Error) -> StoreError {
@@ -172,22 +184,16 @@ fn serialization(error: serde_json::Error) -> StoreError {
 }
 
 /// Appends `event` to the outbox on `conn`, inside the caller's transaction, claimed for the
-/// relay for `claimed_for`, if given; the row as the relay publishes it.
+/// relay for `claimed_for`, if given; the row as the relay publishes it, if claimed.
 pub(super) fn append(
     conn: &mut PgConnection,
     event: &EventEnvelope,
     trace_parent: Option<&TraceParent>,
     claimed_for: Option<Duration>,
 ) -> Result<Vec<OutboxMessage>, StoreError> {
-    let events = std::slice::from_ref(event);
-    let appended = Statement::new(
-        insert_outbox_rows!(),
-        OutboxRows::of(events, [trace_parent], claimed_for)?
-            .into_parameters()
-            .into(),
-    )
-    .load(conn)?;
-    appended_messages(events, [trace_parent], appended)
+    let rows = OutboxRows::of(std::slice::from_ref(event), [trace_parent], claimed_for)?;
+    let appended = Statement::new(insert_outbox_rows!(), rows.parameters().into()).load(conn)?;
+    rows.into_messages(appended)
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -220,7 +226,10 @@ impl Store {
                                 ORDER BY id
                                 LIMIT $1
                                 FOR UPDATE SKIP LOCKED)
-              RETURNING outbox.id, event_id, event_type, routing_key, envelope, trace_parent",
+              RETURNING outbox.id, event_id, aggregate_id, event_type, routing_key,
+                        envelope::text AS envelope,
+                        (envelope->>'occurredAt')::timestamptz AS occurred_at,
+                        envelope->>'correlationId' AS correlation_id, trace_parent",
             )
             .bind::<BigInt, _>(i64::from(limit))
             .bind::<BigInt, _>(millis(lease))

@@ -17,7 +17,7 @@ use shared_events::{
 use uuid::Uuid;
 
 use super::orders::CustomerSummaryRow;
-use super::outbox::{appended_messages, insert_outbox_rows, OutboxMessage, OutboxRows};
+use super::outbox::{insert_outbox_rows, OutboxMessage, OutboxRows};
 use super::statement::{Parameter, Statement};
 use super::{corrupt, in_transaction, unsigned, Store, StoreError};
 use crate::domain::{summaries_within_group, IdempotencyKey, NewOrder, OwnedKey, Quantity};
@@ -495,7 +495,7 @@ fn customer_key(placement: &OrderPlacement) -> (&str, &str) {
 }
 
 /// The orders, the keys they claimed and their events, in one statement; the events as the
-/// relay publishes them.
+/// relay publishes them, if they were claimed for it.
 fn insert_orders_keys_and_events(
     conn: &mut PgConnection,
     placed_at: DateTime<Utc>,
@@ -579,8 +579,12 @@ fn insert_orders_keys_and_events(
         ),
         Parameter::Uuids(keyed.iter().map(|(_, p)| p.id.as_uuid()).collect()),
     ];
-    let trace_parents = || placed.iter().map(|p| p.trace_parent.as_ref());
-    parameters.extend(OutboxRows::of(events, trace_parents(), claimed_for)?.into_parameters());
+    let rows = OutboxRows::of(
+        events,
+        placed.iter().map(|p| p.trace_parent.as_ref()),
+        claimed_for,
+    )?;
+    parameters.extend(rows.parameters());
     let appended = Statement::new(
         concat!(
             "WITH placed AS ( \
@@ -597,5 +601,5 @@ fn insert_orders_keys_and_events(
         parameters,
     )
     .load(conn)?;
-    appended_messages(events, trace_parents(), appended)
+    rows.into_messages(appended)
 }

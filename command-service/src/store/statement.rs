@@ -17,7 +17,6 @@ pub(super) enum Parameter<'a> {
     Texts(Vec<&'a str>),
     OwnedTexts(Vec<String>),
     OptionalTexts(Vec<Option<&'a str>>),
-    OwnedOptionalTexts(Vec<Option<String>>),
     BigInts(Vec<i64>),
     OptionalBigInts(Vec<Option<i64>>),
     Ints(Vec<i32>),
@@ -52,9 +51,6 @@ impl QueryFragment<Pg> for Statement<'_> {
                 Parameter::Texts(values) => out.push_bind_param::<Array<Text>, _>(values)?,
                 Parameter::OwnedTexts(values) => out.push_bind_param::<Array<Text>, _>(values)?,
                 Parameter::OptionalTexts(values) => {
-                    out.push_bind_param::<Array<Nullable<Text>>, _>(values)?;
-                }
-                Parameter::OwnedOptionalTexts(values) => {
                     out.push_bind_param::<Array<Nullable<Text>>, _>(values)?;
                 }
                 Parameter::BigInts(values) => out.push_bind_param::<Array<BigInt>, _>(values)?,

@@ -287,9 +287,19 @@ async fn events_committed_while_the_relay_is_connected_are_handed_to_it_and_publ
     }
 
     for _ in 0..3 {
-        tap.next(Duration::from_secs(10))
+        let (body, properties) = tap
+            .next(Duration::from_secs(10))
             .await
             .expect("every event is published");
+        let envelope = EventEnvelope::decode(&body).expect("a valid envelope");
+        assert_eq!(
+            properties
+                .correlation_id()
+                .as_ref()
+                .map(ToString::to_string),
+            Some(envelope.correlation_id),
+            "the handed-over event's correlation id"
+        );
     }
     let mut conn = app.database();
     wait_until_all_published(&mut conn).await;
@@ -325,12 +335,21 @@ async fn events_appended_without_a_hand_off_are_claimed_and_published() {
     let Ok(Placement::Placed(id)) = outcome else {
         panic!("not placed: {outcome:?}");
     };
-    let (body, _) = tap
+    let (body, properties) = tap
         .next(Duration::from_secs(10))
         .await
         .expect("the relay claims and publishes the event");
     let envelope = EventEnvelope::decode(&body).expect("a valid envelope");
     assert_eq!(envelope.aggregate_id, id);
+    assert_eq!(envelope.correlation_id, "test");
+    assert_eq!(
+        properties
+            .correlation_id()
+            .as_ref()
+            .map(ToString::to_string),
+        Some("test".to_owned()),
+        "the claimed row's correlation id, read from its stored envelope"
+    );
     wait_until_all_published(&mut app.database()).await;
     assert_eq!(relay_paths(&app).await, (0.0, 1.0));
 }
