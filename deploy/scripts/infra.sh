@@ -334,8 +334,12 @@ install_asyncapi_cli() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
   }
   mkdir -p "$prefix"
-  npm install --prefix "$prefix" --ignore-scripts --no-audit --no-fund --loglevel=error \
-    "@asyncapi/cli@$ASYNCAPI_CLI_VERSION" >/dev/null
+  # --prefix also moves npm's global config (to PREFIX/etc/npmrc): name the machine's own, where
+  # a machine behind a TLS-inspecting proxy keeps its registry's CA file.
+  local machine_config
+  machine_config="$(npm config get globalconfig)"
+  npm install --prefix "$prefix" --globalconfig "$machine_config" --ignore-scripts --no-audit \
+    --no-fund --loglevel=error "@asyncapi/cli@$ASYNCAPI_CLI_VERSION" >/dev/null
   "$prefix/node_modules/.bin/asyncapi" config analytics --disable >/dev/null 2>&1 || true
   ln -sf "$prefix/node_modules/.bin/asyncapi" "$1/bin/asyncapi"
 }
