@@ -59,7 +59,7 @@ impl OutboxMessage {
     }
 }
 
-/// The text that appends the events of [`OutboxRows::into_parameters`], at the end of a
+/// The text that appends the events of [`OutboxRows::parameters`], at the end of a
 /// statement, claimed for the relay for the milliseconds of its last parameter (unclaimed when
 /// it is NULL), and returns each row's id ([`Appended`]): every event is appended through it, a
 /// group's placements inside the group's statement, a cancellation on its own.
@@ -86,18 +86,23 @@ pub(super) struct Appended {
     event_id: Uuid,
 }
 
-/// The outbox's columns for some events, one array each, and how long they are claimed for
-/// the relay as they are appended.
+/// The outbox rows of some events, and how long they are claimed for the relay as they are
+/// appended.
 pub(super) struct OutboxRows {
-    event_ids: Vec<Uuid>,
-    aggregate_ids: Vec<Uuid>,
-    event_types: Vec<String>,
-    routing_keys: Vec<String>,
-    envelopes: Vec<String>,
-    occurred_at: Vec<DateTime<Utc>>,
-    correlation_ids: Vec<String>,
-    trace_parents: Vec<Option<String>>,
+    rows: Vec<OutboxRow>,
     claimed_for: Option<Duration>,
+}
+
+/// One event's row, with what its message carries besides.
+struct OutboxRow {
+    event_id: Uuid,
+    aggregate_id: Uuid,
+    event_type: String,
+    routing_key: String,
+    envelope: String,
+    occurred_at: DateTime<Utc>,
+    correlation_id: String,
+    trace_parent: Option<String>,
 }
 
 impl OutboxRows {
@@ -108,38 +113,35 @@ impl OutboxRows {
         trace_parents: impl IntoIterator<Item = Option<&'a TraceParent>>,
         claimed_for: Option<Duration>,
     ) -> Result<Self, StoreError> {
-        Ok(Self {
-            event_ids: events.iter().map(|e| e.event_id.as_uuid()).collect(),
-            aggregate_ids: events.iter().map(|e| e.aggregate_id.as_uuid()).collect(),
-            event_types: events.iter().map(|e| e.event_type.clone()).collect(),
-            routing_keys: events.iter().map(EventEnvelope::routing_key).collect(),
-            envelopes: events
-                .iter()
-                .map(serde_json::to_string)
-                .collect::<Result<_, _>>()
-                .map_err(serialization)?,
-            occurred_at: events.iter().map(|e| e.occurred_at).collect(),
-            correlation_ids: events.iter().map(|e| e.correlation_id.clone()).collect(),
-            trace_parents: trace_parents
-                .into_iter()
-                .map(|parent| parent.map(|parent| parent.as_str().to_owned()))
-                .collect(),
-            claimed_for,
-        })
+        let rows = events
+            .iter()
+            .zip(trace_parents)
+            .map(|(event, trace_parent)| {
+                Ok(OutboxRow {
+                    event_id: event.event_id.as_uuid(),
+                    aggregate_id: event.aggregate_id.as_uuid(),
+                    event_type: event.event_type.clone(),
+                    routing_key: event.routing_key(),
+                    envelope: serde_json::to_string(event).map_err(serialization)?,
+                    occurred_at: event.occurred_at,
+                    correlation_id: event.correlation_id.clone(),
+                    trace_parent: trace_parent.map(|parent| parent.as_str().to_owned()),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Self { rows, claimed_for })
     }
 
     /// The parameters of [`insert_outbox_rows`], in its order.
     pub(super) fn parameters(&self) -> [Parameter<'_>; 7] {
-        fn texts(values: &[String]) -> Vec<&str> {
-            values.iter().map(String::as_str).collect()
-        }
+        let rows = &self.rows;
         [
-            Parameter::Uuids(self.event_ids.clone()),
-            Parameter::Uuids(self.aggregate_ids.clone()),
-            Parameter::Texts(texts(&self.event_types)),
-            Parameter::Texts(texts(&self.routing_keys)),
-            Parameter::Texts(texts(&self.envelopes)),
-            Parameter::OptionalTexts(self.trace_parents.iter().map(Option::as_deref).collect()),
+            Parameter::Uuids(rows.iter().map(|row| row.event_id).collect()),
+            Parameter::Uuids(rows.iter().map(|row| row.aggregate_id).collect()),
+            Parameter::Texts(rows.iter().map(|row| row.event_type.as_str()).collect()),
+            Parameter::Texts(rows.iter().map(|row| row.routing_key.as_str()).collect()),
+            Parameter::Texts(rows.iter().map(|row| row.envelope.as_str()).collect()),
+            Parameter::OptionalTexts(rows.iter().map(|row| row.trace_parent.as_deref()).collect()),
             Parameter::OptionalBigInt(self.claimed_for.map(millis)),
         ]
     }
@@ -158,24 +160,26 @@ impl OutboxRows {
             .into_iter()
             .map(|row| (row.event_id, row.id))
             .collect();
-        let mut messages = Vec::with_capacity(self.event_ids.len());
-        for (i, envelope) in self.envelopes.into_iter().enumerate() {
-            let event_id = self.event_ids[i];
-            messages.push(OutboxMessage {
-                id: *ids.get(&event_id).ok_or_else(|| {
+        self.rows
+            .into_iter()
+            .map(|row| {
+                let event_id = row.event_id;
+                let id = *ids.get(&event_id).ok_or_else(|| {
                     corrupt(format!("event {event_id} was not appended to the outbox"))
-                })?,
-                event_id,
-                aggregate_id: self.aggregate_ids[i],
-                event_type: self.event_types[i].clone(),
-                routing_key: self.routing_keys[i].clone(),
-                envelope,
-                occurred_at: Some(self.occurred_at[i]),
-                correlation_id: Some(self.correlation_ids[i].clone()),
-                trace_parent: self.trace_parents[i].clone(),
-            });
-        }
-        Ok(messages)
+                })?;
+                Ok(OutboxMessage {
+                    id,
+                    event_id: row.event_id,
+                    aggregate_id: row.aggregate_id,
+                    event_type: row.event_type,
+                    routing_key: row.routing_key,
+                    envelope: row.envelope,
+                    occurred_at: Some(row.occurred_at),
+                    correlation_id: Some(row.correlation_id),
+                    trace_parent: row.trace_parent,
+                })
+            })
+            .collect()
     }
 }
 
@@ -202,7 +206,7 @@ fn millis(duration: Duration) -> i64 {
 
 // Claims and marks commit without waiting for the WAL flush (`synchronous_commit` off for
 // their transaction alone): one lost in a crash of PostgreSQL only has a row published again,
-// which delivery at least once allows, and the relay no longer waits for a flush per batch.
+// which delivery at least once allows, and the relay does not wait for a flush per batch.
 
 impl Store {
     /// Claims up to `limit` unpublished rows, oldest first, for `lease`. Rows another relay
