@@ -69,15 +69,20 @@ impl Application {
         let events_document = web::Data::new(AsyncApiJson::render(&events_document(
             &settings.broker.queue,
         )));
-        let store_data = web::Data::new(store.clone());
+        let read_store = store.clone();
         let broker_status = web::Data::new(broker_status);
         let server = frontend.bind(
             &settings.http,
             (metrics.http, metrics_endpoint),
             move |config| {
+                // Called on each HTTP worker's runtime: its reads go through a client there.
+                let worker_store = read_store.on_this_runtime().unwrap_or_else(|error| {
+                    log::warn!("an HTTP worker reads through the shared client: {error}");
+                    read_store.clone()
+                });
                 config
                     .app_data(http::query_config())
-                    .app_data(store_data.clone())
+                    .app_data(web::Data::new(worker_store))
                     .app_data(max_wait)
                     .app_data(applied.clone())
                     .app_data(broker_status.clone())

@@ -81,6 +81,18 @@ impl ReadModels {
             stored_markers: Arc::default(),
         }
     }
+
+    /// The same collections and caches, reached through `database`'s client.
+    pub(super) fn on(&self, database: &Database) -> Self {
+        Self {
+            generation: self.generation,
+            orders: database.collection(self.orders.name()),
+            summaries: database.collection(self.summaries.name()),
+            list_pages: database.collection(self.list_pages.name()),
+            last_pages: Arc::clone(&self.last_pages),
+            stored_markers: Arc::clone(&self.stored_markers),
+        }
+    }
 }
 
 impl ReadStore {

@@ -166,6 +166,8 @@ impl Start {
 #[derive(Clone)]
 pub struct ReadStore {
     database: Database,
+    /// What `database`'s client was made with, for [`ReadStore::on_this_runtime`].
+    client_options: ClientOptions,
     models: Arc<RwLock<ReadModels>>,
     deadlines: Deadlines,
 }
@@ -190,10 +192,11 @@ impl ReadStore {
         options.app_name = Some("query-service".to_owned());
         options.server_selection_timeout = Some(settings.timeout());
         options.connect_timeout = Some(settings.timeout());
-        let database = Client::with_options(options)?.database(&settings.database);
+        let database = Client::with_options(options.clone())?.database(&settings.database);
         let models = ReadModels::of(&database, Generation::FIRST);
         Ok(Self {
             database,
+            client_options: options,
             models: Arc::new(RwLock::new(models)),
             deadlines: Deadlines {
                 read: settings.read_timeout(),
@@ -207,9 +210,25 @@ impl ReadStore {
     pub fn pinned(&self, generation: Generation) -> Self {
         Self {
             database: self.database.clone(),
+            client_options: self.client_options.clone(),
             models: Arc::new(RwLock::new(ReadModels::of(&self.database, generation))),
             deadlines: self.deadlines,
         }
+    }
+
+    /// This store through a client of its own, made on the runtime this is called on: an HTTP
+    /// worker's. A client's connections and pool run on the runtime that made it, so a worker
+    /// reading through the main runtime's client handed every read from thread to thread (the
+    /// pool's check-out, each socket's readiness). It follows the same generation and shares
+    /// its caches.
+    pub fn on_this_runtime(&self) -> Result<Self, StoreError> {
+        let client = Client::with_options(self.client_options.clone())?;
+        Ok(Self {
+            database: client.database(self.database.name()),
+            client_options: self.client_options.clone(),
+            models: Arc::clone(&self.models),
+            deadlines: self.deadlines,
+        })
     }
 
     /// `read`, failed as [`StoreError::TimedOut`] past the read deadline.
@@ -229,11 +248,11 @@ impl ReadStore {
         within(self.deadlines.batch, writes).await
     }
 
-    /// The collections reads and writes go to now.
+    /// The collections reads and writes go to now, through this store's client.
     fn collections(&self) -> ReadModels {
         match self.models.read() {
-            Ok(models) => models.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+            Ok(models) => models.on(&self.database),
+            Err(poisoned) => poisoned.into_inner().on(&self.database),
         }
     }
 
