@@ -106,17 +106,19 @@ struct OutboxRow {
 }
 
 impl OutboxRows {
-    /// The rows of `events`, each with the `traceparent` of the request that caused it,
-    /// claimed for the relay for `claimed_for`, if given.
+    /// The rows of `events`, each with the `traceparent` of the request that caused it (at its
+    /// place in `trace_parents`; none past their end), claimed for the relay for
+    /// `claimed_for`, if given.
     pub(super) fn of<'a>(
         events: &[EventEnvelope],
         trace_parents: impl IntoIterator<Item = Option<&'a TraceParent>>,
         claimed_for: Option<Duration>,
     ) -> Result<Self, StoreError> {
+        let mut trace_parents = trace_parents.into_iter();
         let rows = events
             .iter()
-            .zip(trace_parents)
-            .map(|(event, trace_parent)| {
+            .map(|event| {
+                let trace_parent = trace_parents.next().flatten();
                 Ok(OutboxRow {
                     event_id: event.event_id.as_uuid(),
                     aggregate_id: event.aggregate_id.as_uuid(),
