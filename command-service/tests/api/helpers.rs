@@ -73,7 +73,7 @@ pub async fn spawn_app_with(
         metrics_address,
         database_url: database_url.to_owned(),
         amqp_url: amqp_url.to_owned(),
-        client: reqwest::Client::new(),
+        client: harness::http_client(),
         scratch: None,
     }
 }

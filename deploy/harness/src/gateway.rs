@@ -74,7 +74,7 @@ impl Gateway {
             .kill_on_drop(true)
             .spawn()
             .expect("start nginx (is it installed? deploy/test installs it)");
-        let client = reqwest::Client::new();
+        let client = crate::http_client();
         let url = format!("http://127.0.0.1:{port}/health");
         json_when_ok(&client, &url, Duration::from_secs(10)).await;
         Self {

@@ -10,6 +10,7 @@
 
 mod amqp;
 mod gateway;
+mod http;
 mod jaeger;
 mod listings;
 mod polling;
@@ -24,6 +25,7 @@ mod validators;
 
 pub use amqp::{take_message, EventTap, TestPublisher};
 pub use gateway::{Gateway, GATEWAY_TEMPLATE};
+pub use http::http_client;
 pub use jaeger::{
     jaeger_otlp_url, jaeger_query_url, new_trace_parent, trace_spans, traces_tagged,
     tracing_environment, RecordedSpan,

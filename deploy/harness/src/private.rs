@@ -362,7 +362,7 @@ impl PrivateRabbit {
             "http://127.0.0.1:{}/api/overview",
             self.management_port.number()
         );
-        let client = reqwest::Client::new();
+        let client = crate::http_client();
         // A cluster member that was killed, or that autoheal stopped, loads its tables from its
         // peers before it serves, retrying 30 s at a time while they are busy healing: a fault
         // scenario's restart once took longer than a standalone node's minute.

@@ -82,7 +82,7 @@ impl ServiceProcess {
             .spawn()
             .expect("start service process");
         self.child = Some(child);
-        let client = reqwest::Client::new();
+        let client = crate::http_client();
         let url = format!("http://127.0.0.1:{port}/health/live");
         json_when_ok(&client, &url, Duration::from_secs(30)).await;
     }
@@ -93,7 +93,7 @@ impl ServiceProcess {
 
     /// Waits up to 30 s until the service's readiness probe reports `dependency` up.
     pub async fn wait_until_ready(&self, dependency: &str) {
-        let client = reqwest::Client::new();
+        let client = crate::http_client();
         let url = format!("http://{}/health/ready", self.address());
         eventually(
             &format!("{url} to report {dependency} up"),

@@ -28,7 +28,7 @@ impl Stack {
     async fn start() -> Self {
         Self {
             services: ServiceStack::start().await,
-            client: reqwest::Client::new(),
+            client: harness::http_client(),
         }
     }
 

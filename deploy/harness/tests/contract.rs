@@ -49,7 +49,7 @@ async fn each_document_says_what_its_service_does_through_the_gateway() {
 
 async fn served_document(stack: &ServiceStack, authorization: &str, path: &str) -> Value {
     let (name, value) = authorization.split_once(": ").unwrap();
-    reqwest::Client::new()
+    harness::http_client()
         .get(stack.gateway.url(path))
         .header(name, value)
         .send()

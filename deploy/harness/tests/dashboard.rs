@@ -240,7 +240,7 @@ fn every_latency_panel_links_to_the_traces_in_the_provisioned_jaeger() {
 #[tokio::test]
 async fn every_metric_the_dashboard_queries_is_exposed_by_the_services() {
     let stack = ServiceStack::start().await;
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
     let dashboard = dashboard();
     let expressions = expressions(&dashboard);
     assert!(expressions.len() >= 10, "{expressions:?}");

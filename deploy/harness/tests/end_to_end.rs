@@ -19,7 +19,7 @@ struct Stack {
 async fn start_stack() -> Stack {
     Stack {
         services: ServiceStack::start().await,
-        client: reqwest::Client::new(),
+        client: harness::http_client(),
     }
 }
 

@@ -74,7 +74,7 @@ async fn every_message_the_relay_publishes_is_one_the_document_describes() {
     let stack = ServiceStack::start().await;
     let document = served_document(&stack).await;
     let mut tap = EventTap::attach(&stack.amqp_url).await;
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
     // The order comes in a trace, so its event carries the trace's header too.
     let (_, traceparent) = new_trace_parent();
     let placed: Value = client

@@ -47,7 +47,7 @@ async fn every_server_of_the_local_stack_listens_on_loopback_only() {
 async fn the_local_broker_refuses_guest_and_the_old_documented_password() {
     let api = std::env::var("RABBITMQ_API_URL").unwrap_or_else(|_| "http://127.0.0.1:15672".into());
     let user = std::env::var("RABBITMQ_API_USER").unwrap_or_else(|_| "cqrs".into());
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
     for (user, password) in [("guest", "guest"), (user.as_str(), "cqrs")] {
         let status = client
             .get(format!("{api}/api/whoami"))

@@ -121,7 +121,7 @@ async fn a_request_without_host_reaches_the_service() {
 #[tokio::test]
 async fn methods_the_api_does_not_take_are_405_and_head_works_where_get_does() {
     let stack = ServiceStack::start().await;
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
     let id = "01935f3a-1c00-7000-8000-000000000001";
     // Each resource's Allow is what the two documents together give it, and HEAD with GET.
     let resources = [
@@ -162,7 +162,7 @@ async fn methods_the_api_does_not_take_are_405_and_head_works_where_get_does() {
 #[tokio::test]
 async fn the_request_id_a_client_sees_is_one_the_services_accept() {
     let stack = ServiceStack::start().await;
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
     let answered = |given: &str| {
         let request = client
             .get(stack.gateway.url("/orders"))
@@ -204,7 +204,7 @@ async fn the_docs_redirect_names_no_host_taken_from_the_request() {
 #[tokio::test]
 async fn the_access_logs_name_routes_never_a_customer_s_email() {
     let stack = ServiceStack::start().await;
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
     let placed = client
         .post(stack.gateway.url("/orders"))
         .json(&serde_json::json!({
@@ -427,7 +427,7 @@ async fn preflight(
 #[tokio::test]
 async fn without_an_allow_list_no_other_site_may_call_the_api_from_a_browser() {
     let stack = ServiceStack::start().await;
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
 
     for (path, method) in [
         ("/orders", "POST"),
@@ -460,7 +460,7 @@ async fn listed_origins_may_call_the_api_from_a_browser_and_no_other() {
     const SHOP: &str = "https://shop.example.com";
     let stack =
         ServiceStack::start_with(&[("APP_HTTP__CORS_ALLOWED_ORIGINS", SHOP.to_owned())]).await;
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
 
     for (path, method) in [
         ("/orders", "POST"),

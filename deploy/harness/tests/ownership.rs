@@ -21,7 +21,7 @@ impl<'a> Caller<'a> {
     fn new(stack: &'a ServiceStack, subject: &str, scopes: &[&str]) -> Self {
         Self {
             stack,
-            client: reqwest::Client::new(),
+            client: harness::http_client(),
             token: test_token_issuer()
                 .issue(subject, scopes, Duration::from_secs(3600))
                 .unwrap(),

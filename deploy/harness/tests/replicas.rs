@@ -29,7 +29,7 @@ async fn three_replicas_under_load_keep_every_listing_exact() {
         stack.start_query_replica().await,
         stack.start_query_replica().await,
     ];
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
 
     let gateway = &stack.gateway;
     let clients = (0..CLIENTS).map(|c| {

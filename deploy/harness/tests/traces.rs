@@ -80,7 +80,7 @@ async fn an_order_and_its_read_are_one_trace_across_both_services_in_causal_orde
     // Nothing the services start themselves is sampled: only the client's sampled flag
     // records this trace (parent-based sampling).
     let stack = ServiceStack::start_with(&tracing_environment("0")).await;
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
     let (trace_id, traceparent) = new_trace_parent();
     let client_span = traceparent.split('-').nth(2).unwrap().to_owned();
     let request_id = format!("trace-test-{trace_id}");
@@ -209,7 +209,7 @@ async fn an_order_and_its_read_are_one_trace_across_both_services_in_causal_orde
 #[tokio::test]
 async fn a_trace_the_service_starts_follows_its_sample_ratio() {
     let stack = ServiceStack::start_with(&tracing_environment("1")).await;
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
     let placed = client
         .post(stack.gateway.url("/orders"))
         .json(&order("sampled@example.com"))
@@ -274,7 +274,7 @@ async fn without_a_collector_orders_are_served_and_dropped_spans_are_counted() {
         ("APP_TRACES__MAX_QUEUED_SPANS", "4".to_owned()),
     ])
     .await;
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
     for n in 0..10 {
         let placed = client
             .post(stack.gateway.url("/orders"))
@@ -314,7 +314,7 @@ fn deploy_trace(args: &[&str]) -> std::process::Output {
 #[tokio::test]
 async fn deploy_trace_prints_an_order_s_trace_from_its_id_or_its_request_id() {
     let stack = ServiceStack::start_with(&tracing_environment("1")).await;
-    let client = reqwest::Client::new();
+    let client = harness::http_client();
     let request_id = format!("deploy-trace-{}", uuid::Uuid::new_v4().simple());
     let placed = client
         .post(stack.gateway.url("/orders"))

@@ -66,7 +66,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         numbering: std::sync::Mutex::default(),
         amqp_url,
         broker,
-        client: reqwest::Client::new(),
+        client: harness::http_client(),
         _scratch: (vhost, mongo),
     };
     // Events published before the consumer declared its queue would be unroutable.
