@@ -200,6 +200,49 @@ pub async fn fresh_vhost() -> TestVhost {
 }
 
 impl TestVhost {
+    /// Closes the vhost's connections that call themselves `connection_name`, as an operator's
+    /// forced close in the management UI does, once at least one is open; how many it closed.
+    pub async fn close_connections(&self, connection_name: &str) -> usize {
+        let api = BrokerApi::from_env();
+        let listing = format!("/vhosts/{}/connections", self.name);
+        let names: Vec<String> = eventually(
+            &format!(
+                "a connection named {connection_name} in vhost {}",
+                self.name
+            ),
+            Duration::from_secs(30),
+            || async {
+                let response = api.send(reqwest::Method::GET, &listing, None).await.ok()?;
+                let connections: serde_json::Value = response.json().await.ok()?;
+                let names: Vec<String> = connections
+                    .as_array()?
+                    .iter()
+                    .filter(|connection| {
+                        connection["client_properties"]["connection_name"] == connection_name
+                    })
+                    .filter_map(|connection| connection["name"].as_str().map(str::to_owned))
+                    .collect();
+                (!names.is_empty()).then_some(names)
+            },
+        )
+        .await;
+        for name in &names {
+            let mut url = reqwest::Url::parse(&format!("{}/api/connections", api.url))
+                .expect("the management API's URL");
+            url.path_segments_mut()
+                .expect("an HTTP URL has a path")
+                .push(name);
+            api.client
+                .delete(url)
+                .basic_auth(&api.user, Some(&api.password))
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .unwrap_or_else(|error| panic!("cannot close connection {name}: {error}"));
+        }
+        names.len()
+    }
+
     /// The name of the vhost's user for `role` (`publisher` or `consumer`).
     fn service_user(&self, role: &str) -> String {
         format!("{}_{role}", self.name)

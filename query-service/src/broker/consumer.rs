@@ -1,4 +1,4 @@
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use lapin::message::Delivery;
@@ -19,12 +19,17 @@ use crate::metrics::ProjectionMetrics;
 use crate::projection::{Outcome, Projector};
 use crate::read_models::NumberedEvent;
 
+/// How often the consumer checks that its connection is still up.
+const CONNECTION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 enum ConsumeError {
     #[error(transparent)]
     Broker(#[from] lapin::Error),
     #[error("the broker cancelled the consumer")]
     Cancelled,
+    #[error("the connection to the broker is lost")]
+    Lost,
     #[error("cannot move an unusable message: {0}")]
     Republish(#[from] RepublishError),
 }
@@ -87,8 +92,24 @@ impl EventConsumer {
         log::info!("event consumer stopped");
     }
 
+    /// One connection's session: consumes until `shutdown` (`Ok`) or until the connection is
+    /// lost, whatever the session is waiting for at that moment.
     async fn consume(&self, shutdown: &CancellationToken) -> Result<(), ConsumeError> {
         let connection = self.settings.url.connect("query-service").await?;
+        tokio::select! {
+            biased;
+            ended = self.consume_on(&connection, shutdown) => ended?,
+            lost = connection_lost(&connection) => return Err(lost),
+        }
+        connection.close(200, "shutting down".into()).await?;
+        Ok(())
+    }
+
+    async fn consume_on(
+        &self,
+        connection: &lapin::Connection,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ConsumeError> {
         let channel = connection.create_channel().await?;
         declare_topology(&channel, &self.settings.queue).await?;
         let republisher = connection.create_channel().await?;
@@ -110,7 +131,6 @@ impl EventConsumer {
         self.status.set_connected(true);
         log::info!("event consumer attached to queue {}", self.settings.queue);
 
-        let mut connection_events = Box::pin(connection.events_listener());
         let batch_size = usize::from(self.settings.batch_size);
         let mut batch: Vec<Received> = Vec::with_capacity(batch_size);
         loop {
@@ -121,7 +141,6 @@ impl EventConsumer {
                 let next = tokio::select! {
                     biased;
                     () = shutdown.cancelled() => break,
-                    error = connection_error(&mut connection_events) => return Err(error.into()),
                     next = deliveries.next() => next,
                     () = sleep_until_some(closes) => break,
                 };
@@ -143,12 +162,10 @@ impl EventConsumer {
             }
             if shutdown.is_cancelled() || !self.apply(&batch, shutdown).await? {
                 // Whatever is still unacknowledged goes back to the queue.
-                break;
+                return Ok(());
             }
             batch.clear();
         }
-        connection.close(200, "shutting down".into()).await?;
-        Ok(())
     }
 
     /// Applies `batch`, retrying while MongoDB fails, and acknowledges it. `false` when
@@ -321,17 +338,28 @@ fn trace_batch(batch: &[Received], (started, applied): (SystemTime, SystemTime))
     );
 }
 
-/// The connection's next error. lapin fails the consumer's stream too, but a reset connection
-/// once left the stream waiting for good (the fault suite's broker stop, under load).
-async fn connection_error(
-    events: &mut (impl futures::Stream<Item = lapin::Event> + Unpin),
-) -> lapin::Error {
-    while let Some(event) = events.next().await {
-        if let lapin::Event::Error(error) = event {
-            return error;
+/// Resolves when `connection` is lost: on lapin's error event, or when its state is no longer
+/// connected, checked every second. lapin fails the consumer's stream and the pending calls
+/// too, but not always: a reset connection once left the stream waiting for good (the fault
+/// suite's broker stop, under load), and a call made as the connection died (the batch's
+/// acknowledgement) once waited for an answer that never came.
+async fn connection_lost(connection: &lapin::Connection) -> ConsumeError {
+    let mut events = connection.events_listener();
+    let mut check = tokio::time::interval(CONNECTION_CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            Some(event) = events.next() => {
+                if let lapin::Event::Error(error) = event {
+                    return error.into();
+                }
+            }
+            _ = check.tick() => {
+                if !connection.status().connected() {
+                    return ConsumeError::Lost;
+                }
+            }
         }
     }
-    std::future::pending().await
 }
 
 /// Sleeps until `deadline`, or forever without one.

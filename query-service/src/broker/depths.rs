@@ -3,6 +3,7 @@
 //! that does nothing else (a passive declaration of a missing queue closes its channel).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
@@ -10,6 +11,11 @@ use lapin::Channel;
 use tokio::sync::Mutex;
 
 use super::topology::{dead_letter_queue_name, retry_queue_name};
+
+/// How long a probe waits for the broker's answers. A call made as the connection dies can wait
+/// for good, and the probe holds the channel (which the consumer's next session replaces) while
+/// it waits.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The depth of each of the projection's queues, by the name the metric labels it with.
 pub type QueueDepths = Vec<(&'static str, u32)>;
@@ -39,6 +45,14 @@ impl QueueDepthProbe {
 
     /// The depths, or `None` while there is no working channel.
     pub async fn depths(&self) -> Option<QueueDepths> {
+        let probed = tokio::time::timeout(PROBE_TIMEOUT, self.probe()).await;
+        probed.unwrap_or_else(|_| {
+            log::warn!("no answer to the queue depth probe within {PROBE_TIMEOUT:?}");
+            None
+        })
+    }
+
+    async fn probe(&self) -> Option<QueueDepths> {
         let channel = self.channel.lock().await;
         let channel = channel
             .as_ref()

@@ -26,7 +26,8 @@ pub struct TestApp {
     pub publisher: TestPublisher,
     /// Numbers the test's events as the command side would, in the order they are made.
     numbering: std::sync::Mutex<LogNumbering>,
-    _scratch: (harness::TestVhost, harness::TestMongoDatabase),
+    pub vhost: harness::TestVhost,
+    mongo: harness::TestMongoDatabase,
 }
 
 /// The real application on a random port, with its own vhost and read database.
@@ -67,7 +68,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         amqp_url,
         broker,
         client: harness::http_client(),
-        _scratch: (vhost, mongo),
+        vhost,
+        mongo,
     };
     // Events published before the consumer declared its queue would be unroutable.
     let ready_url = format!("{}/health/ready", app.address);
@@ -164,11 +166,10 @@ impl TestApp {
     /// which a test's read database starts with).
     pub async fn documents(&self, collection: &str) -> Vec<mongodb::bson::Document> {
         use futures::TryStreamExt;
-        let scratch = &self._scratch.1;
-        mongodb::Client::with_uri_str(&scratch.uri)
+        mongodb::Client::with_uri_str(&self.mongo.uri)
             .await
             .unwrap()
-            .database(&scratch.name)
+            .database(&self.mongo.name)
             .collection::<mongodb::bson::Document>(collection)
             .find(mongodb::bson::doc! {})
             .await

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use chrono::{SubsecRound, TimeDelta, Utc};
-use harness::{eventually, take_message};
+use harness::{eventually, metric, scrape_metrics, take_message, PrivateReadStore};
 use serde_json::{json, Value};
 use shared_events::fixtures::{with_customer_summary, ON_NEW_ORDER_V1_JSON, ON_NEW_ORDER_V3_JSON};
 use shared_events::{CustomerSummary, OrderEvent};
@@ -472,4 +472,46 @@ async fn the_consumer_attaches_through_the_first_broker_address_that_answers() {
         .get_eventually(&format!("/orders/{}", placed.aggregate_id))
         .await;
     assert_eq!(order["customer"]["email"], "ada@example.com");
+}
+
+#[tokio::test]
+async fn a_connection_the_broker_closes_mid_batch_is_reopened_and_the_batch_applied_once() {
+    let store = PrivateReadStore::start().await;
+    let app = spawn_app_with(|settings| {
+        settings.mongodb.uri = store.uri();
+        settings.mongodb.batch_timeout_ms = 300;
+    })
+    .await;
+    let first = app.placed("reconnected@example.com", 1, Utc::now());
+    app.publish(&first).await;
+    app.get_eventually(&format!("/orders/{}", first.aggregate_id))
+        .await;
+
+    // The next batch is taken and held: its write cannot reach the frozen store.
+    store.pause();
+    let held = app.placed("reconnected@example.com", 2, Utc::now());
+    app.publish(&held).await;
+    eventually(
+        "the held batch to be retried",
+        Duration::from_secs(5),
+        || async {
+            let page = scrape_metrics(&app.client, &app.metrics_address).await;
+            (metric(&page, r#"events_retried_total{reason="store_unavailable"}"#) >= Some(1.0))
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(app.vhost.close_connections("query-service").await, 1);
+    store.resume();
+
+    let order = app
+        .get_eventually(&format!("/orders/{}", held.aggregate_id))
+        .await;
+    assert_eq!(order["quantity"], 2, "{order}");
+    let customer = app
+        .get_eventually("/customers/reconnected@example.com")
+        .await;
+    assert_eq!(customer["orderCount"], 2, "{customer}");
+    // The consumer is attached again: what is published now is applied too.
+    app.wait_until_processed().await;
 }
