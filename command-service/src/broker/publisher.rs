@@ -53,7 +53,9 @@ impl EventPublisher {
 
     /// Publishes every message as persistent and mandatory, in order, without waiting for
     /// the broker: the confirms are awaited through the answer, for at most `confirm_timeout`
-    /// from now, while the next messages go out.
+    /// from now, while the next messages go out. A message not even sent by then counts as
+    /// unconfirmed: lapin can leave a frame queued for good on a connection that died as it
+    /// was queued.
     pub async fn publish_all(
         &self,
         messages: Vec<OutboxMessage>,
@@ -63,7 +65,10 @@ impl EventPublisher {
         let published_at = SystemTime::now();
         let mut confirms = Vec::with_capacity(messages.len());
         for message in &messages {
-            confirms.push(self.publish(message).await);
+            let sent = timeout_at(deadline, self.publish(message))
+                .await
+                .unwrap_or(Err(PublishError::Unconfirmed(confirm_timeout)));
+            confirms.push(sent);
         }
         PendingConfirms {
             messages,
