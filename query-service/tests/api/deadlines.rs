@@ -4,20 +4,15 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use harness::{eventually, metric, scrape_metrics, PrivateReadStore};
+use harness::PrivateReadStore;
 use serde_json::Value;
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::spawn_app_on;
 
 #[tokio::test]
 async fn a_frozen_read_database_fails_reads_with_503_and_the_projection_retries_until_it_answers() {
     let store = PrivateReadStore::start().await;
-    let app = spawn_app_with(|settings| {
-        settings.mongodb.uri = store.uri();
-        settings.mongodb.read_timeout_ms = 300;
-        settings.mongodb.batch_timeout_ms = 300;
-    })
-    .await;
+    let app = spawn_app_on(&store).await;
     let before = app.placed("frozen@example.com", 1, Utc::now());
     app.publish(&before).await;
     app.get_eventually(&format!("/orders/{}", before.aggregate_id))
@@ -39,16 +34,7 @@ async fn a_frozen_read_database_fails_reads_with_503_and_the_projection_retries_
 
     let during = app.placed("frozen@example.com", 2, Utc::now());
     app.publish(&during).await;
-    eventually(
-        "the frozen batch to be abandoned and retried",
-        Duration::from_secs(5),
-        || async {
-            let page = scrape_metrics(&app.client, &app.metrics_address).await;
-            (metric(&page, r#"events_retried_total{reason="store_unavailable"}"#) >= Some(1.0))
-                .then_some(())
-        },
-    )
-    .await;
+    app.wait_until_a_batch_is_retried().await;
 
     store.resume();
     let applied = app

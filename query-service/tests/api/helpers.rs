@@ -1,7 +1,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use harness::{eventually, json_when_ok, run_in_background, InProcess, TestPublisher};
+use harness::{
+    eventually, json_when_ok, metric, run_in_background, scrape_metrics, InProcess,
+    PrivateReadStore, TestPublisher,
+};
 use query_service::config::{BrokerSettings, Settings};
 use query_service::rebuild::numbering::LogNumbering;
 use query_service::startup::Application;
@@ -33,6 +36,17 @@ pub struct TestApp {
 /// The real application on a random port, with its own vhost and read database.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// The real application on a read store of the test's own, which the test can freeze: reads
+/// and a batch's writes give up after 300 ms.
+pub async fn spawn_app_on(store: &PrivateReadStore) -> TestApp {
+    spawn_app_with(|settings| {
+        settings.mongodb.uri = store.uri();
+        settings.mongodb.read_timeout_ms = 300;
+        settings.mongodb.batch_timeout_ms = 300;
+    })
+    .await
 }
 
 /// The same, with the test settings changed by `adjust`.
@@ -177,6 +191,21 @@ impl TestApp {
             .try_collect()
             .await
             .unwrap()
+    }
+
+    /// Waits until the projection has given up on a batch's write at least once and retries
+    /// it (the read store frozen).
+    pub async fn wait_until_a_batch_is_retried(&self) {
+        eventually(
+            "a batch to be abandoned and retried",
+            Duration::from_secs(5),
+            || async {
+                let page = scrape_metrics(&self.client, &self.metrics_address).await;
+                (metric(&page, r#"events_retried_total{reason="store_unavailable"}"#) >= Some(1.0))
+                    .then_some(())
+            },
+        )
+        .await;
     }
 
     /// Publishes a sentinel order and waits until it is readable: with one lane, events are

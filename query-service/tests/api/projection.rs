@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use chrono::{SubsecRound, TimeDelta, Utc};
-use harness::{eventually, metric, scrape_metrics, take_message, PrivateReadStore};
+use harness::{eventually, take_message, PrivateReadStore};
 use serde_json::{json, Value};
 use shared_events::fixtures::{with_customer_summary, ON_NEW_ORDER_V1_JSON, ON_NEW_ORDER_V3_JSON};
 use shared_events::{CustomerSummary, OrderEvent};
@@ -15,7 +15,7 @@ use query_service::broker::{
     ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER,
 };
 
-use crate::helpers::{new_order, spawn_app, spawn_app_with};
+use crate::helpers::{new_order, spawn_app, spawn_app_on, spawn_app_with};
 use service_support::broker::BrokerAddresses;
 
 #[tokio::test]
@@ -477,11 +477,7 @@ async fn the_consumer_attaches_through_the_first_broker_address_that_answers() {
 #[tokio::test]
 async fn a_connection_the_broker_closes_mid_batch_is_reopened_and_the_batch_applied_once() {
     let store = PrivateReadStore::start().await;
-    let app = spawn_app_with(|settings| {
-        settings.mongodb.uri = store.uri();
-        settings.mongodb.batch_timeout_ms = 300;
-    })
-    .await;
+    let app = spawn_app_on(&store).await;
     let first = app.placed("reconnected@example.com", 1, Utc::now());
     app.publish(&first).await;
     app.get_eventually(&format!("/orders/{}", first.aggregate_id))
@@ -491,16 +487,7 @@ async fn a_connection_the_broker_closes_mid_batch_is_reopened_and_the_batch_appl
     store.pause();
     let held = app.placed("reconnected@example.com", 2, Utc::now());
     app.publish(&held).await;
-    eventually(
-        "the held batch to be retried",
-        Duration::from_secs(5),
-        || async {
-            let page = scrape_metrics(&app.client, &app.metrics_address).await;
-            (metric(&page, r#"events_retried_total{reason="store_unavailable"}"#) >= Some(1.0))
-                .then_some(())
-        },
-    )
-    .await;
+    app.wait_until_a_batch_is_retried().await;
     assert_eq!(app.vhost.close_connections("query-service").await, 1);
     store.resume();
 
