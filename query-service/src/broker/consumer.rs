@@ -105,6 +105,7 @@ impl EventConsumer {
         Ok(())
     }
 
+    /// Declares the topology, attaches to the queue and applies batches until `shutdown`.
     async fn consume_on(
         &self,
         connection: &lapin::Connection,
@@ -339,10 +340,9 @@ fn trace_batch(batch: &[Received], (started, applied): (SystemTime, SystemTime))
 }
 
 /// Resolves when `connection` is lost: on lapin's error event, or when its state is no longer
-/// connected, checked every second. lapin fails the consumer's stream and the pending calls
-/// too, but not always: a reset connection once left the stream waiting for good (the fault
-/// suite's broker stop, under load), and a call made as the connection died (the batch's
-/// acknowledgement) once waited for an answer that never came.
+/// connected, checked every second. lapin fails the delivery stream and the pending calls too,
+/// but a call made as the connection dies (the batch's acknowledgement, in the fault suite's
+/// broker stop) is dropped by lapin with its promise unresolved, and waits for good.
 async fn connection_lost(connection: &lapin::Connection) -> ConsumeError {
     let mut events = connection.events_listener();
     let mut check = tokio::time::interval(CONNECTION_CHECK_INTERVAL);
