@@ -339,8 +339,9 @@ fn trace_batch(batch: &[Received], (started, applied): (SystemTime, SystemTime))
     );
 }
 
-/// Resolves when `connection` is lost: on lapin's error event, or when its state is no longer
-/// connected, checked every second. lapin fails the delivery stream and the pending calls too,
+/// Resolves when `connection` is lost or one of its channels fails (the session needs each
+/// of them): on lapin's error event, or when the connection's state is no longer connected,
+/// checked every second. lapin fails the delivery stream and the pending calls too,
 /// but a call made as the connection dies (the batch's acknowledgement, in the fault suite's
 /// broker stop) is dropped by lapin with its promise unresolved, and waits for good.
 async fn connection_lost(connection: &lapin::Connection) -> ConsumeError {
