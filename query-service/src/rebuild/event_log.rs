@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use shared_events::RawEnvelope;
@@ -19,6 +21,11 @@ pub struct LoggedEvent {
     pub envelope: RawEnvelope,
 }
 
+/// How long the client keeps a connection idle: under command-service's keep-alive (actix-web's
+/// 5 s). A page requested on a connection just as the server closes it for idleness fails
+/// without an answer, and a page's write to the read store can take that long.
+const IDLE_CONNECTION_LIFETIME: Duration = Duration::from_secs(2);
+
 /// Reads the write side's event log over HTTP, with the admin token; the query side holds no
 /// database credentials of the write side.
 pub struct EventLogClient {
@@ -29,16 +36,18 @@ pub struct EventLogClient {
 }
 
 impl EventLogClient {
-    pub fn new(settings: &RebuildSettings) -> Self {
-        Self {
-            client: reqwest::Client::new(),
+    pub fn new(settings: &RebuildSettings) -> Result<Self, RebuildError> {
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(IDLE_CONNECTION_LIFETIME)
+                .build()?,
             url: format!(
                 "{}/admin/events",
                 settings.event_log_url.trim_end_matches('/')
             ),
             token: settings.event_log_token.clone(),
             page_size: settings.page_size,
-        }
+        })
     }
 
     /// The events after position `after`, oldest first.

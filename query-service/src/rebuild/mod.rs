@@ -100,7 +100,7 @@ pub async fn plan_rebuild(settings: &Settings) -> Result<RebuildPlan, RebuildErr
         .await?
         .active_generation()
         .await?;
-    let log_end = EventLogClient::new(&settings.rebuild)
+    let log_end = EventLogClient::new(&settings.rebuild)?
         .page_after(0)
         .await?
         .last_position;
@@ -206,7 +206,7 @@ async fn replay_log(
     expected: &mut Expected,
     progress: &mut impl FnMut(Progress),
 ) -> Result<u64, RebuildError> {
-    let log = EventLogClient::new(&settings.rebuild);
+    let log = EventLogClient::new(&settings.rebuild)?;
     let started = Instant::now();
     let mut last_report = Instant::now();
     let mut position = 0;
