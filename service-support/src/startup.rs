@@ -6,6 +6,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::net::TcpListener;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -23,6 +24,11 @@ use crate::metrics::{HttpMetrics, MetricsEndpoint};
 use crate::telemetry;
 use crate::traces::{TraceSettings, Traces};
 use crate::{cors, errors};
+
+/// How long a client's connection may stay idle before the service closes it. Whatever keeps
+/// idle connections to a service (the gateway's upstream pools, the tests' clients) closes them
+/// sooner, so that it never writes a request on a connection the service is closing.
+pub const HTTP_KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Why a service's HTTP side could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +123,7 @@ impl HttpFrontend {
                 .configure(move |config| routes(config))
                 .into_app()
         })
+        .keep_alive(HTTP_KEEP_ALIVE)
         .listen(listener)?
         .shutdown_timeout(listen.shutdown_timeout_secs)
         .run();

@@ -3,7 +3,8 @@
 //! shape without nginx's version, methods the API does not take are 405 on every path, HEAD
 //! works where GET does, the request id a client sees is the one both services log, redirects
 //! name no host, the access logs name routes and never an email, slow clients are cut off
-//! without holding up others, and browsers reach the API only from the origins listed.
+//! without holding up others, browsers reach the API only from the origins listed, and idle
+//! connections to the services are closed by the gateway before the services close them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
@@ -516,4 +517,36 @@ async fn listed_origins_may_call_the_api_from_a_browser_and_no_other() {
         .headers()
         .get("access-control-allow-origin")
         .is_none());
+}
+
+/// nginx writes a request on a pooled upstream connection without knowing whether the service
+/// is closing it, and does not retry a POST whose request was sent: each upstream pool must
+/// let its idle connections go before the services' keep-alive does.
+#[test]
+fn the_gateway_closes_idle_connections_to_the_services_before_they_do() {
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(harness::GATEWAY_TEMPLATE),
+    )
+    .expect("read the gateway template");
+    let mut upstreams = 0;
+    for block in template.split("upstream ").skip(1) {
+        let body = block.split("\n}").next().unwrap();
+        let timeout = body
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("keepalive_timeout "))
+            .unwrap_or_else(|| panic!("upstream {body} sets no keepalive_timeout (nginx: 60 s)"));
+        let seconds: u64 = timeout
+            .trim_end_matches(';')
+            .strip_suffix('s')
+            .and_then(|seconds| seconds.parse().ok())
+            .unwrap_or_else(|| panic!("keepalive_timeout {timeout} is not in whole seconds"));
+        assert!(
+            Duration::from_secs(seconds) < service_support::startup::HTTP_KEEP_ALIVE,
+            "upstream {body} keeps idle connections {seconds} s, as long as the services or longer"
+        );
+        upstreams += 1;
+    }
+    assert_eq!(upstreams, 2, "the command and query upstreams");
 }

@@ -1,7 +1,6 @@
-use std::time::Duration;
-
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use service_support::startup::HTTP_KEEP_ALIVE;
 use shared_events::RawEnvelope;
 
 use super::RebuildError;
@@ -21,11 +20,6 @@ pub struct LoggedEvent {
     pub envelope: RawEnvelope,
 }
 
-/// How long the client keeps a connection idle: under command-service's keep-alive (actix-web's
-/// 5 s). A page requested on a connection just as the server closes it for idleness fails
-/// without an answer, and a page's write to the read store can take that long.
-const IDLE_CONNECTION_LIFETIME: Duration = Duration::from_secs(2);
-
 /// Reads the write side's event log over HTTP, with the admin token; the query side holds no
 /// database credentials of the write side.
 pub struct EventLogClient {
@@ -38,8 +32,10 @@ pub struct EventLogClient {
 impl EventLogClient {
     pub fn new(settings: &RebuildSettings) -> Result<Self, RebuildError> {
         Ok(Self {
+            // A page requested on a connection just as command-service closes it for idleness
+            // would get no answer, and a page's write to the read store can take that long.
             client: reqwest::Client::builder()
-                .pool_idle_timeout(IDLE_CONNECTION_LIFETIME)
+                .pool_idle_timeout(HTTP_KEEP_ALIVE / 2)
                 .build()?,
             url: format!(
                 "{}/admin/events",
