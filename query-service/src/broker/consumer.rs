@@ -1,4 +1,4 @@
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use futures::StreamExt;
 use lapin::message::Delivery;
@@ -13,14 +13,12 @@ use tokio_util::sync::CancellationToken;
 use super::unusable::{route_unusable, usable_event, Disposition, RepublishError, UnusableMessage};
 use service_support::broker::{reconnect_backoff, BrokerStatus};
 
+use super::connection::connection_lost;
 use super::{declare_topology, QueueDepthProbe};
 use crate::config::BrokerSettings;
 use crate::metrics::ProjectionMetrics;
 use crate::projection::{Outcome, Projector};
 use crate::read_models::NumberedEvent;
-
-/// How often the consumer checks that its connection is still up.
-const CONNECTION_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 enum ConsumeError {
@@ -28,8 +26,6 @@ enum ConsumeError {
     Broker(#[from] lapin::Error),
     #[error("the broker cancelled the consumer")]
     Cancelled,
-    #[error("the connection to the broker is lost")]
-    Lost,
     #[error("cannot move an unusable message: {0}")]
     Republish(#[from] RepublishError),
 }
@@ -77,6 +73,8 @@ impl EventConsumer {
         while !shutdown.is_cancelled() {
             match self.consume(&shutdown).await {
                 Ok(()) => break,
+                // Whatever failed while closing at shutdown is no reason to reconnect.
+                Err(_) if shutdown.is_cancelled() => break,
                 Err(error) => {
                     self.status.set_connected(false);
                     let delay = backoff.next().unwrap_or_default();
@@ -98,14 +96,13 @@ impl EventConsumer {
         let connection = self.settings.url.connect("query-service").await?;
         tokio::select! {
             biased;
-            ended = self.consume_on(&connection, shutdown) => ended?,
-            lost = connection_lost(&connection) => return Err(lost),
+            ended = self.consume_on(&connection, shutdown) => ended,
+            lost = connection_lost(&connection) => Err(lost.into()),
         }
-        connection.close(200, "shutting down".into()).await?;
-        Ok(())
     }
 
-    /// Declares the topology, attaches to the queue and applies batches until `shutdown`.
+    /// Declares the topology, attaches to the queue and applies batches until `shutdown`, then
+    /// closes `connection`.
     async fn consume_on(
         &self,
         connection: &lapin::Connection,
@@ -162,7 +159,10 @@ impl EventConsumer {
                 }
             }
             if shutdown.is_cancelled() || !self.apply(&batch, shutdown).await? {
-                // Whatever is still unacknowledged goes back to the queue.
+                // Whatever is still unacknowledged goes back to the queue. Closed here, while
+                // the session's channels are open: closing the connection after they were
+                // dropped fails on a channel still closing.
+                connection.close(200, "shutting down".into()).await?;
                 return Ok(());
             }
             batch.clear();
@@ -337,30 +337,6 @@ fn trace_batch(batch: &[Received], (started, applied): (SystemTime, SystemTime))
         batch.iter().map(|received| received.trace.clone()),
         || vec![KeyValue::new("messaging.batch.message_count", size)],
     );
-}
-
-/// Resolves when `connection` is lost or one of its channels fails (the session needs each
-/// of them): on lapin's error event, or when the connection's state is no longer connected,
-/// checked every second. lapin fails the delivery stream and the pending calls too,
-/// but a call made as the connection dies (the batch's acknowledgement, in the fault suite's
-/// broker stop) is dropped by lapin with its promise unresolved, and waits for good.
-async fn connection_lost(connection: &lapin::Connection) -> ConsumeError {
-    let mut events = connection.events_listener();
-    let mut check = tokio::time::interval(CONNECTION_CHECK_INTERVAL);
-    loop {
-        tokio::select! {
-            Some(event) = events.next() => {
-                if let lapin::Event::Error(error) = event {
-                    return error.into();
-                }
-            }
-            _ = check.tick() => {
-                if !connection.status().connected() {
-                    return ConsumeError::Lost;
-                }
-            }
-        }
-    }
 }
 
 /// Sleeps until `deadline`, or forever without one.

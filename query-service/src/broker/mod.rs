@@ -1,5 +1,6 @@
 //! RabbitMQ through lapin: the queue topology and the consumer that feeds the projection.
 
+mod connection;
 mod consumer;
 mod depths;
 mod replay;

@@ -1,6 +1,7 @@
 use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 
+use super::connection::connection_lost;
 use super::topology::dead_letter_queue_name;
 use super::unusable::{
     copy_properties, publish_to_queue, RepublishError, ORIGINAL_ROUTING_KEY_HEADER,
@@ -10,9 +11,22 @@ use crate::config::BrokerSettings;
 /// Moves every message parked in the dead-letter queue back to the projection's queue, with
 /// its attempt count reset (the failure headers are dropped; the original routing key is kept
 /// for reference). Each message is acknowledged in the dead-letter queue only after the broker
-/// confirmed its copy, so a crash mid-way loses nothing. Returns how many were moved.
+/// confirmed its copy, so a crash mid-way loses nothing, and a lost connection ends the replay
+/// with an error rather than a wait. Returns how many were moved.
 pub async fn replay_dead_letters(settings: &BrokerSettings) -> Result<u64, RepublishError> {
     let connection = settings.url.connect("query-service replay").await?;
+    tokio::select! {
+        biased;
+        replayed = replay_on(&connection, settings) => replayed,
+        lost = connection_lost(&connection) => Err(lost.into()),
+    }
+}
+
+/// The replay on `connection`, which it closes at the end (its channel still open).
+async fn replay_on(
+    connection: &lapin::Connection,
+    settings: &BrokerSettings,
+) -> Result<u64, RepublishError> {
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
