@@ -43,7 +43,7 @@ impl Gateway {
         std::fs::write(
             state_dir.join("gateway.conf"),
             render(
-                &deploy_dir().join("..").join(GATEWAY_TEMPLATE),
+                &crate::repository().join(GATEWAY_TEMPLATE),
                 &[
                     (
                         "COMMAND_SERVICE_SERVERS",

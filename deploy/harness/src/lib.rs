@@ -155,15 +155,28 @@ impl BrokerApi {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> reqwest::Result<reqwest::Response> {
-        let mut request = self
-            .client
-            .request(method, format!("{}/api{path}", self.url))
-            .basic_auth(&self.user, Some(&self.password));
+        let mut request = self.request(method, format!("{}/api{path}", self.url));
         if let Some(body) = body {
             request = request.json(&body);
         }
         request.send().await
     }
+
+    /// A request to the management API's `url`, as its administrator.
+    fn request(
+        &self,
+        method: reqwest::Method,
+        url: impl reqwest::IntoUrl,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, url)
+            .basic_auth(&self.user, Some(&self.password))
+    }
+}
+
+/// The repository's root directory (the workspace's).
+pub fn repository() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// A test's own RabbitMQ vhost; dropping it deletes the vhost and the users
@@ -232,9 +245,7 @@ impl TestVhost {
             url.path_segments_mut()
                 .expect("an HTTP URL has a path")
                 .push(name);
-            api.client
-                .delete(url)
-                .basic_auth(&api.user, Some(&api.password))
+            api.request(reqwest::Method::DELETE, url)
                 .send()
                 .await
                 .and_then(reqwest::Response::error_for_status)

@@ -12,15 +12,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use harness::{run_validator, yaml_documents, GATEWAY_TEMPLATE};
+use harness::{repository, run_validator, yaml_documents, GATEWAY_TEMPLATE};
 use serde_json::Value;
 
 /// The services `docker compose up --scale` runs several of.
 const SCALABLE: [&str; 2] = ["command-service", "query-service"];
-
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn compose_file() -> PathBuf {
     repository().join("docker-compose.yml")

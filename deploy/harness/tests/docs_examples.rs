@@ -11,7 +11,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use harness::ServiceStack;
@@ -29,12 +28,8 @@ struct Example {
 
 /// The text of `page`'s section under `heading`, down to the next heading of its level or above.
 fn section(page: &str, heading: &str) -> String {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(page),
-    )
-    .unwrap_or_else(|error| panic!("read {page}: {error}"));
+    let text = std::fs::read_to_string(harness::repository().join(page))
+        .unwrap_or_else(|error| panic!("read {page}: {error}"));
     let level = heading.chars().take_while(|c| *c == '#').count();
     let start = text
         .find(&format!("\n{heading}\n"))

@@ -7,9 +7,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use harness::repository;
 
 fn markdown_files() -> Vec<PathBuf> {
     let mut files = vec![repository().join("README.md")];

@@ -524,12 +524,8 @@ async fn listed_origins_may_call_the_api_from_a_browser_and_no_other() {
 /// let its idle connections go before the services' keep-alive does.
 #[test]
 fn the_gateway_closes_idle_connections_to_the_services_before_they_do() {
-    let template = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(harness::GATEWAY_TEMPLATE),
-    )
-    .expect("read the gateway template");
+    let template = std::fs::read_to_string(harness::repository().join(harness::GATEWAY_TEMPLATE))
+        .expect("read the gateway template");
     let mut upstreams = 0;
     for block in template.split("upstream ").skip(1) {
         let body = block.split("\n}").next().unwrap();
