@@ -15,12 +15,13 @@ fn target_dir() -> PathBuf {
     )
 }
 
-/// The workspace's binary `name`, as `cargo build` leaves it.
+/// The workspace's binary `name`, as `cargo test --workspace` (which builds every binary of
+/// the packages with integration tests before running any test) or `cargo build` leaves it.
 pub fn binary(name: &str) -> PathBuf {
     let path = target_dir().join("debug").join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first (deploy/test does)",
+        "{} is missing: run the tests with `cargo test --workspace`, or `cargo build --workspace --bins` first",
         path.display()
     );
     path
