@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use harness::eventually;
 
-use crate::helpers::{spawn_app, spawn_app_with, CONSISTENCY_WAIT_MS};
+use crate::helpers::{spawn_app, spawn_app_with};
 
 fn token_of(event: &shared_events::EventEnvelope) -> String {
     format!("{}.{}", event.aggregate_id, event.aggregate_version)
@@ -52,7 +52,8 @@ async fn a_token_in_the_query_string_covers_the_customer_summary_too() {
 
 #[tokio::test]
 async fn a_token_the_read_model_never_reaches_is_answered_503_after_the_bounded_wait() {
-    let app = spawn_app().await;
+    const WAIT_MS: u64 = 500;
+    let app = spawn_app_with(|settings| settings.consistency.max_wait_ms = WAIT_MS).await;
     let never_published = app.placed("ada@example.com", 3, Utc::now());
     let started = Instant::now();
     let response = app
@@ -69,7 +70,7 @@ async fn a_token_the_read_model_never_reaches_is_answered_503_after_the_bounded_
     assert_eq!(body["error"], "not_yet_consistent");
     assert_eq!(body["consistencyToken"], token_of(&never_published));
     assert!(
-        waited.as_millis() >= u128::from(CONSISTENCY_WAIT_MS),
+        waited.as_millis() >= u128::from(WAIT_MS),
         "answered after {waited:?}, before the configured wait"
     );
 }
