@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::unusable::{route_unusable, usable_event, Disposition, RepublishError, UnusableMessage};
 use service_support::broker::{reconnect_backoff, BrokerStatus};
 
-use super::connection::connection_lost;
+use super::connection::while_connected;
 use super::{declare_topology, QueueDepthProbe};
 use crate::config::BrokerSettings;
 use crate::metrics::ProjectionMetrics;
@@ -94,11 +94,7 @@ impl EventConsumer {
     /// lost, whatever the session is waiting for at that moment.
     async fn consume(&self, shutdown: &CancellationToken) -> Result<(), ConsumeError> {
         let connection = self.settings.url.connect("query-service").await?;
-        tokio::select! {
-            biased;
-            ended = self.consume_on(&connection, shutdown) => ended,
-            lost = connection_lost(&connection) => Err(lost.into()),
-        }
+        while_connected(&connection, self.consume_on(&connection, shutdown)).await
     }
 
     /// Declares the topology, attaches to the queue and applies batches until `shutdown`, then

@@ -1,7 +1,7 @@
 use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 
-use super::connection::connection_lost;
+use super::connection::while_connected;
 use super::topology::dead_letter_queue_name;
 use super::unusable::{
     copy_properties, publish_to_queue, RepublishError, ORIGINAL_ROUTING_KEY_HEADER,
@@ -15,11 +15,7 @@ use crate::config::BrokerSettings;
 /// with an error rather than a wait. Returns how many were moved.
 pub async fn replay_dead_letters(settings: &BrokerSettings) -> Result<u64, RepublishError> {
     let connection = settings.url.connect("query-service replay").await?;
-    tokio::select! {
-        biased;
-        replayed = replay_on(&connection, settings) => replayed,
-        lost = connection_lost(&connection) => Err(lost.into()),
-    }
+    while_connected(&connection, replay_on(&connection, settings)).await
 }
 
 /// The replay on `connection`, which it closes at the end (its channel still open).
