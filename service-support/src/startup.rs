@@ -30,6 +30,12 @@ use crate::{cors, errors};
 /// sooner, so that it never writes a request on a connection the service is closing.
 pub const HTTP_KEEP_ALIVE: Duration = Duration::from_secs(5);
 
+/// How long the workspace's own HTTP clients of the services (the tests', the rebuild's) keep a
+/// pooled connection idle: half of [`HTTP_KEEP_ALIVE`], so that a request is never written on a
+/// connection the service is closing (it would get no answer).
+pub const CLIENT_IDLE_TIMEOUT: Duration =
+    Duration::from_millis(HTTP_KEEP_ALIVE.as_millis() as u64 / 2);
+
 /// Why a service's HTTP side could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum FrontendError {

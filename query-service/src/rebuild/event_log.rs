@@ -1,6 +1,6 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use service_support::startup::HTTP_KEEP_ALIVE;
+use service_support::startup::CLIENT_IDLE_TIMEOUT;
 use shared_events::RawEnvelope;
 
 use super::RebuildError;
@@ -35,7 +35,7 @@ impl EventLogClient {
             // A page requested on a connection just as command-service closes it for idleness
             // would get no answer, and a page's write to the read store can take that long.
             client: reqwest::Client::builder()
-                .pool_idle_timeout(HTTP_KEEP_ALIVE / 2)
+                .pool_idle_timeout(CLIENT_IDLE_TIMEOUT)
                 .build()?,
             url: format!(
                 "{}/admin/events",
