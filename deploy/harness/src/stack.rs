@@ -73,6 +73,12 @@ impl ServiceStack {
         ];
         query_env.extend(extra.iter().cloned());
         let query = ServiceProcess::start("query-service", &query_env).await;
+        // Until its consumer is attached, the query service is still declaring its queues. A
+        // test that ended sooner would delete the vhost under a declaration, and RabbitMQ then
+        // restarts the new retry queue's dead-letter worker until the supervisor of all such
+        // workers gives up (seen with 3.10; rabbitmq-server#16652 on 4.2): every queue with
+        // at-least-once dead-lettering declared later on the node fails, every later test too.
+        query.wait_until_ready("rabbitmq").await;
         let gateway = Gateway::start(&command.address(), &query.address()).await;
         Self {
             gateway,
