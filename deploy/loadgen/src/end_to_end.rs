@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
+use crate::arrivals::Arrivals;
 use crate::stats::{Latencies, Summary};
 use crate::Options;
 
@@ -144,9 +145,9 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
     let deadline = options
         .duration
         .map(|secs| started + Duration::from_secs_f64(secs));
-    let per_worker_interval = options
+    let arrivals = options
         .rate
-        .map(|rate| Duration::from_secs_f64(options.concurrency as f64 / rate));
+        .map(|rate| Arrivals::new(rate, options.concurrency));
 
     let mut workers = JoinSet::new();
     for _ in 0..options.concurrency {
@@ -162,7 +163,7 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
         let gateway = options.gateway.clone();
         let (count, lag_every) = (options.count, options.lag_sample_every);
         workers.spawn(async move {
-            let mut next_slot = Instant::now();
+            let mut next_slot = Instant::now() + arrivals.map_or(Duration::ZERO, |a| a.next_gap());
             loop {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 if count.is_some_and(|count| n >= count)
@@ -170,9 +171,9 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
                 {
                     break;
                 }
-                if let Some(interval) = per_worker_interval {
+                if let Some(arrivals) = arrivals {
                     tokio::time::sleep_until(next_slot.into()).await;
-                    next_slot += interval;
+                    next_slot += arrivals.next_gap();
                 }
                 let sent = Instant::now();
                 let response = client.post(&url).json(&order(n)).send().await;

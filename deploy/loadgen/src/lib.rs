@@ -2,6 +2,7 @@
 //! and compares the end-to-end rate with each component's own rate, measured in the same run
 //! with the same number of clients.
 
+mod arrivals;
 mod baselines;
 mod cpu;
 mod end_to_end;
@@ -44,7 +45,8 @@ pub struct Options {
     /// printed first says how long each takes).
     #[arg(long)]
     pub duration: Option<f64>,
-    /// Hold the total posting rate at this many orders/s (default: as fast as answered).
+    /// Hold the total posting rate at this many orders/s, arriving as independent clients' orders
+    /// do (a Poisson process; default: as fast as answered).
     #[arg(long)]
     pub rate: Option<f64>,
     /// Measure the projection lag of one accepted order in this many.
