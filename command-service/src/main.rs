@@ -7,9 +7,6 @@ use command_service::store::Store;
 use service_support::cli::IssueToken;
 use service_support::startup::{run, with_settings};
 
-// mimalloc: measured against the system allocator in docs/performance.md.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Accepts orders and cancellations, commits each with its event to PostgreSQL, and relays the
 /// events to RabbitMQ. Settings come from config/*.toml and APP_-prefixed variables

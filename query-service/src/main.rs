@@ -8,9 +8,6 @@ use query_service::startup::Application;
 use service_support::cli::IssueToken;
 use service_support::startup::{run, with_settings};
 
-// mimalloc: measured against the system allocator in docs/performance.md.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Projects the order events into MongoDB read models and serves every read. Settings come
 /// from config/*.toml and APP_-prefixed variables (docs/configuration.md).
