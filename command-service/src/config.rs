@@ -92,6 +92,7 @@ pub struct GroupCommitSettings {
     pub enabled: bool,
     pub max_size: usize,
     pub max_wait_ms: u64,
+    pub max_gap_ms: u64,
     pub committers: usize,
     pub queue_capacity: usize,
 }
@@ -138,6 +139,12 @@ impl LayeredSettings for Settings {
         }
         if group_commit.max_wait_ms > 1000 {
             return Err(invalid("group_commit.max_wait_ms", "must be at most 1000"));
+        }
+        if group_commit.max_gap_ms > group_commit.max_wait_ms {
+            return Err(invalid(
+                "group_commit.max_gap_ms",
+                "must be at most group_commit.max_wait_ms",
+            ));
         }
         if !(1..=self.database.pool_size as usize).contains(&group_commit.committers) {
             return Err(invalid(
@@ -252,6 +259,19 @@ mod tests {
         .unwrap_err();
         assert!(
             error.to_string().contains("group_commit.committers"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_group_gap_longer_than_the_group_wait_is_refused() {
+        let error = Settings::from_env([
+            ("APP_GROUP_COMMIT__MAX_WAIT_MS", "2"),
+            ("APP_GROUP_COMMIT__MAX_GAP_MS", "3"),
+        ])
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("group_commit.max_gap_ms"),
             "{error}"
         );
     }

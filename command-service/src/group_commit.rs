@@ -2,8 +2,9 @@
 //! PostgreSQL transaction, instead of one transaction each.
 //!
 //! A handler hands its order to a bounded queue and waits for that order's own outcome. A
-//! committer takes what is queued (up to `max_size` orders, waiting at most `max_wait_ms`
-//! after the first for more), commits it as one group with [`Store::place_orders`] and answers
+//! committer takes what is queued (up to `max_size` orders, waiting for more while they keep
+//! arriving less than `max_gap_ms` apart, at most `max_wait_ms` after the first), commits it as
+//! one group with [`Store::place_orders`] and answers
 //! every waiting handler (the store tells the relay of the group's events). While one group commits the next one
 //! gathers, so the busier the service, the larger the groups and the cheaper each order.
 //! Every answer still comes after its own order is durably committed with its event.
@@ -110,7 +111,8 @@ impl Committers {
     }
 
     /// The next group: the first order to arrive, then whatever else is queued or arrives
-    /// within `max_wait` of it, up to `max_size`. `None` once shut down with nothing queued.
+    /// within `max_gap` of the order before it and `max_wait` of the first, up to `max_size`.
+    /// `None` once shut down with nothing queued.
     async fn next_group(&self, shutdown: &CancellationToken) -> Option<Vec<Queued>> {
         let mut queue = self.queue.lock().await;
         let first = tokio::select! {
@@ -119,15 +121,20 @@ impl Committers {
             () = shutdown.cancelled() => queue.try_recv().ok()?,
         };
         let deadline = Instant::now() + Duration::from_millis(self.settings.max_wait_ms);
+        let gap = Duration::from_millis(self.settings.max_gap_ms);
         let mut group = vec![first];
         while group.len() < self.settings.max_size {
             match queue.try_recv() {
                 Ok(queued) => group.push(queued),
                 Err(_) if self.settings.max_wait_ms == 0 || shutdown.is_cancelled() => break,
-                Err(_) => match tokio::time::timeout_at(deadline, queue.recv()).await {
-                    Ok(Some(queued)) => group.push(queued),
-                    Ok(None) | Err(_) => break,
-                },
+                Err(_) => {
+                    match tokio::time::timeout_at(deadline.min(Instant::now() + gap), queue.recv())
+                        .await
+                    {
+                        Ok(Some(queued)) => group.push(queued),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
             }
         }
         Some(group)
@@ -145,7 +152,11 @@ mod tests {
     use crate::domain::{Customer, Description, EmailAddress, NewOrder, PersonName, Quantity};
 
     /// Committers whose store is never reached: these tests only gather groups.
-    fn committers(max_size: usize, max_wait_ms: u64) -> (mpsc::Sender<Queued>, Committers) {
+    fn committers(
+        max_size: usize,
+        max_wait_ms: u64,
+        max_gap_ms: u64,
+    ) -> (mpsc::Sender<Queued>, Committers) {
         let store = Store::new(&DatabaseSettings {
             url: SecretString::from("postgres://unreachable.invalid/orders"),
             pool_size: 1,
@@ -158,6 +169,7 @@ mod tests {
                 enabled: true,
                 max_size,
                 max_wait_ms,
+                max_gap_ms,
                 committers: 1,
                 queue_capacity: 100,
             },
@@ -197,7 +209,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_group_takes_what_is_queued_up_to_its_maximum_size() {
-        let (queue, committers) = committers(4, 0);
+        let (queue, committers) = committers(4, 0, 0);
         for _ in 0..10 {
             queue.send(queued()).await.unwrap();
         }
@@ -207,7 +219,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_group_waits_for_more_orders_no_longer_than_its_maximum_wait() {
-        let (queue, committers) = committers(64, 50);
+        let (queue, committers) = committers(64, 50, 50);
         queue.send(queued()).await.unwrap();
         let later = queue.clone();
         tokio::spawn(async move {
@@ -226,9 +238,31 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_millis(120));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_group_closes_when_no_order_follows_within_its_maximum_gap() {
+        let (queue, committers) = committers(64, 50, 10);
+        queue.send(queued()).await.unwrap();
+        let later = queue.clone();
+        tokio::spawn(async move {
+            for pause in [8, 8, 12] {
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                later.send(queued()).await.unwrap();
+            }
+        });
+        let started = Instant::now();
+
+        let sizes = sizes_of_groups(&committers, 4).await;
+
+        // The orders 8 and 16 ms after the first join its group; the one 12 ms after them
+        // does not (the group closed 10 ms after the last order, at 26 ms, well before its
+        // 50 ms) and starts the next, which closes 10 ms after it.
+        assert_eq!(sizes, [3, 1]);
+        assert_eq!(started.elapsed(), Duration::from_millis(38));
+    }
+
     #[tokio::test]
     async fn after_shutdown_what_is_queued_is_still_committed_and_then_the_committers_stop() {
-        let (queue, committers) = committers(2, 1000);
+        let (queue, committers) = committers(2, 1000, 1000);
         for _ in 0..3 {
             queue.send(queued()).await.unwrap();
         }

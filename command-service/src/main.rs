@@ -7,7 +7,6 @@ use command_service::store::Store;
 use service_support::cli::IssueToken;
 use service_support::startup::{run, with_settings};
 
-
 /// Accepts orders and cancellations, commits each with its event to PostgreSQL, and relays the
 /// events to RabbitMQ. Settings come from config/*.toml and APP_-prefixed variables
 /// (docs/configuration.md).

@@ -8,7 +8,6 @@ use query_service::startup::Application;
 use service_support::cli::IssueToken;
 use service_support::startup::{run, with_settings};
 
-
 /// Projects the order events into MongoDB read models and serves every read. Settings come
 /// from config/*.toml and APP_-prefixed variables (docs/configuration.md).
 #[derive(Debug, Parser)]
