@@ -4,10 +4,10 @@
 //! A handler hands its order to a bounded queue and waits for that order's own outcome. A
 //! committer takes what is queued (up to `max_size` orders, waiting for more while they keep
 //! arriving less than `max_gap_ms` apart, at most `max_wait_ms` after the first), commits it as
-//! one group with [`Store::place_orders`] and answers
-//! every waiting handler (the store tells the relay of the group's events). While one group commits the next one
-//! gathers, so the busier the service, the larger the groups and the cheaper each order.
-//! Every answer still comes after its own order is durably committed with its event.
+//! one group with [`Store::place_orders`] and answers every waiting handler (the store tells
+//! the relay of the group's events). While one group commits the next one gathers, so the
+//! busier the service, the larger the groups and the cheaper each order. Every answer still
+//! comes after its own order is durably committed with its event.
 
 use std::sync::Arc;
 use std::time::Duration;
