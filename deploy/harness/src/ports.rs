@@ -15,7 +15,6 @@
 //! holds a copy of its socket until the child execs, and the port's owner then finds it taken
 //! (a lookout once failed to bind so, while a parallel test spawned a process).
 
-use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::net::TcpListener;
@@ -48,7 +47,7 @@ impl ReservedPort {
         let candidates = candidates(&ephemeral_range());
         let start = random_index(candidates.len());
         let lock_dir = lock_dir();
-        let listened_on = listening_ports();
+        let listened_on = crate::sockets::listening_ports();
         candidates[start..]
             .iter()
             .chain(&candidates[..start])
@@ -140,34 +139,6 @@ fn parse_range(text: &str) -> Option<RangeInclusive<u16>> {
     Some(low..=high)
 }
 
-/// The TCP ports something listens on, IPv4 or IPv6, from the kernel's socket tables.
-fn listening_ports() -> HashSet<u16> {
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .into_iter()
-        .filter_map(|table| std::fs::read_to_string(table).ok())
-        .flat_map(|table| listening_in(&table))
-        .collect()
-}
-
-/// The local ports of the listening sockets in one of the kernel's tables: lines of
-/// `sl local_address rem_address st …`, the address `HEXIP:HEXPORT`, the state `0A` listening.
-fn listening_in(table: &str) -> Vec<u16> {
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().take(4).collect();
-            let [_, local, _, state] = fields[..] else {
-                return None;
-            };
-            let (_, port) = local.rsplit_once(':')?;
-            (state == "0A")
-                .then(|| u16::from_str_radix(port, 16).ok())
-                .flatten()
-        })
-        .collect()
-}
-
 /// Every port that may be handed out, in order.
 fn candidates(ephemeral: &RangeInclusive<u16>) -> Vec<u16> {
     (LOWEST..=u16::MAX)
@@ -213,22 +184,6 @@ mod tests {
     fn the_kernel_range_is_read_as_two_numbers() {
         assert_eq!(parse_range("32768\t60999\n"), Some(32768..=60999));
         assert_eq!(parse_range("oops"), None);
-    }
-
-    #[test]
-    fn listening_sockets_are_read_from_the_kernel_s_table() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue\n   \
-            0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000\n   \
-            1: 0100007F:D431 0100007F:1F90 01 00000000:00000000 00:00000000\n   \
-            2: 00000000000000000000000001000000:6989 00000000000000000000000000000000:0000 0A 0\n";
-        assert_eq!(listening_in(table), [8080, 27017]);
-    }
-
-    #[test]
-    fn a_listening_socket_of_this_machine_is_found() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a listener");
-        let port = listener.local_addr().expect("its address").port();
-        assert!(listening_ports().contains(&port));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The TCP sockets listening on this machine and the programs that hold them, and the
 //! programs' command lines, read from `/proc` (no `ss`, `netstat` or `ps` needed).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
@@ -19,16 +19,26 @@ const TCP_LISTEN: &str = "0A";
 /// Every listening TCP socket, IPv4 and IPv6.
 pub fn listening_sockets() -> Vec<ListeningSocket> {
     let owners = socket_owners();
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|table| std::fs::read_to_string(table).ok())
-        .flat_map(|table| parse_listening(&table))
+    listening()
         .map(|(address, port, inode)| ListeningSocket {
             address,
             port,
             program: owners.get(&inode).cloned().unwrap_or_default(),
         })
         .collect()
+}
+
+/// The ports of every listening TCP socket, IPv4 and IPv6, without looking for their owners.
+pub fn listening_ports() -> HashSet<u16> {
+    listening().map(|(_, port, _)| port).collect()
+}
+
+/// `(address, port, inode)` of each listening socket in the kernel's IPv4 and IPv6 tables.
+fn listening() -> impl Iterator<Item = (IpAddr, u16, u64)> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .into_iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| parse_listening(&table))
 }
 
 /// `(address, port, inode)` of each listening socket in a `/proc/net/tcp{,6}` table.
@@ -140,6 +150,13 @@ mod tests {
                 (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 15678, 31602),
             ]
         );
+    }
+
+    #[test]
+    fn a_listening_socket_of_this_machine_is_found() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+        let port = listener.local_addr().expect("its address").port();
+        assert!(listening_ports().contains(&port));
     }
 
     #[test]
