@@ -128,9 +128,8 @@ impl Committers {
                 Ok(queued) => group.push(queued),
                 Err(_) if self.settings.max_wait_ms == 0 || shutdown.is_cancelled() => break,
                 Err(_) => {
-                    match tokio::time::timeout_at(deadline.min(Instant::now() + gap), queue.recv())
-                        .await
-                    {
+                    let closes = deadline.min(Instant::now() + gap);
+                    match tokio::time::timeout_at(closes, queue.recv()).await {
                         Ok(Some(queued)) => group.push(queued),
                         Ok(None) | Err(_) => break,
                     }
