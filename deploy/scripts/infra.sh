@@ -137,6 +137,7 @@ ensure_packages() {
   command -v make >/dev/null || missing+=(make)
   command -v cc >/dev/null || missing+=(gcc)
   command -v c++ >/dev/null || missing+=(g++)
+  command -v logrotate >/dev/null || missing+=(logrotate)
   if ((${#missing[@]})); then
     say "installing Debian packages: ${missing[*]}"
     apt-get update -qq
@@ -643,6 +644,15 @@ stop_gateway() {
     nginx -c "$GATEWAY_DIR/nginx.conf" -s quit
     for _ in $(seq 100); do [ -f "$GATEWAY_DIR/nginx.pid" ] || break; sleep 0.1; done
   fi
+}
+
+# Every minute while the stack runs, deploy/scripts/rotate-logs keeps each of its logs under
+# 64 MB with two older copies: under load the services write a line or two per order.
+start_log_rotation() {
+  stop_pidfile log-rotation
+  (exec nohup bash -c 'while :; do "$1" || echo "rotate-logs failed with status $?"; sleep 60; done' \
+    log-rotation "$REPO_ROOT/deploy/scripts/rotate-logs" >>"$STATE_DIR/logs/log-rotation.log" 2>&1) &
+  echo $! >"$STATE_DIR/run/log-rotation.pid"
 }
 
 # Stops every service replica deploy/up started.

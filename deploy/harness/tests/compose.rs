@@ -1,9 +1,10 @@
 //! `docker-compose.yml`, which no Docker engine runs here: validated against the Compose
 //! specification's JSON Schema by check-jsonschema (its vendored `compose-spec` schema), then
 //! checked for what a schema cannot see: every service others wait on has a health check,
-//! the scalable services have no fixed name or host port, the gateway runs the template the
-//! tests render with the variables it uses, every file it mounts exists, and no secret has a
-//! value in it (each is a required variable that `deploy/compose-env` writes).
+//! the scalable services have no fixed name or host port, every container's log is bounded,
+//! the gateway runs the template the tests render with the variables it uses, every file it
+//! mounts exists, and no secret has a value in it (each is a required variable that
+//! `deploy/compose-env` writes).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
@@ -112,6 +113,24 @@ fn the_scalable_services_have_no_fixed_name_or_host_port() {
             assert!(
                 service.get(fixed).is_none(),
                 "{name} sets {fixed}: it could not be scaled"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_container_s_log_is_bounded() {
+    let compose = compose();
+    for (name, service) in services(&compose) {
+        let logging = &service["logging"];
+        assert_eq!(
+            logging["driver"], "json-file",
+            "{name}: Docker's own log files"
+        );
+        for option in ["max-size", "max-file"] {
+            assert!(
+                logging["options"][option].is_string(),
+                "{name}'s log has no {option}: it grows without end"
             );
         }
     }
