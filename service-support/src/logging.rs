@@ -12,8 +12,9 @@ use serde_json::json;
 
 use crate::RequestId;
 
-/// lapin logs every returned message at WARN; the relay already reports it in one line.
-const DEFAULT_FILTER: &str = "info,lapin::returned_messages=error";
+/// lapin logs every returned message at WARN; the relay already reports it in one line. Its
+/// spans, through `tracing`'s `log` feature, would each write an INFO line when created.
+const DEFAULT_FILTER: &str = "info,lapin::returned_messages=error,tracing::span=warn";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
