@@ -155,6 +155,7 @@ impl LayeredSettings for Settings {
         if group_commit.queue_capacity == 0 {
             return Err(invalid("group_commit.queue_capacity", "must be at least 1"));
         }
+        self.http.listen.validate()?;
         if self.http.max_body_bytes < 256 {
             return Err(invalid("http.max_body_bytes", "must be at least 256"));
         }
@@ -207,6 +208,15 @@ mod tests {
         .unwrap();
         assert_eq!(settings.http.listen.port, 9123);
         assert_eq!(settings.http.max_body_bytes, 512);
+    }
+
+    #[test]
+    fn the_http_workers_are_one_per_core_unless_set_and_never_zero() {
+        assert_eq!(Settings::defaults().unwrap().http.listen.workers, None);
+        let settings = Settings::from_env([("APP_HTTP__WORKERS", "1")]).unwrap();
+        assert_eq!(settings.http.listen.workers, Some(1));
+        let error = Settings::from_env([("APP_HTTP__WORKERS", "0")]).unwrap_err();
+        assert!(error.to_string().contains("http.workers"), "{error}");
     }
 
     #[test]

@@ -87,6 +87,7 @@ impl LayeredSettings for Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.traces.validate()?;
+        self.http.validate()?;
         if self.broker.prefetch == 0 {
             return Err(invalid("broker.prefetch", "must be at least 1"));
         }
@@ -177,6 +178,12 @@ mod tests {
     fn the_built_in_defaults_are_valid() {
         let settings = Settings::defaults().unwrap();
         assert_eq!(settings.http.host, "127.0.0.1");
+    }
+
+    #[test]
+    fn zero_http_workers_are_refused() {
+        let error = Settings::from_env([("APP_HTTP__WORKERS", "0")]).unwrap_err();
+        assert!(error.to_string().contains("http.workers"), "{error}");
     }
 
     #[test]

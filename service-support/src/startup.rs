@@ -11,6 +11,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use config::ConfigError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use utoipa::openapi::OpenApi;
@@ -18,7 +19,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::AppExt;
 
 use crate::auth::{AuthConfigError, AuthSettings, Authenticator};
-use crate::config::LayeredSettings;
+use crate::config::{invalid, LayeredSettings};
 use crate::docs::OpenApiJson;
 use crate::metrics::{HttpMetrics, MetricsEndpoint};
 use crate::telemetry;
@@ -49,15 +50,29 @@ pub enum FrontendError {
     CorsOrigins(String),
 }
 
-/// Where a service's HTTP server listens, how long a stop waits for requests in flight, and
-/// which web pages may call it from a browser.
+/// Where a service's HTTP server listens, on how many threads, how long a stop waits for
+/// requests in flight, and which web pages may call it from a browser.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct ListenSettings {
     pub host: String,
     pub port: u16,
+    /// Threads serving requests; absent, one per core (actix-web's default).
+    #[serde(default)]
+    pub workers: Option<usize>,
     pub shutdown_timeout_secs: u64,
     /// Comma-separated origins (`https://shop.example.com`); empty: no cross-origin access.
     pub cors_allowed_origins: String,
+}
+
+impl ListenSettings {
+    /// The rules a service's [`crate::config::LayeredSettings::validate`] checks for these
+    /// keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.workers == Some(0) {
+            return Err(invalid("http.workers", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 /// A service's HTTP side before it listens: the settings are checked and the document
@@ -129,10 +144,15 @@ impl HttpFrontend {
                 .configure(move |config| routes(config))
                 .into_app()
         })
-        .keep_alive(HTTP_KEEP_ALIVE)
-        .listen(listener)?
-        .shutdown_timeout(listen.shutdown_timeout_secs)
-        .run();
+        .keep_alive(HTTP_KEEP_ALIVE);
+        let server = match listen.workers {
+            Some(workers) => server.workers(workers),
+            None => server,
+        };
+        let server = server
+            .listen(listener)?
+            .shutdown_timeout(listen.shutdown_timeout_secs)
+            .run();
         Ok(BoundServer {
             server,
             port,

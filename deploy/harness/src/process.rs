@@ -92,6 +92,14 @@ impl ServiceProcess {
         self.port.number()
     }
 
+    /// The running process's id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("the service is running")
+    }
+
     /// Waits up to 30 s until the service's readiness probe reports `dependency` up.
     pub async fn wait_until_ready(&self, dependency: &str) {
         let client = crate::http_client();

@@ -309,3 +309,27 @@ async fn each_service_holds_only_its_own_rabbitmq_permissions() {
     };
     assert!(refused, "the query side's user published an event");
 }
+
+/// The names of `pid`'s threads.
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap())
+        .map(|name| name.trim_end().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_service_serves_requests_on_as_many_threads_as_http_workers_says() {
+    // One more than the cores, so that it cannot be the default.
+    let workers = std::thread::available_parallelism().map_or(1, usize::from) + 1;
+    let stack = ServiceStack::start_with(&[("APP_HTTP__WORKERS", workers.to_string())]).await;
+    for service in [&stack.command, &stack.query] {
+        let actix_workers = thread_names(service.pid())
+            .into_iter()
+            .filter(|name| name.starts_with("actix-server wo"))
+            .count();
+        // The metrics server has one of its own.
+        assert_eq!(actix_workers, workers + 1, "{}", service.address());
+    }
+}
