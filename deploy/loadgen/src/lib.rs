@@ -49,6 +49,11 @@ pub struct Options {
     /// do (a Poisson process; default: as fast as answered).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Hold the posting at this share of the maximum end-to-end rate, measured first in the
+    /// same run (a posting phase as fast as answered, then its drain): 0.5 is half the
+    /// maximum, as the freshness targets are stated, whatever the machine's speed that hour.
+    #[arg(long, conflicts_with = "rate", value_parser = share)]
+    pub rate_share: Option<f64>,
     /// Measure the projection lag of one accepted order in this many.
     #[arg(long, default_value_t = 10)]
     pub lag_sample_every: u64,
@@ -100,6 +105,14 @@ pub struct Options {
     pub token: Option<String>,
 }
 
+/// A share of the maximum rate: above 0, at most 1.
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+        _ => Err(format!("{text} is not a share above 0 and at most 1")),
+    }
+}
+
 /// Resident memory of one service process at the end of the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessMemory {
@@ -120,10 +133,20 @@ pub struct BeforePreload {
     pub preload_secs: f64,
 }
 
+/// With `--rate-share`: the maximum measured first, and the rate the main measurement held.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldRate {
+    pub maximum_per_sec: f64,
+    pub share: f64,
+    pub rate: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// With `--preload`: the measurement before it; `end_to_end` is then the one after.
     pub before_preload: Option<BeforePreload>,
+    /// With `--rate-share`: the maximum the main measurement's rate was drawn from.
+    pub held_rate: Option<HeldRate>,
     pub end_to_end: EndToEnd,
     /// From query-service's histogram; `None` if its metrics endpoint did not answer.
     pub read_side_lag: Option<ReadSideLag>,
@@ -155,10 +178,11 @@ impl Options {
             (Some(count), _) => format!("{count} orders"),
             (None, duration) => format!("{} s", duration.unwrap_or_default()),
         };
-        let rate = self.rate.map_or_else(
-            || "as fast as answered".to_owned(),
-            |rate| format!("at {rate} orders/s"),
-        );
+        let rate = match (self.rate, self.rate_share) {
+            (Some(rate), _) => format!("at {rate} orders/s"),
+            (None, Some(share)) => format!("at {share} of the maximum measured just before"),
+            (None, None) => "as fast as answered".to_owned(),
+        };
         if self.preload > 0 {
             line(format!(
                 "post for {posting} ({rate}) on the read model as found, then drain"
@@ -166,6 +190,11 @@ impl Options {
             line(format!(
                 "preload {} orders through the pipeline, until all are readable",
                 self.preload
+            ));
+        }
+        if self.rate_share.is_some() {
+            line(format!(
+                "the maximum: post for {posting} as fast as answered, then drain"
             ));
         }
         line(format!(
@@ -279,6 +308,28 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
     } else {
         None
     };
+    let held_rate = match options.rate_share {
+        Some(share) => {
+            let maximum = end_to_end::run(
+                &Options {
+                    rate: None,
+                    ..options.clone()
+                },
+                &client,
+            )
+            .await
+            .end_to_end_per_sec;
+            let rate = maximum * share;
+            eprintln!("the maximum: {maximum:.0} orders/s end to end; holding {rate:.0}");
+            options.rate = Some(rate);
+            Some(HeldRate {
+                maximum_per_sec: maximum,
+                share,
+                rate,
+            })
+        }
+        None => None,
+    };
     let query_before = lag::scrape(&client, &options.query_metrics).await;
     let command_before = lag::scrape(&client, &options.command_metrics).await;
     let cpu_before = cpu::CpuSnapshot::take();
@@ -382,6 +433,7 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
     let slowest = baselines.as_ref().map(Baselines::slowest);
     let report = Report {
         before_preload,
+        held_rate,
         ratio_to_slowest: slowest.map(|(_, rate)| end_to_end.end_to_end_per_sec / rate),
         slowest_component: slowest.map(|(name, _)| name.to_owned()),
         end_to_end,
@@ -508,6 +560,18 @@ impl Report {
                 "| **end-to-end after ÷ before preloading** | **{:.0} %** |",
                 100.0 * e.end_to_end_per_sec
                     / before.end_to_end.end_to_end_per_sec.max(f64::MIN_POSITIVE)
+            );
+        }
+        if let Some(held) = &self.held_rate {
+            let _ = writeln!(
+                text,
+                "| the maximum, measured first: end-to-end orders/s | {:.0} |",
+                held.maximum_per_sec
+            );
+            let _ = writeln!(
+                text,
+                "| posting held at (share of the maximum) | {:.0} orders/s ({}) |",
+                held.rate, held.share
             );
         }
         let _ = writeln!(
@@ -675,6 +739,28 @@ mod tests {
         let unknown = Options::try_parse_from(["loadgen", "--frobnicate"]).unwrap_err();
         assert_eq!(unknown.kind(), clap::error::ErrorKind::UnknownArgument);
         assert_eq!(unknown.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_share_of_the_maximum_is_measured_first_and_excludes_a_fixed_rate() {
+        let options = Options::parse_from(["loadgen", "--duration", "5", "--rate-share", "0.5"]);
+        let plan = options.plan();
+        assert!(
+            plan.contains("1. the maximum: post for 5 s as fast as answered"),
+            "{plan}"
+        );
+        assert!(
+            plan.contains("2. post for 5 s through http://127.0.0.1:8080 with 8 clients (at 0.5 of the maximum"),
+            "{plan}"
+        );
+        for refused in [
+            &["--rate-share", "0"][..],
+            &["--rate-share", "1.5"],
+            &["--rate-share", "0.5", "--rate", "100"],
+        ] {
+            let arguments = ["loadgen"].iter().chain(refused).copied();
+            assert!(Options::try_parse_from(arguments).is_err(), "{refused:?}");
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         // Held well below what a debug build's read side drains on FerretDB, so the run ends
         // soon after its two seconds.
         rate: Some(20.0),
+        rate_share: None,
         lag_sample_every: 5,
         baseline_secs: 0.5,
         postgres_admin_url: std::env::var("POSTGRES_ADMIN_URL")
