@@ -178,14 +178,17 @@ impl Options {
             (Some(count), _) => format!("{count} orders"),
             (None, duration) => format!("{} s", duration.unwrap_or_default()),
         };
-        let rate = match (self.rate, self.rate_share) {
-            (Some(rate), _) => format!("at {rate} orders/s"),
-            (None, Some(share)) => format!("at {share} of the maximum measured just before"),
-            (None, None) => "as fast as answered".to_owned(),
+        let fixed_rate = self.rate.map_or_else(
+            || "as fast as answered".to_owned(),
+            |rate| format!("at {rate} orders/s"),
+        );
+        let rate = match self.rate_share {
+            Some(share) => format!("at {share} of the maximum measured just before"),
+            None => fixed_rate.clone(),
         };
         if self.preload > 0 {
             line(format!(
-                "post for {posting} ({rate}) on the read model as found, then drain"
+                "post for {posting} ({fixed_rate}) on the read model as found, then drain"
             ));
             line(format!(
                 "preload {} orders through the pipeline, until all are readable",
@@ -752,6 +755,22 @@ mod tests {
         assert!(
             plan.contains("2. post for 5 s through http://127.0.0.1:8080 with 8 clients (at 0.5 of the maximum"),
             "{plan}"
+        );
+        let preloading = Options::parse_from([
+            "loadgen",
+            "--duration",
+            "5",
+            "--rate-share",
+            "0.5",
+            "--preload",
+            "10",
+        ]);
+        assert!(
+            preloading
+                .plan()
+                .contains("1. post for 5 s (as fast as answered) on the read model as found"),
+            "{}",
+            preloading.plan()
         );
         for refused in [
             &["--rate-share", "0"][..],
