@@ -35,10 +35,10 @@ enum ConsumeError {
 /// Deliveries are taken in batches: the first, then up to `batch_size` of those that have
 /// arrived meanwhile (by default a batch does not wait for more: a short queue gives small
 /// batches and a low lag, a long one large batches; `batch_wait_ms` trades lag for larger
-/// batches). A batch is applied as a whole (one summary write per
-/// customer, one insert for all new orders; see [`Projector::apply_batch`]) and acknowledged
-/// with one `multiple` acknowledgement once it is in MongoDB. While MongoDB fails, the same
-/// batch is retried with backoff, so nothing is dropped. Unacknowledged deliveries (at most
+/// batches). A batch is applied as a whole (one summary write per customer, one insert for
+/// all new orders; see [`Projector::apply_batch`]), acknowledged with one `multiple`
+/// acknowledgement once it is in MongoDB, and then compacted ([`Projector::compact`]). While
+/// MongoDB fails, the same batch is retried with backoff, so nothing is dropped. Unacknowledged deliveries (at most
 /// `prefetch`) go back to the queue if the connection is lost, and are then applied
 /// idempotently. A message that is not a usable event is set aside on its own as it arrives
 /// and never holds up the others.
@@ -182,9 +182,9 @@ impl EventConsumer {
         let started = Instant::now();
         let started_at = SystemTime::now();
         let mut backoff = reconnect_backoff();
-        let outcomes = loop {
+        let applied = loop {
             match self.projector.apply_batch(&events).await {
-                Ok(outcomes) => break outcomes,
+                Ok(applied) => break applied,
                 Err(error) => {
                     self.metrics.retried("store_unavailable");
                     let delay = backoff.next().unwrap_or_default();
@@ -206,7 +206,7 @@ impl EventConsumer {
             .await?;
         self.metrics.batch_applied(events.len(), started.elapsed());
         trace_batch(batch, (started_at, SystemTime::now()));
-        for (received, outcome) in batch.iter().zip(outcomes) {
+        for (received, outcome) in batch.iter().zip(applied.outcomes) {
             let envelope = &received.event.envelope;
             RequestId::scope_if(
                 RequestId::parse(&envelope.correlation_id),
@@ -217,6 +217,10 @@ impl EventConsumer {
             )
             .await;
         }
+        // After the acknowledgement, so that neither this batch's lag nor the read-your-writes
+        // waits include it; before the next batch, so that a projection that is behind still
+        // takes batches as large as they were.
+        self.projector.compact(&applied.compactions).await;
         Ok(true)
     }
 

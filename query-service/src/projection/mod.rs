@@ -12,7 +12,7 @@ mod applied;
 pub use applied::{AppliedVersions, TooManyWaiting};
 
 use crate::read_models::{self, NumberedEvent};
-use crate::store::{ReadStore, StoreError};
+use crate::store::{PendingCompactions, ReadStore, StoreError};
 
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,15 @@ pub enum Outcome {
     Applied,
     /// The read model already reflected this event (a redelivery or a duplicate).
     AlreadyApplied,
+}
+
+/// What applying a batch did.
+#[derive(Debug)]
+pub struct AppliedBatch {
+    /// For each event of the batch, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Left for [`Projector::compact`], once the batch is acknowledged.
+    pub compactions: PendingCompactions,
 }
 
 /// Applies order events to the read models.
@@ -42,10 +51,12 @@ impl Projector {
     }
 
     /// Applies `events` together and tells, for each, whether it changed the order it names.
+    /// The batch's compactions are left out: they change no answer, so they wait for
+    /// [`Projector::compact`] instead of holding the batch.
     ///
     /// The writes are abandoned, and the batch fails as [`StoreError::TimedOut`], past the
     /// store's batch deadline.
-    pub async fn apply_batch(&self, events: &[NumberedEvent]) -> Result<Vec<Outcome>, StoreError> {
+    pub async fn apply_batch(&self, events: &[NumberedEvent]) -> Result<AppliedBatch, StoreError> {
         let started = Instant::now();
         let writes = read_models::writes(events);
         let written = self
@@ -70,26 +81,42 @@ impl Projector {
         // A write refused as a duplicate found the order at that version or a newer one.
         self.applied
             .applied(orders().map(|order| (order.id.as_str(), order.version)));
-        let written: HashMap<&str, bool> = orders()
+        let changed: HashMap<&str, bool> = orders()
             .map(|order| order.id.as_str())
-            .zip(written)
+            .zip(written.orders)
             .collect();
         // An event is applied if its order was written and it is not a copy of an event
         // earlier in the batch.
         let mut seen = HashSet::new();
-        Ok(events
+        let outcomes = events
             .iter()
             .map(|event| {
                 let envelope = &event.envelope;
                 let id = envelope.aggregate_id.to_string();
                 let first_copy = seen.insert((envelope.aggregate_id, envelope.aggregate_version));
-                if first_copy && written.get(id.as_str()).copied().unwrap_or(false) {
+                if first_copy && changed.get(id.as_str()).copied().unwrap_or(false) {
                     Outcome::Applied
                 } else {
                     Outcome::AlreadyApplied
                 }
             })
-            .collect())
+            .collect();
+        Ok(AppliedBatch {
+            outcomes,
+            compactions: written.compactions,
+        })
+    }
+
+    /// Deletes the customers' summary versions that an applied batch superseded at their
+    /// compaction points. A compaction that fails is not retried: it leaves those customers'
+    /// older versions, which reads pass over, until their next compaction point deletes every
+    /// version below it.
+    pub async fn compact(&self, compactions: &PendingCompactions) {
+        if let Err(error) = self.store.compact(compactions).await {
+            log::warn!(
+                "cannot delete older summary versions ({error}); their next compaction will"
+            );
+        }
     }
 }
 

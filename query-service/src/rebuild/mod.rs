@@ -237,7 +237,8 @@ async fn replay_log(
             );
             position = logged.position;
         }
-        projector.apply_batch(&events).await?;
+        let applied = projector.apply_batch(&events).await?;
+        projector.compact(&applied.compactions).await;
         for event in &events {
             expected.record(&event.envelope);
         }
@@ -270,7 +271,8 @@ async fn apply_captured(
     {
         let delivery = message.delivery;
         if let Ok(event) = usable_event(&delivery.data) {
-            projector.apply_batch(std::slice::from_ref(&event)).await?;
+            let batch = projector.apply_batch(std::slice::from_ref(&event)).await?;
+            projector.compact(&batch.compactions).await;
             expected.record(&event.envelope);
             applied += 1;
         }

@@ -111,6 +111,24 @@ async fn insert_all<T: Serialize + Send + Sync>(
     Ok(inserted)
 }
 
+/// What [`ReadStore::write`] did with a batch's writes.
+#[derive(Debug)]
+pub struct Written {
+    /// For each order of the batch's writes (inserts, then replacements), whether its write
+    /// changed the stored order.
+    pub orders: Vec<bool>,
+    /// The batch's compactions, not made yet.
+    pub compactions: PendingCompactions,
+}
+
+/// A written batch's compactions, in the collection its summary versions went to (the
+/// active generation may change before they run).
+#[derive(Debug)]
+pub struct PendingCompactions {
+    summaries: String,
+    customers: Vec<Compaction>,
+}
+
 /// Whose orders and customers a read sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Whose<'a> {
@@ -306,18 +324,13 @@ impl ReadStore {
     /// summaries and page markers, then the replaced orders, then the new ones, so that an
     /// order readable means the writes of its batch before it are done. Tells, for each order
     /// of `writes.orders` (inserts, then replacements), whether its write changed the stored
-    /// order.
+    /// order, and leaves the batch's compactions for [`ReadStore::compact`].
     ///
     /// No update of many documents in one command: FerretDB 1.24 hangs on bulk updates (see
     /// docs/local-read-stores.md).
-    pub async fn write(
-        &self,
-        writes: &Writes,
-        concurrency: usize,
-    ) -> Result<Vec<bool>, StoreError> {
+    pub async fn write(&self, writes: &Writes, concurrency: usize) -> Result<Written, StoreError> {
         let models = self.collections();
         insert_all(&models.summaries, &writes.customers.versions).await?;
-        self.compact(&models, &writes.customers.compactions).await?;
         let new_markers: Vec<ListPageMarker> = {
             let mut stored = lock(&models.stored_markers);
             if stored.len() >= MAX_REMEMBERED_PAGES {
@@ -342,22 +355,31 @@ impl ReadStore {
             .buffered(concurrency.max(1))
             .try_collect()
             .await?;
-        let mut written = insert_all(&models.orders, &writes.orders.inserts).await?;
-        written.extend(replaced);
-        Ok(written)
+        let mut orders = insert_all(&models.orders, &writes.orders.inserts).await?;
+        orders.extend(replaced);
+        Ok(Written {
+            orders,
+            compactions: PendingCompactions {
+                summaries: models.summaries.name().to_owned(),
+                customers: writes.customers.compactions.clone(),
+            },
+        })
     }
 
-    /// Deletes the summary versions `compactions` name, all in one `delete` command (one round
-    /// trip, each statement an equality lookup on `customerKey`).
-    async fn compact(
-        &self,
-        models: &ReadModels,
-        compactions: &[Compaction],
-    ) -> Result<(), StoreError> {
-        if compactions.is_empty() {
+    /// Deletes the summary versions that a written batch's compactions name, all in one
+    /// `delete` command (one round trip, each statement an equality lookup on `customerKey`),
+    /// failed as [`StoreError::TimedOut`] past the batch deadline.
+    pub async fn compact(&self, pending: &PendingCompactions) -> Result<(), StoreError> {
+        if pending.customers.is_empty() {
             return Ok(());
         }
-        let deletes: Vec<Document> = compactions
+        self.within_batch_deadline(self.delete_older_versions(pending))
+            .await
+    }
+
+    async fn delete_older_versions(&self, pending: &PendingCompactions) -> Result<(), StoreError> {
+        let deletes: Vec<Document> = pending
+            .customers
             .iter()
             .map(|compaction| {
                 doc! {
@@ -372,7 +394,7 @@ impl ReadStore {
         let answer = self
             .database
             .run_command(doc! {
-                "delete": models.summaries.name(),
+                "delete": &pending.summaries,
                 "deletes": deletes,
                 "ordered": false,
             })
