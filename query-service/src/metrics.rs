@@ -40,6 +40,7 @@ pub struct ProjectionMetrics {
     lag: Histogram,
     received_after: Histogram,
     apply_time: Histogram,
+    compaction_time: Histogram,
     batch_size: Histogram,
 }
 
@@ -54,6 +55,7 @@ impl ProjectionMetrics {
             lag: seconds_histogram(),
             received_after: seconds_histogram(),
             apply_time: seconds_histogram(),
+            compaction_time: seconds_histogram(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
         };
         registry.register(
@@ -105,6 +107,11 @@ impl ProjectionMetrics {
             metrics.apply_time.clone(),
         );
         registry.register(
+            "projection_compaction_seconds",
+            "Time to delete the summary versions one batch superseded, after its acknowledgement",
+            metrics.compaction_time.clone(),
+        );
+        registry.register(
             "projection_batch_size",
             "Events applied together in one batch",
             metrics.batch_size.clone(),
@@ -115,6 +122,10 @@ impl ProjectionMetrics {
     pub fn batch_applied(&self, events: usize, took: std::time::Duration) {
         self.batch_size.observe(events as f64);
         self.apply_time.observe(took.as_secs_f64());
+    }
+
+    pub fn batch_compacted(&self, took: std::time::Duration) {
+        self.compaction_time.observe(took.as_secs_f64());
     }
 
     pub fn received(&self, envelope: &EventEnvelope) {

@@ -38,10 +38,10 @@ enum ConsumeError {
 /// batches). A batch is applied as a whole (one summary write per customer, one insert for
 /// all new orders; see [`Projector::apply_batch`]), acknowledged with one `multiple`
 /// acknowledgement once it is in MongoDB, and then compacted ([`Projector::compact`]). While
-/// MongoDB fails, the same batch is retried with backoff, so nothing is dropped. Unacknowledged deliveries (at most
-/// `prefetch`) go back to the queue if the connection is lost, and are then applied
-/// idempotently. A message that is not a usable event is set aside on its own as it arrives
-/// and never holds up the others.
+/// MongoDB fails, the same batch is retried with backoff, so nothing is dropped.
+/// Unacknowledged deliveries (at most `prefetch`) go back to the queue if the connection is
+/// lost, and are then applied idempotently. A message that is not a usable event is set aside
+/// on its own as it arrives and never holds up the others.
 pub struct EventConsumer {
     settings: BrokerSettings,
     projector: Projector,
@@ -220,7 +220,9 @@ impl EventConsumer {
         // After the acknowledgement, so that neither this batch's lag nor the read-your-writes
         // waits include it; before the next batch, so that a projection that is behind still
         // takes batches as large as they were.
+        let compacting = Instant::now();
         self.projector.compact(&applied.compactions).await;
+        self.metrics.batch_compacted(compacting.elapsed());
         Ok(true)
     }
 
