@@ -42,3 +42,23 @@ impl Latencies {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p99_of(count: u64) -> f64 {
+        let mut latencies = Latencies::default();
+        for ms in 1..=count {
+            latencies.record(Duration::from_millis(ms));
+        }
+        latencies.summary().p99_ms
+    }
+
+    #[test]
+    fn the_p99_of_30_reads_is_the_slowest_and_of_200_the_third_slowest() {
+        let about = |ms: f64, expected: f64| (ms - expected).abs() < expected / 100.0;
+        assert!(about(p99_of(30), 30.0), "{}", p99_of(30));
+        assert!(about(p99_of(200), 198.0), "{}", p99_of(200));
+    }
+}
