@@ -27,10 +27,7 @@ pub async fn walk_pages(client: &reqwest::Client, base: &str, path: &str) -> Vec
     while let Some(path) = next {
         let response = client.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(response.status(), 200, "{base}{path}");
-        next = response.headers().get("link").map(|link| {
-            let link = link.to_str().unwrap();
-            link[link.find('<').unwrap() + 1..link.find('>').unwrap()].to_owned()
-        });
+        next = next_page(&response);
         let page: Vec<Value> = response.json().await.unwrap();
         pages.push(
             page.iter()
@@ -45,6 +42,14 @@ pub async fn walk_pages(client: &reqwest::Client, base: &str, path: &str) -> Vec
         );
     }
     pages
+}
+
+/// The path of the page after `response`'s, from its `Link: <path>; rel="next"`; `None` on
+/// the last page.
+pub fn next_page(response: &reqwest::Response) -> Option<String> {
+    let link = response.headers().get("link")?.to_str().ok()?;
+    let path = &link[link.find('<')? + 1..link.find('>')?];
+    Some(path.to_owned())
 }
 
 /// [`walk_pages`], the pages one after the other.

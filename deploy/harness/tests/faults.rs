@@ -369,12 +369,9 @@ async fn read_side(stack: &Stack, scenario: &str) -> ReadSide {
     let mut summaries = HashMap::new();
     for n in 0..CUSTOMERS_PER_SCENARIO {
         let email = customer_email(scenario, n);
-        if let Some(orders) = stack
-            .get_json(&format!("/orders?limit=500&email={email}"))
-            .await
-        {
-            for order in orders.as_array().unwrap() {
-                visible.insert(order["id"].as_str().unwrap().to_owned(), order.clone());
+        if let Some(orders) = customer_orders(stack, &email).await {
+            for order in orders {
+                visible.insert(order["id"].as_str().unwrap().to_owned(), order);
             }
         }
         if let Some(customer) = stack.get_json(&format!("/customers/{email}")).await {
@@ -388,6 +385,28 @@ async fn read_side(stack: &Stack, scenario: &str) -> ReadSide {
         }
     }
     ReadSide { visible, summaries }
+}
+
+/// Every order the query side lists for `email`, page after page (a scenario that runs for
+/// minutes gives a customer more than one page of 500); `None` if a page does not answer.
+async fn customer_orders(stack: &Stack, email: &str) -> Option<Vec<Value>> {
+    let mut orders = Vec::new();
+    let mut next = Some(format!("/orders?limit=500&email={email}"));
+    while let Some(path) = next {
+        let response = stack
+            .client
+            .get(stack.gateway.url(&path))
+            .send()
+            .await
+            .ok()?;
+        if response.status() != 200 {
+            return None;
+        }
+        next = harness::next_page(&response);
+        let page: Vec<Value> = response.json().await.ok()?;
+        orders.extend(page);
+    }
+    Some(orders)
 }
 
 fn write_side(stack: &Stack, scenario: &str) -> HashMap<String, (i64, i64)> {
