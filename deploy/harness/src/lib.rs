@@ -30,7 +30,7 @@ pub use jaeger::{
     jaeger_otlp_url, jaeger_query_url, new_trace_parent, trace_spans, traces_tagged,
     tracing_environment, RecordedSpan,
 };
-pub use listings::{assert_listings_match_postgres, next_page, walk_listing, walk_pages};
+pub use listings::{assert_listings_match_postgres, listing_pages, walk_listing, walk_pages};
 pub use polling::{eventually, json_when_ok};
 pub use ports::{Lookout, ReservedPort};
 pub use private::{PrivatePostgres, PrivateRabbit, PrivateRabbitCluster};

@@ -19,17 +19,57 @@ fn keys(conn: &mut PgConnection, query: &str, bind: Option<&str>) -> Vec<String>
     rows.into_iter().map(|row| row.key).collect()
 }
 
-/// The ids (orders) or emails (customers) of each page of the listing at `path` of the query
-/// side at `base` (`http://host:port`), following `Link: rel="next"` to the end, in order.
-pub async fn walk_pages(client: &reqwest::Client, base: &str, path: &str) -> Vec<Vec<String>> {
+/// The items of each page of the listing at `path` of the server at `base`
+/// (`http://host:port`), following `Link: <path>; rel="next"` to the end, in order. A page
+/// that does not answer 200 with a JSON array, or a `Link` that names no page, ends the walk
+/// with an error naming that page.
+pub async fn listing_pages(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+) -> Result<Vec<Vec<Value>>, String> {
     let mut pages = Vec::new();
     let mut next = Some(path.to_owned());
     while let Some(path) = next {
-        let response = client.get(format!("{base}{path}")).send().await.unwrap();
-        assert_eq!(response.status(), 200, "{base}{path}");
-        next = next_page(&response);
-        let page: Vec<Value> = response.json().await.unwrap();
+        let url = format!("{base}{path}");
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|error| format!("{url}: {error}"))?;
+        if response.status() != 200 {
+            return Err(format!("{url}: {}", response.status()));
+        }
+        next = match response.headers().get("link") {
+            None => None,
+            Some(link) => {
+                Some(next_path(link).ok_or_else(|| format!("{url}: Link {link:?} names no page"))?)
+            }
+        };
         pages.push(
+            response
+                .json()
+                .await
+                .map_err(|error| format!("{url}: {error}"))?,
+        );
+    }
+    Ok(pages)
+}
+
+/// The `<path>` of a `Link: <path>; rel="next"` header.
+fn next_path(link: &reqwest::header::HeaderValue) -> Option<String> {
+    let link = link.to_str().ok()?;
+    Some(link[link.find('<')? + 1..link.find('>')?].to_owned())
+}
+
+/// The ids (orders) or emails (customers) of each page of the listing at `path` of the query
+/// side at `base` (`http://host:port`), following `Link: rel="next"` to the end, in order.
+pub async fn walk_pages(client: &reqwest::Client, base: &str, path: &str) -> Vec<Vec<String>> {
+    listing_pages(client, base, path)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+        .iter()
+        .map(|page| {
             page.iter()
                 .map(|item| {
                     item["id"]
@@ -38,18 +78,9 @@ pub async fn walk_pages(client: &reqwest::Client, base: &str, path: &str) -> Vec
                         .unwrap()
                         .to_owned()
                 })
-                .collect(),
-        );
-    }
-    pages
-}
-
-/// The path of the page after `response`'s, from its `Link: <path>; rel="next"`; `None` on
-/// the last page.
-pub fn next_page(response: &reqwest::Response) -> Option<String> {
-    let link = response.headers().get("link")?.to_str().ok()?;
-    let path = &link[link.find('<')? + 1..link.find('>')?];
-    Some(path.to_owned())
+                .collect()
+        })
+        .collect()
 }
 
 /// [`walk_pages`], the pages one after the other.

@@ -390,23 +390,11 @@ async fn read_side(stack: &Stack, scenario: &str) -> ReadSide {
 /// Every order the query side lists for `email`, page after page (a scenario that runs for
 /// minutes gives a customer more than one page of 500); `None` if a page does not answer.
 async fn customer_orders(stack: &Stack, email: &str) -> Option<Vec<Value>> {
-    let mut orders = Vec::new();
-    let mut next = Some(format!("/orders?limit=500&email={email}"));
-    while let Some(path) = next {
-        let response = stack
-            .client
-            .get(stack.gateway.url(&path))
-            .send()
-            .await
-            .ok()?;
-        if response.status() != 200 {
-            return None;
-        }
-        next = harness::next_page(&response);
-        let page: Vec<Value> = response.json().await.ok()?;
-        orders.extend(page);
-    }
-    Some(orders)
+    let path = format!("/orders?limit=500&email={email}");
+    harness::listing_pages(&stack.client, &stack.gateway.url(""), &path)
+        .await
+        .ok()
+        .map(|pages| pages.concat())
 }
 
 fn write_side(stack: &Stack, scenario: &str) -> HashMap<String, (i64, i64)> {
