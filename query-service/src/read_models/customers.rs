@@ -23,6 +23,10 @@ use super::{bson_count, bson_time, key, NumberedEvent};
 /// finds at most about this many versions of a customer.
 pub const VERSIONS_PER_COMPACTION: i64 = 8;
 
+/// How many compaction points back a compaction that names the versions it deletes reaches:
+/// it also deletes what up to two failed compactions before it left.
+const COMPACTION_REACH: i64 = 3;
+
 /// One version of a customer's summary, with the customer's names as of that event and their
 /// place in the customer listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,11 +65,32 @@ pub fn customer_key(owner: &str, email: &str) -> String {
     key(&[owner, email])
 }
 
+/// The `_id` of version `version` of the customer `customer_key`: `key(&[owner, email,
+/// version])`, since a number holds no character that [`key`] escapes.
+pub fn version_id(customer_key: &str, version: i64) -> String {
+    format!("{customer_key}/{version}")
+}
+
 /// Deleting the customer's versions older than one the same batch stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compaction {
     pub customer_key: String,
+    /// The version the batch stores: every older one goes.
     pub below_version: i64,
+    /// Where the versions this compaction may still find start: [`COMPACTION_REACH`]
+    /// compaction points below the batch's lowest version of the customer. The customer's last
+    /// compaction kept a version at or above the point before this one; the two points below
+    /// that cover two compactions that failed.
+    pub from_version: i64,
+}
+
+impl Compaction {
+    /// The `_id`s of the versions from `from_version` up to `below_version`, for a store that
+    /// deletes by naming them.
+    pub fn superseded_ids(&self) -> impl Iterator<Item = String> + '_ {
+        (self.from_version..self.below_version)
+            .map(|version| version_id(&self.customer_key, version))
+    }
 }
 
 /// The writes of a batch to `customerSummaries`.
@@ -127,9 +152,10 @@ pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
         .filter(|(version, lowest)| {
             reaches_compaction_point(&version.customer_key, *lowest, version.summary_version)
         })
-        .map(|(version, _)| Compaction {
+        .map(|(version, lowest)| Compaction {
             customer_key: version.customer_key.clone(),
             below_version: version.summary_version,
+            from_version: (lowest - COMPACTION_REACH * VERSIONS_PER_COMPACTION).max(1),
         })
         .collect();
     CustomerWrites {
@@ -147,7 +173,7 @@ pub fn document(event: &NumberedEvent) -> SummaryDocument {
     let owner_position = bson_count(event.owner_positions.customer);
     let customer_key = customer_key(owner, &customer.email);
     SummaryDocument {
-        id: key(&[owner, &customer.email, &summary.version.to_string()]),
+        id: version_id(&customer_key, bson_count(summary.version)),
         owner: owner.to_owned(),
         customer_email: customer.email.clone(),
         customer_key,
@@ -240,17 +266,57 @@ mod tests {
         };
         let every = VERSIONS_PER_COMPACTION;
         let point = 2 * every - compaction_offset(&key);
-        let at = |below_version| {
+        let at = |below_version, lowest: i64| {
             vec![Compaction {
                 customer_key: key.clone(),
                 below_version,
+                from_version: (lowest - 3 * every).max(1),
             }]
         };
         assert_eq!(compacted(&[point - 1]), []);
-        assert_eq!(compacted(&[point]), at(point));
-        assert_eq!(compacted(&[point + 1, point - 1]), at(point + 1));
+        assert_eq!(compacted(&[point]), at(point, point));
+        assert_eq!(compacted(&[point + 1, point - 1]), at(point + 1, point - 1));
         assert_eq!(compacted(&[point + 1, point + 2]), []);
-        assert_eq!(compacted(&[point + every]), at(point + every));
+        assert_eq!(
+            compacted(&[point + every]),
+            at(point + every, point + every)
+        );
+    }
+
+    #[test]
+    fn a_compaction_names_every_version_its_customer_may_still_hold_below_the_kept_one() {
+        let email = "ada/%@example.com";
+        let key = customer_key("team/a", email);
+        let every = VERSIONS_PER_COMPACTION;
+        let point = 5 * every - compaction_offset(&key);
+        let kept = |count: i64| {
+            let count = u64::try_from(count).unwrap();
+            owned_by(
+                with_summary(placed(email, 1, count), count, (count, count), (0, 0)),
+                "team/a",
+                OwnerPositions {
+                    order: count,
+                    customer: 1,
+                },
+            )
+        };
+        // Stored since the last compaction (at point - every, or later): every version from
+        // there; and what two failed compactions before it may have left.
+        let stored_before: Vec<String> = (point - 3 * every..point)
+            .map(|version| document(&kept(version)).id)
+            .collect();
+
+        let writes = writes(&[kept(point)]);
+
+        let [compaction] = writes.compactions.as_slice() else {
+            panic!("one compaction: {:?}", writes.compactions);
+        };
+        let named: Vec<String> = compaction.superseded_ids().collect();
+        assert_eq!(named, stored_before);
+        assert!(
+            !named.contains(&writes.versions[0].id),
+            "the kept version is named"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use mongodb::error::{ErrorKind, InsertManyError, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::Serialize;
+use tokio::sync::OnceCell;
 
 use crate::config::MongoSettings;
 use crate::read_models::customers::customer_key;
@@ -188,6 +189,21 @@ pub struct ReadStore {
     client_options: ClientOptions,
     models: Arc<RwLock<ReadModels>>,
     deadlines: Deadlines,
+    /// Learnt from the server on the first compaction.
+    compaction_statements: Arc<OnceCell<CompactionStatements>>,
+}
+
+/// How a compaction's deletes are put to the server: the cheapest shape differs by server
+/// (docs/local-read-stores.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactionStatements {
+    /// One statement naming every superseded version by `_id` (`$in`), served by the `_id`
+    /// index: one commit for the whole batch. secantusd-rs commits each statement of a
+    /// `delete` on its own, with a log flush under `--sync-on-commit`.
+    ById,
+    /// One statement per customer, by equality on `customerKey`: FerretDB pushes no `$in`
+    /// down to PostgreSQL, so a statement by `_id`s would read the whole collection.
+    PerCustomer,
 }
 
 /// How long the store waits for the server. The driver sets no deadline on an operation (it
@@ -220,6 +236,7 @@ impl ReadStore {
                 read: settings.read_timeout(),
                 batch: settings.batch_timeout(),
             },
+            compaction_statements: Arc::default(),
         })
     }
 
@@ -231,6 +248,7 @@ impl ReadStore {
             client_options: self.client_options.clone(),
             models: Arc::new(RwLock::new(ReadModels::of(&self.database, generation))),
             deadlines: self.deadlines,
+            compaction_statements: Arc::clone(&self.compaction_statements),
         }
     }
 
@@ -246,6 +264,7 @@ impl ReadStore {
             client_options: self.client_options.clone(),
             models: Arc::clone(&self.models),
             deadlines: self.deadlines,
+            compaction_statements: Arc::clone(&self.compaction_statements),
         })
     }
 
@@ -366,9 +385,9 @@ impl ReadStore {
         })
     }
 
-    /// Deletes the summary versions that a written batch's compactions name, all in one
-    /// `delete` command (one round trip, each statement an equality lookup on `customerKey`),
-    /// failed as [`StoreError::TimedOut`] past the batch deadline.
+    /// Deletes the summary versions that a written batch's compactions supersede, in one
+    /// `delete` command shaped for the server ([`CompactionStatements`]), failed as
+    /// [`StoreError::TimedOut`] past the batch deadline.
     pub async fn compact(&self, pending: &PendingCompactions) -> Result<(), StoreError> {
         if pending.customers.is_empty() {
             return Ok(());
@@ -377,20 +396,47 @@ impl ReadStore {
             .await
     }
 
-    async fn delete_older_versions(&self, pending: &PendingCompactions) -> Result<(), StoreError> {
-        let deletes: Vec<Document> = pending
-            .customers
-            .iter()
-            .map(|compaction| {
-                doc! {
-                    "q": {
-                        "customerKey": &compaction.customer_key,
-                        "summaryVersion": { "$lt": compaction.below_version },
-                    },
-                    "limit": 0,
-                }
+    /// The shape of this server's compactions: per customer on FerretDB (its `buildInfo`
+    /// names its version in `ferretdbVersion`), by `_id` on every other.
+    pub async fn compaction_statements(&self) -> Result<CompactionStatements, StoreError> {
+        let statements = self
+            .compaction_statements
+            .get_or_try_init(|| async {
+                let build = self.database.run_command(doc! { "buildInfo": 1 }).await?;
+                Ok::<_, StoreError>(if build.contains_key("ferretdbVersion") {
+                    CompactionStatements::PerCustomer
+                } else {
+                    CompactionStatements::ById
+                })
             })
-            .collect();
+            .await?;
+        Ok(*statements)
+    }
+
+    async fn delete_older_versions(&self, pending: &PendingCompactions) -> Result<(), StoreError> {
+        let deletes: Vec<Document> = match self.compaction_statements().await? {
+            CompactionStatements::ById => {
+                let ids: Vec<String> = pending
+                    .customers
+                    .iter()
+                    .flat_map(Compaction::superseded_ids)
+                    .collect();
+                vec![doc! { "q": { "_id": { "$in": ids } }, "limit": 0 }]
+            }
+            CompactionStatements::PerCustomer => pending
+                .customers
+                .iter()
+                .map(|compaction| {
+                    doc! {
+                        "q": {
+                            "customerKey": &compaction.customer_key,
+                            "summaryVersion": { "$lt": compaction.below_version },
+                        },
+                        "limit": 0,
+                    }
+                })
+                .collect(),
+        };
         let answer = self
             .database
             .run_command(doc! {

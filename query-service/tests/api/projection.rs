@@ -1,14 +1,16 @@
 use std::time::Duration;
 
 use chrono::{SubsecRound, TimeDelta, Utc};
-use harness::{eventually, take_message, PrivateReadStore};
+use harness::{eventually, take_message, PrivateReadStore, ReadStoreKind};
 use serde_json::{json, Value};
 use shared_events::fixtures::{with_customer_summary, ON_NEW_ORDER_V1_JSON, ON_NEW_ORDER_V3_JSON};
 use shared_events::{CustomerSummary, OrderEvent};
 
+use query_service::config::Settings;
 use query_service::read_models::customers::{
     compaction_offset, customer_key, VERSIONS_PER_COMPACTION,
 };
+use query_service::store::{CompactionStatements, ReadStore};
 
 use query_service::broker::{
     dead_letter_queue_name, replay_dead_letters, ATTEMPTS_HEADER, ERROR_HEADER,
@@ -17,6 +19,7 @@ use query_service::broker::{
 
 use crate::helpers::{new_order, spawn_app, spawn_app_on, spawn_app_with};
 use service_support::broker::BrokerAddresses;
+use service_support::config::LayeredSettings;
 
 #[tokio::test]
 async fn a_published_order_becomes_readable_with_its_customer_embedded_and_its_price() {
@@ -300,6 +303,23 @@ async fn summaries_are_inserted_as_versions_and_the_older_ones_deleted_every_few
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn compactions_name_the_versions_by_id_except_on_ferretdb() {
+    let database = harness::fresh_mongo_database();
+    let mut settings = Settings::defaults().expect("default settings").mongodb;
+    settings.uri = database.uri.clone();
+    settings.database = database.name.clone();
+    let store = ReadStore::new(&settings).await.unwrap();
+
+    let statements = store.compaction_statements().await.unwrap();
+
+    let expected = match ReadStoreKind::of_this_run() {
+        ReadStoreKind::FerretDb => CompactionStatements::PerCustomer,
+        ReadStoreKind::Secantusd => CompactionStatements::ById,
+    };
+    assert_eq!(statements, expected);
 }
 
 fn header(properties: &lapin::BasicProperties, name: &str) -> String {
