@@ -1,8 +1,8 @@
 //! The read models in MongoDB (or any server speaking its wire protocol: secantusd-rs,
 //! FerretDB). The store executes the writes the read models' fold rules decide
 //! (`crate::read_models`) and serves the reads; it decides nothing about what an event means.
-//! Only single-document operations and unordered inserts are used: no transactions, no change
-//! streams, no read before a write.
+//! Only unordered inserts, single-document updates and the compactions' deletes of superseded
+//! summary versions are used: no transactions, no change streams, no read before a write.
 //!
 //! The read models come in generations, so that a rebuild can fill fresh collections while
 //! the live ones keep serving and then take over in one atomic step (see [`generations`]).
