@@ -211,13 +211,18 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
                                 .header("X-Consistency-Token", token)
                                 .send()
                                 .await;
+                            let read = match answer {
+                                Ok(response) if response.status() == 200 => {
+                                    response.bytes().await.is_ok()
+                                }
+                                _ => false,
+                            };
                             let waited = accepted_at.elapsed();
                             let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
-                            match answer {
-                                Ok(response) if response.status() == 200 => {
-                                    shared.own_write_read.record(waited);
-                                }
-                                _ => shared.own_write_reads_failed += 1,
+                            if read {
+                                shared.own_write_read.record(waited);
+                            } else {
+                                shared.own_write_reads_failed += 1;
                             }
                         });
                     }
@@ -360,11 +365,11 @@ async fn read_while_posting(
             format!("{gateway}/orders/{id}")
         };
         let sent = Instant::now();
-        let ok = client
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200);
+        let ok = match client.get(&url).send().await {
+            Ok(response) if response.status() == 200 => response.bytes().await.is_ok(),
+            _ => false,
+        };
+        let latency = sent.elapsed();
         if ok {
             let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
             let histogram = if by_email {
@@ -372,7 +377,6 @@ async fn read_while_posting(
             } else {
                 &mut shared.get_by_id
             };
-            let latency = sent.elapsed();
             histogram.record(latency);
             shared.timeline.get(started.elapsed(), latency);
         }
