@@ -17,6 +17,13 @@ JAEGER_VERSION="v1.75.0"
 export JAEGER_BIN="${JAEGER_BIN:-$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin/jaeger-$JAEGER_VERSION}"
 export JAEGER_OTLP_PORT="${JAEGER_OTLP_PORT:-4318}"
 export JAEGER_QUERY_PORT="${JAEGER_QUERY_PORT:-16686}"
+export JAEGER_MAX_TRACES="${JAEGER_MAX_TRACES:-50000}"
+case "$JAEGER_MAX_TRACES" in
+  '' | *[!0-9]* | 0*)
+    echo "error: JAEGER_MAX_TRACES is a whole number above 0 (the default: 50000), not '$JAEGER_MAX_TRACES'" >&2
+    exit 2
+    ;;
+esac
 export JAEGER_QUERY_GRPC_PORT="${JAEGER_QUERY_GRPC_PORT:-16685}"
 # Where the services send spans, and where the tests and deploy/trace read traces.
 export JAEGER_OTLP_URL="http://127.0.0.1:$JAEGER_OTLP_PORT"
@@ -408,9 +415,11 @@ ensure_jaeger() {
 }
 
 # Jaeger on loopback: OTLP/HTTP in on JAEGER_OTLP_PORT, the query API and UI on
-# JAEGER_QUERY_PORT; traces in memory (the newest 50 000).
+# JAEGER_QUERY_PORT; traces in memory, the newest JAEGER_MAX_TRACES. A Jaeger this checkout
+# started with another number is restarted with this one.
 start_jaeger() {
   ensure_jaeger
+  [ "$(cat "$STATE_DIR/run/jaeger.args" 2>/dev/null)" = "$JAEGER_MAX_TRACES" ] || stop_pidfile jaeger
   local holder
   holder="$(listening_program "$JAEGER_OTLP_PORT")"
   if [ -n "$holder" ] && [ "$holder" != jaeger ] && [ "$holder" != "jaeger-$JAEGER_VERSION" ]; then
@@ -423,6 +432,7 @@ start_jaeger() {
     (cd "$STATE_DIR" && exec nohup "$JAEGER_BIN" --config "$REPO_ROOT/deploy/jaeger/config.yaml" \
       >>"$STATE_DIR/logs/jaeger.log" 2>&1) &
     echo $! >"$STATE_DIR/run/jaeger.pid"
+    echo "$JAEGER_MAX_TRACES" >"$STATE_DIR/run/jaeger.args"
     wait_for_port 127.0.0.1 "$JAEGER_QUERY_PORT" 60 Jaeger
     wait_for_port 127.0.0.1 "$JAEGER_OTLP_PORT" 60 Jaeger
   fi

@@ -1,7 +1,7 @@
 //! The operator scripts: `deploy/up`, `deploy/down` and `deploy/test` answer `--help` without
 //! touching anything; those beside them pass their arguments to the query-service subcommand
-//! they wrap. An unknown argument is refused with status 2. The local stack's logs are rotated
-//! past their size.
+//! they wrap. An unknown argument, or a setting out of its range, is refused with status 2. The
+//! local stack's logs are rotated past their size.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
@@ -56,6 +56,39 @@ fn the_stack_s_scripts_answer_help_and_refuse_an_unknown_argument_touching_nothi
             !touched,
             "deploy/{script} --no-such-flag wrote to its state directory"
         );
+    }
+}
+
+#[test]
+fn the_stack_s_scripts_refuse_a_setting_out_of_range_touching_nothing() {
+    for (setting, value) in [
+        ("LOCAL_READ_STORE", "mongod"),
+        ("JAEGER_MAX_TRACES", "0"),
+        ("JAEGER_MAX_TRACES", "50k"),
+    ] {
+        for script in ["up", "test"] {
+            let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            let state = std::env::temp_dir().join(harness::unique_name());
+            let refused = Command::new(deploy.join(script))
+                .env(setting, value)
+                .env("CQRS_STATE_DIR", &state)
+                .output()
+                .unwrap();
+            assert_eq!(
+                refused.status.code(),
+                Some(2),
+                "{setting}={value} deploy/{script}: {refused:?}"
+            );
+            let error = String::from_utf8_lossy(&refused.stderr);
+            assert!(
+                error.contains(&format!("error: {setting} is")) && error.contains(value),
+                "{setting}={value} deploy/{script}: {error}"
+            );
+            assert!(
+                !state.exists(),
+                "{setting}={value} deploy/{script} wrote to its state directory"
+            );
+        }
     }
 }
 
