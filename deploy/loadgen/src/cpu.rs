@@ -3,7 +3,10 @@
 //! within the phase are missed; PostgreSQL backends are grouped by the database they serve.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -73,6 +76,98 @@ impl CpuSnapshot {
         uses.sort_by(|a, b| b.cpu_secs.total_cmp(&a.cpu_secs));
         (uses, total / wall_secs.max(f64::EPSILON))
     }
+}
+
+/// A window in which a group kept at least this many cores busy counts as a burst.
+const BURST_CORES: f64 = 0.5;
+
+/// Each group's CPU in consecutive short windows, taken on a thread of its own: the averages
+/// of [`CpuSnapshot`] hide the stalls that make the tails, a process taking most of a core
+/// for a tenth of a second.
+pub struct WindowSampler {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<(Instant, BTreeMap<String, u64>)>>,
+}
+
+/// One group's CPU over the windows of a measurement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CpuWindows {
+    pub group: String,
+    pub windows: usize,
+    /// Cores the group kept busy in its median window, in the window at the 99th percentile
+    /// and in its busiest.
+    pub median_cores: f64,
+    pub p99_cores: f64,
+    pub peak_cores: f64,
+    /// Windows in which it kept at least [`BURST_CORES`] busy.
+    pub bursts: usize,
+}
+
+impl WindowSampler {
+    pub fn start(window: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut samples = vec![(Instant::now(), ticks_by_group())];
+            while !stopped.load(Ordering::Relaxed) {
+                std::thread::sleep(window);
+                samples.push((Instant::now(), ticks_by_group()));
+            }
+            samples
+        });
+        Self { stop, thread }
+    }
+
+    /// Each group's windows since [`WindowSampler::start`], busiest peak first.
+    pub fn finish(self) -> Vec<CpuWindows> {
+        self.stop.store(true, Ordering::Relaxed);
+        let samples = self.thread.join().unwrap_or_default();
+        let Some(first) = samples.first().map(|(at, _)| *at) else {
+            return Vec::new();
+        };
+        let timed: Vec<(f64, BTreeMap<String, u64>)> = samples
+            .into_iter()
+            .map(|(at, ticks)| (at.duration_since(first).as_secs_f64(), ticks))
+            .collect();
+        windows_by_group(&timed)
+    }
+}
+
+/// Each group's cores busy in each window between consecutive `samples` (seconds since the
+/// first, ticks by group), summarised; a group missing from a sample (its processes gone) has
+/// no window there.
+fn windows_by_group(samples: &[(f64, BTreeMap<String, u64>)]) -> Vec<CpuWindows> {
+    let mut cores: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for pair in samples.windows(2) {
+        let ((start, before), (end, after)) = (&pair[0], &pair[1]);
+        let seconds = end - start;
+        if seconds <= 0.0 {
+            continue;
+        }
+        for (group, ticks) in after {
+            if let Some(earlier) = before.get(group) {
+                let busy = ticks.saturating_sub(*earlier) as f64 / TICKS_PER_SEC / seconds;
+                cores.entry(group).or_default().push(busy);
+            }
+        }
+    }
+    let mut groups: Vec<CpuWindows> = cores
+        .into_iter()
+        .map(|(group, mut busy)| {
+            busy.sort_by(f64::total_cmp);
+            let at = |share: f64| busy[((busy.len() - 1) as f64 * share).round() as usize];
+            CpuWindows {
+                group: group.to_owned(),
+                windows: busy.len(),
+                median_cores: at(0.5),
+                p99_cores: at(0.99),
+                peak_cores: at(1.0),
+                bursts: busy.iter().filter(|&&cores| cores >= BURST_CORES).count(),
+            }
+        })
+        .collect();
+    groups.sort_by(|a, b| b.peak_cores.total_cmp(&a.peak_cores));
+    groups
 }
 
 fn ticks_by_group() -> BTreeMap<String, u64> {
@@ -164,6 +259,44 @@ mod tests {
         let secantusd = [used("secantusd-rs", 0.25), used("query-service", 0.5)];
         assert_eq!(read_store_ms_per_order(&secantusd), Some(0.25));
         assert_eq!(read_store_ms_per_order(&[used("nginx", 0.5)]), None);
+    }
+
+    #[test]
+    fn windows_give_each_group_s_cores_and_its_bursts() {
+        let sample = |at: f64, jaeger: u64, nginx: Option<u64>| {
+            let mut ticks = BTreeMap::from([("jaeger".to_owned(), jaeger)]);
+            if let Some(nginx) = nginx {
+                ticks.insert("nginx".to_owned(), nginx);
+            }
+            (at, ticks)
+        };
+        // Four windows of 0.1 s: Jaeger 1, 1, 8 and 2 ticks (0.1, 0.1, 0.8, 0.2 cores). nginx is
+        // in two samples that are not consecutive: no window of its own.
+        let samples = [
+            sample(0.0, 100, None),
+            sample(0.1, 101, None),
+            sample(0.2, 102, Some(50)),
+            sample(0.3, 110, None),
+            sample(0.4, 112, Some(53)),
+        ];
+
+        let groups = windows_by_group(&samples);
+
+        let round = |cores: f64| (cores * 100.0).round() / 100.0;
+        let summary: Vec<(&str, usize, f64, f64, usize)> = groups
+            .iter()
+            .map(|g| {
+                (
+                    g.group.as_str(),
+                    g.windows,
+                    round(g.median_cores),
+                    round(g.peak_cores),
+                    g.bursts,
+                )
+            })
+            .collect();
+        assert_eq!(summary, [("jaeger", 4, 0.2, 0.8, 1)]);
+        assert!(windows_by_group(&samples[..1]).is_empty());
     }
 
     #[test]

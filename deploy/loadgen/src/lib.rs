@@ -94,6 +94,11 @@ pub struct Options {
     /// (CPU per document of secantusd-rs, mongod, or FerretDB and its PostgreSQL); 0 skips it.
     #[arg(long, default_value_t = 0)]
     pub write_costs: u64,
+    /// Also take each process group's CPU every 100 ms of the main measurement and report, by
+    /// group, its median, 99th-percentile and busiest window, and how many windows held half a
+    /// core or more: the stalls that make the tails (it reads /proc ten times a second).
+    #[arg(long)]
+    pub cpu_windows: bool,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -163,6 +168,9 @@ pub struct Report {
     pub cpu: Vec<CpuUse>,
     /// Cores those groups kept busy on average over the same time.
     pub cores_busy: f64,
+    /// With `--cpu-windows`: each group's CPU in the 100 ms windows while posting and
+    /// draining, busiest first.
+    pub cpu_windows: Vec<cpu::CpuWindows>,
 }
 
 impl Options {
@@ -337,8 +345,12 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
     let query_before = lag::scrape(&client, &options.query_metrics).await;
     let command_before = lag::scrape(&client, &options.command_metrics).await;
     let cpu_before = cpu::CpuSnapshot::take();
+    let windows = options
+        .cpu_windows
+        .then(|| cpu::WindowSampler::start(CPU_WINDOW));
     let end_to_end = end_to_end::run(&options, &client).await;
     let (cpu, cores_busy) = cpu_before.used_since(end_to_end.accepted);
+    let cpu_windows = windows.map(cpu::WindowSampler::finish).unwrap_or_default();
     let query_after = lag::scrape(&client, &options.query_metrics).await;
     let command_after = lag::scrape(&client, &options.command_metrics).await;
     let read_side_lag = match (&query_before, &query_after) {
@@ -448,6 +460,7 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
         memory,
         cpu,
         cores_busy,
+        cpu_windows,
     };
     if let Some(path) = &options.report {
         report::write(&report, path)?;
@@ -468,6 +481,10 @@ async fn measured(options: &Options, client: &reqwest::Client) -> (EndToEnd, Vec
 
 /// Orders preloaded per step, after each of which progress is printed.
 const PRELOAD_STEP: u64 = 10_000;
+
+/// The window of `--cpu-windows`: short enough to see a stall of a tenth of a second, long
+/// enough for /proc's 10 ms ticks.
+const CPU_WINDOW: Duration = Duration::from_millis(100);
 
 /// Posts `options.preload` orders as fast as they are answered, each step waiting until its
 /// orders are readable; how many were accepted and how long it all took.
@@ -710,6 +727,18 @@ impl Report {
             let _ = writeln!(
                 text,
                 "| CPU read store (its groups above) | {store:.2} ms/order |"
+            );
+        }
+        for group in &self.cpu_windows {
+            let _ = writeln!(
+                text,
+                "| CPU {} in 100 ms windows: median / p99 / busiest (cores); windows at half a core or more | {:.2} / {:.2} / {:.2}; {} of {} |",
+                group.group,
+                group.median_cores,
+                group.p99_cores,
+                group.peak_cores,
+                group.bursts,
+                group.windows
             );
         }
         text

@@ -96,7 +96,10 @@ write to the read models (query side)</dd>\n\
 <dt>baselines</dt><dd>each server alone with the same number of clients: the ceiling the \
 stack is compared with</dd>\n\
 <dt>CPU ms/order</dt><dd>CPU time of a process group while posting and draining, divided by \
-the orders accepted</dd>\n</dl>\n";
+the orders accepted</dd>\n\
+<dt>100 ms windows</dt><dd>with --cpu-windows: the cores a process group kept busy in each \
+tenth of a second while posting and draining; a window at half a core or more is a stall \
+candidate for everything else on the machine</dd>\n</dl>\n";
 
 /// The report's Markdown table as an HTML table (`**bold**` as bold).
 fn html_table(markdown: &str) -> String {

@@ -40,6 +40,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         list_reads: 3,
         preload: 30,
         write_costs: 128,
+        cpu_windows: true,
         json: None,
         report: Some(report_page.clone()),
         token: Some(token),
@@ -124,6 +125,13 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
     assert!(report.cores_busy > 0.0);
     assert!(report.table().contains("| CPU "));
     assert!(report.table().contains("end-to-end orders/s"));
+    // Two seconds of posting are twenty windows of 100 ms, for the groups present all along.
+    assert!(
+        report.cpu_windows.iter().any(|group| group.windows >= 10),
+        "{:?}",
+        report.cpu_windows
+    );
+    assert!(report.table().contains("in 100 ms windows"));
 
     // One entry per whole second of posting, numbered: at least the two asked for, more when
     // the last answers come later (on a busy machine the posting phase once took 3.3 s).
