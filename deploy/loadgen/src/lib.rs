@@ -54,6 +54,11 @@ pub struct Options {
     /// maximum, as the freshness targets are stated, whatever the machine's speed that hour.
     #[arg(long, conflicts_with = "rate", value_parser = share)]
     pub rate_share: Option<f64>,
+    /// Seconds of posting at the measured rate just before the measurement, then a drain,
+    /// neither of them measured: without it a run at `--rate` starts on an idle machine, and
+    /// its first second's tail is a start's (cold connections, caches and schedulers).
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup: f64,
     /// Measure the projection lag of one accepted order in this many.
     #[arg(long, default_value_t = 10)]
     pub lag_sample_every: u64,
@@ -209,6 +214,12 @@ impl Options {
                 "the maximum: post for {posting} as fast as answered, then drain"
             ));
         }
+        if self.warmup > 0.0 {
+            line(format!(
+                "warm-up: post for {} s ({rate}), then drain; not measured",
+                self.warmup
+            ));
+        }
         line(format!(
             "post for {posting} through {} with {} clients ({rate}); every {}th order's lag is \
              probed",
@@ -342,6 +353,15 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
         }
         None => None,
     };
+    if options.warmup > 0.0 {
+        eprintln!("warm-up: {} s, not measured", options.warmup);
+        let warmup = Options {
+            count: None,
+            duration: Some(options.warmup),
+            ..options.clone()
+        };
+        end_to_end::run(&warmup, &client).await;
+    }
     let query_before = lag::scrape(&client, &options.query_metrics).await;
     let command_before = lag::scrape(&client, &options.command_metrics).await;
     let cpu_before = cpu::CpuSnapshot::take();
@@ -775,7 +795,7 @@ mod tests {
     }
 
     #[test]
-    fn a_share_of_the_maximum_is_measured_first_and_excludes_a_fixed_rate() {
+    fn a_share_of_the_maximum_and_a_warm_up_come_first_and_a_share_excludes_a_fixed_rate() {
         let options = Options::parse_from(["loadgen", "--duration", "5", "--rate-share", "0.5"]);
         let plan = options.plan();
         assert!(
@@ -785,6 +805,22 @@ mod tests {
         assert!(
             plan.contains("2. post for 5 s through http://127.0.0.1:8080 with 8 clients (at 0.5 of the maximum"),
             "{plan}"
+        );
+        let warmed = Options::parse_from([
+            "loadgen",
+            "--duration",
+            "5",
+            "--rate",
+            "100",
+            "--warmup",
+            "3",
+        ]);
+        assert!(
+            warmed
+                .plan()
+                .contains("1. warm-up: post for 3 s (at 100 orders/s), then drain; not measured\n  2. post for 5 s"),
+            "{}",
+            warmed.plan()
         );
         let preloading = Options::parse_from([
             "loadgen",

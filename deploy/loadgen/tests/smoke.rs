@@ -29,6 +29,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         // soon after its two seconds.
         rate: Some(20.0),
         rate_share: None,
+        warmup: 0.5,
         lag_sample_every: 5,
         baseline_secs: 0.5,
         postgres_admin_url: std::env::var("POSTGRES_ADMIN_URL")
