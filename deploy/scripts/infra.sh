@@ -419,7 +419,7 @@ ensure_jaeger() {
 # started with another number is restarted with this one.
 start_jaeger() {
   ensure_jaeger
-  [ "$(cat "$STATE_DIR/run/jaeger.args" 2>/dev/null)" = "$JAEGER_MAX_TRACES" ] || stop_pidfile jaeger
+  stop_unless_started_with jaeger "$JAEGER_MAX_TRACES"
   local holder
   holder="$(listening_program "$JAEGER_OTLP_PORT")"
   if [ -n "$holder" ] && [ "$holder" != jaeger ] && [ "$holder" != "jaeger-$JAEGER_VERSION" ]; then
@@ -432,7 +432,7 @@ start_jaeger() {
     (cd "$STATE_DIR" && exec nohup "$JAEGER_BIN" --config "$REPO_ROOT/deploy/jaeger/config.yaml" \
       >>"$STATE_DIR/logs/jaeger.log" 2>&1) &
     echo $! >"$STATE_DIR/run/jaeger.pid"
-    echo "$JAEGER_MAX_TRACES" >"$STATE_DIR/run/jaeger.args"
+    record_settings jaeger "$JAEGER_MAX_TRACES"
     wait_for_port 127.0.0.1 "$JAEGER_QUERY_PORT" 60 Jaeger
     wait_for_port 127.0.0.1 "$JAEGER_OTLP_PORT" 60 Jaeger
   fi
@@ -521,7 +521,7 @@ start_read_store() {
       stop_pidfile "$other"
     fi
   done
-  [ "$(cat "$STATE_DIR/run/$kind.args" 2>/dev/null)" = "$environment $arguments" ] || stop_pidfile "$kind"
+  stop_unless_started_with "$kind" "$environment $arguments"
   # A server this checkout did not start may hold the address (another checkout's stack): it
   # serves if it is of this kind, and is never taken for the other.
   local holder
@@ -535,7 +535,7 @@ start_read_store() {
     # shellcheck disable=SC2086 # one argument per word
     nohup env $environment "$binary" $arguments >>"$STATE_DIR/logs/$kind.log" 2>&1 &
     echo $! >"$STATE_DIR/run/$kind.pid"
-    echo "$environment $arguments" >"$STATE_DIR/run/$kind.args"
+    record_settings "$kind" "$environment $arguments"
     echo "$addr" >"$STATE_DIR/run/$kind.addr"
     wait_for_port "${addr%:*}" "${addr##*:}" 60 "$kind"
   fi
@@ -631,6 +631,17 @@ check_no_test_leftovers() {
     echo "$leftovers" >&2
     return 1
   fi
+}
+
+# record_settings NAME SETTINGS: keeps the settings the NAME just started was started with.
+record_settings() {
+  echo "$2" >"$STATE_DIR/run/$1.args"
+}
+
+# stop_unless_started_with NAME SETTINGS: stops the NAME this checkout started unless
+# record_settings kept these SETTINGS for it, so that it starts again with them.
+stop_unless_started_with() {
+  [ "$(cat "$STATE_DIR/run/$1.args" 2>/dev/null)" = "$2" ] || stop_pidfile "$1"
 }
 
 # stop_pidfile NAME: stops the process recorded in $STATE_DIR/run/NAME.pid, if it runs.
