@@ -319,14 +319,20 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
     for order in placed.iter().take(6) {
         orders.delete_one(doc! { "_id": &order.id }).await.unwrap();
     }
-    mongo
-        .collection::<mongodb::bson::Document>("customerSummaries")
-        .update_many(
-            doc! { "customerEmail": "c1@example.com" },
-            doc! { "$set": { "placedOrderCount": 999_i64 } },
-        )
-        .await
-        .unwrap();
+    // A customer's summary is in their summary documents and their orders' documents.
+    for (collection, field) in [
+        ("customerSummaries", "summary.placedOrderCount"),
+        ("orders", "customerSummary.placedOrderCount"),
+    ] {
+        mongo
+            .collection::<mongodb::bson::Document>(collection)
+            .update_many(
+                doc! { "customerEmail": "c1@example.com" },
+                doc! { "$set": { field: 999_i64 } },
+            )
+            .await
+            .unwrap();
+    }
     let lost = stack
         .client
         .get(

@@ -8,8 +8,9 @@
 //! most `consistency.max_waiting_reads` wait at once on a replica, past that a read with a
 //! token answers 503 `too_many_waiting` at once.
 //!
-//! Checking the order document is enough for every read, summaries included, because the
-//! projection writes the order last (see `projection`).
+//! Checking the order document is enough for every read, because the projection writes the
+//! order last (see `projection`), and its document carries its customer's summary as of that
+//! version, which a read of the customer counts (`ConsistentRead::awaited_order`).
 
 use std::time::Duration;
 
@@ -72,7 +73,17 @@ pub struct MaxConsistencyWait(pub Duration);
 
 /// Extracting it performs the wait; a handler that takes one reads only after the token's
 /// point, if the request named one.
-pub struct ConsistentRead;
+pub struct ConsistentRead {
+    awaited: Option<String>,
+}
+
+impl ConsistentRead {
+    /// The id of the token's order, which the read model now holds at the token's version or
+    /// later: a read of its customer's summary counts it whatever else is applied yet.
+    pub fn awaited_order(&self) -> Option<&str> {
+        self.awaited.as_deref()
+    }
+}
 
 /// How a client reads its own write, in the OpenAPI document of every read.
 pub const READ_YOUR_WRITES: &str = "**Reading your own write.** A command answers a \
@@ -189,14 +200,16 @@ impl FromRequest for ConsistentRead {
             .app_data::<MaxConsistencyWait>()
             .map_or(Duration::ZERO, |wait| wait.0);
         Box::pin(async move {
+            let mut awaited = None;
             if let (Some(token), Some(store), Some(applied)) = (token?, store, applied) {
+                awaited = Some(token.order_id.to_string());
                 traces::in_span(
                     "consistency wait",
                     wait_for(&store, &applied, token, max_wait),
                 )
                 .await?;
             }
-            Ok(Self)
+            Ok(Self { awaited })
         })
     }
 }

@@ -31,16 +31,17 @@ pub struct CustomerView {
 
 impl From<SummaryDocument> for CustomerView {
     fn from(customer: SummaryDocument) -> Self {
+        let summary = customer.summary;
         Self {
             owner: customer.owner,
             email: customer.customer_email,
             first_name: customer.first_name,
             last_name: customer.last_name,
-            order_count: customer.placed_order_count - customer.cancelled_order_count,
-            total_quantity: customer.placed_quantity - customer.cancelled_quantity,
-            cancelled_order_count: customer.cancelled_order_count,
+            order_count: summary.placed_order_count - summary.cancelled_order_count,
+            total_quantity: summary.placed_quantity - summary.cancelled_quantity,
+            cancelled_order_count: summary.cancelled_order_count,
             last_order_at: DateTime::from_timestamp_millis(
-                customer.last_order_at.timestamp_millis(),
+                summary.last_order_at.timestamp_millis(),
             )
             .unwrap_or_default(),
         }
@@ -59,7 +60,7 @@ impl From<SummaryDocument> for CustomerView {
 #[get("/customers")]
 pub async fn list(
     granted: Granted<Read>,
-    _: ConsistentRead,
+    read: ConsistentRead,
     request: HttpRequest,
     params: web::Query<PageParams>,
     owner: web::Query<OwnerParam>,
@@ -67,7 +68,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = params.page()?;
     let listing = store
-        .list_customers(owner.listing(&granted)?, &page)
+        .list_customers(owner.listing(&granted)?, &page, read.awaited_order())
         .await?;
     Ok(page_response(
         &request,
@@ -91,13 +92,17 @@ pub async fn list(
 #[get("/customers/{email}")]
 pub async fn get(
     granted: Granted<Read>,
-    _: ConsistentRead,
+    read: ConsistentRead,
     path: web::Path<EmailPath>,
     owner: web::Query<OwnerParam>,
     store: web::Data<ReadStore>,
 ) -> Result<HttpResponse, ApiError> {
     let customer = store
-        .find_customer(owner.of_customer(&granted)?, &email_parameter(&path.email)?)
+        .find_customer(
+            owner.of_customer(&granted)?,
+            &email_parameter(&path.email)?,
+            read.awaited_order(),
+        )
         .await?
         .ok_or(ApiError::NotFound("customer"))?;
     Ok(HttpResponse::Ok().json(CustomerView::from(customer)))
@@ -116,7 +121,7 @@ pub async fn get(
 #[get("/customers/{email}/orders")]
 pub async fn orders(
     granted: Granted<Read>,
-    _: ConsistentRead,
+    read: ConsistentRead,
     request: HttpRequest,
     path: web::Path<EmailPath>,
     params: web::Query<PageParams>,
@@ -126,7 +131,12 @@ pub async fn orders(
     let page = params.page()?;
     let email = email_parameter(&path.email)?;
     let listing = store
-        .list_customer_orders(owner.of_customer(&granted)?, &email, &page)
+        .list_customer_orders(
+            owner.of_customer(&granted)?,
+            &email,
+            &page,
+            read.awaited_order(),
+        )
         .await?
         .ok_or(ApiError::NotFound("customer"))?;
     Ok(page_response(

@@ -142,7 +142,7 @@ impl IntoParams for EmailPath {
 #[get("/orders")]
 pub async fn list(
     granted: Granted<Read>,
-    _: ConsistentRead,
+    read: ConsistentRead,
     request: HttpRequest,
     params: web::Query<ListParams>,
     store: web::Data<ReadStore>,
@@ -156,7 +156,9 @@ pub async fn list(
             email,
         },
     };
-    let listing = store.list_orders(listing, &page).await?;
+    let listing = store
+        .list_orders(listing, &page, read.awaited_order())
+        .await?;
     let mut extra: Vec<(&str, &str)> = email
         .iter()
         .map(|email| ("email", email.as_str()))

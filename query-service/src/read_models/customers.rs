@@ -1,34 +1,60 @@
-//! The customers read model: one document per version of a customer's summary in
-//! `customerSummaries`, as the events carry them; a read takes the customer's newest. A
-//! customer is an email under an owner: the same email under two owners is two customers.
+//! The customers read model. A customer is an email under an owner (the same email under two
+//! owners is two customers), and each of their events carries their whole summary as of that
+//! event (orders placed and cancelled, their quantities, the newest order's time) under a
+//! version that rises by one with each placement and cancellation. Every version is stored,
+//! each by an insert, in one of two places:
 //!
-//! A summary only ever grows by version, and each event carries the customer's whole summary
-//! as of that event, so a batch inserts the newest version it holds for each customer under
-//! the key `<owner>/<email>/<version>`: a redelivery is refused as a duplicate, an older version
-//! arriving late never hides a newer one, and two replicas never write the same document.
-//! Inserting costs a fraction of an update on every store (docs/performance.md). Every
-//! [`VERSIONS_PER_COMPACTION`] versions the customer's older versions are deleted, which a
-//! read never notices: the newest stays.
+//! - **a summary document** in `customerSummaries`, under `<owner>/<email>/<version>`, for a
+//!   customer's first order and every [`ORDERS_PER_STORED_SUMMARY`]th after it, and for every
+//!   cancellation: a batch inserts the newest of these it holds for each customer;
+//! - **the order's own document** (`super::orders`), for every order: the summary as of the
+//!   order's event, and the order's *span*, its place among the customer's orders divided by
+//!   [`ORDERS_PER_STORED_SUMMARY`], so that the orders placed after a stored version are
+//!   found by equality on one span.
+//!
+//! A read takes the newest summary document, then the orders of the span after it
+//! ([`Summarised`]). A duplicate is refused, an older version arriving late never hides a
+//! newer one (reads take the newest), and two replicas never write the same document. On
+//! FerretDB each summary document costs about as much CPU as its order's insert
+//! (docs/performance.md), which is why only one order in [`ORDERS_PER_STORED_SUMMARY`] has
+//! one. Every [`SPANS_PER_COMPACTION`] spans a customer's older summary documents are deleted,
+//! which a read never notices: the newest stays.
 
 use std::collections::HashMap;
 
 use mongodb::bson::DateTime;
 use serde::{Deserialize, Serialize};
+use shared_events::OrderEvent;
 
 use super::listings::page_of;
-use super::orders::owner_page;
+use super::orders::{owner_page, OrderDocument};
 use super::{bson_count, bson_time, key, NumberedEvent};
 
-/// A customer's older summary versions are deleted once every this many versions: a read
-/// finds at most about this many versions of a customer.
-pub const VERSIONS_PER_COMPACTION: i64 = 8;
+/// A placement stores its customer's summary as a document of its own once in this many of
+/// the customer's orders (their first, their ninth, …); the others' summaries are found in
+/// their orders' documents, a span of this many at a time.
+pub const ORDERS_PER_STORED_SUMMARY: i64 = 8;
 
-/// How many compaction points back a compaction that names the versions it deletes reaches:
-/// it also deletes what up to two failed compactions before it left.
-const COMPACTION_REACH: i64 = 3;
+/// A customer's older summary documents are deleted once every this many spans: a read finds
+/// at most about this many of a customer's summary documents, besides their cancellations'.
+pub const SPANS_PER_COMPACTION: i64 = 8;
 
-/// One version of a customer's summary, with the customer's names as of that event and their
-/// place in the customer listing.
+/// A customer's summary as of one of their events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Rises by one with each of the customer's placements and cancellations.
+    pub version: i64,
+    /// Orders placed, cancelled or not.
+    pub placed_order_count: i64,
+    pub placed_quantity: i64,
+    pub cancelled_order_count: i64,
+    pub cancelled_quantity: i64,
+    pub last_order_at: DateTime,
+}
+
+/// A stored version of a customer's summary, with the customer's names as of that event and
+/// their place in the customer listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SummaryDocument {
@@ -38,21 +64,15 @@ pub struct SummaryDocument {
     /// The customer's owner; `""` is the anonymous one.
     pub owner: String,
     pub customer_email: String,
-    /// [`customer_key`]: a customer's versions are found by equality on it.
+    /// [`customer_key`]: a customer's summary documents are found by equality on it.
     pub customer_key: String,
-    pub summary_version: i64,
+    pub summary: Summary,
     pub first_name: String,
     pub last_name: String,
-    /// Orders placed, cancelled or not.
-    pub placed_order_count: i64,
-    pub placed_quantity: i64,
-    pub cancelled_order_count: i64,
-    pub cancelled_quantity: i64,
-    pub last_order_at: DateTime,
     /// The customer's place in the listing of customers, from their first order.
     pub list_position: i64,
-    /// The page of `list_position`: the customer listing reads a page's versions by equality
-    /// on it.
+    /// The page of `list_position`: the customer listing reads a page's summary documents by
+    /// equality on it.
     pub list_page: i64,
     /// The customer's place among its owner's customers.
     pub owner_position: i64,
@@ -71,91 +91,95 @@ pub fn version_id(customer_key: &str, version: i64) -> String {
     format!("{customer_key}/{version}")
 }
 
-/// Deleting the customer's versions older than one the same batch stores.
+/// The span of the customer's order at `customer_order` (from 1): the orders from one stored
+/// placement's up to the next one's.
+pub fn span_of(customer_order: i64) -> i64 {
+    (customer_order - 1).div_euclid(ORDERS_PER_STORED_SUMMARY)
+}
+
+/// The key of span `span` of the customer `customer_key`'s orders, as their documents carry it.
+pub fn span_key(customer_key: &str, span: i64) -> String {
+    format!("{customer_key}/{span}")
+}
+
+/// Whether `event`'s summary gets a document of its own: a cancellation's always (it may
+/// belong to an order of any span), a placement's when it opens a span.
+fn stores_summary(event: &NumberedEvent) -> bool {
+    match event.envelope.payload {
+        OrderEvent::OrderCancelled(_) => true,
+        OrderEvent::OnNewOrder(_) => {
+            (bson_count(event.positions.customer_order) - 1) % ORDERS_PER_STORED_SUMMARY == 0
+        }
+    }
+}
+
+/// Deleting the customer's summary documents older than one the same batch stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compaction {
     pub customer_key: String,
-    /// The version the batch stores: every older one goes.
+    /// The version the batch stores: every older document goes.
     pub below_version: i64,
-    /// Where the versions this compaction may still find start: [`COMPACTION_REACH`]
-    /// compaction points below the batch's lowest version of the customer. The customer's last
-    /// compaction kept a version at or above the point before this one; the two points below
-    /// that cover two compactions that failed.
-    pub from_version: i64,
-}
-
-impl Compaction {
-    /// The `_id`s of the versions from `from_version` up to `below_version`, for a store that
-    /// deletes by naming them.
-    pub fn superseded_ids(&self) -> impl Iterator<Item = String> + '_ {
-        (self.from_version..self.below_version)
-            .map(|version| version_id(&self.customer_key, version))
-    }
 }
 
 /// The writes of a batch to `customerSummaries`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CustomerWrites {
-    /// The newest version of each customer of the batch, inserted together (unordered; a
-    /// duplicate is refused alone).
+    /// For each customer of the batch with an event that stores its summary, the newest such,
+    /// inserted together (unordered; a duplicate is refused alone).
     pub versions: Vec<SummaryDocument>,
-    /// After the inserts: for each customer whose versions in the batch reach a compaction
-    /// point.
+    /// After the inserts: for each customer whose batch opens a span at a compaction point.
     pub compactions: Vec<Compaction>,
 }
 
-/// Where in [`VERSIONS_PER_COMPACTION`] versions the compactions of the customer `key` fall:
-/// spread by the key, so that customers who order at the same pace are not all compacted in
-/// the same batches. Every replica must agree, so the hash (FNV-1a of the key's bytes) is
-/// fixed.
+/// Which spans of the customer `key` are its compaction points: one in
+/// [`SPANS_PER_COMPACTION`], where the points fall spread by the key, so that customers who
+/// order at the same pace are not all compacted in the same batches. Every replica must
+/// agree, so the hash (FNV-1a of the key's bytes) is fixed.
 pub fn compaction_offset(key: &str) -> i64 {
     let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     });
-    (hash % VERSIONS_PER_COMPACTION as u64) as i64
+    (hash % SPANS_PER_COMPACTION as u64) as i64
 }
 
-/// Whether versions `lowest` to `newest` of the customer `key` reach one of their
-/// compaction points: `v` is one when `v + compaction_offset(key)` is a multiple of
-/// [`VERSIONS_PER_COMPACTION`].
-fn reaches_compaction_point(key: &str, lowest: i64, newest: i64) -> bool {
-    let points_up_to =
-        |version: i64| (version + compaction_offset(key)).div_euclid(VERSIONS_PER_COMPACTION);
-    points_up_to(lowest - 1) < points_up_to(newest)
+/// Whether `event` opens a span of its customer (`key`) that is a compaction point.
+fn opens_compaction_point(key: &str, event: &NumberedEvent) -> bool {
+    matches!(event.envelope.payload, OrderEvent::OnNewOrder(_))
+        && stores_summary(event)
+        && (span_of(bson_count(event.positions.customer_order)) + compaction_offset(key))
+            % SPANS_PER_COMPACTION
+            == 0
 }
 
-/// The newest summary version of each customer of `batch`, and the compactions it reaches, in
-/// the order the batch first names the customers.
+/// For each customer of `batch` with an event that stores its summary, the newest such, and
+/// the compactions the batch reaches, in the order the batch first names the customers.
 pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
     let mut newest: Vec<SummaryDocument> = Vec::new();
-    let mut lowest: Vec<i64> = Vec::new();
+    let mut compacting: Vec<bool> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for event in batch {
+    for event in batch.iter().filter(|event| stores_summary(event)) {
         let version = document(event);
-        match index.get(&version.customer_key) {
-            Some(&at) => {
-                lowest[at] = lowest[at].min(version.summary_version);
-                if newest[at].summary_version < version.summary_version {
-                    newest[at] = version;
-                }
-            }
-            None => {
-                index.insert(version.customer_key.clone(), newest.len());
-                lowest.push(version.summary_version);
-                newest.push(version);
+        let at = *index
+            .entry(version.customer_key.clone())
+            .or_insert_with(|| newest.len());
+        let compacts = opens_compaction_point(&version.customer_key, event);
+        if at == newest.len() {
+            newest.push(version);
+            compacting.push(compacts);
+        } else {
+            compacting[at] |= compacts;
+            if newest[at].summary.version < version.summary.version {
+                newest[at] = version;
             }
         }
     }
     let compactions = newest
         .iter()
-        .zip(lowest)
-        .filter(|(version, lowest)| {
-            reaches_compaction_point(&version.customer_key, *lowest, version.summary_version)
-        })
-        .map(|(version, lowest)| Compaction {
+        .zip(compacting)
+        .filter(|(_, compacts)| *compacts)
+        .map(|(version, _)| Compaction {
             customer_key: version.customer_key.clone(),
-            below_version: version.summary_version,
-            from_version: (lowest - COMPACTION_REACH * VERSIONS_PER_COMPACTION).max(1),
+            below_version: version.summary.version,
         })
         .collect();
     CustomerWrites {
@@ -164,27 +188,35 @@ pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
     }
 }
 
-/// The customer's summary as of `event`.
-pub fn document(event: &NumberedEvent) -> SummaryDocument {
-    let owner = event.envelope.payload.owner();
-    let customer = &event.envelope.payload.order().customer;
+/// The customer's summary as `event` carries it.
+pub fn summary(event: &NumberedEvent) -> Summary {
     let summary = &event.summary;
-    let list_position = bson_count(event.positions.customer);
-    let owner_position = bson_count(event.owner_positions.customer);
-    let customer_key = customer_key(owner, &customer.email);
-    SummaryDocument {
-        id: version_id(&customer_key, bson_count(summary.version)),
-        owner: owner.to_owned(),
-        customer_email: customer.email.clone(),
-        customer_key,
-        summary_version: bson_count(summary.version),
-        first_name: customer.first_name.clone(),
-        last_name: customer.last_name.clone(),
+    Summary {
+        version: bson_count(summary.version),
         placed_order_count: bson_count(summary.placed_order_count),
         placed_quantity: bson_count(summary.placed_quantity),
         cancelled_order_count: bson_count(summary.cancelled_order_count),
         cancelled_quantity: bson_count(summary.cancelled_quantity),
         last_order_at: bson_time(summary.last_order_at),
+    }
+}
+
+/// The customer's summary document as of `event`.
+pub fn document(event: &NumberedEvent) -> SummaryDocument {
+    let owner = event.envelope.payload.owner();
+    let customer = &event.envelope.payload.order().customer;
+    let list_position = bson_count(event.positions.customer);
+    let owner_position = bson_count(event.owner_positions.customer);
+    let customer_key = customer_key(owner, &customer.email);
+    let summary = summary(event);
+    SummaryDocument {
+        id: version_id(&customer_key, summary.version),
+        owner: owner.to_owned(),
+        customer_email: customer.email.clone(),
+        customer_key,
+        summary,
+        first_name: customer.first_name.clone(),
+        last_name: customer.last_name.clone(),
         list_position,
         list_page: page_of(list_position),
         owner_position,
@@ -192,7 +224,8 @@ pub fn document(event: &NumberedEvent) -> SummaryDocument {
     }
 }
 
-/// The newest version of each customer among `versions`, in the order of `position`.
+/// The newest summary document of each customer among `versions`, in the order of
+/// `position`.
 pub fn newest_of_each(
     versions: Vec<SummaryDocument>,
     position: impl Fn(&SummaryDocument) -> i64,
@@ -200,7 +233,7 @@ pub fn newest_of_each(
     let mut newest: HashMap<String, SummaryDocument> = HashMap::new();
     for version in versions {
         match newest.get(&version.customer_key) {
-            Some(kept) if kept.summary_version >= version.summary_version => {}
+            Some(kept) if kept.summary.version >= version.summary.version => {}
             _ => {
                 newest.insert(version.customer_key.clone(), version);
             }
@@ -211,6 +244,85 @@ pub fn newest_of_each(
     customers
 }
 
+/// A customer's summary as of `order`'s version, from what its document carries.
+pub fn as_of_order(order: &OrderDocument) -> SummaryDocument {
+    let customer_key = customer_key(&order.owner, &order.customer_email);
+    SummaryDocument {
+        id: version_id(&customer_key, order.customer_summary.version),
+        owner: order.owner.clone(),
+        customer_email: order.customer_email.clone(),
+        customer_key,
+        summary: order.customer_summary.clone(),
+        first_name: order.customer.first_name.clone(),
+        last_name: order.customer.last_name.clone(),
+        list_position: order.customer_position,
+        list_page: page_of(order.customer_position),
+        owner_position: order.owner_customer_position,
+        owner_list_page: owner_page(&order.owner, page_of(order.owner_customer_position)),
+    }
+}
+
+/// A customer's summary being completed from their orders' documents: from the newest
+/// summary document found (or an order's, see [`Summarised::take_order`]), the spans after
+/// it, one at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summarised {
+    /// The newest version found so far, with the names of its event.
+    pub customer: SummaryDocument,
+    /// The span to read next, or `None` when the summary is complete.
+    pub next_span: Option<i64>,
+}
+
+impl Summarised {
+    /// Starting from `newest`, the customer's newest summary document.
+    pub fn from(newest: SummaryDocument) -> Self {
+        let next_span = Some(span_of(newest.summary.placed_order_count + 1));
+        Self {
+            customer: newest,
+            next_span,
+        }
+    }
+
+    /// Takes in `orders`, the documents of the span it asked for, and says which span comes
+    /// next. The orders placed after a summary document are in the span of its placed-order
+    /// count + 1 and, while the customer has filled a span, in the next: each span's first
+    /// placement stores a summary document, written before the orders of its batch, so once
+    /// every earlier event is applied no order lies beyond a span the customer has not filled.
+    pub fn take_span<'a>(&mut self, orders: impl IntoIterator<Item = &'a OrderDocument>) {
+        let Some(span) = self.next_span.take() else {
+            return;
+        };
+        let span_end = (span + 1) * ORDERS_PER_STORED_SUMMARY;
+        let mut full = false;
+        for order in orders {
+            full |= order.customer_order == span_end;
+            self.take_order(order);
+        }
+        if full {
+            self.next_span = Some(span + 1);
+        }
+    }
+
+    /// Takes in the summary `order`'s document carries, if it is the customer's and newer:
+    /// also how a read with a consistency token counts the token's order whatever else is
+    /// applied yet. The next span to read follows it.
+    pub fn take_order(&mut self, order: &OrderDocument) {
+        let newer = order.customer_summary.version > self.customer.summary.version;
+        if newer && customer_key(&order.owner, &order.customer_email) == self.customer.customer_key
+        {
+            self.customer = as_of_order(order);
+            let after = span_of(order.customer_summary.placed_order_count + 1);
+            self.next_span = self.next_span.map(|span| span.max(after));
+        }
+    }
+
+    /// The key of the span to read next.
+    pub fn next_span_key(&self) -> Option<String> {
+        self.next_span
+            .map(|span| span_key(&self.customer.customer_key, span))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -218,14 +330,35 @@ mod tests {
     use shared_events::OwnerPositions;
 
     use super::*;
+    use crate::read_models::orders;
     use crate::read_models::tests::{cancelled, owned_by, placed, with_summary};
 
+    /// The `n`th order of the anonymous owner's customer `email`, its summary's version `n`,
+    /// each order of quantity 1.
+    fn nth_order(email: &str, n: u64) -> NumberedEvent {
+        let mut event = with_summary(placed(email, 1, n), n, (n, n), (0, 0));
+        event.positions.customer_order = n;
+        event
+    }
+
     #[test]
-    fn a_batch_inserts_each_customer_s_newest_version_once() {
-        let first = with_summary(placed("ada@example.com", 2, 1), 1, (1, 2), (0, 0));
-        let second = with_summary(placed("ada@example.com", 3, 2), 2, (2, 5), (0, 0));
+    fn a_span_s_first_placement_and_every_cancellation_store_a_summary_document() {
+        let stored = |event: &NumberedEvent| stores_summary(event);
+        let every = u64::try_from(ORDERS_PER_STORED_SUMMARY).unwrap();
+
+        assert!(stored(&nth_order("ada@example.com", 1)));
+        assert!(!stored(&nth_order("ada@example.com", 2)));
+        assert!(!stored(&nth_order("ada@example.com", every)));
+        assert!(stored(&nth_order("ada@example.com", every + 1)));
+        assert!(stored(&cancelled(&nth_order("ada@example.com", 2))));
+    }
+
+    #[test]
+    fn a_batch_inserts_each_customer_s_newest_stored_version_once() {
+        let first = nth_order("ada@example.com", 1);
+        let second = nth_order("ada@example.com", 2);
         let bob = placed("bob@example.com", 1, 3);
-        let cancellation = with_summary(cancelled(&first), 3, (2, 5), (1, 2));
+        let cancellation = with_summary(cancelled(&first), 3, (2, 2), (1, 1));
 
         let writes = writes(&[cancellation, first.clone(), bob, second, first]);
 
@@ -235,9 +368,9 @@ mod tests {
             .map(|v| {
                 (
                     v.id.as_str(),
-                    v.summary_version,
-                    v.placed_order_count,
-                    v.cancelled_order_count,
+                    v.summary.version,
+                    v.summary.placed_order_count,
+                    v.summary.cancelled_order_count,
                 )
             })
             .collect();
@@ -251,80 +384,49 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_compacts_a_customer_when_its_versions_reach_a_compaction_point() {
+    fn a_batch_that_opens_a_span_at_a_compaction_point_compacts_below_its_newest_document() {
         let email = "ada@example.com";
         let key = customer_key("", email);
-        let compacted = |versions: &[i64]| {
-            let batch: Vec<NumberedEvent> = versions
-                .iter()
-                .map(|&version| {
-                    let count = u64::try_from(version).unwrap();
-                    with_summary(placed(email, 1, count), count, (count, count), (0, 0))
-                })
-                .collect();
-            writes(&batch).compactions
-        };
-        let every = VERSIONS_PER_COMPACTION;
-        let point = 2 * every - compaction_offset(&key);
-        let at = |below_version, lowest: i64| {
+        let every = ORDERS_PER_STORED_SUMMARY;
+        // The first order of the span at the customer's second compaction point.
+        let span = 2 * SPANS_PER_COMPACTION - compaction_offset(&key);
+        let opening = u64::try_from(span * every + 1).unwrap();
+        let compacted = |batch: &[NumberedEvent]| writes(batch).compactions;
+        let below = |version: u64| {
             vec![Compaction {
                 customer_key: key.clone(),
-                below_version,
-                from_version: (lowest - 3 * every).max(1),
+                below_version: i64::try_from(version).unwrap(),
             }]
         };
-        assert_eq!(compacted(&[point - 1]), []);
-        assert_eq!(compacted(&[point]), at(point, point));
-        assert_eq!(compacted(&[point + 1, point - 1]), at(point + 1, point - 1));
-        assert_eq!(compacted(&[point + 1, point + 2]), []);
+
+        assert_eq!(compacted(&[nth_order(email, opening - 1)]), []);
+        assert_eq!(compacted(&[nth_order(email, opening)]), below(opening));
+        assert_eq!(compacted(&[nth_order(email, opening + 1)]), []);
+        let later_cancellation = with_summary(
+            cancelled(&nth_order(email, 2)),
+            opening + 1,
+            (opening, opening),
+            (1, 1),
+        );
         assert_eq!(
-            compacted(&[point + every]),
-            at(point + every, point + every)
+            compacted(&[nth_order(email, opening), later_cancellation.clone()]),
+            below(opening + 1),
+            "below the newest document the batch stores"
+        );
+        assert_eq!(compacted(&[later_cancellation]), []);
+        let next_point = opening + u64::try_from(SPANS_PER_COMPACTION * every).unwrap();
+        assert_eq!(
+            compacted(&[nth_order(email, next_point)]),
+            below(next_point)
         );
     }
 
     #[test]
-    fn a_compaction_names_every_version_its_customer_may_still_hold_below_the_kept_one() {
-        let email = "ada/%@example.com";
-        let key = customer_key("team/a", email);
-        let every = VERSIONS_PER_COMPACTION;
-        let point = 5 * every - compaction_offset(&key);
-        let kept = |count: i64| {
-            let count = u64::try_from(count).unwrap();
-            owned_by(
-                with_summary(placed(email, 1, count), count, (count, count), (0, 0)),
-                "team/a",
-                OwnerPositions {
-                    order: count,
-                    customer: 1,
-                },
-            )
-        };
-        // Stored since the last compaction (at point - every, or later): every version from
-        // there; and what two failed compactions before it may have left.
-        let stored_before: Vec<String> = (point - 3 * every..point)
-            .map(|version| document(&kept(version)).id)
-            .collect();
-
-        let writes = writes(&[kept(point)]);
-
-        let [compaction] = writes.compactions.as_slice() else {
-            panic!("one compaction: {:?}", writes.compactions);
-        };
-        let named: Vec<String> = compaction.superseded_ids().collect();
-        assert_eq!(named, stored_before);
-        assert!(
-            !named.contains(&writes.versions[0].id),
-            "the kept version is named"
-        );
-    }
-
-    #[test]
-    fn compaction_points_are_spread_and_fixed_by_the_email_alone() {
+    fn compaction_points_are_spread_and_fixed_by_the_key_alone() {
         let offsets: HashSet<i64> = (0..200)
             .map(|n| compaction_offset(&format!("customer{n}@example.com")))
             .collect();
-        assert_eq!(offsets.len(), VERSIONS_PER_COMPACTION as usize);
+        assert_eq!(offsets.len(), SPANS_PER_COMPACTION as usize);
         assert_eq!(compaction_offset("ada@example.com"), 2);
         assert_eq!(compaction_offset(""), 5);
     }
@@ -366,7 +468,7 @@ mod tests {
     }
 
     #[test]
-    fn a_read_takes_each_customer_s_newest_version_in_listing_order() {
+    fn a_read_takes_each_customer_s_newest_document_in_listing_order() {
         let version = |email: &str, version: u64, position: u64| {
             let mut event = with_summary(placed(email, 1, 1), version, (version, 1), (0, 0));
             event.positions.customer = position;
@@ -385,8 +487,73 @@ mod tests {
 
         let found: Vec<(&str, i64)> = customers
             .iter()
-            .map(|c| (c.customer_email.as_str(), c.summary_version))
+            .map(|c| (c.customer_email.as_str(), c.summary.version))
             .collect();
         assert_eq!(found, [("ada@example.com", 3), ("bob@example.com", 4)]);
+    }
+
+    /// The documents of customer `email`'s orders `from..=to`.
+    fn order_documents(email: &str, from: u64, to: u64) -> Vec<OrderDocument> {
+        (from..=to)
+            .map(|n| orders::document(&nth_order(email, n)))
+            .collect()
+    }
+
+    #[test]
+    fn a_summary_is_completed_from_the_spans_after_the_newest_document_while_they_are_full() {
+        let email = "ada@example.com";
+        let every = u64::try_from(ORDERS_PER_STORED_SUMMARY).unwrap();
+        let stored = document(&nth_order(email, every + 1));
+        let key = stored.customer_key.clone();
+        let mut summarised = Summarised::from(stored);
+
+        assert_eq!(summarised.next_span_key(), Some(format!("{key}/1")));
+        summarised.take_span(&order_documents(email, every + 1, 2 * every));
+        assert_eq!(summarised.customer.summary.version, 16);
+        assert_eq!(
+            summarised.next_span_key(),
+            Some(format!("{key}/2")),
+            "span 1 is full"
+        );
+        summarised.take_span(&order_documents(email, 2 * every + 1, 2 * every + 3));
+        assert_eq!(summarised.customer.summary.version, 19);
+        assert_eq!(summarised.customer.summary.placed_order_count, 19);
+        assert_eq!(summarised.customer.id, format!("{key}/19"));
+        assert_eq!(summarised.next_span, None, "span 2 is not");
+    }
+
+    #[test]
+    fn a_summary_document_newer_than_the_span_s_orders_stays() {
+        let email = "ada@example.com";
+        let cancellation = with_summary(cancelled(&nth_order(email, 2)), 5, (4, 4), (1, 1));
+        let mut summarised = Summarised::from(document(&cancellation));
+
+        summarised.take_span(&order_documents(email, 1, 4));
+
+        assert_eq!(summarised.customer.summary.version, 5);
+        assert_eq!(summarised.customer.summary.cancelled_order_count, 1);
+        assert_eq!(summarised.next_span, None);
+    }
+
+    #[test]
+    fn a_token_s_order_counts_when_it_is_the_customer_s_and_newer() {
+        let email = "ada@example.com";
+        let mut summarised = Summarised::from(document(&nth_order(email, 1)));
+        let [newer]: [OrderDocument; 1] = order_documents(email, 12, 12).try_into().unwrap();
+        let [another_customer_s]: [OrderDocument; 1] = order_documents("bob@example.com", 30, 30)
+            .try_into()
+            .unwrap();
+
+        summarised.take_order(&another_customer_s);
+        assert_eq!(summarised.customer.summary.version, 1);
+        summarised.take_order(&newer);
+
+        assert_eq!(summarised.customer, as_of_order(&newer));
+        assert_eq!(summarised.customer.summary.version, 12);
+        assert_eq!(
+            summarised.next_span,
+            Some(1),
+            "the orders after the token's"
+        );
     }
 }

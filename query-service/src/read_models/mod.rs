@@ -9,7 +9,8 @@
 //! and changes nothing) or an update guarded by the version it brings.
 //!
 //! - [`orders`]: one document per order, at its newest version, with the customer embedded.
-//! - [`customers`]: one document per version of a customer's summary; reads take the newest.
+//! - [`customers`]: a document for one version of a customer's summary in eight and for each
+//!   cancellation, the others in their orders' documents; reads take the newest.
 //! - [`listings`]: which pages of the listings hold anything, for the listings' first page.
 //!
 //! Every order and customer belongs to an owner (the principal that placed the order, carried
@@ -23,7 +24,7 @@ pub mod orders;
 use mongodb::bson::DateTime;
 use shared_events::{CustomerSummary, EventEnvelope, ListPositions, OwnerPositions};
 
-pub use customers::{Compaction, CustomerWrites, SummaryDocument};
+pub use customers::{Compaction, CustomerWrites, Summarised, SummaryDocument};
 pub use listings::{ListPageMarker, Listing, LIST_PAGE_SPAN};
 pub use orders::{EmbeddedCustomer, OrderDocument, OrderWrites, PriceDocument};
 

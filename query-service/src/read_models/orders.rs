@@ -1,5 +1,7 @@
 //! The orders read model: one document per order in `orders`, at the newest version its
-//! events brought, with the customer embedded as reads return it.
+//! events brought, with the customer embedded as reads return it, and the customer's summary
+//! as of that version (most of a customer's summary versions are stored only here, see
+//! `super::customers`).
 //!
 //! A first version is inserted: the unique `_id` refuses a second copy, so a redelivery
 //! changes nothing. A later version (a cancellation) replaces the document only where the
@@ -13,6 +15,7 @@ use mongodb::bson::DateTime;
 use serde::{Deserialize, Serialize};
 use shared_events::{OrderEvent, OrderStatus, FIRST_AGGREGATE_VERSION};
 
+use super::customers::{self, customer_key, span_key, span_of, Summary};
 use super::listings::page_of;
 use super::{bson_count, bson_time, key, NumberedEvent};
 
@@ -57,6 +60,15 @@ pub struct OrderDocument {
     /// [`owner_page`] of the owner and the page of `owner_position`: the owner's listing reads
     /// a page by equality on it.
     pub owner_list_page: String,
+    /// The customer's summary as of this version of the order ([`super::customers`]).
+    pub customer_summary: Summary,
+    /// [`span_key`] of the customer and the span of `customer_order`: a customer's summary is
+    /// completed from the orders after their newest summary document by equality on it.
+    pub customer_span: String,
+    /// The customer's place in the listing of customers.
+    pub customer_position: i64,
+    /// The customer's place among the owner's customers.
+    pub owner_customer_position: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,6 +170,13 @@ pub fn document(event: &NumberedEvent) -> OrderDocument {
         customer_page: customer_page(owner, &order.customer.email, page_of(customer_order)),
         owner_position,
         owner_list_page: owner_page(owner, page_of(owner_position)),
+        customer_summary: customers::summary(event),
+        customer_span: span_key(
+            &customer_key(owner, &order.customer.email),
+            span_of(customer_order),
+        ),
+        customer_position: bson_count(event.positions.customer),
+        owner_customer_position: bson_count(event.owner_positions.customer),
     }
 }
 
@@ -220,6 +239,8 @@ mod tests {
         assert_eq!((document.list_position, document.list_page), (130, 2));
         assert_eq!(document.customer_order, 1);
         assert_eq!(document.customer_page, "/ada@example.com/0");
+        assert_eq!(document.customer_span, "/ada@example.com/0");
+        assert_eq!(document.customer_summary.version, 1);
         assert_eq!(document.customer_email, "ada@example.com");
         assert_eq!(document.owner, "");
         assert_eq!(document.owner_list_page, "/2");
@@ -242,6 +263,8 @@ mod tests {
         assert_eq!(document.owner_position, 70);
         assert_eq!(document.owner_list_page, "shop%2Fa/1");
         assert_eq!(document.customer_page, "shop%2Fa/ada@example.com/0");
+        assert_eq!(document.customer_span, "shop%2Fa/ada@example.com/0");
+        assert_eq!(document.owner_customer_position, 3);
         assert_eq!(document.list_page, 2, "and on the listing of everything");
     }
 }

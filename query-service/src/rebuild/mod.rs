@@ -297,8 +297,11 @@ async fn verify(target: &ReadStore, expected: &Expected) -> Result<(u64, u64), R
         .iter()
         .map(|c| c.customer_email.as_str())
         .collect();
-    let placed: i64 = customers.iter().map(|c| c.placed_order_count).sum();
-    let cancelled: i64 = customers.iter().map(|c| c.cancelled_order_count).sum();
+    let placed: i64 = customers.iter().map(|c| c.summary.placed_order_count).sum();
+    let cancelled: i64 = customers
+        .iter()
+        .map(|c| c.summary.cancelled_order_count)
+        .sum();
     let mut problems = Vec::new();
     if missing_orders > 0 {
         problems.push(format!(

@@ -20,7 +20,11 @@ use mongodb::{Collection, Database};
 
 use super::{written_unless_duplicate, ReadStore, StoreError};
 use crate::read_models::customers::newest_of_each;
-use crate::read_models::{ListPageMarker, Listing, OrderDocument, SummaryDocument};
+use crate::read_models::{ListPageMarker, Listing, OrderDocument, Summarised, SummaryDocument};
+
+/// Customers whose summaries one lookup completes, when verifying all of them: a page's worth,
+/// as a listing's reads do.
+const CUSTOMERS_PER_LOOKUP: usize = 64;
 
 const GENERATIONS_COLLECTION: &str = "readModelGenerations";
 const ACTIVE: &str = "active";
@@ -174,13 +178,20 @@ impl ReadStore {
 
     /// Every customer's newest summary; for verification after a rebuild.
     pub async fn all_customers(&self) -> Result<Vec<SummaryDocument>, StoreError> {
-        let versions: Vec<SummaryDocument> = self
-            .collections()
-            .summaries
-            .find(doc! {})
-            .await?
-            .try_collect()
-            .await?;
-        Ok(newest_of_each(versions, |customer| customer.list_position))
+        let models = self.collections();
+        let versions: Vec<SummaryDocument> =
+            models.summaries.find(doc! {}).await?.try_collect().await?;
+        let mut customers: Vec<Summarised> =
+            newest_of_each(versions, |customer| customer.list_position)
+                .into_iter()
+                .map(Summarised::from)
+                .collect();
+        for chunk in customers.chunks_mut(CUSTOMERS_PER_LOOKUP) {
+            self.complete(&models, chunk).await?;
+        }
+        Ok(customers
+            .into_iter()
+            .map(|summarised| summarised.customer)
+            .collect())
     }
 }

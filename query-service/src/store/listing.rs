@@ -11,11 +11,12 @@ use mongodb::bson::{doc, Document};
 use super::{
     lock, Cursor, Page, ReadModels, ReadStore, Start, StoreError, Whose, MAX_REMEMBERED_PAGES,
 };
-use crate::read_models::customers::newest_of_each;
+use crate::read_models::customers::{as_of_order, newest_of_each};
 use crate::read_models::listings::page_of;
 use crate::read_models::orders::{customer_page, owner_page};
 use crate::read_models::{
-    ListPageMarker, Listing as ListingKind, OrderDocument, SummaryDocument, LIST_PAGE_SPAN,
+    ListPageMarker, Listing as ListingKind, OrderDocument, Summarised, SummaryDocument,
+    LIST_PAGE_SPAN,
 };
 
 /// Pages looked at past the last one known, in one lookup, for a newer one: positions a
@@ -100,17 +101,26 @@ impl ReadStore {
     }
 
     /// Customers in the order of their first orders, everybody's or one owner's, a page of
-    /// positions at a time, and where the next page starts if there may be more.
+    /// positions at a time, and where the next page starts if there may be more; counting the
+    /// order `reflecting` (a consistency token's) in its customer's summary.
     pub async fn list_customers(
         &self,
         whose: Whose<'_>,
         page: &Page,
+        reflecting: Option<&str>,
     ) -> Result<Listing<SummaryDocument>, StoreError> {
         self.within_read_deadline(async {
+            let models = self.collections();
+            let reflected = self
+                .reflected_order(&models, reflecting)
+                .await?
+                .filter(|order| whose.sees(&order.owner));
             match whose {
                 Whose::Everyone => {
                     self.customers_in_order(
+                        &models,
                         page,
+                        reflected,
                         ListingKind::Customers,
                         |list_page| doc! { "listPage": list_page },
                         |customer| customer.list_position,
@@ -119,7 +129,9 @@ impl ReadStore {
                 }
                 Whose::Owner(owner) => {
                     self.customers_in_order(
+                        &models,
                         page,
+                        reflected,
                         ListingKind::CustomersOf(owner.to_owned()),
                         |list_page| doc! { "ownerListPage": owner_page(owner, list_page) },
                         |customer| customer.owner_position,
@@ -131,18 +143,20 @@ impl ReadStore {
         .await
     }
 
-    /// A page of `listing`: page `n` of its positions is the summary versions
-    /// `page_filter(n)` finds, each customer at `position(customer)`.
+    /// A page of `listing`: page `n` of its positions is the customers whose summary
+    /// documents `page_filter(n)` finds, each at `position(customer)`, their summaries
+    /// completed from their orders and from `reflected`.
     async fn customers_in_order(
         &self,
+        models: &ReadModels,
         page: &Page,
+        reflected: Option<OrderDocument>,
         listing: ListingKind,
         page_filter: impl Fn(i64) -> Document,
         position: impl Fn(&SummaryDocument) -> i64 + Copy,
     ) -> Result<Listing<SummaryDocument>, StoreError> {
-        let models = self.collections();
         let limit = page.limit as usize;
-        let Some(last_page) = self.last_list_page(&models, listing).await? else {
+        let Some(last_page) = self.last_list_page(models, listing).await? else {
             return Ok(Listing::empty());
         };
         let after = match page.start.after {
@@ -154,15 +168,31 @@ impl ReadStore {
         let mut list_page = page_of(after.saturating_add(1));
         let mut lookups_left = pages_for(limit, to_skip);
         while found.len() < limit && list_page <= last_page && lookups_left > 0 {
-            let versions: Vec<SummaryDocument> = models
+            let mut versions: Vec<SummaryDocument> = models
                 .summaries
                 .find(page_filter(list_page))
                 .await?
                 .try_collect()
                 .await?;
-            let customers = newest_of_each(versions, position)
+            // The token's customer, even before their first summary document is applied.
+            versions.extend(
+                reflected
+                    .as_ref()
+                    .map(as_of_order)
+                    .filter(|customer| page_of(position(customer)) == list_page),
+            );
+            let mut customers: Vec<Summarised> = newest_of_each(versions, position)
                 .into_iter()
-                .filter(|customer| position(customer) > after);
+                .filter(|customer| position(customer) > after)
+                .map(Summarised::from)
+                .collect();
+            if let Some(order) = &reflected {
+                customers
+                    .iter_mut()
+                    .for_each(|customer| customer.take_order(order));
+            }
+            self.complete(models, &mut customers).await?;
+            let customers = customers.into_iter().map(|summarised| summarised.customer);
             take_after_skipping(&mut found, customers, &mut to_skip, limit);
             list_page += 1;
             lookups_left -= 1;
@@ -190,6 +220,7 @@ impl ReadStore {
         &self,
         listing: OrderListing<'_>,
         page: &Page,
+        reflecting: Option<&str>,
     ) -> Result<Listing<OrderDocument>, StoreError> {
         self.within_read_deadline(async {
             match listing {
@@ -212,7 +243,7 @@ impl ReadStore {
                     .await
                 }
                 OrderListing::OfCustomer { owner, email } => Ok(self
-                    .customer_orders(owner, email, page)
+                    .customer_orders(owner, email, page, reflecting)
                     .await?
                     .unwrap_or_else(Listing::empty)),
             }
@@ -237,14 +268,15 @@ impl ReadStore {
     }
 
     /// The orders of `owner`'s customer `email` newest first, or `None` if there is no such
-    /// customer.
+    /// customer; the order `reflecting` (a consistency token's) among them if it is theirs.
     pub async fn list_customer_orders(
         &self,
         owner: &str,
         email: &str,
         page: &Page,
+        reflecting: Option<&str>,
     ) -> Result<Option<Listing<OrderDocument>>, StoreError> {
-        self.within_read_deadline(self.customer_orders(owner, email, page))
+        self.within_read_deadline(self.customer_orders(owner, email, page, reflecting))
             .await
     }
 
@@ -256,15 +288,16 @@ impl ReadStore {
         owner: &str,
         email: &str,
         page: &Page,
+        reflecting: Option<&str>,
     ) -> Result<Option<Listing<OrderDocument>>, StoreError> {
         let models = self.collections();
-        let Some(customer) = self.find_customer_now(owner, email).await? else {
+        let Some(customer) = self.find_customer_now(owner, email, reflecting).await? else {
             return Ok(None);
         };
         self.orders_newest_first(
             &models,
             page,
-            page_of(customer.placed_order_count),
+            page_of(customer.summary.placed_order_count),
             |page_number| doc! { "customerPage": customer_page(owner, email, page_number) },
             |order| order.customer_order,
         )

@@ -9,9 +9,11 @@
 
 mod generations;
 mod listing;
+mod summaries;
 
 pub use generations::{Generation, ReadModels};
 pub use listing::{Listing, OrderListing};
+pub use summaries::KeyLookups;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -26,8 +28,7 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use crate::config::MongoSettings;
-use crate::read_models::customers::customer_key;
-use crate::read_models::{Compaction, ListPageMarker, OrderDocument, SummaryDocument, Writes};
+use crate::read_models::{Compaction, ListPageMarker, OrderDocument, Writes};
 
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -189,21 +190,8 @@ pub struct ReadStore {
     client_options: ClientOptions,
     models: Arc<RwLock<ReadModels>>,
     deadlines: Deadlines,
-    /// Learnt from the server on the first compaction.
-    compaction_statements: Arc<OnceCell<CompactionStatements>>,
-}
-
-/// How a compaction's deletes are put to the server: the cheapest shape differs by server
-/// (docs/local-read-stores.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompactionStatements {
-    /// One statement naming every superseded version by `_id` (`$in`), served by the `_id`
-    /// index: one commit for the whole batch. secantusd-rs commits each statement of a
-    /// `delete` on its own, with a log flush under `--sync-on-commit`.
-    ById,
-    /// One statement per customer, by equality on `customerKey`: FerretDB pushes no `$in`
-    /// down to PostgreSQL, so a statement by `_id`s would read the whole collection.
-    PerCustomer,
+    /// Learnt from the server on the first read that needs it.
+    key_lookups: Arc<OnceCell<KeyLookups>>,
 }
 
 /// How long the store waits for the server. The driver sets no deadline on an operation (it
@@ -236,7 +224,7 @@ impl ReadStore {
                 read: settings.read_timeout(),
                 batch: settings.batch_timeout(),
             },
-            compaction_statements: Arc::default(),
+            key_lookups: Arc::default(),
         })
     }
 
@@ -248,7 +236,7 @@ impl ReadStore {
             client_options: self.client_options.clone(),
             models: Arc::new(RwLock::new(ReadModels::of(&self.database, generation))),
             deadlines: self.deadlines,
-            compaction_statements: Arc::clone(&self.compaction_statements),
+            key_lookups: Arc::clone(&self.key_lookups),
         }
     }
 
@@ -264,7 +252,7 @@ impl ReadStore {
             client_options: self.client_options.clone(),
             models: Arc::clone(&self.models),
             deadlines: self.deadlines,
-            compaction_statements: Arc::clone(&self.compaction_statements),
+            key_lookups: Arc::clone(&self.key_lookups),
         })
     }
 
@@ -314,6 +302,7 @@ impl ReadStore {
             index(doc! { "listPage": 1 }, "list_pages"),
             index(doc! { "ownerListPage": 1 }, "owner_list_pages"),
             index(doc! { "customerPage": 1 }, "customer_pages"),
+            index(doc! { "customerSpan": 1 }, "customer_spans"),
         ] {
             models.orders.create_index(model).await?;
         }
@@ -385,9 +374,10 @@ impl ReadStore {
         })
     }
 
-    /// Deletes the summary versions that a written batch's compactions supersede, in one
-    /// `delete` command shaped for the server ([`CompactionStatements`]), failed as
-    /// [`StoreError::TimedOut`] past the batch deadline.
+    /// Deletes the summary documents that a written batch's compactions supersede, one
+    /// statement per customer by equality on `customerKey` (every store serves it from an
+    /// index) in one `delete` command, failed as [`StoreError::TimedOut`] past the batch
+    /// deadline.
     pub async fn compact(&self, pending: &PendingCompactions) -> Result<(), StoreError> {
         if pending.customers.is_empty() {
             return Ok(());
@@ -396,47 +386,20 @@ impl ReadStore {
             .await
     }
 
-    /// The shape of this server's compactions: per customer on FerretDB (its `buildInfo`
-    /// names its version in `ferretdbVersion`), by `_id` on every other.
-    pub async fn compaction_statements(&self) -> Result<CompactionStatements, StoreError> {
-        let statements = self
-            .compaction_statements
-            .get_or_try_init(|| async {
-                let build = self.database.run_command(doc! { "buildInfo": 1 }).await?;
-                Ok::<_, StoreError>(if build.contains_key("ferretdbVersion") {
-                    CompactionStatements::PerCustomer
-                } else {
-                    CompactionStatements::ById
-                })
-            })
-            .await?;
-        Ok(*statements)
-    }
-
     async fn delete_older_versions(&self, pending: &PendingCompactions) -> Result<(), StoreError> {
-        let deletes: Vec<Document> = match self.compaction_statements().await? {
-            CompactionStatements::ById => {
-                let ids: Vec<String> = pending
-                    .customers
-                    .iter()
-                    .flat_map(Compaction::superseded_ids)
-                    .collect();
-                vec![doc! { "q": { "_id": { "$in": ids } }, "limit": 0 }]
-            }
-            CompactionStatements::PerCustomer => pending
-                .customers
-                .iter()
-                .map(|compaction| {
-                    doc! {
-                        "q": {
-                            "customerKey": &compaction.customer_key,
-                            "summaryVersion": { "$lt": compaction.below_version },
-                        },
-                        "limit": 0,
-                    }
-                })
-                .collect(),
-        };
+        let deletes: Vec<Document> = pending
+            .customers
+            .iter()
+            .map(|compaction| {
+                doc! {
+                    "q": {
+                        "customerKey": &compaction.customer_key,
+                        "summary.version": { "$lt": compaction.below_version },
+                    },
+                    "limit": 0,
+                }
+            })
+            .collect();
         let answer = self
             .database
             .run_command(doc! {
@@ -447,7 +410,7 @@ impl ReadStore {
             .await?;
         match answer.get_array("writeErrors") {
             Ok(errors) if !errors.is_empty() => Err(StoreError::Refused(format!(
-                "deleting older summary versions: {errors:?}"
+                "deleting older summary documents: {errors:?}"
             ))),
             _ => Ok(()),
         }
@@ -502,34 +465,6 @@ impl ReadStore {
             Ok(found.and_then(|order| order.get_i64("version").ok()))
         })
         .await
-    }
-
-    /// The newest summary of `owner`'s customer `email`: their versions are found by
-    /// equality.
-    pub async fn find_customer(
-        &self,
-        owner: &str,
-        email: &str,
-    ) -> Result<Option<SummaryDocument>, StoreError> {
-        self.within_read_deadline(self.find_customer_now(owner, email))
-            .await
-    }
-
-    async fn find_customer_now(
-        &self,
-        owner: &str,
-        email: &str,
-    ) -> Result<Option<SummaryDocument>, StoreError> {
-        let versions: Vec<SummaryDocument> = self
-            .collections()
-            .summaries
-            .find(doc! { "customerKey": customer_key(owner, email) })
-            .await?
-            .try_collect()
-            .await?;
-        Ok(versions
-            .into_iter()
-            .max_by_key(|version| version.summary_version))
     }
 }
 

@@ -8,9 +8,9 @@ use shared_events::{CustomerSummary, OrderEvent};
 
 use query_service::config::Settings;
 use query_service::read_models::customers::{
-    compaction_offset, customer_key, VERSIONS_PER_COMPACTION,
+    compaction_offset, customer_key, span_of, ORDERS_PER_STORED_SUMMARY, SPANS_PER_COMPACTION,
 };
-use query_service::store::{CompactionStatements, ReadStore};
+use query_service::store::{KeyLookups, ReadStore};
 
 use query_service::broker::{
     dead_letter_queue_name, replay_dead_letters, ATTEMPTS_HEADER, ERROR_HEADER,
@@ -238,7 +238,7 @@ fn carried(version: u64, placed: (u64, u64), cancelled: (u64, u64)) -> CustomerS
 }
 
 #[tokio::test]
-async fn summaries_are_inserted_as_versions_and_the_older_ones_deleted_every_few_versions() {
+async fn summaries_are_stored_once_a_span_and_the_older_ones_deleted_every_few_spans() {
     let app = spawn_app().await;
     let email = "versions@example.com";
     let summary_of = |app_customer: &Value| {
@@ -247,8 +247,9 @@ async fn summaries_are_inserted_as_versions_and_the_older_ones_deleted_every_few
             app_customer["totalQuantity"].clone(),
         )
     };
+    let orders = 70_u64;
     let start = Utc::now().trunc_subsecs(3);
-    for n in 1..=40_u64 {
+    for n in 1..=orders {
         let placed = new_order(email, 2, start + TimeDelta::seconds(n as i64));
         app.publish(&app.numbered(with_customer_summary(
             placed,
@@ -273,21 +274,26 @@ async fn summaries_are_inserted_as_versions_and_the_older_ones_deleted_every_few
     app.wait_until_processed().await;
 
     let customer = app.get_eventually(&format!("/customers/{email}")).await;
-    assert_eq!(summary_of(&customer), (json!(40), json!(80)), "{customer}");
+    assert_eq!(summary_of(&customer), (json!(70), json!(140)), "{customer}");
     let listed = app.get_eventually("/customers?limit=10").await;
     assert!(listed
         .as_array()
         .unwrap()
         .iter()
-        .any(|customer| customer["email"] == email && customer["orderCount"] == 40));
-    let every = VERSIONS_PER_COMPACTION;
+        .any(|customer| customer["email"] == email && customer["orderCount"] == 70));
+    // Stored: the first order of each span of 8 (orders 1, 9, …, 65); at the last span that
+    // is a compaction point, every document older than its first order's is deleted.
+    let every = ORDERS_PER_STORED_SUMMARY;
     let offset = compaction_offset(&customer_key("", email));
-    let last_point = (40 + offset).div_euclid(every) * every - offset;
-    // A batch stores only its newest version of a customer, and one that reached the point
-    // with a later version deleted the point's version too. Compactions run after their
-    // batch is applied, so they are waited for.
+    let last_span = span_of(orders as i64);
+    let last_point =
+        (last_span + offset).div_euclid(SPANS_PER_COMPACTION) * SPANS_PER_COMPACTION - offset;
+    let first_kept = last_point * every + 1;
+    let expected: Vec<i64> = (first_kept..=orders as i64)
+        .step_by(every as usize)
+        .collect();
     eventually(
-        &format!("versions older than {last_point} deleted"),
+        &format!("the documents of orders {expected:?} alone"),
         Duration::from_secs(10),
         || async {
             let mut kept: Vec<i64> = app
@@ -295,31 +301,35 @@ async fn summaries_are_inserted_as_versions_and_the_older_ones_deleted_every_few
                 .await
                 .iter()
                 .filter(|version| version.get_str("customerEmail") == Ok(email))
-                .map(|version| version.get_i64("summaryVersion").unwrap())
+                .map(|version| {
+                    version
+                        .get_document("summary")
+                        .and_then(|summary| summary.get_i64("version"))
+                        .unwrap()
+                })
                 .collect();
             kept.sort_unstable();
-            (kept.iter().all(|version| *version >= last_point) && kept.last() == Some(&40))
-                .then_some(())
+            (kept == expected).then_some(())
         },
     )
     .await;
 }
 
 #[tokio::test]
-async fn compactions_name_the_versions_by_id_except_on_ferretdb() {
+async fn many_keys_are_looked_up_in_one_query_except_on_ferretdb() {
     let database = harness::fresh_mongo_database();
     let mut settings = Settings::defaults().expect("default settings").mongodb;
     settings.uri = database.uri.clone();
     settings.database = database.name.clone();
     let store = ReadStore::new(&settings).await.unwrap();
 
-    let statements = store.compaction_statements().await.unwrap();
+    let lookups = store.key_lookups().await.unwrap();
 
     let expected = match ReadStoreKind::of_this_run() {
-        ReadStoreKind::FerretDb => CompactionStatements::PerCustomer,
-        ReadStoreKind::Secantusd => CompactionStatements::ById,
+        ReadStoreKind::FerretDb => KeyLookups::OneEach,
+        ReadStoreKind::Secantusd => KeyLookups::OneQuery,
     };
-    assert_eq!(statements, expected);
+    assert_eq!(lookups, expected);
 }
 
 fn header(properties: &lapin::BasicProperties, name: &str) -> String {

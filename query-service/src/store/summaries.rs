@@ -1,0 +1,166 @@
+//! Customers' summaries as reads return them: the newest summary document of each customer,
+//! completed from the documents of the orders placed after it (see
+//! `crate::read_models::customers`).
+
+use std::collections::HashMap;
+
+use futures::{StreamExt, TryStreamExt};
+use mongodb::bson::doc;
+
+use super::{ReadModels, ReadStore, StoreError};
+use crate::read_models::customers::{as_of_order, customer_key};
+use crate::read_models::{OrderDocument, Summarised, SummaryDocument};
+
+/// How a read of the documents under many keys is put to the server: the cheapest shape
+/// differs by server (docs/local-read-stores.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLookups {
+    /// One query with `$in`, which secantusd-rs and mongod serve from the index.
+    OneQuery,
+    /// One query per key, a few at a time: FerretDB pushes no `$in` down to PostgreSQL and
+    /// would read the whole collection for it, while it serves each equality from its index.
+    OneEach,
+}
+
+/// Queries in flight at once when each key is looked up alone.
+const LOOKUPS_IN_FLIGHT: usize = 8;
+
+impl ReadStore {
+    /// The shape of this server's lookups of many keys: one each on FerretDB (its `buildInfo`
+    /// names its version in `ferretdbVersion`), one query on every other.
+    pub async fn key_lookups(&self) -> Result<KeyLookups, StoreError> {
+        let lookups = self
+            .key_lookups
+            .get_or_try_init(|| async {
+                let build = self.database.run_command(doc! { "buildInfo": 1 }).await?;
+                Ok::<_, StoreError>(if build.contains_key("ferretdbVersion") {
+                    KeyLookups::OneEach
+                } else {
+                    KeyLookups::OneQuery
+                })
+            })
+            .await?;
+        Ok(*lookups)
+    }
+
+    /// The newest summary of `owner`'s customer `email`, counting the order `reflecting` (a
+    /// consistency token's, whose version the read model holds) if it is theirs.
+    pub async fn find_customer(
+        &self,
+        owner: &str,
+        email: &str,
+        reflecting: Option<&str>,
+    ) -> Result<Option<SummaryDocument>, StoreError> {
+        self.within_read_deadline(self.find_customer_now(owner, email, reflecting))
+            .await
+    }
+
+    pub(super) async fn find_customer_now(
+        &self,
+        owner: &str,
+        email: &str,
+        reflecting: Option<&str>,
+    ) -> Result<Option<SummaryDocument>, StoreError> {
+        let models = self.collections();
+        let key = customer_key(owner, email);
+        let stored: Vec<SummaryDocument> = models
+            .summaries
+            .find(doc! { "customerKey": &key })
+            .await?
+            .try_collect()
+            .await?;
+        let newest = stored
+            .into_iter()
+            .max_by_key(|version| version.summary.version);
+        let reflected = self
+            .reflected_order(&models, reflecting)
+            .await?
+            .filter(|order| customer_key(&order.owner, &order.customer_email) == key);
+        let mut summarised = match (newest, &reflected) {
+            (Some(newest), _) => Summarised::from(newest),
+            (None, Some(order)) => Summarised::from(as_of_order(order)),
+            (None, None) => return Ok(None),
+        };
+        if let Some(order) = &reflected {
+            summarised.take_order(order);
+        }
+        let mut customers = [summarised];
+        self.complete(&models, &mut customers).await?;
+        let [summarised] = customers;
+        Ok(Some(summarised.customer))
+    }
+
+    /// The order `id`, when a read must count it.
+    pub(super) async fn reflected_order(
+        &self,
+        models: &ReadModels,
+        id: Option<&str>,
+    ) -> Result<Option<OrderDocument>, StoreError> {
+        match id {
+            Some(id) => Ok(models.orders.find_one(doc! { "_id": id }).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Completes each of `customers` from the spans of orders after their newest summary,
+    /// all customers' next spans in one lookup at a time.
+    pub(super) async fn complete(
+        &self,
+        models: &ReadModels,
+        customers: &mut [Summarised],
+    ) -> Result<(), StoreError> {
+        loop {
+            let keys: Vec<String> = customers
+                .iter()
+                .filter_map(Summarised::next_span_key)
+                .collect();
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let orders = self.orders_of_spans(models, keys).await?;
+            let mut by_span: HashMap<&str, Vec<&OrderDocument>> = HashMap::new();
+            for order in &orders {
+                by_span
+                    .entry(order.customer_span.as_str())
+                    .or_default()
+                    .push(order);
+            }
+            for customer in customers.iter_mut() {
+                if let Some(key) = customer.next_span_key() {
+                    let in_span = by_span.get(key.as_str()).into_iter().flatten().copied();
+                    customer.take_span(in_span);
+                }
+            }
+        }
+    }
+
+    async fn orders_of_spans(
+        &self,
+        models: &ReadModels,
+        keys: Vec<String>,
+    ) -> Result<Vec<OrderDocument>, StoreError> {
+        match self.key_lookups().await? {
+            KeyLookups::OneQuery => Ok(models
+                .orders
+                .find(doc! { "customerSpan": { "$in": keys } })
+                .await?
+                .try_collect()
+                .await?),
+            KeyLookups::OneEach => {
+                let lookups = keys.into_iter().map(|key| async move {
+                    models
+                        .orders
+                        .find(doc! { "customerSpan": key })
+                        .await?
+                        .try_collect::<Vec<OrderDocument>>()
+                        .await
+                });
+                let found: Vec<Vec<OrderDocument>> = futures::stream::iter(lookups)
+                    .buffer_unordered(LOOKUPS_IN_FLIGHT)
+                    .try_collect()
+                    .await?;
+                Ok(found.into_iter().flatten().collect())
+            }
+        }
+    }
+}
