@@ -17,8 +17,9 @@
 //! newer one (reads take the newest), and two replicas never write the same document. On
 //! FerretDB each summary document costs about as much CPU as its order's insert
 //! (docs/performance.md), which is why only one order in [`ORDERS_PER_STORED_SUMMARY`] has
-//! one. Every [`SPANS_PER_COMPACTION`] spans a customer's older summary documents are deleted,
-//! which a read never notices: the newest stays.
+//! one. When a batch opens one of a customer's spans, their older summary documents are
+//! deleted ([`Compaction`]; on FerretDB at one span in [`SPANS_PER_COMPACTION`]), which a read
+//! never notices: the newest stays.
 
 use std::collections::HashMap;
 
@@ -35,8 +36,10 @@ use super::{bson_count, bson_time, key, NumberedEvent};
 /// their orders' documents, a span of this many at a time.
 pub const ORDERS_PER_STORED_SUMMARY: i64 = 8;
 
-/// A customer's older summary documents are deleted once every this many spans: a read finds
-/// at most about this many of a customer's summary documents, besides their cancellations'.
+/// Where a store deletes one customer's older summary documents with a statement of its own
+/// (FerretDB: see `crate::store::KeyLookups`), it does so once every this many of the
+/// customer's spans, since each statement costs about a millisecond of its CPU; a store that
+/// deletes many customers' in one statement does so at every span.
 pub const SPANS_PER_COMPACTION: i64 = 8;
 
 /// A customer's summary as of one of their events.
@@ -113,12 +116,16 @@ fn stores_summary(event: &NumberedEvent) -> bool {
     }
 }
 
-/// Deleting the customer's summary documents older than one the same batch stores.
+/// Deleting the customer's summary documents older than one the same batch stores, for a
+/// batch that opens one of the customer's spans.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compaction {
     pub customer_key: String,
-    /// The version the batch stores: every older document goes.
+    /// The newest version the batch stores: every older document goes.
     pub below_version: i64,
+    /// Whether a span the batch opens is one of the customer's sparse compaction points, the
+    /// only ones a store that deletes with a statement per customer makes.
+    pub at_sparse_point: bool,
 }
 
 /// The writes of a batch to `customerSummaries`.
@@ -127,11 +134,11 @@ pub struct CustomerWrites {
     /// For each customer of the batch with an event that stores its summary, the newest such,
     /// inserted together (unordered; a duplicate is refused alone).
     pub versions: Vec<SummaryDocument>,
-    /// After the inserts: for each customer whose batch opens a span at a compaction point.
+    /// After the inserts: for each customer whose batch opens one of their spans.
     pub compactions: Vec<Compaction>,
 }
 
-/// Which spans of the customer `key` are its compaction points: one in
+/// Which spans of the customer `key` are its sparse compaction points: one in
 /// [`SPANS_PER_COMPACTION`], where the points fall spread by the key, so that customers who
 /// order at the same pace are not all compacted in the same batches. Every replica must
 /// agree, so the hash (FNV-1a of the key's bytes) is fixed.
@@ -142,32 +149,36 @@ pub fn compaction_offset(key: &str) -> i64 {
     (hash % SPANS_PER_COMPACTION as u64) as i64
 }
 
-/// Whether `event` opens a span of its customer (`key`) that is a compaction point.
-fn opens_compaction_point(key: &str, event: &NumberedEvent) -> bool {
-    matches!(event.envelope.payload, OrderEvent::OnNewOrder(_))
+/// If `event` opens one of its customer's (`key`) spans after their first: whether that span
+/// is one of their sparse compaction points.
+fn opens_span(key: &str, event: &NumberedEvent) -> Option<bool> {
+    let span = span_of(bson_count(event.positions.customer_order));
+    let opens = matches!(event.envelope.payload, OrderEvent::OnNewOrder(_))
         && stores_summary(event)
-        && (span_of(bson_count(event.positions.customer_order)) + compaction_offset(key))
-            % SPANS_PER_COMPACTION
-            == 0
+        && span > 0;
+    opens.then(|| (span + compaction_offset(key)) % SPANS_PER_COMPACTION == 0)
 }
 
 /// For each customer of `batch` with an event that stores its summary, the newest such, and
 /// the compactions the batch reaches, in the order the batch first names the customers.
 pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
     let mut newest: Vec<SummaryDocument> = Vec::new();
-    let mut compacting: Vec<bool> = Vec::new();
+    // For each customer: whether the batch opens one of their spans, and a sparse point.
+    let mut compacting: Vec<(bool, bool)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for event in batch.iter().filter(|event| stores_summary(event)) {
         let version = document(event);
         let at = *index
             .entry(version.customer_key.clone())
             .or_insert_with(|| newest.len());
-        let compacts = opens_compaction_point(&version.customer_key, event);
+        let opened = opens_span(&version.customer_key, event);
+        let compacts = (opened.is_some(), opened == Some(true));
         if at == newest.len() {
             newest.push(version);
             compacting.push(compacts);
         } else {
-            compacting[at] |= compacts;
+            compacting[at].0 |= compacts.0;
+            compacting[at].1 |= compacts.1;
             if newest[at].summary.version < version.summary.version {
                 newest[at] = version;
             }
@@ -176,10 +187,11 @@ pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
     let compactions = newest
         .iter()
         .zip(compacting)
-        .filter(|(_, compacts)| *compacts)
-        .map(|(version, _)| Compaction {
+        .filter(|(_, (opens, _))| *opens)
+        .map(|(version, (_, at_sparse_point))| Compaction {
             customer_key: version.customer_key.clone(),
             below_version: version.summary.version,
+            at_sparse_point,
         })
         .collect();
     CustomerWrites {
@@ -384,24 +396,34 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_that_opens_a_span_at_a_compaction_point_compacts_below_its_newest_document() {
+    fn a_batch_that_opens_a_span_compacts_below_its_newest_document() {
         let email = "ada@example.com";
         let key = customer_key("", email);
         let every = ORDERS_PER_STORED_SUMMARY;
-        // The first order of the span at the customer's second compaction point.
-        let span = 2 * SPANS_PER_COMPACTION - compaction_offset(&key);
-        let opening = u64::try_from(span * every + 1).unwrap();
+        // The first order of the span at the customer's second sparse compaction point.
+        let point = 2 * SPANS_PER_COMPACTION - compaction_offset(&key);
+        let opening = u64::try_from(point * every + 1).unwrap();
         let compacted = |batch: &[NumberedEvent]| writes(batch).compactions;
-        let below = |version: u64| {
+        let below = |version: u64, at_sparse_point: bool| {
             vec![Compaction {
                 customer_key: key.clone(),
                 below_version: i64::try_from(version).unwrap(),
+                at_sparse_point,
             }]
         };
+        let every = u64::try_from(every).unwrap();
 
+        assert_eq!(compacted(&[nth_order(email, 1)]), [], "the first span");
         assert_eq!(compacted(&[nth_order(email, opening - 1)]), []);
-        assert_eq!(compacted(&[nth_order(email, opening)]), below(opening));
+        assert_eq!(
+            compacted(&[nth_order(email, opening)]),
+            below(opening, true)
+        );
         assert_eq!(compacted(&[nth_order(email, opening + 1)]), []);
+        assert_eq!(
+            compacted(&[nth_order(email, opening + every)]),
+            below(opening + every, false)
+        );
         let later_cancellation = with_summary(
             cancelled(&nth_order(email, 2)),
             opening + 1,
@@ -410,14 +432,14 @@ mod tests {
         );
         assert_eq!(
             compacted(&[nth_order(email, opening), later_cancellation.clone()]),
-            below(opening + 1),
+            below(opening + 1, true),
             "below the newest document the batch stores"
         );
         assert_eq!(compacted(&[later_cancellation]), []);
-        let next_point = opening + u64::try_from(SPANS_PER_COMPACTION * every).unwrap();
+        let next_point = opening + u64::try_from(SPANS_PER_COMPACTION).unwrap() * every;
         assert_eq!(
             compacted(&[nth_order(email, next_point)]),
-            below(next_point)
+            below(next_point, true)
         );
     }
 

@@ -374,10 +374,9 @@ impl ReadStore {
         })
     }
 
-    /// Deletes the summary documents that a written batch's compactions supersede, one
-    /// statement per customer by equality on `customerKey` (every store serves it from an
-    /// index) in one `delete` command, failed as [`StoreError::TimedOut`] past the batch
-    /// deadline.
+    /// Deletes the summary documents that a written batch's compactions supersede, in one
+    /// `delete` command shaped for the server ([`KeyLookups`]), failed as
+    /// [`StoreError::TimedOut`] past the batch deadline.
     pub async fn compact(&self, pending: &PendingCompactions) -> Result<(), StoreError> {
         if pending.customers.is_empty() {
             return Ok(());
@@ -386,20 +385,33 @@ impl ReadStore {
             .await
     }
 
+    /// On a server that serves many keys in one query, every compaction of the batch as one
+    /// statement (`$or` of each customer's `customerKey` and version, a branch per index
+    /// lookup): secantusd-rs commits each statement of a `delete` on its own, with a log flush
+    /// under `--sync-on-commit`. On FerretDB, which would read the whole collection for it,
+    /// one statement per customer by equality, at its sparse compaction points only.
     async fn delete_older_versions(&self, pending: &PendingCompactions) -> Result<(), StoreError> {
-        let deletes: Vec<Document> = pending
-            .customers
-            .iter()
-            .map(|compaction| {
-                doc! {
-                    "q": {
-                        "customerKey": &compaction.customer_key,
-                        "summary.version": { "$lt": compaction.below_version },
-                    },
-                    "limit": 0,
-                }
-            })
-            .collect();
+        let older = |compaction: &Compaction| {
+            doc! {
+                "customerKey": &compaction.customer_key,
+                "summary.version": { "$lt": compaction.below_version },
+            }
+        };
+        let deletes: Vec<Document> = match self.key_lookups().await? {
+            KeyLookups::OneQuery => {
+                let each: Vec<Document> = pending.customers.iter().map(older).collect();
+                vec![doc! { "q": { "$or": each }, "limit": 0 }]
+            }
+            KeyLookups::OneEach => pending
+                .customers
+                .iter()
+                .filter(|compaction| compaction.at_sparse_point)
+                .map(|compaction| doc! { "q": older(compaction), "limit": 0 })
+                .collect(),
+        };
+        if deletes.is_empty() {
+            return Ok(());
+        }
         let answer = self
             .database
             .run_command(doc! {
