@@ -32,15 +32,16 @@ use super::orders::{owner_page, OrderDocument};
 use super::{bson_count, bson_time, key, NumberedEvent};
 
 /// A placement stores its customer's summary as a document of its own once in this many of
-/// the customer's orders (their first, their ninth, …); the others' summaries are found in
-/// their orders' documents, a span of this many at a time.
-pub const ORDERS_PER_STORED_SUMMARY: i64 = 8;
+/// the customer's orders (their first, their fifth, …); the others' summaries are found in
+/// their orders' documents, a span of this many at a time. Fewer documents cost FerretDB less
+/// CPU per order; longer spans make each customer read fetch more orders.
+pub const ORDERS_PER_STORED_SUMMARY: i64 = 4;
 
 /// Where a store deletes one customer's older summary documents with a statement of its own
 /// (FerretDB: see `crate::store::KeyLookups`), it does so once every this many of the
 /// customer's spans, since each statement costs about a millisecond of its CPU; a store that
 /// deletes many customers' in one statement does so at every span.
-pub const SPANS_PER_COMPACTION: i64 = 8;
+pub const SPANS_PER_COMPACTION: i64 = 16;
 
 /// A customer's summary as of one of their events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -531,28 +532,35 @@ mod tests {
 
         assert_eq!(summarised.next_span_key(), Some(format!("{key}/1")));
         summarised.take_span(&order_documents(email, every + 1, 2 * every));
-        assert_eq!(summarised.customer.summary.version, 16);
+        assert_eq!(summarised.customer.summary.version, 2 * every as i64);
         assert_eq!(
             summarised.next_span_key(),
             Some(format!("{key}/2")),
             "span 1 is full"
         );
-        summarised.take_span(&order_documents(email, 2 * every + 1, 2 * every + 3));
-        assert_eq!(summarised.customer.summary.version, 19);
-        assert_eq!(summarised.customer.summary.placed_order_count, 19);
-        assert_eq!(summarised.customer.id, format!("{key}/19"));
+        summarised.take_span(&order_documents(email, 2 * every + 1, 2 * every + 2));
+        let newest = 2 * every as i64 + 2;
+        assert_eq!(summarised.customer.summary.version, newest);
+        assert_eq!(summarised.customer.summary.placed_order_count, newest);
+        assert_eq!(summarised.customer.id, format!("{key}/{newest}"));
         assert_eq!(summarised.next_span, None, "span 2 is not");
     }
 
     #[test]
     fn a_summary_document_newer_than_the_span_s_orders_stays() {
         let email = "ada@example.com";
-        let cancellation = with_summary(cancelled(&nth_order(email, 2)), 5, (4, 4), (1, 1));
+        let placed = u64::try_from(ORDERS_PER_STORED_SUMMARY).unwrap() / 2;
+        let cancellation = with_summary(
+            cancelled(&nth_order(email, 2)),
+            placed + 1,
+            (placed, placed),
+            (1, 1),
+        );
         let mut summarised = Summarised::from(document(&cancellation));
 
-        summarised.take_span(&order_documents(email, 1, 4));
+        summarised.take_span(&order_documents(email, 1, placed));
 
-        assert_eq!(summarised.customer.summary.version, 5);
+        assert_eq!(summarised.customer.summary.version, placed as i64 + 1);
         assert_eq!(summarised.customer.summary.cancelled_order_count, 1);
         assert_eq!(summarised.next_span, None);
     }
@@ -574,7 +582,7 @@ mod tests {
         assert_eq!(summarised.customer.summary.version, 12);
         assert_eq!(
             summarised.next_span,
-            Some(1),
+            Some(span_of(13)),
             "the orders after the token's"
         );
     }
