@@ -32,16 +32,16 @@ use super::orders::{owner_page, OrderDocument};
 use super::{bson_count, bson_time, key, NumberedEvent};
 
 /// A placement stores its customer's summary as a document of its own once in this many of
-/// the customer's orders (their first, their fifth, …); the others' summaries are found in
-/// their orders' documents, a span of this many at a time. Fewer documents cost FerretDB less
-/// CPU per order; longer spans make each customer read fetch more orders.
-pub const ORDERS_PER_STORED_SUMMARY: i64 = 4;
+/// the customer's orders (see [`Spans`]); the others' summaries are found in their orders'
+/// documents, a span of this many at a time. Fewer documents cost FerretDB less CPU per order;
+/// longer spans make each customer read fetch more orders.
+pub const ORDERS_PER_STORED_SUMMARY: i64 = 8;
 
 /// Where a store deletes one customer's older summary documents with a statement of its own
 /// (FerretDB: see `crate::store::KeyLookups`), it does so once every this many of the
 /// customer's spans, since each statement costs about a millisecond of its CPU; a store that
 /// deletes many customers' in one statement does so at every span.
-pub const SPANS_PER_COMPACTION: i64 = 16;
+pub const SPANS_PER_COMPACTION: i64 = 8;
 
 /// A customer's summary as of one of their events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,10 +95,43 @@ pub fn version_id(customer_key: &str, version: i64) -> String {
     format!("{customer_key}/{version}")
 }
 
-/// The span of the customer's order at `customer_order` (from 1): the orders from one stored
-/// placement's up to the next one's.
-pub fn span_of(customer_order: i64) -> i64 {
-    (customer_order - 1).div_euclid(ORDERS_PER_STORED_SUMMARY)
+/// How a customer's orders fall into spans, the orders from one placement that stores a
+/// summary document up to the next: [`ORDERS_PER_STORED_SUMMARY`] each, shifted by a phase
+/// that a fixed hash of the customer's key (FNV-1a of its bytes) gives, so that customers who
+/// order at one pace do not all open a span in the same batches, and a page of customers
+/// holds customers at every point of their spans. Their first span is the shorter by the
+/// phase, and their first order opens it. Every replica must agree, so the hash is fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spans {
+    phase: i64,
+}
+
+impl Spans {
+    pub fn of(customer_key: &str) -> Self {
+        let hash = customer_key
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        Self {
+            phase: (hash % ORDERS_PER_STORED_SUMMARY as u64) as i64,
+        }
+    }
+
+    /// The span of the customer's order at `customer_order` (from 1).
+    pub fn span_of(self, customer_order: i64) -> i64 {
+        (customer_order - 1 + self.phase).div_euclid(ORDERS_PER_STORED_SUMMARY)
+    }
+
+    /// Whether the customer's order at `customer_order` opens its span.
+    pub fn opens_span(self, customer_order: i64) -> bool {
+        customer_order == 1 || (customer_order - 1 + self.phase) % ORDERS_PER_STORED_SUMMARY == 0
+    }
+
+    /// The customer's order that closes `span`.
+    pub fn last_order_of(self, span: i64) -> i64 {
+        (span + 1) * ORDERS_PER_STORED_SUMMARY - self.phase
+    }
 }
 
 /// The key of span `span` of the customer `customer_key`'s orders, as their documents carry it.
@@ -107,12 +140,13 @@ pub fn span_key(customer_key: &str, span: i64) -> String {
 }
 
 /// Whether `event`'s summary gets a document of its own: a cancellation's always (it may
-/// belong to an order of any span), a placement's when it opens a span.
-fn stores_summary(event: &NumberedEvent) -> bool {
+/// belong to an order of any span), a placement's when it opens a span of its customer's
+/// (`key`).
+fn stores_summary(key: &str, event: &NumberedEvent) -> bool {
     match event.envelope.payload {
         OrderEvent::OrderCancelled(_) => true,
         OrderEvent::OnNewOrder(_) => {
-            (bson_count(event.positions.customer_order) - 1) % ORDERS_PER_STORED_SUMMARY == 0
+            Spans::of(key).opens_span(bson_count(event.positions.customer_order))
         }
     }
 }
@@ -139,25 +173,16 @@ pub struct CustomerWrites {
     pub compactions: Vec<Compaction>,
 }
 
-/// Which spans of the customer `key` are its sparse compaction points: one in
-/// [`SPANS_PER_COMPACTION`], where the points fall spread by the key, so that customers who
-/// order at the same pace are not all compacted in the same batches. Every replica must
-/// agree, so the hash (FNV-1a of the key's bytes) is fixed.
-pub fn compaction_offset(key: &str) -> i64 {
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    });
-    (hash % SPANS_PER_COMPACTION as u64) as i64
-}
-
 /// If `event` opens one of its customer's (`key`) spans after their first: whether that span
-/// is one of their sparse compaction points.
+/// is one of their sparse compaction points, one span in [`SPANS_PER_COMPACTION`] (spread
+/// across customers by their spans' phases).
 fn opens_span(key: &str, event: &NumberedEvent) -> Option<bool> {
-    let span = span_of(bson_count(event.positions.customer_order));
+    let customer_order = bson_count(event.positions.customer_order);
+    let span = Spans::of(key).span_of(customer_order);
     let opens = matches!(event.envelope.payload, OrderEvent::OnNewOrder(_))
-        && stores_summary(event)
-        && span > 0;
-    opens.then(|| (span + compaction_offset(key)) % SPANS_PER_COMPACTION == 0)
+        && Spans::of(key).opens_span(customer_order)
+        && customer_order > 1;
+    opens.then_some(span % SPANS_PER_COMPACTION == 0)
 }
 
 /// For each customer of `batch` with an event that stores its summary, the newest such, and
@@ -167,8 +192,11 @@ pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
     // For each customer: whether the batch opens one of their spans, and a sparse point.
     let mut compacting: Vec<(bool, bool)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for event in batch.iter().filter(|event| stores_summary(event)) {
+    for event in batch {
         let version = document(event);
+        if !stores_summary(&version.customer_key, event) {
+            continue;
+        }
         let at = *index
             .entry(version.customer_key.clone())
             .or_insert_with(|| newest.len());
@@ -289,7 +317,8 @@ pub struct Summarised {
 impl Summarised {
     /// Starting from `newest`, the customer's newest summary document.
     pub fn from(newest: SummaryDocument) -> Self {
-        let next_span = Some(span_of(newest.summary.placed_order_count + 1));
+        let spans = Spans::of(&newest.customer_key);
+        let next_span = Some(spans.span_of(newest.summary.placed_order_count + 1));
         Self {
             customer: newest,
             next_span,
@@ -305,7 +334,7 @@ impl Summarised {
         let Some(span) = self.next_span.take() else {
             return;
         };
-        let span_end = (span + 1) * ORDERS_PER_STORED_SUMMARY;
+        let span_end = Spans::of(&self.customer.customer_key).last_order_of(span);
         let mut full = false;
         for order in orders {
             full |= order.customer_order == span_end;
@@ -324,7 +353,8 @@ impl Summarised {
         if newer && customer_key(&order.owner, &order.customer_email) == self.customer.customer_key
         {
             self.customer = as_of_order(order);
-            let after = span_of(order.customer_summary.placed_order_count + 1);
+            let spans = Spans::of(&self.customer.customer_key);
+            let after = spans.span_of(order.customer_summary.placed_order_count + 1);
             self.next_span = self.next_span.map(|span| span.max(after));
         }
     }
@@ -354,16 +384,39 @@ mod tests {
         event
     }
 
+    /// The order of the anonymous owner's customer `email` that opens their span `span`.
+    fn opener(email: &str, span: i64) -> u64 {
+        let first = match span {
+            0 => 1,
+            _ => Spans::of(&customer_key("", email)).last_order_of(span - 1) + 1,
+        };
+        u64::try_from(first).unwrap()
+    }
+
     #[test]
     fn a_span_s_first_placement_and_every_cancellation_store_a_summary_document() {
-        let stored = |event: &NumberedEvent| stores_summary(event);
+        let email = "ada@example.com";
+        let stored = |event: &NumberedEvent| stores_summary(&customer_key("", email), event);
         let every = u64::try_from(ORDERS_PER_STORED_SUMMARY).unwrap();
 
-        assert!(stored(&nth_order("ada@example.com", 1)));
-        assert!(!stored(&nth_order("ada@example.com", 2)));
-        assert!(!stored(&nth_order("ada@example.com", every)));
-        assert!(stored(&nth_order("ada@example.com", every + 1)));
-        assert!(stored(&cancelled(&nth_order("ada@example.com", 2))));
+        let openers: Vec<u64> = (1..=4 * every)
+            .filter(|&n| stored(&nth_order(email, n)))
+            .collect();
+
+        assert_eq!(openers[0], 1, "the first order");
+        assert!(openers[1] > 1 && openers[1] <= every + 1, "{openers:?}");
+        assert!(
+            openers
+                .windows(2)
+                .skip(1)
+                .all(|pair| pair[1] - pair[0] == every),
+            "{openers:?}"
+        );
+        assert_eq!(
+            openers[1..4],
+            [opener(email, 1), opener(email, 2), opener(email, 3)]
+        );
+        assert!(stored(&cancelled(&nth_order(email, 2))));
     }
 
     #[test]
@@ -400,10 +453,7 @@ mod tests {
     fn a_batch_that_opens_a_span_compacts_below_its_newest_document() {
         let email = "ada@example.com";
         let key = customer_key("", email);
-        let every = ORDERS_PER_STORED_SUMMARY;
-        // The first order of the span at the customer's second sparse compaction point.
-        let point = 2 * SPANS_PER_COMPACTION - compaction_offset(&key);
-        let opening = u64::try_from(point * every + 1).unwrap();
+        let point = opener(email, SPANS_PER_COMPACTION);
         let compacted = |batch: &[NumberedEvent]| writes(batch).compactions;
         let below = |version: u64, at_sparse_point: bool| {
             vec![Compaction {
@@ -412,32 +462,26 @@ mod tests {
                 at_sparse_point,
             }]
         };
-        let every = u64::try_from(every).unwrap();
 
         assert_eq!(compacted(&[nth_order(email, 1)]), [], "the first span");
-        assert_eq!(compacted(&[nth_order(email, opening - 1)]), []);
-        assert_eq!(
-            compacted(&[nth_order(email, opening)]),
-            below(opening, true)
-        );
-        assert_eq!(compacted(&[nth_order(email, opening + 1)]), []);
-        assert_eq!(
-            compacted(&[nth_order(email, opening + every)]),
-            below(opening + every, false)
-        );
+        let second = opener(email, 1);
+        assert_eq!(compacted(&[nth_order(email, second)]), below(second, false));
+        assert_eq!(compacted(&[nth_order(email, point - 1)]), []);
+        assert_eq!(compacted(&[nth_order(email, point)]), below(point, true));
+        assert_eq!(compacted(&[nth_order(email, point + 1)]), []);
         let later_cancellation = with_summary(
             cancelled(&nth_order(email, 2)),
-            opening + 1,
-            (opening, opening),
+            point + 1,
+            (point, point),
             (1, 1),
         );
         assert_eq!(
-            compacted(&[nth_order(email, opening), later_cancellation.clone()]),
-            below(opening + 1, true),
+            compacted(&[nth_order(email, point), later_cancellation.clone()]),
+            below(point + 1, true),
             "below the newest document the batch stores"
         );
         assert_eq!(compacted(&[later_cancellation]), []);
-        let next_point = opening + u64::try_from(SPANS_PER_COMPACTION).unwrap() * every;
+        let next_point = opener(email, 2 * SPANS_PER_COMPACTION);
         assert_eq!(
             compacted(&[nth_order(email, next_point)]),
             below(next_point, true)
@@ -445,13 +489,13 @@ mod tests {
     }
 
     #[test]
-    fn compaction_points_are_spread_and_fixed_by_the_key_alone() {
-        let offsets: HashSet<i64> = (0..200)
-            .map(|n| compaction_offset(&format!("customer{n}@example.com")))
+    fn span_phases_are_spread_and_fixed_by_the_key_alone() {
+        let phases: HashSet<i64> = (0..200)
+            .map(|n| Spans::of(&format!("customer{n}@example.com")).phase)
             .collect();
-        assert_eq!(offsets.len(), SPANS_PER_COMPACTION as usize);
-        assert_eq!(compaction_offset("ada@example.com"), 2);
-        assert_eq!(compaction_offset(""), 5);
+        assert_eq!(phases.len(), ORDERS_PER_STORED_SUMMARY as usize);
+        assert_eq!(Spans::of("ada@example.com").phase, 2);
+        assert_eq!(Spans::of("").phase, 5);
     }
 
     #[test]
@@ -525,21 +569,29 @@ mod tests {
     #[test]
     fn a_summary_is_completed_from_the_spans_after_the_newest_document_while_they_are_full() {
         let email = "ada@example.com";
-        let every = u64::try_from(ORDERS_PER_STORED_SUMMARY).unwrap();
-        let stored = document(&nth_order(email, every + 1));
+        let stored = document(&nth_order(email, opener(email, 1)));
         let key = stored.customer_key.clone();
         let mut summarised = Summarised::from(stored);
 
         assert_eq!(summarised.next_span_key(), Some(format!("{key}/1")));
-        summarised.take_span(&order_documents(email, every + 1, 2 * every));
-        assert_eq!(summarised.customer.summary.version, 2 * every as i64);
+        summarised.take_span(&order_documents(
+            email,
+            opener(email, 1),
+            opener(email, 2) - 1,
+        ));
+        let closing = i64::try_from(opener(email, 2) - 1).unwrap();
+        assert_eq!(summarised.customer.summary.version, closing);
         assert_eq!(
             summarised.next_span_key(),
             Some(format!("{key}/2")),
             "span 1 is full"
         );
-        summarised.take_span(&order_documents(email, 2 * every + 1, 2 * every + 2));
-        let newest = 2 * every as i64 + 2;
+        summarised.take_span(&order_documents(
+            email,
+            opener(email, 2),
+            opener(email, 2) + 1,
+        ));
+        let newest = closing + 2;
         assert_eq!(summarised.customer.summary.version, newest);
         assert_eq!(summarised.customer.summary.placed_order_count, newest);
         assert_eq!(summarised.customer.id, format!("{key}/{newest}"));
@@ -549,18 +601,12 @@ mod tests {
     #[test]
     fn a_summary_document_newer_than_the_span_s_orders_stays() {
         let email = "ada@example.com";
-        let placed = u64::try_from(ORDERS_PER_STORED_SUMMARY).unwrap() / 2;
-        let cancellation = with_summary(
-            cancelled(&nth_order(email, 2)),
-            placed + 1,
-            (placed, placed),
-            (1, 1),
-        );
+        let cancellation = with_summary(cancelled(&nth_order(email, 1)), 2, (1, 1), (1, 1));
         let mut summarised = Summarised::from(document(&cancellation));
 
-        summarised.take_span(&order_documents(email, 1, placed));
+        summarised.take_span(&order_documents(email, 1, 1));
 
-        assert_eq!(summarised.customer.summary.version, placed as i64 + 1);
+        assert_eq!(summarised.customer.summary.version, 2);
         assert_eq!(summarised.customer.summary.cancelled_order_count, 1);
         assert_eq!(summarised.next_span, None);
     }
@@ -582,7 +628,7 @@ mod tests {
         assert_eq!(summarised.customer.summary.version, 12);
         assert_eq!(
             summarised.next_span,
-            Some(span_of(13)),
+            Some(Spans::of(&customer_key("", email)).span_of(13)),
             "the orders after the token's"
         );
     }

@@ -15,7 +15,7 @@ use mongodb::bson::DateTime;
 use serde::{Deserialize, Serialize};
 use shared_events::{OrderEvent, OrderStatus, FIRST_AGGREGATE_VERSION};
 
-use super::customers::{self, customer_key, span_key, span_of, Summary};
+use super::customers::{self, customer_key, span_key, Spans, Summary};
 use super::listings::page_of;
 use super::{bson_count, bson_time, key, NumberedEvent};
 
@@ -171,10 +171,11 @@ pub fn document(event: &NumberedEvent) -> OrderDocument {
         owner_position,
         owner_list_page: owner_page(owner, page_of(owner_position)),
         customer_summary: customers::summary(event),
-        customer_span: span_key(
-            &customer_key(owner, &order.customer.email),
-            span_of(customer_order),
-        ),
+        customer_span: {
+            let customer_key = customer_key(owner, &order.customer.email);
+            let span = Spans::of(&customer_key).span_of(customer_order);
+            span_key(&customer_key, span)
+        },
         customer_position: bson_count(event.positions.customer),
         owner_customer_position: bson_count(event.owner_positions.customer),
     }

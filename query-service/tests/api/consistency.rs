@@ -4,7 +4,7 @@ use chrono::Utc;
 use serde_json::Value;
 
 use harness::eventually;
-use query_service::read_models::customers::ORDERS_PER_STORED_SUMMARY;
+use query_service::read_models::customers::{customer_key, Spans};
 
 use crate::helpers::{spawn_app, spawn_app_with};
 
@@ -55,20 +55,23 @@ async fn a_token_in_the_query_string_covers_the_customer_summary_too() {
 async fn a_token_counts_its_order_in_the_customer_s_reads_while_earlier_orders_are_not_applied() {
     let app = spawn_app().await;
     let email = "ada@example.com";
-    let span = ORDERS_PER_STORED_SUMMARY as usize;
-    let orders: Vec<_> = (0..2 * span + 2)
+    let spans = Spans::of(&customer_key("", email));
+    // Orders 1 to `first` fill the customer's first two spans; the third opens with `first` + 1.
+    let first = spans.last_order_of(1) as usize;
+    let orders: Vec<_> = (0..first + 2)
         .map(|_| app.placed(email, 1, Utc::now()))
         .collect();
-    // The customer's second span and the first order of the third, which stores a summary
-    // document, are not applied yet: a read without a token stops after the first span.
-    for order in orders[..span].iter().chain(&orders[2 * span + 1..]) {
+    // Their second span, and the first order of the third, which stores a summary document,
+    // are not applied yet: a read without a token stops after the first span.
+    let first_span = spans.last_order_of(0) as usize;
+    for order in orders[..first_span].iter().chain(&orders[first + 1..]) {
         app.publish(order).await;
     }
     app.wait_until_processed().await;
-    let token = token_of(&orders[2 * span + 1]);
+    let token = token_of(&orders[first + 1]);
 
     let without = app.get_eventually(&format!("/customers/{email}")).await;
-    assert_eq!(without["orderCount"], span, "{without}");
+    assert_eq!(without["orderCount"], first_span, "{without}");
     for path in [
         format!("/customers/{email}?consistencyToken={token}"),
         format!("/customers?consistencyToken={token}"),
@@ -77,7 +80,7 @@ async fn a_token_counts_its_order_in_the_customer_s_reads_while_earlier_orders_a
         assert_eq!(response.status(), 200, "{path}");
         let body: Value = response.json().await.unwrap();
         let customer = body.as_array().map_or(&body, |listed| &listed[0]);
-        assert_eq!(customer["orderCount"], 2 * span + 2, "{path}: {body}");
+        assert_eq!(customer["orderCount"], first + 2, "{path}: {body}");
     }
     let response = app
         .get(&format!(
@@ -87,7 +90,7 @@ async fn a_token_counts_its_order_in_the_customer_s_reads_while_earlier_orders_a
     let newest: Value = response.json().await.unwrap();
     assert_eq!(
         newest[0]["id"],
-        orders[2 * span + 1].aggregate_id.to_string(),
+        orders[first + 1].aggregate_id.to_string(),
         "{newest}"
     );
 }

@@ -7,9 +7,7 @@ use shared_events::fixtures::{with_customer_summary, ON_NEW_ORDER_V1_JSON, ON_NE
 use shared_events::{CustomerSummary, OrderEvent};
 
 use query_service::config::Settings;
-use query_service::read_models::customers::{
-    compaction_offset, customer_key, span_of, ORDERS_PER_STORED_SUMMARY, SPANS_PER_COMPACTION,
-};
+use query_service::read_models::customers::{customer_key, Spans, SPANS_PER_COMPACTION};
 use query_service::store::{KeyLookups, ReadStore};
 
 use query_service::broker::{
@@ -281,21 +279,22 @@ async fn summaries_are_stored_once_a_span_and_the_older_ones_deleted_as_spans_op
         .unwrap()
         .iter()
         .any(|customer| customer["email"] == email && customer["orderCount"] == 70));
-    // Stored: the first order of each span (orders 1, 1 + ORDERS_PER_STORED_SUMMARY, …), the
-    // newest of them where one batch holds several. A batch that opens a span deletes the
-    // older documents; on FerretDB only at the customer's sparse compaction points, one span
-    // in SPANS_PER_COMPACTION.
-    let every = ORDERS_PER_STORED_SUMMARY;
-    let last_span = span_of(orders as i64);
+    // Stored: the order that opens each span (see `Spans`), the newest of them where one
+    // batch holds several. A batch that opens a span deletes the older documents; on FerretDB
+    // only at the customer's sparse compaction points, one span in SPANS_PER_COMPACTION.
+    let spans = Spans::of(&customer_key("", email));
+    let last_span = spans.span_of(orders as i64);
     let first_kept_span = match ReadStoreKind::of_this_run() {
         ReadStoreKind::Secantusd => last_span,
         ReadStoreKind::FerretDb => {
-            let offset = compaction_offset(&customer_key("", email));
-            (last_span + offset).div_euclid(SPANS_PER_COMPACTION) * SPANS_PER_COMPACTION - offset
+            last_span.div_euclid(SPANS_PER_COMPACTION) * SPANS_PER_COMPACTION
         }
     };
-    let expected: Vec<i64> = (first_kept_span * every + 1..=orders as i64)
-        .step_by(every as usize)
+    let expected: Vec<i64> = (first_kept_span..=last_span)
+        .map(|span| match span {
+            0 => 1,
+            _ => spans.last_order_of(span - 1) + 1,
+        })
         .collect();
     eventually(
         &format!("documents of orders among {expected:?} alone, the last one's among them"),
