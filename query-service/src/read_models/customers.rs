@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use shared_events::OrderEvent;
 
 use super::listings::page_of;
-use super::orders::{owner_page, OrderDocument};
+use super::orders::{owner_page, EmbeddedCustomer};
 use super::{bson_count, bson_time, key, NumberedEvent};
 
 /// A placement stores its customer's summary as a document of its own once in this many of
@@ -95,12 +95,14 @@ pub fn version_id(customer_key: &str, version: i64) -> String {
     format!("{customer_key}/{version}")
 }
 
-/// How a customer's orders fall into spans, the orders from one placement that stores a
-/// summary document up to the next: [`ORDERS_PER_STORED_SUMMARY`] each, shifted by a phase
-/// that a fixed hash of the customer's key (FNV-1a of its bytes) gives, so that customers who
-/// order at one pace do not all open a span in the same batches, and a page of customers
-/// holds customers at every point of their spans. Their first span is the shorter by the
-/// phase, and their first order opens it. Every replica must agree, so the hash is fixed.
+/// How a customer's orders fall into spans. A placement stores a summary document when it
+/// opens a span: the customer's first, then one in [`ORDERS_PER_STORED_SUMMARY`], shifted by
+/// a phase that a fixed hash of the customer's key (FNV-1a of its bytes) gives, so that
+/// customers who order at one pace do not all store one in the same batches and a page of
+/// customers holds customers at every point of their spans. The span after a stored placement
+/// holds the orders after it up to the next stored one, which closes it: a read that has the
+/// newest summary document needs that span's orders alone. Every replica must agree, so the
+/// hash is fixed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spans {
     phase: i64,
@@ -118,19 +120,20 @@ impl Spans {
         }
     }
 
-    /// The span of the customer's order at `customer_order` (from 1).
+    /// The span of the customer's order at `customer_order` (from 2; the first order is in
+    /// none that a read looks up).
     pub fn span_of(self, customer_order: i64) -> i64 {
-        (customer_order - 1 + self.phase).div_euclid(ORDERS_PER_STORED_SUMMARY)
+        (customer_order - 2 + self.phase).div_euclid(ORDERS_PER_STORED_SUMMARY)
     }
 
-    /// Whether the customer's order at `customer_order` opens its span.
+    /// Whether the customer's order at `customer_order` stores a summary document.
     pub fn opens_span(self, customer_order: i64) -> bool {
         customer_order == 1 || (customer_order - 1 + self.phase) % ORDERS_PER_STORED_SUMMARY == 0
     }
 
-    /// The customer's order that closes `span`.
+    /// The customer's order that closes `span`: the next one that stores a summary document.
     pub fn last_order_of(self, span: i64) -> i64 {
-        (span + 1) * ORDERS_PER_STORED_SUMMARY - self.phase
+        (span + 1) * ORDERS_PER_STORED_SUMMARY + 1 - self.phase
     }
 }
 
@@ -178,7 +181,7 @@ pub struct CustomerWrites {
 /// across customers by their spans' phases).
 fn opens_span(key: &str, event: &NumberedEvent) -> Option<bool> {
     let customer_order = bson_count(event.positions.customer_order);
-    let span = Spans::of(key).span_of(customer_order);
+    let span = Spans::of(key).span_of(customer_order + 1);
     let opens = matches!(event.envelope.payload, OrderEvent::OnNewOrder(_))
         && Spans::of(key).opens_span(customer_order)
         && customer_order > 1;
@@ -285,8 +288,24 @@ pub fn newest_of_each(
     customers
 }
 
+/// What an order's document carries of its customer: all a read needs to answer the customer
+/// as of that order ([`as_of_order`]), and no more, so that a read of many orders' carries
+/// little.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryInOrder {
+    pub owner: String,
+    pub customer_email: String,
+    pub customer: EmbeddedCustomer,
+    pub customer_order: i64,
+    pub customer_summary: Summary,
+    pub customer_span: String,
+    pub customer_position: i64,
+    pub owner_customer_position: i64,
+}
+
 /// A customer's summary as of `order`'s version, from what its document carries.
-pub fn as_of_order(order: &OrderDocument) -> SummaryDocument {
+pub fn as_of_order(order: &SummaryInOrder) -> SummaryDocument {
     let customer_key = customer_key(&order.owner, &order.customer_email);
     SummaryDocument {
         id: version_id(&customer_key, order.customer_summary.version),
@@ -330,7 +349,7 @@ impl Summarised {
     /// count + 1 and, while the customer has filled a span, in the next: each span's first
     /// placement stores a summary document, written before the orders of its batch, so once
     /// every earlier event is applied no order lies beyond a span the customer has not filled.
-    pub fn take_span<'a>(&mut self, orders: impl IntoIterator<Item = &'a OrderDocument>) {
+    pub fn take_span<'a>(&mut self, orders: impl IntoIterator<Item = &'a SummaryInOrder>) {
         let Some(span) = self.next_span.take() else {
             return;
         };
@@ -348,7 +367,7 @@ impl Summarised {
     /// Takes in the summary `order`'s document carries, if it is the customer's and newer:
     /// also how a read with a consistency token counts the token's order whatever else is
     /// applied yet. The next span to read follows it.
-    pub fn take_order(&mut self, order: &OrderDocument) {
+    pub fn take_order(&mut self, order: &SummaryInOrder) {
         let newer = order.customer_summary.version > self.customer.summary.version;
         if newer && customer_key(&order.owner, &order.customer_email) == self.customer.customer_key
         {
@@ -388,7 +407,7 @@ mod tests {
     fn opener(email: &str, span: i64) -> u64 {
         let first = match span {
             0 => 1,
-            _ => Spans::of(&customer_key("", email)).last_order_of(span - 1) + 1,
+            _ => Spans::of(&customer_key("", email)).last_order_of(span - 1),
         };
         u64::try_from(first).unwrap()
     }
@@ -560,38 +579,43 @@ mod tests {
     }
 
     /// The documents of customer `email`'s orders `from..=to`.
-    fn order_documents(email: &str, from: u64, to: u64) -> Vec<OrderDocument> {
+    fn order_documents(email: &str, from: u64, to: u64) -> Vec<SummaryInOrder> {
         (from..=to)
-            .map(|n| orders::document(&nth_order(email, n)))
+            .map(|n| {
+                let order = orders::document(&nth_order(email, n));
+                SummaryInOrder {
+                    owner: order.owner,
+                    customer_email: order.customer_email,
+                    customer: order.customer,
+                    customer_order: order.customer_order,
+                    customer_summary: order.customer_summary,
+                    customer_span: order.customer_span,
+                    customer_position: order.customer_position,
+                    owner_customer_position: order.owner_customer_position,
+                }
+            })
             .collect()
     }
 
     #[test]
     fn a_summary_is_completed_from_the_spans_after_the_newest_document_while_they_are_full() {
         let email = "ada@example.com";
-        let stored = document(&nth_order(email, opener(email, 1)));
+        let (first, second) = (opener(email, 1), opener(email, 2));
+        let stored = document(&nth_order(email, first));
         let key = stored.customer_key.clone();
         let mut summarised = Summarised::from(stored);
 
         assert_eq!(summarised.next_span_key(), Some(format!("{key}/1")));
-        summarised.take_span(&order_documents(
-            email,
-            opener(email, 1),
-            opener(email, 2) - 1,
-        ));
-        let closing = i64::try_from(opener(email, 2) - 1).unwrap();
-        assert_eq!(summarised.customer.summary.version, closing);
+        // The next stored placement's document not applied yet: the span it closes is full.
+        summarised.take_span(&order_documents(email, first + 1, second));
+        assert_eq!(summarised.customer.summary.version, second as i64);
         assert_eq!(
             summarised.next_span_key(),
             Some(format!("{key}/2")),
             "span 1 is full"
         );
-        summarised.take_span(&order_documents(
-            email,
-            opener(email, 2),
-            opener(email, 2) + 1,
-        ));
-        let newest = closing + 2;
+        summarised.take_span(&order_documents(email, second + 1, second + 2));
+        let newest = second as i64 + 2;
         assert_eq!(summarised.customer.summary.version, newest);
         assert_eq!(summarised.customer.summary.placed_order_count, newest);
         assert_eq!(summarised.customer.id, format!("{key}/{newest}"));
@@ -615,8 +639,8 @@ mod tests {
     fn a_token_s_order_counts_when_it_is_the_customer_s_and_newer() {
         let email = "ada@example.com";
         let mut summarised = Summarised::from(document(&nth_order(email, 1)));
-        let [newer]: [OrderDocument; 1] = order_documents(email, 12, 12).try_into().unwrap();
-        let [another_customer_s]: [OrderDocument; 1] = order_documents("bob@example.com", 30, 30)
+        let [newer]: [SummaryInOrder; 1] = order_documents(email, 12, 12).try_into().unwrap();
+        let [another_customer_s]: [SummaryInOrder; 1] = order_documents("bob@example.com", 30, 30)
             .try_into()
             .unwrap();
 

@@ -24,7 +24,7 @@ pub mod orders;
 use mongodb::bson::DateTime;
 use shared_events::{CustomerSummary, EventEnvelope, ListPositions, OwnerPositions};
 
-pub use customers::{Compaction, CustomerWrites, Summarised, SummaryDocument};
+pub use customers::{Compaction, CustomerWrites, Summarised, SummaryDocument, SummaryInOrder};
 pub use listings::{ListPageMarker, Listing, LIST_PAGE_SPAN};
 pub use orders::{EmbeddedCustomer, OrderDocument, OrderWrites, PriceDocument};
 

@@ -16,7 +16,7 @@ use crate::read_models::listings::page_of;
 use crate::read_models::orders::{customer_page, owner_page};
 use crate::read_models::{
     ListPageMarker, Listing as ListingKind, OrderDocument, Summarised, SummaryDocument,
-    LIST_PAGE_SPAN,
+    SummaryInOrder, LIST_PAGE_SPAN,
 };
 
 /// Pages looked at past the last one known, in one lookup, for a newer one: positions a
@@ -150,7 +150,7 @@ impl ReadStore {
         &self,
         models: &ReadModels,
         page: &Page,
-        reflected: Option<OrderDocument>,
+        reflected: Option<SummaryInOrder>,
         listing: ListingKind,
         page_filter: impl Fn(i64) -> Document,
         position: impl Fn(&SummaryDocument) -> i64 + Copy,
@@ -181,18 +181,9 @@ impl ReadStore {
                     .map(as_of_order)
                     .filter(|customer| page_of(position(customer)) == list_page),
             );
-            let mut customers: Vec<Summarised> = newest_of_each(versions, position)
+            let customers = newest_of_each(versions, position)
                 .into_iter()
-                .filter(|customer| position(customer) > after)
-                .map(Summarised::from)
-                .collect();
-            if let Some(order) = &reflected {
-                customers
-                    .iter_mut()
-                    .for_each(|customer| customer.take_order(order));
-            }
-            self.complete(models, &mut customers).await?;
-            let customers = customers.into_iter().map(|summarised| summarised.customer);
+                .filter(|customer| position(customer) > after);
             take_after_skipping(&mut found, customers, &mut to_skip, limit);
             list_page += 1;
             lookups_left -= 1;
@@ -205,8 +196,19 @@ impl ReadStore {
         } else {
             None
         };
+        // Only the customers answered are completed from their orders, all at once.
+        let mut customers: Vec<Summarised> = found.into_iter().map(Summarised::from).collect();
+        if let Some(order) = &reflected {
+            customers
+                .iter_mut()
+                .for_each(|customer| customer.take_order(order));
+        }
+        self.complete(models, &mut customers).await?;
         Ok(Listing {
-            items: found,
+            items: customers
+                .into_iter()
+                .map(|summarised| summarised.customer)
+                .collect(),
             next: next.map(|position| Start {
                 after: Some(Cursor::Position(position)),
                 skip: to_skip,

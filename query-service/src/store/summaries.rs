@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 
 use futures::{StreamExt, TryStreamExt};
-use mongodb::bson::doc;
+use mongodb::bson::{doc, Document};
+use mongodb::Collection;
 
 use super::{ReadModels, ReadStore, StoreError};
 use crate::read_models::customers::{as_of_order, customer_key};
-use crate::read_models::{OrderDocument, Summarised, SummaryDocument};
+use crate::read_models::{Summarised, SummaryDocument, SummaryInOrder};
 
 /// How a read of the documents under many keys is put to the server: the cheapest shape
 /// differs by server (docs/local-read-stores.md).
@@ -24,6 +25,20 @@ pub enum KeyLookups {
 
 /// Queries in flight at once when each key is looked up alone.
 const LOOKUPS_IN_FLIGHT: usize = 8;
+
+/// The fields of an order's document that [`SummaryInOrder`] reads.
+fn summary_in_order_fields() -> Document {
+    doc! {
+        "_id": 0, "owner": 1, "customerEmail": 1, "customer": 1, "customerOrder": 1,
+        "customerSummary": 1, "customerSpan": 1, "customerPosition": 1,
+        "ownerCustomerPosition": 1,
+    }
+}
+
+/// The orders as [`SummaryInOrder`]s.
+fn summaries_in(models: &ReadModels) -> Collection<SummaryInOrder> {
+    models.orders.clone_with_type()
+}
 
 impl ReadStore {
     /// The shape of this server's lookups of many keys: one each on FerretDB (its `buildInfo`
@@ -90,14 +105,17 @@ impl ReadStore {
         Ok(Some(summarised.customer))
     }
 
-    /// The order `id`, when a read must count it.
+    /// What the order `id` carries of its customer, when a read must count it.
     pub(super) async fn reflected_order(
         &self,
         models: &ReadModels,
         id: Option<&str>,
-    ) -> Result<Option<OrderDocument>, StoreError> {
+    ) -> Result<Option<SummaryInOrder>, StoreError> {
         match id {
-            Some(id) => Ok(models.orders.find_one(doc! { "_id": id }).await?),
+            Some(id) => Ok(summaries_in(models)
+                .find_one(doc! { "_id": id })
+                .projection(summary_in_order_fields())
+                .await?),
             None => Ok(None),
         }
     }
@@ -118,7 +136,7 @@ impl ReadStore {
                 return Ok(());
             }
             let orders = self.orders_of_spans(models, keys).await?;
-            let mut by_span: HashMap<&str, Vec<&OrderDocument>> = HashMap::new();
+            let mut by_span: HashMap<&str, Vec<&SummaryInOrder>> = HashMap::new();
             for order in &orders {
                 by_span
                     .entry(order.customer_span.as_str())
@@ -138,24 +156,26 @@ impl ReadStore {
         &self,
         models: &ReadModels,
         keys: Vec<String>,
-    ) -> Result<Vec<OrderDocument>, StoreError> {
+    ) -> Result<Vec<SummaryInOrder>, StoreError> {
+        let orders = summaries_in(models);
         match self.key_lookups().await? {
-            KeyLookups::OneQuery => Ok(models
-                .orders
+            KeyLookups::OneQuery => Ok(orders
                 .find(doc! { "customerSpan": { "$in": keys } })
                 .await?
                 .try_collect()
                 .await?),
             KeyLookups::OneEach => {
-                let lookups = keys.into_iter().map(|key| async move {
-                    models
-                        .orders
-                        .find(doc! { "customerSpan": key })
-                        .await?
-                        .try_collect::<Vec<OrderDocument>>()
-                        .await
+                let lookups = keys.into_iter().map(|key| {
+                    let orders = &orders;
+                    async move {
+                        orders
+                            .find(doc! { "customerSpan": key })
+                            .await?
+                            .try_collect::<Vec<SummaryInOrder>>()
+                            .await
+                    }
                 });
-                let found: Vec<Vec<OrderDocument>> = futures::stream::iter(lookups)
+                let found: Vec<Vec<SummaryInOrder>> = futures::stream::iter(lookups)
                     .buffer_unordered(LOOKUPS_IN_FLIGHT)
                     .try_collect()
                     .await?;

@@ -56,14 +56,16 @@ async fn a_token_counts_its_order_in_the_customer_s_reads_while_earlier_orders_a
     let app = spawn_app().await;
     let email = "ada@example.com";
     let spans = Spans::of(&customer_key("", email));
-    // Orders 1 to `first` fill the customer's first two spans; the third opens with `first` + 1.
-    let first = spans.last_order_of(1) as usize;
+    // The orders that close the customer's first two spans, each storing a summary document.
+    let (first_span, first) = (
+        spans.last_order_of(0) as usize,
+        spans.last_order_of(1) as usize,
+    );
     let orders: Vec<_> = (0..first + 2)
         .map(|_| app.placed(email, 1, Utc::now()))
         .collect();
-    // Their second span, and the first order of the third, which stores a summary document,
-    // are not applied yet: a read without a token stops after the first span.
-    let first_span = spans.last_order_of(0) as usize;
+    // The second span, and the order after it, are not applied yet: a read without a token
+    // stops after the first span.
     for order in orders[..first_span].iter().chain(&orders[first + 1..]) {
         app.publish(order).await;
     }

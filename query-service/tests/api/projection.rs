@@ -283,17 +283,18 @@ async fn summaries_are_stored_once_a_span_and_the_older_ones_deleted_as_spans_op
     // batch holds several. A batch that opens a span deletes the older documents; on FerretDB
     // only at the customer's sparse compaction points, one span in SPANS_PER_COMPACTION.
     let spans = Spans::of(&customer_key("", email));
-    let last_span = spans.span_of(orders as i64);
+    let last_span = spans.span_of(orders as i64 + 1);
     let first_kept_span = match ReadStoreKind::of_this_run() {
         ReadStoreKind::Secantusd => last_span,
         ReadStoreKind::FerretDb => {
             last_span.div_euclid(SPANS_PER_COMPACTION) * SPANS_PER_COMPACTION
         }
     };
+    // The order that opens span `s` closes span `s - 1`.
     let expected: Vec<i64> = (first_kept_span..=last_span)
         .map(|span| match span {
             0 => 1,
-            _ => spans.last_order_of(span - 1) + 1,
+            _ => spans.last_order_of(span - 1),
         })
         .collect();
     eventually(
