@@ -289,7 +289,7 @@ pub fn newest_of_each(
 }
 
 /// What an order's document carries of its customer: all a read needs to answer the customer
-/// as of that order ([`as_of_order`]), and no more, so that a read of many orders' carries
+/// as of that order ([`as_of_order`]), and no more, so that a read of many orders decodes
 /// little.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use futures::{StreamExt, TryStreamExt};
-use mongodb::bson::{doc, Document};
+use mongodb::bson::doc;
 use mongodb::Collection;
 
 use super::{ReadModels, ReadStore, StoreError};
@@ -26,16 +26,8 @@ pub enum KeyLookups {
 /// Queries in flight at once when each key is looked up alone.
 const LOOKUPS_IN_FLIGHT: usize = 8;
 
-/// The fields of an order's document that [`SummaryInOrder`] reads.
-fn summary_in_order_fields() -> Document {
-    doc! {
-        "_id": 0, "owner": 1, "customerEmail": 1, "customer": 1, "customerOrder": 1,
-        "customerSummary": 1, "customerSpan": 1, "customerPosition": 1,
-        "ownerCustomerPosition": 1,
-    }
-}
-
-/// The orders as [`SummaryInOrder`]s.
+/// The orders as [`SummaryInOrder`]s: whole documents are fetched (a projection cost
+/// secantusd-rs more than it saved), only those fields decoded.
 fn summaries_in(models: &ReadModels) -> Collection<SummaryInOrder> {
     models.orders.clone_with_type()
 }
@@ -112,10 +104,7 @@ impl ReadStore {
         id: Option<&str>,
     ) -> Result<Option<SummaryInOrder>, StoreError> {
         match id {
-            Some(id) => Ok(summaries_in(models)
-                .find_one(doc! { "_id": id })
-                .projection(summary_in_order_fields())
-                .await?),
+            Some(id) => Ok(summaries_in(models).find_one(doc! { "_id": id }).await?),
             None => Ok(None),
         }
     }
