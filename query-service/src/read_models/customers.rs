@@ -143,14 +143,11 @@ pub fn span_key(customer_key: &str, span: i64) -> String {
 }
 
 /// Whether `event`'s summary gets a document of its own: a cancellation's always (it may
-/// belong to an order of any span), a placement's when it opens a span of its customer's
-/// (`key`).
-fn stores_summary(key: &str, event: &NumberedEvent) -> bool {
+/// belong to an order of any span), a placement's when it opens one of its customer's `spans`.
+fn stores_summary(spans: Spans, event: &NumberedEvent) -> bool {
     match event.envelope.payload {
         OrderEvent::OrderCancelled(_) => true,
-        OrderEvent::OnNewOrder(_) => {
-            Spans::of(key).opens_span(bson_count(event.positions.customer_order))
-        }
+        OrderEvent::OnNewOrder(_) => spans.opens_span(bson_count(event.positions.customer_order)),
     }
 }
 
@@ -176,16 +173,15 @@ pub struct CustomerWrites {
     pub compactions: Vec<Compaction>,
 }
 
-/// If `event` opens one of its customer's (`key`) spans after their first: whether that span
-/// is one of their sparse compaction points, one span in [`SPANS_PER_COMPACTION`] (spread
-/// across customers by their spans' phases).
-fn opens_span(key: &str, event: &NumberedEvent) -> Option<bool> {
+/// If `event` opens one of its customer's `spans` after their first: whether that span is one
+/// of their sparse compaction points, one span in [`SPANS_PER_COMPACTION`] (spread across
+/// customers by their spans' phases).
+fn opens_span(spans: Spans, event: &NumberedEvent) -> Option<bool> {
     let customer_order = bson_count(event.positions.customer_order);
-    let span = Spans::of(key).span_of(customer_order + 1);
     let opens = matches!(event.envelope.payload, OrderEvent::OnNewOrder(_))
-        && Spans::of(key).opens_span(customer_order)
+        && spans.opens_span(customer_order)
         && customer_order > 1;
-    opens.then_some(span % SPANS_PER_COMPACTION == 0)
+    opens.then(|| spans.span_of(customer_order + 1) % SPANS_PER_COMPACTION == 0)
 }
 
 /// For each customer of `batch` with an event that stores its summary, the newest such, and
@@ -196,14 +192,20 @@ pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
     let mut compacting: Vec<(bool, bool)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for event in batch {
-        let version = document(event);
-        if !stores_summary(&version.customer_key, event) {
+        let payload = &event.envelope.payload;
+        let spans = Spans::of(&customer_key(
+            payload.owner(),
+            &payload.order().customer.email,
+        ));
+        // Most events store no summary document: nothing of one is built for them.
+        if !stores_summary(spans, event) {
             continue;
         }
+        let version = document(event);
         let at = *index
             .entry(version.customer_key.clone())
             .or_insert_with(|| newest.len());
-        let opened = opens_span(&version.customer_key, event);
+        let opened = opens_span(spans, event);
         let compacts = (opened.is_some(), opened == Some(true));
         if at == newest.len() {
             newest.push(version);
@@ -415,7 +417,8 @@ mod tests {
     #[test]
     fn a_span_s_first_placement_and_every_cancellation_store_a_summary_document() {
         let email = "ada@example.com";
-        let stored = |event: &NumberedEvent| stores_summary(&customer_key("", email), event);
+        let stored =
+            |event: &NumberedEvent| stores_summary(Spans::of(&customer_key("", email)), event);
         let every = u64::try_from(ORDERS_PER_STORED_SUMMARY).unwrap();
 
         let openers: Vec<u64> = (1..=4 * every)

@@ -196,13 +196,9 @@ impl ReadStore {
         } else {
             None
         };
-        // Only the customers answered are completed from their orders, all at once.
+        // Only the customers answered are completed from their orders, all at once (the
+        // token's order is among the versions above already, where its customer is listed).
         let mut customers: Vec<Summarised> = found.into_iter().map(Summarised::from).collect();
-        if let Some(order) = &reflected {
-            customers
-                .iter_mut()
-                .for_each(|customer| customer.take_order(order));
-        }
         self.complete(models, &mut customers).await?;
         Ok(Listing {
             items: customers
