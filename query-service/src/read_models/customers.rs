@@ -82,6 +82,10 @@ pub struct SummaryDocument {
     pub owner_position: i64,
     /// [`owner_page`] of the owner and the page of `owner_position`.
     pub owner_list_page: String,
+    /// [`span_key`] of the span of the customer's orders placed after this version: the
+    /// compaction of a store that deletes many customers' documents in one statement finds
+    /// them by it.
+    pub following_span: String,
 }
 
 /// The key of `owner`'s customer `email`.
@@ -151,6 +155,11 @@ fn stores_summary(spans: Spans, event: &NumberedEvent) -> bool {
     }
 }
 
+/// How many spans back from the one a batch opens its compaction deletes the customer's
+/// documents, by [`Compaction::superseded_spans`]: what the last compaction left and what two
+/// failed ones before it may have left.
+const COMPACTION_REACH: i64 = 3;
+
 /// Deleting the customer's summary documents older than one the same batch stores, for a
 /// batch that opens one of the customer's spans.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,9 +167,21 @@ pub struct Compaction {
     pub customer_key: String,
     /// The newest version the batch stores: every older document goes.
     pub below_version: i64,
+    /// The newest span the batch opens.
+    pub opened_span: i64,
     /// Whether a span the batch opens is one of the customer's sparse compaction points, the
     /// only ones a store that deletes with a statement per customer makes.
     pub at_sparse_point: bool,
+}
+
+impl Compaction {
+    /// The `followingSpan`s of the documents this compaction deletes: the spans before the one
+    /// it opens, as far as [`COMPACTION_REACH`]. Every document whose orders follow in an
+    /// earlier span is older than the placement that opens this one.
+    pub fn superseded_spans(&self) -> impl Iterator<Item = String> + '_ {
+        ((self.opened_span - COMPACTION_REACH).max(0)..self.opened_span)
+            .map(|span| span_key(&self.customer_key, span))
+    }
 }
 
 /// The writes of a batch to `customerSummaries`.
@@ -173,23 +194,24 @@ pub struct CustomerWrites {
     pub compactions: Vec<Compaction>,
 }
 
-/// If `event` opens one of its customer's `spans` after their first: whether that span is one
-/// of their sparse compaction points, one span in [`SPANS_PER_COMPACTION`] (spread across
-/// customers by their spans' phases).
-fn opens_span(spans: Spans, event: &NumberedEvent) -> Option<bool> {
+/// If `event` opens one of its customer's `spans` after their first: that span, and whether it
+/// is one of their sparse compaction points, one span in [`SPANS_PER_COMPACTION`] (spread
+/// across customers by their spans' phases).
+fn opens_span(spans: Spans, event: &NumberedEvent) -> Option<(i64, bool)> {
     let customer_order = bson_count(event.positions.customer_order);
     let opens = matches!(event.envelope.payload, OrderEvent::OnNewOrder(_))
         && spans.opens_span(customer_order)
         && customer_order > 1;
-    opens.then(|| spans.span_of(customer_order + 1) % SPANS_PER_COMPACTION == 0)
+    let span = spans.span_of(customer_order + 1);
+    opens.then_some((span, span % SPANS_PER_COMPACTION == 0))
 }
 
 /// For each customer of `batch` with an event that stores its summary, the newest such, and
 /// the compactions the batch reaches, in the order the batch first names the customers.
 pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
     let mut newest: Vec<SummaryDocument> = Vec::new();
-    // For each customer: whether the batch opens one of their spans, and a sparse point.
-    let mut compacting: Vec<(bool, bool)> = Vec::new();
+    // For each customer: the newest span the batch opens, and whether any is a sparse point.
+    let mut compacting: Vec<(Option<i64>, bool)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for event in batch {
         let payload = &event.envelope.payload;
@@ -206,26 +228,28 @@ pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
             .entry(version.customer_key.clone())
             .or_insert_with(|| newest.len());
         let opened = opens_span(spans, event);
-        let compacts = (opened.is_some(), opened == Some(true));
         if at == newest.len() {
             newest.push(version);
-            compacting.push(compacts);
-        } else {
-            compacting[at].0 |= compacts.0;
-            compacting[at].1 |= compacts.1;
-            if newest[at].summary.version < version.summary.version {
-                newest[at] = version;
-            }
+            compacting.push((None, false));
+        } else if newest[at].summary.version < version.summary.version {
+            newest[at] = version;
+        }
+        if let Some((span, at_sparse_point)) = opened {
+            let (newest_span, sparse) = &mut compacting[at];
+            *newest_span = Some(newest_span.map_or(span, |newest| newest.max(span)));
+            *sparse |= at_sparse_point;
         }
     }
     let compactions = newest
         .iter()
         .zip(compacting)
-        .filter(|(_, (opens, _))| *opens)
-        .map(|(version, (_, at_sparse_point))| Compaction {
-            customer_key: version.customer_key.clone(),
-            below_version: version.summary.version,
-            at_sparse_point,
+        .filter_map(|(version, (opened_span, at_sparse_point))| {
+            opened_span.map(|opened_span| Compaction {
+                customer_key: version.customer_key.clone(),
+                below_version: version.summary.version,
+                opened_span,
+                at_sparse_point,
+            })
         })
         .collect();
     CustomerWrites {
@@ -255,6 +279,7 @@ pub fn document(event: &NumberedEvent) -> SummaryDocument {
     let owner_position = bson_count(event.owner_positions.customer);
     let customer_key = customer_key(owner, &customer.email);
     let summary = summary(event);
+    let following_span = following_span(&customer_key, &summary);
     SummaryDocument {
         id: version_id(&customer_key, summary.version),
         owner: owner.to_owned(),
@@ -267,7 +292,14 @@ pub fn document(event: &NumberedEvent) -> SummaryDocument {
         list_page: page_of(list_position),
         owner_position,
         owner_list_page: owner_page(owner, page_of(owner_position)),
+        following_span,
     }
+}
+
+/// [`span_key`] of the span of the orders the customer places after `summary`.
+fn following_span(customer_key: &str, summary: &Summary) -> String {
+    let span = Spans::of(customer_key).span_of(summary.placed_order_count + 1);
+    span_key(customer_key, span)
 }
 
 /// The newest summary document of each customer among `versions`, in the order of
@@ -310,6 +342,7 @@ pub struct SummaryInOrder {
 pub fn as_of_order(order: &SummaryInOrder) -> SummaryDocument {
     let customer_key = customer_key(&order.owner, &order.customer_email);
     SummaryDocument {
+        following_span: following_span(&customer_key, &order.customer_summary),
         id: version_id(&customer_key, order.customer_summary.version),
         owner: order.owner.clone(),
         customer_email: order.customer_email.clone(),
@@ -475,12 +508,15 @@ mod tests {
     fn a_batch_that_opens_a_span_compacts_below_its_newest_document() {
         let email = "ada@example.com";
         let key = customer_key("", email);
+        let spans = Spans::of(&key);
         let point = opener(email, SPANS_PER_COMPACTION);
         let compacted = |batch: &[NumberedEvent]| writes(batch).compactions;
         let below = |version: u64, at_sparse_point: bool| {
+            let version = i64::try_from(version).unwrap();
             vec![Compaction {
                 customer_key: key.clone(),
-                below_version: i64::try_from(version).unwrap(),
+                below_version: version,
+                opened_span: spans.span_of(version + 1),
                 at_sparse_point,
             }]
         };
@@ -497,9 +533,11 @@ mod tests {
             (point, point),
             (1, 1),
         );
+        let mut with_cancellation = below(point, true);
+        with_cancellation[0].below_version += 1;
         assert_eq!(
             compacted(&[nth_order(email, point), later_cancellation.clone()]),
-            below(point + 1, true),
+            with_cancellation,
             "below the newest document the batch stores"
         );
         assert_eq!(compacted(&[later_cancellation]), []);
@@ -508,6 +546,37 @@ mod tests {
             compacted(&[nth_order(email, next_point)]),
             below(next_point, true)
         );
+    }
+
+    #[test]
+    fn a_compaction_names_the_spans_before_the_one_it_opens() {
+        let email = "ada/%@example.com";
+        let key = customer_key("team/a", email);
+        let compaction = |opened_span| Compaction {
+            customer_key: key.clone(),
+            below_version: 100,
+            opened_span,
+            at_sparse_point: false,
+        };
+        let stored_in = |span: i64| {
+            let spans = Spans::of(&key);
+            let order = spans.last_order_of(span - 1);
+            let event = owned_by(
+                nth_order(email, u64::try_from(order).unwrap()),
+                "team/a",
+                OwnerPositions {
+                    order: 1,
+                    customer: 1,
+                },
+            );
+            document(&event).following_span
+        };
+
+        let named: Vec<String> = compaction(5).superseded_spans().collect();
+
+        assert_eq!(named, [stored_in(2), stored_in(3), stored_in(4)]);
+        assert!(!named.contains(&stored_in(5)), "the kept document's span");
+        assert_eq!(compaction(1).superseded_spans().count(), 1);
     }
 
     #[test]

@@ -308,6 +308,7 @@ impl ReadStore {
         }
         for model in [
             index(doc! { "customerKey": 1 }, "by_customer"),
+            index(doc! { "followingSpan": 1 }, "following_spans"),
             index(doc! { "listPage": 1 }, "list_pages"),
             index(doc! { "ownerListPage": 1 }, "owner_list_pages"),
         ] {
@@ -386,27 +387,34 @@ impl ReadStore {
     }
 
     /// On a server that serves many keys in one query, every compaction of the batch as one
-    /// statement (`$or` of each customer's `customerKey` and version, a branch per index
-    /// lookup): secantusd-rs commits each statement of a `delete` on its own, with a log flush
-    /// under `--sync-on-commit`. On FerretDB, which would read the whole collection for it,
-    /// one statement per customer by equality, at its sparse compaction points only.
+    /// statement, `$in` of the spans their documents precede (`followingSpan`): secantusd-rs
+    /// commits each statement of a `delete` on its own, with a log flush under
+    /// `--sync-on-commit`. On FerretDB, which would read the whole collection for it, one
+    /// statement per customer by equality on `customerKey`, at its sparse compaction points
+    /// only.
     async fn delete_older_versions(&self, pending: &PendingCompactions) -> Result<(), StoreError> {
-        let older = |compaction: &Compaction| {
-            doc! {
-                "customerKey": &compaction.customer_key,
-                "summary.version": { "$lt": compaction.below_version },
-            }
-        };
         let deletes: Vec<Document> = match self.key_lookups().await? {
             KeyLookups::OneQuery => {
-                let each: Vec<Document> = pending.customers.iter().map(older).collect();
-                vec![doc! { "q": { "$or": each }, "limit": 0 }]
+                let spans: Vec<String> = pending
+                    .customers
+                    .iter()
+                    .flat_map(Compaction::superseded_spans)
+                    .collect();
+                vec![doc! { "q": { "followingSpan": { "$in": spans } }, "limit": 0 }]
             }
             KeyLookups::OneEach => pending
                 .customers
                 .iter()
                 .filter(|compaction| compaction.at_sparse_point)
-                .map(|compaction| doc! { "q": older(compaction), "limit": 0 })
+                .map(|compaction| {
+                    doc! {
+                        "q": {
+                            "customerKey": &compaction.customer_key,
+                            "summary.version": { "$lt": compaction.below_version },
+                        },
+                        "limit": 0,
+                    }
+                })
                 .collect(),
         };
         if deletes.is_empty() {
