@@ -106,14 +106,16 @@ impl Service for Application {
     }
 
     /// The consumer, which finishes the batch in hand once stopped, and the follower of the
-    /// active read-model generation.
+    /// active read-model generation; then the store's client is shut down (the HTTP server
+    /// stopped before them).
     fn spawn_tasks(self, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) -> BoundServer {
-        tasks.spawn(self.consumer.run(shutdown.clone()));
-        tasks.spawn(follow_generations(
-            self.store,
-            self.generation_refresh,
-            shutdown.clone(),
-        ));
+        let store = self.store.clone();
+        let consumer = self.consumer.run(shutdown.clone());
+        let follower = follow_generations(self.store, self.generation_refresh, shutdown.clone());
+        tasks.spawn(async move {
+            tokio::join!(consumer, follower);
+            store.shutdown().await;
+        });
         self.server
     }
 }

@@ -222,6 +222,13 @@ async fn read_your_writes_holds_for_every_order_under_concurrent_load() {
 /// message gets fresh ids, as a first-release order placed just now would have: the read that
 /// follows presents its token, and a token of an order placed long ago that the read model does
 /// not know is answered at once (see `http::consistency`).
+/// The rebuild command's process ended without a panic, even after its work succeeded (a
+/// client dropped as the process exits once made the driver panic).
+fn assert_exited_cleanly(output: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 fn write_like_the_first_release(stack: &Stack) -> String {
     let mut envelope: Value = serde_json::from_str(ON_NEW_ORDER_V1_JSON).unwrap();
     let order_id = uuid::Uuid::now_v7().to_string();
@@ -355,6 +362,7 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
     let output = stack.services.rebuild_read_models(&["--dry-run"]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "dry run failed: {stdout}");
+    assert_exited_cleanly(&output);
     assert!(
         stdout.starts_with("dry run: would rebuild generation 1 from the ")
             && stdout.contains("in place of generation 0; nothing was written"),
@@ -382,6 +390,7 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("generation 1 is active"), "{stdout}");
+    assert_exited_cleanly(&output);
 
     assert_eq!(later.len(), 15);
     assert_read_models_match_postgres(&stack).await;
@@ -412,6 +421,7 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "second rebuild failed: {stdout}");
     assert!(stdout.contains("generation 2 is active"), "{stdout}");
+    assert_exited_cleanly(&output);
     let collections = mongo.list_collection_names().await.unwrap();
     assert!(
         !collections.iter().any(|name| name == "orders"),

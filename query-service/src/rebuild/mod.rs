@@ -96,10 +96,10 @@ pub struct RebuildPlan {
 /// Reads the active generation and the end of the event log (one page of it, which also
 /// proves the log answers with the configured token), and says what a rebuild would do.
 pub async fn plan_rebuild(settings: &Settings) -> Result<RebuildPlan, RebuildError> {
-    let active = ReadStore::new(&settings.mongodb)
-        .await?
-        .active_generation()
-        .await?;
+    let store = ReadStore::new(&settings.mongodb).await?;
+    let active = store.active_generation().await;
+    store.shutdown().await;
+    let active = active?;
     let log_end = EventLogClient::new(&settings.rebuild)?
         .page_after(0)
         .await?
@@ -145,10 +145,20 @@ impl Expected {
 /// Rebuilds the read models into the next generation and makes it active.
 pub async fn rebuild_read_models(
     settings: &Settings,
+    progress: impl FnMut(Progress),
+) -> Result<RebuildReport, RebuildError> {
+    let live = ReadStore::new(&settings.mongodb).await?;
+    let report = rebuild_with(&live, settings, progress).await;
+    live.shutdown().await;
+    report
+}
+
+async fn rebuild_with(
+    live: &ReadStore,
+    settings: &Settings,
     mut progress: impl FnMut(Progress),
 ) -> Result<RebuildReport, RebuildError> {
     let started = Instant::now();
-    let live = ReadStore::new(&settings.mongodb).await?;
     let current = live.active_generation().await?;
     let next = current.next();
     let target = live.pinned(next);

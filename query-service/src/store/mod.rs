@@ -256,6 +256,20 @@ impl ReadStore {
         })
     }
 
+    /// Ends the client's sessions and closes its connections, within the read deadline, once
+    /// nothing uses the store any more. A process that exits calls it first: the last handle
+    /// dropped would end them in a task of its own, which races the runtime's shutdown, and the
+    /// driver panics when its pool's task is gone first.
+    pub async fn shutdown(self) {
+        let shutdown = self.database.client().clone().shutdown();
+        if tokio::time::timeout(self.deadlines.read, shutdown)
+            .await
+            .is_err()
+        {
+            log::warn!("the read database did not end the client's sessions in time");
+        }
+    }
+
     /// `read`, failed as [`StoreError::TimedOut`] past the read deadline.
     async fn within_read_deadline<T>(
         &self,
