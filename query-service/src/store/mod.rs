@@ -322,11 +322,17 @@ impl ReadStore {
         }
         for model in [
             index(doc! { "customerKey": 1 }, "by_customer"),
-            index(doc! { "followingSpan": 1 }, "following_spans"),
             index(doc! { "listPage": 1 }, "list_pages"),
             index(doc! { "ownerListPage": 1 }, "owner_list_pages"),
         ] {
             models.summaries.create_index(model).await?;
+        }
+        // Only the compaction of a store that deletes by `$in` looks documents up by it.
+        if self.key_lookups().await? == KeyLookups::OneQuery {
+            models
+                .summaries
+                .create_index(index(doc! { "followingSpan": 1 }, "following_spans"))
+                .await?;
         }
         models
             .list_pages
