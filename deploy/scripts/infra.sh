@@ -32,6 +32,10 @@ export JAEGER_QUERY_URL="http://127.0.0.1:$JAEGER_QUERY_PORT"
 export JAEGER_UI_ASSETS="$REPO_ROOT/deploy/jaeger/ui"
 SECANTUSD_VERSION="0.5.3-beta.196"
 export SECANTUSD_BIN="${SECANTUSD_BIN:-${CARGO_HOME:-$HOME/.cargo}/bin/secantusd-rs}"
+if [ -n "${SECANTUSD_CACHE_SIZE:-}" ] && ! [[ "$SECANTUSD_CACHE_SIZE" =~ ^[1-9][0-9]*[MG]$ ]]; then
+  echo "error: SECANTUSD_CACHE_SIZE is a whole number of MiB or GiB such as 512M or 2G (the default: an eighth of the memory, 128M to 4G), not '$SECANTUSD_CACHE_SIZE'" >&2
+  exit 2
+fi
 PG_ROLE="cqrs"
 PG_PASSWORD="cqrs"
 RABBIT_USER="cqrs"
@@ -448,14 +452,20 @@ ensure_secantusd() {
     secantus-mdb --version "$SECANTUSD_VERSION"
 }
 
-# WiredTiger's cache for the local store: a thirty-second of the machine's memory, between
-# 128 and 512 MiB (the local stack's read model fits; mongod's default would take half).
+# WiredTiger's cache for the local store: SECANTUSD_CACHE_SIZE if set (as --cache-size takes
+# it, e.g. 512M or 2G), else an eighth of the machine's memory, between 128 MiB and 4 GiB, so
+# that a 500 000-order model and a rebuild's second generation stay in it
+# (docs/local-read-stores.md; mongod's default would take half).
 secantusd_cache_size() {
+  if [ -n "${SECANTUSD_CACHE_SIZE:-}" ]; then
+    echo "$SECANTUSD_CACHE_SIZE"
+    return
+  fi
   local kib
   kib="$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
-  local mib=$((kib / 1024 / 32))
+  local mib=$((kib / 1024 / 8))
   ((mib < 128)) && mib=128
-  ((mib > 512)) && mib=512
+  ((mib > 4096)) && mib=4096
   echo "${mib}M"
 }
 

@@ -65,6 +65,8 @@ fn the_stack_s_scripts_refuse_a_setting_out_of_range_touching_nothing() {
         ("LOCAL_READ_STORE", "mongod"),
         ("JAEGER_MAX_TRACES", "0"),
         ("JAEGER_MAX_TRACES", "50k"),
+        ("SECANTUSD_CACHE_SIZE", "1.5G"),
+        ("SECANTUSD_CACHE_SIZE", "512"),
     ] {
         for script in ["up", "test"] {
             let deploy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
