@@ -420,10 +420,13 @@ ensure_jaeger() {
 
 # Jaeger on loopback: OTLP/HTTP in on JAEGER_OTLP_PORT, the query API and UI on
 # JAEGER_QUERY_PORT; traces in memory, the newest JAEGER_MAX_TRACES. A Jaeger this checkout
-# started with another number is restarted with this one.
+# started with other settings is restarted with these. It runs at the lowest CPU priority:
+# its garbage collector takes a core for 100-200 ms at a time, and traces can wait while
+# orders are served (docs/tracing.md).
+JAEGER_NICENESS=19
 start_jaeger() {
   ensure_jaeger
-  stop_unless_started_with jaeger "$JAEGER_MAX_TRACES"
+  stop_unless_started_with jaeger "$JAEGER_MAX_TRACES nice $JAEGER_NICENESS"
   local holder
   holder="$(listening_program "$JAEGER_OTLP_PORT")"
   if [ -n "$holder" ] && [ "$holder" != jaeger ] && [ "$holder" != "jaeger-$JAEGER_VERSION" ]; then
@@ -433,10 +436,10 @@ start_jaeger() {
   if ! port_open 127.0.0.1 "$JAEGER_QUERY_PORT"; then
     say "starting Jaeger (traces) on 127.0.0.1:$JAEGER_QUERY_PORT"
     # exec: the pid recorded is Jaeger's own, which deploy/down stops.
-    (cd "$STATE_DIR" && exec nohup "$JAEGER_BIN" --config "$REPO_ROOT/deploy/jaeger/config.yaml" \
-      >>"$STATE_DIR/logs/jaeger.log" 2>&1) &
+    (cd "$STATE_DIR" && exec nohup nice -n "$JAEGER_NICENESS" "$JAEGER_BIN" \
+      --config "$REPO_ROOT/deploy/jaeger/config.yaml" >>"$STATE_DIR/logs/jaeger.log" 2>&1) &
     echo $! >"$STATE_DIR/run/jaeger.pid"
-    record_settings jaeger "$JAEGER_MAX_TRACES"
+    record_settings jaeger "$JAEGER_MAX_TRACES nice $JAEGER_NICENESS"
     wait_for_port 127.0.0.1 "$JAEGER_QUERY_PORT" 60 Jaeger
     wait_for_port 127.0.0.1 "$JAEGER_OTLP_PORT" 60 Jaeger
   fi
