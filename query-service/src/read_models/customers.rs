@@ -390,8 +390,18 @@ impl Summarised {
         };
         let span_end = Spans::of(&self.customer.customer_key).last_order_of(span);
         let mut full = false;
+        // The span's newest order alone is taken in: a summary is built once per span, not
+        // once per order.
+        let mut newest: Option<&SummaryInOrder> = None;
         for order in orders {
             full |= order.customer_order == span_end;
+            if newest.is_none_or(|newest| {
+                order.customer_summary.version > newest.customer_summary.version
+            }) {
+                newest = Some(order);
+            }
+        }
+        if let Some(order) = newest {
             self.take_order(order);
         }
         if full {
@@ -686,7 +696,10 @@ mod tests {
             Some(format!("{key}/2")),
             "span 1 is full"
         );
-        summarised.take_span(&order_documents(email, second + 1, second + 2));
+        // The store returns a span's orders in no particular order.
+        let mut unordered = order_documents(email, second + 1, second + 2);
+        unordered.reverse();
+        summarised.take_span(&unordered);
         let newest = second as i64 + 2;
         assert_eq!(summarised.customer.summary.version, newest);
         assert_eq!(summarised.customer.summary.placed_order_count, newest);
