@@ -434,6 +434,7 @@ impl Summarised {
 mod tests {
     use std::collections::HashSet;
 
+    use mongodb::bson;
     use shared_events::OwnerPositions;
 
     use super::*;
@@ -660,21 +661,12 @@ mod tests {
         assert_eq!(found, [("ada@example.com", 3), ("bob@example.com", 4)]);
     }
 
-    /// The documents of customer `email`'s orders `from..=to`.
+    /// The documents of customer `email`'s orders `from..=to`, decoded as a read decodes them.
     fn order_documents(email: &str, from: u64, to: u64) -> Vec<SummaryInOrder> {
         (from..=to)
             .map(|n| {
-                let order = orders::document(&nth_order(email, n));
-                SummaryInOrder {
-                    owner: order.owner,
-                    customer_email: order.customer_email,
-                    customer: order.customer,
-                    customer_order: order.customer_order,
-                    customer_summary: order.customer_summary,
-                    customer_span: order.customer_span,
-                    customer_position: order.customer_position,
-                    owner_customer_position: order.owner_customer_position,
-                }
+                let stored = bson::to_document(&orders::document(&nth_order(email, n))).unwrap();
+                bson::from_document(stored).unwrap()
             })
             .collect()
     }
