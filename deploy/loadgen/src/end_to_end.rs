@@ -49,8 +49,22 @@ pub struct EndToEnd {
     pub own_write_reads_failed: u64,
     pub get_by_id_latency: Summary,
     pub get_by_email_latency: Summary,
+    /// With `--read-floor`: the same reader's requests that reach no read store.
+    pub read_floor: Option<ReadFloor>,
     /// Second by second while posting.
     pub timeline: Vec<Second>,
+}
+
+/// Requests on the path of a `GET /orders/{id}` that stop before its store lookup, timed by a
+/// reader of their own while posting: the part of the read's tail that the gateway, the service
+/// and these shared cores make, whatever the store does.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadFloor {
+    /// `GET /health`, which the gateway answers itself.
+    pub gateway: Summary,
+    /// `GET /orders/{id}` with an id that is no UUID: query-service answers 400 before any
+    /// read, through the same gateway location, connection pool and handler.
+    pub service: Summary,
 }
 
 /// One second of the posting phase.
@@ -72,6 +86,8 @@ struct Shared {
     own_write_reads_failed: u64,
     get_by_id: Latencies,
     get_by_email: Latencies,
+    gateway_floor: Latencies,
+    service_floor: Latencies,
     accepted_ids: Vec<String>,
     timeline: Timeline,
 }
@@ -259,6 +275,14 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
         posting_flag.clone(),
         started,
     ));
+    let floor_reader = options.read_floor.then(|| {
+        tokio::spawn(read_floor_while_posting(
+            client.clone(),
+            options.gateway.clone(),
+            shared.clone(),
+            posting_flag.clone(),
+        ))
+    });
     let progress = tokio::spawn(report_progress(
         accepted.clone(),
         failed.clone(),
@@ -270,6 +294,9 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
     let posting_secs = posting.as_secs_f64();
     posting_flag.store(false, Ordering::Relaxed);
     let _ = readers.await;
+    if let Some(floor_reader) = floor_reader {
+        let _ = floor_reader.await;
+    }
     let _ = progress.await;
 
     let last = shared
@@ -306,6 +333,10 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
         own_write_reads_failed: shared.own_write_reads_failed,
         get_by_id_latency: shared.get_by_id.summary(),
         get_by_email_latency: shared.get_by_email.summary(),
+        read_floor: options.read_floor.then(|| ReadFloor {
+            gateway: shared.gateway_floor.summary(),
+            service: shared.service_floor.summary(),
+        }),
         timeline: shared.timeline.seconds(posting),
     }
 }
@@ -379,6 +410,43 @@ async fn read_while_posting(
             };
             histogram.record(latency);
             shared.timeline.get(started.elapsed(), latency);
+        }
+    }
+}
+
+/// One reader alternating the two requests of [`ReadFloor`], every 20 ms, as the reader of known
+/// data paces its own.
+async fn read_floor_while_posting(
+    client: reqwest::Client,
+    gateway: String,
+    shared: Arc<Mutex<Shared>>,
+    posting: Arc<AtomicBool>,
+) {
+    let health = format!("{gateway}/health");
+    let not_an_id = format!("{gateway}/orders/not-an-order-id");
+    let mut n = 0_usize;
+    while posting.load(Ordering::Relaxed) {
+        tokio::time::sleep(READ_PACE).await;
+        n += 1;
+        let at_gateway = n.is_multiple_of(2);
+        let (url, expected) = if at_gateway {
+            (&health, 200)
+        } else {
+            (&not_an_id, 400)
+        };
+        let sent = Instant::now();
+        let ok = match client.get(url).send().await {
+            Ok(response) if response.status() == expected => response.bytes().await.is_ok(),
+            _ => false,
+        };
+        let latency = sent.elapsed();
+        if ok {
+            let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+            if at_gateway {
+                shared.gateway_floor.record(latency);
+            } else {
+                shared.service_floor.record(latency);
+            }
         }
     }
 }

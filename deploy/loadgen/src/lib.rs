@@ -104,6 +104,12 @@ pub struct Options {
     /// core or more: the stalls that make the tails (it reads /proc ten times a second).
     #[arg(long)]
     pub cpu_windows: bool,
+    /// Also time, while posting, requests on a `GET /orders/{id}`'s path that reach no store:
+    /// `GET /health`, answered by the gateway, and `GET /orders/{an id that is no UUID}`,
+    /// answered 400 by query-service before any read. Their tail is the part of the read's that
+    /// the gateway, the service and the shared cores make (a second reader, every 20 ms).
+    #[arg(long)]
+    pub read_floor: bool,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
@@ -685,6 +691,14 @@ impl Report {
         }
         row(&mut text, "GET /orders/{id}", &e.get_by_id_latency);
         row(&mut text, "GET /orders?email=", &e.get_by_email_latency);
+        if let Some(floor) = &e.read_floor {
+            row(&mut text, "GET /health (the gateway alone)", &floor.gateway);
+            row(
+                &mut text,
+                "GET /orders/{not an id} (query-service, no store)",
+                &floor.service,
+            );
+        }
         for (name, summary) in self.list_reads.iter().flat_map(ListReads::rows) {
             row(&mut text, &name, &summary);
         }

@@ -42,6 +42,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         preload: 30,
         write_costs: 128,
         cpu_windows: true,
+        read_floor: true,
         json: None,
         report: Some(report_page.clone()),
         token: Some(token),
@@ -67,6 +68,15 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         "no projection lag was measured"
     );
     assert!(e2e.get_by_id_latency.count > 0, "no read was measured");
+    let floor = e2e
+        .read_floor
+        .as_ref()
+        .expect("the read floor was asked for");
+    assert!(
+        floor.gateway.count > 0 && floor.service.count > 0,
+        "a floor request was not answered as expected: {floor:?}"
+    );
+    assert!(report.table().contains("query-service, no store"));
     assert!(e2e.end_to_end_per_sec > 0.0);
     let lag = report
         .read_side_lag
