@@ -418,6 +418,14 @@ ensure_jaeger() {
   mv "$JAEGER_BIN.partial" "$JAEGER_BIN"
 }
 
+# in_own_session COMMAND...: runs COMMAND (exec'd: its pid is the caller's $! when started with
+# &) in a session of its own. With autogroup (kernel.sched_autogroup_enabled, on by default
+# where built in, and on these machines) the scheduler shares the cores between sessions first, then
+# between the threads of each: servers started from one shell would share that session's
+# share, while PostgreSQL, RabbitMQ and nginx, daemons, have a session each. One session per
+# server shares the cores as a deployment's containers do (docs/performance.md).
+in_own_session() { exec setsid "$@"; }
+
 # Jaeger on loopback: OTLP/HTTP in on JAEGER_OTLP_PORT, the query API and UI on
 # JAEGER_QUERY_PORT; traces in memory, the newest JAEGER_MAX_TRACES. A Jaeger this checkout
 # started with other settings is restarted with these. It runs at the lowest CPU priority:
@@ -426,7 +434,7 @@ ensure_jaeger() {
 JAEGER_NICENESS=19
 start_jaeger() {
   ensure_jaeger
-  stop_unless_started_with jaeger "$JAEGER_MAX_TRACES nice $JAEGER_NICENESS"
+  stop_unless_started_with jaeger "$JAEGER_MAX_TRACES nice $JAEGER_NICENESS, own session"
   local holder
   holder="$(listening_program "$JAEGER_OTLP_PORT")"
   if [ -n "$holder" ] && [ "$holder" != jaeger ] && [ "$holder" != "jaeger-$JAEGER_VERSION" ]; then
@@ -435,11 +443,13 @@ start_jaeger() {
   fi
   if ! port_open 127.0.0.1 "$JAEGER_QUERY_PORT"; then
     say "starting Jaeger (traces) on 127.0.0.1:$JAEGER_QUERY_PORT"
-    # exec: the pid recorded is Jaeger's own, which deploy/down stops.
-    (cd "$STATE_DIR" && exec nohup nice -n "$JAEGER_NICENESS" "$JAEGER_BIN" \
-      --config "$REPO_ROOT/deploy/jaeger/config.yaml" >>"$STATE_DIR/logs/jaeger.log" 2>&1) &
+    # exec: the pid recorded is Jaeger's own, which deploy/down stops. Its session's group
+    # gets the niceness too, which is what weighs against the other servers' groups.
+    (cd "$STATE_DIR" && in_own_session nohup nice -n "$JAEGER_NICENESS" bash -c \
+      '{ echo "$0" >/proc/self/autogroup; } 2>/dev/null; exec "$@"' "$JAEGER_NICENESS" \
+      "$JAEGER_BIN" --config "$REPO_ROOT/deploy/jaeger/config.yaml" >>"$STATE_DIR/logs/jaeger.log" 2>&1) &
     echo $! >"$STATE_DIR/run/jaeger.pid"
-    record_settings jaeger "$JAEGER_MAX_TRACES nice $JAEGER_NICENESS"
+    record_settings jaeger "$JAEGER_MAX_TRACES nice $JAEGER_NICENESS, own session"
     wait_for_port 127.0.0.1 "$JAEGER_QUERY_PORT" 60 Jaeger
     wait_for_port 127.0.0.1 "$JAEGER_OTLP_PORT" 60 Jaeger
   fi
@@ -534,7 +544,7 @@ start_read_store() {
       stop_pidfile "$other"
     fi
   done
-  stop_unless_started_with "$kind" "$environment $arguments"
+  stop_unless_started_with "$kind" "$environment $arguments, own session"
   # A server this checkout did not start may hold the address (another checkout's stack): it
   # serves if it is of this kind, and is never taken for the other.
   local holder
@@ -546,9 +556,9 @@ start_read_store() {
   if ! port_open "${addr%:*}" "${addr##*:}"; then
     say "starting $kind (read store) on $addr"
     # shellcheck disable=SC2086 # one argument per word
-    nohup env $environment "$binary" $arguments >>"$STATE_DIR/logs/$kind.log" 2>&1 &
+    in_own_session nohup env $environment "$binary" $arguments >>"$STATE_DIR/logs/$kind.log" 2>&1 &
     echo $! >"$STATE_DIR/run/$kind.pid"
-    record_settings "$kind" "$environment $arguments"
+    record_settings "$kind" "$environment $arguments, own session"
     echo "$addr" >"$STATE_DIR/run/$kind.addr"
     wait_for_port "${addr%:*}" "${addr##*:}" 60 "$kind"
   fi

@@ -1,6 +1,6 @@
-//! What the local stack exposes beyond this machine, or to the machine's other users: nothing.
-//! Runs against the servers `deploy/test` started the way `deploy/up` does, with both services
-//! and the gateway running.
+//! What the local stack exposes beyond this machine, or to the machine's other users: nothing;
+//! and how its servers share the machine's cores. Runs against the servers `deploy/test`
+//! started the way `deploy/up` does, with both services and the gateway running.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed expectation should panic
 
@@ -86,14 +86,61 @@ async fn no_password_is_on_a_command_line() {
 #[test]
 fn the_local_stack_s_logs_are_not_readable_by_other_users() {
     use std::os::unix::fs::PermissionsExt;
-    let state_dir = std::env::var("CQRS_STATE_DIR").map_or_else(
-        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.stack"),
-        std::path::PathBuf::from,
-    );
-    let logs = state_dir.join("logs");
+    let logs = state_dir().join("logs");
     let mode = std::fs::metadata(&logs)
         .unwrap_or_else(|error| panic!("{}: {error} (deploy/test makes it)", logs.display()))
         .permissions()
         .mode();
     assert_eq!(mode & 0o007, 0, "{} is {mode:o}", logs.display());
+}
+
+/// The servers the scripts start (the read stores and Jaeger here, the services too under
+/// `deploy/up`), found by the pid files they keep, each lead a session of their own: the
+/// scheduler's groups (autogroup) then share the cores between servers as a deployment's
+/// containers are shared. Jaeger's runs at the lowest priority.
+#[test]
+fn each_server_the_scripts_start_leads_a_session_of_its_own() {
+    let run = state_dir().join("run");
+    let started: Vec<(String, String)> = std::fs::read_dir(&run)
+        .unwrap_or_else(|error| panic!("{}: {error} (deploy/test makes it)", run.display()))
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_str()?.strip_suffix(".pid")?.to_owned();
+            let pid = std::fs::read_to_string(entry.path())
+                .ok()?
+                .trim()
+                .to_owned();
+            (name != "log-rotation").then_some((name, pid))
+        })
+        .collect();
+    assert!(
+        started.iter().any(|(name, _)| name == "jaeger"),
+        "no Jaeger pid file in {}: {started:?}",
+        run.display()
+    );
+    for (name, pid) in &started {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // not running (a read store of the other kind, stopped)
+        };
+        // The fields after the command's name in parentheses: state, ppid, pgrp, session, …
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        assert_eq!(fields[3], pid, "{name} ({pid}) leads no session of its own");
+        if name == "jaeger" {
+            assert_eq!(fields[16], "19", "Jaeger's niceness");
+            if let Ok(group) = std::fs::read_to_string(format!("/proc/{pid}/autogroup")) {
+                assert!(
+                    group.trim_end().ends_with("nice 19"),
+                    "Jaeger's group: {group}"
+                );
+            }
+        }
+    }
+}
+
+/// `CQRS_STATE_DIR`, or the checkout's `.stack`.
+fn state_dir() -> std::path::PathBuf {
+    std::env::var("CQRS_STATE_DIR").map_or_else(
+        |_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.stack"),
+        std::path::PathBuf::from,
+    )
 }
