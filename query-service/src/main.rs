@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use query_service::broker::{count_dead_letters, dead_letter_queue_name, replay_dead_letters};
 use query_service::config::Settings;
-use query_service::rebuild::{plan_rebuild, rebuild_read_models};
+use query_service::rebuild::{plan_rebuild, rebuild_read_models, Progress};
 use query_service::startup::Application;
 use service_support::cli::IssueToken;
 use service_support::startup::{run, with_settings};
@@ -112,11 +112,17 @@ async fn rebuild_dry_run(settings: Settings) -> ExitCode {
 }
 
 async fn rebuild(settings: Settings) -> ExitCode {
-    let report = rebuild_read_models(&settings, |progress| {
-        println!(
+    let report = rebuild_read_models(&settings, |progress| match progress {
+        Progress::Replaying(replayed) => println!(
             "replayed {}/{} events ({:.0} events/s)",
-            progress.replayed, progress.total, progress.per_second
-        );
+            replayed.replayed, replayed.total, replayed.per_second
+        ),
+        Progress::IndexBuilt(built) => println!(
+            "index {} of {} built in {:.1} s",
+            built.index,
+            built.collection,
+            built.took.as_secs_f64()
+        ),
     })
     .await;
     match report {

@@ -391,6 +391,18 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
     );
     assert!(stdout.contains("generation 1 is active"), "{stdout}");
     assert_exited_cleanly(&output);
+    // The indexes only reads use are built after the replay, and none is left out.
+    assert!(
+        stdout.contains("index customer_spans of orders_g1 built in"),
+        "{stdout}"
+    );
+    for collection in ["orders", "customerSummaries", "listPages"] {
+        assert_eq!(
+            index_names(&mongo, &format!("{collection}_g1")).await,
+            index_names(&mongo, collection).await,
+            "the rebuilt {collection} lack an index the service makes"
+        );
+    }
 
     assert_eq!(later.len(), 15);
     assert_read_models_match_postgres(&stack).await;
@@ -428,4 +440,15 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
         "{collections:?}"
     );
     assert_read_models_match_postgres(&stack).await;
+}
+
+/// The names of a collection's indexes, sorted.
+async fn index_names(database: &mongodb::Database, collection: &str) -> Vec<String> {
+    let mut names = database
+        .collection::<mongodb::bson::Document>(collection)
+        .list_index_names()
+        .await
+        .unwrap();
+    names.sort();
+    names
 }

@@ -7,6 +7,8 @@
 //!    published later, hence captured. The projection is idempotent, so events seen both ways
 //!    are harmless. Events of the log from before events carried their list positions and
 //!    summary are numbered on the way, in log order ([`numbering`]).
+//!    The indexes that only reads use are built after the replay, each in one pass over its
+//!    complete collection, rather than grown by every insert of it.
 //! 3. The captured events are applied, then the next generation is made active in one
 //!    single-document write (see `store::generations`): reads switch from the complete old
 //!    models to the complete new ones, never to a half-built one.
@@ -29,7 +31,7 @@ use shared_events::{DecodeError, EventEnvelope, OrderEvent, OrderId};
 use crate::broker::{declare_capture_queue, usable_event};
 use crate::config::Settings;
 use crate::projection::{AppliedVersions, Projector};
-use crate::store::{Generation, ReadStore, StoreError};
+use crate::store::{Generation, IndexBuilt, ReadStore, StoreError};
 use event_log::EventLogClient;
 use numbering::{CancelledBeforePlaced, LogNumbering};
 
@@ -64,9 +66,18 @@ pub enum RebuildError {
     Verification(String),
 }
 
-/// Where a rebuild is, for the progress line.
+/// A step of a rebuild, for its progress lines.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// About once a second during the replay.
+    Replaying(Replayed),
+    /// After the replay, each index that only reads use, built over its whole collection.
+    IndexBuilt(IndexBuilt),
+}
+
+/// Where a replay is.
 #[derive(Debug, Clone, Copy)]
-pub struct Progress {
+pub struct Replayed {
     pub replayed: u64,
     /// The end of the log when the last page was read.
     pub total: u64,
@@ -163,7 +174,7 @@ async fn rebuild_with(
     let next = current.next();
     let target = live.pinned(next);
     target.drop_collections().await?;
-    target.ensure_indexes().await?;
+    target.ensure_write_indexes().await?;
     // Nobody reads with a consistency token from a generation being rebuilt.
     let projector = Projector::new(
         target.clone(),
@@ -179,6 +190,9 @@ async fn rebuild_with(
     log::info!("rebuilding generation {next} (active: {current}); capturing live events in {capture_queue}");
 
     let replayed = replay_log(settings, &projector, &mut expected, &mut progress).await?;
+    target
+        .ensure_read_indexes(|built| progress(Progress::IndexBuilt(built)))
+        .await?;
     let mut captured = apply_captured(&channel, &capture_queue, &projector, &mut expected).await?;
 
     if !live.activate(current, next).await? {
@@ -255,11 +269,11 @@ async fn replay_log(
         replayed += events.len() as u64;
         if last_report.elapsed() >= PROGRESS_EVERY {
             last_report = Instant::now();
-            progress(Progress {
+            progress(Progress::Replaying(Replayed {
                 replayed,
                 total: u64::try_from(page.last_position).unwrap_or_default(),
                 per_second: replayed as f64 / started.elapsed().as_secs_f64(),
-            });
+            }));
         }
     }
     Ok(replayed)

@@ -17,7 +17,7 @@ pub use summaries::KeyLookups;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{doc, Document};
@@ -299,45 +299,74 @@ impl ReadStore {
         self.collections().generation
     }
 
-    /// Creates the indexes the reads rely on, each an equality lookup (see
-    /// docs/read-models.md); safe to run on every start.
+    /// Creates every index of the active generation's collections: those its writes look
+    /// documents up by and those its reads do (see docs/read-models.md); safe to run on every
+    /// start.
     pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
-        let index = |keys: Document, name: &str| {
-            IndexModel::builder()
-                .keys(keys)
-                .options(IndexOptions::builder().name(name.to_owned()).build())
-                .build()
-        };
+        self.ensure_write_indexes().await?;
+        self.ensure_read_indexes(|_| ()).await
+    }
+
+    /// The indexes the projection's own writes look documents up by: a compaction's delete
+    /// (`followingSpan` where one query serves many keys, `customerKey` elsewhere).
+    pub async fn ensure_write_indexes(&self) -> Result<(), StoreError> {
         let models = self.collections();
-        // One index per command: FerretDB 1.24 on SQLite, the local stack's earlier backend,
-        // failed when one createIndexes command named several existing indexes; at start-up
-        // the extra round trips cost nothing, so no backend is trusted with it.
-        for model in [
-            index(doc! { "listPage": 1 }, "list_pages"),
-            index(doc! { "ownerListPage": 1 }, "owner_list_pages"),
-            index(doc! { "customerPage": 1 }, "customer_pages"),
-            index(doc! { "customerSpan": 1 }, "customer_spans"),
-        ] {
-            models.orders.create_index(model).await?;
-        }
-        for model in [
-            index(doc! { "customerKey": 1 }, "by_customer"),
-            index(doc! { "listPage": 1 }, "list_pages"),
-            index(doc! { "ownerListPage": 1 }, "owner_list_pages"),
-        ] {
-            models.summaries.create_index(model).await?;
-        }
+        models
+            .summaries
+            .create_index(named_index(doc! { "customerKey": 1 }, "by_customer"))
+            .await?;
         // Only the compaction of a store that deletes by `$in` looks documents up by it.
         if self.key_lookups().await? == KeyLookups::OneQuery {
             models
                 .summaries
-                .create_index(index(doc! { "followingSpan": 1 }, "following_spans"))
+                .create_index(named_index(doc! { "followingSpan": 1 }, "following_spans"))
                 .await?;
         }
-        models
-            .list_pages
-            .create_index(index(doc! { "listing": 1, "page": -1 }, "last_page_first"))
-            .await?;
+        Ok(())
+    }
+
+    /// The indexes only reads look documents up by, each an equality lookup, reporting each
+    /// one as it is built. A rebuild builds them after its replay: over a whole collection,
+    /// an index is built in one sorted pass instead of growing with every insert.
+    pub async fn ensure_read_indexes(
+        &self,
+        mut built: impl FnMut(IndexBuilt),
+    ) -> Result<(), StoreError> {
+        let models = self.collections();
+        let orders = models.orders.clone_with_type::<Document>();
+        let summaries = models.summaries.clone_with_type::<Document>();
+        let list_pages = models.list_pages.clone_with_type::<Document>();
+        let indexes = [
+            (&orders, doc! { "listPage": 1 }, "list_pages"),
+            (&orders, doc! { "ownerListPage": 1 }, "owner_list_pages"),
+            (&orders, doc! { "customerPage": 1 }, "customer_pages"),
+            (&orders, doc! { "customerSpan": 1 }, "customer_spans"),
+            (&summaries, doc! { "listPage": 1 }, "list_pages"),
+            (&summaries, doc! { "ownerListPage": 1 }, "owner_list_pages"),
+            (
+                &list_pages,
+                doc! { "listing": 1, "page": -1 },
+                "last_page_first",
+            ),
+        ];
+        // One index per command: FerretDB 1.24 on SQLite, the local stack's earlier backend,
+        // failed when one createIndexes command named several existing indexes; at start-up
+        // the extra round trips cost nothing, so no backend is trusted with it.
+        let mut builds = futures::stream::iter(indexes.into_iter().map(
+            |(collection, keys, name)| async move {
+                let started = Instant::now();
+                collection.create_index(named_index(keys, name)).await?;
+                Ok::<_, StoreError>(IndexBuilt {
+                    collection: collection.name().to_owned(),
+                    index: name,
+                    took: started.elapsed(),
+                })
+            },
+        ))
+        .buffer_unordered(INDEX_BUILDS_AT_ONCE);
+        while let Some(index) = builds.try_next().await? {
+            built(index);
+        }
         Ok(())
     }
 
@@ -506,6 +535,25 @@ impl ReadStore {
         })
         .await
     }
+}
+
+fn named_index(keys: Document, name: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(keys)
+        .options(IndexOptions::builder().name(name.to_owned()).build())
+        .build()
+}
+
+/// Index builds [`ReadStore::ensure_read_indexes`] runs at once: a build keeps one of the
+/// server's cores busy (docs/performance.md).
+const INDEX_BUILDS_AT_ONCE: usize = 2;
+
+/// One index [`ReadStore::ensure_read_indexes`] made sure of, and how long that took.
+#[derive(Debug, Clone)]
+pub struct IndexBuilt {
+    pub collection: String,
+    pub index: &'static str,
+    pub took: Duration,
 }
 
 /// The pages a process remembers of a generation, at most, in each of its two memories (last
