@@ -420,10 +420,10 @@ ensure_jaeger() {
 
 # in_own_session COMMAND...: runs COMMAND (exec'd: its pid is the caller's $! when started with
 # &) in a session of its own. With autogroup (kernel.sched_autogroup_enabled, on by default
-# where built in, and on these machines) the scheduler shares the cores between sessions first, then
-# between the threads of each: servers started from one shell would share that session's
-# share, while PostgreSQL, RabbitMQ and nginx, daemons, have a session each. One session per
-# server shares the cores as a deployment's containers do (docs/performance.md).
+# where built in, and on these machines) the scheduler shares the cores between sessions
+# first, then between the threads of each: servers started from one shell would share that
+# session's share, while PostgreSQL, RabbitMQ and nginx, daemons, have a session each. One
+# session per server shares the cores as a deployment's containers do (docs/performance.md).
 in_own_session() { exec setsid "$@"; }
 
 # Jaeger on loopback: OTLP/HTTP in on JAEGER_OTLP_PORT, the query API and UI on

@@ -110,6 +110,7 @@ fn each_server_the_scripts_start_leads_a_session_of_its_own() {
                 .ok()?
                 .trim()
                 .to_owned();
+            // The log rotation is a shell loop, no server: it sleeps in the scripts' session.
             (name != "log-rotation").then_some((name, pid))
         })
         .collect();

@@ -395,13 +395,7 @@ async fn read_while_posting(
         } else {
             format!("{gateway}/orders/{id}")
         };
-        let sent = Instant::now();
-        let ok = match client.get(&url).send().await {
-            Ok(response) if response.status() == 200 => response.bytes().await.is_ok(),
-            _ => false,
-        };
-        let latency = sent.elapsed();
-        if ok {
+        if let Some(latency) = timed_get(&client, &url, 200).await {
             let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
             let histogram = if by_email {
                 &mut shared.get_by_email
@@ -434,13 +428,7 @@ async fn read_floor_while_posting(
         } else {
             (&not_an_id, 400)
         };
-        let sent = Instant::now();
-        let ok = match client.get(url).send().await {
-            Ok(response) if response.status() == expected => response.bytes().await.is_ok(),
-            _ => false,
-        };
-        let latency = sent.elapsed();
-        if ok {
+        if let Some(latency) = timed_get(&client, url, expected).await {
             let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
             if at_gateway {
                 shared.gateway_floor.record(latency);
@@ -449,6 +437,17 @@ async fn read_floor_while_posting(
             }
         }
     }
+}
+
+/// The time from sending `GET url` to the end of its answer's body, if it answered `expected`.
+async fn timed_get(client: &reqwest::Client, url: &str, expected: u16) -> Option<Duration> {
+    let sent = Instant::now();
+    let response = client.get(url).send().await.ok()?;
+    if response.status() != expected {
+        return None;
+    }
+    response.bytes().await.ok()?;
+    Some(sent.elapsed())
 }
 
 async fn report_progress(
