@@ -1,14 +1,20 @@
--- GIN twins for FerretDB's indexes, installed by deploy/scripts/infra.sh into FerretDB's
+-- GIN indexes for FerretDB's indexes, installed by deploy/scripts/infra.sh into FerretDB's
 -- PostgreSQL database and into template1 (so databases made later, such as the tests', have it).
 --
 -- FerretDB 1.24 stores each collection as a table with one jsonb column, `_jsonb`, and builds
 -- each MongoDB index as a btree on expressions such as `(_jsonb -> 'customerEmail')`. It pushes
 -- an equality filter down as `_jsonb -> $1 @> $2`, which no btree can serve: every lookup would
 -- scan the table. A GIN index on the same expression serves exactly that operator (once the
--- planner folds $1, which custom plans do: FerretDB's URL sets plan_cache_mode), so each
--- top-level field that a FerretDB index leads with gets one, made and dropped with the indexes
--- by the event triggers below. `fastupdate = off`: a pending list would make every lookup scan it.
--- Safe to run again; running it also twins the indexes that already exist.
+-- planner folds $1, which custom plans do: FerretDB's URL sets plan_cache_mode). So:
+-- - a non-unique btree, which then serves no query (FerretDB pushes no sort or range down) and
+--   costs every write, is replaced by a GIN index of the same name on its leading field, where
+--   that is a top-level one: FerretDB knows its indexes from its own metadata and drops one by
+--   name, so the replacement goes as the btree would have;
+-- - a unique btree stays (it makes the duplicate-key errors) and gets a GIN twin, made and
+--   dropped with it.
+-- The event triggers below do both as FerretDB creates and drops indexes. `fastupdate = off`: a
+-- pending list would make every lookup scan it. Safe to run again; running it also converts
+-- and twins the indexes that already exist.
 
 CREATE OR REPLACE FUNCTION ferretdb_twins_reconcile(target regclass) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -16,12 +22,29 @@ DECLARE
   expressions text[];
   wanted_names text[];
   stale name;
+  replaced record;
   target_schema name := (SELECT nspname FROM pg_namespace
                           WHERE oid = (SELECT relnamespace FROM pg_class WHERE oid = target));
 BEGIN
-  -- The leading field of each btree index of the table, where it is a top-level one, and its
-  -- twin's name. Only the leading field: an equality on a later field alone is no more
-  -- served by a MongoDB index than it is here.
+  -- The triggers pass over the index commands made here: this call sees the table through.
+  PERFORM set_config('ferretdb_twins.reconciling', 'on', true);
+  FOR replaced IN
+    SELECT index_class.relname AS name, expression
+      FROM pg_index index_row
+      JOIN pg_class index_class ON index_class.oid = index_row.indexrelid
+      JOIN pg_am method ON method.oid = index_class.relam AND method.amname = 'btree'
+      CROSS JOIN LATERAL pg_get_indexdef(index_row.indexrelid, 1, true) AS expression
+     WHERE index_row.indrelid = target
+       AND NOT index_row.indisunique
+       AND expression ~ '^\(?_jsonb -> ''[^'']*''::text\)?$'
+  LOOP
+    EXECUTE format('DROP INDEX %I.%I', target_schema, replaced.name);
+    EXECUTE format(
+      'CREATE INDEX %I ON %s USING gin ((%s) jsonb_path_ops) WITH (fastupdate = off)',
+      replaced.name, target, replaced.expression);
+  END LOOP;
+  -- The field of each unique btree index of the table, where it is a top-level one, and its
+  -- twin's name.
   SELECT coalesce(array_agg(expression), '{}'), coalesce(array_agg(twin), '{}')
     INTO expressions, wanted_names
     FROM (
@@ -33,6 +56,7 @@ BEGIN
         JOIN pg_class table_class ON table_class.oid = index_row.indrelid
         CROSS JOIN LATERAL pg_get_indexdef(index_row.indexrelid, 1, true) AS expression
        WHERE index_row.indrelid = target
+         AND index_row.indisunique
          AND expression ~ '^\(?_jsonb -> ''[^'']*''::text\)?$'
     ) fields;
   FOR i IN 1 .. cardinality(wanted_names) LOOP
@@ -41,7 +65,7 @@ BEGIN
       'CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((%s) jsonb_path_ops) WITH (fastupdate = off)',
       wanted_names[i], target, expressions[i]);
   END LOOP;
-  -- Twins whose field no btree index of the table leads with any more.
+  -- Twins whose unique index is gone.
   FOR stale IN
     SELECT twin_class.relname
       FROM pg_index twin_row
@@ -51,10 +75,16 @@ BEGIN
        AND twin_class.relname ~ '_[0-9a-f]{12}_gin$'
        AND twin_class.relname <> ALL (wanted_names)
   LOOP
-    -- IF EXISTS: this drop fires the trigger again, whose reconciling may drop it first.
-    EXECUTE format('DROP INDEX IF EXISTS %I.%I', target_schema, stale);
+    EXECUTE format('DROP INDEX %I.%I', target_schema, stale);
   END LOOP;
+  PERFORM set_config('ferretdb_twins.reconciling', 'off', true);
 END $$;
+
+-- Whether a trigger fires inside a reconciliation's own index commands.
+CREATE OR REPLACE FUNCTION ferretdb_twins_reconciling() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(current_setting('ferretdb_twins.reconciling', true), '') = 'on'
+$$;
 
 -- The tables FerretDB stores collections in: those with a jsonb `_jsonb` column.
 CREATE OR REPLACE FUNCTION ferretdb_twins_tables(in_schema name DEFAULT NULL)
@@ -74,6 +104,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
   created record;
 BEGIN
+  IF ferretdb_twins_reconciling() THEN
+    RETURN;
+  END IF;
   FOR created IN
     SELECT DISTINCT index_row.indrelid AS target
       FROM pg_event_trigger_ddl_commands() command
@@ -93,6 +126,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
   schema_name name;
 BEGIN
+  IF ferretdb_twins_reconciling() THEN
+    RETURN;
+  END IF;
   FOR schema_name IN
     SELECT DISTINCT dropped.schema_name FROM pg_event_trigger_dropped_objects() dropped
      WHERE dropped.object_type = 'index'

@@ -383,11 +383,12 @@ LOCAL_POSTGRES_TLS="sslmode=disable"
 
 # FerretDB's storage (FerretDB only): its PostgreSQL database, with custom plans forced for
 # every statement (pgx sends the parameter at connect): a cached generic plan cannot use the GIN
-# twins of deploy/ferretdb/index-twins.sql, since it does not know which field `_jsonb -> $1`
+# indexes of deploy/ferretdb/index-twins.sql, since it does not know which field `_jsonb -> $1`
 # names.
 export FERRETDB_POSTGRESQL_URL="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/ferretdb?plan_cache_mode=force_custom_plan&$LOCAL_POSTGRES_TLS"
 
-# install_index_twins DATABASE: FerretDB's indexes get GIN twins there (see the SQL file).
+# install_index_twins DATABASE: FerretDB's indexes are served by GIN indexes there, its
+# non-unique btrees replaced by them (see the SQL file).
 install_index_twins() {
   postgres_psql -qtAX -v ON_ERROR_STOP=1 -d "$1" -o /dev/null \
     -c 'SET client_min_messages = warning' -f - <"$REPO_ROOT/deploy/ferretdb/index-twins.sql"

@@ -65,7 +65,7 @@ pub enum Durability {
 
 /// A read store of its own. FerretDB stores into a fresh database of the shared PostgreSQL (so
 /// stopping it is a MongoDB outage that leaves PostgreSQL alone), a copy of `template1` with the
-/// GIN twins of `deploy/ferretdb/index-twins.sql`, connected with the local stack's options
+/// GIN indexes of `deploy/ferretdb/index-twins.sql`, connected with the local stack's options
 /// (`FERRETDB_POSTGRESQL_URL`'s query string); secantusd-rs into its own directory.
 pub struct PrivateReadStore {
     kind: ReadStoreKind,
