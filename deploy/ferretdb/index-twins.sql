@@ -16,6 +16,20 @@
 -- pending list would make every lookup scan it. Safe to run again; running it also converts
 -- and twins the indexes that already exist.
 
+-- The btree indexes of `target` that lead with a top-level field, with that field's
+-- expression (`_jsonb -> 'field'`).
+CREATE OR REPLACE FUNCTION ferretdb_twins_btrees(target regclass)
+RETURNS TABLE (index_name name, field_expression text, is_unique boolean)
+LANGUAGE sql STABLE AS $$
+  SELECT index_class.relname, leading_column, index_row.indisunique
+    FROM pg_index index_row
+    JOIN pg_class index_class ON index_class.oid = index_row.indexrelid
+    JOIN pg_am method ON method.oid = index_class.relam AND method.amname = 'btree'
+    CROSS JOIN LATERAL pg_get_indexdef(index_row.indexrelid, 1, true) AS leading_column
+   WHERE index_row.indrelid = target
+     AND leading_column ~ '^\(?_jsonb -> ''[^'']*''::text\)?$'
+$$;
+
 CREATE OR REPLACE FUNCTION ferretdb_twins_reconcile(target regclass) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -23,41 +37,26 @@ DECLARE
   wanted_names text[];
   stale name;
   replaced record;
+  target_table name := (SELECT relname FROM pg_class WHERE oid = target);
   target_schema name := (SELECT nspname FROM pg_namespace
                           WHERE oid = (SELECT relnamespace FROM pg_class WHERE oid = target));
 BEGIN
   -- The triggers pass over the index commands made here: this call sees the table through.
   PERFORM set_config('ferretdb_twins.reconciling', 'on', true);
-  FOR replaced IN
-    SELECT index_class.relname AS name, expression
-      FROM pg_index index_row
-      JOIN pg_class index_class ON index_class.oid = index_row.indexrelid
-      JOIN pg_am method ON method.oid = index_class.relam AND method.amname = 'btree'
-      CROSS JOIN LATERAL pg_get_indexdef(index_row.indexrelid, 1, true) AS expression
-     WHERE index_row.indrelid = target
-       AND NOT index_row.indisunique
-       AND expression ~ '^\(?_jsonb -> ''[^'']*''::text\)?$'
-  LOOP
-    EXECUTE format('DROP INDEX %I.%I', target_schema, replaced.name);
+  FOR replaced IN SELECT * FROM ferretdb_twins_btrees(target) WHERE NOT is_unique LOOP
+    EXECUTE format('DROP INDEX %I.%I', target_schema, replaced.index_name);
     EXECUTE format(
       'CREATE INDEX %I ON %s USING gin ((%s) jsonb_path_ops) WITH (fastupdate = off)',
-      replaced.name, target, replaced.expression);
+      replaced.index_name, target, replaced.field_expression);
   END LOOP;
-  -- The field of each unique btree index of the table, where it is a top-level one, and its
-  -- twin's name.
-  SELECT coalesce(array_agg(expression), '{}'), coalesce(array_agg(twin), '{}')
+  -- The field of each unique btree index of the table, and its twin's name.
+  SELECT coalesce(array_agg(field_expression), '{}'), coalesce(array_agg(twin), '{}')
     INTO expressions, wanted_names
     FROM (
-      SELECT DISTINCT expression,
-             format('%s_%s_gin', left(table_class.relname, 40), left(md5(expression), 12)) AS twin
-        FROM pg_index index_row
-        JOIN pg_class index_class ON index_class.oid = index_row.indexrelid
-        JOIN pg_am method ON method.oid = index_class.relam AND method.amname = 'btree'
-        JOIN pg_class table_class ON table_class.oid = index_row.indrelid
-        CROSS JOIN LATERAL pg_get_indexdef(index_row.indexrelid, 1, true) AS expression
-       WHERE index_row.indrelid = target
-         AND index_row.indisunique
-         AND expression ~ '^\(?_jsonb -> ''[^'']*''::text\)?$'
+      SELECT DISTINCT field_expression,
+             format('%s_%s_gin', left(target_table, 40), left(md5(field_expression), 12)) AS twin
+        FROM ferretdb_twins_btrees(target)
+       WHERE is_unique
     ) fields;
   FOR i IN 1 .. cardinality(wanted_names) LOOP
     CONTINUE WHEN to_regclass(format('%I.%I', target_schema, wanted_names[i])) IS NOT NULL;
