@@ -35,7 +35,7 @@ pub use polling::{eventually, json_when_ok};
 pub use ports::{Lookout, ReservedPort};
 pub use private::{PrivatePostgres, PrivateRabbit, PrivateRabbitCluster};
 pub use process::{binary, run_in_background, InProcess, ServiceProcess};
-pub use read_store::{Durability, PrivateReadStore, ReadStoreKind};
+pub use read_store::{index_names, Durability, PrivateReadStore, ReadStoreKind};
 pub use scrape::{metric, scrape_metrics};
 pub use sockets::{command_lines, listening_sockets, ListeningSocket};
 pub use stack::{stack_admin_token, ServiceStack, PROJECTION_QUEUE};

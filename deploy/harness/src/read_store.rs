@@ -261,3 +261,13 @@ impl Drop for PrivateReadStore {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The names of `collection`'s indexes as the server lists them, sorted.
+pub async fn index_names(collection: &mongodb::Collection<mongodb::bson::Document>) -> Vec<String> {
+    let mut names = collection
+        .list_index_names()
+        .await
+        .unwrap_or_else(|error| panic!("list the indexes of {}: {error}", collection.name()));
+    names.sort();
+    names
+}

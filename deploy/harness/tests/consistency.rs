@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Int8, Text};
-use harness::ServiceStack;
+use harness::{index_names, ServiceStack};
 use mongodb::bson::doc;
 use serde_json::{json, Value};
 use shared_events::fixtures::ON_NEW_ORDER_V1_JSON;
@@ -398,8 +398,8 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
     );
     for collection in ["orders", "customerSummaries", "listPages"] {
         assert_eq!(
-            index_names(&mongo, &format!("{collection}_g1")).await,
-            index_names(&mongo, collection).await,
+            index_names(&mongo.collection(&format!("{collection}_g1"))).await,
+            index_names(&mongo.collection(collection)).await,
             "the rebuilt {collection} lack an index the service makes"
         );
     }
@@ -440,15 +440,4 @@ async fn a_rebuild_under_live_traffic_restores_corrupted_read_models_to_match_po
         "{collections:?}"
     );
     assert_read_models_match_postgres(&stack).await;
-}
-
-/// The names of a collection's indexes, sorted.
-async fn index_names(database: &mongodb::Database, collection: &str) -> Vec<String> {
-    let mut names = database
-        .collection::<mongodb::bson::Document>(collection)
-        .list_index_names()
-        .await
-        .unwrap();
-    names.sort();
-    names
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use diesel::sql_types::{BigInt, Bool, Text};
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use futures::TryStreamExt;
-use harness::{eventually, Durability, PrivateReadStore, ReadStoreKind};
+use harness::{eventually, index_names, Durability, PrivateReadStore, ReadStoreKind};
 use mongodb::bson::{doc, Document};
 use mongodb::{Client, Collection, IndexModel};
 
@@ -69,10 +69,6 @@ async fn scanned_indexes(orders: &Collection<Document>, filter: Document) -> Vec
         .filter_map(|rest| rest.split('"').next())
         .map(str::to_owned)
         .collect()
-}
-
-async fn index_names(orders: &Collection<Document>) -> Vec<String> {
-    orders.list_index_names().await.expect("list the indexes")
 }
 
 #[tokio::test]

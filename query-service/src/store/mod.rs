@@ -349,9 +349,7 @@ impl ReadStore {
                 "last_page_first",
             ),
         ];
-        // One index per command: FerretDB 1.24 on SQLite, the local stack's earlier backend,
-        // failed when one createIndexes command named several existing indexes; at start-up
-        // the extra round trips cost nothing, so no backend is trusted with it.
+        // One index per command, so that two are built at once and each is reported as it is.
         let mut builds = futures::stream::iter(indexes.into_iter().map(
             |(collection, keys, name)| async move {
                 let started = Instant::now();
