@@ -55,16 +55,21 @@ impl<T> Listing<T> {
 }
 
 impl ReadStore {
+    /// The last page of `listing` this process has found, if any: pages are only ever added,
+    /// so every page up to it exists.
+    fn known_last_page(models: &ReadModels, listing: &ListingKind) -> Option<i64> {
+        lock(&models.last_pages).get(listing).copied()
+    }
+
     /// The last page of `listing` that holds anything, if any does: from the last one this
     /// process found, looking ahead by equality on the pages' markers; at the first call, the
     /// newest marker.
     async fn last_list_page(
         &self,
         models: &ReadModels,
-        listing: ListingKind,
+        listing: &ListingKind,
     ) -> Result<Option<i64>, StoreError> {
-        let known = lock(&models.last_pages).get(&listing).copied();
-        let mut last = match known {
+        let mut last = match Self::known_last_page(models, listing) {
             Some(page) => Some(page),
             None => models
                 .list_pages
@@ -94,7 +99,7 @@ impl ReadStore {
             if known.len() >= MAX_REMEMBERED_PAGES {
                 known.clear();
             }
-            let entry = known.entry(listing).or_insert(page);
+            let entry = known.entry(listing.clone()).or_insert(page);
             *entry = (*entry).max(page);
         }
         Ok(last)
@@ -156,7 +161,15 @@ impl ReadStore {
         position: impl Fn(&SummaryDocument) -> i64 + Copy,
     ) -> Result<Listing<SummaryDocument>, StoreError> {
         let limit = page.limit as usize;
-        let Some(last_page) = self.last_list_page(models, listing).await? else {
+        // Pages are read upwards, so the pages this process knows of serve an answer that
+        // they fill without searching for newer ones; the search is made when they do not.
+        let known = Self::known_last_page(models, &listing);
+        let mut searched = known.is_none();
+        let last = match known {
+            Some(page) => Some(page),
+            None => self.last_list_page(models, &listing).await?,
+        };
+        let Some(mut last_page) = last else {
             return Ok(Listing::empty());
         };
         let after = match page.start.after {
@@ -167,26 +180,36 @@ impl ReadStore {
         let mut to_skip = page.start.skip;
         let mut list_page = page_of(after.saturating_add(1));
         let mut lookups_left = pages_for(limit, to_skip);
-        while found.len() < limit && list_page <= last_page && lookups_left > 0 {
-            let mut versions: Vec<SummaryDocument> = models
-                .summaries
-                .find(page_filter(list_page))
-                .await?
-                .try_collect()
-                .await?;
-            // The token's customer, even before their first summary document is applied.
-            versions.extend(
-                reflected
-                    .as_ref()
-                    .map(as_of_order)
-                    .filter(|customer| page_of(position(customer)) == list_page),
-            );
-            let customers = newest_of_each(versions, position)
-                .into_iter()
-                .filter(|customer| position(customer) > after);
-            take_after_skipping(&mut found, customers, &mut to_skip, limit);
-            list_page += 1;
-            lookups_left -= 1;
+        loop {
+            while found.len() < limit && list_page <= last_page && lookups_left > 0 {
+                let mut versions: Vec<SummaryDocument> = models
+                    .summaries
+                    .find(page_filter(list_page))
+                    .await?
+                    .try_collect()
+                    .await?;
+                // The token's customer, even before their first summary document is applied.
+                versions.extend(
+                    reflected
+                        .as_ref()
+                        .map(as_of_order)
+                        .filter(|customer| page_of(position(customer)) == list_page),
+                );
+                let customers = newest_of_each(versions, position)
+                    .into_iter()
+                    .filter(|customer| position(customer) > after);
+                take_after_skipping(&mut found, customers, &mut to_skip, limit);
+                list_page += 1;
+                lookups_left -= 1;
+            }
+            if searched || found.len() == limit || list_page <= last_page {
+                break;
+            }
+            searched = true;
+            match self.last_list_page(models, &listing).await? {
+                Some(newer) if newer > last_page => last_page = newer,
+                _ => break,
+            }
         }
         let next = if found.len() == limit {
             found.last().map(position)
@@ -258,7 +281,7 @@ impl ReadStore {
         position: impl Fn(&OrderDocument) -> i64,
     ) -> Result<Listing<OrderDocument>, StoreError> {
         let models = self.collections();
-        let Some(last_page) = self.last_list_page(&models, listing).await? else {
+        let Some(last_page) = self.last_list_page(&models, &listing).await? else {
             return Ok(Listing::empty());
         };
         self.orders_newest_first(&models, page, last_page, page_filter, position)

@@ -9,7 +9,7 @@ use mongodb::bson::doc;
 use mongodb::Collection;
 
 use super::{ReadModels, ReadStore, StoreError};
-use crate::read_models::customers::{as_of_order, customer_key};
+use crate::read_models::customers::{as_of_order, customer_key, ORDERS_PER_STORED_SUMMARY};
 use crate::read_models::{Summarised, SummaryDocument, SummaryInOrder};
 
 /// How a read of the documents under many keys is put to the server: the cheapest shape
@@ -21,6 +21,13 @@ pub enum KeyLookups {
     /// One query per key, a few at a time: FerretDB pushes no `$in` down to PostgreSQL and
     /// would read the whole collection for it, while it serves each equality from its index.
     OneEach,
+}
+
+/// The most orders `spans` spans hold.
+fn span_orders(spans: usize) -> u32 {
+    u32::try_from(spans)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(ORDERS_PER_STORED_SUMMARY as u32)
 }
 
 /// Queries in flight at once when each key is looked up alone.
@@ -149,7 +156,10 @@ impl ReadStore {
         let orders = summaries_in(models);
         match self.key_lookups().await? {
             KeyLookups::OneQuery => Ok(orders
-                .find(doc! { "customerSpan": { "$in": keys } })
+                .find(doc! { "customerSpan": { "$in": &keys } })
+                // Every order of the spans in the first reply: past MongoDB's default of 101
+                // documents, each further batch would be a round trip of its own.
+                .batch_size(span_orders(keys.len()))
                 .await?
                 .try_collect()
                 .await?),

@@ -153,6 +153,42 @@ async fn customers_are_listed_in_the_order_first_seen_with_their_orders() {
 }
 
 #[tokio::test]
+async fn customers_on_a_list_page_added_since_the_last_read_are_listed() {
+    let app = spawn_app().await;
+    app.publish(&app.placed("first@example.com", 1, Utc::now()))
+        .await;
+    app.wait_until_processed().await;
+    let before: Vec<Value> = app.get("/customers").await.json().await.unwrap();
+    assert_eq!(before.len(), 2, "the first customer and the sentinel");
+
+    // More customers than the rest of the first page of positions (64) holds.
+    let newer: Vec<String> = (0..70).map(|n| format!("c{n}@example.com")).collect();
+    for email in &newer {
+        app.publish(&app.placed(email, 1, Utc::now())).await;
+    }
+    app.wait_until_processed().await;
+
+    let listed: Vec<String> = every_page(&app, "/customers?limit=500").await.concat();
+    assert_eq!(listed.len(), 72, "{listed:?}");
+    assert_eq!(
+        listed[2..],
+        newer[..],
+        "the newer customers in order, page 1's too"
+    );
+    let after_them: Vec<Value> = app
+        .get("/customers?limit=500&offset=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        after_them.len(),
+        70,
+        "every customer after the two read before"
+    );
+}
+
+#[tokio::test]
 async fn unknown_ids_are_404_with_a_json_error() {
     let app = spawn_app().await;
     for path in [
