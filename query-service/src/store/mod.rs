@@ -316,7 +316,7 @@ impl ReadStore {
             .create_index(named_index(doc! { "customerKey": 1 }, "by_customer"))
             .await?;
         // Only the compaction of a store that deletes by `$in` looks documents up by it.
-        if self.key_lookups().await? == KeyLookups::OneQuery {
+        if self.key_lookups().await? == KeyLookups::ManyPerQuery {
             models
                 .summaries
                 .create_index(named_index(doc! { "followingSpan": 1 }, "following_spans"))
@@ -441,7 +441,7 @@ impl ReadStore {
     /// only.
     async fn delete_older_versions(&self, pending: &PendingCompactions) -> Result<(), StoreError> {
         let deletes: Vec<Document> = match self.key_lookups().await? {
-            KeyLookups::OneQuery => {
+            KeyLookups::ManyPerQuery => {
                 let spans: Vec<String> = pending
                     .customers
                     .iter()

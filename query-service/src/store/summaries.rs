@@ -16,8 +16,8 @@ use crate::read_models::{Summarised, SummaryDocument, SummaryInOrder};
 /// differs by server (docs/local-read-stores.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyLookups {
-    /// One query with `$in`, which secantusd-rs and mongod serve from the index.
-    OneQuery,
+    /// Many keys in a query with `$in`, which secantusd-rs and mongod serve from the index.
+    ManyPerQuery,
     /// One query per key, a few at a time: FerretDB pushes no `$in` down to PostgreSQL and
     /// would read the whole collection for it, while it serves each equality from its index.
     OneEach,
@@ -30,6 +30,9 @@ fn span_orders(spans: usize) -> u32 {
         .saturating_mul(ORDERS_PER_STORED_SUMMARY as u32)
 }
 
+/// Queries the spans of many customers are split between, where one query serves many keys.
+const SPAN_QUERIES: usize = 2;
+
 /// Queries in flight at once when each key is looked up alone.
 const LOOKUPS_IN_FLIGHT: usize = 8;
 
@@ -41,7 +44,7 @@ fn summaries_in(models: &ReadModels) -> Collection<SummaryInOrder> {
 
 impl ReadStore {
     /// The shape of this server's lookups of many keys: one each on FerretDB (its `buildInfo`
-    /// names its version in `ferretdbVersion`), one query on every other.
+    /// names its version in `ferretdbVersion`), many per query on every other.
     pub async fn key_lookups(&self) -> Result<KeyLookups, StoreError> {
         let lookups = self
             .key_lookups
@@ -50,7 +53,7 @@ impl ReadStore {
                 Ok::<_, StoreError>(if build.contains_key("ferretdbVersion") {
                     KeyLookups::OneEach
                 } else {
-                    KeyLookups::OneQuery
+                    KeyLookups::ManyPerQuery
                 })
             })
             .await?;
@@ -155,14 +158,27 @@ impl ReadStore {
     ) -> Result<Vec<SummaryInOrder>, StoreError> {
         let orders = summaries_in(models);
         match self.key_lookups().await? {
-            KeyLookups::OneQuery => Ok(orders
-                .find(doc! { "customerSpan": { "$in": &keys } })
-                // Every order of the spans in the first reply: past MongoDB's default of 101
-                // documents, each further batch would be a round trip of its own.
-                .batch_size(span_orders(keys.len()))
-                .await?
-                .try_collect()
-                .await?),
+            KeyLookups::ManyPerQuery => {
+                // A server answers a query on one thread: the keys are split between queries
+                // made at once, which an idle server answers on as many cores.
+                let keys_per_query = keys.len().div_ceil(SPAN_QUERIES).max(1);
+                let lookups = keys.chunks(keys_per_query).map(|keys| {
+                    let orders = &orders;
+                    async move {
+                        orders
+                            .find(doc! { "customerSpan": { "$in": keys } })
+                            // Every order of the spans in the first reply: past MongoDB's
+                            // default of 101 documents, each further batch would be a round
+                            // trip of its own.
+                            .batch_size(span_orders(keys.len()))
+                            .await?
+                            .try_collect::<Vec<SummaryInOrder>>()
+                            .await
+                    }
+                });
+                let found = futures::future::try_join_all(lookups).await?;
+                Ok(found.into_iter().flatten().collect())
+            }
             KeyLookups::OneEach => {
                 let lookups = keys.into_iter().map(|key| {
                     let orders = &orders;

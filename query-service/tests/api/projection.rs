@@ -322,7 +322,7 @@ async fn summaries_are_stored_once_a_span_and_the_older_ones_deleted_as_spans_op
 }
 
 #[tokio::test]
-async fn many_keys_are_looked_up_in_one_query_except_on_ferretdb() {
+async fn many_keys_are_looked_up_in_a_query_except_on_ferretdb() {
     let database = harness::fresh_mongo_database();
     let mut settings = Settings::defaults().expect("default settings").mongodb;
     settings.uri = database.uri.clone();
@@ -333,7 +333,7 @@ async fn many_keys_are_looked_up_in_one_query_except_on_ferretdb() {
 
     let expected = match ReadStoreKind::of_this_run() {
         ReadStoreKind::FerretDb => KeyLookups::OneEach,
-        ReadStoreKind::Secantusd => KeyLookups::OneQuery,
+        ReadStoreKind::Secantusd => KeyLookups::ManyPerQuery,
     };
     assert_eq!(lookups, expected);
 }
