@@ -161,9 +161,9 @@ async fn customers_on_a_list_page_added_since_the_last_read_are_listed() {
     let before: Vec<Value> = app.get("/customers").await.json().await.unwrap();
     assert_eq!(before.len(), 2, "the first customer and the sentinel");
 
-    // More customers than the rest of the first page of positions (64) holds.
+    // More customers than the rest of the first page of positions (64) holds, two orders each.
     let newer: Vec<String> = (0..70).map(|n| format!("c{n}@example.com")).collect();
-    for email in &newer {
+    for email in newer.iter().chain(&newer) {
         app.publish(&app.placed(email, 1, Utc::now())).await;
     }
     app.wait_until_processed().await;
@@ -185,6 +185,11 @@ async fn customers_on_a_list_page_added_since_the_last_read_are_listed() {
         after_them.len(),
         70,
         "every customer after the two read before"
+    );
+    let counts: Vec<&Value> = after_them.iter().map(|c| &c["orderCount"]).collect();
+    assert!(
+        counts.iter().all(|count| *count == 2),
+        "each completed from their second order, whichever query read its span: {counts:?}"
     );
 }
 
