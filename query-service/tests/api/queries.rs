@@ -158,6 +158,7 @@ async fn customers_on_a_list_page_added_since_the_last_read_are_listed() {
     app.publish(&app.placed("first@example.com", 1, Utc::now()))
         .await;
     app.wait_until_processed().await;
+    // This read leaves the process knowing the listing's last page: page 0.
     let before: Vec<Value> = app.get("/customers").await.json().await.unwrap();
     assert_eq!(before.len(), 2, "the first customer and the sentinel");
 
