@@ -193,8 +193,8 @@ impl OrderEvent {
 pub struct OrderDetails {
     pub description: String,
     pub quantity: u32,
-    /// The price of one unit; `null` for orders placed before prices were recorded
-    /// (every `OnNewOrder` of schema version 1).
+    /// The price of one unit; `null` for an order placed without one (a price is optional,
+    /// and no `OnNewOrder` of schema version 1 has one).
     #[serde(default)]
     pub unit_price: Option<Money>,
     pub customer: CustomerDetails,

@@ -26,7 +26,7 @@ pub struct OrderView {
     owner: String,
     description: String,
     quantity: i64,
-    /// `null` for orders placed before prices were recorded.
+    /// `null` for an order placed without a price (a price is optional).
     unit_price: Option<PriceView>,
     status: String,
     customer: CustomerRef,

@@ -29,8 +29,7 @@ pub struct OrderDocument {
     pub owner: String,
     pub description: String,
     pub quantity: i64,
-    /// `None` for orders placed before prices were recorded.
-    #[serde(default)]
+    /// `None` for an order placed without a price (the price is optional).
     pub unit_price: Option<PriceDocument>,
     /// `placed` or `cancelled`.
     pub status: String,
@@ -39,9 +38,7 @@ pub struct OrderDocument {
     /// its index but scans the collection for a nested one.
     pub customer_email: String,
     pub created_at: DateTime,
-    #[serde(default)]
     pub cancelled_at: Option<DateTime>,
-    #[serde(default)]
     pub cancellation_reason: Option<String>,
     /// The order's aggregate version: the number of its events applied.
     pub version: i64,
