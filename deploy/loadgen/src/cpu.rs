@@ -27,6 +27,21 @@ pub fn read_store_ms_per_order(uses: &[CpuUse]) -> Option<f64> {
     (!store.is_empty()).then(|| store.iter().sum())
 }
 
+/// The load generator's own group: the clients of a deployment run elsewhere.
+const LOADGEN_GROUP: &str = "loadgen";
+
+/// Every process no other group names (kernel threads, shells, tools).
+const OTHER_GROUP: &str = "other";
+
+/// The stack's CPU milliseconds per order: the order system's groups, neither the load
+/// generator's nor the other processes'.
+pub fn stack_ms_per_order(uses: &[CpuUse]) -> f64 {
+    uses.iter()
+        .filter(|used| used.group != LOADGEN_GROUP && used.group != OTHER_GROUP)
+        .map(|used| used.ms_per_order)
+        .sum()
+}
+
 /// CPU time each process group had used at one moment.
 pub struct CpuSnapshot {
     taken: Instant,
@@ -210,11 +225,11 @@ fn group_of(name: &str, cmdline: &[u8]) -> String {
     match name {
         "beam.smp" | "erl_child_setup" | "epmd" | "inet_gethost" => "rabbitmq".to_owned(),
         "command-service" | "query-service" | "secantusd-rs" | "ferretdb" | "mongod" | "nginx"
-        | "loadgen" => name.to_owned(),
+        | LOADGEN_GROUP => name.to_owned(),
         _ if name.starts_with("postgres") => postgres_group(cmdline),
         // The trace viewer, installed as jaeger-<version> (deploy/scripts/infra.sh).
         _ if name.starts_with("jaeger") => "jaeger".to_owned(),
-        _ => "other".to_owned(),
+        _ => OTHER_GROUP.to_owned(),
     }
 }
 
@@ -259,6 +274,18 @@ mod tests {
         let secantusd = [used("secantusd-rs", 0.25), used("query-service", 0.5)];
         assert_eq!(read_store_ms_per_order(&secantusd), Some(0.25));
         assert_eq!(read_store_ms_per_order(&[used("nginx", 0.5)]), None);
+    }
+
+    #[test]
+    fn the_stack_is_the_order_system_s_groups() {
+        let uses = [
+            used("secantusd-rs", 0.25),
+            used("loadgen", 0.5),
+            used("nginx", 0.125),
+            used("other", 0.0625),
+        ];
+        assert_eq!(stack_ms_per_order(&uses), 0.375);
+        assert_eq!(stack_ms_per_order(&[]), 0.0);
     }
 
     #[test]

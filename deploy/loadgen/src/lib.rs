@@ -52,6 +52,8 @@ pub struct Options {
     /// Hold the posting at this share of the maximum end-to-end rate, measured first in the
     /// same run (a posting phase as fast as answered, then its drain): 0.5 is half the
     /// maximum, as the freshness targets are stated, whatever the machine's speed that hour.
+    /// The report gives the maximum's CPU per order by process group too, and the stack's
+    /// CPU per order held ÷ at the maximum.
     #[arg(long, conflicts_with = "rate", value_parser = share)]
     pub rate_share: Option<f64>,
     /// Seconds of posting at the measured rate just before the measurement, then a drain,
@@ -154,6 +156,9 @@ pub struct BeforePreload {
 #[derive(Debug, Clone, Serialize)]
 pub struct HeldRate {
     pub maximum_per_sec: f64,
+    /// CPU time by process group while the maximum was measured, most first: at a moderate
+    /// rate each process handles fewer events per wake-up, so an order costs more.
+    pub maximum_cpu: Vec<CpuUse>,
     pub share: f64,
     pub rate: f64,
 }
@@ -339,20 +344,21 @@ pub async fn run(mut options: Options) -> anyhow::Result<Report> {
     };
     let held_rate = match options.rate_share {
         Some(share) => {
-            let maximum = end_to_end::run(
+            let (maximum, maximum_cpu) = measured(
                 &Options {
                     rate: None,
                     ..options.clone()
                 },
                 &client,
             )
-            .await
-            .end_to_end_per_sec;
+            .await;
+            let maximum = maximum.end_to_end_per_sec;
             let rate = maximum * share;
             eprintln!("the maximum: {maximum:.0} orders/s end to end; holding {rate:.0}");
             options.rate = Some(rate);
             Some(HeldRate {
                 maximum_per_sec: maximum,
+                maximum_cpu,
                 share,
                 rate,
             })
@@ -615,6 +621,13 @@ impl Report {
                 "| the maximum, measured first: end-to-end orders/s | {:.0} |",
                 held.maximum_per_sec
             );
+            for group in &held.maximum_cpu {
+                let _ = writeln!(
+                    text,
+                    "| the maximum: CPU {} | {:.2} ms/order |",
+                    group.group, group.ms_per_order
+                );
+            }
             let _ = writeln!(
                 text,
                 "| posting held at (share of the maximum) | {:.0} orders/s ({}) |",
@@ -762,6 +775,24 @@ impl Report {
                 text,
                 "| CPU read store (its groups above) | {store:.2} ms/order |"
             );
+        }
+        if !self.cpu.is_empty() {
+            let stack = cpu::stack_ms_per_order(&self.cpu);
+            let _ = writeln!(
+                text,
+                "| CPU the stack (its groups above but loadgen and other) | {stack:.2} ms/order |"
+            );
+            if let Some(held) = self
+                .held_rate
+                .as_ref()
+                .filter(|held| !held.maximum_cpu.is_empty())
+            {
+                let _ = writeln!(
+                    text,
+                    "| … held ÷ at the maximum, per order | {:.2} |",
+                    stack / cpu::stack_ms_per_order(&held.maximum_cpu).max(f64::MIN_POSITIVE)
+                );
+            }
         }
         for group in &self.cpu_windows {
             let _ = writeln!(
