@@ -20,8 +20,6 @@ pub fn customer_email(n: usize) -> String {
     format!("bench{n}@loadgen.example")
 }
 const DRAIN_DEADLINE: Duration = Duration::from_secs(120);
-/// Lag probes in flight at once: each polls the read side, so more would disturb what it measures.
-const MAX_PROBES: usize = 2;
 /// Own-write reads in flight at once: one request each, waiting in the query service.
 const MAX_OWN_WRITE_READS: usize = 16;
 const READ_PACE: Duration = Duration::from_millis(20);
@@ -42,6 +40,9 @@ pub struct EndToEnd {
     pub post_latency: Summary,
     /// From the 202 to the order being readable through the gateway (sampled orders).
     pub projection_lag: Summary,
+    /// The `GET /orders/{id}` requests the lag probes made: load on the read side that no
+    /// client of a deployment makes.
+    pub lag_probe_requests: u64,
     /// From the 202 to the answer of a `GET /orders/{id}` sent at once with the POST's
     /// consistency token (other sampled orders): what a client reading its own write waits.
     pub own_write_read: Summary,
@@ -155,7 +156,8 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
     let failed = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
     let posting_flag = Arc::new(AtomicBool::new(true));
-    let probes = Arc::new(tokio::sync::Semaphore::new(MAX_PROBES));
+    let probes = Arc::new(tokio::sync::Semaphore::new(options.lag_probes));
+    let probe_requests = Arc::new(AtomicU64::new(0));
     let own_write_reads = Arc::new(tokio::sync::Semaphore::new(MAX_OWN_WRITE_READS));
     let started = Instant::now();
     let deadline = options
@@ -174,7 +176,11 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
             failed.clone(),
             accepted.clone(),
         );
-        let (probes, own_write_reads) = (probes.clone(), own_write_reads.clone());
+        let (probes, probe_requests, own_write_reads) = (
+            probes.clone(),
+            probe_requests.clone(),
+            own_write_reads.clone(),
+        );
         let url = format!("{}/orders", options.gateway);
         let gateway = options.gateway.clone();
         let (count, lag_every) = (options.count, options.lag_sample_every);
@@ -248,14 +254,24 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
                     .then(|| probes.clone().try_acquire_owned().ok())
                     .flatten();
                 if let Some(permit) = probe {
-                    let (client, shared, gateway) =
-                        (client.clone(), shared.clone(), gateway.clone());
+                    let (client, shared, gateway, probe_requests) = (
+                        client.clone(),
+                        shared.clone(),
+                        gateway.clone(),
+                        probe_requests.clone(),
+                    );
                     tokio::spawn(async move {
                         let _permit = permit;
-                        if let Some(lag) =
-                            time_until_readable(&client, &gateway, &id, accepted_at, DRAIN_DEADLINE)
-                                .await
-                        {
+                        let (lag, requests) = time_until_readable(
+                            &client,
+                            &gateway,
+                            &id,
+                            accepted_at,
+                            DRAIN_DEADLINE,
+                        )
+                        .await;
+                        probe_requests.fetch_add(requests, Ordering::Relaxed);
+                        if let Some(lag) = lag {
                             shared
                                 .lock()
                                 .unwrap_or_else(|e| e.into_inner())
@@ -311,7 +327,9 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
     }
     let drain_secs = drained.elapsed().as_secs_f64();
     // Lag probes still polling hold permits; each ends within DRAIN_DEADLINE.
-    let _ = probes.acquire_many(MAX_PROBES as u32).await;
+    let _ = probes
+        .acquire_many(u32::try_from(options.lag_probes).unwrap_or(u32::MAX))
+        .await;
     let _ = own_write_reads
         .acquire_many(MAX_OWN_WRITE_READS as u32)
         .await;
@@ -329,6 +347,7 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
         end_to_end_per_sec: accepted as f64 / (posting_secs + drain_secs),
         post_latency: shared.post.summary(),
         projection_lag: shared.lag.summary(),
+        lag_probe_requests: probe_requests.load(Ordering::Relaxed),
         own_write_read: shared.own_write_read.summary(),
         own_write_reads_failed: shared.own_write_reads_failed,
         get_by_id_latency: shared.get_by_id.summary(),
@@ -343,26 +362,28 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
 
 /// Polls `GET /orders/{id}` until it is 200, waiting 1 ms, then 2, 4, … up to 32 ms between
 /// polls (a few requests per order, at most 1 ms late while the lag is small); the time since
-/// `since`.
+/// `since` (`None` past `deadline`) and the requests made.
 async fn time_until_readable(
     client: &reqwest::Client,
     gateway: &str,
     id: &str,
     since: Instant,
     deadline: Duration,
-) -> Option<Duration> {
+) -> (Option<Duration>, u64) {
     let url = format!("{gateway}/orders/{id}");
     let mut pause = Duration::from_millis(1);
+    let mut requests = 0;
     while since.elapsed() < deadline {
+        requests += 1;
         if let Ok(response) = client.get(&url).send().await {
             if response.status() == 200 {
-                return Some(since.elapsed());
+                return (Some(since.elapsed()), requests);
             }
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(32));
     }
-    None
+    (None, requests)
 }
 
 /// One reader alternating `GET /orders/{id}` and `GET /orders?email=` on known data, every 20 ms.

@@ -64,6 +64,11 @@ pub struct Options {
     /// Measure the projection lag of one accepted order in this many.
     #[arg(long, default_value_t = 10)]
     pub lag_sample_every: u64,
+    /// Lag probes in flight at once (0: none). Each polls `GET /orders/{id}` until the order
+    /// is readable, a load on the read side no client of a deployment makes, and about the
+    /// same number of requests per second at any rate: the report gives them per order.
+    #[arg(long, default_value_t = 2)]
+    pub lag_probes: usize,
     /// Seconds each component baseline runs; 0 skips them.
     #[arg(long, default_value_t = 5.0)]
     pub baseline_secs: f64,
@@ -233,8 +238,8 @@ impl Options {
         }
         line(format!(
             "post for {posting} through {} with {} clients ({rate}); every {}th order's lag is \
-             probed",
-            self.gateway, self.concurrency, self.lag_sample_every
+             probed, {} at a time",
+            self.gateway, self.concurrency, self.lag_sample_every, self.lag_probes
         ));
         line(
             "drain: wait until every accepted order is readable (not part of the posting time)"
@@ -663,6 +668,12 @@ impl Report {
         };
         row(&mut text, "POST latency", &e.post_latency);
         row(&mut text, "projection lag", &e.projection_lag);
+        let _ = writeln!(
+            text,
+            "| lag probes' GET /orders/{{id}} requests (per accepted order) | {} ({:.2}) |",
+            e.lag_probe_requests,
+            e.lag_probe_requests as f64 / e.accepted.max(1) as f64
+        );
         row(
             &mut text,
             "own-write read (POST's answer → GET with its token answered)",

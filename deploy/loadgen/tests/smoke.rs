@@ -31,6 +31,7 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
         rate_share: None,
         warmup: 0.5,
         lag_sample_every: 5,
+        lag_probes: 2,
         baseline_secs: 0.5,
         postgres_admin_url: std::env::var("POSTGRES_ADMIN_URL")
             .unwrap_or_else(|_| "postgres://cqrs:cqrs@127.0.0.1:5432/postgres".into()),
@@ -66,6 +67,10 @@ async fn a_short_benchmark_run_measures_every_part_of_the_report() {
     assert!(
         e2e.projection_lag.count > 0,
         "no projection lag was measured"
+    );
+    assert!(
+        e2e.lag_probe_requests >= e2e.projection_lag.count,
+        "each measured lag took a probe request at least: {e2e:?}"
     );
     assert!(e2e.get_by_id_latency.count > 0, "no read was measured");
     let floor = e2e
