@@ -65,8 +65,8 @@ pub struct Options {
     #[arg(long, default_value_t = 10)]
     pub lag_sample_every: u64,
     /// Lag probes in flight at once (0: none). Each polls `GET /orders/{id}` until the order
-    /// is readable, a load on the read side no client of a deployment makes, and about the
-    /// same number of requests per second at any rate: the report gives them per order.
+    /// is readable: a load on the read side that no client of a deployment makes, which the
+    /// report counts per order.
     #[arg(long, default_value_t = 2)]
     pub lag_probes: usize,
     /// Seconds each component baseline runs; 0 skips them.
