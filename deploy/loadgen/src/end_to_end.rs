@@ -83,6 +83,7 @@ pub struct Second {
 struct Shared {
     post: Latencies,
     lag: Latencies,
+    lag_probe_requests: u64,
     own_write_read: Latencies,
     own_write_reads_failed: u64,
     get_by_id: Latencies,
@@ -157,7 +158,6 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
     let accepted = Arc::new(AtomicU64::new(0));
     let posting_flag = Arc::new(AtomicBool::new(true));
     let probes = Arc::new(tokio::sync::Semaphore::new(options.lag_probes));
-    let probe_requests = Arc::new(AtomicU64::new(0));
     let own_write_reads = Arc::new(tokio::sync::Semaphore::new(MAX_OWN_WRITE_READS));
     let started = Instant::now();
     let deadline = options
@@ -176,11 +176,7 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
             failed.clone(),
             accepted.clone(),
         );
-        let (probes, probe_requests, own_write_reads) = (
-            probes.clone(),
-            probe_requests.clone(),
-            own_write_reads.clone(),
-        );
+        let (probes, own_write_reads) = (probes.clone(), own_write_reads.clone());
         let url = format!("{}/orders", options.gateway);
         let gateway = options.gateway.clone();
         let (count, lag_every) = (options.count, options.lag_sample_every);
@@ -254,12 +250,8 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
                     .then(|| probes.clone().try_acquire_owned().ok())
                     .flatten();
                 if let Some(permit) = probe {
-                    let (client, shared, gateway, probe_requests) = (
-                        client.clone(),
-                        shared.clone(),
-                        gateway.clone(),
-                        probe_requests.clone(),
-                    );
+                    let (client, shared, gateway) =
+                        (client.clone(), shared.clone(), gateway.clone());
                     tokio::spawn(async move {
                         let _permit = permit;
                         let (lag, requests) = time_until_readable(
@@ -270,13 +262,10 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
                             DRAIN_DEADLINE,
                         )
                         .await;
-                        probe_requests.fetch_add(requests, Ordering::Relaxed);
+                        let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
+                        shared.lag_probe_requests += requests;
                         if let Some(lag) = lag {
-                            shared
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .lag
-                                .record(lag);
+                            shared.lag.record(lag);
                         }
                     });
                 }
@@ -347,7 +336,7 @@ pub async fn run(options: &Options, client: &reqwest::Client) -> EndToEnd {
         end_to_end_per_sec: accepted as f64 / (posting_secs + drain_secs),
         post_latency: shared.post.summary(),
         projection_lag: shared.lag.summary(),
-        lag_probe_requests: probe_requests.load(Ordering::Relaxed),
+        lag_probe_requests: shared.lag_probe_requests,
         own_write_read: shared.own_write_read.summary(),
         own_write_reads_failed: shared.own_write_reads_failed,
         get_by_id_latency: shared.get_by_id.summary(),
