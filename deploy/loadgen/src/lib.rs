@@ -161,8 +161,7 @@ pub struct BeforePreload {
 #[derive(Debug, Clone, Serialize)]
 pub struct HeldRate {
     pub maximum_per_sec: f64,
-    /// CPU time by process group while the maximum was measured, most first: at a moderate
-    /// rate each process handles fewer events per wake-up, so an order costs more.
+    /// CPU time by process group while the maximum was measured, most first.
     pub maximum_cpu: Vec<CpuUse>,
     pub share: f64,
     pub rate: f64,
