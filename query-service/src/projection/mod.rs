@@ -58,7 +58,7 @@ impl Projector {
     /// store's batch deadline.
     pub async fn apply_batch(&self, events: &[NumberedEvent]) -> Result<AppliedBatch, StoreError> {
         let started = Instant::now();
-        let writes = read_models::writes(events);
+        let writes = read_models::writes(events, self.store.span_length().await?);
         let written = self
             .store
             .within_batch_deadline(self.store.write(&writes, self.concurrency))

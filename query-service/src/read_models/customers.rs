@@ -5,19 +5,19 @@
 //! each by an insert, in one of two places:
 //!
 //! - **a summary document** in `customerSummaries`, under `<owner>/<email>/<version>`, for a
-//!   customer's first order and every [`ORDERS_PER_STORED_SUMMARY`]th after it, and for every
+//!   customer's first order and every [`SpanLength`]th after it, and for every
 //!   cancellation: a batch inserts the newest of these it holds for each customer;
 //! - **the order's own document** (`super::orders`), for every order: the summary as of the
 //!   order's event, and the order's *span*, its place among the customer's orders divided by
-//!   [`ORDERS_PER_STORED_SUMMARY`], so that the orders placed after a stored version are
+//!   the span's length, so that the orders placed after a stored version are
 //!   found by equality on one span.
 //!
 //! A read takes the newest summary document, then the orders of the span after it
 //! ([`Summarised`]). A duplicate is refused, an older version arriving late never hides a
 //! newer one (reads take the newest), and two replicas never write the same document. On
 //! FerretDB each summary document costs about as much CPU as its order's insert
-//! (docs/performance.md), which is why only one order in [`ORDERS_PER_STORED_SUMMARY`] has
-//! one. When a batch opens one of a customer's spans, their older summary documents are
+//! (docs/performance.md), which is why only one order in [`SpanLength::LONG`] has one
+//! there, and one in [`SpanLength::SHORT`] on the servers where they cost little. When a batch opens one of a customer's spans, their older summary documents are
 //! deleted ([`Compaction`]; on FerretDB at one span in [`SPANS_PER_COMPACTION`]), which a read
 //! never notices: the newest stays.
 
@@ -31,11 +31,26 @@ use super::listings::page_of;
 use super::orders::{owner_page, EmbeddedCustomer};
 use super::{bson_count, bson_time, key, NumberedEvent};
 
-/// A placement stores its customer's summary as a document of its own once in this many of
-/// the customer's orders (see [`Spans`]); the others' summaries are found in their orders'
-/// documents, a span of this many at a time. Fewer documents cost FerretDB less CPU per order;
-/// longer spans make each customer read fetch more orders.
-pub const ORDERS_PER_STORED_SUMMARY: i64 = 8;
+/// How many of a customer's orders a span holds: a placement stores its customer's summary
+/// as a document of its own once in this many of the customer's orders (see [`Spans`]), the
+/// others' summaries are found in their orders' documents, a span at a time. Every replica
+/// and every rebuild of a read model must use one length, so it is the read store's server's
+/// (`crate::store::ReadStore::span_length`), never a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanLength(i64);
+
+impl SpanLength {
+    /// Where a summary document costs the server about as much CPU as its order's insert
+    /// (FerretDB): fewer documents per order.
+    pub const LONG: Self = Self(8);
+    /// Where a summary document costs the server little beside its order's insert
+    /// (secantusd-rs, mongod): each customer read fetches half the orders of [`Self::LONG`].
+    pub const SHORT: Self = Self(4);
+
+    pub fn orders(self) -> i64 {
+        self.0
+    }
+}
 
 /// Where a store deletes one customer's older summary documents with a statement of its own
 /// (FerretDB: see `crate::store::KeyLookups`), it does so once every this many of the
@@ -100,7 +115,7 @@ pub fn version_id(customer_key: &str, version: i64) -> String {
 }
 
 /// How a customer's orders fall into spans. A placement stores a summary document when it
-/// opens a span: the customer's first, then one in [`ORDERS_PER_STORED_SUMMARY`], shifted by
+/// opens a span: the customer's first, then one in [`SpanLength`], shifted by
 /// a phase that a fixed hash of the customer's key (FNV-1a of its bytes) gives, so that
 /// customers who order at one pace do not all store one in the same batches and a page of
 /// customers holds customers at every point of their spans. The span after a stored placement
@@ -109,35 +124,37 @@ pub fn version_id(customer_key: &str, version: i64) -> String {
 /// hash is fixed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spans {
+    length: SpanLength,
     phase: i64,
 }
 
 impl Spans {
-    pub fn of(customer_key: &str) -> Self {
+    pub fn of(customer_key: &str, length: SpanLength) -> Self {
         let hash = customer_key
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
                 (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
             });
         Self {
-            phase: (hash % ORDERS_PER_STORED_SUMMARY as u64) as i64,
+            length,
+            phase: (hash % length.orders().unsigned_abs()) as i64,
         }
     }
 
     /// The span of the customer's order at `customer_order` (from 2; the first order is in
     /// none that a read looks up).
     pub fn span_of(self, customer_order: i64) -> i64 {
-        (customer_order - 2 + self.phase).div_euclid(ORDERS_PER_STORED_SUMMARY)
+        (customer_order - 2 + self.phase).div_euclid(self.length.orders())
     }
 
     /// Whether the customer's order at `customer_order` stores a summary document.
     pub fn opens_span(self, customer_order: i64) -> bool {
-        customer_order == 1 || (customer_order - 1 + self.phase) % ORDERS_PER_STORED_SUMMARY == 0
+        customer_order == 1 || (customer_order - 1 + self.phase) % self.length.orders() == 0
     }
 
     /// The customer's order that closes `span`: the next one that stores a summary document.
     pub fn last_order_of(self, span: i64) -> i64 {
-        (span + 1) * ORDERS_PER_STORED_SUMMARY + 1 - self.phase
+        (span + 1) * self.length.orders() + 1 - self.phase
     }
 }
 
@@ -208,22 +225,22 @@ fn opens_span(spans: Spans, event: &NumberedEvent) -> Option<(i64, bool)> {
 
 /// For each customer of `batch` with an event that stores its summary, the newest such, and
 /// the compactions the batch reaches, in the order the batch first names the customers.
-pub fn writes(batch: &[NumberedEvent]) -> CustomerWrites {
+pub fn writes(batch: &[NumberedEvent], length: SpanLength) -> CustomerWrites {
     let mut newest: Vec<SummaryDocument> = Vec::new();
     // For each customer: the newest span the batch opens, and whether any is a sparse point.
     let mut compacting: Vec<(Option<i64>, bool)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for event in batch {
         let payload = &event.envelope.payload;
-        let spans = Spans::of(&customer_key(
-            payload.owner(),
-            &payload.order().customer.email,
-        ));
+        let spans = Spans::of(
+            &customer_key(payload.owner(), &payload.order().customer.email),
+            length,
+        );
         // Most events store no summary document: nothing of one is built for them.
         if !stores_summary(spans, event) {
             continue;
         }
-        let version = document(event);
+        let version = document(event, length);
         let at = *index
             .entry(version.customer_key.clone())
             .or_insert_with(|| newest.len());
@@ -271,15 +288,15 @@ pub fn summary(event: &NumberedEvent) -> Summary {
     }
 }
 
-/// The customer's summary document as of `event`.
-pub fn document(event: &NumberedEvent) -> SummaryDocument {
+/// The customer's summary document as of `event`, in spans of `length`.
+pub fn document(event: &NumberedEvent, length: SpanLength) -> SummaryDocument {
     let owner = event.envelope.payload.owner();
     let customer = &event.envelope.payload.order().customer;
     let list_position = bson_count(event.positions.customer);
     let owner_position = bson_count(event.owner_positions.customer);
     let customer_key = customer_key(owner, &customer.email);
     let summary = summary(event);
-    let following_span = following_span(&customer_key, &summary);
+    let following_span = following_span(&customer_key, &summary, length);
     SummaryDocument {
         id: version_id(&customer_key, summary.version),
         owner: owner.to_owned(),
@@ -297,8 +314,8 @@ pub fn document(event: &NumberedEvent) -> SummaryDocument {
 }
 
 /// [`span_key`] of the span of the orders the customer places after `summary`.
-fn following_span(customer_key: &str, summary: &Summary) -> String {
-    let span = Spans::of(customer_key).span_of(summary.placed_order_count + 1);
+fn following_span(customer_key: &str, summary: &Summary, length: SpanLength) -> String {
+    let span = Spans::of(customer_key, length).span_of(summary.placed_order_count + 1);
     span_key(customer_key, span)
 }
 
@@ -338,11 +355,12 @@ pub struct SummaryInOrder {
     pub owner_customer_position: i64,
 }
 
-/// A customer's summary as of `order`'s version, from what its document carries.
-pub fn as_of_order(order: &SummaryInOrder) -> SummaryDocument {
+/// A customer's summary as of `order`'s version, from what its document carries, in spans of
+/// `length`.
+pub fn as_of_order(order: &SummaryInOrder, length: SpanLength) -> SummaryDocument {
     let customer_key = customer_key(&order.owner, &order.customer_email);
     SummaryDocument {
-        following_span: following_span(&customer_key, &order.customer_summary),
+        following_span: following_span(&customer_key, &order.customer_summary, length),
         id: version_id(&customer_key, order.customer_summary.version),
         owner: order.owner.clone(),
         customer_email: order.customer_email.clone(),
@@ -366,16 +384,18 @@ pub struct Summarised {
     pub customer: SummaryDocument,
     /// The span to read next, or `None` when the summary is complete.
     pub next_span: Option<i64>,
+    spans: Spans,
 }
 
 impl Summarised {
-    /// Starting from `newest`, the customer's newest summary document.
-    pub fn from(newest: SummaryDocument) -> Self {
-        let spans = Spans::of(&newest.customer_key);
+    /// Starting from `newest`, the customer's newest summary document, in spans of `length`.
+    pub fn from(newest: SummaryDocument, length: SpanLength) -> Self {
+        let spans = Spans::of(&newest.customer_key, length);
         let next_span = Some(spans.span_of(newest.summary.placed_order_count + 1));
         Self {
             customer: newest,
             next_span,
+            spans,
         }
     }
 
@@ -388,7 +408,7 @@ impl Summarised {
         let Some(span) = self.next_span.take() else {
             return;
         };
-        let span_end = Spans::of(&self.customer.customer_key).last_order_of(span);
+        let span_end = self.spans.last_order_of(span);
         let mut full = false;
         // The span's newest order alone is taken in: a summary is built once per span, not
         // once per order.
@@ -416,9 +436,10 @@ impl Summarised {
         let newer = order.customer_summary.version > self.customer.summary.version;
         if newer && customer_key(&order.owner, &order.customer_email) == self.customer.customer_key
         {
-            self.customer = as_of_order(order);
-            let spans = Spans::of(&self.customer.customer_key);
-            let after = spans.span_of(order.customer_summary.placed_order_count + 1);
+            self.customer = as_of_order(order, self.spans.length);
+            let after = self
+                .spans
+                .span_of(order.customer_summary.placed_order_count + 1);
             self.next_span = self.next_span.map(|span| span.max(after));
         }
     }
@@ -449,11 +470,14 @@ mod tests {
         event
     }
 
+    /// Both lengths a read model's spans may have: each rule holds for either.
+    const LENGTHS: [SpanLength; 2] = [SpanLength::SHORT, SpanLength::LONG];
+
     /// The order of the anonymous owner's customer `email` that opens their span `span`.
-    fn opener(email: &str, span: i64) -> u64 {
+    fn opener(email: &str, span: i64, length: SpanLength) -> u64 {
         let first = match span {
             0 => 1,
-            _ => Spans::of(&customer_key("", email)).last_order_of(span - 1),
+            _ => Spans::of(&customer_key("", email), length).last_order_of(span - 1),
         };
         u64::try_from(first).unwrap()
     }
@@ -461,28 +485,28 @@ mod tests {
     #[test]
     fn a_span_s_first_placement_and_every_cancellation_store_a_summary_document() {
         let email = "ada@example.com";
-        let stored =
-            |event: &NumberedEvent| stores_summary(Spans::of(&customer_key("", email)), event);
-        let every = u64::try_from(ORDERS_PER_STORED_SUMMARY).unwrap();
+        for length in LENGTHS {
+            let spans = Spans::of(&customer_key("", email), length);
+            let stored = |event: &NumberedEvent| stores_summary(spans, event);
+            let every = u64::try_from(length.orders()).unwrap();
 
-        let openers: Vec<u64> = (1..=4 * every)
-            .filter(|&n| stored(&nth_order(email, n)))
-            .collect();
+            let openers: Vec<u64> = (1..=4 * every)
+                .filter(|&n| stored(&nth_order(email, n)))
+                .collect();
 
-        assert_eq!(openers[0], 1, "the first order");
-        assert!(openers[1] > 1 && openers[1] <= every + 1, "{openers:?}");
-        assert!(
-            openers
-                .windows(2)
-                .skip(1)
-                .all(|pair| pair[1] - pair[0] == every),
-            "{openers:?}"
-        );
-        assert_eq!(
-            openers[1..4],
-            [opener(email, 1), opener(email, 2), opener(email, 3)]
-        );
-        assert!(stored(&cancelled(&nth_order(email, 2))));
+            assert_eq!(openers[0], 1, "the first order");
+            assert!(openers[1] > 1 && openers[1] <= every + 1, "{openers:?}");
+            assert!(
+                openers
+                    .windows(2)
+                    .skip(1)
+                    .all(|pair| pair[1] - pair[0] == every),
+                "{openers:?}"
+            );
+            let next = |span| opener(email, span, length);
+            assert_eq!(openers[1..4], [next(1), next(2), next(3)]);
+            assert!(stored(&cancelled(&nth_order(email, 2))));
+        }
     }
 
     #[test]
@@ -492,7 +516,10 @@ mod tests {
         let bob = placed("bob@example.com", 1, 3);
         let cancellation = with_summary(cancelled(&first), 3, (2, 2), (1, 1));
 
-        let writes = writes(&[cancellation, first.clone(), bob, second, first]);
+        let writes = writes(
+            &[cancellation, first.clone(), bob, second, first],
+            SpanLength::SHORT,
+        );
 
         let versions: Vec<(&str, i64, i64, i64)> = writes
             .versions
@@ -519,44 +546,46 @@ mod tests {
     fn a_batch_that_opens_a_span_compacts_below_its_newest_document() {
         let email = "ada@example.com";
         let key = customer_key("", email);
-        let spans = Spans::of(&key);
-        let point = opener(email, SPANS_PER_COMPACTION);
-        let compacted = |batch: &[NumberedEvent]| writes(batch).compactions;
-        let below = |version: u64, at_sparse_point: bool| {
-            let version = i64::try_from(version).unwrap();
-            vec![Compaction {
-                customer_key: key.clone(),
-                below_version: version,
-                opened_span: spans.span_of(version + 1),
-                at_sparse_point,
-            }]
-        };
+        for length in LENGTHS {
+            let spans = Spans::of(&key, length);
+            let point = opener(email, SPANS_PER_COMPACTION, length);
+            let compacted = |batch: &[NumberedEvent]| writes(batch, length).compactions;
+            let below = |version: u64, at_sparse_point: bool| {
+                let version = i64::try_from(version).unwrap();
+                vec![Compaction {
+                    customer_key: key.clone(),
+                    below_version: version,
+                    opened_span: spans.span_of(version + 1),
+                    at_sparse_point,
+                }]
+            };
 
-        assert_eq!(compacted(&[nth_order(email, 1)]), [], "the first span");
-        let second = opener(email, 1);
-        assert_eq!(compacted(&[nth_order(email, second)]), below(second, false));
-        assert_eq!(compacted(&[nth_order(email, point - 1)]), []);
-        assert_eq!(compacted(&[nth_order(email, point)]), below(point, true));
-        assert_eq!(compacted(&[nth_order(email, point + 1)]), []);
-        let later_cancellation = with_summary(
-            cancelled(&nth_order(email, 2)),
-            point + 1,
-            (point, point),
-            (1, 1),
-        );
-        let mut with_cancellation = below(point, true);
-        with_cancellation[0].below_version += 1;
-        assert_eq!(
-            compacted(&[nth_order(email, point), later_cancellation.clone()]),
-            with_cancellation,
-            "below the newest document the batch stores"
-        );
-        assert_eq!(compacted(&[later_cancellation]), []);
-        let next_point = opener(email, 2 * SPANS_PER_COMPACTION);
-        assert_eq!(
-            compacted(&[nth_order(email, next_point)]),
-            below(next_point, true)
-        );
+            assert_eq!(compacted(&[nth_order(email, 1)]), [], "the first span");
+            let second = opener(email, 1, length);
+            assert_eq!(compacted(&[nth_order(email, second)]), below(second, false));
+            assert_eq!(compacted(&[nth_order(email, point - 1)]), []);
+            assert_eq!(compacted(&[nth_order(email, point)]), below(point, true));
+            assert_eq!(compacted(&[nth_order(email, point + 1)]), []);
+            let later_cancellation = with_summary(
+                cancelled(&nth_order(email, 2)),
+                point + 1,
+                (point, point),
+                (1, 1),
+            );
+            let mut with_cancellation = below(point, true);
+            with_cancellation[0].below_version += 1;
+            assert_eq!(
+                compacted(&[nth_order(email, point), later_cancellation.clone()]),
+                with_cancellation,
+                "below the newest document the batch stores"
+            );
+            assert_eq!(compacted(&[later_cancellation]), []);
+            let next_point = opener(email, 2 * SPANS_PER_COMPACTION, length);
+            assert_eq!(
+                compacted(&[nth_order(email, next_point)]),
+                below(next_point, true)
+            );
+        }
     }
 
     #[test]
@@ -569,35 +598,41 @@ mod tests {
             opened_span,
             at_sparse_point: false,
         };
-        let stored_in = |span: i64| {
-            let spans = Spans::of(&key);
-            let order = spans.last_order_of(span - 1);
-            let event = owned_by(
-                nth_order(email, u64::try_from(order).unwrap()),
-                "team/a",
-                OwnerPositions {
-                    order: 1,
-                    customer: 1,
-                },
-            );
-            document(&event).following_span
-        };
+        for length in LENGTHS {
+            let stored_in = |span: i64| {
+                let order = Spans::of(&key, length).last_order_of(span - 1);
+                let event = owned_by(
+                    nth_order(email, u64::try_from(order).unwrap()),
+                    "team/a",
+                    OwnerPositions {
+                        order: 1,
+                        customer: 1,
+                    },
+                );
+                document(&event, length).following_span
+            };
 
-        let named: Vec<String> = compaction(5).superseded_spans().collect();
+            let named: Vec<String> = compaction(5).superseded_spans().collect();
 
-        assert_eq!(named, [stored_in(2), stored_in(3), stored_in(4)]);
-        assert!(!named.contains(&stored_in(5)), "the kept document's span");
-        assert_eq!(compaction(1).superseded_spans().count(), 1);
+            assert_eq!(named, [stored_in(2), stored_in(3), stored_in(4)]);
+            assert!(!named.contains(&stored_in(5)), "the kept document's span");
+            assert_eq!(compaction(1).superseded_spans().count(), 1);
+        }
     }
 
     #[test]
-    fn span_phases_are_spread_and_fixed_by_the_key_alone() {
-        let phases: HashSet<i64> = (0..200)
-            .map(|n| Spans::of(&format!("customer{n}@example.com")).phase)
-            .collect();
-        assert_eq!(phases.len(), ORDERS_PER_STORED_SUMMARY as usize);
-        assert_eq!(Spans::of("ada@example.com").phase, 2);
-        assert_eq!(Spans::of("").phase, 5);
+    fn span_phases_are_spread_and_fixed_by_the_key_and_the_length_alone() {
+        for length in LENGTHS {
+            let phases: HashSet<i64> = (0..200)
+                .map(|n| Spans::of(&format!("customer{n}@example.com"), length).phase)
+                .collect();
+            assert_eq!(phases.len(), usize::try_from(length.orders()).unwrap());
+        }
+        let phase = |key: &str, length| Spans::of(key, length).phase;
+        assert_eq!(phase("ada@example.com", SpanLength::LONG), 2);
+        assert_eq!(phase("", SpanLength::LONG), 5);
+        assert_eq!(phase("ada@example.com", SpanLength::SHORT), 2);
+        assert_eq!(phase("", SpanLength::SHORT), 1);
     }
 
     #[test]
@@ -610,7 +645,7 @@ mod tests {
             )
         };
 
-        let writes = writes(&[of("alice", 1), of("bob", 1)]);
+        let writes = writes(&[of("alice", 1), of("bob", 1)], SpanLength::SHORT);
 
         let ids: Vec<(&str, &str, &str)> = writes
             .versions
@@ -641,7 +676,7 @@ mod tests {
         let version = |email: &str, version: u64, position: u64| {
             let mut event = with_summary(placed(email, 1, 1), version, (version, 1), (0, 0));
             event.positions.customer = position;
-            document(&event)
+            document(&event, SpanLength::SHORT)
         };
 
         let customers = newest_of_each(
@@ -661,12 +696,13 @@ mod tests {
         assert_eq!(found, [("ada@example.com", 3), ("bob@example.com", 4)]);
     }
 
-    /// The documents of customer `email`'s orders `from..=to`, decoded as a read decodes them.
-    fn order_documents(email: &str, from: u64, to: u64) -> Vec<SummaryInOrder> {
+    /// The documents of customer `email`'s orders `from..=to` in spans of `length`, decoded as
+    /// a read decodes them.
+    fn order_documents(email: &str, from: u64, to: u64, length: SpanLength) -> Vec<SummaryInOrder> {
         (from..=to)
             .map(|n| {
-                let stored = bson::to_document(&orders::document(&nth_order(email, n))).unwrap();
-                bson::from_document(stored).unwrap()
+                let order = orders::document(&nth_order(email, n), length);
+                bson::from_document(bson::to_document(&order).unwrap()).unwrap()
             })
             .collect()
     }
@@ -674,38 +710,42 @@ mod tests {
     #[test]
     fn a_summary_is_completed_from_the_spans_after_the_newest_document_while_they_are_full() {
         let email = "ada@example.com";
-        let (first, second) = (opener(email, 1), opener(email, 2));
-        let stored = document(&nth_order(email, first));
-        let key = stored.customer_key.clone();
-        let mut summarised = Summarised::from(stored);
+        for length in LENGTHS {
+            let documents = |from, to| order_documents(email, from, to, length);
+            let (first, second) = (opener(email, 1, length), opener(email, 2, length));
+            let stored = document(&nth_order(email, first), length);
+            let key = stored.customer_key.clone();
+            let mut summarised = Summarised::from(stored, length);
 
-        assert_eq!(summarised.next_span_key(), Some(format!("{key}/1")));
-        // The next stored placement's document not applied yet: the span it closes is full.
-        summarised.take_span(&order_documents(email, first + 1, second));
-        assert_eq!(summarised.customer.summary.version, second as i64);
-        assert_eq!(
-            summarised.next_span_key(),
-            Some(format!("{key}/2")),
-            "span 1 is full"
-        );
-        // The store returns a span's orders in no particular order.
-        let mut unordered = order_documents(email, second + 1, second + 2);
-        unordered.reverse();
-        summarised.take_span(&unordered);
-        let newest = second as i64 + 2;
-        assert_eq!(summarised.customer.summary.version, newest);
-        assert_eq!(summarised.customer.summary.placed_order_count, newest);
-        assert_eq!(summarised.customer.id, format!("{key}/{newest}"));
-        assert_eq!(summarised.next_span, None, "span 2 is not");
+            assert_eq!(summarised.next_span_key(), Some(format!("{key}/1")));
+            // The next stored placement's document not applied yet: the span it closes is full.
+            summarised.take_span(&documents(first + 1, second));
+            assert_eq!(summarised.customer.summary.version, second as i64);
+            assert_eq!(
+                summarised.next_span_key(),
+                Some(format!("{key}/2")),
+                "span 1 is full"
+            );
+            // The store returns a span's orders in no particular order.
+            let mut unordered = documents(second + 1, second + 2);
+            unordered.reverse();
+            summarised.take_span(&unordered);
+            let newest = second as i64 + 2;
+            assert_eq!(summarised.customer.summary.version, newest);
+            assert_eq!(summarised.customer.summary.placed_order_count, newest);
+            assert_eq!(summarised.customer.id, format!("{key}/{newest}"));
+            assert_eq!(summarised.next_span, None, "span 2 is not");
+        }
     }
 
     #[test]
     fn a_summary_document_newer_than_the_span_s_orders_stays() {
         let email = "ada@example.com";
+        let length = SpanLength::SHORT;
         let cancellation = with_summary(cancelled(&nth_order(email, 1)), 2, (1, 1), (1, 1));
-        let mut summarised = Summarised::from(document(&cancellation));
+        let mut summarised = Summarised::from(document(&cancellation, length), length);
 
-        summarised.take_span(&order_documents(email, 1, 1));
+        summarised.take_span(&order_documents(email, 1, 1, length));
 
         assert_eq!(summarised.customer.summary.version, 2);
         assert_eq!(summarised.customer.summary.cancelled_order_count, 1);
@@ -715,22 +755,26 @@ mod tests {
     #[test]
     fn a_token_s_order_counts_when_it_is_the_customer_s_and_newer() {
         let email = "ada@example.com";
-        let mut summarised = Summarised::from(document(&nth_order(email, 1)));
-        let [newer]: [SummaryInOrder; 1] = order_documents(email, 12, 12).try_into().unwrap();
-        let [another_customer_s]: [SummaryInOrder; 1] = order_documents("bob@example.com", 30, 30)
-            .try_into()
-            .unwrap();
+        for length in LENGTHS {
+            let mut summarised = Summarised::from(document(&nth_order(email, 1), length), length);
+            let [newer]: [SummaryInOrder; 1] =
+                order_documents(email, 12, 12, length).try_into().unwrap();
+            let [another_customer_s]: [SummaryInOrder; 1] =
+                order_documents("bob@example.com", 30, 30, length)
+                    .try_into()
+                    .unwrap();
 
-        summarised.take_order(&another_customer_s);
-        assert_eq!(summarised.customer.summary.version, 1);
-        summarised.take_order(&newer);
+            summarised.take_order(&another_customer_s);
+            assert_eq!(summarised.customer.summary.version, 1);
+            summarised.take_order(&newer);
 
-        assert_eq!(summarised.customer, as_of_order(&newer));
-        assert_eq!(summarised.customer.summary.version, 12);
-        assert_eq!(
-            summarised.next_span,
-            Some(Spans::of(&customer_key("", email)).span_of(13)),
-            "the orders after the token's"
-        );
+            assert_eq!(summarised.customer, as_of_order(&newer, length));
+            assert_eq!(summarised.customer.summary.version, 12);
+            assert_eq!(
+                summarised.next_span,
+                Some(Spans::of(&customer_key("", email), length).span_of(13)),
+                "the orders after the token's"
+            );
+        }
     }
 }

@@ -9,8 +9,9 @@
 //! and changes nothing) or an update guarded by the version it brings.
 //!
 //! - [`orders`]: one document per order, at its newest version, with the customer embedded.
-//! - [`customers`]: a document for one version of a customer's summary in eight and for each
-//!   cancellation, the others in their orders' documents; reads take the newest.
+//! - [`customers`]: a document for one version of a customer's summary in a span of orders
+//!   (4 or 8, by the server) and for each cancellation, the others in their orders'
+//!   documents; reads take the newest.
 //! - [`listings`]: which pages of the listings hold anything, for the listings' first page.
 //!
 //! Every order and customer belongs to an owner (the principal that placed the order, carried
@@ -24,7 +25,9 @@ pub mod orders;
 use mongodb::bson::DateTime;
 use shared_events::{CustomerSummary, EventEnvelope, ListPositions, OwnerPositions};
 
-pub use customers::{Compaction, CustomerWrites, Summarised, SummaryDocument, SummaryInOrder};
+pub use customers::{
+    Compaction, CustomerWrites, SpanLength, Summarised, SummaryDocument, SummaryInOrder,
+};
 pub use listings::{ListPageMarker, Listing, LIST_PAGE_SPAN};
 pub use orders::{EmbeddedCustomer, OrderDocument, OrderWrites, PriceDocument};
 
@@ -98,12 +101,13 @@ pub struct Writes {
     pub orders: OrderWrites,
 }
 
-/// The writes that apply `batch`, whatever was applied before.
-pub fn writes(batch: &[NumberedEvent]) -> Writes {
+/// The writes that apply `batch`, whatever was applied before, to read models whose
+/// customers' orders fall in spans of `length`.
+pub fn writes(batch: &[NumberedEvent], length: SpanLength) -> Writes {
     Writes {
-        customers: customers::writes(batch),
+        customers: customers::writes(batch, length),
         list_pages: listings::writes(batch),
-        orders: orders::writes(batch),
+        orders: orders::writes(batch, length),
     }
 }
 

@@ -15,7 +15,7 @@ use mongodb::bson::DateTime;
 use serde::{Deserialize, Serialize};
 use shared_events::{OrderEvent, OrderStatus, FIRST_AGGREGATE_VERSION};
 
-use super::customers::{self, customer_key, span_key, Spans, Summary};
+use super::customers::{self, customer_key, span_key, SpanLength, Spans, Summary};
 use super::listings::page_of;
 use super::{bson_count, bson_time, key, NumberedEvent};
 
@@ -102,12 +102,13 @@ pub fn owner_page(owner: &str, page: i64) -> String {
     key(&[owner, &page.to_string()])
 }
 
-/// The newest version of each order of `batch`, in the order the batch first names them.
-pub fn writes(batch: &[NumberedEvent]) -> OrderWrites {
+/// The newest version of each order of `batch`, in the order the batch first names them, its
+/// customer's orders in spans of `length`.
+pub fn writes(batch: &[NumberedEvent], length: SpanLength) -> OrderWrites {
     let mut newest: Vec<OrderDocument> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for event in batch {
-        let document = document(event);
+        let document = document(event, length);
         match index.get(&document.id) {
             Some(&at) if newest[at].version >= document.version => {}
             Some(&at) => newest[at] = document,
@@ -125,8 +126,8 @@ pub fn writes(batch: &[NumberedEvent]) -> OrderWrites {
     }
 }
 
-/// The order as of `event`.
-pub fn document(event: &NumberedEvent) -> OrderDocument {
+/// The order as of `event`, its customer's orders in spans of `length`.
+pub fn document(event: &NumberedEvent, length: SpanLength) -> OrderDocument {
     let envelope = &event.envelope;
     let order = envelope.payload.order();
     let (status, cancelled_at, cancellation_reason) = match &envelope.payload {
@@ -170,7 +171,7 @@ pub fn document(event: &NumberedEvent) -> OrderDocument {
         customer_summary: customers::summary(event),
         customer_span: {
             let customer_key = customer_key(owner, &order.customer.email);
-            let span = Spans::of(&customer_key).span_of(customer_order);
+            let span = Spans::of(&customer_key, length).span_of(customer_order);
             span_key(&customer_key, span)
         },
         customer_position: bson_count(event.positions.customer),
@@ -191,7 +192,10 @@ mod tests {
         let bob = placed("bob@example.com", 1, 2);
         let ada_cancelled = cancelled(&ada);
 
-        let writes = writes(&[ada.clone(), bob.clone(), ada.clone(), ada_cancelled.clone()]);
+        let writes = writes(
+            &[ada.clone(), bob.clone(), ada.clone(), ada_cancelled.clone()],
+            SpanLength::SHORT,
+        );
 
         let ids = |documents: &[OrderDocument]| -> Vec<(String, i64, String)> {
             documents
@@ -221,7 +225,7 @@ mod tests {
     fn an_older_version_after_a_newer_one_does_not_replace_it() {
         let ada = placed("ada@example.com", 2, 1);
 
-        let writes = writes(&[cancelled(&ada), ada.clone()]);
+        let writes = writes(&[cancelled(&ada), ada.clone()], SpanLength::SHORT);
 
         assert!(writes.inserts.is_empty());
         assert_eq!(writes.replacements.len(), 1);
@@ -232,7 +236,7 @@ mod tests {
     fn an_order_s_pages_come_from_its_positions() {
         let order = placed("ada@example.com", 2, 130);
 
-        let document = document(&order);
+        let document = document(&order, SpanLength::SHORT);
 
         assert_eq!((document.list_position, document.list_page), (130, 2));
         assert_eq!(document.customer_order, 1);
@@ -255,7 +259,7 @@ mod tests {
             },
         );
 
-        let document = document(&order);
+        let document = document(&order, SpanLength::SHORT);
 
         assert_eq!(document.owner, "shop/a");
         assert_eq!(document.owner_position, 70);

@@ -181,10 +181,11 @@ impl ReadStore {
         let models = self.collections();
         let versions: Vec<SummaryDocument> =
             models.summaries.find(doc! {}).await?.try_collect().await?;
+        let length = self.span_length().await?;
         let mut customers: Vec<Summarised> =
             newest_of_each(versions, |customer| customer.list_position)
                 .into_iter()
-                .map(Summarised::from)
+                .map(|customer| Summarised::from(customer, length))
                 .collect();
         for chunk in customers.chunks_mut(CUSTOMERS_PER_LOOKUP) {
             self.complete(&models, chunk).await?;

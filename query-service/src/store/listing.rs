@@ -161,6 +161,7 @@ impl ReadStore {
         position: impl Fn(&SummaryDocument) -> i64 + Copy,
     ) -> Result<Listing<SummaryDocument>, StoreError> {
         let limit = page.limit as usize;
+        let length = self.span_length().await?;
         // Pages are read upwards, so the pages this process knows of serve an answer that
         // they fill without searching for newer ones; the search is made when they do not.
         let known = Self::known_last_page(models, &listing);
@@ -192,7 +193,7 @@ impl ReadStore {
                 versions.extend(
                     reflected
                         .as_ref()
-                        .map(as_of_order)
+                        .map(|order| as_of_order(order, length))
                         .filter(|customer| page_of(position(customer)) == list_page),
                 );
                 let customers = newest_of_each(versions, position)
@@ -221,7 +222,10 @@ impl ReadStore {
         };
         // Only the customers answered are completed from their orders, all at once (the
         // token's order is among the versions above already, where its customer is listed).
-        let mut customers: Vec<Summarised> = found.into_iter().map(Summarised::from).collect();
+        let mut customers: Vec<Summarised> = found
+            .into_iter()
+            .map(|customer| Summarised::from(customer, length))
+            .collect();
         self.complete(models, &mut customers).await?;
         Ok(Listing {
             items: customers

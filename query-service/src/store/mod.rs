@@ -14,6 +14,7 @@ mod summaries;
 pub use generations::{Generation, ReadModels};
 pub use listing::{Listing, OrderListing};
 pub use summaries::KeyLookups;
+use summaries::ServerKind;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -190,8 +191,8 @@ pub struct ReadStore {
     client_options: ClientOptions,
     models: Arc<RwLock<ReadModels>>,
     deadlines: Deadlines,
-    /// Learnt from the server on the first read that needs it.
-    key_lookups: Arc<OnceCell<KeyLookups>>,
+    /// Learnt from the server on the first read or write that needs it.
+    server_kind: Arc<OnceCell<ServerKind>>,
 }
 
 /// How long the store waits for the server. The driver sets no deadline on an operation (it
@@ -224,7 +225,7 @@ impl ReadStore {
                 read: settings.read_timeout(),
                 batch: settings.batch_timeout(),
             },
-            key_lookups: Arc::default(),
+            server_kind: Arc::default(),
         })
     }
 
@@ -236,7 +237,7 @@ impl ReadStore {
             client_options: self.client_options.clone(),
             models: Arc::new(RwLock::new(ReadModels::of(&self.database, generation))),
             deadlines: self.deadlines,
-            key_lookups: Arc::clone(&self.key_lookups),
+            server_kind: Arc::clone(&self.server_kind),
         }
     }
 
@@ -252,7 +253,7 @@ impl ReadStore {
             client_options: self.client_options.clone(),
             models: Arc::clone(&self.models),
             deadlines: self.deadlines,
-            key_lookups: Arc::clone(&self.key_lookups),
+            server_kind: Arc::clone(&self.server_kind),
         })
     }
 

@@ -9,8 +9,8 @@ use mongodb::bson::doc;
 use mongodb::Collection;
 
 use super::{ReadModels, ReadStore, StoreError};
-use crate::read_models::customers::{as_of_order, customer_key, ORDERS_PER_STORED_SUMMARY};
-use crate::read_models::{Summarised, SummaryDocument, SummaryInOrder};
+use crate::read_models::customers::{as_of_order, customer_key};
+use crate::read_models::{SpanLength, Summarised, SummaryDocument, SummaryInOrder};
 
 /// How a read of the documents under many keys is put to the server: the cheapest shape
 /// differs by server (docs/local-read-stores.md).
@@ -23,11 +23,20 @@ pub enum KeyLookups {
     OneEach,
 }
 
-/// The most orders `spans` spans hold.
-fn span_orders(spans: usize) -> u32 {
+/// Which kind of server the read store is, where the cheapest shape of a read or of the read
+/// models differs (docs/local-read-stores.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ServerKind {
+    FerretDb,
+    /// MongoDB's own storage engine: mongod, secantusd-rs.
+    WiredTiger,
+}
+
+/// The most orders `spans` spans of `length` hold.
+fn span_orders(spans: usize, length: SpanLength) -> u32 {
     u32::try_from(spans)
         .unwrap_or(u32::MAX)
-        .saturating_mul(ORDERS_PER_STORED_SUMMARY as u32)
+        .saturating_mul(u32::try_from(length.orders()).unwrap_or(u32::MAX))
 }
 
 /// Queries the spans of many customers are split between, where one query serves many keys.
@@ -43,21 +52,40 @@ fn summaries_in(models: &ReadModels) -> Collection<SummaryInOrder> {
 }
 
 impl ReadStore {
-    /// The shape of this server's lookups of many keys: one each on FerretDB (its `buildInfo`
-    /// names its version in `ferretdbVersion`), many per query on every other.
-    pub async fn key_lookups(&self) -> Result<KeyLookups, StoreError> {
-        let lookups = self
-            .key_lookups
+    /// FerretDB when the server's `buildInfo` names a `ferretdbVersion`, learnt once.
+    async fn server_kind(&self) -> Result<ServerKind, StoreError> {
+        let kind = self
+            .server_kind
             .get_or_try_init(|| async {
                 let build = self.database.run_command(doc! { "buildInfo": 1 }).await?;
                 Ok::<_, StoreError>(if build.contains_key("ferretdbVersion") {
-                    KeyLookups::OneEach
+                    ServerKind::FerretDb
                 } else {
-                    KeyLookups::ManyPerQuery
+                    ServerKind::WiredTiger
                 })
             })
             .await?;
-        Ok(*lookups)
+        Ok(*kind)
+    }
+
+    /// The shape of this server's lookups of many keys: one each on FerretDB, many per query
+    /// on every other.
+    pub async fn key_lookups(&self) -> Result<KeyLookups, StoreError> {
+        Ok(match self.server_kind().await? {
+            ServerKind::FerretDb => KeyLookups::OneEach,
+            ServerKind::WiredTiger => KeyLookups::ManyPerQuery,
+        })
+    }
+
+    /// The length of the spans of customers' orders in this server's read models: long on
+    /// FerretDB, where each summary document costs about as much CPU as an order's insert,
+    /// short on every other, where it costs little and halves the orders a customer read
+    /// fetches (docs/performance.md).
+    pub async fn span_length(&self) -> Result<SpanLength, StoreError> {
+        Ok(match self.server_kind().await? {
+            ServerKind::FerretDb => SpanLength::LONG,
+            ServerKind::WiredTiger => SpanLength::SHORT,
+        })
     }
 
     /// The newest summary of `owner`'s customer `email`, counting the order `reflecting` (a
@@ -93,9 +121,10 @@ impl ReadStore {
             .reflected_order(&models, reflecting)
             .await?
             .filter(|order| customer_key(&order.owner, &order.customer_email) == key);
+        let length = self.span_length().await?;
         let mut summarised = match (newest, &reflected) {
-            (Some(newest), _) => Summarised::from(newest),
-            (None, Some(order)) => Summarised::from(as_of_order(order)),
+            (Some(newest), _) => Summarised::from(newest, length),
+            (None, Some(order)) => Summarised::from(as_of_order(order, length), length),
             (None, None) => return Ok(None),
         };
         if let Some(order) = &reflected {
@@ -157,6 +186,7 @@ impl ReadStore {
         keys: Vec<String>,
     ) -> Result<Vec<SummaryInOrder>, StoreError> {
         let orders = summaries_in(models);
+        let length = self.span_length().await?;
         match self.key_lookups().await? {
             KeyLookups::ManyPerQuery => {
                 // A server answers a query on one thread: the keys are split between queries
@@ -170,7 +200,7 @@ impl ReadStore {
                             // Every order of the spans in the first reply: past MongoDB's
                             // default of 101 documents, each further batch would be a round
                             // trip of its own.
-                            .batch_size(span_orders(keys.len()))
+                            .batch_size(span_orders(keys.len(), length))
                             .await?
                             .try_collect::<Vec<SummaryInOrder>>()
                             .await

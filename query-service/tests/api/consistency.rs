@@ -6,7 +6,7 @@ use serde_json::Value;
 use harness::eventually;
 use query_service::read_models::customers::{customer_key, Spans};
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{span_length_of_this_run, spawn_app, spawn_app_with};
 
 fn token_of(event: &shared_events::EventEnvelope) -> String {
     format!("{}.{}", event.aggregate_id, event.aggregate_version)
@@ -55,7 +55,7 @@ async fn a_token_in_the_query_string_covers_the_customer_summary_too() {
 async fn a_token_counts_its_order_in_the_customer_s_reads_while_earlier_orders_are_not_applied() {
     let app = spawn_app().await;
     let email = "ada@example.com";
-    let spans = Spans::of(&customer_key("", email));
+    let spans = Spans::of(&customer_key("", email), span_length_of_this_run());
     // The orders that close the customer's first two spans, each storing a summary document.
     let (first_span, first) = (
         spans.last_order_of(0) as usize,

@@ -3,9 +3,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use harness::{
     eventually, json_when_ok, metric, run_in_background, scrape_metrics, InProcess,
-    PrivateReadStore, TestPublisher,
+    PrivateReadStore, ReadStoreKind, TestPublisher,
 };
 use query_service::config::{BrokerSettings, Settings};
+use query_service::read_models::SpanLength;
 use query_service::rebuild::numbering::LogNumbering;
 use query_service::startup::Application;
 use serde_json::Value;
@@ -99,6 +100,14 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     })
     .await;
     app
+}
+
+/// The length of the customers' spans in this run's read models: long on FerretDB alone.
+pub fn span_length_of_this_run() -> SpanLength {
+    match ReadStoreKind::of_this_run() {
+        ReadStoreKind::FerretDb => SpanLength::LONG,
+        ReadStoreKind::Secantusd => SpanLength::SHORT,
+    }
 }
 
 /// An `OnNewOrder` event with fresh ids, as an earlier release published it: without its

@@ -8,6 +8,7 @@ use shared_events::{CustomerSummary, OrderEvent};
 
 use query_service::config::Settings;
 use query_service::read_models::customers::{customer_key, Spans, SPANS_PER_COMPACTION};
+use query_service::read_models::SpanLength;
 use query_service::store::{KeyLookups, ReadStore};
 
 use query_service::broker::{
@@ -15,7 +16,7 @@ use query_service::broker::{
     ORIGINAL_ROUTING_KEY_HEADER, REASON_HEADER,
 };
 
-use crate::helpers::{new_order, spawn_app, spawn_app_on, spawn_app_with};
+use crate::helpers::{new_order, span_length_of_this_run, spawn_app, spawn_app_on, spawn_app_with};
 use service_support::broker::BrokerAddresses;
 use service_support::config::LayeredSettings;
 
@@ -282,7 +283,7 @@ async fn summaries_are_stored_once_a_span_and_the_older_ones_deleted_as_spans_op
     // Stored: the order that opens each span (see `Spans`), the newest of them where one
     // batch holds several. A batch that opens a span deletes the older documents; on FerretDB
     // only at the customer's sparse compaction points, one span in SPANS_PER_COMPACTION.
-    let spans = Spans::of(&customer_key("", email));
+    let spans = Spans::of(&customer_key("", email), span_length_of_this_run());
     let last_span = spans.span_of(orders as i64 + 1);
     let first_kept_span = match ReadStoreKind::of_this_run() {
         ReadStoreKind::Secantusd => last_span,
@@ -322,7 +323,7 @@ async fn summaries_are_stored_once_a_span_and_the_older_ones_deleted_as_spans_op
 }
 
 #[tokio::test]
-async fn many_keys_are_looked_up_in_a_query_except_on_ferretdb() {
+async fn many_keys_are_looked_up_in_a_query_and_spans_are_short_except_on_ferretdb() {
     let database = harness::fresh_mongo_database();
     let mut settings = Settings::defaults().expect("default settings").mongodb;
     settings.uri = database.uri.clone();
@@ -330,12 +331,13 @@ async fn many_keys_are_looked_up_in_a_query_except_on_ferretdb() {
     let store = ReadStore::new(&settings).await.unwrap();
 
     let lookups = store.key_lookups().await.unwrap();
+    let span_length = store.span_length().await.unwrap();
 
     let expected = match ReadStoreKind::of_this_run() {
-        ReadStoreKind::FerretDb => KeyLookups::OneEach,
-        ReadStoreKind::Secantusd => KeyLookups::ManyPerQuery,
+        ReadStoreKind::FerretDb => (KeyLookups::OneEach, SpanLength::LONG),
+        ReadStoreKind::Secantusd => (KeyLookups::ManyPerQuery, SpanLength::SHORT),
     };
-    assert_eq!(lookups, expected);
+    assert_eq!((lookups, span_length), expected);
 }
 
 fn header(properties: &lapin::BasicProperties, name: &str) -> String {
