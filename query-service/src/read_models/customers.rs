@@ -5,21 +5,22 @@
 //! each by an insert, in one of two places:
 //!
 //! - **a summary document** in `customerSummaries`, under `<owner>/<email>/<version>`, for a
-//!   customer's first order and every [`SpanLength`]th after it, and for every
+//!   customer's first order and one in every [`SpanLength`] orders after it, and for every
 //!   cancellation: a batch inserts the newest of these it holds for each customer;
 //! - **the order's own document** (`super::orders`), for every order: the summary as of the
 //!   order's event, and the order's *span*, its place among the customer's orders divided by
-//!   the span's length, so that the orders placed after a stored version are
-//!   found by equality on one span.
+//!   the span's length, so that the orders placed after a stored version are found by
+//!   equality on one span.
 //!
 //! A read takes the newest summary document, then the orders of the span after it
 //! ([`Summarised`]). A duplicate is refused, an older version arriving late never hides a
 //! newer one (reads take the newest), and two replicas never write the same document. On
 //! FerretDB each summary document costs about as much CPU as its order's insert
-//! (docs/performance.md), which is why only one order in [`SpanLength::LONG`] has one
-//! there, and one in [`SpanLength::SHORT`] on the servers where they cost little. When a batch opens one of a customer's spans, their older summary documents are
-//! deleted ([`Compaction`]; on FerretDB at one span in [`SPANS_PER_COMPACTION`]), which a read
-//! never notices: the newest stays.
+//! (docs/performance.md), which is why only one order in [`SpanLength::LONG`] has one there,
+//! and one in [`SpanLength::SHORT`] on the servers where it costs little. When a batch opens
+//! one of a customer's spans, their older summary documents are deleted ([`Compaction`]; on
+//! FerretDB at one span in [`SPANS_PER_COMPACTION`]), which a read never notices: the newest
+//! stays.
 
 use std::collections::HashMap;
 
