@@ -161,7 +161,6 @@ impl ReadStore {
         position: impl Fn(&SummaryDocument) -> i64 + Copy,
     ) -> Result<Listing<SummaryDocument>, StoreError> {
         let limit = page.limit as usize;
-        let length = self.span_length().await?;
         // Pages are read upwards, so the pages this process knows of serve an answer that
         // they fill without searching for newer ones; the search is made when they do not.
         let known = Self::known_last_page(models, &listing);
@@ -173,6 +172,7 @@ impl ReadStore {
         let Some(mut last_page) = last else {
             return Ok(Listing::empty());
         };
+        let length = self.span_length().await?;
         let after = match page.start.after {
             Some(Cursor::Position(position)) => position,
             None => 0,

@@ -186,9 +186,9 @@ impl ReadStore {
         keys: Vec<String>,
     ) -> Result<Vec<SummaryInOrder>, StoreError> {
         let orders = summaries_in(models);
-        let length = self.span_length().await?;
         match self.key_lookups().await? {
             KeyLookups::ManyPerQuery => {
+                let length = self.span_length().await?;
                 // A server answers a query on one thread: the keys are split between queries
                 // made at once, which an idle server answers on as many cores.
                 let keys_per_query = keys.len().div_ceil(SPAN_QUERIES).max(1);
