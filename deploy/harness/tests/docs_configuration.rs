@@ -10,12 +10,11 @@ use std::collections::BTreeMap;
 use harness::repository;
 use serde_json::Value;
 
-/// A table row: the settings its first cell names and the defaults its second cell shows in
-/// code spans, in the same order (`http.host`, `http.port` → `127.0.0.1`, `8081`).
+/// A table row: the settings its first cell names (`http.host`, `http.port`) and its second
+/// cell, which shows their defaults in code spans in the same order (`127.0.0.1`, `8081`).
 #[derive(Debug)]
 struct Row {
     settings: Vec<String>,
-    defaults: Vec<String>,
     default_cell: String,
 }
 
@@ -37,7 +36,6 @@ fn tables(page: &str) -> Vec<(String, Vec<Row>)> {
             let named = cells[1].split(" (or ").next().expect("split yields a part");
             let row = Row {
                 settings: code_spans(named),
-                defaults: code_spans(cells[2]),
                 default_cell: cells[2].to_owned(),
             };
             match tables.last_mut() {
@@ -61,12 +59,13 @@ fn documented(page: &str, service: &str) -> BTreeMap<String, Option<String>> {
             continue;
         }
         for row in rows {
-            let stated = row.defaults.len() == row.settings.len();
+            let defaults = code_spans(&row.default_cell);
+            let stated = defaults.len() == row.settings.len();
             for (i, setting) in row.settings.iter().enumerate() {
                 let default = if row.default_cell.starts_with("empty") {
                     Some(String::new())
                 } else if stated {
-                    Some(row.defaults[i].clone())
+                    Some(defaults[i].clone())
                 } else {
                     None
                 };
